@@ -1,0 +1,66 @@
+# Lopper build: the engine as static and shared libraries, its tests and benchmarks.
+#   make            build build/liblopper.a and build/liblopper.so
+#   make test       build and run every test; ends with "N passed, N failed"
+#   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/asan)
+#   make bench      print the benchmark table
+# Missing Debian packages are installed first by scripts/install_deps.sh.
+
+CC      ?= cc
+SANITIZE ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD   := build/asan
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN   := -fsanitize=address,undefined
+else
+BUILD   := build
+OPT     := -O2 -g -march=native
+LDSAN   :=
+endif
+
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter \
+           -fPIC $(OPT) $(shell pkg-config --cflags openblas 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -lz -lm -lpthread
+
+ENGINE_SRC := $(wildcard engine/*.c)
+ENGINE_OBJ := $(ENGINE_SRC:engine/%.c=$(BUILD)/obj/%.o)
+TEST_SRC   := $(wildcard tests/test_*.c)
+TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(filter-out $(TEST_SRC), $(wildcard tests/*.c))
+DEPS_STAMP := build/.deps-ok
+
+.PHONY: all lib test bench clean deps
+all: lib
+lib: $(BUILD)/liblopper.a $(BUILD)/liblopper.so
+
+$(DEPS_STAMP): scripts/install_deps.sh
+	sh scripts/install_deps.sh
+	@mkdir -p build && touch $@
+
+deps: $(DEPS_STAMP)
+
+$(BUILD)/obj/%.o: engine/%.c engine/lopper.h engine/internal.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/liblopper.a: $(ENGINE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/liblopper.so: $(ENGINE_OBJ)
+	$(CC) -shared $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(BUILD)/liblopper.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iengine -o $@ $< $(TEST_HELPERS) $(BUILD)/liblopper.a $(LDSAN) -lcmocka $(LDLIBS)
+
+test: $(TEST_BIN)
+	@sh tests/run_tests.sh $(TEST_BIN)
+
+$(BUILD)/bench_core: tests/bench_core.c $(BUILD)/liblopper.a
+	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)
+
+bench: $(BUILD)/bench_core
+	$(BUILD)/bench_core
+
+clean:
+	rm -rf build

@@ -1,0 +1,424 @@
+/*
+ * graph.c - the network as a list of named nodes in topological order: building it
+ * (validation, shape inference, parameter creation), running it forward and backward
+ * through the per-kind layer table, and answering questions about its nodes.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+lop_attrs lop_attrs_default(void)
+{
+    lop_attrs a;
+    memset(&a, 0, sizeof a);
+    a.stride_h = a.stride_w = 1;
+    a.groups = 1;
+    a.bias = 1;
+    a.eps = 1e-5f;
+    a.momentum = 0.1f;
+    a.p = 0.5f;
+    return a;
+}
+
+lop_graph *lop_graph_new(uint64_t seed)
+{
+    lop_graph *g = lop_calloc(1, sizeof *g);
+    if (g)
+        lop_rng_seed(&g->rng, seed);
+    return g;
+}
+
+static void node_free(lop_node *n)
+{
+    if (!n)
+        return;
+    for (int k = 0; k < n->nparams; k++) {
+        lop_tensor_release(n->param[k]);
+        lop_tensor_release(n->grad[k]);
+        lop_tensor_release(n->velocity[k]);
+    }
+    lop_tensor_release(n->out);
+    lop_tensor_release(n->dout);
+    for (int k = 0; k < LOP_MAX_SAVED; k++)
+        lop_tensor_release(n->saved[k]);
+    lop_free(n->inputs);
+    lop_free(n);
+}
+
+void lop_graph_free(lop_graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n; i++)
+        node_free(g->nodes[i]);
+    lop_free(g->nodes);
+    lop_tensor_release(g->workspace);
+    lop_free(g);
+}
+
+float *lop_graph_scratch(lop_graph *g, size_t count)
+{
+    if (g->workspace && g->workspace->storage && count <= g->workspace->numel)
+        return g->workspace->data;
+    int shape[1] = {(int)(count > 0 ? count : 1)};
+    if (count > (size_t)0x7fffffff) {
+        lop_fail(LOP_ENOMEM, "scratch request of %zu floats is too large", count);
+        return NULL;
+    }
+    lop_tensor *w = lop_tensor_new(1, shape);
+    if (!w)
+        return NULL;
+    lop_tensor_release(g->workspace);
+    g->workspace = w;
+    return w->data;
+}
+
+int lop_node_add_param(lop_node *n, const char *name, int ndim, const int *shape,
+                       int trainable)
+{
+    if (n->nparams >= LOP_MAX_PARAMS)
+        return lop_fail(LOP_EINVAL, "node '%s' has too many parameters", n->name);
+    lop_tensor *p = lop_tensor_new(ndim, shape);
+    lop_tensor *gr = trainable ? lop_tensor_new(ndim, shape) : NULL;
+    if (!p || (trainable && !gr)) {
+        lop_tensor_release(p);
+        lop_tensor_release(gr);
+        return LOP_ENOMEM;
+    }
+    int k = n->nparams++;
+    n->param_name[k] = name;
+    n->param[k] = p;
+    n->grad[k] = gr;
+    return LOP_OK;
+}
+
+static int valid_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= LOP_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '.' || c == '-' || c == '/' || c == ':';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int infer_input(lop_node *n)
+{
+    const lop_attrs *a = &n->attr;
+    if (a->in_ndim != 1 && a->in_ndim != 3)
+        return lop_fail(LOP_ESHAPE, "input '%s': per-sample rank must be 1 or 3, not %d",
+                        n->name, a->in_ndim);
+    for (int i = 0; i < a->in_ndim; i++) {
+        if (a->in_shape[i] <= 0)
+            return lop_fail(LOP_ESHAPE, "input '%s': dimension %d is %d", n->name, i + 1,
+                            a->in_shape[i]);
+        n->dims[i] = a->in_shape[i];
+    }
+    n->ndim = a->in_ndim;
+    return LOP_OK;
+}
+
+static int check_inputs(const lop_graph *g, lop_kind kind, const char *name,
+                        const int *inputs, int ninputs)
+{
+    if (kind == LOP_INPUT) {
+        if (ninputs != 0)
+            return lop_fail(LOP_EINVAL, "input '%s' takes no inputs", name);
+        if (g->n != 0)
+            return lop_fail(LOP_EINVAL, "input '%s' must be the graph's first node", name);
+        return LOP_OK;
+    }
+    if (g->n == 0)
+        return lop_fail(LOP_EINVAL, "node '%s': the first node must be an input", name);
+    int multi = kind == LOP_ADD || kind == LOP_CONCAT;
+    if (multi ? ninputs < 2 : ninputs != 1)
+        return lop_fail(LOP_EINVAL, "%s '%s' takes %s, got %d", lop_kind_name(kind), name,
+                        multi ? "at least 2 inputs" : "exactly 1 input", ninputs);
+    if (!inputs)
+        return lop_fail(LOP_EINVAL, "node '%s': inputs missing", name);
+    for (int k = 0; k < ninputs; k++)
+        if (inputs[k] < 0 || inputs[k] >= g->n)
+            return lop_fail(LOP_EINVAL, "node '%s': input %d refers to node %d, not in 0..%d",
+                            name, k + 1, inputs[k], g->n - 1);
+    return LOP_OK;
+}
+
+int lop_graph_add(lop_graph *g, lop_kind kind, const char *name, const int *inputs,
+                  int ninputs, const lop_attrs *attrs, int *id)
+{
+    if ((unsigned)kind >= LOP_KIND_COUNT)
+        return lop_fail(LOP_EINVAL, "unknown layer kind %d", (int)kind);
+    if (!name || !valid_name(name))
+        return lop_fail(LOP_EINVAL, "invalid node name '%s' (1..%d characters of "
+                        "A-Z a-z 0-9 _ . - / :)", name ? name : "(null)", LOP_NAME_MAX - 1);
+    if (lop_graph_find(g, name) >= 0)
+        return lop_fail(LOP_EINVAL, "a node named '%s' already exists", name);
+    int st = check_inputs(g, kind, name, inputs, ninputs);
+    if (st != LOP_OK)
+        return st;
+
+    if (g->n == g->cap) {
+        int cap = g->cap ? 2 * g->cap : 16;
+        lop_node **nodes = lop_realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes)
+            return LOP_ENOMEM;
+        g->nodes = nodes;
+        g->cap = cap;
+    }
+    lop_node *n = lop_calloc(1, sizeof *n);
+    if (!n)
+        return LOP_ENOMEM;
+    n->kind = kind;
+    strcpy(n->name, name);
+    n->attr = attrs ? *attrs : lop_attrs_default();
+    n->ninputs = ninputs;
+    n->inputs = lop_malloc((size_t)(ninputs > 0 ? ninputs : 1) * sizeof(int));
+    if (!n->inputs) {
+        node_free(n);
+        return LOP_ENOMEM;
+    }
+    for (int k = 0; k < ninputs; k++)
+        n->inputs[k] = inputs[k];
+
+    const lop_layer_ops *ops = lop_layer_ops_of(kind);
+    if (kind == LOP_INPUT)
+        st = infer_input(n);
+    else
+        st = ops->infer(g, n);
+    /* Initialise from a copy of the rng so a failed add leaves the graph unchanged. */
+    lop_rng rng = g->rng;
+    if (st == LOP_OK && ops && ops->init)
+        st = ops->init(n, &rng);
+    if (st != LOP_OK) {
+        node_free(n);
+        return st;
+    }
+    g->rng = rng;
+    g->nodes[g->n] = n;
+    if (id)
+        *id = g->n;
+    g->n++;
+    g->generation++;
+    return LOP_OK;
+}
+
+lop_graph *lop_graph_clone(const lop_graph *g)
+{
+    lop_graph *c = lop_graph_new(0);
+    if (!c)
+        return NULL;
+    for (int i = 0; i < g->n; i++) {
+        const lop_node *n = g->nodes[i];
+        if (lop_graph_add(c, n->kind, n->name, n->inputs, n->ninputs, &n->attr, NULL) != LOP_OK) {
+            lop_graph_free(c);
+            return NULL;
+        }
+        lop_node *m = c->nodes[i];
+        for (int k = 0; k < n->nparams; k++)
+            memcpy(m->param[k]->data, n->param[k]->data, n->param[k]->numel * sizeof(float));
+    }
+    c->rng = g->rng;
+    return c;
+}
+
+int lop_graph_size(const lop_graph *g)
+{
+    return g->n;
+}
+
+int lop_graph_find(const lop_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n; i++)
+        if (strcmp(g->nodes[i]->name, name) == 0)
+            return i;
+    return -1;
+}
+
+uint64_t lop_graph_generation(const lop_graph *g)
+{
+    return g->generation;
+}
+
+const char *lop_node_name(const lop_graph *g, int id) { return g->nodes[id]->name; }
+lop_kind lop_node_kind(const lop_graph *g, int id) { return g->nodes[id]->kind; }
+const lop_attrs *lop_node_attrs(const lop_graph *g, int id) { return &g->nodes[id]->attr; }
+int lop_node_ninputs(const lop_graph *g, int id) { return g->nodes[id]->ninputs; }
+int lop_node_input(const lop_graph *g, int id, int k) { return g->nodes[id]->inputs[k]; }
+int lop_node_nparams(const lop_graph *g, int id) { return g->nodes[id]->nparams; }
+lop_tensor *lop_node_output(const lop_graph *g, int id) { return g->nodes[id]->out; }
+
+int lop_node_shape(const lop_graph *g, int id, int *shape)
+{
+    const lop_node *n = g->nodes[id];
+    for (int i = 0; i < n->ndim; i++)
+        shape[i] = n->dims[i];
+    return n->ndim;
+}
+
+const char *lop_node_param_name(const lop_graph *g, int id, int k)
+{
+    return g->nodes[id]->param_name[k];
+}
+
+lop_tensor *lop_node_param(const lop_graph *g, int id, int k)
+{
+    return g->nodes[id]->param[k];
+}
+
+lop_tensor *lop_node_grad(const lop_graph *g, int id, int k)
+{
+    return g->nodes[id]->grad[k];
+}
+
+int lop_node_find_param(const lop_graph *g, int id, const char *name)
+{
+    const lop_node *n = g->nodes[id];
+    for (int k = 0; k < n->nparams; k++)
+        if (strcmp(n->param_name[k], name) == 0)
+            return k;
+    return -1;
+}
+
+size_t lop_node_params(const lop_graph *g, int id)
+{
+    const lop_node *n = g->nodes[id];
+    size_t total = 0;
+    for (int k = 0; k < n->nparams; k++)
+        total += n->param[k]->numel;
+    return total;
+}
+
+double lop_node_flops(const lop_graph *g, int id)
+{
+    const lop_layer_ops *ops = lop_layer_ops_of(g->nodes[id]->kind);
+    return ops ? ops->flops(g, g->nodes[id]) : 0.0;
+}
+
+size_t lop_graph_params(const lop_graph *g)
+{
+    size_t total = 0;
+    for (int i = 0; i < g->n; i++)
+        total += lop_node_params(g, i);
+    return total;
+}
+
+double lop_graph_flops(const lop_graph *g)
+{
+    double total = 0;
+    for (int i = 0; i < g->n; i++)
+        total += lop_node_flops(g, i);
+    return total;
+}
+
+/* Shape [batch, per-sample dims...] of a node's activation. */
+static int batch_shape(const lop_node *n, int batch, int *shape)
+{
+    shape[0] = batch;
+    for (int i = 0; i < n->ndim; i++)
+        shape[i + 1] = n->dims[i];
+    return n->ndim + 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds)
+{
+    if (g->n < 2)
+        return lop_fail(LOP_ESTATE, "the graph needs an input and at least one layer");
+    lop_node *in = g->nodes[0];
+    int ok = x && x->ndim == in->ndim + 1;
+    for (int i = 0; ok && i < in->ndim; i++)
+        ok = x->shape[i + 1] == in->dims[i];
+    if (!ok) {
+        char want[64];
+        if (in->ndim == 3)
+            snprintf(want, sizeof want, "%d, %d, %d", in->dims[0], in->dims[1], in->dims[2]);
+        else
+            snprintf(want, sizeof want, "%d", in->dims[0]);
+        return lop_fail(LOP_ESHAPE, "forward: input must have shape [batch, %s]", want);
+    }
+    int batch = x->shape[0];
+    int shape[LOP_MAX_DIMS];
+    g->trained_forward = 0;
+    for (int i = 0; i < g->n; i++) {
+        lop_node *n = g->nodes[i];
+        int nd = batch_shape(n, batch, shape);
+        int st = lop_tensor_ensure(&n->out, nd, shape);
+        if (st != LOP_OK)
+            return st;
+        if (i == 0) {
+            memcpy(n->out->data, x->data, x->numel * sizeof(float));
+            continue;
+        }
+        double t0 = node_seconds ? now_seconds() : 0;
+        st = lop_layer_ops_of(n->kind)->forward(g, n, train);
+        if (st != LOP_OK)
+            return st;
+        if (node_seconds)
+            node_seconds[i] = now_seconds() - t0;
+    }
+    g->trained_forward = train;
+    return LOP_OK;
+}
+
+int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train)
+{
+    return lop_graph_forward_timed(g, x, train, NULL);
+}
+
+lop_tensor *lop_graph_output(const lop_graph *g)
+{
+    return g->n ? g->nodes[g->n - 1]->out : NULL;
+}
+
+int lop_graph_backward(lop_graph *g, const lop_tensor *dout)
+{
+    if (!g->trained_forward)
+        return lop_fail(LOP_ESTATE, "backward needs a training-mode forward pass first");
+    lop_node *last = g->nodes[g->n - 1];
+    if (!dout || !lop_tensor_same_shape(dout, last->out))
+        return lop_fail(LOP_ESHAPE, "backward: the gradient must have the output's shape");
+    for (int i = 0; i < g->n; i++) {
+        lop_node *n = g->nodes[i];
+        int st = lop_tensor_ensure(&n->dout, n->out->ndim, n->out->shape);
+        if (st != LOP_OK)
+            return st;
+        if (i < g->n - 1)
+            memset(n->dout->data, 0, n->dout->numel * sizeof(float));
+    }
+    memcpy(last->dout->data, dout->data, dout->numel * sizeof(float));
+    for (int i = g->n - 1; i > 0; i--) {
+        lop_node *n = g->nodes[i];
+        int st = lop_layer_ops_of(n->kind)->backward(g, n);
+        if (st != LOP_OK)
+            return st;
+    }
+    return LOP_OK;
+}
+
+void lop_graph_zero_grad(lop_graph *g)
+{
+    for (int i = 0; i < g->n; i++) {
+        lop_node *n = g->nodes[i];
+        for (int k = 0; k < n->nparams; k++)
+            if (n->grad[k])
+                memset(n->grad[k]->data, 0, n->grad[k]->numel * sizeof(float));
+    }
+}
+
+lop_tensor *lop_graph_input_grad(const lop_graph *g)
+{
+    return g->n ? g->nodes[0]->dout : NULL;
+}

@@ -1,0 +1,107 @@
+/*
+ * internal.h - structures and helpers shared by the engine's source files but not by
+ * its users: the node and graph records, the per-kind layer table, error setting and
+ * the allocator every engine allocation goes through (so tests can make it fail).
+ */
+#ifndef LOPPER_INTERNAL_H
+#define LOPPER_INTERNAL_H
+
+#include "lopper.h"
+
+#define LOP_NAME_MAX 64
+#define LOP_MAX_PARAMS 4
+#define LOP_MAX_SAVED 3
+
+/* Set the thread's error message and return code (printf-style). */
+int lop_fail(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+void *lop_malloc(size_t size);                 /* NULL + LOP_ENOMEM message on failure */
+void *lop_calloc(size_t count, size_t size);
+void *lop_realloc(void *p, size_t size);
+void  lop_free(void *p);
+char *lop_strdup(const char *s);
+
+typedef struct lop_node {
+    lop_kind kind;
+    char name[LOP_NAME_MAX];
+    int ninputs;
+    int *inputs;                       /* ids of earlier nodes */
+    lop_attrs attr;
+    int ndim;                          /* per-sample output shape */
+    int dims[3];
+
+    int nparams;
+    const char *param_name[LOP_MAX_PARAMS];
+    lop_tensor *param[LOP_MAX_PARAMS];
+    lop_tensor *grad[LOP_MAX_PARAMS];     /* NULL for buffers (BN running stats) */
+    lop_tensor *velocity[LOP_MAX_PARAMS]; /* SGD momentum, allocated on first step */
+
+    /* Runtime state of the last forward/backward, owned by the node. */
+    lop_tensor *out;                   /* [B, dims...] */
+    lop_tensor *dout;                  /* gradient w.r.t. out, same shape */
+    lop_tensor *saved[LOP_MAX_SAVED];  /* layer-private (BN x-hat, pool argmax, ...) */
+} lop_node;
+
+struct lop_graph {
+    int n, cap;
+    lop_node **nodes;
+    lop_rng rng;                       /* weight init and dropout */
+    uint64_t generation;
+    int trained_forward;               /* last forward was train mode (backward ok) */
+    lop_tensor *workspace;             /* shared scratch, grown on demand */
+};
+
+/* Forward pass that also records each node's wall time in seconds (may be NULL). */
+int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds);
+
+/* Scratch memory shared by all layers of a graph: at least count floats, valid
+ * until the next call. */
+float *lop_graph_scratch(lop_graph *g, size_t count);
+
+static inline lop_node *lop_input_node(const lop_graph *g, const lop_node *n, int k)
+{
+    return g->nodes[n->inputs[k]];
+}
+
+/*
+ * What each kind of layer provides.  The graph calls:
+ *  - infer: check attributes and inputs' shapes, set n->ndim/n->dims (status);
+ *  - init: create parameters with their final shapes and initial values (may be NULL
+ *    for kinds without parameters); rng for random weights;
+ *  - forward: inputs' ->out hold [B, ...]; n->out is already allocated as
+ *    [B, n->dims]; fill it (train selects training behaviour);
+ *  - backward: n->dout holds the gradient w.r.t. n->out; ADD (+=) the gradient w.r.t.
+ *    each input into that input's ->dout (already allocated and zeroed) and add
+ *    parameter gradients into n->grad[k];
+ *  - flops: FLOPs of one sample's forward (multiply-add = 2).
+ */
+typedef struct lop_layer_ops {
+    int (*infer)(const lop_graph *g, lop_node *n);
+    int (*init)(lop_node *n, lop_rng *rng);
+    int (*forward)(lop_graph *g, lop_node *n, int train);
+    int (*backward)(lop_graph *g, lop_node *n);
+    double (*flops)(const lop_graph *g, const lop_node *n);
+} lop_layer_ops;
+
+extern const lop_layer_ops lop_conv2d_ops, lop_batchnorm_ops, lop_relu_ops,
+    lop_maxpool_ops, lop_avgpool_ops, lop_global_avgpool_ops, lop_flatten_ops,
+    lop_linear_ops, lop_add_ops, lop_concat_ops, lop_dropout_ops;
+
+const lop_layer_ops *lop_layer_ops_of(lop_kind kind);
+
+/* Helpers for layers' init: add a named parameter of the given shape
+ * (trainable = has a gradient). */
+int lop_node_add_param(lop_node *n, const char *name, int ndim, const int *shape,
+                       int trainable);
+
+/* Batch size of the last forward (from n->out), 0 if none. */
+static inline int lop_node_batch(const lop_node *n)
+{
+    return n->out ? n->out->shape[0] : 0;
+}
+
+#endif

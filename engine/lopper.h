@@ -1,0 +1,307 @@
+/*
+ * lopper.h - the public C API of the Lopper engine.
+ *
+ * Lopper trains, measures and prunes convolutional networks.  The engine is plain C11
+ * on OpenBLAS and zlib; it never exits, aborts or prints on bad input.  Every call that
+ * can fail returns a status (LOP_OK on success) and leaves a message that
+ * lop_errmsg() returns; on failure the objects passed in are unchanged.
+ *
+ * A typical program:
+ *
+ *     lop_graph *g = lop_graph_new(42);                 // seed for weight init, dropout
+ *     lop_attrs a = lop_attrs_default();
+ *     int x, c, id;
+ *     a.in_ndim = 3; a.in_shape[0] = 1; a.in_shape[1] = 28; a.in_shape[2] = 28;
+ *     lop_graph_add(g, LOP_INPUT, "input", NULL, 0, &a, &x);
+ *     a = lop_attrs_default(); a.out_channels = 32; a.kernel_h = a.kernel_w = 3;
+ *     a.pad_h = a.pad_w = 1;
+ *     lop_graph_add(g, LOP_CONV2D, "conv1", &x, 1, &a, &c);
+ *     ...                                               // the last node is the output
+ *     lop_dataset train;
+ *     lop_dataset_load_idx(images_gz, labels_gz, &train);
+ *     lop_train_opts o = lop_train_opts_default();
+ *     lop_train(g, &train, &o);
+ *     lop_graph_save(g, "model.lop");                   // atomic: temp file + rename
+ *
+ * Tensors are float32, contiguous, row-major (NCHW), at most 4 dimensions, reference
+ * counted; a view shares its base's storage.  Nodes of a graph are kept in
+ * topological order: a node's inputs must exist when it is added, and the last node
+ * added is the network's output.  Per-sample shapes exclude the batch dimension.
+ * FLOPs count one multiply-add as 2 FLOPs everywhere.
+ */
+#ifndef LOPPER_H
+#define LOPPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes and errors ------------------------------------------------- */
+
+enum {
+    LOP_OK = 0,
+    LOP_ENOMEM,   /* allocation failed */
+    LOP_EINVAL,   /* an argument is invalid (bad attribute, unknown name, ...) */
+    LOP_ESHAPE,   /* shapes do not fit together */
+    LOP_EIO,      /* a file could not be opened, read or written */
+    LOP_EFORMAT,  /* a file is not what it claims to be (magic, size, CRC, version) */
+    LOP_ESTATE,   /* the call is out of order (backward before a training forward) */
+    LOP_ECANCEL,  /* a progress callback asked to stop */
+};
+
+/* Message describing the last failure in this thread ("" if none). */
+const char *lop_errmsg(void);
+/* Symbolic name of a status code ("LOP_EINVAL"). */
+const char *lop_status_name(int status);
+
+/* Test hook: make the n-th allocation from now fail (n >= 1), or never (n = 0).
+ * Returns how many allocations were made since the last call. */
+long lop_debug_fail_alloc(long n);
+
+/* ---- random numbers ----------------------------------------------------------- */
+
+typedef struct lop_rng { uint64_t s[4]; } lop_rng;   /* xoshiro256** state */
+
+void     lop_rng_seed(lop_rng *r, uint64_t seed);
+uint64_t lop_rng_u64(lop_rng *r);
+double   lop_rng_uniform(lop_rng *r);               /* [0, 1) */
+double   lop_rng_normal(lop_rng *r);                /* mean 0, variance 1 */
+int      lop_rng_below(lop_rng *r, int n);          /* uniform integer in [0, n) */
+
+/* ---- tensors ------------------------------------------------------------------ */
+
+#define LOP_MAX_DIMS 4
+
+typedef struct lop_storage lop_storage;
+
+typedef struct lop_tensor {
+    int ndim;
+    int shape[LOP_MAX_DIMS];
+    size_t numel;
+    float *data;              /* points into storage; contiguous */
+    lop_storage *storage;
+    int refs;
+} lop_tensor;
+
+/* New zero-filled tensor; NULL on failure (lop_errmsg says why). */
+lop_tensor *lop_tensor_new(int ndim, const int *shape);
+/* A view of numel(shape) elements of base starting at element offset. */
+lop_tensor *lop_tensor_view(lop_tensor *base, size_t offset, int ndim, const int *shape);
+lop_tensor *lop_tensor_clone(const lop_tensor *t);
+void lop_tensor_retain(lop_tensor *t);
+void lop_tensor_release(lop_tensor *t);             /* NULL is fine */
+/* Make *t a tensor of the given shape, reallocating only when the element count
+ * grows; contents are unspecified after a reshape. */
+int  lop_tensor_ensure(lop_tensor **t, int ndim, const int *shape);
+int  lop_tensor_same_shape(const lop_tensor *a, const lop_tensor *b);
+void lop_tensor_fill(lop_tensor *t, float v);
+size_t lop_shape_numel(int ndim, const int *shape);
+
+/* ---- graphs ------------------------------------------------------------------- */
+
+typedef enum lop_kind {
+    LOP_INPUT,
+    LOP_CONV2D,
+    LOP_BATCHNORM,
+    LOP_RELU,
+    LOP_MAXPOOL,
+    LOP_AVGPOOL,
+    LOP_GLOBAL_AVGPOOL,
+    LOP_FLATTEN,
+    LOP_LINEAR,
+    LOP_ADD,
+    LOP_CONCAT,
+    LOP_DROPOUT,
+    LOP_KIND_COUNT
+} lop_kind;
+
+const char *lop_kind_name(lop_kind k);               /* "conv2d", ... */
+int lop_kind_from_name(const char *name, lop_kind *out);
+
+/* Attributes of a node; lop_attrs_default() sets neutral values and each kind reads
+ * the fields it needs (the rest must keep their defaults). */
+typedef struct lop_attrs {
+    int in_ndim, in_shape[3];      /* input: per-sample shape (C,H,W) or (F) */
+    int out_channels;              /* conv2d: filters; linear: output features */
+    int kernel_h, kernel_w;        /* conv2d, maxpool, avgpool */
+    int stride_h, stride_w;        /* default 1 (pools: default = kernel) */
+    int pad_h, pad_w;              /* default 0 */
+    int groups;                    /* conv2d: default 1; = channels for depthwise */
+    int bias;                      /* conv2d, linear: 1 to have a bias (default 1) */
+    float eps;                     /* batchnorm: default 1e-5 */
+    float momentum;                /* batchnorm running-stat momentum: default 0.1 */
+    float p;                       /* dropout probability: default 0.5 */
+} lop_attrs;
+
+lop_attrs lop_attrs_default(void);
+
+typedef struct lop_graph lop_graph;
+
+/* New empty graph; seed drives weight initialisation and dropout. */
+lop_graph *lop_graph_new(uint64_t seed);
+void lop_graph_free(lop_graph *g);                    /* NULL is fine */
+lop_graph *lop_graph_clone(const lop_graph *g);       /* weights and structure */
+
+/* Append a node.  Validates attributes and input shapes, infers the output shape,
+ * allocates and initialises parameters (Kaiming-normal weights, zero biases, BN
+ * gamma 1 / beta 0 / mean 0 / var 1).  On failure the graph is unchanged. */
+int lop_graph_add(lop_graph *g, lop_kind kind, const char *name,
+                  const int *inputs, int ninputs, const lop_attrs *attrs, int *id);
+
+int lop_graph_size(const lop_graph *g);               /* number of nodes */
+int lop_graph_find(const lop_graph *g, const char *name);   /* id or -1 */
+/* Bumped by every structural change; lets handles detect that they are stale. */
+uint64_t lop_graph_generation(const lop_graph *g);
+
+/* Node queries; id must be in [0, size). */
+const char *lop_node_name(const lop_graph *g, int id);
+lop_kind lop_node_kind(const lop_graph *g, int id);
+const lop_attrs *lop_node_attrs(const lop_graph *g, int id);
+int lop_node_ninputs(const lop_graph *g, int id);
+int lop_node_input(const lop_graph *g, int id, int k);
+/* Per-sample output shape; returns ndim. */
+int lop_node_shape(const lop_graph *g, int id, int *shape);
+/* Parameters: conv2d/linear "weight", "bias"; batchnorm "weight" (gamma), "bias"
+ * (beta), "running_mean", "running_var".  Trainable ones have a gradient. */
+int lop_node_nparams(const lop_graph *g, int id);
+const char *lop_node_param_name(const lop_graph *g, int id, int k);
+lop_tensor *lop_node_param(const lop_graph *g, int id, int k);
+lop_tensor *lop_node_grad(const lop_graph *g, int id, int k);     /* NULL if frozen */
+int lop_node_find_param(const lop_graph *g, int id, const char *name);  /* k or -1 */
+/* The node's activation from the last forward (NULL before one), batch first. */
+lop_tensor *lop_node_output(const lop_graph *g, int id);
+
+/* Counts: number of parameter values; FLOPs of one sample's forward pass. */
+size_t lop_node_params(const lop_graph *g, int id);
+double lop_node_flops(const lop_graph *g, int id);
+size_t lop_graph_params(const lop_graph *g);
+double lop_graph_flops(const lop_graph *g);
+
+/* ---- execution ---------------------------------------------------------------- */
+
+/* Run the graph on x ([B, per-sample input shape]).  train=1 uses batch statistics
+ * in batchnorm (and updates running statistics) and applies dropout. */
+int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train);
+lop_tensor *lop_graph_output(const lop_graph *g);
+/* Back-propagate dout (same shape as the output) after a training forward;
+ * parameter gradients accumulate until lop_graph_zero_grad. */
+int lop_graph_backward(lop_graph *g, const lop_tensor *dout);
+void lop_graph_zero_grad(lop_graph *g);
+/* Gradient w.r.t. the graph's input from the last backward (NULL before one). */
+lop_tensor *lop_graph_input_grad(const lop_graph *g);
+
+/* Median wall time of `reps` forward passes (eval mode) at batch size `batch`, per
+ * node (node_ms[i], may be NULL) and in total, in milliseconds. */
+int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms);
+
+/* Mean softmax cross-entropy of logits [B, K] against labels (0..K-1).  When dlogits
+ * is non-NULL it receives d(mean loss)/d(logits); correct (optional) receives the
+ * number of top-1 hits. */
+int lop_softmax_xent(const lop_tensor *logits, const int *labels, double *loss,
+                     lop_tensor *dlogits, int *correct);
+
+/* ---- training ----------------------------------------------------------------- */
+
+typedef struct lop_sgd {
+    float lr;
+    float momentum;        /* 0 disables the velocity buffer */
+    float weight_decay;    /* L2, applied to conv/linear weights only */
+    int nesterov;
+} lop_sgd;
+
+/* One update of every trainable parameter from its accumulated gradient:
+ *   g' = g + wd * w;  v = momentum * v + g';  step = nesterov ? g' + momentum * v : v;
+ *   w -= lr * step. */
+int lop_sgd_step(lop_graph *g, const lop_sgd *opt);
+
+typedef enum { LOP_SCHEDULE_CONSTANT, LOP_SCHEDULE_STEP, LOP_SCHEDULE_COSINE } lop_schedule;
+
+/* Learning rate for progress t in [0, 1] of the run (epoch + fraction / epochs). */
+float lop_lr_at(lop_schedule s, float base, double t, int epochs, int step_epochs,
+                float gamma);
+
+/* ---- data --------------------------------------------------------------------- */
+
+typedef struct lop_dataset {
+    lop_tensor *images;    /* [N, C, H, W], values as read (0..1 for image files) */
+    int *labels;           /* N labels in [0, classes) */
+    int n;
+    int classes;
+} lop_dataset;
+
+/* Fashion-MNIST / MNIST IDX files, gzip-compressed or plain.  Pixels become 0..1. */
+int lop_dataset_load_idx(const char *images_path, const char *labels_path,
+                         lop_dataset *out);
+/* CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin), concatenated. */
+int lop_dataset_load_cifar10(const char *const *paths, int npaths, lop_dataset *out);
+void lop_dataset_free(lop_dataset *d);
+/* Copy of items [start, start + count). */
+int lop_dataset_subset(const lop_dataset *d, int start, int count, lop_dataset *out);
+/* Zero-pad every image in place to size x size, centred (28 -> 32 pads 2 per side). */
+int lop_dataset_pad(lop_dataset *d, int size);
+/* x = (x - mean[c]) / std[c] for each of the nchannels channels (1 or C values). */
+int lop_dataset_normalize(lop_dataset *d, const float *mean, const float *std,
+                          int nchannels);
+/* perm = a seeded random permutation of 0..n-1. */
+void lop_shuffle(int *perm, int n, lop_rng *rng);
+
+typedef struct lop_augment {
+    int crop_pad;          /* random crop after zero padding by this many pixels */
+    int flip;              /* random horizontal flip with probability 1/2 */
+} lop_augment;
+
+/* Gather items idx[0..count) into x ([count, C, H, W], resized as needed) and
+ * labels, applying aug (may be NULL) with rng. */
+int lop_dataset_batch(const lop_dataset *d, const int *idx, int count,
+                      const lop_augment *aug, lop_rng *rng, lop_tensor **x, int *labels);
+
+/* ---- training loops ----------------------------------------------------------- */
+
+typedef struct lop_progress {
+    const char *phase;     /* "train" or "eval" */
+    int epoch, epochs;     /* 1-based epoch */
+    long done, total;      /* samples done / total in this phase */
+    double loss;           /* running mean loss */
+    double top1;           /* running accuracy in [0, 1] */
+    float lr;
+} lop_progress;
+
+/* Called after each batch; a nonzero return stops the loop with LOP_ECANCEL. */
+typedef int (*lop_progress_fn)(void *ud, const lop_progress *p);
+
+typedef struct lop_train_opts {
+    int epochs;            /* default 1 */
+    int batch;             /* default 128 */
+    lop_sgd sgd;           /* default lr 0.05, momentum 0.9, wd 5e-4, nesterov */
+    lop_schedule schedule; /* default cosine */
+    int step_epochs;       /* step schedule: period in epochs */
+    float gamma;           /* step schedule: factor */
+    lop_augment augment;   /* default none */
+    uint64_t seed;         /* shuffling and augmentation */
+    lop_progress_fn progress;
+    void *progress_ud;
+} lop_train_opts;
+
+lop_train_opts lop_train_opts_default(void);
+
+typedef struct lop_eval { double top1; double loss; long n; } lop_eval;
+
+int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o,
+              lop_eval *last_epoch);
+int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn progress,
+                 void *progress_ud, lop_eval *out);
+
+/* ---- model files -------------------------------------------------------------- */
+
+/* Save atomically (temporary file in the same directory, then rename). */
+int lop_graph_save(const lop_graph *g, const char *path);
+/* Load a .lop file; on failure *out is untouched and nothing leaks. */
+int lop_graph_load(const char *path, lop_graph **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,31 @@
+#!/bin/sh
+# install_deps.sh - install the Debian 12 packages Lopper builds, tests and runs with.
+# Called by the Makefile before the first build, so a fresh machine needs no manual
+# step; uses apt-get directly as root and sudo otherwise.  Installs only what is
+# missing, so it is quick (and offline-safe) once everything is there.
+set -eu
+
+PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev zlib1g-dev
+libreadline-dev libcmocka-dev lua-busted dataset-fashion-mnist"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+echo "install_deps: installing$missing" >&2
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+else
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
