@@ -1,0 +1,391 @@
+/*
+ * conv.c - 2-D convolution (strided, zero-padded, grouped) as im2col + cblas_sgemm,
+ * the plan of ggml and darknet: unfolding the input into columns turns the whole
+ * convolution into one matrix product that BLAS runs near peak.  Small feature maps
+ * give thin products, so several images are unfolded side by side into one column
+ * buffer.  A 1x1 stride-1 unpadded ungrouped convolution needs no unfolding at all,
+ * because an NCHW image already is its own column matrix; it multiplies each image
+ * in place when the map is wide enough for that to be as fast as batching.
+ */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "internal.h"
+
+enum {
+    COLS_TARGET = 4096,       /* columns per product worth batching images to reach */
+    SCRATCH_CAP = 1 << 22,    /* floats of column scratch (16 MiB) not to exceed for it */
+    /* Narrowest map a 1x1 convolution multiplies per image: measured on OpenBLAS,
+     * per-image products of 256 columns match batched ones, 64 columns run at half
+     * their speed. */
+    DIRECT_MIN_COLS = 256,
+};
+
+enum { PARAM_WEIGHT, PARAM_BIAS };
+
+/* Everything the kernels need, derived from the node and its input. */
+typedef struct conv_geom {
+    int c, h, w;              /* input channels and size */
+    int o, ho, wo;            /* output channels and size */
+    int kh, kw, sh, sw, ph, pw, groups;
+    int cg, og;               /* input and output channels per group */
+    int k;                    /* rows of one group's columns: cg * kh * kw */
+    int hwo;                  /* ho * wo */
+    int direct;               /* 1x1 stride 1, no padding, one group, wide: no im2col */
+} conv_geom;
+
+static void geom_of(const lop_graph *g, const lop_node *n, conv_geom *q)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    const lop_attrs *a = &n->attr;
+    q->c = in->dims[0];
+    q->h = in->dims[1];
+    q->w = in->dims[2];
+    q->o = n->dims[0];
+    q->ho = n->dims[1];
+    q->wo = n->dims[2];
+    q->kh = a->kernel_h;
+    q->kw = a->kernel_w;
+    q->sh = a->stride_h;
+    q->sw = a->stride_w;
+    q->ph = a->pad_h;
+    q->pw = a->pad_w;
+    q->groups = a->groups;
+    q->cg = q->c / q->groups;
+    q->og = q->o / q->groups;
+    q->k = q->cg * q->kh * q->kw;
+    q->hwo = q->ho * q->wo;
+    q->direct = q->kh == 1 && q->kw == 1 && q->sh == 1 && q->sw == 1 && q->ph == 0 &&
+                q->pw == 0 && q->groups == 1 && q->hwo >= DIRECT_MIN_COLS;
+}
+
+/* Output size along one axis, or 0 when the kernel does not fit the padded input. */
+static long long out_size(int in, int kernel, int stride, int pad)
+{
+    long long span = (long long)in + 2LL * pad - kernel;
+    return span < 0 ? 0 : span / stride + 1;
+}
+
+static int conv_infer(const lop_graph *g, lop_node *n)
+{
+    const lop_attrs *a = &n->attr;
+    if (n->ninputs != 1)
+        return lop_fail(LOP_EINVAL, "conv2d '%s' takes 1 input, got %d", n->name, n->ninputs);
+    const lop_node *in = lop_input_node(g, n, 0);
+    if (in->ndim != 3)
+        return lop_fail(LOP_ESHAPE, "conv2d '%s' needs a (C,H,W) input, '%s' gives rank %d",
+                        n->name, in->name, in->ndim);
+    if (a->out_channels <= 0)
+        return lop_fail(LOP_EINVAL, "conv2d '%s': out_channels must be positive, got %d",
+                        n->name, a->out_channels);
+    if (a->kernel_h <= 0 || a->kernel_w <= 0)
+        return lop_fail(LOP_EINVAL, "conv2d '%s': kernel must be positive, got %dx%d",
+                        n->name, a->kernel_h, a->kernel_w);
+    if (a->stride_h <= 0 || a->stride_w <= 0)
+        return lop_fail(LOP_EINVAL, "conv2d '%s': stride must be positive, got %dx%d",
+                        n->name, a->stride_h, a->stride_w);
+    if (a->pad_h < 0 || a->pad_w < 0)
+        return lop_fail(LOP_EINVAL, "conv2d '%s': padding must not be negative, got %dx%d",
+                        n->name, a->pad_h, a->pad_w);
+    if (a->groups < 1)
+        return lop_fail(LOP_EINVAL, "conv2d '%s': groups must be at least 1, got %d",
+                        n->name, a->groups);
+    if (a->bias != 0 && a->bias != 1)
+        return lop_fail(LOP_EINVAL, "conv2d '%s': bias must be 0 or 1, got %d", n->name,
+                        a->bias);
+    int c = in->dims[0];
+    if (c % a->groups != 0)
+        return lop_fail(LOP_ESHAPE, "conv2d '%s': groups %d does not divide the %d input "
+                        "channels of '%s'", n->name, a->groups, c, in->name);
+    if (a->out_channels % a->groups != 0)
+        return lop_fail(LOP_EINVAL, "conv2d '%s': groups %d does not divide out_channels %d",
+                        n->name, a->groups, a->out_channels);
+    long long ho = out_size(in->dims[1], a->kernel_h, a->stride_h, a->pad_h);
+    long long wo = out_size(in->dims[2], a->kernel_w, a->stride_w, a->pad_w);
+    if (ho < 1 || wo < 1)
+        return lop_fail(LOP_ESHAPE, "conv2d '%s': kernel %dx%d is larger than the padded "
+                        "input %dx%d (padding %dx%d)", n->name, a->kernel_h, a->kernel_w,
+                        in->dims[1], in->dims[2], a->pad_h, a->pad_w);
+    /* The kernels index with int where BLAS does. */
+    long long unfolded = (long long)c * a->kernel_h * a->kernel_w;
+    if (unfolded > INT_MAX / 2 || ho * wo > INT_MAX / 2 ||
+        (long long)a->out_channels * ho * wo > INT_MAX)
+        return lop_fail(LOP_ESHAPE, "conv2d '%s': kernel or output too large", n->name);
+    n->ndim = 3;
+    n->dims[0] = a->out_channels;
+    n->dims[1] = (int)ho;
+    n->dims[2] = (int)wo;
+    return LOP_OK;
+}
+
+/* Channels per group of the input, which the weight's second axis spans. */
+static int in_channels_per_group(const lop_graph *g, const lop_node *n)
+{
+    return lop_input_node(g, n, 0)->dims[0] / n->attr.groups;
+}
+
+static int conv_init(const lop_graph *g, lop_node *n, lop_rng *rng)
+{
+    const lop_attrs *a = &n->attr;
+    int shape[4] = {a->out_channels, in_channels_per_group(g, n), a->kernel_h, a->kernel_w};
+    int st = lop_node_add_param(n, "weight", 4, shape, 1);
+    if (st != LOP_OK)
+        return st;
+    /* Kaiming-normal for ReLU networks: keeps activation variance across depth. */
+    double std = sqrt(2.0 / ((double)shape[1] * shape[2] * shape[3]));
+    lop_tensor *w = n->param[PARAM_WEIGHT];
+    for (size_t i = 0; i < w->numel; i++)
+        w->data[i] = (float)(std * lop_rng_normal(rng));
+    if (a->bias)
+        return lop_node_add_param(n, "bias", 1, &a->out_channels, 1);
+    return LOP_OK;
+}
+
+/* Output positions i in [*lo, *hi) whose input index i * stride - pad + k lies in
+ * [0, in); positions outside read zero padding. */
+static void valid_range(int k, int stride, int pad, int in, int out, int *lo, int *hi)
+{
+    long long first = (long long)pad - k, last = (long long)in - 1 + pad - k;
+    long long l = first <= 0 ? 0 : (first + stride - 1) / stride;
+    long long h = last < 0 ? 0 : last / stride + 1;
+    if (h > out)
+        h = out;
+    if (l > h)
+        l = h;
+    *lo = (int)l;
+    *hi = (int)h;
+}
+
+/* Unfold nb images [nb, C, H, W] into col [C * kh * kw, nb * HW']: row (c, ki, kj)
+ * holds, for every image and output position, the input value under kernel tap
+ * (ki, kj) of channel c.  Group g's rows are the contiguous block g * K .. g * K + K. */
+static void im2col(const float *x, int nb, const conv_geom *q, float *col)
+{
+    size_t ncols = (size_t)nb * q->hwo, plane = (size_t)q->h * q->w;
+    for (int c = 0; c < q->c; c++)
+        for (int ki = 0; ki < q->kh; ki++)
+            for (int kj = 0; kj < q->kw; kj++) {
+                float *row = col + ((size_t)(c * q->kh + ki) * q->kw + kj) * ncols;
+                int ylo, yhi, xlo, xhi;
+                valid_range(ki, q->sh, q->ph, q->h, q->ho, &ylo, &yhi);
+                valid_range(kj, q->sw, q->pw, q->w, q->wo, &xlo, &xhi);
+                ptrdiff_t xoff = (ptrdiff_t)kj - q->pw;
+                for (int b = 0; b < nb; b++) {
+                    const float *src = x + ((size_t)b * q->c + c) * plane;
+                    float *dst = row + (size_t)b * q->hwo;
+                    memset(dst, 0, (size_t)ylo * q->wo * sizeof *dst);
+                    for (int oy = ylo; oy < yhi; oy++) {
+                        const float *in = src + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
+                        float *out = dst + (size_t)oy * q->wo;
+                        for (int ox = 0; ox < xlo; ox++)
+                            out[ox] = 0.0f;
+                        if (q->sw == 1 && xhi > xlo)
+                            memcpy(out + xlo, in + xlo + xoff, (size_t)(xhi - xlo) * sizeof *out);
+                        else
+                            for (int ox = xlo; ox < xhi; ox++)
+                                out[ox] = in[(ptrdiff_t)ox * q->sw + xoff];
+                        for (int ox = xhi; ox < q->wo; ox++)
+                            out[ox] = 0.0f;
+                    }
+                    memset(dst + (size_t)yhi * q->wo, 0,
+                           (size_t)(q->ho - yhi) * q->wo * sizeof *dst);
+                }
+            }
+}
+
+/* The adjoint of im2col: add every column entry back onto the input value it was
+ * read from (entries that came from padding are dropped). */
+static void col2im(const float *col, int nb, const conv_geom *q, float *dx)
+{
+    size_t ncols = (size_t)nb * q->hwo, plane = (size_t)q->h * q->w;
+    for (int c = 0; c < q->c; c++)
+        for (int ki = 0; ki < q->kh; ki++)
+            for (int kj = 0; kj < q->kw; kj++) {
+                const float *row = col + ((size_t)(c * q->kh + ki) * q->kw + kj) * ncols;
+                int ylo, yhi, xlo, xhi;
+                valid_range(ki, q->sh, q->ph, q->h, q->ho, &ylo, &yhi);
+                valid_range(kj, q->sw, q->pw, q->w, q->wo, &xlo, &xhi);
+                ptrdiff_t xoff = (ptrdiff_t)kj - q->pw;
+                for (int b = 0; b < nb; b++) {
+                    float *dst = dx + ((size_t)b * q->c + c) * plane;
+                    const float *src = row + (size_t)b * q->hwo;
+                    for (int oy = ylo; oy < yhi; oy++) {
+                        float *in = dst + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
+                        const float *d = src + (size_t)oy * q->wo;
+                        for (int ox = xlo; ox < xhi; ox++)
+                            in[(ptrdiff_t)ox * q->sw + xoff] += d[ox];
+                    }
+                }
+            }
+}
+
+/* Images per chunk: enough for COLS_TARGET product columns while the chunk's scratch
+ * stays under SCRATCH_CAP (but always at least one image).  The direct path
+ * multiplies each image in place, so it takes them one at a time. */
+static int chunk_images(const conv_geom *q, int batch)
+{
+    if (q->direct)
+        return 1;
+    size_t per_image = ((size_t)q->c * q->kh * q->kw + (size_t)q->o) * (size_t)q->hwo;
+    size_t nb = ((size_t)COLS_TARGET + (size_t)q->hwo - 1) / (size_t)q->hwo;
+    if (nb > SCRATCH_CAP / per_image)
+        nb = SCRATCH_CAP / per_image;
+    if (nb > (size_t)batch)
+        nb = (size_t)batch;
+    return nb < 1 ? 1 : (int)nb;
+}
+
+/* Carve a chunk's buffers from the graph scratch: the columns (none on the direct
+ * path) and product rows [O, nb * HW'] (needed only when a chunk holds several
+ * images, since one image's rows already are its NCHW layout). */
+static int chunk_scratch(lop_graph *g, const conv_geom *q, int nb, float **col, float **rows)
+{
+    size_t ncols = (size_t)nb * q->hwo;
+    size_t col_size = q->direct ? 0 : (size_t)q->c * q->kh * q->kw * ncols;
+    size_t rows_size = nb > 1 ? (size_t)q->o * ncols : 0;
+    *col = *rows = NULL;
+    if (col_size + rows_size == 0)
+        return LOP_OK;
+    float *s = lop_graph_scratch(g, col_size + rows_size);
+    if (!s)
+        return LOP_ENOMEM;
+    *col = s;
+    *rows = s + col_size;
+    return LOP_OK;
+}
+
+/* Product rows [O, m * HW'] -> m images [O, HW'] plus bias (bias may be NULL).  With
+ * m == 1 the layouts coincide and rows may be y itself. */
+static void rows_to_images(const float *rows, int m, const conv_geom *q, const float *bias,
+                           float *y)
+{
+    size_t ncols = (size_t)m * q->hwo;
+    for (int b = 0; b < m; b++)
+        for (int oc = 0; oc < q->o; oc++) {
+            const float *s = rows + (size_t)oc * ncols + (size_t)b * q->hwo;
+            float *d = y + ((size_t)b * q->o + oc) * q->hwo;
+            float bv = bias ? bias[oc] : 0.0f;
+            for (int p = 0; p < q->hwo; p++)
+                d[p] = s[p] + bv;
+        }
+}
+
+/* m images [O, HW'] -> product rows [O, m * HW']. */
+static void images_to_rows(const float *y, int m, const conv_geom *q, float *rows)
+{
+    size_t ncols = (size_t)m * q->hwo;
+    for (int b = 0; b < m; b++)
+        for (int oc = 0; oc < q->o; oc++)
+            memcpy(rows + (size_t)oc * ncols + (size_t)b * q->hwo,
+                   y + ((size_t)b * q->o + oc) * q->hwo, (size_t)q->hwo * sizeof *rows);
+}
+
+static int conv_forward(lop_graph *g, lop_node *n, int train)
+{
+    conv_geom q;
+    geom_of(g, n, &q);
+    const float *x = lop_input_node(g, n, 0)->out->data;
+    const float *w = n->param[PARAM_WEIGHT]->data;
+    const float *bias = n->attr.bias ? n->param[PARAM_BIAS]->data : NULL;
+    float *y = n->out->data;
+    int batch = lop_node_batch(n);
+    int nb = chunk_images(&q, batch);
+    float *col, *rows;
+    int st = chunk_scratch(g, &q, nb, &col, &rows);
+    if (st != LOP_OK)
+        return st;
+    size_t in_image = (size_t)q.c * q.h * q.w, out_image = (size_t)q.o * q.hwo;
+    for (int b0 = 0; b0 < batch; b0 += nb) {
+        int m = batch - b0 < nb ? batch - b0 : nb;
+        int ncols = m * q.hwo;
+        const float *xb = x + (size_t)b0 * in_image;
+        float *yb = y + (size_t)b0 * out_image;
+        const float *src = xb;
+        if (!q.direct) {
+            im2col(xb, m, &q, col);
+            src = col;
+        }
+        float *dst = m == 1 ? yb : rows;
+        for (int gi = 0; gi < q.groups; gi++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q.og, ncols, q.k, 1.0f,
+                        w + (size_t)gi * q.og * q.k, q.k, src + (size_t)gi * q.k * ncols,
+                        ncols, 0.0f, dst + (size_t)gi * q.og * ncols, ncols);
+        if (m > 1 || bias)
+            rows_to_images(dst, m, &q, bias, yb);
+    }
+    return LOP_OK;
+}
+
+static int conv_backward(lop_graph *g, lop_node *n)
+{
+    conv_geom q;
+    geom_of(g, n, &q);
+    const lop_node *in = lop_input_node(g, n, 0);
+    const float *x = in->out->data, *w = n->param[PARAM_WEIGHT]->data;
+    const float *dy = n->dout->data;
+    float *dx = in->dout->data, *dw = n->grad[PARAM_WEIGHT]->data;
+    float *db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
+    int batch = lop_node_batch(n);
+    int nb = chunk_images(&q, batch);
+    float *col, *rows;
+    int st = chunk_scratch(g, &q, nb, &col, &rows);
+    if (st != LOP_OK)
+        return st;
+    size_t in_image = (size_t)q.c * q.h * q.w, out_image = (size_t)q.o * q.hwo;
+    for (int b0 = 0; b0 < batch; b0 += nb) {
+        int m = batch - b0 < nb ? batch - b0 : nb;
+        int ncols = m * q.hwo;
+        const float *xb = x + (size_t)b0 * in_image;
+        float *dxb = dx + (size_t)b0 * in_image;
+        const float *src = xb;
+        if (!q.direct) {
+            im2col(xb, m, &q, col);
+            src = col;
+        }
+        const float *d = dy + (size_t)b0 * out_image;
+        if (m > 1) {
+            images_to_rows(d, m, &q, rows);
+            d = rows;
+        }
+        for (int oc = 0; db && oc < q.o; oc++) {
+            const float *r = d + (size_t)oc * ncols;
+            double s = 0;
+            for (int p = 0; p < ncols; p++)
+                s += r[p];
+            db[oc] += (float)s;
+        }
+        /* The direct path adds W^T dY straight into dX; otherwise group g's columns,
+         * once used for its dW, are overwritten by its column gradient. */
+        float *dcol = q.direct ? dxb : col;
+        for (int gi = 0; gi < q.groups; gi++) {
+            const float *dg = d + (size_t)gi * q.og * ncols;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q.og, q.k, ncols, 1.0f, dg,
+                        ncols, src + (size_t)gi * q.k * ncols, ncols, 1.0f,
+                        dw + (size_t)gi * q.og * q.k, q.k);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q.k, ncols, q.og, 1.0f,
+                        w + (size_t)gi * q.og * q.k, q.k, dg, ncols, q.direct ? 1.0f : 0.0f,
+                        dcol + (size_t)gi * q.k * ncols, ncols);
+        }
+        if (!q.direct)
+            col2im(col, m, &q, dxb);
+    }
+    return LOP_OK;
+}
+
+static double conv_flops(const lop_graph *g, const lop_node *n)
+{
+    const lop_attrs *a = &n->attr;
+    return 2.0 * a->out_channels * in_channels_per_group(g, n) * a->kernel_h * a->kernel_w *
+           n->dims[1] * n->dims[2];
+}
+
+const lop_layer_ops lop_conv2d_ops = {
+    .infer = conv_infer,
+    .init = conv_init,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .flops = conv_flops,
+};

@@ -1,0 +1,101 @@
+/*
+ * linear.c - the fully connected layer y = x W^T + b on feature vectors.  The whole
+ * batch goes through one cblas_sgemm per product, which is where the time goes; the
+ * weight is [out, in] (PyTorch's layout) so pruning an input feature removes a column.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { LIN_WEIGHT, LIN_BIAS };
+
+static int linear_infer(const lop_graph *g, lop_node *n)
+{
+    if (n->ninputs != 1)
+        return lop_fail(LOP_EINVAL, "linear '%s' takes 1 input, got %d", n->name, n->ninputs);
+    const lop_node *in = lop_input_node(g, n, 0);
+    if (in->ndim != 1)
+        return lop_fail(LOP_ESHAPE,
+                        "linear '%s' needs a feature vector (rank 1), '%s' gives rank %d "
+                        "(add a flatten or global_avgpool)", n->name, in->name, in->ndim);
+    if (n->attr.out_channels < 1)
+        return lop_fail(LOP_EINVAL, "linear '%s': out_channels must be at least 1, got %d",
+                        n->name, n->attr.out_channels);
+    if (n->attr.bias != 0 && n->attr.bias != 1)
+        return lop_fail(LOP_EINVAL, "linear '%s': bias must be 0 or 1, got %d", n->name,
+                        n->attr.bias);
+    n->ndim = 1;
+    n->dims[0] = n->attr.out_channels;
+    return LOP_OK;
+}
+
+static int linear_init(const lop_graph *g, lop_node *n, lop_rng *rng)
+{
+    int in = lop_input_node(g, n, 0)->dims[0], out = n->dims[0];
+    int shape[2] = {out, in};
+    int st = lop_node_add_param(n, "weight", 2, shape, 1);
+    if (st == LOP_OK && n->attr.bias)
+        st = lop_node_add_param(n, "bias", 1, &out, 1);
+    if (st != LOP_OK)
+        return st;
+    /* Kaiming-normal for a relu network: keeps activations' variance across layers. */
+    lop_tensor *w = n->param[LIN_WEIGHT];
+    double std = sqrt(2.0 / in);
+    for (size_t i = 0; i < w->numel; i++)
+        w->data[i] = (float)(std * lop_rng_normal(rng));
+    return LOP_OK;
+}
+
+static int linear_forward(lop_graph *g, lop_node *n, int train)
+{
+    const float *x = lop_input_node(g, n, 0)->out->data;
+    const float *w = n->param[LIN_WEIGHT]->data;
+    float *y = n->out->data;
+    int nb = lop_node_batch(n), out = n->dims[0], in = n->param[LIN_WEIGHT]->shape[1];
+    float beta = 0.0f;
+    if (n->attr.bias) {
+        const float *bias = n->param[LIN_BIAS]->data;
+        for (int b = 0; b < nb; b++)
+            memcpy(y + (size_t)b * out, bias, (size_t)out * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, out, in, 1.0f, x, in, w, in,
+                beta, y, out);
+    return LOP_OK;
+}
+
+static int linear_backward(lop_graph *g, lop_node *n)
+{
+    const lop_node *src = lop_input_node(g, n, 0);
+    const float *dy = n->dout->data, *x = src->out->data, *w = n->param[LIN_WEIGHT]->data;
+    int nb = lop_node_batch(n), out = n->dims[0], in = n->param[LIN_WEIGHT]->shape[1];
+    /* dx += dy W;  dW += dy^T x;  db += column sums of dy */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, in, out, 1.0f, dy, out, w, in,
+                1.0f, src->dout->data, in);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, nb, 1.0f, dy, out, x, in,
+                1.0f, n->grad[LIN_WEIGHT]->data, in);
+    if (n->attr.bias) {
+        float *db = n->grad[LIN_BIAS]->data;
+        for (int b = 0; b < nb; b++) {
+            const float *row = dy + (size_t)b * out;
+            for (int o = 0; o < out; o++)
+                db[o] += row[o];
+        }
+    }
+    return LOP_OK;
+}
+
+static double linear_flops(const lop_graph *g, const lop_node *n)
+{
+    return 2.0 * (double)n->param[LIN_WEIGHT]->shape[1] * n->dims[0];
+}
+
+const lop_layer_ops lop_linear_ops = {
+    .infer = linear_infer,
+    .init = linear_init,
+    .forward = linear_forward,
+    .backward = linear_backward,
+    .flops = linear_flops,
+};

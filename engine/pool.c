@@ -1,0 +1,267 @@
+/*
+ * pool.c - spatial pooling: windowed max and average over (C,H,W) maps, and the global
+ * average that turns a feature map into a feature vector in front of a classifier.
+ * Pools work plane by plane (one sample's channel at a time), so pruning channels
+ * never needs to touch them beyond their shapes.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Window geometry of a max/avg pool node; a stride of 0 means "= kernel". */
+typedef struct pool_geom {
+    int h, w, oh, ow;
+    int kh, kw, sh, sw, ph, pw;
+} pool_geom;
+
+static pool_geom geom_of(const lop_node *in, const lop_node *n)
+{
+    const lop_attrs *a = &n->attr;
+    pool_geom p;
+    p.h = in->dims[1];
+    p.w = in->dims[2];
+    p.kh = a->kernel_h;
+    p.kw = a->kernel_w;
+    p.sh = a->stride_h > 0 ? a->stride_h : a->kernel_h;
+    p.sw = a->stride_w > 0 ? a->stride_w : a->kernel_w;
+    p.ph = a->pad_h;
+    p.pw = a->pad_w;
+    p.oh = (int)(((long long)p.h + 2LL * p.ph - p.kh) / p.sh + 1);
+    p.ow = (int)(((long long)p.w + 2LL * p.pw - p.kw) / p.sw + 1);
+    return p;
+}
+
+static int pool_infer(const lop_graph *g, lop_node *n)
+{
+    const char *kind = lop_kind_name(n->kind);
+    const lop_attrs *a = &n->attr;
+    if (n->ninputs != 1)
+        return lop_fail(LOP_EINVAL, "%s '%s' takes 1 input, got %d", kind, n->name,
+                        n->ninputs);
+    const lop_node *in = lop_input_node(g, n, 0);
+    if (in->ndim != 3)
+        return lop_fail(LOP_ESHAPE, "%s '%s' needs a (C,H,W) input, '%s' gives rank %d",
+                        kind, n->name, in->name, in->ndim);
+    if (a->kernel_h < 1 || a->kernel_w < 1)
+        return lop_fail(LOP_EINVAL, "%s '%s': kernel %dx%d must be at least 1x1", kind,
+                        n->name, a->kernel_h, a->kernel_w);
+    if (a->stride_h < 0 || a->stride_w < 0)
+        return lop_fail(LOP_EINVAL, "%s '%s': stride %dx%d must be positive (0 = kernel)",
+                        kind, n->name, a->stride_h, a->stride_w);
+    if (a->pad_h < 0 || a->pad_w < 0 || a->pad_h > a->kernel_h / 2 ||
+        a->pad_w > a->kernel_w / 2)
+        return lop_fail(LOP_EINVAL,
+                        "%s '%s': padding %dx%d must be in 0..half the kernel %dx%d", kind,
+                        n->name, a->pad_h, a->pad_w, a->kernel_h, a->kernel_w);
+    /* long long: a kernel near INT_MAX must not overflow the padded size */
+    long long ph = in->dims[1] + 2LL * a->pad_h, pw = in->dims[2] + 2LL * a->pad_w;
+    if (ph < a->kernel_h || pw < a->kernel_w)
+        return lop_fail(LOP_ESHAPE, "%s '%s': kernel %dx%d does not fit the padded %lldx%lld "
+                        "input", kind, n->name, a->kernel_h, a->kernel_w, ph, pw);
+    pool_geom p = geom_of(in, n);
+    n->ndim = 3;
+    n->dims[0] = in->dims[0];
+    n->dims[1] = p.oh;
+    n->dims[2] = p.ow;
+    return LOP_OK;
+}
+
+/* Rows [*lo, *hi) of the input that output row o's window covers, padding excluded. */
+static void window(int o, int stride, int pad, int k, int size, int *lo, int *hi)
+{
+    int start = o * stride - pad;
+    *lo = start < 0 ? 0 : start;
+    *hi = start + k > size ? size : start + k;
+}
+
+static double pool_flops(const lop_graph *g, const lop_node *n)
+{
+    return (double)n->attr.kernel_h * n->attr.kernel_w * (double)lop_shape_numel(n->ndim, n->dims);
+}
+
+/* Number of (sample, channel) planes in the node's last output. */
+static size_t planes(const lop_node *n)
+{
+    return (size_t)lop_node_batch(n) * (size_t)n->dims[0];
+}
+
+/* ---- maxpool: padded cells never win; the argmax of each window is saved (as a float
+ * index within its plane) so backward routes the gradient to it ---- */
+
+static int maxpool_forward(lop_graph *g, lop_node *n, int train)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    pool_geom p = geom_of(in, n);
+    if (train) {
+        int st = lop_tensor_ensure(&n->saved[0], n->out->ndim, n->out->shape);
+        if (st != LOP_OK)
+            return st;
+    }
+    float *arg = train ? n->saved[0]->data : NULL;
+    size_t np = planes(n), isz = (size_t)p.h * p.w, osz = (size_t)p.oh * p.ow;
+    for (size_t q = 0; q < np; q++) {
+        const float *x = in->out->data + q * isz;
+        float *y = n->out->data + q * osz;
+        for (int oh = 0; oh < p.oh; oh++) {
+            int h0, h1;
+            window(oh, p.sh, p.ph, p.kh, p.h, &h0, &h1);
+            for (int ow = 0; ow < p.ow; ow++) {
+                int w0, w1;
+                window(ow, p.sw, p.pw, p.kw, p.w, &w0, &w1);
+                int best = h0 * p.w + w0;
+                float v = -INFINITY;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++)
+                        if (x[h * p.w + w] > v) {
+                            v = x[h * p.w + w];
+                            best = h * p.w + w;
+                        }
+                y[oh * p.ow + ow] = v;
+                if (arg)
+                    arg[q * osz + (size_t)(oh * p.ow + ow)] = (float)best;
+            }
+        }
+    }
+    return LOP_OK;
+}
+
+static int maxpool_backward(lop_graph *g, lop_node *n)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    size_t np = planes(n), isz = (size_t)in->dims[1] * in->dims[2];
+    size_t osz = (size_t)n->dims[1] * n->dims[2];
+    const float *arg = n->saved[0]->data, *dy = n->dout->data;
+    for (size_t q = 0; q < np; q++) {
+        float *dx = in->dout->data + q * isz;
+        for (size_t i = 0; i < osz; i++)
+            dx[(size_t)arg[q * osz + i]] += dy[q * osz + i];
+    }
+    return LOP_OK;
+}
+
+const lop_layer_ops lop_maxpool_ops = {
+    .infer = pool_infer,
+    .forward = maxpool_forward,
+    .backward = maxpool_backward,
+    .flops = pool_flops,
+};
+
+/* ---- avgpool: padding counts as zeros, so every window divides by kh*kw ---- */
+
+static int avgpool_forward(lop_graph *g, lop_node *n, int train)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    pool_geom p = geom_of(in, n);
+    float inv = 1.0f / (float)(p.kh * p.kw);
+    size_t np = planes(n), isz = (size_t)p.h * p.w, osz = (size_t)p.oh * p.ow;
+    for (size_t q = 0; q < np; q++) {
+        const float *x = in->out->data + q * isz;
+        float *y = n->out->data + q * osz;
+        for (int oh = 0; oh < p.oh; oh++) {
+            int h0, h1;
+            window(oh, p.sh, p.ph, p.kh, p.h, &h0, &h1);
+            for (int ow = 0; ow < p.ow; ow++) {
+                int w0, w1;
+                window(ow, p.sw, p.pw, p.kw, p.w, &w0, &w1);
+                float sum = 0.0f;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++)
+                        sum += x[h * p.w + w];
+                y[oh * p.ow + ow] = sum * inv;
+            }
+        }
+    }
+    return LOP_OK;
+}
+
+static int avgpool_backward(lop_graph *g, lop_node *n)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    pool_geom p = geom_of(in, n);
+    float inv = 1.0f / (float)(p.kh * p.kw);
+    size_t np = planes(n), isz = (size_t)p.h * p.w, osz = (size_t)p.oh * p.ow;
+    for (size_t q = 0; q < np; q++) {
+        float *dx = in->dout->data + q * isz;
+        const float *dy = n->dout->data + q * osz;
+        for (int oh = 0; oh < p.oh; oh++) {
+            int h0, h1;
+            window(oh, p.sh, p.ph, p.kh, p.h, &h0, &h1);
+            for (int ow = 0; ow < p.ow; ow++) {
+                int w0, w1;
+                window(ow, p.sw, p.pw, p.kw, p.w, &w0, &w1);
+                float d = dy[oh * p.ow + ow] * inv;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++)
+                        dx[h * p.w + w] += d;
+            }
+        }
+    }
+    return LOP_OK;
+}
+
+const lop_layer_ops lop_avgpool_ops = {
+    .infer = pool_infer,
+    .forward = avgpool_forward,
+    .backward = avgpool_backward,
+    .flops = pool_flops,
+};
+
+/* ---- global_avgpool: (C,H,W) -> (C) ---- */
+
+static int gap_infer(const lop_graph *g, lop_node *n)
+{
+    if (n->ninputs != 1)
+        return lop_fail(LOP_EINVAL, "global_avgpool '%s' takes 1 input, got %d", n->name,
+                        n->ninputs);
+    const lop_node *in = lop_input_node(g, n, 0);
+    if (in->ndim != 3)
+        return lop_fail(LOP_ESHAPE,
+                        "global_avgpool '%s' needs a (C,H,W) input, '%s' gives rank %d",
+                        n->name, in->name, in->ndim);
+    n->ndim = 1;
+    n->dims[0] = in->dims[0];
+    return LOP_OK;
+}
+
+static int gap_forward(lop_graph *g, lop_node *n, int train)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    size_t np = planes(n), s = (size_t)in->dims[1] * in->dims[2];
+    float inv = 1.0f / (float)s;
+    for (size_t q = 0; q < np; q++) {
+        const float *x = in->out->data + q * s;
+        float sum = 0.0f;
+        for (size_t i = 0; i < s; i++)
+            sum += x[i];
+        n->out->data[q] = sum * inv;
+    }
+    return LOP_OK;
+}
+
+static int gap_backward(lop_graph *g, lop_node *n)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    size_t np = planes(n), s = (size_t)in->dims[1] * in->dims[2];
+    float inv = 1.0f / (float)s;
+    for (size_t q = 0; q < np; q++) {
+        float *dx = in->dout->data + q * s;
+        float d = n->dout->data[q] * inv;
+        for (size_t i = 0; i < s; i++)
+            dx[i] += d;
+    }
+    return LOP_OK;
+}
+
+static double gap_flops(const lop_graph *g, const lop_node *n)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    return (double)lop_shape_numel(in->ndim, in->dims);
+}
+
+const lop_layer_ops lop_global_avgpool_ops = {
+    .infer = gap_infer,
+    .forward = gap_forward,
+    .backward = gap_backward,
+    .flops = gap_flops,
+};

@@ -1,0 +1,481 @@
+/*
+ * test_conv.c - the conv2d layer against independent references: forward and backward
+ * against the textbook seven-loop convolution (every path: strided, padded, 1x1 without
+ * im2col, grouped, depthwise, non-square, batches split into several chunks with a
+ * remainder), input gradients accumulating over several consumers, gradients against
+ * finite differences, Kaiming initialisation
+ * statistics, FLOP and parameter counts by hand, and attribute validation.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gradcheck.h"
+#include "lopper.h"
+
+typedef struct conv_case {
+    const char *what;
+    int c, h, w, o, kh, kw, sh, sw, ph, pw, groups, bias, batch;
+} conv_case;
+
+/* The engine unfolds images in chunks of about 4096 output columns (fewer when the
+ * column buffer would pass 4M floats), so the "chunked" rows below are sized to give
+ * several chunks plus a shorter last one. */
+static const conv_case cases[] = {
+    {"stride 2, pad 1", 3, 9, 9, 4, 3, 3, 2, 2, 1, 1, 1, 1, 2},
+    {"pad 2, no bias", 2, 7, 8, 5, 3, 3, 1, 1, 2, 2, 1, 0, 3},
+    /* 1x1 convolutions over maps of 256+ positions skip im2col; smaller ones don't. */
+    {"1x1 direct", 6, 16, 17, 4, 1, 1, 1, 1, 0, 0, 1, 1, 3},
+    {"1x1 direct, no bias", 5, 16, 16, 3, 1, 1, 1, 1, 0, 0, 1, 0, 2},
+    {"1x1 small map", 6, 5, 5, 4, 1, 1, 1, 1, 0, 0, 1, 1, 3},
+    {"1x1 stride 2", 4, 7, 7, 3, 1, 1, 2, 2, 0, 0, 1, 0, 2},
+    {"groups 2", 4, 6, 6, 6, 3, 3, 1, 1, 1, 1, 2, 1, 2},
+    {"depthwise", 5, 7, 7, 5, 3, 3, 1, 1, 1, 1, 5, 1, 2},
+    {"non-square", 3, 8, 11, 4, 2, 5, 2, 1, 0, 2, 1, 1, 2},
+    {"single image", 3, 6, 5, 2, 3, 2, 1, 2, 1, 0, 1, 1, 1},
+    /* 36 columns per image: chunks of 114, 114 and 22 images. */
+    {"chunked", 2, 6, 6, 3, 3, 3, 1, 1, 1, 1, 1, 1, 250},
+    /* 16 columns per image: chunks of 256 and 44, two groups in each product. */
+    {"chunked groups", 4, 4, 4, 6, 3, 3, 1, 1, 1, 1, 2, 0, 300},
+    /* 49 columns per image: chunks of 84 and 16. */
+    {"chunked depthwise", 5, 7, 7, 5, 3, 3, 1, 1, 1, 1, 5, 1, 100},
+    /* One column and 1168 unfolded rows per image: the 4M-float cap gives chunks
+     * of 3591 and 9. */
+    {"chunked at the cap", 128, 3, 3, 16, 3, 3, 1, 1, 0, 0, 1, 1, 3600},
+};
+enum { NCASES = sizeof cases / sizeof cases[0] };
+
+static const conv_case *find_case(const char *what)
+{
+    for (int i = 0; i < NCASES; i++)
+        if (strcmp(cases[i].what, what) == 0)
+            return &cases[i];
+    fail_msg("no case '%s'", what);
+    return NULL;
+}
+
+static int out_h(const conv_case *k) { return (k->h + 2 * k->ph - k->kh) / k->sh + 1; }
+static int out_w(const conv_case *k) { return (k->w + 2 * k->pw - k->kw) / k->sw + 1; }
+
+static lop_attrs input_attrs(int c, int h, int w)
+{
+    lop_attrs a = lop_attrs_default();
+    a.in_ndim = 3;
+    a.in_shape[0] = c;
+    a.in_shape[1] = h;
+    a.in_shape[2] = w;
+    return a;
+}
+
+static lop_attrs case_attrs(const conv_case *k)
+{
+    lop_attrs a = lop_attrs_default();
+    a.out_channels = k->o;
+    a.kernel_h = k->kh;
+    a.kernel_w = k->kw;
+    a.stride_h = k->sh;
+    a.stride_w = k->sw;
+    a.pad_h = k->ph;
+    a.pad_w = k->pw;
+    a.groups = k->groups;
+    a.bias = k->bias;
+    return a;
+}
+
+/* input -> conv; *cid receives the conv's id.  Returns the first failing status. */
+static int build(lop_graph *g, const conv_case *k, int *cid)
+{
+    lop_attrs in = input_attrs(k->c, k->h, k->w), a = case_attrs(k);
+    int x, st = lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x);
+    return st ? st : lop_graph_add(g, LOP_CONV2D, "conv", &x, 1, &a, cid);
+}
+
+static void randomize_params(lop_graph *g, int id, uint64_t seed)
+{
+    for (int p = 0; p < lop_node_nparams(g, id); p++) {
+        lop_tensor *t = lop_node_param(g, id, p);
+        lop_tensor *r = gradcheck_random(t->ndim, t->shape, seed + (uint64_t)p);
+        assert_non_null(r);
+        memcpy(t->data, r->data, t->numel * sizeof(float));
+        lop_tensor_release(r);
+    }
+}
+
+/* A graph for case k with the weights (and bias) set to seeded uniform values so
+ * that the bias path is exercised too, and a random input batch. */
+static lop_graph *setup(const conv_case *k, int *cid, lop_tensor **x)
+{
+    lop_graph *g = lop_graph_new(7);
+    assert_non_null(g);
+    assert_int_equal(build(g, k, cid), LOP_OK);
+    assert_int_equal(lop_node_nparams(g, *cid), k->bias ? 2 : 1);
+    randomize_params(g, *cid, 100);
+    int shape[4] = {k->batch, k->c, k->h, k->w};
+    *x = gradcheck_random(4, shape, 11);
+    assert_non_null(*x);
+    return g;
+}
+
+/* The textbook convolution in double: forward into y when y is given; with dy, the
+ * gradients dx, dw and db (db may be NULL) accumulated from zero. */
+static void naive(const conv_case *k, const float *x, const float *w, const float *bias,
+                  const float *dy, double *y, double *dx, double *dw, double *db)
+{
+    int ho = out_h(k), wo = out_w(k), cg = k->c / k->groups, og = k->o / k->groups;
+    if (dy) {
+        memset(dx, 0, (size_t)k->batch * k->c * k->h * k->w * sizeof *dx);
+        memset(dw, 0, (size_t)k->o * cg * k->kh * k->kw * sizeof *dw);
+        if (db)
+            memset(db, 0, (size_t)k->o * sizeof *db);
+    }
+    for (int b = 0; b < k->batch; b++)
+        for (int oc = 0; oc < k->o; oc++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++) {
+                    size_t yi = (((size_t)b * k->o + oc) * ho + oy) * wo + ox;
+                    double s = bias ? bias[oc] : 0.0, g = dy ? dy[yi] : 0.0;
+                    if (db)
+                        db[oc] += g;
+                    for (int ci = 0; ci < cg; ci++)
+                        for (int ki = 0; ki < k->kh; ki++)
+                            for (int kj = 0; kj < k->kw; kj++) {
+                                int iy = oy * k->sh - k->ph + ki, ix = ox * k->sw - k->pw + kj;
+                                if (iy < 0 || iy >= k->h || ix < 0 || ix >= k->w)
+                                    continue;
+                                int c = oc / og * cg + ci;
+                                size_t xi = (((size_t)b * k->c + c) * k->h + iy) * k->w + ix;
+                                size_t wi = (((size_t)oc * cg + ci) * k->kh + ki) * k->kw + kj;
+                                s += (double)x[xi] * w[wi];
+                                if (dy) {
+                                    dx[xi] += g * w[wi];
+                                    dw[wi] += g * x[xi];
+                                }
+                            }
+                    if (y)
+                        y[yi] = s;
+                }
+}
+
+/* Every entry within tol relative to max(1, |reference|). */
+static void assert_close(const float *got, const double *want, size_t n, double scale,
+                         double tol, const char *what, const char *which)
+{
+    for (size_t i = 0; i < n; i++) {
+        double r = scale * want[i];
+        double err = fabs(got[i] - r) / (fabs(r) > 1.0 ? fabs(r) : 1.0);
+        if (err > tol)
+            fail_msg("%s, %s[%zu]: got %.7g, want %.7g", what, which, i, (double)got[i], r);
+    }
+}
+
+static void test_forward_matches_naive(void **state)
+{
+    (void)state;
+    for (int ci = 0; ci < NCASES; ci++) {
+        const conv_case *k = &cases[ci];
+        int cid, shape[3];
+        lop_tensor *x;
+        lop_graph *g = setup(k, &cid, &x);
+        assert_int_equal(lop_node_shape(g, cid, shape), 3);
+        assert_int_equal(shape[0], k->o);
+        assert_int_equal(shape[1], out_h(k));
+        assert_int_equal(shape[2], out_w(k));
+        for (int train = 0; train <= 1; train++) {
+            assert_int_equal(lop_graph_forward(g, x, train), LOP_OK);
+            const lop_tensor *y = lop_graph_output(g);
+            assert_int_equal(y->ndim, 4);
+            assert_int_equal(y->shape[0], k->batch);
+            double *ref = malloc(y->numel * sizeof *ref);
+            assert_non_null(ref);
+            naive(k, x->data, lop_node_param(g, cid, 0)->data,
+                  k->bias ? lop_node_param(g, cid, 1)->data : NULL, NULL, ref, NULL, NULL, NULL);
+            assert_close(y->data, ref, y->numel, 1.0, 1e-4, k->what, "y");
+            free(ref);
+        }
+        lop_tensor_release(x);
+        lop_graph_free(g);
+    }
+}
+
+/* Two backward passes without zeroing: parameter gradients must be twice the
+ * reference (they accumulate), the input gradient equal to it (it is per pass). */
+static void test_backward_matches_naive(void **state)
+{
+    (void)state;
+    for (int ci = 0; ci < NCASES; ci++) {
+        const conv_case *k = &cases[ci];
+        int cid;
+        lop_tensor *x;
+        lop_graph *g = setup(k, &cid, &x);
+        assert_int_equal(lop_graph_forward(g, x, 1), LOP_OK);
+        const lop_tensor *y = lop_graph_output(g);
+        lop_tensor *dy = gradcheck_random(y->ndim, y->shape, 23);
+        assert_non_null(dy);
+        lop_graph_zero_grad(g);
+        assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
+        assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
+        const lop_tensor *w = lop_node_param(g, cid, 0);
+        double *dx = malloc(x->numel * sizeof *dx), *dw = malloc(w->numel * sizeof *dw);
+        double *db = malloc((size_t)k->o * sizeof *db);
+        assert_true(dx && dw && db);
+        naive(k, x->data, w->data, NULL, dy->data, NULL, dx, dw, k->bias ? db : NULL);
+        /* Gradient sums run over the whole batch, so allow for float accumulation. */
+        assert_close(lop_graph_input_grad(g)->data, dx, x->numel, 1.0, 1e-4, k->what, "dx");
+        assert_close(lop_node_grad(g, cid, 0)->data, dw, w->numel, 2.0, 2e-4, k->what, "dw");
+        if (k->bias)
+            assert_close(lop_node_grad(g, cid, 1)->data, db, (size_t)k->o, 2.0, 2e-4, k->what,
+                         "db");
+        free(dx);
+        free(dw);
+        free(db);
+        lop_tensor_release(dy);
+        lop_tensor_release(x);
+        lop_graph_free(g);
+    }
+}
+
+/* x -> conv a, x -> conv b, a + b: the input gradient is the sum of both convs'
+ * contributions, so each must add into it rather than overwrite it. */
+static void test_input_gradient_accumulates_across_consumers(void **state)
+{
+    (void)state;
+    static const char *const which[] = {"stride 2, pad 1", "1x1 direct", "chunked"};
+    for (size_t i = 0; i < sizeof which / sizeof which[0]; i++) {
+        const conv_case *k = find_case(which[i]);
+        lop_graph *g = lop_graph_new(9);
+        lop_attrs in = input_attrs(k->c, k->h, k->w), a = case_attrs(k);
+        lop_attrs plain = lop_attrs_default();
+        int x, ca, cb, sum, two[2];
+        assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x), LOP_OK);
+        assert_int_equal(lop_graph_add(g, LOP_CONV2D, "a", &x, 1, &a, &ca), LOP_OK);
+        assert_int_equal(lop_graph_add(g, LOP_CONV2D, "b", &x, 1, &a, &cb), LOP_OK);
+        two[0] = ca;
+        two[1] = cb;
+        assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", two, 2, &plain, &sum), LOP_OK);
+        randomize_params(g, ca, 200);
+        randomize_params(g, cb, 300);
+        int shape[4] = {k->batch, k->c, k->h, k->w};
+        lop_tensor *xt = gradcheck_random(4, shape, 13);
+        assert_non_null(xt);
+        assert_int_equal(lop_graph_forward(g, xt, 1), LOP_OK);
+        const lop_tensor *y = lop_graph_output(g);
+        lop_tensor *dy = gradcheck_random(y->ndim, y->shape, 29);
+        assert_non_null(dy);
+        assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
+        const lop_tensor *wa = lop_node_param(g, ca, 0), *wb = lop_node_param(g, cb, 0);
+        double *dxa = malloc(xt->numel * sizeof *dxa), *dxb = malloc(xt->numel * sizeof *dxb);
+        double *dw = malloc(wa->numel * sizeof *dw);
+        assert_true(dxa && dxb && dw);
+        naive(k, xt->data, wa->data, NULL, dy->data, NULL, dxa, dw, NULL);
+        naive(k, xt->data, wb->data, NULL, dy->data, NULL, dxb, dw, NULL);
+        for (size_t e = 0; e < xt->numel; e++)
+            dxa[e] += dxb[e];
+        assert_close(lop_graph_input_grad(g)->data, dxa, xt->numel, 1.0, 1e-4, k->what, "dx");
+        free(dxa);
+        free(dxb);
+        free(dw);
+        lop_tensor_release(dy);
+        lop_tensor_release(xt);
+        lop_graph_free(g);
+    }
+}
+
+static void test_gradients_match_finite_differences(void **state)
+{
+    (void)state;
+    /* Every case but the largest (entries are sampled, so even the chunked ones are
+     * quick); the projection's seed differs per case. */
+    for (int ci = 0; ci < NCASES; ci++) {
+        const conv_case *k = &cases[ci];
+        if (k->batch > 300)
+            continue;
+        int cid;
+        lop_tensor *x;
+        lop_graph *g = setup(k, &cid, &x);
+        double err = gradcheck_graph(g, x, 1, 1e-2, 31 + (uint64_t)ci);
+        if (!(err >= 0 && err < 1e-2))
+            fail_msg("%s: worst relative gradient error %g", k->what, err);
+        lop_tensor_release(x);
+        lop_graph_free(g);
+    }
+}
+
+static void test_init_is_kaiming_normal(void **state)
+{
+    (void)state;
+    const conv_case k = {"init", 32, 5, 5, 64, 3, 3, 1, 1, 1, 1, 2, 1, 1};
+    lop_graph *g = lop_graph_new(3);
+    int cid;
+    assert_int_equal(build(g, &k, &cid), LOP_OK);
+    assert_int_equal(lop_node_nparams(g, cid), 2);
+    assert_string_equal(lop_node_param_name(g, cid, 0), "weight");
+    assert_string_equal(lop_node_param_name(g, cid, 1), "bias");
+    const lop_tensor *w = lop_node_param(g, cid, 0), *b = lop_node_param(g, cid, 1);
+    int want[4] = {64, 16, 3, 3};
+    assert_int_equal(w->ndim, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(w->shape[i], want[i]);
+    assert_int_equal(b->ndim, 1);
+    assert_int_equal(b->shape[0], 64);
+    assert_non_null(lop_node_grad(g, cid, 0));
+    assert_non_null(lop_node_grad(g, cid, 1));
+    for (int i = 0; i < 64; i++)
+        assert_true(b->data[i] == 0.0f);
+    /* fan_in = 16 * 3 * 3 = 144; 9216 draws pin the std to within about 1.5%. */
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < w->numel; i++) {
+        s += w->data[i];
+        s2 += (double)w->data[i] * w->data[i];
+    }
+    double mean = s / w->numel, sd = sqrt(s2 / w->numel - mean * mean);
+    double expect = sqrt(2.0 / 144.0);
+    assert_true(fabs(mean) < 0.05 * expect);
+    assert_true(fabs(sd - expect) < 0.05 * expect);
+    lop_graph_free(g);
+
+    /* Without a bias the weight is the only parameter. */
+    conv_case nb = k;
+    nb.bias = 0;
+    g = lop_graph_new(3);
+    assert_int_equal(build(g, &nb, &cid), LOP_OK);
+    assert_int_equal(lop_node_nparams(g, cid), 1);
+    assert_int_equal(lop_node_find_param(g, cid, "bias"), -1);
+    lop_graph_free(g);
+}
+
+static void test_flops_and_params_by_hand(void **state)
+{
+    (void)state;
+    /* 4x10x10 -> 6 filters 3x3, stride 2, pad 1, 2 groups: output 6x5x5, each output
+     * a 2*3*3 = 18-term dot product: 2 * 18 * 150 = 5400 FLOPs; 6*2*3*3 + 6 = 114
+     * parameters. */
+    const conv_case k = {"flops", 4, 10, 10, 6, 3, 3, 2, 2, 1, 1, 2, 1, 1};
+    lop_graph *g = lop_graph_new(1);
+    int cid;
+    assert_int_equal(build(g, &k, &cid), LOP_OK);
+    assert_float_equal(lop_node_flops(g, cid), 5400.0, 1e-9);
+    assert_int_equal(lop_node_params(g, cid), 114);
+    lop_graph_free(g);
+}
+
+/* Adding the conv fails with `status`, names the node, and changes nothing. */
+static void expect_refused(int c, int h, int w, int in_ndim, lop_attrs a, int status)
+{
+    lop_graph *g = lop_graph_new(1);
+    lop_attrs in = input_attrs(c, h, w);
+    in.in_ndim = in_ndim;
+    int x, id = -5;
+    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x), LOP_OK);
+    uint64_t gen = lop_graph_generation(g);
+    int st = lop_graph_add(g, LOP_CONV2D, "bad_conv", &x, 1, &a, &id);
+    if (st != status)
+        fail_msg("expected %s, got %s: %s", lop_status_name(status), lop_status_name(st),
+                 lop_errmsg());
+    assert_non_null(strstr(lop_errmsg(), "bad_conv"));
+    assert_int_equal(id, -5);
+    assert_int_equal(lop_graph_size(g), 1);
+    assert_true(lop_graph_generation(g) == gen);
+    assert_int_equal(lop_graph_find(g, "bad_conv"), -1);
+    lop_graph_free(g);
+}
+
+static void test_invalid_attributes_are_refused(void **state)
+{
+    (void)state;
+    const conv_case ok = {"ok", 4, 6, 6, 6, 3, 3, 1, 1, 1, 1, 2, 1, 1};
+    lop_attrs a;
+    /* groups must divide both channel counts */
+    a = case_attrs(&ok);
+    expect_refused(3, 6, 6, 3, a, LOP_ESHAPE);
+    a.out_channels = 5;
+    expect_refused(4, 6, 6, 3, a, LOP_EINVAL);
+    /* kernel larger than the padded input, in either direction */
+    a = case_attrs(&ok);
+    a.kernel_h = 9;
+    expect_refused(4, 6, 6, 3, a, LOP_ESHAPE);
+    a = case_attrs(&ok);
+    a.kernel_w = 5;
+    a.pad_w = 0;
+    expect_refused(4, 6, 4, 3, a, LOP_ESHAPE);
+    /* a feature-vector input */
+    a = case_attrs(&ok);
+    a.groups = 1;
+    expect_refused(4, 0, 0, 1, a, LOP_ESHAPE);
+    /* attributes out of range */
+    int *fields[] = {&a.out_channels, &a.kernel_h, &a.kernel_w, &a.stride_h, &a.stride_w,
+                     &a.groups};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        a = case_attrs(&ok);
+        *fields[i] = 0;
+        expect_refused(4, 6, 6, 3, a, LOP_EINVAL);
+    }
+    a = case_attrs(&ok);
+    a.pad_h = -1;
+    expect_refused(4, 6, 6, 3, a, LOP_EINVAL);
+    a = case_attrs(&ok);
+    a.bias = 2;
+    expect_refused(4, 6, 6, 3, a, LOP_EINVAL);
+    /* the kernel exactly filling the padded input is fine: a 1x1 output */
+    lop_graph *g = lop_graph_new(1);
+    conv_case fit = ok;
+    fit.kh = 8;
+    fit.kw = 8;
+    int cid, shape[3];
+    assert_int_equal(build(g, &fit, &cid), LOP_OK);
+    assert_int_equal(lop_node_shape(g, cid, shape), 3);
+    assert_int_equal(shape[1], 1);
+    assert_int_equal(shape[2], 1);
+    lop_graph_free(g);
+}
+
+/* Every allocation of building, forward and backward failing in turn gives
+ * LOP_ENOMEM and leaks nothing (the sanitizer build checks the leaks). */
+static void test_allocation_failures_are_clean(void **state)
+{
+    (void)state;
+    const conv_case *k = find_case("chunked");   /* uses the column scratch */
+    int shape[4] = {k->batch, k->c, k->h, k->w};
+    lop_tensor *x = gradcheck_random(4, shape, 5);
+    assert_non_null(x);
+    int succeeded = 0;
+    for (long n = 1; !succeeded && n < 1000; n++) {
+        lop_graph *g = lop_graph_new(1);
+        if (!g)
+            continue;
+        lop_debug_fail_alloc(n);
+        int cid, st = build(g, k, &cid);
+        if (st == LOP_OK)
+            st = lop_graph_forward(g, x, 1);
+        if (st == LOP_OK)
+            st = lop_graph_backward(g, lop_graph_output(g));
+        lop_debug_fail_alloc(0);
+        if (st != LOP_OK && st != LOP_ENOMEM)
+            fail_msg("allocation %ld failing gave %s: %s", n, lop_status_name(st),
+                     lop_errmsg());
+        succeeded = st == LOP_OK;
+        lop_graph_free(g);
+    }
+    assert_true(succeeded);
+    lop_tensor_release(x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_matches_naive),
+        cmocka_unit_test(test_backward_matches_naive),
+        cmocka_unit_test(test_input_gradient_accumulates_across_consumers),
+        cmocka_unit_test(test_gradients_match_finite_differences),
+        cmocka_unit_test(test_init_is_kaiming_normal),
+        cmocka_unit_test(test_flops_and_params_by_hand),
+        cmocka_unit_test(test_invalid_attributes_are_refused),
+        cmocka_unit_test(test_allocation_failures_are_clean),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

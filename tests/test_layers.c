@@ -1,0 +1,650 @@
+/*
+ * test_layers.c - every layer kind other than input and conv2d: backward passes
+ * against central finite differences (gradcheck_graph), forward results against
+ * hand-computed values, dropout's statistics, FLOP counts, and shape/attribute
+ * errors that must leave the graph unchanged.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gradcheck.h"
+#include "lopper.h"
+
+#define TOL 1e-2   /* worst relative error of float32 central differences */
+
+static lop_graph *new_graph(int ndim, int c, int h, int w, int *x)
+{
+    lop_graph *g = lop_graph_new(7);
+    assert_non_null(g);
+    lop_attrs a = lop_attrs_default();
+    a.in_ndim = ndim;
+    a.in_shape[0] = c;
+    a.in_shape[1] = h;
+    a.in_shape[2] = w;
+    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &a, x), LOP_OK);
+    return g;
+}
+
+static int add1(lop_graph *g, lop_kind kind, const char *name, int in, const lop_attrs *a)
+{
+    int id;
+    assert_int_equal(lop_graph_add(g, kind, name, &in, 1, a, &id), LOP_OK);
+    return id;
+}
+
+static int conv(lop_graph *g, const char *name, int in, int cout, int bias)
+{
+    lop_attrs a = lop_attrs_default();
+    a.out_channels = cout;
+    a.kernel_h = a.kernel_w = 3;
+    a.pad_h = a.pad_w = 1;
+    a.bias = bias;
+    return add1(g, LOP_CONV2D, name, in, &a);
+}
+
+static int linear(lop_graph *g, const char *name, int in, int out, int bias)
+{
+    lop_attrs a = lop_attrs_default();
+    a.out_channels = out;
+    a.bias = bias;
+    return add1(g, LOP_LINEAR, name, in, &a);
+}
+
+static lop_attrs pool_attrs(int k, int stride, int pad)
+{
+    lop_attrs a = lop_attrs_default();
+    a.kernel_h = a.kernel_w = k;
+    a.stride_h = a.stride_w = stride;
+    a.pad_h = a.pad_w = pad;
+    return a;
+}
+
+static lop_tensor *tensor(int ndim, const int *shape, const float *values)
+{
+    lop_tensor *t = lop_tensor_new(ndim, shape);
+    assert_non_null(t);
+    memcpy(t->data, values, t->numel * sizeof(float));
+    return t;
+}
+
+/* Batch of `batch` samples of the graph's input shape, uniform in [-1, 1). */
+static lop_tensor *random_input(const lop_graph *g, int batch, uint64_t seed)
+{
+    int shape[LOP_MAX_DIMS];
+    shape[0] = batch;
+    int nd = lop_node_shape(g, 0, shape + 1) + 1;
+    lop_tensor *x = gradcheck_random(nd, shape, seed);
+    assert_non_null(x);
+    return x;
+}
+
+/* Input whose entries are a shuffled grid 0.02 apart, so a finite-difference step
+ * never changes which entry of a pooling window is the largest. */
+static lop_tensor *distinct_input(const lop_graph *g, int batch, uint64_t seed)
+{
+    lop_tensor *x = random_input(g, batch, seed);
+    int *perm = malloc(x->numel * sizeof *perm);
+    assert_non_null(perm);
+    lop_rng r;
+    lop_rng_seed(&r, seed);
+    lop_shuffle(perm, (int)x->numel, &r);
+    for (size_t i = 0; i < x->numel; i++)
+        x->data[i] = 0.02f * ((float)perm[i] - (float)x->numel / 2);
+    free(perm);
+    return x;
+}
+
+/* Gradient check of the whole graph at a random input in the given mode. */
+static void check(lop_graph *g, lop_tensor *x, int train)
+{
+    double worst = gradcheck_graph(g, x, train, 1e-2, 99);
+    assert_true(worst >= 0);
+    if (worst > TOL)
+        fail_msg("worst relative gradient error %g > %g", worst, TOL);
+    lop_tensor_release(x);
+    lop_graph_free(g);
+}
+
+/* ---- gradient checks ---- */
+
+static void test_grad_batchnorm_maps(void **state)
+{
+    (void)state;
+    int x, c, bn;
+    lop_graph *g = new_graph(3, 2, 5, 5, &x);
+    c = conv(g, "conv", x, 3, 0);
+    bn = add1(g, LOP_BATCHNORM, "bn", c, NULL);
+    lop_tensor *gamma = lop_node_param(g, bn, 0), *beta = lop_node_param(g, bn, 1);
+    const float gv[3] = {1.5f, -0.7f, 0.3f}, bv[3] = {0.2f, -0.4f, 1.0f};
+    memcpy(gamma->data, gv, sizeof gv);
+    memcpy(beta->data, bv, sizeof bv);
+    check(g, random_input(g, 3, 1), 1);
+}
+
+static void test_grad_batchnorm_features(void **state)
+{
+    (void)state;
+    int x, fc, bn;
+    lop_graph *g = new_graph(1, 6, 0, 0, &x);
+    fc = linear(g, "fc", x, 4, 0);
+    bn = add1(g, LOP_BATCHNORM, "bn", fc, NULL);
+    lop_node_param(g, bn, 0)->data[1] = 2.0f;
+    lop_node_param(g, bn, 1)->data[2] = -1.0f;
+    check(g, random_input(g, 5, 2), 1);
+}
+
+static void test_grad_relu(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 2, 4, 4, &x);
+    add1(g, LOP_RELU, "relu", x, NULL);
+    /* keep inputs a step away from the kink at 0, with both signs present */
+    lop_tensor *in = random_input(g, 3, 3);
+    for (size_t i = 0; i < in->numel; i++)
+        in->data[i] += in->data[i] >= 0 ? 0.1f : -0.1f;
+    check(g, in, 1);
+}
+
+static void test_grad_maxpool_stride2(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 2, 6, 6, &x);
+    lop_attrs a = pool_attrs(2, 2, 0);
+    add1(g, LOP_MAXPOOL, "pool", x, &a);
+    check(g, distinct_input(g, 2, 4), 1);
+}
+
+static void test_grad_maxpool_overlapping_padded(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 2, 7, 7, &x);
+    lop_attrs a = pool_attrs(3, 2, 1);
+    add1(g, LOP_MAXPOOL, "pool", x, &a);
+    check(g, distinct_input(g, 2, 5), 1);
+}
+
+static void test_grad_avgpool(void **state)
+{
+    (void)state;
+    int x, c;
+    lop_graph *g = new_graph(3, 2, 6, 6, &x);
+    c = conv(g, "conv", x, 3, 1);
+    lop_attrs a = pool_attrs(3, 2, 1);
+    add1(g, LOP_AVGPOOL, "pool", c, &a);
+    check(g, random_input(g, 2, 6), 1);
+
+    g = new_graph(3, 2, 5, 4, &x);
+    a = pool_attrs(2, 2, 0);
+    a.kernel_w = 1;
+    a.stride_w = 1;
+    add1(g, LOP_AVGPOOL, "pool", x, &a);
+    check(g, random_input(g, 2, 7), 1);
+}
+
+static void test_grad_global_avgpool(void **state)
+{
+    (void)state;
+    int x, c;
+    lop_graph *g = new_graph(3, 2, 4, 5, &x);
+    c = conv(g, "conv", x, 3, 1);
+    add1(g, LOP_GLOBAL_AVGPOOL, "gap", c, NULL);
+    check(g, random_input(g, 3, 8), 1);
+}
+
+static void test_grad_flatten_linear(void **state)
+{
+    (void)state;
+    int x, f;
+    lop_graph *g = new_graph(3, 2, 3, 3, &x);
+    f = add1(g, LOP_FLATTEN, "flat", x, NULL);
+    linear(g, "fc", f, 4, 1);
+    check(g, random_input(g, 3, 9), 1);
+}
+
+static void test_grad_linear_with_and_without_bias(void **state)
+{
+    (void)state;
+    for (int bias = 0; bias <= 1; bias++) {
+        int x, fc;
+        lop_graph *g = new_graph(1, 7, 0, 0, &x);
+        fc = linear(g, "fc", x, 5, bias);
+        assert_int_equal(lop_node_nparams(g, fc), 1 + bias);
+        assert_int_equal(lop_node_params(g, fc), 35 + 5 * bias);
+        if (bias) {
+            /* a nonzero bias, so the forward check below sees it */
+            lop_tensor *b = lop_node_param(g, fc, 1);
+            for (int o = 0; o < 5; o++)
+                b->data[o] = 0.1f * (float)(o + 1);
+        }
+        /* forward against a naive product */
+        lop_tensor *in = random_input(g, 4, 10);
+        assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+        const float *w = lop_node_param(g, fc, 0)->data, *y = lop_graph_output(g)->data;
+        for (int b = 0; b < 4; b++)
+            for (int o = 0; o < 5; o++) {
+                double s = bias ? lop_node_param(g, fc, 1)->data[o] : 0.0;
+                for (int i = 0; i < 7; i++)
+                    s += (double)w[o * 7 + i] * in->data[b * 7 + i];
+                assert_float_equal(y[b * 5 + o], s, 1e-5);
+            }
+        check(g, in, 1);
+    }
+}
+
+static void test_grad_add(void **state)
+{
+    (void)state;
+    int x, ins[3];
+    lop_graph *g = new_graph(3, 2, 4, 4, &x);
+    ins[0] = conv(g, "a", x, 2, 1);
+    ins[1] = conv(g, "b", x, 2, 1);
+    ins[2] = x;   /* the identity shortcut of a residual block */
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 3, NULL, NULL), LOP_OK);
+    check(g, random_input(g, 2, 11), 1);
+}
+
+static void test_grad_concat(void **state)
+{
+    (void)state;
+    int x, ins[3];
+    lop_graph *g = new_graph(3, 2, 4, 4, &x);
+    ins[0] = conv(g, "a", x, 3, 1);
+    ins[1] = conv(g, "b", x, 1, 1);
+    ins[2] = x;
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 3, NULL, NULL), LOP_OK);
+    int shape[3];
+    assert_int_equal(lop_node_shape(g, 3, shape), 3);
+    assert_int_equal(shape[0], 6);
+    check(g, random_input(g, 2, 12), 1);
+
+    g = new_graph(1, 5, 0, 0, &x);
+    ins[0] = linear(g, "a", x, 3, 1);
+    ins[1] = linear(g, "b", x, 4, 1);
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 2, NULL, NULL), LOP_OK);
+    assert_int_equal(lop_node_shape(g, 3, shape), 1);
+    assert_int_equal(shape[0], 7);
+    check(g, random_input(g, 3, 13), 1);
+}
+
+static void test_grad_dropout(void **state)
+{
+    (void)state;
+    int x, fc;
+    lop_graph *g = new_graph(1, 6, 0, 0, &x);
+    fc = linear(g, "fc", x, 8, 1);
+    lop_attrs a = lop_attrs_default();
+    a.p = 0.3f;
+    add1(g, LOP_DROPOUT, "drop", fc, &a);
+    check(g, random_input(g, 4, 14), 1);
+}
+
+static void test_param_grads_accumulate(void **state)
+{
+    (void)state;
+    int x, fc;
+    lop_graph *g = new_graph(1, 5, 0, 0, &x);
+    fc = linear(g, "fc", x, 4, 1);
+    add1(g, LOP_BATCHNORM, "bn", fc, NULL);
+    lop_tensor *in = random_input(g, 3, 16);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    lop_tensor *r = gradcheck_random(2, lop_graph_output(g)->shape, 17);
+    lop_graph_zero_grad(g);
+    assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+    lop_tensor *once[4];
+    int k = 0;
+    for (int id = 1; id < lop_graph_size(g); id++)
+        for (int p = 0; p < lop_node_nparams(g, id); p++)
+            if (lop_node_grad(g, id, p))
+                assert_non_null(once[k++] = lop_tensor_clone(lop_node_grad(g, id, p)));
+    assert_int_equal(k, 4);   /* fc weight, bias; bn gamma, beta */
+    assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+    k = 0;
+    for (int id = 1; id < lop_graph_size(g); id++)
+        for (int p = 0; p < lop_node_nparams(g, id); p++) {
+            const lop_tensor *gr = lop_node_grad(g, id, p);
+            if (!gr)
+                continue;
+            for (size_t i = 0; i < gr->numel; i++)
+                assert_float_equal(gr->data[i], 2.0f * once[k]->data[i],
+                                   1e-6 + 1e-5 * fabsf(once[k]->data[i]));
+            lop_tensor_release(once[k++]);
+        }
+    lop_tensor_release(r);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+/* ---- forward values ---- */
+
+static void test_maxpool_forward_by_hand(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 1, 4, 4, &x);
+    lop_attrs a2 = pool_attrs(2, 2, 0), a3 = pool_attrs(3, 2, 1);
+    int p2 = add1(g, LOP_MAXPOOL, "p2", x, &a2);
+    add1(g, LOP_MAXPOOL, "p3", x, &a3);
+    /* all negative: a padded cell taken as 0 would win every border window */
+    float v[16];
+    for (int i = 0; i < 16; i++)
+        v[i] = -(float)(i + 1);
+    int shape[4] = {1, 1, 4, 4};
+    lop_tensor *in = tensor(4, shape, v);
+    assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+    const float want2[4] = {-1, -3, -9, -11}, want3[4] = {-1, -2, -5, -6};
+    const float *y2 = lop_node_output(g, p2)->data, *y3 = lop_graph_output(g)->data;
+    int oshape[3];
+    assert_int_equal(lop_node_shape(g, p2 + 1, oshape), 3);
+    assert_int_equal(oshape[1], 2);
+    assert_int_equal(oshape[2], 2);
+    for (int i = 0; i < 4; i++) {
+        assert_float_equal(y2[i], want2[i], 0);
+        assert_float_equal(y3[i], want3[i], 0);
+    }
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+static void test_avgpool_forward_by_hand(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 1, 4, 4, &x);
+    lop_attrs a2 = pool_attrs(2, 2, 0), a3 = pool_attrs(3, 2, 1);
+    int p2 = add1(g, LOP_AVGPOOL, "p2", x, &a2);
+    int p3 = add1(g, LOP_AVGPOOL, "p3", x, &a3);
+    add1(g, LOP_GLOBAL_AVGPOOL, "gap", x, NULL);
+    float v[16];
+    for (int i = 0; i < 16; i++)
+        v[i] = (float)i;
+    int shape[4] = {1, 1, 4, 4};
+    lop_tensor *in = tensor(4, shape, v);
+    assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+    /* padding counts in the divisor: the corner window holds 0+1+4+5 over 9 cells */
+    const float want2[4] = {2.5f, 4.5f, 10.5f, 12.5f};
+    const double want3[4] = {10.0 / 9, 24.0 / 9, 51.0 / 9, 90.0 / 9};
+    const float *y2 = lop_node_output(g, p2)->data, *y3 = lop_node_output(g, p3)->data;
+    for (int i = 0; i < 4; i++) {
+        assert_float_equal(y2[i], want2[i], 1e-6);
+        assert_float_equal(y3[i], want3[i], 1e-6);
+    }
+    assert_float_equal(lop_graph_output(g)->data[0], 7.5f, 1e-6);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+static void test_stride_zero_means_kernel(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 1, 6, 6, &x);
+    lop_attrs a = pool_attrs(3, 0, 0);
+    int p = add1(g, LOP_MAXPOOL, "pool", x, &a);
+    int shape[3];
+    lop_node_shape(g, p, shape);
+    assert_int_equal(shape[1], 2);
+    assert_int_equal(shape[2], 2);
+    lop_graph_free(g);
+}
+
+static void test_concat_and_flatten_forward(void **state)
+{
+    (void)state;
+    int x, ins[2];
+    lop_graph *g = new_graph(3, 2, 1, 2, &x);
+    ins[0] = x;
+    ins[1] = add1(g, LOP_RELU, "relu", x, NULL);
+    int cat;
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 2, NULL, &cat), LOP_OK);
+    int flat = add1(g, LOP_FLATTEN, "flat", cat, NULL);
+    const float v[8] = {1, -2, 3, -4, -5, 6, -7, 8};
+    int shape[4] = {2, 2, 1, 2};
+    lop_tensor *in = tensor(4, shape, v);
+    assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+    /* per sample: its 2 channels, then their relu */
+    const float want[16] = {1, -2, 3, -4, 1, 0, 3, 0, -5, 6, -7, 8, 0, 6, 0, 8};
+    lop_tensor *c = lop_node_output(g, cat), *f = lop_node_output(g, flat);
+    assert_int_equal(c->ndim, 4);
+    assert_int_equal(c->shape[1], 4);
+    assert_int_equal(f->ndim, 2);
+    assert_int_equal(f->shape[1], 8);
+    for (int i = 0; i < 16; i++) {
+        assert_float_equal(c->data[i], want[i], 0);
+        assert_float_equal(f->data[i], want[i], 0);
+    }
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+static void test_dropout_statistics(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(1, 1000, 0, 0, &x);
+    lop_attrs a = lop_attrs_default();
+    a.p = 0.3f;
+    add1(g, LOP_DROPOUT, "drop", x, &a);
+    lop_tensor *in = random_input(g, 10, 15);
+    for (size_t i = 0; i < in->numel; i++)
+        in->data[i] += in->data[i] >= 0 ? 0.5f : -0.5f;   /* no zeros of its own */
+    size_t n = in->numel;
+    float *first = malloc(n * sizeof *first);
+    assert_non_null(first);
+
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    const float *y = lop_graph_output(g)->data;
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (y[i] == 0.0f)
+            zeros++;
+        else
+            assert_float_equal(y[i], in->data[i] / 0.7, 1e-6);
+    }
+    /* 10000 draws: the standard deviation of the fraction is under 0.005 */
+    assert_in_range(zeros, 2700, 3300);
+    memcpy(first, y, n * sizeof *first);
+
+    /* the next training pass draws a new mask */
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    size_t changed = 0;
+    for (size_t i = 0; i < n; i++)
+        changed += (first[i] == 0.0f) != (y[i] == 0.0f);
+    assert_true(changed > 1000);
+
+    assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+    assert_memory_equal(lop_graph_output(g)->data, in->data, n * sizeof(float));
+    free(first);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+static void test_flops_per_kind(void **state)
+{
+    (void)state;
+    int x, ins[2];
+    lop_graph *g = new_graph(3, 4, 6, 6, &x);
+    lop_attrs mp = pool_attrs(2, 2, 0), ap = pool_attrs(3, 2, 1), d = lop_attrs_default();
+    int relu = add1(g, LOP_RELU, "relu", x, NULL);
+    int bn = add1(g, LOP_BATCHNORM, "bn", x, NULL);
+    int maxp = add1(g, LOP_MAXPOOL, "maxp", x, &mp);      /* 4x3x3 out */
+    int avgp = add1(g, LOP_AVGPOOL, "avgp", x, &ap);      /* 4x3x3 out */
+    ins[0] = relu;
+    ins[1] = bn;
+    int sum, cat;
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 2, NULL, &sum), LOP_OK);
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 2, NULL, &cat), LOP_OK);
+    int gap = add1(g, LOP_GLOBAL_AVGPOOL, "gap", x, NULL);
+    int flat = add1(g, LOP_FLATTEN, "flat", x, NULL);
+    int drop = add1(g, LOP_DROPOUT, "drop", flat, &d);
+    int fc = linear(g, "fc", drop, 10, 1);
+    assert_float_equal(lop_node_flops(g, relu), 144, 0);
+    assert_float_equal(lop_node_flops(g, bn), 288, 0);
+    assert_float_equal(lop_node_flops(g, maxp), 4 * 36, 0);
+    assert_float_equal(lop_node_flops(g, avgp), 9 * 36, 0);
+    assert_float_equal(lop_node_flops(g, sum), 144, 0);
+    assert_float_equal(lop_node_flops(g, cat), 0, 0);
+    assert_float_equal(lop_node_flops(g, gap), 144, 0);
+    assert_float_equal(lop_node_flops(g, flat), 0, 0);
+    assert_float_equal(lop_node_flops(g, drop), 0, 0);
+    assert_float_equal(lop_node_flops(g, fc), 2 * 144 * 10, 0);
+    lop_graph_free(g);
+}
+
+/* input -> maxpool -> flatten -> dropout -> linear -> bn: every layer that keeps
+ * state for backward allocates it during a training forward; bn comes last so any
+ * failure happens before its running statistics may change. */
+static lop_graph *stateful_chain(int *bn)
+{
+    int x;
+    lop_graph *g = new_graph(3, 2, 4, 4, &x);
+    lop_attrs mp = pool_attrs(2, 2, 0), d = lop_attrs_default();
+    int id = add1(g, LOP_MAXPOOL, "pool", x, &mp);
+    id = add1(g, LOP_FLATTEN, "flat", id, NULL);
+    id = add1(g, LOP_DROPOUT, "drop", id, &d);
+    id = linear(g, "fc", id, 3, 1);
+    *bn = add1(g, LOP_BATCHNORM, "bn", id, NULL);
+    return g;
+}
+
+static void test_forward_allocation_failures_are_clean(void **state)
+{
+    (void)state;
+    int bn;
+    lop_graph *ref = stateful_chain(&bn);
+    lop_tensor *in = random_input(ref, 2, 18);
+    assert_int_equal(lop_graph_forward(ref, in, 1), LOP_OK);
+    lop_tensor *want = lop_graph_output(ref);
+    for (long k = 1;; k++) {
+        lop_graph *g = stateful_chain(&bn);
+        lop_debug_fail_alloc(k);
+        int st = lop_graph_forward(g, in, 1);
+        lop_debug_fail_alloc(0);
+        if (st == LOP_OK) {
+            assert_memory_equal(lop_graph_output(g)->data, want->data,
+                                want->numel * sizeof(float));
+            lop_graph_free(g);
+            break;
+        }
+        assert_int_equal(st, LOP_ENOMEM);
+        /* batchnorm updates its running statistics only once it cannot fail */
+        const lop_tensor *rm = lop_node_param(g, bn, 2), *rv = lop_node_param(g, bn, 3);
+        for (size_t i = 0; i < rm->numel; i++) {
+            assert_float_equal(rm->data[i], 0.0f, 0);
+            assert_float_equal(rv->data[i], 1.0f, 0);
+        }
+        lop_graph_free(g);
+        assert_true(k < 100);
+    }
+    lop_tensor_release(in);
+    lop_graph_free(ref);
+}
+
+/* ---- invalid graphs ---- */
+
+static void test_invalid_layers_leave_graph_unchanged(void **state)
+{
+    (void)state;
+    int x, a3, b2, fc;
+    lop_graph *g = new_graph(3, 2, 4, 4, &x);
+    a3 = conv(g, "a3", x, 3, 1);
+    b2 = conv(g, "b2", x, 2, 1);
+    fc = linear(g, "fc", add1(g, LOP_FLATTEN, "flat", x, NULL), 3, 1);
+    int n = lop_graph_size(g);
+    uint64_t gen = lop_graph_generation(g);
+
+    lop_attrs p15 = lop_attrs_default(), p1 = lop_attrs_default(), lin = lop_attrs_default();
+    lop_attrs big = pool_attrs(5, 1, 0), overpad = pool_attrs(2, 1, 2);
+    lop_attrs negstride = pool_attrs(2, -1, 0), nokernel = pool_attrs(0, 1, 0);
+    p15.p = 1.5f;
+    p1.p = 1.0f;
+    lin.out_channels = 4;
+    int mismatched[2] = {a3, b2}, mixed_rank[2] = {a3, fc};
+    struct {
+        const char *name;
+        int want, got;
+    } cases[] = {
+        {"add_bad", LOP_ESHAPE, lop_graph_add(g, LOP_ADD, "add_bad", mismatched, 2, NULL, NULL)},
+        {"add_rank", LOP_ESHAPE, lop_graph_add(g, LOP_ADD, "add_rank", mixed_rank, 2, NULL, NULL)},
+        {"cat_rank", LOP_ESHAPE,
+         lop_graph_add(g, LOP_CONCAT, "cat_rank", mixed_rank, 2, NULL, NULL)},
+        {"lin3d", LOP_ESHAPE, lop_graph_add(g, LOP_LINEAR, "lin3d", &x, 1, &lin, NULL)},
+        {"lin0", LOP_EINVAL, lop_graph_add(g, LOP_LINEAR, "lin0", &fc, 1, NULL, NULL)},
+        {"drop15", LOP_EINVAL, lop_graph_add(g, LOP_DROPOUT, "drop15", &x, 1, &p15, NULL)},
+        {"drop1", LOP_EINVAL, lop_graph_add(g, LOP_DROPOUT, "drop1", &x, 1, &p1, NULL)},
+        {"pool_big", LOP_ESHAPE, lop_graph_add(g, LOP_MAXPOOL, "pool_big", &x, 1, &big, NULL)},
+        {"pool_pad", LOP_EINVAL,
+         lop_graph_add(g, LOP_AVGPOOL, "pool_pad", &x, 1, &overpad, NULL)},
+        {"pool_stride", LOP_EINVAL,
+         lop_graph_add(g, LOP_MAXPOOL, "pool_stride", &x, 1, &negstride, NULL)},
+        {"pool_k0", LOP_EINVAL, lop_graph_add(g, LOP_AVGPOOL, "pool_k0", &x, 1, &nokernel, NULL)},
+        {"pool_1d", LOP_ESHAPE, lop_graph_add(g, LOP_MAXPOOL, "pool_1d", &fc, 1, &big, NULL)},
+        {"gap_1d", LOP_ESHAPE,
+         lop_graph_add(g, LOP_GLOBAL_AVGPOOL, "gap_1d", &fc, 1, NULL, NULL)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].got != cases[i].want)
+            fail_msg("%s: got %s, want %s", cases[i].name, lop_status_name(cases[i].got),
+                     lop_status_name(cases[i].want));
+    }
+    assert_int_equal(lop_graph_size(g), n);
+    assert_int_equal(lop_graph_generation(g), gen);
+    lop_graph_free(g);
+}
+
+static void test_error_messages_name_the_node(void **state)
+{
+    (void)state;
+    int x, ins[2];
+    lop_graph *g = new_graph(3, 2, 4, 4, &x);
+    ins[0] = conv(g, "a", x, 3, 1);
+    ins[1] = conv(g, "b", x, 2, 1);
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "merge_me", ins, 2, NULL, NULL), LOP_ESHAPE);
+    assert_non_null(strstr(lop_errmsg(), "merge_me"));
+    lop_attrs a = lop_attrs_default();
+    a.p = 1.5f;
+    assert_int_equal(lop_graph_add(g, LOP_DROPOUT, "drop_me", &x, 1, &a, NULL), LOP_EINVAL);
+    assert_non_null(strstr(lop_errmsg(), "drop_me"));
+    a = lop_attrs_default();
+    a.out_channels = 2;
+    assert_int_equal(lop_graph_add(g, LOP_LINEAR, "fc_me", &x, 1, &a, NULL), LOP_ESHAPE);
+    assert_non_null(strstr(lop_errmsg(), "fc_me"));
+    lop_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grad_batchnorm_maps),
+        cmocka_unit_test(test_grad_batchnorm_features),
+        cmocka_unit_test(test_grad_relu),
+        cmocka_unit_test(test_grad_maxpool_stride2),
+        cmocka_unit_test(test_grad_maxpool_overlapping_padded),
+        cmocka_unit_test(test_grad_avgpool),
+        cmocka_unit_test(test_grad_global_avgpool),
+        cmocka_unit_test(test_grad_flatten_linear),
+        cmocka_unit_test(test_grad_linear_with_and_without_bias),
+        cmocka_unit_test(test_grad_add),
+        cmocka_unit_test(test_grad_concat),
+        cmocka_unit_test(test_grad_dropout),
+        cmocka_unit_test(test_param_grads_accumulate),
+        cmocka_unit_test(test_maxpool_forward_by_hand),
+        cmocka_unit_test(test_avgpool_forward_by_hand),
+        cmocka_unit_test(test_stride_zero_means_kernel),
+        cmocka_unit_test(test_concat_and_flatten_forward),
+        cmocka_unit_test(test_dropout_statistics),
+        cmocka_unit_test(test_flops_per_kind),
+        cmocka_unit_test(test_forward_allocation_failures_are_clean),
+        cmocka_unit_test(test_invalid_layers_leave_graph_unchanged),
+        cmocka_unit_test(test_error_messages_name_the_node),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
