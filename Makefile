@@ -2,6 +2,7 @@
 #   make            build build/liblopper.a and build/liblopper.so
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/asan)
+#   make demo       the main job (for now: train a small CNN on Fashion-MNIST)
 #   make bench      print the benchmark table
 # Missing Debian packages are installed first by scripts/install_deps.sh.
 
@@ -22,14 +23,23 @@ CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused
            -fPIC $(OPT) $(shell pkg-config --cflags openblas 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -lz -lm -lpthread
 
+# Run tests, demo and bench on the BLAS kernels this CPU supports (see the script),
+# unless the caller chose already.
+ifeq ($(origin OPENBLAS_CORETYPE),undefined)
+CORETYPE := $(shell sh scripts/blas_coretype.sh)
+ifneq ($(CORETYPE),)
+export OPENBLAS_CORETYPE := $(CORETYPE)
+endif
+endif
+
 ENGINE_SRC := $(wildcard engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:engine/%.c=$(BUILD)/obj/%.o)
 TEST_SRC   := $(wildcard tests/test_*.c)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_HELPERS := $(filter-out $(TEST_SRC), $(wildcard tests/*.c))
+TEST_HELPERS := tests/gradcheck.c
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all lib test bench clean deps
+.PHONY: all lib test bench demo clean deps
 all: lib
 lib: $(BUILD)/liblopper.a $(BUILD)/liblopper.so
 
@@ -39,7 +49,7 @@ $(DEPS_STAMP): scripts/install_deps.sh
 
 deps: $(DEPS_STAMP)
 
-$(BUILD)/obj/%.o: engine/%.c engine/lopper.h engine/internal.h | $(DEPS_STAMP)
+$(BUILD)/obj/%.o: engine/%.c $(wildcard engine/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -61,6 +71,16 @@ $(BUILD)/bench_core: tests/bench_core.c $(BUILD)/liblopper.a
 
 bench: $(BUILD)/bench_core
 	$(BUILD)/bench_core
+	@if /usr/bin/python3 -c "import torch" 2>/dev/null; then \
+	    echo "--- PyTorch (python3-torch) on the same networks, for comparison"; \
+	    /usr/bin/python3 tests/bench_torch.py; \
+	else echo "(python3-torch not installed: no PyTorch comparison)"; fi
+
+$(BUILD)/demo_train: tests/demo_train.c $(BUILD)/liblopper.a
+	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)
+
+demo: $(BUILD)/demo_train
+	$(BUILD)/demo_train
 
 clean:
 	rm -rf build

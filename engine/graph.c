@@ -195,7 +195,7 @@ int lop_graph_add(lop_graph *g, lop_kind kind, const char *name, const int *inpu
     /* Initialise from a copy of the rng so a failed add leaves the graph unchanged. */
     lop_rng rng = g->rng;
     if (st == LOP_OK && ops && ops->init)
-        st = ops->init(n, &rng);
+        st = ops->init(g, n, &rng);
     if (st != LOP_OK) {
         node_free(n);
         return st;
@@ -298,7 +298,7 @@ size_t lop_node_params(const lop_graph *g, int id)
 double lop_node_flops(const lop_graph *g, int id)
 {
     const lop_layer_ops *ops = lop_layer_ops_of(g->nodes[id]->kind);
-    return ops ? ops->flops(g, g->nodes[id]) : 0.0;
+    return ops && ops->flops ? ops->flops(g, g->nodes[id]) : 0.0;
 }
 
 size_t lop_graph_params(const lop_graph *g)

@@ -77,11 +77,11 @@ static inline lop_node *lop_input_node(const lop_graph *g, const lop_node *n, in
  *  - backward: n->dout holds the gradient w.r.t. n->out; ADD (+=) the gradient w.r.t.
  *    each input into that input's ->dout (already allocated and zeroed) and add
  *    parameter gradients into n->grad[k];
- *  - flops: FLOPs of one sample's forward (multiply-add = 2).
+ *  - flops: FLOPs of one sample's forward (multiply-add = 2); NULL means none.
  */
 typedef struct lop_layer_ops {
     int (*infer)(const lop_graph *g, lop_node *n);
-    int (*init)(lop_node *n, lop_rng *rng);
+    int (*init)(const lop_graph *g, lop_node *n, lop_rng *rng);
     int (*forward)(lop_graph *g, lop_node *n, int train);
     int (*backward)(lop_graph *g, lop_node *n);
     double (*flops)(const lop_graph *g, const lop_node *n);

@@ -127,7 +127,7 @@ typedef struct lop_attrs {
     int in_ndim, in_shape[3];      /* input: per-sample shape (C,H,W) or (F) */
     int out_channels;              /* conv2d: filters; linear: output features */
     int kernel_h, kernel_w;        /* conv2d, maxpool, avgpool */
-    int stride_h, stride_w;        /* default 1 (pools: default = kernel) */
+    int stride_h, stride_w;        /* default 1; pools read 0 as = kernel */
     int pad_h, pad_w;              /* default 0 */
     int groups;                    /* conv2d: default 1; = channels for depthwise */
     int bias;                      /* conv2d, linear: 1 to have a bias (default 1) */
@@ -240,7 +240,8 @@ int lop_dataset_load_cifar10(const char *const *paths, int npaths, lop_dataset *
 void lop_dataset_free(lop_dataset *d);
 /* Copy of items [start, start + count). */
 int lop_dataset_subset(const lop_dataset *d, int start, int count, lop_dataset *out);
-/* Zero-pad every image in place to size x size, centred (28 -> 32 pads 2 per side). */
+/* Zero-pad every image in place to size x size, centred (28 -> 32 pads 2 per side);
+ * an odd difference puts the extra row/column at the bottom/right. */
 int lop_dataset_pad(lop_dataset *d, int size);
 /* x = (x - mean[c]) / std[c] for each of the nchannels channels (1 or C values). */
 int lop_dataset_normalize(lop_dataset *d, const float *mean, const float *std,
@@ -249,12 +250,16 @@ int lop_dataset_normalize(lop_dataset *d, const float *mean, const float *std,
 void lop_shuffle(int *perm, int n, lop_rng *rng);
 
 typedef struct lop_augment {
-    int crop_pad;          /* random crop after zero padding by this many pixels */
+    int crop_pad;          /* random crop after zero padding by this many pixels,
+                              0 <= crop_pad <= min(H, W) */
     int flip;              /* random horizontal flip with probability 1/2 */
 } lop_augment;
 
-/* Gather items idx[0..count) into x ([count, C, H, W], resized as needed) and
- * labels, applying aug (may be NULL) with rng. */
+/* Gather items idx[0..count) into x ([count, C, H, W], resized as needed) and labels
+ * (may be NULL), applying aug (may be NULL) with rng (required when aug is active).
+ * For each item in order the rng draws dy = below(2p+1) - p, then dx likewise, then
+ * mirror = below(2) (nothing is drawn for a disabled augmentation), and
+ * out[c][y][x] = in[c][y + dy][xs + dx] with xs = mirror ? W-1-x : x, zero outside. */
 int lop_dataset_batch(const lop_dataset *d, const int *idx, int count,
                       const lop_augment *aug, lop_rng *rng, lop_tensor **x, int *labels);
 

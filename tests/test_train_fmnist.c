@@ -85,8 +85,8 @@ static void test_small_cnn_learns_fashion_mnist(void **state)
     lop_graph *g = small_cnn();
     lop_train_opts o = lop_train_opts_default();
     o.epochs = 3;
-    o.batch = 64;
-    o.sgd.lr = 0.05f;
+    o.batch = 32;
+    o.sgd.lr = 0.02f;
     o.seed = 7;
     lop_eval tr, te;
     assert_int_equal(lop_train(g, &train, &o, &tr), LOP_OK);
