@@ -223,9 +223,10 @@ static void col2im(const float *col, int nb, const conv_geom *q, float *dx)
 }
 
 /* Images per chunk: enough for COLS_TARGET product columns while the chunk's scratch
- * stays under SCRATCH_CAP (but always at least one image).  The direct path
- * multiplies each image in place, so it takes them one at a time. */
-static int chunk_images(const conv_geom *q, int batch)
+ * stays under SCRATCH_CAP (but always at least one image), and small enough that
+ * every worker thread gets a chunk.  The direct path multiplies each image in place,
+ * so it takes them one at a time. */
+static int chunk_images(const conv_geom *q, int batch, int threads)
 {
     if (q->direct)
         return 1;
@@ -233,28 +234,34 @@ static int chunk_images(const conv_geom *q, int batch)
     size_t nb = ((size_t)COLS_TARGET + (size_t)q->hwo - 1) / (size_t)q->hwo;
     if (nb > SCRATCH_CAP / per_image)
         nb = SCRATCH_CAP / per_image;
-    if (nb > (size_t)batch)
-        nb = (size_t)batch;
+    size_t share = ((size_t)batch + (size_t)threads - 1) / (size_t)threads;
+    if (nb > share)
+        nb = share;
     return nb < 1 ? 1 : (int)nb;
 }
 
-/* Carve a chunk's buffers from the graph scratch: the columns (none on the direct
- * path) and product rows [O, nb * HW'] (needed only when a chunk holds several
- * images, since one image's rows already are its NCHW layout). */
-static int chunk_scratch(lop_graph *g, const conv_geom *q, int nb, float **col, float **rows)
+/* One worker's scratch: the columns (none on the direct path), product rows
+ * [O, nb * HW'] (needed only when a chunk holds several images, since one image's
+ * rows already are its NCHW layout) and, for backward, private weight and bias
+ * gradient sums. */
+typedef struct conv_scratch {
+    size_t col, rows, grads, per_worker;
+    float *base;
+} conv_scratch;
+
+static int conv_scratch_get(lop_graph *g, const conv_geom *q, int nb, int threads,
+                            int backward, size_t wsize, conv_scratch *s)
 {
     size_t ncols = (size_t)nb * q->hwo;
-    size_t col_size = q->direct ? 0 : (size_t)q->c * q->kh * q->kw * ncols;
-    size_t rows_size = nb > 1 ? (size_t)q->o * ncols : 0;
-    *col = *rows = NULL;
-    if (col_size + rows_size == 0)
+    s->col = q->direct ? 0 : (size_t)q->c * q->kh * q->kw * ncols;
+    s->rows = nb > 1 ? (size_t)q->o * ncols : 0;
+    s->grads = backward ? wsize + (size_t)q->o : 0;
+    s->per_worker = s->col + s->rows + s->grads;
+    s->base = NULL;
+    if (s->per_worker == 0)
         return LOP_OK;
-    float *s = lop_graph_scratch(g, col_size + rows_size);
-    if (!s)
-        return LOP_ENOMEM;
-    *col = s;
-    *rows = s + col_size;
-    return LOP_OK;
+    s->base = lop_graph_scratch(g, s->per_worker * (size_t)threads);
+    return s->base ? LOP_OK : LOP_ENOMEM;
 }
 
 /* Product rows [O, m * HW'] -> m images [O, HW'] plus bias (bias may be NULL).  With
@@ -283,94 +290,141 @@ static void images_to_rows(const float *y, int m, const conv_geom *q, float *row
                    y + ((size_t)b * q->o + oc) * q->hwo, (size_t)q->hwo * sizeof *rows);
 }
 
+/* What the worker threads share: the layer's tensors and how they are chunked. */
+typedef struct conv_job {
+    conv_geom q;
+    const float *x, *w, *bias, *dy;
+    float *y, *dx, *dw, *db;
+    int batch, nb;
+    conv_scratch s;
+} conv_job;
+
+/* Chunk `chunk`'s first image *b0 and image count *m; returns the right-hand side of
+ * its products: the input itself on the direct path, else its columns in col. */
+static const float *chunk_source(const conv_job *j, long chunk, float *col, int *b0, int *m)
+{
+    const conv_geom *q = &j->q;
+    *b0 = (int)chunk * j->nb;
+    *m = j->batch - *b0 < j->nb ? j->batch - *b0 : j->nb;
+    const float *xb = j->x + (size_t)*b0 * q->c * q->h * q->w;
+    if (q->direct)
+        return xb;
+    im2col(xb, *m, q, col);
+    return col;
+}
+
+static void forward_chunks(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    const conv_geom *q = &j->q;
+    float *col = j->s.base ? j->s.base + (size_t)worker * j->s.per_worker : NULL;
+    float *rows = col ? col + j->s.col : NULL;
+    for (long chunk = first; chunk < last; chunk++) {
+        int b0, m;
+        const float *src = chunk_source(j, chunk, col, &b0, &m);
+        int ncols = m * q->hwo;
+        float *yb = j->y + (size_t)b0 * q->o * q->hwo;
+        float *dst = m == 1 ? yb : rows;
+        for (int gi = 0; gi < q->groups; gi++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q->og, ncols, q->k, 1.0f,
+                        j->w + (size_t)gi * q->og * q->k, q->k,
+                        src + (size_t)gi * q->k * ncols, ncols, 0.0f,
+                        dst + (size_t)gi * q->og * ncols, ncols);
+        if (m > 1 || j->bias)
+            rows_to_images(dst, m, q, j->bias, yb);
+    }
+}
+
 static int conv_forward(lop_graph *g, lop_node *n, int train)
 {
-    conv_geom q;
-    geom_of(g, n, &q);
-    const float *x = lop_input_node(g, n, 0)->out->data;
-    const float *w = n->param[PARAM_WEIGHT]->data;
-    const float *bias = n->attr.bias ? n->param[PARAM_BIAS]->data : NULL;
-    float *y = n->out->data;
-    int batch = lop_node_batch(n);
-    int nb = chunk_images(&q, batch);
-    float *col, *rows;
-    int st = chunk_scratch(g, &q, nb, &col, &rows);
+    conv_job j;
+    geom_of(g, n, &j.q);
+    int threads = lop_parallel_threads();
+    j.x = lop_input_node(g, n, 0)->out->data;
+    j.w = n->param[PARAM_WEIGHT]->data;
+    j.bias = n->attr.bias ? n->param[PARAM_BIAS]->data : NULL;
+    j.y = n->out->data;
+    j.batch = lop_node_batch(n);
+    j.nb = chunk_images(&j.q, j.batch, threads);
+    int st = conv_scratch_get(g, &j.q, j.nb, threads, 0, 0, &j.s);
     if (st != LOP_OK)
         return st;
-    size_t in_image = (size_t)q.c * q.h * q.w, out_image = (size_t)q.o * q.hwo;
-    for (int b0 = 0; b0 < batch; b0 += nb) {
-        int m = batch - b0 < nb ? batch - b0 : nb;
-        int ncols = m * q.hwo;
-        const float *xb = x + (size_t)b0 * in_image;
-        float *yb = y + (size_t)b0 * out_image;
-        const float *src = xb;
-        if (!q.direct) {
-            im2col(xb, m, &q, col);
-            src = col;
-        }
-        float *dst = m == 1 ? yb : rows;
-        for (int gi = 0; gi < q.groups; gi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q.og, ncols, q.k, 1.0f,
-                        w + (size_t)gi * q.og * q.k, q.k, src + (size_t)gi * q.k * ncols,
-                        ncols, 0.0f, dst + (size_t)gi * q.og * ncols, ncols);
-        if (m > 1 || bias)
-            rows_to_images(dst, m, &q, bias, yb);
-    }
+    lop_parallel_for((j.batch + j.nb - 1) / j.nb, 1, forward_chunks, &j);
     return LOP_OK;
+}
+
+/* Worker 0 adds its weight and bias gradients straight into the node's; the others
+ * sum into private buffers that are added afterwards, in a fixed order. */
+static void backward_chunks(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    const conv_geom *q = &j->q;
+    float *mine = j->s.base + (size_t)worker * j->s.per_worker;
+    float *col = mine, *rows = mine + j->s.col;
+    float *dw = worker == 0 ? j->dw : rows + j->s.rows;
+    float *db = j->db ? (worker == 0 ? j->db : rows + j->s.rows + (j->s.grads - q->o)) : NULL;
+    for (long chunk = first; chunk < last; chunk++) {
+        int b0, m;
+        const float *src = chunk_source(j, chunk, col, &b0, &m);
+        int ncols = m * q->hwo;
+        float *dxb = j->dx + (size_t)b0 * q->c * q->h * q->w;
+        const float *d = j->dy + (size_t)b0 * q->o * q->hwo;
+        if (m > 1) {
+            images_to_rows(d, m, q, rows);
+            d = rows;
+        }
+        for (int oc = 0; db && oc < q->o; oc++) {
+            const float *r = d + (size_t)oc * ncols;
+            double sum = 0;
+            for (int p = 0; p < ncols; p++)
+                sum += r[p];
+            db[oc] += (float)sum;
+        }
+        /* The direct path adds W^T dY straight into dX; otherwise group g's columns,
+         * once used for its dW, are overwritten by its column gradient. */
+        float *dcol = q->direct ? dxb : col;
+        for (int gi = 0; gi < q->groups; gi++) {
+            const float *dg = d + (size_t)gi * q->og * ncols;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->og, q->k, ncols, 1.0f, dg,
+                        ncols, src + (size_t)gi * q->k * ncols, ncols, 1.0f,
+                        dw + (size_t)gi * q->og * q->k, q->k);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->k, ncols, q->og, 1.0f,
+                        j->w + (size_t)gi * q->og * q->k, q->k, dg, ncols,
+                        q->direct ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols, ncols);
+        }
+        if (!q->direct)
+            col2im(col, m, q, dxb);
+    }
 }
 
 static int conv_backward(lop_graph *g, lop_node *n)
 {
-    conv_geom q;
-    geom_of(g, n, &q);
+    conv_job j;
+    geom_of(g, n, &j.q);
+    int threads = lop_parallel_threads();
     const lop_node *in = lop_input_node(g, n, 0);
-    const float *x = in->out->data, *w = n->param[PARAM_WEIGHT]->data;
-    const float *dy = n->dout->data;
-    float *dx = in->dout->data, *dw = n->grad[PARAM_WEIGHT]->data;
-    float *db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
-    int batch = lop_node_batch(n);
-    int nb = chunk_images(&q, batch);
-    float *col, *rows;
-    int st = chunk_scratch(g, &q, nb, &col, &rows);
+    j.x = in->out->data;
+    j.w = n->param[PARAM_WEIGHT]->data;
+    j.dy = n->dout->data;
+    j.dx = in->dout->data;
+    j.dw = n->grad[PARAM_WEIGHT]->data;
+    j.db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
+    j.batch = lop_node_batch(n);
+    j.nb = chunk_images(&j.q, j.batch, threads);
+    size_t wsize = n->param[PARAM_WEIGHT]->numel;
+    int st = conv_scratch_get(g, &j.q, j.nb, threads, 1, wsize, &j.s);
     if (st != LOP_OK)
         return st;
-    size_t in_image = (size_t)q.c * q.h * q.w, out_image = (size_t)q.o * q.hwo;
-    for (int b0 = 0; b0 < batch; b0 += nb) {
-        int m = batch - b0 < nb ? batch - b0 : nb;
-        int ncols = m * q.hwo;
-        const float *xb = x + (size_t)b0 * in_image;
-        float *dxb = dx + (size_t)b0 * in_image;
-        const float *src = xb;
-        if (!q.direct) {
-            im2col(xb, m, &q, col);
-            src = col;
-        }
-        const float *d = dy + (size_t)b0 * out_image;
-        if (m > 1) {
-            images_to_rows(d, m, &q, rows);
-            d = rows;
-        }
-        for (int oc = 0; db && oc < q.o; oc++) {
-            const float *r = d + (size_t)oc * ncols;
-            double s = 0;
-            for (int p = 0; p < ncols; p++)
-                s += r[p];
-            db[oc] += (float)s;
-        }
-        /* The direct path adds W^T dY straight into dX; otherwise group g's columns,
-         * once used for its dW, are overwritten by its column gradient. */
-        float *dcol = q.direct ? dxb : col;
-        for (int gi = 0; gi < q.groups; gi++) {
-            const float *dg = d + (size_t)gi * q.og * ncols;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q.og, q.k, ncols, 1.0f, dg,
-                        ncols, src + (size_t)gi * q.k * ncols, ncols, 1.0f,
-                        dw + (size_t)gi * q.og * q.k, q.k);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q.k, ncols, q.og, 1.0f,
-                        w + (size_t)gi * q.og * q.k, q.k, dg, ncols, q.direct ? 1.0f : 0.0f,
-                        dcol + (size_t)gi * q.k * ncols, ncols);
-        }
-        if (!q.direct)
-            col2im(col, m, &q, dxb);
+    for (int w = 1; w < threads; w++)
+        memset(j.s.base + (size_t)w * j.s.per_worker + j.s.col + j.s.rows, 0,
+               j.s.grads * sizeof(float));
+    lop_parallel_for((j.batch + j.nb - 1) / j.nb, 1, backward_chunks, &j);
+    for (int w = 1; w < threads; w++) {
+        const float *part = j.s.base + (size_t)w * j.s.per_worker + j.s.col + j.s.rows;
+        for (size_t i = 0; i < wsize; i++)
+            j.dw[i] += part[i];
+        for (int oc = 0; j.db && oc < j.q.o; oc++)
+            j.db[oc] += part[wsize + oc];
     }
     return LOP_OK;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "gzstatus.h"
 #include "internal.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u   /* unsigned bytes, 3 dimensions (N, H, W) */
@@ -30,37 +31,6 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* zlib prefixes its messages with the path; drop it since ours name the file. */
-static const char *zlib_reason(const idx_file *f, const char *msg)
-{
-    size_t len = strlen(f->path);
-    if (strncmp(msg, f->path, len) == 0 && strncmp(msg + len, ": ", 2) == 0)
-        return msg + len + 2;
-    return msg;
-}
-
-/* The status for the state the last gzread left behind: LOP_OK for a clean end of
- * file, otherwise the failure with a message naming the file. */
-static int gz_problem(const idx_file *f)
-{
-    int err;
-    const char *msg = gzerror(f->gz, &err);
-    switch (err) {
-    case Z_OK:
-        return LOP_OK;
-    case Z_BUF_ERROR:
-        return lop_fail(LOP_EFORMAT, "%s: file is truncated (compressed stream ends early)",
-                        f->path);
-    case Z_ERRNO:
-        return lop_fail(LOP_EIO, "error reading %s: %s", f->path, zlib_reason(f, msg));
-    case Z_MEM_ERROR:
-        return lop_fail(LOP_ENOMEM, "out of memory decompressing %s", f->path);
-    default:
-        return lop_fail(LOP_EFORMAT, "%s: corrupt gzip data (%s)", f->path,
-                        zlib_reason(f, msg));
-    }
-}
-
 static int read_exact(const idx_file *f, void *buf, size_t len, const char *what)
 {
     unsigned char *p = buf;
@@ -68,7 +38,7 @@ static int read_exact(const idx_file *f, void *buf, size_t len, const char *what
         unsigned want = len > (1u << 30) ? 1u << 30 : (unsigned)len;
         int got = gzread(f->gz, p, want);
         if (got <= 0) {
-            int st = gz_problem(f);
+            int st = lop_gz_status(f->gz, f->path);
             return st != LOP_OK ? st
                                 : lop_fail(LOP_EFORMAT, "%s: file is truncated (ends inside "
                                            "the %s)", f->path, what);
@@ -86,7 +56,7 @@ static int expect_end(const idx_file *f)
     if (got > 0)
         return lop_fail(LOP_EFORMAT, "%s: unexpected data after the %zu bytes the header "
                         "promises", f->path, f->count);
-    return gz_problem(f);
+    return lop_gz_status(f->gz, f->path);
 }
 
 /* Open path and check its header: magic number, ndim dimensions, each nonzero. */

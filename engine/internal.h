@@ -55,6 +55,14 @@ struct lop_graph {
     lop_tensor *workspace;             /* shared scratch, grown on demand */
 };
 
+/* Run fn over [0, n) split into one contiguous share per worker thread:
+ * fn(ctx, begin, end, worker) with worker in [0, lop_parallel_threads()).  Runs
+ * inline (worker 0, whole range) when n < 2 * grain, when called from inside a job,
+ * or while another thread is using the pool.  Returns when every share is done. */
+typedef void (*lop_range_fn)(void *ctx, long begin, long end, int worker);
+void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx);
+int lop_parallel_threads(void);
+
 /* Forward pass that also records each node's wall time in seconds (may be NULL). */
 int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds);
 

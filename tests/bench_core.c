@@ -37,7 +37,7 @@ static int add(lop_graph *g, lop_kind k, const char *name, const int *in, int ni
 
 static int conv_bn(lop_graph *g, const char *name, int in, int cout, int k, int stride)
 {
-    char buf[64];
+    char buf[80];
     lop_attrs a = lop_attrs_default();
     a.out_channels = cout;
     a.kernel_h = a.kernel_w = k;
@@ -51,7 +51,7 @@ static int conv_bn(lop_graph *g, const char *name, int in, int cout, int k, int 
 
 static int relu(lop_graph *g, const char *name, int in)
 {
-    char buf[64];
+    char buf[80];
     snprintf(buf, sizeof buf, "%s_relu", name);
     return add(g, LOP_RELU, buf, &in, 1, lop_attrs_default());
 }
@@ -143,6 +143,21 @@ static double sgemm_gflops(void)
     return 2.0 * n * n * (double)n * reps / t / 1e9;
 }
 
+/* Where a forward pass spends its time, by layer kind (the -v option). */
+static void kind_breakdown(lop_graph *g)
+{
+    double node_ms[256], total, by_kind[LOP_KIND_COUNT] = {0};
+    if (lop_graph_size(g) > 256 || lop_graph_time(g, BATCH, 10, node_ms, &total) != LOP_OK)
+        die("time");
+    for (int i = 0; i < lop_graph_size(g); i++)
+        by_kind[lop_node_kind(g, i)] += node_ms[i];
+    printf("    forward %.2f ms at batch %d:", total, BATCH);
+    for (int k = 0; k < LOP_KIND_COUNT; k++)
+        if (by_kind[k] > 0)
+            printf(" %s %.0f%%", lop_kind_name((lop_kind)k), 100 * by_kind[k] / total);
+    printf("\n");
+}
+
 static void bench_net(const char *name, lop_graph *g, double peak)
 {
     int shape[4] = {BATCH, 1, 28, 28}, oshape[2] = {BATCH, 10};
@@ -189,8 +204,9 @@ static void bench_net(const char *name, lop_graph *g, double peak)
     lop_tensor_release(d);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
     double peak = sgemm_gflops();
     printf("sgemm 1024^3 (OpenBLAS, %d threads): %.1f GFLOP/s\n", openblas_get_num_threads(),
            peak);
@@ -200,7 +216,11 @@ int main(void)
            "GFLOP/s", "of gemm", "train img/s", "GFLOP/s", "of gemm");
     lop_graph *v = vgg_small(), *r = resnet_small();
     bench_net("vgg-small", v, peak);
+    if (verbose)
+        kind_breakdown(v);
     bench_net("resnet-small", r, peak);
+    if (verbose)
+        kind_breakdown(r);
     lop_graph_free(v);
     lop_graph_free(r);
     return 0;
