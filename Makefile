@@ -15,7 +15,7 @@ OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 LDSAN   := -fsanitize=address,undefined
 else
 BUILD   := build
-OPT     := -O2 -g -march=native
+OPT     := -O2 -g -march=native -fvect-cost-model=cheap
 LDSAN   :=
 endif
 
@@ -49,7 +49,7 @@ $(DEPS_STAMP): scripts/install_deps.sh
 
 deps: $(DEPS_STAMP)
 
-$(BUILD)/obj/%.o: engine/%.c $(wildcard engine/*.h) | $(DEPS_STAMP)
+$(BUILD)/obj/%.o: engine/%.c $(wildcard engine/*.h) Makefile | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

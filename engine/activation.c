@@ -19,25 +19,47 @@ static int same_shape_infer(const lop_graph *g, lop_node *n)
     return LOP_OK;
 }
 
+/* Elementwise layers split their tensors into contiguous ranges, one per worker;
+ * below LOP_GRAIN values per thread a range is not worth waking a thread for. */
+
+/* What the workers share: an input, an optional second operand, the output. */
+typedef struct elem_job {
+    const float *a, *b;
+    float *out;
+} elem_job;
+
 /* ---- relu ---- */
+
+static void relu_range(void *ctx, long begin, long end, int worker)
+{
+    const elem_job *j = ctx;
+    const float *x = j->a;
+    float *y = j->out;
+    for (long i = begin; i < end; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
 
 static int relu_forward(lop_graph *g, lop_node *n, int train)
 {
-    const float *x = lop_input_node(g, n, 0)->out->data;
-    float *y = n->out->data;
-    size_t count = n->out->numel;
-    for (size_t i = 0; i < count; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, relu_range, &j);
     return LOP_OK;
+}
+
+/* The gradient passes where the output is positive (a = y, b = dy, out = dx). */
+static void relu_grad_range(void *ctx, long begin, long end, int worker)
+{
+    const elem_job *j = ctx;
+    const float *y = j->a, *dy = j->b;
+    float *dx = j->out;
+    for (long i = begin; i < end; i++)
+        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 static int relu_backward(lop_graph *g, lop_node *n)
 {
-    const float *y = n->out->data, *dy = n->dout->data;
-    float *dx = lop_input_node(g, n, 0)->dout->data;
-    size_t count = n->out->numel;
-    for (size_t i = 0; i < count; i++)
-        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+    elem_job j = {n->out->data, n->dout->data, lop_input_node(g, n, 0)->dout->data};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, relu_grad_range, &j);
     return LOP_OK;
 }
 
@@ -64,6 +86,8 @@ static int dropout_infer(const lop_graph *g, lop_node *n)
     return same_shape_infer(g, n);
 }
 
+/* The mask is drawn serially: the rng's sequence, and so every mask, must not depend
+ * on the number of threads.  Dropout is cheap next to the layers around it. */
 static int dropout_forward(lop_graph *g, lop_node *n, int train)
 {
     const float *x = lop_input_node(g, n, 0)->out->data;
@@ -79,20 +103,27 @@ static int dropout_forward(lop_graph *g, lop_node *n, int train)
     float *mask = n->saved[0]->data;
     double p = n->attr.p;
     float scale = (float)(1.0 / (1.0 - p));
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
         mask[i] = lop_rng_uniform(&g->rng) >= p ? scale : 0.0f;
-    for (size_t i = 0; i < count; i++)
         y[i] = x[i] * mask[i];
+    }
     return LOP_OK;
+}
+
+/* a = mask, b = dy, out = dx */
+static void dropout_grad_range(void *ctx, long begin, long end, int worker)
+{
+    const elem_job *j = ctx;
+    const float *mask = j->a, *dy = j->b;
+    float *dx = j->out;
+    for (long i = begin; i < end; i++)
+        dx[i] += dy[i] * mask[i];
 }
 
 static int dropout_backward(lop_graph *g, lop_node *n)
 {
-    const float *mask = n->saved[0]->data, *dy = n->dout->data;
-    float *dx = lop_input_node(g, n, 0)->dout->data;
-    size_t count = n->out->numel;
-    for (size_t i = 0; i < count; i++)
-        dx[i] += dy[i] * mask[i];
+    elem_job j = {n->saved[0]->data, n->dout->data, lop_input_node(g, n, 0)->dout->data};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, dropout_grad_range, &j);
     return LOP_OK;
 }
 

@@ -55,106 +55,232 @@ static size_t spatial(const lop_node *n)
     return n->ndim == 3 ? (size_t)n->dims[1] * (size_t)n->dims[2] : 1;
 }
 
-static int bn_forward(lop_graph *g, lop_node *n, int train)
+/* Work split: whole channels per worker, so every channel's sums run in one fixed
+ * order whatever the number of threads.  LOP_GRAIN is the fewest values worth a thread. */
+
+/* The plane reductions keep LANES independent float partial sums: that is what lets
+ * the compiler vectorise them (a single float accumulator must stay in order).  They
+ * are folded pairwise, and planes shorter than LANES (feature vectors have one value
+ * per plane) skip the lanes altogether. */
+#define LANES 16
+
+/* Pairwise, in fixed-size steps the compiler turns into vector adds. */
+static float fold(float *acc)
 {
-    const float *x = lop_input_node(g, n, 0)->out->data;
-    float *y = n->out->data;
+    _Static_assert(LANES == 16, "fold() is written for 16 lanes");
+    for (int k = 0; k < 8; k++)
+        acc[k] += acc[k + 8];
+    for (int k = 0; k < 4; k++)
+        acc[k] += acc[k + 4];
+    for (int k = 0; k < 2; k++)
+        acc[k] += acc[k + 2];
+    return acc[0] + acc[1];
+}
+
+static float plane_sum(const float *x, size_t s)
+{
+    float acc[LANES] = {0}, total = 0.0f;
+    size_t i = 0;
+    if (s >= LANES) {
+        for (; i + LANES <= s; i += LANES)
+            for (int k = 0; k < LANES; k++)
+                acc[k] += x[i + k];
+        total = fold(acc);
+    }
+    for (; i < s; i++)
+        total += x[i];
+    return total;
+}
+
+/* sum over the plane of (x - m)^2 */
+static float plane_sqdev(const float *x, size_t s, float m)
+{
+    float acc[LANES] = {0}, total = 0.0f;
+    size_t i = 0;
+    if (s >= LANES) {
+        for (; i + LANES <= s; i += LANES)
+            for (int k = 0; k < LANES; k++) {
+                float d = x[i + k] - m;
+                acc[k] += d * d;
+            }
+        total = fold(acc);
+    }
+    for (; i < s; i++)
+        total += (x[i] - m) * (x[i] - m);
+    return total;
+}
+
+/* sum of a and of a .* b over the plane */
+static void plane_sum_dot(const float *a, const float *b, size_t s, float *sa, float *sab)
+{
+    float acc[LANES] = {0}, dot[LANES] = {0}, ta = 0.0f, tab = 0.0f;
+    size_t i = 0;
+    if (s >= LANES) {
+        for (; i + LANES <= s; i += LANES)
+            for (int k = 0; k < LANES; k++) {
+                acc[k] += a[i + k];
+                dot[k] += a[i + k] * b[i + k];
+            }
+        ta = fold(acc);
+        tab = fold(dot);
+    }
+    for (; i < s; i++) {
+        ta += a[i];
+        tab += a[i] * b[i];
+    }
+    *sa = ta;
+    *sab = tab;
+}
+
+/* What the workers share for one forward or backward. */
+typedef struct bn_job {
+    const lop_node *n;
+    const float *x, *dy;
+    float *y, *xhat, *invstd, *dx;
+    int nb, nc, train;
+    size_t s;
+} bn_job;
+
+/* Mean and biased variance of channel c.  Each plane's mean and squared deviations
+ * are taken in float while the plane is in cache (two short passes, no cancellation),
+ * then the planes are combined in double around the first plane's mean, so a large
+ * offset shared by all values costs no precision. */
+static void channel_stats(const bn_job *j, int c, double *mean, double *m2)
+{
+    size_t s = j->s;
+    double shift = 0.0, sd = 0.0, sq = 0.0;
+    for (int b = 0; b < j->nb; b++) {
+        const float *xp = j->x + ((size_t)b * j->nc + c) * s;
+        float pm = plane_sum(xp, s) / (float)s;
+        float pm2 = plane_sqdev(xp, s, pm);
+        if (b == 0)
+            shift = pm;
+        double d = (double)pm - shift;
+        sd += d;
+        sq += (double)pm2 + (double)s * d * d;
+    }
+    *mean = shift + sd / j->nb;
+    *m2 = sq - (double)s * sd * sd / j->nb;
+    if (*m2 < 0.0)
+        *m2 = 0.0;
+}
+
+static void forward_channels(void *ctx, long c0, long c1, int worker)
+{
+    const bn_job *j = ctx;
+    const lop_node *n = j->n;
     const float *gamma = n->param[BN_GAMMA]->data, *beta = n->param[BN_BETA]->data;
     float *rmean = n->param[BN_MEAN]->data, *rvar = n->param[BN_VAR]->data;
-    int nb = lop_node_batch(n), nc = n->dims[0];
-    size_t s = spatial(n), m = (size_t)nb * s;
-
-    if (!train) {
-        for (int c = 0; c < nc; c++) {
-            float scale = gamma[c] / sqrtf(rvar[c] + n->attr.eps);
-            float shift = beta[c] - rmean[c] * scale;
-            for (int b = 0; b < nb; b++) {
-                const float *xp = x + ((size_t)b * nc + c) * s;
-                float *yp = y + ((size_t)b * nc + c) * s;
+    float eps = n->attr.eps, mom = n->attr.momentum;
+    size_t s = j->s, m = (size_t)j->nb * s;
+    for (int c = (int)c0; c < (int)c1; c++) {
+        float mean, is;
+        if (j->train) {
+            double dmean, m2;
+            channel_stats(j, c, &dmean, &m2);
+            mean = (float)dmean;
+            is = (float)(1.0 / sqrt(m2 / (double)m + eps));
+            j->invstd[c] = is;
+            rmean[c] = (1.0f - mom) * rmean[c] + mom * mean;
+            rvar[c] = (1.0f - mom) * rvar[c] + mom * (float)(m2 / (double)(m - 1));
+        } else {
+            mean = rmean[c];
+            is = 1.0f / sqrtf(rvar[c] + eps);
+        }
+        /* Subtracting the mean first keeps precision when it is large. */
+        float gc = gamma[c], bc = beta[c], scale = gc * is;
+        for (int b = 0; b < j->nb; b++) {
+            size_t off = ((size_t)b * j->nc + c) * s;
+            const float *xp = j->x + off;
+            float *yp = j->y + off;
+            if (j->train) {
+                float *hp = j->xhat + off;
+                for (size_t i = 0; i < s; i++) {
+                    float h = (xp[i] - mean) * is;
+                    hp[i] = h;
+                    yp[i] = gc * h + bc;
+                }
+            } else {
                 for (size_t i = 0; i < s; i++)
-                    yp[i] = xp[i] * scale + shift;
+                    yp[i] = (xp[i] - mean) * scale + bc;
             }
         }
-        return LOP_OK;
     }
+}
 
-    if (m < 2)
-        return lop_fail(LOP_ESHAPE,
-                        "batchnorm '%s': training needs more than one value per channel "
-                        "(batch %d)", n->name, nb);
-    int st = lop_tensor_ensure(&n->saved[SAVED_XHAT], n->out->ndim, n->out->shape);
-    if (st == LOP_OK)
-        st = lop_tensor_ensure(&n->saved[SAVED_INVSTD], 1, &nc);
-    if (st != LOP_OK)
-        return st;
-    float *xhat = n->saved[SAVED_XHAT]->data, *invstd = n->saved[SAVED_INVSTD]->data;
-    float mom = n->attr.momentum;
-
-    for (int c = 0; c < nc; c++) {
-        /* Two passes in double: the variance of large activations loses everything to
-         * cancellation in one-pass float sums. */
-        double sum = 0.0;
-        for (int b = 0; b < nb; b++) {
-            const float *xp = x + ((size_t)b * nc + c) * s;
-            for (size_t i = 0; i < s; i++)
-                sum += xp[i];
-        }
-        double mean = sum / (double)m, ss = 0.0;
-        for (int b = 0; b < nb; b++) {
-            const float *xp = x + ((size_t)b * nc + c) * s;
-            for (size_t i = 0; i < s; i++) {
-                double d = xp[i] - mean;
-                ss += d * d;
-            }
-        }
-        double var = ss / (double)m;
-        float is = (float)(1.0 / sqrt(var + n->attr.eps)), fmean = (float)mean;
-        float gc = gamma[c], bc = beta[c];
-        invstd[c] = is;
-        for (int b = 0; b < nb; b++) {
-            size_t off = ((size_t)b * nc + c) * s;
-            for (size_t i = 0; i < s; i++) {
-                float h = (x[off + i] - fmean) * is;
-                xhat[off + i] = h;
-                y[off + i] = gc * h + bc;
-            }
-        }
-        rmean[c] = (1.0f - mom) * rmean[c] + mom * fmean;
-        rvar[c] = (1.0f - mom) * rvar[c] + mom * (float)(ss / (double)(m - 1));
+static int bn_forward(lop_graph *g, lop_node *n, int train)
+{
+    bn_job j = {
+        .n = n,
+        .x = lop_input_node(g, n, 0)->out->data,
+        .y = n->out->data,
+        .nb = lop_node_batch(n),
+        .nc = n->dims[0],
+        .train = train,
+        .s = spatial(n),
+    };
+    size_t m = (size_t)j.nb * j.s;
+    if (train) {
+        if (m < 2)
+            return lop_fail(LOP_ESHAPE,
+                            "batchnorm '%s': training needs more than one value per channel "
+                            "(batch %d)", n->name, j.nb);
+        int st = lop_tensor_ensure(&n->saved[SAVED_XHAT], n->out->ndim, n->out->shape);
+        if (st == LOP_OK)
+            st = lop_tensor_ensure(&n->saved[SAVED_INVSTD], 1, &j.nc);
+        if (st != LOP_OK)
+            return st;
+        j.xhat = n->saved[SAVED_XHAT]->data;
+        j.invstd = n->saved[SAVED_INVSTD]->data;
     }
+    lop_parallel_for(j.nc, 1 + LOP_GRAIN / (long)m, forward_channels, &j);
     return LOP_OK;
 }
 
-static int bn_backward(lop_graph *g, lop_node *n)
+static void backward_channels(void *ctx, long c0, long c1, int worker)
 {
-    const float *dy = n->dout->data;
-    float *dx = lop_input_node(g, n, 0)->dout->data;
-    const float *xhat = n->saved[SAVED_XHAT]->data, *invstd = n->saved[SAVED_INVSTD]->data;
+    const bn_job *j = ctx;
+    const lop_node *n = j->n;
     const float *gamma = n->param[BN_GAMMA]->data;
     float *dgamma = n->grad[BN_GAMMA]->data, *dbeta = n->grad[BN_BETA]->data;
-    int nb = lop_node_batch(n), nc = n->dims[0];
-    size_t s = spatial(n), m = (size_t)nb * s;
-
-    for (int c = 0; c < nc; c++) {
+    size_t s = j->s, m = (size_t)j->nb * s;
+    for (int c = (int)c0; c < (int)c1; c++) {
         double sdy = 0.0, sdyh = 0.0;
-        for (int b = 0; b < nb; b++) {
-            size_t off = ((size_t)b * nc + c) * s;
-            for (size_t i = 0; i < s; i++) {
-                sdy += dy[off + i];
-                sdyh += (double)dy[off + i] * xhat[off + i];
-            }
+        for (int b = 0; b < j->nb; b++) {
+            size_t off = ((size_t)b * j->nc + c) * s;
+            float pdy, pdyh;
+            plane_sum_dot(j->dy + off, j->xhat + off, s, &pdy, &pdyh);
+            sdy += pdy;
+            sdyh += pdyh;
         }
         dbeta[c] += (float)sdy;
         dgamma[c] += (float)sdyh;
         /* dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) */
-        float k = gamma[c] * invstd[c];
+        float k = gamma[c] * j->invstd[c];
         float mdy = (float)(sdy / (double)m), mdyh = (float)(sdyh / (double)m);
-        for (int b = 0; b < nb; b++) {
-            size_t off = ((size_t)b * nc + c) * s;
+        for (int b = 0; b < j->nb; b++) {
+            size_t off = ((size_t)b * j->nc + c) * s;
+            const float *dyp = j->dy + off, *hp = j->xhat + off;
+            float *dxp = j->dx + off;
             for (size_t i = 0; i < s; i++)
-                dx[off + i] += k * (dy[off + i] - mdy - xhat[off + i] * mdyh);
+                dxp[i] += k * (dyp[i] - mdy - hp[i] * mdyh);
         }
     }
+}
+
+static int bn_backward(lop_graph *g, lop_node *n)
+{
+    bn_job j = {
+        .n = n,
+        .dy = n->dout->data,
+        .dx = lop_input_node(g, n, 0)->dout->data,
+        .xhat = n->saved[SAVED_XHAT]->data,
+        .invstd = n->saved[SAVED_INVSTD]->data,
+        .nb = lop_node_batch(n),
+        .nc = n->dims[0],
+        .s = spatial(n),
+    };
+    lop_parallel_for(j.nc, 1 + LOP_GRAIN / (long)((size_t)j.nb * j.s), backward_channels, &j);
     return LOP_OK;
 }
 

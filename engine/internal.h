@@ -59,6 +59,7 @@ struct lop_graph {
  * fn(ctx, begin, end, worker) with worker in [0, lop_parallel_threads()).  Runs
  * inline (worker 0, whole range) when n < 2 * grain, when called from inside a job,
  * or while another thread is using the pool.  Returns when every share is done. */
+#define LOP_GRAIN 16384   /* fewest values of per-element work worth a thread */
 typedef void (*lop_range_fn)(void *ctx, long begin, long end, int worker);
 void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx);
 int lop_parallel_threads(void);

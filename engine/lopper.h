@@ -23,6 +23,10 @@
  *     lop_train(g, &train, &o);
  *     lop_graph_save(g, "model.lop");                   // atomic: temp file + rename
  *
+ * Threads: the engine splits layers across its own worker threads, one per core
+ * (LOP_THREADS=n overrides), and then runs OpenBLAS single-threaded inside them.
+ * Graphs are not shared between threads; separate graphs may run concurrently.
+ *
  * Tensors are float32, contiguous, row-major (NCHW), at most 4 dimensions, reference
  * counted; a view shares its base's storage.  Nodes of a graph are kept in
  * topological order: a node's inputs must exist when it is added, and the last node
@@ -301,7 +305,8 @@ int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn 
 
 /* ---- model files -------------------------------------------------------------- */
 
-/* Save atomically (temporary file in the same directory, then rename). */
+/* Save atomically (temporary file in the same directory, then rename).  A model file
+ * holds at most 10,000 nodes; header lines are limited to 64 KiB. */
 int lop_graph_save(const lop_graph *g, const char *path);
 /* Load a .lop file; on failure *out is untouched and nothing leaks. */
 int lop_graph_load(const char *path, lop_graph **out);

@@ -24,6 +24,15 @@ static void accumulate(float *dx, const float *dy, size_t count)
         dx[i] += dy[i];
 }
 
+/* Work is split into contiguous ranges of elements (add, flatten) or of samples
+ * (concat), one per worker; below LOP_GRAIN values per thread it runs inline. */
+
+/* What the workers share: the graph and the node they work on. */
+typedef struct merge_job {
+    const lop_graph *g;
+    const lop_node *n;
+} merge_job;
+
 /* "(a, b, c)" for messages. */
 static const char *shape_str(const lop_node *n, char *buf, size_t size)
 {
@@ -59,25 +68,42 @@ static int add_infer(const lop_graph *g, lop_node *n)
     return LOP_OK;
 }
 
+/* add has at least two inputs: the first two are summed in one pass. */
+static void add_range(void *ctx, long begin, long end, int worker)
+{
+    const merge_job *j = ctx;
+    const float *a = lop_input_node(j->g, j->n, 0)->out->data;
+    const float *b = lop_input_node(j->g, j->n, 1)->out->data;
+    float *y = j->n->out->data;
+    for (long i = begin; i < end; i++)
+        y[i] = a[i] + b[i];
+    for (int k = 2; k < j->n->ninputs; k++)
+        accumulate(y + begin, lop_input_node(j->g, j->n, k)->out->data + begin,
+                   (size_t)(end - begin));
+}
+
 static int add_forward(lop_graph *g, lop_node *n, int train)
 {
-    float *y = n->out->data;
-    size_t count = n->out->numel;
-    memcpy(y, lop_input_node(g, n, 0)->out->data, count * sizeof(float));
-    for (int k = 1; k < n->ninputs; k++) {
-        const float *x = lop_input_node(g, n, k)->out->data;
-        for (size_t i = 0; i < count; i++)
-            y[i] += x[i];
-    }
+    merge_job j = {g, n};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, add_range, &j);
     return LOP_OK;
+}
+
+/* Each worker owns the same range of every input's gradient, so an input given
+ * twice is still updated by one thread. */
+static void add_grad_range(void *ctx, long begin, long end, int worker)
+{
+    const merge_job *j = ctx;
+    const float *dy = j->n->dout->data + begin;
+    for (int k = 0; k < j->n->ninputs; k++)
+        accumulate(lop_input_node(j->g, j->n, k)->dout->data + begin, dy,
+                   (size_t)(end - begin));
 }
 
 static int add_backward(lop_graph *g, lop_node *n)
 {
-    const float *dy = n->dout->data;
-    size_t count = n->out->numel;
-    for (int k = 0; k < n->ninputs; k++)
-        accumulate(lop_input_node(g, n, k)->dout->data, dy, count);
+    merge_job j = {g, n};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, add_grad_range, &j);
     return LOP_OK;
 }
 
@@ -125,33 +151,46 @@ static int concat_infer(const lop_graph *g, lop_node *n)
     return LOP_OK;
 }
 
-static int concat_forward(lop_graph *g, lop_node *n, int train)
+static void concat_samples(void *ctx, long first, long last, int worker)
 {
-    int nb = lop_node_batch(n);
-    size_t osz = sample_size(n), off = 0;
-    for (int k = 0; k < n->ninputs; k++) {
-        const lop_node *in = lop_input_node(g, n, k);
+    const merge_job *j = ctx;
+    size_t osz = sample_size(j->n), off = 0;
+    for (int k = 0; k < j->n->ninputs; k++) {
+        const lop_node *in = lop_input_node(j->g, j->n, k);
         size_t isz = sample_size(in);
-        for (int b = 0; b < nb; b++)
-            memcpy(n->out->data + (size_t)b * osz + off, in->out->data + (size_t)b * isz,
+        for (long b = first; b < last; b++)
+            memcpy(j->n->out->data + (size_t)b * osz + off, in->out->data + (size_t)b * isz,
                    isz * sizeof(float));
         off += isz;
     }
+}
+
+static int concat_forward(lop_graph *g, lop_node *n, int train)
+{
+    merge_job j = {g, n};
+    lop_parallel_for(lop_node_batch(n), 1 + LOP_GRAIN / (long)sample_size(n), concat_samples, &j);
     return LOP_OK;
+}
+
+static void concat_grad_samples(void *ctx, long first, long last, int worker)
+{
+    const merge_job *j = ctx;
+    size_t osz = sample_size(j->n), off = 0;
+    for (int k = 0; k < j->n->ninputs; k++) {
+        const lop_node *in = lop_input_node(j->g, j->n, k);
+        size_t isz = sample_size(in);
+        for (long b = first; b < last; b++)
+            accumulate(in->dout->data + (size_t)b * isz,
+                       j->n->dout->data + (size_t)b * osz + off, isz);
+        off += isz;
+    }
 }
 
 static int concat_backward(lop_graph *g, lop_node *n)
 {
-    int nb = lop_node_batch(n);
-    size_t osz = sample_size(n), off = 0;
-    for (int k = 0; k < n->ninputs; k++) {
-        const lop_node *in = lop_input_node(g, n, k);
-        size_t isz = sample_size(in);
-        for (int b = 0; b < nb; b++)
-            accumulate(in->dout->data + (size_t)b * isz, n->dout->data + (size_t)b * osz + off,
-                       isz);
-        off += isz;
-    }
+    merge_job j = {g, n};
+    lop_parallel_for(lop_node_batch(n), 1 + LOP_GRAIN / (long)sample_size(n), concat_grad_samples,
+                     &j);
     return LOP_OK;
 }
 
@@ -177,15 +216,31 @@ static int flatten_infer(const lop_graph *g, lop_node *n)
     return LOP_OK;
 }
 
+static void flatten_range(void *ctx, long begin, long end, int worker)
+{
+    const merge_job *j = ctx;
+    memcpy(j->n->out->data + begin, lop_input_node(j->g, j->n, 0)->out->data + begin,
+           (size_t)(end - begin) * sizeof(float));
+}
+
 static int flatten_forward(lop_graph *g, lop_node *n, int train)
 {
-    memcpy(n->out->data, lop_input_node(g, n, 0)->out->data, n->out->numel * sizeof(float));
+    merge_job j = {g, n};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, flatten_range, &j);
     return LOP_OK;
+}
+
+static void flatten_grad_range(void *ctx, long begin, long end, int worker)
+{
+    const merge_job *j = ctx;
+    accumulate(lop_input_node(j->g, j->n, 0)->dout->data + begin, j->n->dout->data + begin,
+               (size_t)(end - begin));
 }
 
 static int flatten_backward(lop_graph *g, lop_node *n)
 {
-    accumulate(lop_input_node(g, n, 0)->dout->data, n->dout->data, n->out->numel);
+    merge_job j = {g, n};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, flatten_grad_range, &j);
     return LOP_OK;
 }
 

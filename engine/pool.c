@@ -81,62 +81,91 @@ static double pool_flops(const lop_graph *g, const lop_node *n)
 }
 
 /* Number of (sample, channel) planes in the node's last output. */
-static size_t planes(const lop_node *n)
+static long planes(const lop_node *n)
 {
-    return (size_t)lop_node_batch(n) * (size_t)n->dims[0];
+    return (long)lop_node_batch(n) * n->dims[0];
+}
+
+/* What the workers share: the geometry and the tensors of one pass.  Work is split
+ * into runs of whole planes, one run per worker, so no two threads write the same
+ * plane. */
+typedef struct pool_job {
+    pool_geom p;
+    const float *x, *dy;
+    float *y, *dx, *arg;
+} pool_job;
+
+static void run_planes(pool_job *j, long np, lop_range_fn fn)
+{
+    lop_parallel_for(np, 1 + LOP_GRAIN / ((long)j->p.h * j->p.w), fn, j);
 }
 
 /* ---- maxpool: padded cells never win; the argmax of each window is saved (as a float
  * index within its plane) so backward routes the gradient to it ---- */
 
+static void maxpool_planes(void *ctx, long q0, long q1, int worker)
+{
+    const pool_job *j = ctx;
+    const pool_geom *p = &j->p;
+    size_t isz = (size_t)p->h * p->w, osz = (size_t)p->oh * p->ow;
+    for (long q = q0; q < q1; q++) {
+        const float *x = j->x + (size_t)q * isz;
+        float *y = j->y + (size_t)q * osz;
+        float *arg = j->arg ? j->arg + (size_t)q * osz : NULL;
+        for (int oh = 0; oh < p->oh; oh++) {
+            int h0, h1;
+            window(oh, p->sh, p->ph, p->kh, p->h, &h0, &h1);
+            for (int ow = 0; ow < p->ow; ow++) {
+                int w0, w1;
+                window(ow, p->sw, p->pw, p->kw, p->w, &w0, &w1);
+                int best = h0 * p->w + w0;
+                float v = -INFINITY;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++)
+                        if (x[h * p->w + w] > v) {
+                            v = x[h * p->w + w];
+                            best = h * p->w + w;
+                        }
+                y[oh * p->ow + ow] = v;
+                if (arg)
+                    arg[oh * p->ow + ow] = (float)best;
+            }
+        }
+    }
+}
+
 static int maxpool_forward(lop_graph *g, lop_node *n, int train)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    pool_geom p = geom_of(in, n);
     if (train) {
         int st = lop_tensor_ensure(&n->saved[0], n->out->ndim, n->out->shape);
         if (st != LOP_OK)
             return st;
     }
-    float *arg = train ? n->saved[0]->data : NULL;
-    size_t np = planes(n), isz = (size_t)p.h * p.w, osz = (size_t)p.oh * p.ow;
-    for (size_t q = 0; q < np; q++) {
-        const float *x = in->out->data + q * isz;
-        float *y = n->out->data + q * osz;
-        for (int oh = 0; oh < p.oh; oh++) {
-            int h0, h1;
-            window(oh, p.sh, p.ph, p.kh, p.h, &h0, &h1);
-            for (int ow = 0; ow < p.ow; ow++) {
-                int w0, w1;
-                window(ow, p.sw, p.pw, p.kw, p.w, &w0, &w1);
-                int best = h0 * p.w + w0;
-                float v = -INFINITY;
-                for (int h = h0; h < h1; h++)
-                    for (int w = w0; w < w1; w++)
-                        if (x[h * p.w + w] > v) {
-                            v = x[h * p.w + w];
-                            best = h * p.w + w;
-                        }
-                y[oh * p.ow + ow] = v;
-                if (arg)
-                    arg[q * osz + (size_t)(oh * p.ow + ow)] = (float)best;
-            }
-        }
-    }
+    pool_job j = {.p = geom_of(in, n), .x = in->out->data, .y = n->out->data,
+                  .arg = train ? n->saved[0]->data : NULL};
+    run_planes(&j, planes(n), maxpool_planes);
     return LOP_OK;
+}
+
+static void maxpool_grad_planes(void *ctx, long q0, long q1, int worker)
+{
+    const pool_job *j = ctx;
+    size_t isz = (size_t)j->p.h * j->p.w, osz = (size_t)j->p.oh * j->p.ow;
+    for (long q = q0; q < q1; q++) {
+        float *dx = j->dx + (size_t)q * isz;
+        const float *arg = j->arg + (size_t)q * osz, *dy = j->dy + (size_t)q * osz;
+        for (size_t i = 0; i < osz; i++)
+            dx[(size_t)arg[i]] += dy[i];
+    }
 }
 
 static int maxpool_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    size_t np = planes(n), isz = (size_t)in->dims[1] * in->dims[2];
-    size_t osz = (size_t)n->dims[1] * n->dims[2];
-    const float *arg = n->saved[0]->data, *dy = n->dout->data;
-    for (size_t q = 0; q < np; q++) {
-        float *dx = in->dout->data + q * isz;
-        for (size_t i = 0; i < osz; i++)
-            dx[(size_t)arg[q * osz + i]] += dy[q * osz + i];
-    }
+    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data, .dx = in->dout->data,
+                  .arg = n->saved[0]->data};
+    run_planes(&j, planes(n), maxpool_grad_planes);
     return LOP_OK;
 }
 
@@ -149,54 +178,68 @@ const lop_layer_ops lop_maxpool_ops = {
 
 /* ---- avgpool: padding counts as zeros, so every window divides by kh*kw ---- */
 
-static int avgpool_forward(lop_graph *g, lop_node *n, int train)
+static void avgpool_planes(void *ctx, long q0, long q1, int worker)
 {
-    const lop_node *in = lop_input_node(g, n, 0);
-    pool_geom p = geom_of(in, n);
-    float inv = 1.0f / (float)(p.kh * p.kw);
-    size_t np = planes(n), isz = (size_t)p.h * p.w, osz = (size_t)p.oh * p.ow;
-    for (size_t q = 0; q < np; q++) {
-        const float *x = in->out->data + q * isz;
-        float *y = n->out->data + q * osz;
-        for (int oh = 0; oh < p.oh; oh++) {
+    const pool_job *j = ctx;
+    const pool_geom *p = &j->p;
+    float inv = 1.0f / (float)(p->kh * p->kw);
+    size_t isz = (size_t)p->h * p->w, osz = (size_t)p->oh * p->ow;
+    for (long q = q0; q < q1; q++) {
+        const float *x = j->x + (size_t)q * isz;
+        float *y = j->y + (size_t)q * osz;
+        for (int oh = 0; oh < p->oh; oh++) {
             int h0, h1;
-            window(oh, p.sh, p.ph, p.kh, p.h, &h0, &h1);
-            for (int ow = 0; ow < p.ow; ow++) {
+            window(oh, p->sh, p->ph, p->kh, p->h, &h0, &h1);
+            for (int ow = 0; ow < p->ow; ow++) {
                 int w0, w1;
-                window(ow, p.sw, p.pw, p.kw, p.w, &w0, &w1);
+                window(ow, p->sw, p->pw, p->kw, p->w, &w0, &w1);
                 float sum = 0.0f;
                 for (int h = h0; h < h1; h++)
                     for (int w = w0; w < w1; w++)
-                        sum += x[h * p.w + w];
-                y[oh * p.ow + ow] = sum * inv;
+                        sum += x[h * p->w + w];
+                y[oh * p->ow + ow] = sum * inv;
             }
         }
     }
+}
+
+static int avgpool_forward(lop_graph *g, lop_node *n, int train)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    pool_job j = {.p = geom_of(in, n), .x = in->out->data, .y = n->out->data};
+    run_planes(&j, planes(n), avgpool_planes);
     return LOP_OK;
+}
+
+static void avgpool_grad_planes(void *ctx, long q0, long q1, int worker)
+{
+    const pool_job *j = ctx;
+    const pool_geom *p = &j->p;
+    float inv = 1.0f / (float)(p->kh * p->kw);
+    size_t isz = (size_t)p->h * p->w, osz = (size_t)p->oh * p->ow;
+    for (long q = q0; q < q1; q++) {
+        float *dx = j->dx + (size_t)q * isz;
+        const float *dy = j->dy + (size_t)q * osz;
+        for (int oh = 0; oh < p->oh; oh++) {
+            int h0, h1;
+            window(oh, p->sh, p->ph, p->kh, p->h, &h0, &h1);
+            for (int ow = 0; ow < p->ow; ow++) {
+                int w0, w1;
+                window(ow, p->sw, p->pw, p->kw, p->w, &w0, &w1);
+                float d = dy[oh * p->ow + ow] * inv;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++)
+                        dx[h * p->w + w] += d;
+            }
+        }
+    }
 }
 
 static int avgpool_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    pool_geom p = geom_of(in, n);
-    float inv = 1.0f / (float)(p.kh * p.kw);
-    size_t np = planes(n), isz = (size_t)p.h * p.w, osz = (size_t)p.oh * p.ow;
-    for (size_t q = 0; q < np; q++) {
-        float *dx = in->dout->data + q * isz;
-        const float *dy = n->dout->data + q * osz;
-        for (int oh = 0; oh < p.oh; oh++) {
-            int h0, h1;
-            window(oh, p.sh, p.ph, p.kh, p.h, &h0, &h1);
-            for (int ow = 0; ow < p.ow; ow++) {
-                int w0, w1;
-                window(ow, p.sw, p.pw, p.kw, p.w, &w0, &w1);
-                float d = dy[oh * p.ow + ow] * inv;
-                for (int h = h0; h < h1; h++)
-                    for (int w = w0; w < w1; w++)
-                        dx[h * p.w + w] += d;
-            }
-        }
-    }
+    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data, .dx = in->dout->data};
+    run_planes(&j, planes(n), avgpool_grad_planes);
     return LOP_OK;
 }
 
@@ -224,32 +267,49 @@ static int gap_infer(const lop_graph *g, lop_node *n)
     return LOP_OK;
 }
 
-static int gap_forward(lop_graph *g, lop_node *n, int train)
+static void gap_planes(void *ctx, long q0, long q1, int worker)
 {
-    const lop_node *in = lop_input_node(g, n, 0);
-    size_t np = planes(n), s = (size_t)in->dims[1] * in->dims[2];
+    const pool_job *j = ctx;
+    size_t s = (size_t)j->p.h * j->p.w;
     float inv = 1.0f / (float)s;
-    for (size_t q = 0; q < np; q++) {
-        const float *x = in->out->data + q * s;
+    for (long q = q0; q < q1; q++) {
+        const float *x = j->x + (size_t)q * s;
         float sum = 0.0f;
         for (size_t i = 0; i < s; i++)
             sum += x[i];
-        n->out->data[q] = sum * inv;
+        j->y[q] = sum * inv;
     }
+}
+
+static int gap_forward(lop_graph *g, lop_node *n, int train)
+{
+    const lop_node *in = lop_input_node(g, n, 0);
+    /* the whole plane is the window: only p.h and p.w are used */
+    pool_job j = {.p = {.h = in->dims[1], .w = in->dims[2]}, .x = in->out->data,
+                  .y = n->out->data};
+    run_planes(&j, planes(n), gap_planes);
     return LOP_OK;
+}
+
+static void gap_grad_planes(void *ctx, long q0, long q1, int worker)
+{
+    const pool_job *j = ctx;
+    size_t s = (size_t)j->p.h * j->p.w;
+    float inv = 1.0f / (float)s;
+    for (long q = q0; q < q1; q++) {
+        float *dx = j->dx + (size_t)q * s;
+        float d = j->dy[q] * inv;
+        for (size_t i = 0; i < s; i++)
+            dx[i] += d;
+    }
 }
 
 static int gap_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    size_t np = planes(n), s = (size_t)in->dims[1] * in->dims[2];
-    float inv = 1.0f / (float)s;
-    for (size_t q = 0; q < np; q++) {
-        float *dx = in->dout->data + q * s;
-        float d = n->dout->data[q] * inv;
-        for (size_t i = 0; i < s; i++)
-            dx[i] += d;
-    }
+    pool_job j = {.p = {.h = in->dims[1], .w = in->dims[2]}, .dy = n->dout->data,
+                  .dx = in->dout->data};
+    run_planes(&j, planes(n), gap_grad_planes);
     return LOP_OK;
 }
 

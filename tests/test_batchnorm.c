@@ -193,6 +193,72 @@ static void test_feature_vectors_and_momentum(void **state)
     lop_graph_free(g);
 }
 
+/* Batches large enough that the channels are split between threads (on a multi-core
+ * machine).  Training and evaluation outputs and running statistics against naive
+ * double loops, optionally with a large common offset that one-pass float sums
+ * would not survive; backward against finite differences. */
+static void check_big(int ndim, const int *dims, int batch, float offset, uint64_t seed)
+{
+    lop_graph *g = bn_graph(ndim, dims, 0.1f);
+    int nc = dims[0], s = 1, shape[4] = {batch};
+    for (int i = 0; i < ndim; i++)
+        shape[i + 1] = dims[i];
+    if (ndim == 3)
+        s = dims[1] * dims[2];
+    float *gamma = param(g, "weight"), *beta = param(g, "bias");
+    for (int c = 0; c < nc; c++) {
+        gamma[c] = 0.5f + 0.01f * (float)c;
+        beta[c] = 0.1f * (float)(c % 7) - 0.3f;
+    }
+    lop_tensor *x = gradcheck_random(ndim + 1, shape, seed);
+    for (size_t i = 0; i < x->numel; i++)
+        x->data[i] += offset;
+    assert_int_equal(lop_graph_forward(g, x, 1), LOP_OK);
+    const float *y = lop_graph_output(g)->data;
+    const float *rm = param(g, "running_mean"), *rv = param(g, "running_var");
+    for (int c = 0; c < nc; c++) {
+        double mean, var, uvar;
+        channel_stats(x->data, batch, nc, s, c, &mean, &var, &uvar);
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < s; i++) {
+                int at = (b * nc + c) * s + i;
+                double want = gamma[c] * (x->data[at] - mean) / sqrt(var + EPS) + beta[c];
+                assert_float_equal(y[at], want, 1e-4);
+            }
+        assert_float_equal(rm[c], 0.1 * mean, 1e-5 * (1 + fabs(offset)));
+        assert_float_equal(rv[c], 0.9 + 0.1 * uvar, 1e-5);
+    }
+    assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
+    y = lop_graph_output(g)->data;
+    for (int c = 0; c < nc; c++)
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < s; i++) {
+                int at = (b * nc + c) * s + i;
+                double want = gamma[c] * (x->data[at] - rm[c]) / sqrt(rv[c] + EPS) + beta[c];
+                assert_float_equal(y[at], want, 1e-4 * (1 + fabs(offset)));
+            }
+    /* A float mean near 1000 cannot move by the h/m a finite difference gives it,
+     * so the gradient is checked without the offset. */
+    if (offset == 0.0f) {
+        double worst = gradcheck_graph(g, x, 1, 1e-2, seed + 1);
+        assert_true(worst >= 0);
+        if (worst > 1e-2)
+            fail_msg("worst relative gradient error %g > 1e-2", worst);
+    }
+    lop_tensor_release(x);
+    lop_graph_free(g);
+}
+
+static void test_big_batches_split_by_channel(void **state)
+{
+    (void)state;
+    /* 8 samples of (16, 20, 20) maps, and 64 samples of 1024 features */
+    int maps[3] = {16, 20, 20}, features[1] = {1024};
+    check_big(3, maps, 8, 0.0f, 31);
+    check_big(3, maps, 8, 1000.0f, 32);
+    check_big(1, features, 64, 0.0f, 33);
+}
+
 static void test_single_value_per_channel_cannot_train(void **state)
 {
     (void)state;
@@ -236,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_train_forward_and_running_stats_by_hand),
         cmocka_unit_test(test_eval_uses_running_stats_and_leaves_them),
         cmocka_unit_test(test_feature_vectors_and_momentum),
+        cmocka_unit_test(test_big_batches_split_by_channel),
         cmocka_unit_test(test_single_value_per_channel_cannot_train),
         cmocka_unit_test(test_invalid_attributes),
     };

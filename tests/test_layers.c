@@ -499,6 +499,195 @@ static void test_flops_per_kind(void **state)
     lop_graph_free(g);
 }
 
+/* ---- shapes big enough that each layer splits its work across threads ---- */
+
+/* 8 samples of (16, 20, 20): 51200 values, over twice the share below which the
+ * elementwise layers, pools and batchnorm run on one thread, so on a multi-core
+ * machine these tests exercise the split paths.  References are naive loops. */
+enum { BIG_B = 8, BIG_C = 16, BIG_HW = 20 };
+
+static void test_split_relu_add_concat_flatten(void **state)
+{
+    (void)state;
+    int x, ins[2], sum, cat;
+    lop_graph *g = new_graph(3, BIG_C, BIG_HW, BIG_HW, &x);
+    ins[0] = add1(g, LOP_RELU, "relu", x, NULL);
+    ins[1] = x;
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 2, NULL, &sum), LOP_OK);
+    ins[0] = sum;
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 2, NULL, &cat), LOP_OK);
+    add1(g, LOP_FLATTEN, "flat", cat, NULL);
+    lop_tensor *in = random_input(g, BIG_B, 19);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    lop_tensor *r = gradcheck_random(2, lop_graph_output(g)->shape, 20);
+    lop_graph_zero_grad(g);
+    assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+    const float *y = lop_graph_output(g)->data, *dx = lop_graph_input_grad(g)->data;
+    size_t per = (size_t)BIG_C * BIG_HW * BIG_HW;
+    for (size_t b = 0; b < BIG_B; b++)
+        for (size_t i = 0; i < per; i++) {
+            /* sample b of the output is relu(x) + x, then x itself */
+            float v = in->data[b * per + i];
+            size_t first = 2 * b * per + i, second = (2 * b + 1) * per + i;
+            assert_float_equal(y[first], (v > 0 ? v : 0) + v, 1e-6);
+            assert_float_equal(y[second], v, 0);
+            double want = r->data[first] * (v > 0 ? 2.0 : 1.0) + r->data[second];
+            assert_float_equal(dx[b * per + i], want, 1e-5);
+        }
+    lop_tensor_release(r);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+/* Naive max/avg pooling of `planes` planes (h, w) with a k x k window: the output y
+ * and, for the output gradient r, the input gradient dx (padded cells never win
+ * and count as zeros in averages). */
+static void naive_pool(int is_max, const float *x, const float *r, int planes, int h, int w,
+                       int k, int stride, int pad, float *y, double *dx)
+{
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    for (int q = 0; q < planes; q++)
+        for (int i = 0; i < h * w; i++)
+            dx[(size_t)q * h * w + i] = 0;
+    for (int q = 0; q < planes; q++)
+        for (int oi = 0; oi < oh; oi++)
+            for (int oj = 0; oj < ow; oj++) {
+                double acc = is_max ? -INFINITY : 0;
+                int best = -1;
+                for (int a = 0; a < k; a++)
+                    for (int c = 0; c < k; c++) {
+                        int i = oi * stride - pad + a, j = oj * stride - pad + c;
+                        if (i < 0 || i >= h || j < 0 || j >= w)
+                            continue;
+                        float v = x[((size_t)q * h + i) * w + j];
+                        if (!is_max)
+                            acc += v;
+                        else if (v > acc) {
+                            acc = v;
+                            best = i * w + j;
+                        }
+                    }
+                size_t o = ((size_t)q * oh + oi) * ow + oj;
+                y[o] = (float)(is_max ? acc : acc / (k * k));
+                if (is_max) {
+                    dx[(size_t)q * h * w + best] += r[o];
+                    continue;
+                }
+                for (int a = 0; a < k; a++)
+                    for (int c = 0; c < k; c++) {
+                        int i = oi * stride - pad + a, j = oj * stride - pad + c;
+                        if (i >= 0 && i < h && j >= 0 && j < w)
+                            dx[((size_t)q * h + i) * w + j] += r[o] / (k * k);
+                    }
+            }
+}
+
+/* input -> one pool (kind with attrs a, or global average when a is NULL); forward
+ * and backward against naive loops. */
+static void check_big_pool(lop_kind kind, const lop_attrs *a)
+{
+    int x;
+    lop_graph *g = new_graph(3, BIG_C, BIG_HW, BIG_HW, &x);
+    add1(g, kind, "pool", x, a);
+    lop_tensor *in = distinct_input(g, BIG_B, 21);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    const lop_tensor *out = lop_graph_output(g);
+    lop_tensor *r = gradcheck_random(out->ndim, out->shape, 22);
+    lop_graph_zero_grad(g);
+    assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+    int planes = BIG_B * BIG_C, size = BIG_HW * BIG_HW;
+    float *y = malloc(out->numel * sizeof *y);
+    double *dx = malloc(in->numel * sizeof *dx);
+    assert_non_null(y);
+    assert_non_null(dx);
+    if (a)
+        naive_pool(kind == LOP_MAXPOOL, in->data, r->data, planes, BIG_HW, BIG_HW,
+                   a->kernel_h, a->stride_h, a->pad_h, y, dx);
+    else
+        for (int q = 0; q < planes; q++) {
+            double s = 0;
+            for (int i = 0; i < size; i++) {
+                s += in->data[(size_t)q * size + i];
+                dx[(size_t)q * size + i] = r->data[q] / size;
+            }
+            y[q] = (float)(s / size);
+        }
+    const float *got = lop_graph_input_grad(g)->data;
+    for (size_t i = 0; i < out->numel; i++)
+        assert_float_equal(out->data[i], y[i], 1e-4 * (1 + fabsf(y[i])));
+    for (size_t i = 0; i < in->numel; i++)
+        assert_float_equal(got[i], dx[i], 1e-6);
+    free(y);
+    free(dx);
+    lop_tensor_release(r);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+static void test_split_pools(void **state)
+{
+    (void)state;
+    lop_attrs max2 = pool_attrs(2, 2, 0), max3 = pool_attrs(3, 2, 1), avg3 = pool_attrs(3, 2, 1);
+    check_big_pool(LOP_MAXPOOL, &max2);
+    check_big_pool(LOP_MAXPOOL, &max3);
+    check_big_pool(LOP_AVGPOOL, &avg3);
+    check_big_pool(LOP_GLOBAL_AVGPOOL, NULL);
+}
+
+/* Linear layers whose products are large enough to be cut between threads, along
+ * the batch or along the features depending on the shape: forward, dx, dW and db
+ * against naive double loops. */
+static void test_split_linear(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{32, 256, 128}, {512, 128, 16}, {64, 64, 256}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int nb = shapes[t][0], nin = shapes[t][1], nout = shapes[t][2], x;
+        lop_graph *g = new_graph(1, nin, 0, 0, &x);
+        int fc = linear(g, "fc", x, nout, 1);
+        float *bias = lop_node_param(g, fc, 1)->data;
+        for (int o = 0; o < nout; o++)
+            bias[o] = 0.01f * (float)o;
+        lop_tensor *in = random_input(g, nb, 23 + t);
+        assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+        lop_tensor *r = gradcheck_random(2, lop_graph_output(g)->shape, 24 + t);
+        lop_graph_zero_grad(g);
+        assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+        const float *w = lop_node_param(g, fc, 0)->data, *xv = in->data, *dy = r->data;
+        const float *y = lop_graph_output(g)->data, *dx = lop_graph_input_grad(g)->data;
+        const float *dw = lop_node_grad(g, fc, 0)->data, *db = lop_node_grad(g, fc, 1)->data;
+        for (int b = 0; b < nb; b++)
+            for (int o = 0; o < nout; o++) {
+                double s = bias[o];
+                for (int i = 0; i < nin; i++)
+                    s += (double)w[o * nin + i] * xv[b * nin + i];
+                assert_float_equal(y[b * nout + o], s, 1e-4);
+            }
+        for (int b = 0; b < nb; b++)
+            for (int i = 0; i < nin; i++) {
+                double s = 0;
+                for (int o = 0; o < nout; o++)
+                    s += (double)dy[b * nout + o] * w[o * nin + i];
+                assert_float_equal(dx[b * nin + i], s, 1e-4);
+            }
+        for (int o = 0; o < nout; o++) {
+            double sb = 0;
+            for (int b = 0; b < nb; b++)
+                sb += dy[b * nout + o];
+            assert_float_equal(db[o], sb, 1e-4);
+            for (int i = 0; i < nin; i++) {
+                double s = 0;
+                for (int b = 0; b < nb; b++)
+                    s += (double)dy[b * nout + o] * xv[b * nin + i];
+                assert_float_equal(dw[o * nin + i], s, 1e-4);
+            }
+        }
+        lop_tensor_release(r);
+        lop_tensor_release(in);
+        lop_graph_free(g);
+    }
+}
+
 /* input -> maxpool -> flatten -> dropout -> linear -> bn: every layer that keeps
  * state for backward allocates it during a training forward; bn comes last so any
  * failure happens before its running statistics may change. */
@@ -642,6 +831,9 @@ int main(void)
         cmocka_unit_test(test_concat_and_flatten_forward),
         cmocka_unit_test(test_dropout_statistics),
         cmocka_unit_test(test_flops_per_kind),
+        cmocka_unit_test(test_split_relu_add_concat_flatten),
+        cmocka_unit_test(test_split_pools),
+        cmocka_unit_test(test_split_linear),
         cmocka_unit_test(test_forward_allocation_failures_are_clean),
         cmocka_unit_test(test_invalid_layers_leave_graph_unchanged),
         cmocka_unit_test(test_error_messages_name_the_node),
