@@ -22,6 +22,16 @@ lop_attrs lop_attrs_default(void)
     return a;
 }
 
+lop_attrs lop_attrs_input(int c, int h, int w)
+{
+    lop_attrs a = lop_attrs_default();
+    a.in_ndim = (h == 0 && w == 0) ? 1 : 3;
+    a.in_shape[0] = c;
+    a.in_shape[1] = h;
+    a.in_shape[2] = w;
+    return a;
+}
+
 lop_graph *lop_graph_new(uint64_t seed)
 {
     lop_graph *g = lop_calloc(1, sizeof *g);
@@ -205,7 +215,6 @@ int lop_graph_add(lop_graph *g, lop_kind kind, const char *name, const int *inpu
     if (id)
         *id = g->n;
     g->n++;
-    g->generation++;
     return LOP_OK;
 }
 

@@ -141,6 +141,9 @@ typedef struct lop_attrs {
 } lop_attrs;
 
 lop_attrs lop_attrs_default(void);
+/* Attributes of an input node taking per-sample images (c, h, w), or feature vectors
+ * of c values when h = w = 0. */
+lop_attrs lop_attrs_input(int c, int h, int w);
 
 typedef struct lop_graph lop_graph;
 
@@ -157,7 +160,8 @@ int lop_graph_add(lop_graph *g, lop_kind kind, const char *name,
 
 int lop_graph_size(const lop_graph *g);               /* number of nodes */
 int lop_graph_find(const lop_graph *g, const char *name);   /* id or -1 */
-/* Bumped by every structural change; lets handles detect that they are stale. */
+/* Bumped by every change that renumbers nodes or replaces their parameters
+ * (surgery; appending a node is not one); lets handles detect that they are stale. */
 uint64_t lop_graph_generation(const lop_graph *g);
 
 /* Node queries; id must be in [0, size). */

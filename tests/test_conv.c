@@ -63,16 +63,6 @@ static const conv_case *find_case(const char *what)
 static int out_h(const conv_case *k) { return (k->h + 2 * k->ph - k->kh) / k->sh + 1; }
 static int out_w(const conv_case *k) { return (k->w + 2 * k->pw - k->kw) / k->sw + 1; }
 
-static lop_attrs input_attrs(int c, int h, int w)
-{
-    lop_attrs a = lop_attrs_default();
-    a.in_ndim = 3;
-    a.in_shape[0] = c;
-    a.in_shape[1] = h;
-    a.in_shape[2] = w;
-    return a;
-}
-
 static lop_attrs case_attrs(const conv_case *k)
 {
     lop_attrs a = lop_attrs_default();
@@ -91,7 +81,7 @@ static lop_attrs case_attrs(const conv_case *k)
 /* input -> conv; *cid receives the conv's id.  Returns the first failing status. */
 static int build(lop_graph *g, const conv_case *k, int *cid)
 {
-    lop_attrs in = input_attrs(k->c, k->h, k->w), a = case_attrs(k);
+    lop_attrs in = lop_attrs_input(k->c, k->h, k->w), a = case_attrs(k);
     int x, st = lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x);
     return st ? st : lop_graph_add(g, LOP_CONV2D, "conv", &x, 1, &a, cid);
 }
@@ -249,7 +239,7 @@ static void test_input_gradient_accumulates_across_consumers(void **state)
     for (size_t i = 0; i < sizeof which / sizeof which[0]; i++) {
         const conv_case *k = find_case(which[i]);
         lop_graph *g = lop_graph_new(9);
-        lop_attrs in = input_attrs(k->c, k->h, k->w), a = case_attrs(k);
+        lop_attrs in = lop_attrs_input(k->c, k->h, k->w), a = case_attrs(k);
         lop_attrs plain = lop_attrs_default();
         int x, ca, cb, sum, two[2];
         assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x), LOP_OK);
@@ -368,7 +358,7 @@ static void test_flops_and_params_by_hand(void **state)
 static void expect_refused(int c, int h, int w, int in_ndim, lop_attrs a, int status)
 {
     lop_graph *g = lop_graph_new(1);
-    lop_attrs in = input_attrs(c, h, w);
+    lop_attrs in = lop_attrs_input(c, h, w);
     in.in_ndim = in_ndim;
     int x, id = -5;
     assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x), LOP_OK);

@@ -139,18 +139,24 @@ static void clear_message(void)
     assert_int_equal(lop_dataset_subset(NULL, 0, 1, NULL), LOP_EINVAL);
 }
 
-static void expect_idx_failure(const char *images, const char *labels, int status,
-                               const char *needle)
+/* A loader's status st must be `status`, its message must mention needle, and its
+ * output out must be untouched. */
+static void expect_failure(int st, const lop_dataset *out, int status, const char *needle)
 {
-    lop_dataset out = untouched;
-    clear_message();
-    int st = lop_dataset_load_idx(images, labels, &out);
     if (st != status)
         fail_msg("expected %s, got %s (%s)", lop_status_name(status), lop_status_name(st),
                  lop_errmsg());
     if (!strstr(lop_errmsg(), needle))
         fail_msg("message '%s' does not mention '%s'", lop_errmsg(), needle);
-    assert_memory_equal(&out, &untouched, sizeof out);
+    assert_memory_equal(out, &untouched, sizeof *out);
+}
+
+static void expect_idx_failure(const char *images, const char *labels, int status,
+                               const char *needle)
+{
+    lop_dataset out = untouched;
+    clear_message();
+    expect_failure(lop_dataset_load_idx(images, labels, &out), &out, status, needle);
 }
 
 /* ---- IDX tests ------------------------------------------------------------------- */
@@ -430,13 +436,7 @@ static void expect_cifar_failure(const char *const *paths, int npaths, int statu
 {
     lop_dataset out = untouched;
     clear_message();
-    int st = lop_dataset_load_cifar10(paths, npaths, &out);
-    if (st != status)
-        fail_msg("expected %s, got %s (%s)", lop_status_name(status), lop_status_name(st),
-                 lop_errmsg());
-    if (!strstr(lop_errmsg(), needle))
-        fail_msg("message '%s' does not mention '%s'", lop_errmsg(), needle);
-    assert_memory_equal(&out, &untouched, sizeof out);
+    expect_failure(lop_dataset_load_cifar10(paths, npaths, &out), &out, status, needle);
 }
 
 static void test_cifar(void **state)

@@ -13,16 +13,6 @@
 #include "gradcheck.h"
 #include "lopper.h"
 
-static lop_attrs input_attrs(int c, int h, int w)
-{
-    lop_attrs a = lop_attrs_default();
-    a.in_ndim = 3;
-    a.in_shape[0] = c;
-    a.in_shape[1] = h;
-    a.in_shape[2] = w;
-    return a;
-}
-
 static lop_attrs conv_attrs(int cout, int k, int pad)
 {
     lop_attrs a = lop_attrs_default();
@@ -36,7 +26,7 @@ static lop_attrs conv_attrs(int cout, int k, int pad)
  * status of the first failing add so allocation-failure tests can use it. */
 static int build(lop_graph *g)
 {
-    lop_attrs a = input_attrs(3, 8, 8), c = conv_attrs(4, 3, 1), fc = lop_attrs_default();
+    lop_attrs a = lop_attrs_input(3, 8, 8), c = conv_attrs(4, 3, 1), fc = lop_attrs_default();
     lop_attrs d = lop_attrs_default();
     fc.out_channels = 5;
     int id = 0, st;
@@ -72,7 +62,7 @@ static void test_invalid_adds_leave_graph_unchanged(void **state)
     assert_int_equal(build(g), LOP_OK);
     int n = lop_graph_size(g);
     uint64_t gen = lop_graph_generation(g);
-    lop_attrs c = conv_attrs(4, 3, 1), in = input_attrs(1, 4, 4);
+    lop_attrs c = conv_attrs(4, 3, 1), in = lop_attrs_input(1, 4, 4);
     int bad_input = 99, conv = lop_graph_find(g, "conv"), two[2] = {1, 2};
     struct { int st; int got; } cases[] = {
         {LOP_EINVAL, lop_graph_add(g, LOP_CONV2D, "conv", &conv, 1, &c, NULL)},   /* dup */
