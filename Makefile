@@ -22,6 +22,8 @@ endif
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -fPIC $(OPT) $(shell pkg-config --cflags openblas 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -lz -lm -lpthread
+LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
 # Run tests, demo and bench on the BLAS kernels this CPU supports (see the script),
 # unless the caller chose already.
@@ -34,14 +36,19 @@ endif
 
 ENGINE_SRC := $(wildcard engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:engine/%.c=$(BUILD)/obj/%.o)
+BIND_SRC   := $(wildcard lua/l_*.c)
+BIND_OBJ   := $(BIND_SRC:lua/%.c=$(BUILD)/obj/lua_%.o) $(BUILD)/obj/lua_embedded.o
+LUA_HALF   := $(sort $(wildcard lua/lopper/*.lua))
+LUA_TESTS  := $(sort $(wildcard tests/lua/*_spec.lua))
 TEST_SRC   := $(wildcard tests/test_*.c)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := tests/gradcheck.c
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all lib test bench demo clean deps
-all: lib
+.PHONY: all lib lua test bench demo clean deps
+all: lib lua
 lib: $(BUILD)/liblopper.a $(BUILD)/liblopper.so
+lua: $(BUILD)/lopper.so $(BUILD)/lopper $(BUILD)/liblopperlua.a
 
 $(DEPS_STAMP): scripts/install_deps.sh
 	sh scripts/install_deps.sh
@@ -59,12 +66,35 @@ $(BUILD)/liblopper.a: $(ENGINE_OBJ)
 $(BUILD)/liblopper.so: $(ENGINE_OBJ)
 	$(CC) -shared $(LDSAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(BUILD)/liblopper.a
+# The Lua binding: objects, the embedded Lua half, the module and the executable.
+$(BUILD)/obj/lua_%.o: lua/%.c $(wildcard lua/*.h) engine/lopper.h Makefile | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iengine -o $@ $< $(TEST_HELPERS) $(BUILD)/liblopper.a $(LDSAN) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Iengine -c $< -o $@
 
-test: $(TEST_BIN)
-	@sh tests/run_tests.sh $(TEST_BIN)
+$(BUILD)/lua_embedded.c: lua/embed.lua $(LUA_HALF) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	lua5.4 lua/embed.lua $@ $(LUA_HALF)
+
+$(BUILD)/obj/lua_embedded.o: $(BUILD)/lua_embedded.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/liblopperlua.a: $(BIND_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lopper.so: $(BIND_OBJ) $(ENGINE_OBJ)
+	$(CC) -shared $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/lopper: lua/main.c $(BUILD)/liblopperlua.a $(BUILD)/liblopper.a
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Iengine -Ilua -o $@ $< $(BUILD)/liblopperlua.a \
+	    $(BUILD)/liblopper.a $(LDSAN) $(LUA_LIBS) -lreadline $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(BUILD)/liblopper.a $(BUILD)/liblopperlua.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Iengine -Ilua -o $@ $< $(TEST_HELPERS) \
+	    $(BUILD)/liblopperlua.a $(BUILD)/liblopper.a $(LDSAN) -lcmocka $(LUA_LIBS) $(LDLIBS)
+
+test: $(TEST_BIN) lua
+	@LOPPER=$(BUILD)/lopper sh tests/run_tests.sh $(TEST_BIN) $(LUA_TESTS)
 
 $(BUILD)/bench_core: tests/bench_core.c $(BUILD)/liblopper.a
 	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)

@@ -1,6 +1,7 @@
 #!/bin/sh
-# run_tests.sh - run every test program given, each with cmocka's TAP output, and end
-# with one summary line "N passed, N failed, N skipped".  A program that crashes or
+# run_tests.sh - run every test given - C programs with cmocka's TAP output, and Lua
+# spec files run by busted through the lopper executable ($LOPPER) - and end with one
+# summary line "N passed, N failed, N skipped".  A program that crashes or
 # exits non-zero without reporting a failed case counts as one failure, so nothing
 # fails silently.
 passed=0
@@ -8,7 +9,10 @@ failed=0
 skipped=0
 for t in "$@"; do
     name=$(basename "$t")
-    out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1)
+    case "$t" in
+    *.lua) out=$("$LOPPER" /usr/bin/busted -o TAP "$t" 2>&1) ;;
+    *) out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1) ;;
+    esac
     rc=$?
     printf '%s\n' "$out" | sed "s/^/[$name] /"
     skip=$(printf '%s\n' "$out" | grep -c '^\(not \)\{0,1\}ok .*# SKIP')

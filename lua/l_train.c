@@ -1,0 +1,381 @@
+/*
+ * l_train.c - lop.train and lop.evaluate: their option tables, checked in full before
+ * the engine runs, and their progress report - one updating line on stderr, or a Lua
+ * function.  That function runs under lua_pcall inside the engine's callback, so an
+ * error in it never unwinds through the engine's C frames: the callback cancels the
+ * loop, the engine cleans up and returns, and then the saved error is raised.  The
+ * function may do anything, even close the net or the data set in use; the callback
+ * notices and stops the loop before the engine touches them again.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "binding.h"
+
+/* Options at arg, checked against known; none becomes an empty table. */
+static void check_options(lua_State *L, int arg, const char *fn, const char *const *known)
+{
+    if (!lopl_check_opts(L, arg, fn, known)) {
+        lua_newtable(L);
+        lua_replace(L, arg);
+    }
+}
+
+/* ---- progress ------------------------------------------------------------------- */
+
+enum { SHOW_NOTHING, SHOW_LINE, SHOW_CALL };
+
+typedef struct progress {
+    lua_State *L;
+    int mode;
+    const char *fn_name;       /* "train" or "evaluate", for messages */
+    /* Stack slots: the progress function (SHOW_CALL) and on_epoch, or nil; the slot
+     * that receives an error either of them raises. */
+    int fn, on_epoch, err;
+    const char *broken;        /* set when a Lua function closed or changed what is in use */
+    /* What the engine is working on (the net at 1, the data set at 2), to notice a Lua
+     * function closing or changing it. */
+    lop_graph *g;
+    uint64_t generation;
+    int nodes;
+    const lop_tensor *images;
+    /* Rate and time left count only the engine's time, not that of Lua functions
+     * (on_epoch typically evaluates). */
+    double start, paused, epoch_start, rate, eta;
+    const lop_progress *p;     /* the report being delivered */
+    int epoch_report;          /* delivering it to on_epoch */
+    /* The terminal line: printed at most every 0.1 s, last state always shown, cut to
+     * the terminal's width so that it never wraps (a wrapped line cannot be updated). */
+    double shown;
+    int pending, printed, width;
+    char line[200];
+} progress;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Push option `key` of the table at opts if it is a function, else nil (raising if it
+ * is something else); returns its slot. */
+static int push_function_option(lua_State *L, int opts, const char *fn_name, const char *key)
+{
+    int t = lua_getfield(L, opts, key);
+    if (t != LUA_TNIL && t != LUA_TFUNCTION)
+        luaL_error(L, "%s: option '%s' must be a function, got %s", fn_name, key,
+                   luaL_typename(L, -1));
+    return lua_gettop(L);
+}
+
+/* Read the `progress` and `on_epoch` options of the table at opts into s; pushes their
+ * slots and the error slot. */
+static void progress_begin(lua_State *L, progress *s, int opts, const char *fn_name)
+{
+    memset(s, 0, sizeof *s);
+    s->L = L;
+    s->fn_name = fn_name;
+    s->g = lopl_check_net(L, 1);
+    s->generation = lop_graph_generation(s->g);
+    s->nodes = lop_graph_size(s->g);
+    s->images = lopl_check_dataset(L, 2)->images;
+    int t = lua_getfield(L, opts, "progress");
+    if (t == LUA_TNIL)
+        s->mode = isatty(2) ? SHOW_LINE : SHOW_NOTHING;
+    else if (t == LUA_TBOOLEAN)
+        s->mode = lua_toboolean(L, -1) ? SHOW_LINE : SHOW_NOTHING;
+    else if (t == LUA_TFUNCTION)
+        s->mode = SHOW_CALL;
+    else
+        luaL_error(L, "%s: option 'progress' must be true, false or a function, got %s",
+                   fn_name, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    if (s->mode == SHOW_CALL) {
+        s->fn = push_function_option(L, opts, fn_name, "progress");
+    } else {
+        lua_pushnil(L);
+        s->fn = lua_gettop(L);
+    }
+    s->on_epoch = push_function_option(L, opts, fn_name, "on_epoch");
+    lua_pushnil(L);
+    s->err = lua_gettop(L);
+    /* The callback pushes three values; make sure it never has to grow the stack. */
+    luaL_checkstack(L, 8, "progress");
+    struct winsize ws;
+    s->width = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col - 1
+                                                                 : (int)sizeof s->line;
+    s->start = s->shown = s->epoch_start = now();
+}
+
+static void format_duration(char *buf, size_t size, double seconds)
+{
+    long s = seconds > 0 && seconds < 1e8 ? (long)(seconds + 0.5) : 0;
+    if (s >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
+}
+
+static void format_line(progress *s, const lop_progress *p)
+{
+    int train = strcmp(p->phase, "train") == 0;
+    char eta[32], epoch[32] = "";
+    format_duration(eta, sizeof eta, s->eta);
+    if (train)
+        snprintf(epoch, sizeof epoch, " epoch %d/%d", p->epoch, p->epochs);
+    int n = snprintf(s->line, sizeof s->line,
+                     "%s%s  %ld/%ld  %.0f img/s  ETA %s  loss %.4f  top-1 %.2f%%", p->phase,
+                     epoch, p->done, p->total, s->rate, eta, p->loss, 100.0 * p->top1);
+    if (train && n > 0 && (size_t)n < sizeof s->line)
+        snprintf(s->line + n, sizeof s->line - (size_t)n, "  lr %.4g", (double)p->lr);
+}
+
+static void print_line(progress *s, double t)
+{
+    fprintf(stderr, "\r%.*s\x1b[K", s->width, s->line);
+    fflush(stderr);
+    s->shown = t;
+    s->pending = 0;
+    s->printed = 1;
+}
+
+/* Show the last state and move to a new line (before other output, and at the end). */
+static void end_line(progress *s)
+{
+    if (s->pending)
+        print_line(s, now());
+    if (s->printed) {
+        fputc('\n', stderr);
+        fflush(stderr);
+    }
+    s->printed = 0;
+}
+
+/* Runs under lua_pcall: the function at 1, the progress state at 2. */
+static int call_with_report(lua_State *L)
+{
+    const progress *s = lua_touserdata(L, 2);
+    const lop_progress *p = s->p;
+    lua_createtable(L, 0, 11);
+    lua_pushstring(L, p->phase);
+    lua_setfield(L, -2, "phase");
+    lua_pushinteger(L, p->epoch);
+    lua_setfield(L, -2, "epoch");
+    lua_pushinteger(L, p->epochs);
+    lua_setfield(L, -2, "epochs");
+    lua_pushinteger(L, p->done);
+    lua_setfield(L, -2, "done");
+    lua_pushinteger(L, p->total);
+    lua_setfield(L, -2, "total");
+    lua_pushnumber(L, p->loss);
+    lua_setfield(L, -2, "loss");
+    lua_pushnumber(L, p->top1);
+    lua_setfield(L, -2, "top1");
+    if (strcmp(p->phase, "train") == 0) {
+        /* The float's shortest decimal form: lr = 0.05 reads back as 0.05. */
+        char lr[32];
+        snprintf(lr, sizeof lr, "%.7g", (double)p->lr);
+        lua_pushnumber(L, strtod(lr, NULL));
+        lua_setfield(L, -2, "lr");
+    }
+    lua_pushnumber(L, s->rate);
+    lua_setfield(L, -2, "rate");
+    lua_pushnumber(L, s->eta);
+    lua_setfield(L, -2, "eta");
+    if (s->epoch_report) {
+        lua_pushnumber(L, now() - s->epoch_start);
+        lua_setfield(L, -2, "seconds");
+    }
+    lua_pushvalue(L, 1);
+    lua_insert(L, -2);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+/* Call the Lua function in slot fn with the report, under pcall; nonzero when it
+ * raised (the error is saved) or closed or changed the net or data set in use. */
+static int call_lua(progress *s, int fn)
+{
+    lua_State *L = s->L;
+    double t = now();
+    /* None of these pushes allocates (stack space was reserved), so nothing can raise
+     * outside the pcall. */
+    lua_pushcfunction(L, call_with_report);
+    lua_pushvalue(L, fn);
+    lua_pushlightuserdata(L, s);
+    int st = lua_pcall(L, 2, 0, 0);
+    s->paused += now() - t;
+    if (st != LUA_OK) {
+        lua_replace(L, s->err);
+        return 1;
+    }
+    const lopl_net *n = lua_touserdata(L, 1);
+    const lopl_dataset *d = lua_touserdata(L, 2);
+    if (n->g != s->g || lop_graph_generation(s->g) != s->generation ||
+        lop_graph_size(s->g) != s->nodes)
+        s->broken = "a Lua function closed or changed the network in use";
+    else if (!d->loaded || d->d.images != s->images)
+        s->broken = "a Lua function closed or changed the data set in use";
+    return s->broken != NULL;
+}
+
+/* The engine's progress callback; nonzero stops the loop. */
+static int on_progress(void *ud, const lop_progress *p)
+{
+    progress *s = ud;
+    double t = now(), busy = t - s->start - s->paused;
+    long done = (long)(p->epoch - 1) * p->total + p->done;
+    long all = (long)p->epochs * p->total;
+    s->rate = busy > 0 ? (double)done / busy : 0;
+    s->eta = s->rate > 0 ? (double)(all - done) / s->rate : 0;
+    s->p = p;
+    if (s->mode == SHOW_LINE) {
+        format_line(s, p);
+        s->pending = 1;
+        if (t - s->shown >= 0.1 || !s->printed || p->done == p->total)
+            print_line(s, t);
+    } else if (s->mode == SHOW_CALL && call_lua(s, s->fn)) {
+        return 1;
+    }
+    /* The engine skips a last batch of one image (batchnorm needs two). */
+    if (!lua_isnil(s->L, s->on_epoch) && p->total - p->done < 2) {
+        end_line(s);
+        s->epoch_report = 1;
+        int stop = call_lua(s, s->on_epoch);
+        s->epoch_report = 0;
+        s->epoch_start = now();
+        return stop;
+    }
+    return 0;
+}
+
+/* After the engine returned: end the line; on failure raise the error that stopped it
+ * (a Lua function's own, the reason the loop had to stop, or the engine's). */
+static void progress_end(progress *s, int st)
+{
+    lua_State *L = s->L;
+    end_line(s);
+    if (st == LOP_OK)
+        return;
+    if (!lua_isnil(L, s->err)) {
+        lua_pushvalue(L, s->err);
+        lua_error(L);
+    }
+    if (s->broken)
+        luaL_error(L, "%s: %s", s->fn_name, s->broken);
+    lopl_fail(L, s->fn_name);
+}
+
+static int push_eval(lua_State *L, const lop_eval *e)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushnumber(L, e->top1);
+    lua_setfield(L, -2, "top1");
+    lua_pushnumber(L, e->loss);
+    lua_setfield(L, -2, "loss");
+    lua_pushinteger(L, e->n);
+    lua_setfield(L, -2, "n");
+    return 1;
+}
+
+/* ---- lop.train, lop.evaluate ---------------------------------------------------- */
+
+/* lop.train(net, ds, {epochs=, batch=, lr=, momentum=, nesterov=, weight_decay=,
+ * schedule=, step_epochs=, gamma=, crop=, flip=, seed=, progress=, on_epoch=})
+ * -> {top1=, loss=, n=} of the last epoch (running figures, on augmented data).
+ * on_epoch(report) runs after each epoch with the progress fields plus `seconds`, the
+ * epoch's wall time (the net may be evaluated there). */
+static int l_train(lua_State *L)
+{
+    static const char *const known[] = {
+        "epochs", "batch", "lr",   "momentum", "nesterov", "weight_decay", "schedule",
+        "step_epochs", "gamma", "crop", "flip", "seed", "progress", "on_epoch", NULL,
+    };
+    static const char *const schedules[] = {"constant", "step", "cosine", NULL};
+    const char *fn = "train";
+    lua_settop(L, 3);
+    lopl_check_net(L, 1);
+    const lop_dataset *d = lopl_check_dataset(L, 2);
+    check_options(L, 3, fn, known);
+    lop_train_opts o = lop_train_opts_default();
+    o.epochs = lopl_opt_int(L, 3, fn, "epochs", o.epochs, 1);
+    o.batch = lopl_opt_int(L, 3, fn, "batch", o.batch, 2);
+    if (o.batch > d->n && d->n >= 2)   /* same steps; spares the engine a huge buffer */
+        o.batch = d->n;
+    o.sgd.lr = (float)lopl_opt_number(L, 3, fn, "lr", o.sgd.lr, 0, 1, FLT_MAX, "> 0");
+    o.sgd.momentum = (float)lopl_opt_number(L, 3, fn, "momentum", o.sgd.momentum, 0, 0, 0.999999,
+                                       "in [0, 1)");
+    o.sgd.nesterov = lopl_opt_bool(L, 3, fn, "nesterov", o.sgd.nesterov);
+    o.sgd.weight_decay = (float)lopl_opt_number(L, 3, fn, "weight_decay", o.sgd.weight_decay, 0, 0,
+                                           FLT_MAX, ">= 0");
+    if (lua_getfield(L, 3, "schedule") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "train: option 'schedule' must be \"cosine\", \"step\" or "
+                              "\"constant\", got %s", luaL_typename(L, -1));
+        const char *name = lua_tostring(L, -1);
+        int k = 0;
+        while (schedules[k] && strcmp(schedules[k], name) != 0)
+            k++;
+        if (!schedules[k])
+            return luaL_error(L, "train: unknown schedule '%s' (use \"cosine\", \"step\" or "
+                              "\"constant\")", name);
+        o.schedule = (lop_schedule)k;
+    }
+    lua_pop(L, 1);
+    if (o.schedule == LOP_SCHEDULE_STEP && lua_getfield(L, 3, "step_epochs") == LUA_TNIL)
+        return luaL_error(L, "train: schedule \"step\" needs option 'step_epochs'");
+    lua_settop(L, 3);
+    o.step_epochs = lopl_opt_int(L, 3, fn, "step_epochs", 1, 1);
+    o.gamma = (float)lopl_opt_number(L, 3, fn, "gamma", o.gamma, 0, 1, FLT_MAX, "> 0");
+    int h = d->images->shape[2], w = d->images->shape[3];
+    o.augment.crop_pad = lopl_opt_int(L, 3, fn, "crop", 0, 0);
+    if (o.augment.crop_pad > h || o.augment.crop_pad > w)
+        return luaL_error(L, "train: option 'crop' must be at most %d for %dx%d images",
+                          h < w ? h : w, h, w);
+    o.augment.flip = lopl_opt_bool(L, 3, fn, "flip", 0);
+    o.seed = (uint64_t)lopl_opt_int(L, 3, fn, "seed", 1, 0);
+
+    progress s;
+    progress_begin(L, &s, 3, fn);
+    o.progress = on_progress;
+    o.progress_ud = &s;
+    lop_eval last;
+    progress_end(&s, lop_train(s.g, d, &o, &last));
+    return push_eval(L, &last);
+}
+
+/* lop.evaluate(net, ds, {batch=256, progress=}) -> {top1=, loss=, n=}. */
+static int l_evaluate(lua_State *L)
+{
+    static const char *const known[] = {"batch", "progress", NULL};
+    const char *fn = "evaluate";
+    lua_settop(L, 3);
+    lopl_check_net(L, 1);
+    const lop_dataset *d = lopl_check_dataset(L, 2);
+    check_options(L, 3, fn, known);
+    int batch = lopl_opt_int(L, 3, fn, "batch", 256, 1);
+    if (batch > d->n && d->n >= 1)
+        batch = d->n;
+    progress s;
+    progress_begin(L, &s, 3, fn);
+    lop_eval e;
+    progress_end(&s, lop_evaluate(s.g, d, batch, on_progress, &s, &e));
+    return push_eval(L, &e);
+}
+
+void lopl_open_train(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"train", l_train},
+        {"evaluate", l_evaluate},
+        {NULL, NULL},
+    };
+    luaL_setfuncs(L, funcs, 0);
+}

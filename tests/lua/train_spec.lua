@@ -1,0 +1,344 @@
+-- train_spec.lua - lop.train and lop.evaluate: a small net learns Fashion-MNIST, the
+-- evaluation agrees with a hand computation from net:forward, options are checked,
+-- the progress-function contract holds (including errors raised in it and objects
+-- closed by it), and the progress line appears only where it should.
+local lop = require "lopper"
+
+local LOPPER = os.getenv("LOPPER") or "build/lopper"
+
+-- conv-BN-ReLU-pool twice, then a linear classifier: learns in an epoch or two.
+local function small_net(seed, side)
+  side = side or 28
+  local net = lop.net { input = { 1, side, side }, seed = seed or 1 }
+  local x = net:conv2d("conv1", "input", { out = 8, kernel = 3, pad = 1 })
+  x = net:relu("relu1", net:batchnorm("bn1", x))
+  x = net:maxpool("pool1", x, { kernel = 2 })
+  x = net:conv2d("conv2", x, { out = 16, kernel = 3, pad = 1 })
+  x = net:relu("relu2", net:batchnorm("bn2", x))
+  x = net:maxpool("pool2", x, { kernel = 2 })
+  net:linear("fc", net:flatten("flat", x), { out = 10 })
+  return net
+end
+
+-- A 2000-image training set and a held-out 1000 (the first test images), 28x28.
+local data = lop.data.fashion_mnist { pad = false, train_size = 2000, test_size = 1000 }
+
+-- Mean cross-entropy and top-1 of net on ds computed here from the logits.
+local function by_hand(net, ds)
+  local idx = {}
+  for i = 1, #ds do idx[i] = i end
+  local x, labels = ds:batch(idx)
+  local logits = net:forward(x):totable()
+  local loss, hits = 0, 0
+  for i, row in ipairs(logits) do
+    local best, m = 1, -math.huge
+    for k, v in ipairs(row) do
+      if v > m then best, m = k, v end
+    end
+    local z = 0
+    for _, v in ipairs(row) do z = z + math.exp(v - m) end
+    loss = loss - (row[labels[i] + 1] - m - math.log(z))
+    if best == labels[i] + 1 then hits = hits + 1 end
+  end
+  return loss / #logits, hits / #logits
+end
+
+describe("lop.evaluate", function()
+  it("agrees with top-1 and cross-entropy computed from the logits", function()
+    local net = small_net(3)
+    local e = lop.evaluate(net, data.test, { batch = 96 })
+    assert.are.equal(1000, e.n)
+    local loss, top1 = by_hand(net, data.test)
+    assert.is_true(math.abs(e.loss - loss) < 1e-4 * loss, ("loss %g vs %g"):format(e.loss, loss))
+    assert.is_true(math.abs(e.top1 - top1) < 1e-9, ("top1 %g vs %g"):format(e.top1, top1))
+    local e2 = lop.evaluate(net, data.test)   -- the batch size does not matter
+    assert.are.equal(e.top1, e2.top1)
+    assert.is_true(math.abs(e.loss - e2.loss) < 1e-6 * e.loss)
+  end)
+end)
+
+describe("lop.train", function()
+  it("learns: loss falls and held-out top-1 is far above chance", function()
+    local net = small_net(1)
+    local before = lop.evaluate(net, data.test)
+    local r = lop.train(net, data.train, { epochs = 2, batch = 64, seed = 5 })
+    assert.are.equal(2000, r.n)
+    assert.is_true(r.top1 >= 0 and r.top1 <= 1)
+    assert.is_true(r.loss > 0)
+    local after = lop.evaluate(net, data.test)
+    assert.are.equal(1000, after.n)
+    assert.is_true(after.loss < 0.6 * before.loss,
+                   ("held-out loss %g -> %g"):format(before.loss, after.loss))
+    assert.is_true(after.top1 > 0.5, "held-out top-1 " .. after.top1)
+    local loss, top1 = by_hand(net, data.test)
+    assert.is_true(math.abs(after.top1 - top1) < 1e-9)
+    assert.is_true(math.abs(after.loss - loss) < 1e-4 * loss)
+  end)
+
+  it("is repeatable: same init and seed, same result; another seed differs", function()
+    local opts = { epochs = 1, batch = 100, crop = 2, flip = true, seed = 9,
+                   schedule = "step", step_epochs = 1, gamma = 0.5, lr = 0.02 }
+    local sub = data.train:subset(1, 500)
+    local a = lop.train(small_net(2), sub, opts)
+    local b = lop.train(small_net(2), sub, opts)
+    assert.are.same(a, b)
+    opts.seed = 10
+    local c = lop.train(small_net(2), sub, opts)
+    assert.are_not.same(a, c)
+  end)
+
+  it("rejects bad options, naming them", function()
+    local net, ds = small_net(), data.train
+    local cases = {
+      { { lrr = 0.1 }, "lrr" },
+      { { lr = 0 }, "lr" },
+      { { lr = -1 }, "lr" },
+      { { lr = 0 / 0 }, "lr" },
+      { { lr = "0.1" }, "lr" },
+      { { epochs = 0 }, "epochs" },
+      { { epochs = 1.5 }, "epochs" },
+      { { batch = 1 }, "batch" },
+      { { momentum = 1 }, "momentum" },
+      { { momentum = -0.1 }, "momentum" },
+      { { weight_decay = -1 }, "weight_decay" },
+      { { nesterov = 1 }, "nesterov" },
+      { { schedule = "linear" }, "linear" },
+      { { schedule = 3 }, "schedule" },
+      { { schedule = "step" }, "step_epochs" },
+      { { schedule = "step", step_epochs = 0 }, "step_epochs" },
+      { { gamma = 0 }, "gamma" },
+      { { crop = 29 }, "crop" },
+      { { crop = -1 }, "crop" },
+      { { flip = "yes" }, "flip" },
+      { { seed = -1 }, "seed" },
+      { { progress = 1 }, "progress" },
+      { { [1] = true }, "option" },
+      { "fast", "table expected" },
+    }
+    for k, c in ipairs(cases) do
+      local ok, err = pcall(lop.train, net, ds, c[1])
+      assert.is_false(ok, "case " .. k .. " should fail")
+      assert.truthy(tostring(err):find(c[2], 1, true), ("case %d: %s"):format(k, tostring(err)))
+    end
+    for k, c in ipairs { { { batch = 0 }, "batch" }, { { epochs = 1 }, "epochs" },
+                         { { progress = "yes" }, "progress" } } do
+      local ok, err = pcall(lop.evaluate, net, ds, c[1])
+      assert.is_false(ok, "evaluate case " .. k .. " should fail")
+      assert.truthy(err:find(c[2], 1, true), err)
+    end
+  end)
+
+  it("raises the engine's message when data and net do not fit", function()
+    local ok, err = pcall(lop.train, small_net(1, 32), data.train)
+    assert.is_false(ok)
+    assert.truthy(err:find("28x28", 1, true), err)
+    ok, err = pcall(lop.evaluate, small_net(1, 32), data.test)
+    assert.is_false(ok)
+    assert.truthy(err:find("28x28", 1, true), err)
+    local five = lop.net { input = { 1, 28, 28 } }
+    five:linear("fc", five:flatten("flat", "input"), { out = 5 })
+    ok, err = pcall(lop.train, five, data.train)
+    assert.is_false(ok)
+    assert.truthy(err:find("10 class", 1, true), err)
+    local closed = small_net()
+    closed:close()
+    local cases = {
+      { lop.train, closed, data.train }, { lop.evaluate, closed, data.test },
+      { lop.train, data.train, small_net() }, { lop.train, small_net() },
+      { lop.evaluate, small_net(), lop.tensor(2) }, { lop.evaluate }, { lop.train, {}, {} },
+      { lop.train, small_net(), data.train:subset(1, 1) },
+    }
+    for k, c in ipairs(cases) do
+      local ok2, err2 = pcall(table.unpack(c, 1, 3))
+      assert.is_false(ok2, "case " .. k .. " should fail")
+      assert.is_true(type(err2) == "string" and #err2 > 0, "case " .. k)
+    end
+  end)
+end)
+
+describe("a progress function", function()
+  local sub = data.train:subset(1, 600)
+
+  it("gets every batch in order with the documented fields", function()
+    local calls = {}
+    local r = lop.train(small_net(), sub, { epochs = 2, batch = 100, progress = function(p)
+      calls[#calls + 1] = p
+    end })
+    assert.are.equal(12, #calls)
+    for i, p in ipairs(calls) do
+      assert.are.equal("train", p.phase)
+      assert.are.equal(i <= 6 and 1 or 2, p.epoch)
+      assert.are.equal(2, p.epochs)
+      assert.are.equal(((i - 1) % 6 + 1) * 100, p.done)
+      assert.are.equal(600, p.total)
+      assert.is_true(p.top1 >= 0 and p.top1 <= 1 and p.loss > 0)
+      assert.is_true(p.lr > 0 and p.lr <= 0.05 and p.rate > 0 and p.eta >= 0)
+      if i > 1 then assert.is_true(p.lr <= calls[i - 1].lr) end   -- cosine falls
+    end
+    assert.are.equal(0, calls[12].eta)
+    assert.are.equal(r.loss, calls[12].loss)
+    assert.are.equal(r.top1, calls[12].top1)
+
+    local seen = {}
+    local e = lop.evaluate(small_net(), sub, { batch = 256, progress = function(p)
+      seen[#seen + 1] = p
+    end })
+    assert.are.same({ 256, 512, 600 }, { seen[1].done, seen[2].done, seen[3].done })
+    assert.are.equal("eval", seen[1].phase)
+    assert.is_nil(seen[1].lr)
+    assert.are.equal(e.top1, seen[3].top1)
+  end)
+
+  it("stops training with its error, which lop.train raises", function()
+    local calls = 0
+    local ok, err = pcall(lop.train, small_net(), sub, { batch = 100, progress = function(p)
+      calls = calls + 1
+      if calls == 3 then error("enough at " .. p.done) end
+    end })
+    assert.is_false(ok)
+    assert.truthy(err:find("enough at 300", 1, true), err)
+    assert.are.equal(3, calls)
+    local obj = {}
+    ok, err = pcall(lop.evaluate, small_net(), sub, { batch = 50, progress = function()
+      error(obj)
+    end })
+    assert.is_false(ok)
+    assert.are.equal(obj, err)   -- the error value itself, not a copy
+  end)
+
+  it("cannot pull the net or data set from under the engine", function()
+    local net, ds = small_net(), sub:subset(1, 600)
+    local ok, err = pcall(lop.train, net, ds, { batch = 100, progress = function()
+      ds:close()
+    end })
+    assert.is_false(ok)
+    assert.truthy(err:find("data set", 1, true), err)
+    ds = sub:subset(1, 600)
+    ok, err = pcall(lop.train, net, ds, { batch = 100, progress = function()
+      ds:pad(30)
+    end })
+    assert.is_false(ok)
+    assert.truthy(err:find("data set", 1, true), err)
+    ok, err = pcall(lop.evaluate, net, sub, { batch = 100, progress = function()
+      net:close()
+    end })
+    assert.is_false(ok)
+    assert.truthy(err:find("network", 1, true), err)
+    net = small_net()
+    ok, err = pcall(lop.train, net, sub, { batch = 100, progress = function()
+      net:linear("extra", "fc", { out = 10 })
+    end })
+    assert.is_false(ok)
+    assert.truthy(err:find("network", 1, true), err)
+    -- running the same net from the callback is fine
+    local inner
+    lop.train(net:clone(), sub, { batch = 300, progress = function()
+      inner = lop.evaluate(net, sub)
+    end })
+    assert.are.equal(600, inner.n)
+  end)
+end)
+
+describe("on_epoch", function()
+  local sub = data.train:subset(1, 601)   -- the last batch of one image is skipped
+
+  it("runs after each epoch, and evaluating there does not disturb training", function()
+    local reports, last, evals = {}, {}, {}
+    local net = small_net(4)
+    local r = lop.train(net, sub, { epochs = 3, batch = 100, seed = 3,
+      progress = function(p) last[p.epoch] = p end,
+      on_epoch = function(e)
+        reports[#reports + 1] = e
+        evals[#evals + 1] = lop.evaluate(net, data.test, { batch = 500 })
+      end })
+    assert.are.equal(3, #reports)
+    for i, e in ipairs(reports) do
+      assert.are.equal(i, e.epoch)
+      assert.are.equal(3, e.epochs)
+      assert.are.equal(600, e.done)
+      assert.are.equal(last[i].loss, e.loss)
+      assert.are.equal(last[i].top1, e.top1)
+      assert.are.equal(last[i].lr, e.lr)
+      assert.is_true(e.seconds > 0)
+    end
+    assert.is_true(evals[3].loss < evals[1].loss)
+    local plain = small_net(4)
+    local r2 = lop.train(plain, sub, { epochs = 3, batch = 100, seed = 3 })
+    assert.are.same(r, r2)
+    assert.are.same(lop.evaluate(plain, data.test, { batch = 500 }), evals[3])
+  end)
+
+  it("stops training with its error", function()
+    local n = 0
+    local ok, err = pcall(lop.train, small_net(), sub, { epochs = 5, batch = 300,
+      on_epoch = function(e)
+        n = n + 1
+        if e.epoch == 2 then error("stop after 2") end
+      end })
+    assert.is_false(ok)
+    assert.truthy(err:find("stop after 2", 1, true))
+    assert.are.equal(2, n)
+    ok, err = pcall(lop.train, small_net(), sub, { on_epoch = true })
+    assert.is_false(ok)
+    assert.truthy(err:find("on_epoch", 1, true))
+    ok, err = pcall(lop.evaluate, small_net(), sub, { on_epoch = print })
+    assert.is_false(ok)
+    assert.truthy(err:find("on_epoch", 1, true))
+  end)
+end)
+
+describe("the progress line", function()
+  -- Run a script in a child lopper with stderr captured (not a terminal).
+  local function run(body)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write([[
+local lop = require "lopper"
+local d = lop.data.fashion_mnist { pad = false, train_size = 256, test_size = 64 }
+local net = lop.net { input = { 1, 28, 28 } }
+net:linear("fc", net:flatten("flat", "input"), { out = 10 })
+]], body, "\nio.stdout:write('done')\n")
+    f:close()
+    local p = assert(io.popen(LOPPER .. " " .. path .. " 2>&1"))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    return out
+  end
+
+  it("is silent when stderr is not a terminal, or with progress = false", function()
+    assert.are.equal("done", run([[
+lop.train(net, d.train, { batch = 64 })
+lop.evaluate(net, d.test)
+lop.train(net, d.train, { batch = 64, progress = false })
+lop.evaluate(net, d.test, { progress = false })]]))
+  end)
+
+  it("is one updating line with progress = true, ended by a newline", function()
+    local out = run([[
+lop.train(net, d.train, { batch = 64, epochs = 2, progress = true })
+lop.evaluate(net, d.test, { batch = 32, progress = true })]])
+    local train, eval, rest = out:match("^(.-)\n(.-)\n(.*)$")
+    assert.are.equal("done", rest)
+    assert.is_nil(train:find("\n"))
+    assert.truthy(train:find("^\rtrain epoch 1/2  64/256 "))
+    assert.truthy(train:find("\rtrain epoch 2/2  256/256  %d+ img/s  ETA 0:00  loss [%d.]+  " ..
+                             "top%-1 [%d.]+%%  lr [%de.-]+\27%[K$"), train)
+    assert.truthy(eval:find("^\reval  32/64 "))
+    assert.truthy(eval:find("\reval  64/64 .* top%-1 [%d.]+%%\27%[K$"), eval)
+  end)
+
+  it("ends before on_epoch runs, so that what it prints has its own line", function()
+    local out = run([[
+lop.train(net, d.train, { batch = 64, epochs = 2, progress = true, on_epoch = function(e)
+  io.stderr:write("epoch ", e.epoch, " over\n")
+end })]])
+    local lines = {}
+    for l in out:gmatch("[^\n]*\n?") do lines[#lines + 1] = l end
+    assert.truthy(lines[1]:find("^\rtrain epoch 1/2 .*256/256.*\27%[K\n$"), lines[1])
+    assert.are.equal("epoch 1 over\n", lines[2])
+    assert.truthy(lines[3]:find("^\rtrain epoch 2/2 .*256/256.*\27%[K\n$"), lines[3])
+    assert.are.equal("epoch 2 over\n", lines[4])
+    assert.are.equal("done", lines[5])
+  end)
+end)
