@@ -505,17 +505,8 @@ describe("misuse", function()
   end)
 end)
 
-local rss_kb = dofile("tests/lua/util.lua").rss_kb
-
--- AddressSanitizer keeps freed memory in quarantine (256 MB by default), so resident
--- memory says less under it.
-local function under_asan()
-  local f = io.open("/proc/self/maps")
-  if not f then return false end
-  local s = f:read("a")
-  f:close()
-  return s:find("libasan", 1, true) ~= nil
-end
+local util = dofile("tests/lua/util.lua")
+local rss_kb, under_asan = util.rss_kb, util.under_asan
 
 describe("memory", function()
   it("stays bounded while 2000 nets and their tensors come and go", function()
