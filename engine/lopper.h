@@ -153,8 +153,9 @@ void lop_graph_free(lop_graph *g);                    /* NULL is fine */
 lop_graph *lop_graph_clone(const lop_graph *g);       /* weights and structure */
 
 /* Append a node.  Validates attributes and input shapes, infers the output shape,
- * allocates and initialises parameters (Kaiming-normal weights, zero biases, BN
- * gamma 1 / beta 0 / mean 0 / var 1).  On failure the graph is unchanged. */
+ * allocates and initialises parameters (conv weights Kaiming-normal, linear weights
+ * uniform in +-1/sqrt(fan_in), zero biases, BN gamma 1 / beta 0 / mean 0 / var 1).
+ * On failure the graph is unchanged. */
 int lop_graph_add(lop_graph *g, lop_kind kind, const char *name,
                   const int *inputs, int ninputs, const lop_attrs *attrs, int *id);
 
@@ -187,6 +188,55 @@ size_t lop_node_params(const lop_graph *g, int id);
 double lop_node_flops(const lop_graph *g, int id);
 size_t lop_graph_params(const lop_graph *g);
 double lop_graph_flops(const lop_graph *g);
+
+/* ---- channel groups and pruning ---------------------------------------------------- */
+
+/* A channel group is a set of channel axes that must shrink together, derived from
+ * the graph: conv2d and linear create a channel space (their outputs); batchnorm,
+ * relu, pools, dropout and global_avgpool pass it through; add merges its inputs'
+ * spaces; concat lays its inputs' spaces side by side; flatten turns channel c into
+ * the block of H*W features c*H*W.. of the next linear layer; a depthwise conv ties
+ * its input and output channels.  A group touching the network input or the output
+ * (logits), or a grouped (non-depthwise) convolution, is not prunable. */
+typedef enum {
+    LOP_ROLE_PRODUCER,     /* conv2d/linear whose output filters are the group */
+    LOP_ROLE_CONSUMER,     /* conv2d/linear whose input slices are the group */
+    LOP_ROLE_PASS          /* carries the group through (batchnorm and depthwise conv
+                              prune their per-channel parameters too) */
+} lop_role;
+
+typedef struct lop_member {
+    int node;
+    lop_role role;
+    int offset;            /* where the group's channel 0 sits on the node's axis */
+    int block;             /* features per channel on that axis (H*W after flatten) */
+} lop_member;
+
+typedef struct lop_group {
+    int channels;
+    int prunable;
+    char why[96];          /* why not, when not prunable */
+    int nmembers;
+    lop_member *members;   /* in node order */
+} lop_group;
+
+typedef struct lop_groups {
+    int n;
+    lop_group *groups;     /* in order of their first producer */
+} lop_groups;
+
+int lop_graph_groups(const lop_graph *g, lop_groups *out);
+void lop_groups_free(lop_groups *gs);
+/* Index of the group whose channels node's output carries (a producer, batchnorm,
+ * relu, ...), or -1 when node's output is no single group (concat, flatten, input). */
+int lop_groups_find(const lop_groups *gs, int node);
+
+/* Keep only channels keep[0..nkeep) (0-based, strictly increasing) of the group that
+ * node's output carries, in every member: producers' filters and biases, batchnorm
+ * entries, depthwise filters, consumers' input slices (the linear columns after a
+ * flatten, the segments of a concat).  Validates everything first; on failure the
+ * graph is unchanged.  Bumps the generation; optimizer state of touched nodes resets. */
+int lop_graph_prune(lop_graph *g, int node, const int *keep, int nkeep);
 
 /* ---- execution ---------------------------------------------------------------- */
 

@@ -313,7 +313,9 @@ void lopl_open_net(lua_State *L)
     luaL_getmetatable(L, LOPL_NET);
     lua_getfield(L, -1, "__index");
     luaL_setfuncs(L, lopl_net_builders, 0);
+    luaL_setfuncs(L, lopl_net_surgery, 0);
     lua_pop(L, 2);
     lopl_open_node(L);
+    lopl_open_groups(L);
     luaL_setfuncs(L, functions, 0);
 }

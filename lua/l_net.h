@@ -18,6 +18,10 @@ lopl_net *lopl_to_net(lua_State *L, int arg);
 int lopl_net_new(lua_State *L);
 extern const luaL_Reg lopl_net_builders[];
 
+/* net:groups(), net:group_of(), net:prune() and the group metatable. */
+extern const luaL_Reg lopl_net_surgery[];
+void lopl_open_groups(lua_State *L);
+
 /* Node handle metatable; a node's per-sample output shape as a Lua array. */
 void lopl_open_node(lua_State *L);
 void lopl_push_node_shape(lua_State *L, const lop_graph *g, int id);

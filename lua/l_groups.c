@@ -1,0 +1,204 @@
+/*
+ * l_groups.c - channel groups and pruning from Lua: net:groups(), net:group_of(node)
+ * and net:prune(group, keep).  A group is a plain table (channels, prunable, why,
+ * members, producer) that prints as its chain of members; it remembers the graph
+ * generation it came from, so pruning with a group from before another surgery is an
+ * error rather than a cut in the wrong place.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "l_net.h"
+
+#define LOPL_GROUP "lopper.group"
+
+static const char *role_name(lop_role r)
+{
+    return r == LOP_ROLE_PRODUCER ? "producer" : r == LOP_ROLE_CONSUMER ? "consumer" : "pass";
+}
+
+static void push_group(lua_State *L, const lop_graph *g, const lop_group *grp, int index)
+{
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, index + 1);
+    lua_setfield(L, -2, "index");
+    lua_pushinteger(L, grp->channels);
+    lua_setfield(L, -2, "channels");
+    lua_pushboolean(L, grp->prunable);
+    lua_setfield(L, -2, "prunable");
+    if (!grp->prunable) {
+        lua_pushstring(L, grp->why);
+        lua_setfield(L, -2, "why");
+    }
+    lua_pushinteger(L, (lua_Integer)lop_graph_generation(g));
+    lua_setfield(L, -2, "generation");
+    lua_createtable(L, grp->nmembers, 0);
+    for (int k = 0; k < grp->nmembers; k++) {
+        const lop_member *m = &grp->members[k];
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, lop_node_name(g, m->node));
+        lua_setfield(L, -2, "node");
+        lua_pushstring(L, role_name(m->role));
+        lua_setfield(L, -2, "role");
+        lua_pushinteger(L, m->offset);
+        lua_setfield(L, -2, "offset");
+        lua_pushinteger(L, m->block);
+        lua_setfield(L, -2, "block");
+        lua_rawseti(L, -2, k + 1);
+        if (m->role == LOP_ROLE_PRODUCER && k == 0) {
+            lua_pushstring(L, lop_node_name(g, m->node));
+            lua_setfield(L, -3, "producer");
+        }
+    }
+    lua_setfield(L, -2, "members");
+    luaL_setmetatable(L, LOPL_GROUP);
+}
+
+/* The groups of g, in a userdata box so an error while pushing them frees them. */
+static lop_groups *groups_box(lua_State *L, const lop_graph *g);
+
+static int groups_box_gc(lua_State *L)
+{
+    lop_groups_free(lua_touserdata(L, 1));
+    return 0;
+}
+
+static lop_groups *groups_box(lua_State *L, const lop_graph *g)
+{
+    lop_groups *gs = lua_newuserdatauv(L, sizeof *gs, 0);
+    memset(gs, 0, sizeof *gs);
+    if (luaL_newmetatable(L, "lopper.groups_box")) {
+        lua_pushcfunction(L, groups_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    if (lop_graph_groups(g, gs) != LOP_OK)
+        lopl_fail(L, "net:groups");
+    return gs;
+}
+
+/* net:groups() -> array of groups, in the order of their producers. */
+static int net_groups(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    lop_groups *gs = groups_box(L, g);
+    lua_createtable(L, gs->n, 0);
+    for (int i = 0; i < gs->n; i++) {
+        push_group(L, g, &gs->groups[i], i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* net:group_of(node) -> the group node's output carries, or nil and why not. */
+static int net_group_of(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    int id = lopl_check_node_ref(L, 1, 2);
+    lop_groups *gs = groups_box(L, g);
+    int gi = lop_groups_find(gs, id);
+    if (gi < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "'%s' carries no single channel group", lop_node_name(g, id));
+        return 2;
+    }
+    push_group(L, g, &gs->groups[gi], gi);
+    return 1;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* The node a group argument (group table, node name or handle) designates. */
+static int group_node(lua_State *L, lop_graph *g, int arg)
+{
+    if (lua_type(L, arg) != LUA_TTABLE)
+        return lopl_check_node_ref(L, 1, arg);
+    if (lua_getfield(L, arg, "generation") != LUA_TNUMBER ||
+        (uint64_t)lua_tointeger(L, -1) != lop_graph_generation(g))
+        luaL_argerror(L, arg, "stale group: the network changed since it was listed; "
+                      "get it again with net:group_of");
+    if (lua_getfield(L, arg, "producer") != LUA_TSTRING)
+        luaL_argerror(L, arg, "not a group from net:groups() or net:group_of()");
+    int id = lop_graph_find(g, lua_tostring(L, -1));
+    if (id < 0)
+        luaL_argerror(L, arg, "the group's producer is not in this network");
+    lua_pop(L, 2);
+    return id;
+}
+
+/* net:prune(group, keep): keep = 1-based channel indices, any order, no duplicates. */
+static int net_prune(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    int node = group_node(L, g, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 3);
+    if (n < 1 || n > 1 << 24)
+        return luaL_argerror(L, 3, "keep must list at least one channel");
+    int *keep = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        int isint;
+        lua_geti(L, 3, i);
+        lua_Integer c = lua_tointegerx(L, -1, &isint);
+        if (!isint || c < 1 || c > 1 << 30)
+            return luaL_error(L, "net:prune: keep[%I] must be a channel index >= 1", i);
+        keep[i - 1] = (int)(c - 1);
+        lua_pop(L, 1);
+    }
+    qsort(keep, (size_t)n, sizeof *keep, cmp_int);
+    for (lua_Integer i = 1; i < n; i++)
+        if (keep[i] == keep[i - 1])
+            return luaL_error(L, "net:prune: channel %d is listed twice", keep[i] + 1);
+    if (lop_graph_prune(g, node, keep, (int)n) != LOP_OK)
+        return lopl_fail(L, "net:prune");
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int group_tostring(lua_State *L)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_getfield(L, 1, "members");
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer k = 1; k <= n; k++) {
+        lua_geti(L, -1, k);
+        lua_getfield(L, -1, "node");
+        lua_getfield(L, -2, "role");
+        const char *role = lua_tostring(L, -1);
+        lua_pushfstring(L, "%s%s%s", k > 1 ? " -> " : "", lua_tostring(L, -2),
+                        role && strcmp(role, "consumer") == 0 ? "[in]" : "");
+        luaL_addvalue(&b);
+        lua_pop(L, 3);
+    }
+    lua_getfield(L, 1, "channels");
+    lua_pushfstring(L, " (%d channels", (int)lua_tointeger(L, -1));
+    luaL_addvalue(&b);
+    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "prunable") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+        lua_getfield(L, 1, "why");
+        lua_pushfstring(L, "; not prunable: %s", lua_tostring(L, -1));
+        luaL_addvalue(&b);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    luaL_addstring(&b, ")");
+    luaL_pushresult(&b);
+    return 1;
+}
+
+const luaL_Reg lopl_net_surgery[] = {
+    {"groups", net_groups}, {"group_of", net_group_of}, {"prune", net_prune}, {NULL, NULL},
+};
+
+void lopl_open_groups(lua_State *L)
+{
+    luaL_newmetatable(L, LOPL_GROUP);
+    lua_pushcfunction(L, group_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+}
