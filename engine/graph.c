@@ -54,6 +54,7 @@ static void node_free(lop_node *n)
     for (int k = 0; k < LOP_MAX_SAVED; k++)
         lop_tensor_release(n->saved[k]);
     lop_free(n->inputs);
+    lop_free(n->mask);
     lop_free(n);
 }
 
@@ -232,6 +233,14 @@ lop_graph *lop_graph_clone(const lop_graph *g)
         lop_node *m = c->nodes[i];
         for (int k = 0; k < n->nparams; k++)
             memcpy(m->param[k]->data, n->param[k]->data, n->param[k]->numel * sizeof(float));
+        if (n->mask) {
+            size_t len = (size_t)n->param[0]->shape[0];
+            if (!(m->mask = lop_malloc(len))) {
+                lop_graph_free(c);
+                return NULL;
+            }
+            memcpy(m->mask, n->mask, len);
+        }
     }
     c->rng = g->rng;
     return c;

@@ -310,6 +310,14 @@ int lop_graph_groups(const lop_graph *g, lop_groups *out)
     return st;
 }
 
+int lop_member_owns_channels(const lop_graph *g, const lop_member *m)
+{
+    lop_kind k = g->nodes[m->node]->kind;
+    /* a conv2d that only passes a group through is depthwise */
+    return m->role == LOP_ROLE_PRODUCER ||
+           (m->role == LOP_ROLE_PASS && (k == LOP_BATCHNORM || k == LOP_CONV2D));
+}
+
 int lop_groups_find(const lop_groups *gs, int node)
 {
     int found = -1;

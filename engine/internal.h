@@ -39,6 +39,9 @@ typedef struct lop_node {
     lop_tensor *param[LOP_MAX_PARAMS];
     lop_tensor *grad[LOP_MAX_PARAMS];     /* NULL for buffers (BN running stats) */
     lop_tensor *velocity[LOP_MAX_PARAMS]; /* SGD momentum, allocated on first step */
+    /* Channel mask along the parameters' output axis (filters, BN entries): entries
+     * that are 0 stay zero through training (NULL = no mask). */
+    unsigned char *mask;
 
     /* Runtime state of the last forward/backward, owned by the node. */
     lop_tensor *out;                   /* [B, dims...] */
@@ -63,6 +66,13 @@ struct lop_graph {
 typedef void (*lop_range_fn)(void *ctx, long begin, long end, int worker);
 void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx);
 int lop_parallel_threads(void);
+
+/* Whether a group member has per-channel parameters along its output axis that the
+ * group's channels index (producers, batchnorm, depthwise conv). */
+int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
+
+/* Zero the masked entries of every masked node's parameters. */
+void lop_graph_apply_masks(lop_graph *g);
 
 /* Forward pass that also records each node's wall time in seconds (may be NULL). */
 int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds);

@@ -238,6 +238,17 @@ int lop_groups_find(const lop_groups *gs, int node);
  * graph is unchanged.  Bumps the generation; optimizer state of touched nodes resets. */
 int lop_graph_prune(lop_graph *g, int node, const int *keep, int nkeep);
 
+/* Mask channels of the group node's output carries: keep[c] = 0 zeroes channel c in
+ * every member with per-channel parameters (filters and biases, batchnorm gamma and
+ * beta, depthwise filters), now and after every SGD step, so masked channels output
+ * exactly zero while the network retrains.  keep has the group's channel count of
+ * entries; all ones clears the mask.  Masks are not saved in model files. */
+int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n);
+/* Remove every masked channel physically (lop_graph_prune per masked group, each one
+ * atomic), then drop the masks.  *removed (may be NULL) receives the number of
+ * channels removed. */
+int lop_graph_remove_masked(lop_graph *g, int *removed);
+
 /* ---- execution ---------------------------------------------------------------- */
 
 /* Run the graph on x ([B, per-sample input shape]).  train=1 uses batch statistics

@@ -63,9 +63,7 @@ static int plan_member(const lop_graph *g, plan *p, const lop_member *m, const c
         clear_dropped(mask, m, kept, channels);
         return LOP_OK;
     }
-    int per_channel = m->role == LOP_ROLE_PRODUCER || n->kind == LOP_BATCHNORM ||
-                      n->kind == LOP_CONV2D;   /* a conv as PASS is depthwise */
-    if (!per_channel)
+    if (!lop_member_owns_channels(g, m))
         return LOP_OK;
     if (!(mask = axis_mask(&p->out, &p->out_len, n->param[0]->shape[0])))
         return LOP_ENOMEM;
@@ -108,10 +106,19 @@ static lop_tensor *slice(const lop_tensor *t, const unsigned char *mask0,
 /* New parameters (and gradient buffers) of node n under its plan. */
 typedef struct fresh {
     lop_tensor *param[LOP_MAX_PARAMS], *grad[LOP_MAX_PARAMS];
+    unsigned char *mask;
 } fresh;
 
 static int build_fresh(const lop_node *n, const plan *p, fresh *f)
 {
+    if (n->mask && p->out) {
+        int len = keep_count(p->out, p->out_len), j = 0;
+        if (!(f->mask = lop_malloc((size_t)len)))
+            return LOP_ENOMEM;
+        for (int i = 0; i < p->out_len; i++)
+            if (p->out[i])
+                f->mask[j++] = n->mask[i];
+    }
     for (int k = 0; k < n->nparams; k++) {
         /* every per-channel parameter spans the output axis; weights also the input */
         f->param[k] = slice(n->param[k], p->out, n->param[k]->ndim > 1 ? p->in : NULL);
@@ -235,16 +242,23 @@ int lop_graph_prune(lop_graph *g, int node, const int *keep, int nkeep)
             n->velocity[k] = NULL;
             made[i].param[k] = made[i].grad[k] = NULL;
         }
+        if (made[i].mask) {
+            lop_free(n->mask);
+            n->mask = made[i].mask;
+            made[i].mask = NULL;
+        }
     }
     g->generation++;
     g->trained_forward = 0;
 done:
     if (made)
-        for (int i = 0; i < g->n; i++)
+        for (int i = 0; i < g->n; i++) {
             for (int k = 0; k < LOP_MAX_PARAMS; k++) {
                 lop_tensor_release(made[i].param[k]);
                 lop_tensor_release(made[i].grad[k]);
             }
+            lop_free(made[i].mask);
+        }
     if (plans)
         for (int i = 0; i < g->n; i++) {
             lop_free(plans[i].out);

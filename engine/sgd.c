@@ -60,6 +60,7 @@ int lop_sgd_step(lop_graph *g, const lop_sgd *opt)
             }
         }
     }
+    lop_graph_apply_masks(g);
     return LOP_OK;
 }
 

@@ -54,9 +54,6 @@ static void push_group(lua_State *L, const lop_graph *g, const lop_group *grp, i
     luaL_setmetatable(L, LOPL_GROUP);
 }
 
-/* The groups of g, in a userdata box so an error while pushing them frees them. */
-static lop_groups *groups_box(lua_State *L, const lop_graph *g);
-
 static int groups_box_gc(lua_State *L)
 {
     lop_groups_free(lua_touserdata(L, 1));
@@ -130,30 +127,80 @@ static int group_node(lua_State *L, lop_graph *g, int arg)
     return id;
 }
 
-/* net:prune(group, keep): keep = 1-based channel indices, any order, no duplicates. */
-static int net_prune(lua_State *L)
+/* The keep list at arg (1-based channel indices, any order, no duplicates) as sorted
+ * 0-based indices in a userdata box (left on the stack); *n receives the count. */
+static int *check_keep(lua_State *L, int arg, const char *what, int *count)
 {
-    lop_graph *g = lopl_check_net(L, 1);
-    int node = group_node(L, g, 2);
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_Integer n = luaL_len(L, 3);
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, arg);
     if (n < 1 || n > 1 << 24)
-        return luaL_argerror(L, 3, "keep must list at least one channel");
+        luaL_argerror(L, arg, "keep must list at least one channel");
     int *keep = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
     for (lua_Integer i = 1; i <= n; i++) {
         int isint;
-        lua_geti(L, 3, i);
+        lua_geti(L, arg, i);
         lua_Integer c = lua_tointegerx(L, -1, &isint);
         if (!isint || c < 1 || c > 1 << 30)
-            return luaL_error(L, "net:prune: keep[%I] must be a channel index >= 1", i);
+            luaL_error(L, "%s: keep[%I] must be a channel index >= 1", what, i);
         keep[i - 1] = (int)(c - 1);
         lua_pop(L, 1);
     }
     qsort(keep, (size_t)n, sizeof *keep, cmp_int);
     for (lua_Integer i = 1; i < n; i++)
         if (keep[i] == keep[i - 1])
-            return luaL_error(L, "net:prune: channel %d is listed twice", keep[i] + 1);
-    if (lop_graph_prune(g, node, keep, (int)n) != LOP_OK)
+            luaL_error(L, "%s: channel %d is listed twice", what, keep[i] + 1);
+    *count = (int)n;
+    return keep;
+}
+
+/* net:mask(group, keep): zero every channel not in keep (1-based) and keep it zero
+ * through training; net:mask(group) clears the group's mask. */
+static int net_mask(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    int node = group_node(L, g, 2);
+    lop_groups *gs = groups_box(L, g);
+    int gi = lop_groups_find(gs, node);
+    if (gi < 0)
+        return luaL_argerror(L, 2, "carries no single channel group");
+    int channels = gs->groups[gi].channels;
+    unsigned char *mask = lua_newuserdatauv(L, (size_t)channels, 0);
+    memset(mask, lua_isnoneornil(L, 3) ? 1 : 0, (size_t)channels);
+    if (!lua_isnoneornil(L, 3)) {
+        int n;
+        int *keep = check_keep(L, 3, "net:mask", &n);
+        for (int i = 0; i < n; i++) {
+            if (keep[i] >= channels)
+                return luaL_error(L, "net:mask: channel %d is outside 1..%d", keep[i] + 1,
+                                  channels);
+            mask[keep[i]] = 1;
+        }
+    }
+    if (lop_graph_set_mask(g, node, mask, channels) != LOP_OK)
+        return lopl_fail(L, "net:mask");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* net:remove_masked() -> number of channels removed. */
+static int net_remove_masked(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    int removed = 0;
+    if (lop_graph_remove_masked(g, &removed) != LOP_OK)
+        return lopl_fail(L, "net:remove_masked");
+    lua_pushinteger(L, removed);
+    return 1;
+}
+
+/* net:prune(group, keep): keep = 1-based channel indices, any order, no duplicates. */
+static int net_prune(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    int node = group_node(L, g, 2);
+    int n;
+    int *keep = check_keep(L, 3, "net:prune", &n);
+    if (lop_graph_prune(g, node, keep, n) != LOP_OK)
         return lopl_fail(L, "net:prune");
     lua_settop(L, 1);
     return 1;
@@ -192,7 +239,12 @@ static int group_tostring(lua_State *L)
 }
 
 const luaL_Reg lopl_net_surgery[] = {
-    {"groups", net_groups}, {"group_of", net_group_of}, {"prune", net_prune}, {NULL, NULL},
+    {"groups", net_groups},
+    {"group_of", net_group_of},
+    {"prune", net_prune},
+    {"mask", net_mask},
+    {"remove_masked", net_remove_masked},
+    {NULL, NULL},
 };
 
 void lopl_open_groups(lua_State *L)
