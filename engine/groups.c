@@ -180,7 +180,8 @@ static int visit(walk *w, int id)
             w->lay[id].s[k].pos *= hw;
             w->lay[id].s[k].block *= hw;
         }
-        return members_of_input(w, id, in, LOP_ROLE_PASS);
+        /* its member describes its own (feature) axis, as a concat's does */
+        return members_of_input(w, id, &w->lay[id], LOP_ROLE_PASS);
     }
     case LOP_ADD:
         for (int k = 1; k < n->ninputs; k++) {
@@ -262,8 +263,10 @@ static int collect(walk *w, lop_groups *out)
         if (w->mem[k].m.role == LOP_ROLE_PRODUCER && group_of[r] < 0)
             group_of[r] = ngroups++;
     }
-    lop_groups gs = {ngroups, lop_calloc((size_t)(ngroups > 0 ? ngroups : 1), sizeof(lop_group))};
+    lop_groups gs = {0, lop_calloc((size_t)(ngroups > 0 ? ngroups : 1), sizeof(lop_group))};
     int st = gs.groups ? LOP_OK : LOP_ENOMEM;
+    if (st == LOP_OK)
+        gs.n = ngroups;   /* only once there is an array for lop_groups_free to walk */
     for (int k = 0; k < w->nmem && st == LOP_OK; k++) {
         int r = root(w, w->mem[k].space), gi = group_of[r];
         if (gi < 0)

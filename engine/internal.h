@@ -71,6 +71,11 @@ int lop_parallel_threads(void);
  * group's channels index (producers, batchnorm, depthwise conv). */
 int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
 
+/* Solve (A + ridge * mean(diag A) * I) X = B for a symmetric positive semi-definite
+ * A (n x n), B and X n x k, all row-major doubles; the ridge grows (x100, up to six
+ * times) until the Cholesky factorisation succeeds. */
+int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, double *X);
+
 /* Zero the masked entries of every masked node's parameters. */
 void lop_graph_apply_masks(lop_graph *g);
 

@@ -368,6 +368,15 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o,
 int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn progress,
                  void *progress_ud, lop_eval *out);
 
+/* ---- head surgery (needs datasets) -------------------------------------------- */
+
+/* ThiNet-GAP: replace the flatten + fully connected head after the last convolution
+ * by global average pooling + one linear layer (named like the old output layer).
+ * With calib, the new layer is fitted by least squares to reproduce the old head's
+ * logits from the pooled features of calib's first `images` images; without, it keeps
+ * its random initialisation.  On failure the graph is unchanged. */
+int lop_graph_replace_head_gap(lop_graph *g, const lop_dataset *calib, int images);
+
 /* ---- model files -------------------------------------------------------------- */
 
 /* Save atomically (temporary file in the same directory, then rename).  A model file

@@ -193,6 +193,26 @@ static int net_remove_masked(lua_State *L)
     return 1;
 }
 
+/* net:replace_head_gap{data = ds, images = 2000}: GAP + one linear layer, fitted to
+ * the old head's logits on the first `images` images of data (random without data). */
+static int net_replace_head_gap(lua_State *L)
+{
+    static const char *const known[] = {"data", "images", NULL};
+    lop_graph *g = lopl_check_net(L, 1);
+    lopl_check_opts(L, 2, "net:replace_head_gap", known);
+    const lop_dataset *d = NULL;
+    int images = 0;
+    if (lopl_push_opt(L, 2, "data") != LUA_TNIL) {
+        d = lopl_check_dataset(L, -1);
+        images = lopl_opt_int(L, 2, "net:replace_head_gap", "images",
+                              d->n < 2000 ? d->n : 2000, 1);
+    }
+    if (lop_graph_replace_head_gap(g, d, images) != LOP_OK)
+        return lopl_fail(L, "net:replace_head_gap");
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* net:prune(group, keep): keep = 1-based channel indices, any order, no duplicates. */
 static int net_prune(lua_State *L)
 {
@@ -244,6 +264,7 @@ const luaL_Reg lopl_net_surgery[] = {
     {"prune", net_prune},
     {"mask", net_mask},
     {"remove_masked", net_remove_masked},
+    {"replace_head_gap", net_replace_head_gap},
     {NULL, NULL},
 };
 
