@@ -228,7 +228,8 @@ typedef struct lop_groups {
 int lop_graph_groups(const lop_graph *g, lop_groups *out);
 void lop_groups_free(lop_groups *gs);
 /* Index of the group whose channels node's output carries (a producer, batchnorm,
- * relu, ...), or -1 when node's output is no single group (concat, flatten, input). */
+ * relu, flatten, ...), or -1 when node's output is no single group (the input, a
+ * concat of several groups, or what follows one). */
 int lop_groups_find(const lop_groups *gs, int node);
 
 /* Keep only channels keep[0..nkeep) (0-based, strictly increasing) of the group that

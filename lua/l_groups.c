@@ -33,6 +33,7 @@ static void push_group(lua_State *L, const lop_graph *g, const lop_group *grp, i
     lua_pushinteger(L, (lua_Integer)lop_graph_generation(g));
     lua_setfield(L, -2, "generation");
     lua_createtable(L, grp->nmembers, 0);
+    const char *producer = NULL;
     for (int k = 0; k < grp->nmembers; k++) {
         const lop_member *m = &grp->members[k];
         lua_createtable(L, 0, 4);
@@ -45,8 +46,11 @@ static void push_group(lua_State *L, const lop_graph *g, const lop_group *grp, i
         lua_pushinteger(L, m->block);
         lua_setfield(L, -2, "block");
         lua_rawseti(L, -2, k + 1);
-        if (m->role == LOP_ROLE_PRODUCER && k == 0) {
-            lua_pushstring(L, lop_node_name(g, m->node));
+        /* the first producer: a group merged with the input space starts with the
+         * input's consumers */
+        if (m->role == LOP_ROLE_PRODUCER && !producer) {
+            producer = lop_node_name(g, m->node);
+            lua_pushstring(L, producer);
             lua_setfield(L, -3, "producer");
         }
     }
@@ -137,9 +141,10 @@ static int *check_keep(lua_State *L, int arg, const char *what, int *count)
         luaL_argerror(L, arg, "keep must list at least one channel");
     int *keep = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
     for (lua_Integer i = 1; i <= n; i++) {
-        int isint;
-        lua_geti(L, arg, i);
-        lua_Integer c = lua_tointegerx(L, -1, &isint);
+        int isint = 0;
+        lua_Integer c = 0;
+        if (lua_geti(L, arg, i) == LUA_TNUMBER)   /* not a string that looks like one */
+            c = lua_tointegerx(L, -1, &isint);
         if (!isint || c < 1 || c > 1 << 30)
             luaL_error(L, "%s: keep[%I] must be a channel index >= 1", what, i);
         keep[i - 1] = (int)(c - 1);
@@ -220,6 +225,11 @@ static int net_prune(lua_State *L)
     int node = group_node(L, g, 2);
     int n;
     int *keep = check_keep(L, 3, "net:prune", &n);
+    lop_groups *gs = groups_box(L, g);   /* range errors in the caller's 1-based terms */
+    int gi = lop_groups_find(gs, node);
+    if (gi >= 0 && gs->groups[gi].prunable && keep[n - 1] >= gs->groups[gi].channels)
+        return luaL_error(L, "net:prune: channel %d is outside 1..%d", keep[n - 1] + 1,
+                          gs->groups[gi].channels);
     if (lop_graph_prune(g, node, keep, n) != LOP_OK)
         return lopl_fail(L, "net:prune");
     lua_settop(L, 1);

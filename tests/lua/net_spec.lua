@@ -301,10 +301,30 @@ describe("node handles", function()
     assert.truthy(err:find("none", 1, true), err)
   end)
 
-  -- A stale handle (the graph's generation moved on) raises "stale node handle for
-  -- 'x': ...".  No engine call changes the generation yet; surgery (net:prune) will,
-  -- and its spec should check that an old handle then raises.
-  pending("raise once surgery made them stale")
+  it("raise once surgery made them stale, and say so when printed", function()
+    -- conv1's group runs through the add (merged with conv2's) and both concat
+    -- segments into fc; pruning it moves every node's parameters or shape
+    local net = every_builder()
+    local conv, fc, relu = net:node("conv1"), net:node("fc"), net:node("relu1")
+    local w = conv:weight()
+    net:prune("conv1", {1, 3})
+    for i, use in ipairs{
+      function() return conv.name end,
+      function() return conv:weight() end,
+      function() return fc:shape() end,
+      function() return relu:flops() end,
+      function() return net:node(conv) end,
+      function() return net:conv2d("x", relu, {out = 1}) end,
+    } do
+      local ok, err = pcall(use)
+      assert.is_false(ok, "use " .. i)
+      assert.truthy(tostring(err):find("stale node handle for '", 1, true), err)
+    end
+    assert.are.equal("node conv1 (stale)", tostring(conv))
+    assert.are.same({4, 3, 3, 3}, w:shape())   -- tensors handed out stay valid
+    assert.are.same({2, 3, 3, 3}, net:node("conv1"):weight():shape())
+    assert.are.same({10, 16}, net:node("fc"):weight():shape())   -- 2 channels x 2 x 2, twice
+  end)
 end)
 
 describe("printing a net", function()
