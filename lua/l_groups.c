@@ -164,6 +164,7 @@ static int net_mask(lua_State *L)
 {
     lop_graph *g = lopl_check_net(L, 1);
     int node = group_node(L, g, 2);
+    lua_settop(L, 3);   /* keep list (or nil) stays at 3 under what is pushed next */
     lop_groups *gs = groups_box(L, g);
     int gi = lop_groups_find(gs, node);
     if (gi < 0)
