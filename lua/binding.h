@@ -12,6 +12,7 @@
 #define LOPPER_BINDING_H
 
 #include <lauxlib.h>
+#include <signal.h>
 #include <lua.h>
 
 #include "lopper.h"
@@ -27,6 +28,11 @@ typedef struct lopl_net { lop_graph *g; } lopl_net;
  * generation moved on (surgery renumbered nodes). */
 typedef struct lopl_node { int id; uint64_t generation; } lopl_node;
 typedef struct lopl_dataset { lop_dataset d; int loaded; } lopl_dataset;
+
+/* Set (to 1) by a host's SIGINT handler - the lopper executable's does - so that long
+ * engine loops driven from Lua (training, evaluation) stop after the current batch
+ * with an "interrupted" error; cleared when that error is raised. */
+extern volatile sig_atomic_t lopl_interrupt;
 
 /* Raise "<what>: <engine message>". */
 int lopl_fail(lua_State *L, const char *what);

@@ -12,6 +12,8 @@
 typedef struct lopl_chunk { const char *name; const char *source; size_t size; } lopl_chunk;
 extern const lopl_chunk lopl_lua_chunks[];
 
+volatile sig_atomic_t lopl_interrupt;
+
 int lopl_fail(lua_State *L, const char *what)
 {
     return luaL_error(L, "%s: %s", what, lop_errmsg());

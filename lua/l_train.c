@@ -230,6 +230,11 @@ static int call_lua(progress *s, int fn)
 static int on_progress(void *ud, const lop_progress *p)
 {
     progress *s = ud;
+    if (lopl_interrupt) {
+        lopl_interrupt = 0;
+        s->broken = "interrupted";
+        return 1;
+    }
     double t = now(), busy = t - s->start - s->paused;
     long done = (long)(p->epoch - 1) * p->total + p->done;
     long all = (long)p->epochs * p->total;

@@ -10,8 +10,9 @@
  * protected call (pmain), chunks run under a message handler that appends a
  * traceback, a REPL line is first tried as "return <line>", and a syntax error ending
  * in "<eof>" means the chunk is incomplete and needs another line.  Ctrl-C while Lua
- * code runs sets a hook that raises "interrupted!" at the next Lua instruction (a
- * second Ctrl-C kills the process, for when a long C call never returns to Lua);
+ * code runs sets a hook that raises "interrupted!" at the next Lua instruction and
+ * asks training/evaluation loops to stop after their current batch (a second Ctrl-C
+ * kills the process, for when some other long C call never returns to Lua);
  * Ctrl-C at the prompt abandons the chunk being typed.
  */
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "binding.h"
 #include "lopper_lua.h"
 
 #define PROMPT "lop> "
@@ -105,6 +107,7 @@ static void set_sigint(void (*handler)(int))
 static void on_sigint_running(int sig)
 {
     (void)sig;
+    lopl_interrupt = 1;   /* a training or evaluation loop stops after its batch */
     set_sigint(SIG_DFL);
     lua_sethook(running, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT,
                 1);
@@ -136,6 +139,7 @@ static int docall(lua_State *L, int nargs, int nresults)
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
     running = L;
+    lopl_interrupt = 0;
     set_sigint(on_sigint_running);
     int status = lua_pcall(L, nargs, nresults, base);
     set_sigint(interactive ? on_sigint_prompt : SIG_DFL);
