@@ -1,0 +1,192 @@
+/*
+ * test_select.c - the selection rules on planted problems: outputs built from a known
+ * subset of channels (plus small noise) must lead ThiNet and LASSO back to exactly
+ * that subset, LASSO must keep exactly the requested count, and ThiNet's greedy pass
+ * on the Gram matrix must match the same greedy rule evaluated sample by sample.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "../engine/internal.h"
+
+enum { M = 600, C = 16 };
+
+static const int planted[8] = {1, 3, 4, 7, 8, 10, 13, 15};
+static const double weights[8] = {2.0, 1.2, 1.7, 0.9, 1.5, 1.1, 1.9, 0.8};
+
+/* Z: M samples x C channel contributions, standard normal. */
+static double *random_z(uint64_t seed)
+{
+    double *z = malloc(sizeof(double) * M * C);
+    lop_rng r;
+    lop_rng_seed(&r, seed);
+    for (int i = 0; i < M * C; i++)
+        z[i] = lop_rng_normal(&r);
+    return z;
+}
+
+static void gram(const double *z, const double *y, double *A, double *r)
+{
+    for (int i = 0; i < C; i++) {
+        for (int j = 0; j < C; j++) {
+            double s = 0;
+            for (int k = 0; k < M; k++)
+                s += z[k * C + i] * z[k * C + j];
+            A[i * C + j] = s;
+        }
+        if (r) {
+            double s = 0;
+            for (int k = 0; k < M; k++)
+                s += z[k * C + i] * y[k];
+            r[i] = s;
+        }
+    }
+}
+
+static void test_lasso_recovers_planted_subset(void **state)
+{
+    (void)state;
+    double *z = random_z(11), y[M], A[C * C], r[C], beta[C];
+    lop_rng noise;
+    lop_rng_seed(&noise, 5);
+    for (int k = 0; k < M; k++) {
+        y[k] = 0.01 * lop_rng_normal(&noise);
+        for (int s = 0; s < 8; s++)
+            y[k] += weights[s] * z[k * C + planted[s]];
+    }
+    gram(z, y, A, r);
+    int keep[C];
+    assert_int_equal(lop_select_lasso(A, r, C, 8, keep, beta), LOP_OK);
+    for (int s = 0; s < 8; s++)
+        assert_int_equal(keep[s], planted[s]);
+    /* fewer: the strongest planted channels (weights 2.0, 1.9, 1.7, 1.5) */
+    assert_int_equal(lop_select_lasso(A, r, C, 4, keep, NULL), LOP_OK);
+    const int strongest[4] = {1, 4, 8, 13};
+    for (int s = 0; s < 4; s++)
+        assert_int_equal(keep[s], strongest[s]);
+    /* every count from 1 to C is honoured exactly, increasing and in range */
+    for (int n = 1; n <= C; n++) {
+        assert_int_equal(lop_select_lasso(A, r, C, n, keep, NULL), LOP_OK);
+        for (int s = 0; s < n; s++) {
+            assert_in_range(keep[s], 0, C - 1);
+            if (s > 0)
+                assert_true(keep[s] > keep[s - 1]);
+        }
+    }
+    free(z);
+}
+
+/* ThiNet: channels outside the planted set contribute almost nothing to the output,
+ * so removing them costs least. */
+static void test_thinet_recovers_planted_subset(void **state)
+{
+    (void)state;
+    double *z = random_z(12), G[C * C];
+    for (int k = 0; k < M; k++)
+        for (int j = 0; j < C; j++) {
+            int in_set = 0;
+            for (int s = 0; s < 8; s++)
+                in_set |= planted[s] == j;
+            z[k * C + j] *= in_set ? 1.0 : 0.02;
+        }
+    gram(z, NULL, G, NULL);
+    int keep[C];
+    assert_int_equal(lop_select_thinet(G, C, 8, keep), LOP_OK);
+    for (int s = 0; s < 8; s++)
+        assert_int_equal(keep[s], planted[s]);
+    free(z);
+}
+
+/* The greedy rule of the paper, evaluated the slow way on the samples themselves. */
+static void naive_thinet(const double *z, int c, int nkeep, int *keep)
+{
+    int removed[C] = {0};
+    for (int step = 0; step < c - nkeep; step++) {
+        int best = -1;
+        double best_err = 0;
+        for (int j = 0; j < c; j++) {
+            if (removed[j])
+                continue;
+            double err = 0;
+            for (int k = 0; k < M; k++) {
+                double s = z[k * C + j];
+                for (int t = 0; t < c; t++)
+                    if (removed[t])
+                        s += z[k * C + t];
+                err += s * s;
+            }
+            if (best < 0 || err < best_err) {
+                best = j;
+                best_err = err;
+            }
+        }
+        removed[best] = 1;
+    }
+    for (int j = 0, n = 0; j < c; j++)
+        if (!removed[j])
+            keep[n++] = j;
+}
+
+static void test_thinet_matches_sample_by_sample_greedy(void **state)
+{
+    (void)state;
+    double *z = random_z(13), G[C * C];
+    /* correlated channels make the greedy order matter */
+    for (int k = 0; k < M; k++)
+        for (int j = 1; j < C; j++)
+            z[k * C + j] += 0.5 * z[k * C + j - 1] * (j % 3 == 0 ? -1 : 1);
+    gram(z, NULL, G, NULL);
+    for (int n = 1; n <= C; n++) {
+        int fast[C], slow[C];
+        assert_int_equal(lop_select_thinet(G, C, n, fast), LOP_OK);
+        naive_thinet(z, C, n, slow);
+        assert_memory_equal(fast, slow, sizeof(int) * (size_t)n);
+    }
+    free(z);
+}
+
+static void test_impossible_requests_are_refused(void **state)
+{
+    (void)state;
+    double G[4] = {1, 0, 0, 1}, r[2] = {1, 1};
+    int keep[2];
+    assert_int_equal(lop_select_thinet(G, 2, 0, keep), LOP_EINVAL);
+    assert_int_equal(lop_select_thinet(G, 2, 3, keep), LOP_EINVAL);
+    assert_int_equal(lop_select_lasso(G, r, 2, 0, keep, NULL), LOP_EINVAL);
+    assert_int_equal(lop_select_lasso(G, r, 2, 3, keep, NULL), LOP_EINVAL);
+    assert_int_equal(lop_select_lasso(G, r, 0, 1, keep, NULL), LOP_EINVAL);
+}
+
+static void test_spd_solve_matches_hand_computed(void **state)
+{
+    (void)state;
+    /* [4 2; 2 3] X = [2 1; 1 2]: the inverse is [3 -2; -2 4] / 8, so
+     * X = [3*2-2*1, 3*1-2*2; -2*2+4*1, -2*1+4*2] / 8 = [0.5 -0.125; 0 0.75] */
+    double A[4] = {4, 2, 2, 3}, B[4] = {2, 1, 1, 2}, X[4];
+    assert_int_equal(lop_solve_spd(A, 2, B, 2, 0, X), LOP_OK);
+    assert_float_equal(X[0], 0.5, 1e-12);
+    assert_float_equal(X[1], -0.125, 1e-12);
+    assert_float_equal(X[2], 0.0, 1e-12);
+    assert_float_equal(X[3], 0.75, 1e-12);
+    /* singular: the ridge makes it solvable */
+    double S[4] = {1, 1, 1, 1}, b[2] = {2, 2}, x[2];
+    assert_int_equal(lop_solve_spd(S, 2, b, 1, 0, x), LOP_OK);
+    assert_float_equal(x[0] + x[1], 2.0, 1e-3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lasso_recovers_planted_subset),
+        cmocka_unit_test(test_thinet_recovers_planted_subset),
+        cmocka_unit_test(test_thinet_matches_sample_by_sample_greedy),
+        cmocka_unit_test(test_impossible_requests_are_refused),
+        cmocka_unit_test(test_spd_solve_matches_hand_computed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
