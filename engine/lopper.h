@@ -378,6 +378,48 @@ int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn 
  * its random initialisation.  On failure the graph is unchanged. */
 int lop_graph_replace_head_gap(lop_graph *g, const lop_dataset *calib, int images);
 
+/* ---- sampling for channel selection ------------------------------------------- */
+
+typedef struct lop_sample_opts {
+    int images;            /* calibration images (default 500) */
+    int points;            /* random output positions per image (default 10) */
+    int batch;             /* images per forward pass (default 64) */
+    uint64_t seed;         /* image order and positions */
+} lop_sample_opts;
+
+/* Sufficient statistics of one convolution's inputs and outputs at the sampled
+ * positions (m samples; D = c * kh * kw patch entries; n outputs; Y bias removed):
+ * P = X^T X (D x D), C = X^T Y (D x n), xsum, ysum, yy = sum Y^2, and the Gram of the
+ * per-channel contributions Z_j = X_j W_j^T: A = Z^T Z (c x c), r = Z^T Y (c).
+ * All row-major doubles. */
+typedef struct lop_stats {
+    int node;
+    uint64_t generation;   /* of the graph sampled: stale after surgery */
+    int c, kh, kw, n;
+    long m;
+    double *P, *C, *xsum, *ysum, yy;
+    double *A, *r;
+} lop_stats;
+
+/* Sample conv `node` of g on d's images (a seeded random subset), taking Y from the
+ * same conv of ref when ref is not NULL (the original network, for He et al.). */
+int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
+               lop_graph *ref, lop_stats *out);
+void lop_stats_free(lop_stats *s);
+
+typedef enum {
+    LOP_RECON_WEIGHTS,     /* He et al.: refit all weights (and bias) of the kept channels */
+    LOP_RECON_SCALE        /* ThiNet: one least-squares factor per kept channel */
+} lop_recon;
+
+/* Keep input channels keep[0..nkeep) (0-based, increasing) of the conv the statistics
+ * were sampled at: fit what remains (mode) by least squares on the statistics, with a
+ * ridge relative to the Gram's mean diagonal, then remove the other channels from
+ * their whole group (lop_graph_prune).  Statistics from before a change of the
+ * network are refused.  On failure the graph is unchanged. */
+int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
+                    lop_recon mode, double ridge);
+
 /* ---- model files -------------------------------------------------------------- */
 
 /* Save atomically (temporary file in the same directory, then rename).  A model file

@@ -1,0 +1,136 @@
+/*
+ * reconstruct.c - after a selection rule has chosen which input channels of a
+ * convolution stay, fit what remains to the sampled outputs and cut the rest:
+ *  - weights (He et al.): least squares for all of the conv's weights on the kept
+ *    channels (and its bias, when it has one) from the patch statistics;
+ *  - scale (ThiNet): one least-squares factor per kept channel, from the Gram of the
+ *    per-channel contributions.
+ * The normal equations go through lop_solve_spd (LAPACK Cholesky); the channels then
+ * leave every member of their group through lop_graph_prune.  Nothing changes when
+ * any step fails.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* Least squares on the kept channels' patch entries (plus a constant when the conv
+ * has a bias): new weights [n][nkeep * kk] and bias change [n] into w, db. */
+static int fit_weights(const lop_stats *s, const int *keep, int nkeep, int with_bias,
+                       double ridge, float *w, float *db)
+{
+    const int kk = s->kh * s->kw, D = s->c * kk, n = s->n, Ds = nkeep * kk;
+    const int dim = Ds + (with_bias ? 1 : 0);
+    double *G = lop_malloc((size_t)dim * dim * sizeof *G);
+    double *R = lop_malloc((size_t)dim * n * sizeof *R);
+    double *X = lop_malloc((size_t)dim * n * sizeof *X);
+    int *rows = lop_malloc((size_t)Ds * sizeof *rows);
+    int st = (!G || !R || !X || !rows) ? LOP_ENOMEM : LOP_OK;
+    if (st == LOP_OK) {
+        for (int a = 0; a < nkeep; a++)
+            for (int e = 0; e < kk; e++)
+                rows[a * kk + e] = keep[a] * kk + e;
+        for (int i = 0; i < Ds; i++) {
+            for (int j = 0; j < Ds; j++)
+                G[(size_t)i * dim + j] = s->P[(size_t)rows[i] * D + rows[j]];
+            memcpy(R + (size_t)i * n, s->C + (size_t)rows[i] * n, (size_t)n * sizeof *R);
+            if (with_bias)
+                G[(size_t)i * dim + Ds] = G[(size_t)Ds * dim + i] = s->xsum[rows[i]];
+        }
+        if (with_bias) {
+            G[(size_t)Ds * dim + Ds] = (double)s->m;
+            memcpy(R + (size_t)Ds * n, s->ysum, (size_t)n * sizeof *R);
+        }
+        st = lop_solve_spd(G, dim, R, n, ridge, X);
+    }
+    if (st == LOP_OK)
+        for (int k = 0; k < n; k++) {
+            for (int i = 0; i < Ds; i++)
+                w[(size_t)k * Ds + i] = (float)X[(size_t)i * n + k];
+            db[k] = with_bias ? (float)X[(size_t)Ds * n + k] : 0.0f;
+        }
+    lop_free(G);
+    lop_free(R);
+    lop_free(X);
+    lop_free(rows);
+    return st;
+}
+
+/* ThiNet's scaling: factors f minimising ||y - sum_{j kept} f_j Z_j||^2. */
+static int fit_scales(const lop_stats *s, const int *keep, int nkeep, double ridge,
+                      const float *w_old, float *w)
+{
+    const int kk = s->kh * s->kw, c = s->c, n = s->n;
+    double *G = lop_malloc((size_t)nkeep * nkeep * sizeof *G);
+    double *r = lop_malloc((size_t)nkeep * sizeof *r), *f = lop_malloc((size_t)nkeep * sizeof *f);
+    int st = (!G || !r || !f) ? LOP_ENOMEM : LOP_OK;
+    if (st == LOP_OK) {
+        for (int a = 0; a < nkeep; a++) {
+            for (int b = 0; b < nkeep; b++)
+                G[(size_t)a * nkeep + b] = s->A[(size_t)keep[a] * c + keep[b]];
+            r[a] = s->r[keep[a]];
+        }
+        st = lop_solve_spd(G, nkeep, r, 1, ridge, f);
+    }
+    if (st == LOP_OK)
+        for (int k = 0; k < n; k++)
+            for (int a = 0; a < nkeep; a++)
+                for (int e = 0; e < kk; e++)
+                    w[((size_t)k * nkeep + a) * kk + e] =
+                        (float)(f[a] * w_old[((size_t)k * c + keep[a]) * kk + e]);
+    lop_free(G);
+    lop_free(r);
+    lop_free(f);
+    return st;
+}
+
+int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
+                    lop_recon mode, double ridge)
+{
+    if (!s || !s->P || s->node < 0 || s->node >= g->n || g->nodes[s->node]->kind != LOP_CONV2D)
+        return lop_fail(LOP_EINVAL, "reconstruct: the statistics are not of a conv2d here");
+    if (s->generation != g->generation)
+        return lop_fail(LOP_ESTATE, "reconstruct: the statistics of '%s' were sampled before "
+                        "the network last changed; sample again", g->nodes[s->node]->name);
+    lop_node *conv = g->nodes[s->node];
+    if (conv->param[0]->shape[1] != s->c || conv->dims[0] != s->n)
+        return lop_fail(LOP_ESTATE, "reconstruct: '%s' no longer has the sampled shape",
+                        conv->name);
+    if (nkeep < 1 || nkeep > s->c)
+        return lop_fail(LOP_EINVAL, "reconstruct: cannot keep %d of %d channels", nkeep, s->c);
+    for (int i = 0; i < nkeep; i++)
+        if (keep[i] < 0 || keep[i] >= s->c || (i > 0 && keep[i] <= keep[i - 1]))
+            return lop_fail(LOP_EINVAL, "reconstruct: keep must be increasing channels in "
+                            "0..%d", s->c - 1);
+    /* the conv's input channels must be exactly one group, so pruning it keeps them */
+    lop_groups gs = {0};
+    int st = lop_graph_groups(g, &gs);
+    if (st != LOP_OK)
+        return st;
+    int gi = lop_groups_find(&gs, conv->inputs[0]);
+    if (gi < 0 || gs.groups[gi].channels != s->c)
+        st = lop_fail(LOP_EINVAL, "reconstruct: the input channels of '%s' are not one "
+                      "channel group", conv->name);
+    lop_groups_free(&gs);
+    if (st != LOP_OK)
+        return st;
+
+    const int kk = s->kh * s->kw, with_bias = conv->attr.bias;
+    float *w = lop_malloc((size_t)s->n * nkeep * kk * sizeof *w);
+    float *db = lop_calloc((size_t)s->n, sizeof *db);
+    st = (!w || !db) ? LOP_ENOMEM : LOP_OK;
+    if (st == LOP_OK)
+        st = mode == LOP_RECON_SCALE ? fit_scales(s, keep, nkeep, ridge, conv->param[0]->data, w)
+                                     : fit_weights(s, keep, nkeep, with_bias, ridge, w, db);
+    if (st == LOP_OK)
+        st = lop_graph_prune(g, conv->inputs[0], keep, nkeep);
+    if (st == LOP_OK) {
+        conv = g->nodes[s->node];
+        memcpy(conv->param[0]->data, w, (size_t)s->n * nkeep * kk * sizeof *w);
+        if (with_bias && mode == LOP_RECON_WEIGHTS)
+            for (int k = 0; k < s->n; k++)
+                conv->param[1]->data[k] += db[k];
+    }
+    lop_free(w);
+    lop_free(db);
+    return st;
+}

@@ -1,0 +1,240 @@
+/*
+ * test_sample.c - sampling statistics and reconstruction.  Without a reference
+ * network a convolution's output is exactly its patches times its weights, so the
+ * statistics must satisfy identities computed here independently (C = P W^T,
+ * ysum = W xsum, yy = sum_k w_k' P w_k, A_ij = sum_k w_ik' P_ij w_jk, r_j =
+ * sum_k w_jk' C_jk); statistics gathered in small batches must equal those gathered
+ * in one; a planted layer whose weights ignore some input channels must lead the
+ * selection to the others, and reconstruction must then recover the weights and
+ * leave the network's output unchanged.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "../engine/internal.h"
+#include "gradcheck.h"
+
+enum { CIN = 4, COUT = 5, H = 7, NIMG = 24 };
+
+/* input 2x7x7 -> conv "a" (CIN, 3x3 pad 1) -> relu -> conv "b" (COUT, 3x3 pad 1, bias) */
+static lop_graph *two_convs(uint64_t seed, int *b_id)
+{
+    lop_graph *g = lop_graph_new(seed);
+    lop_attrs in = lop_attrs_input(2, H, H), c = lop_attrs_default();
+    int id;
+    c.kernel_h = c.kernel_w = 3;
+    c.pad_h = c.pad_w = 1;
+    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &id), LOP_OK);
+    c.out_channels = CIN;
+    assert_int_equal(lop_graph_add(g, LOP_CONV2D, "a", &id, 1, &c, &id), LOP_OK);
+    assert_int_equal(lop_graph_add(g, LOP_RELU, "ra", &id, 1, NULL, &id), LOP_OK);
+    c.out_channels = COUT;
+    assert_int_equal(lop_graph_add(g, LOP_CONV2D, "b", &id, 1, &c, b_id), LOP_OK);
+    /* a nonzero bias, so that "bias removed" is really checked */
+    for (int k = 0; k < COUT; k++)
+        g->nodes[*b_id]->param[1]->data[k] = 0.1f * (float)(k + 1);
+    return g;
+}
+
+static lop_dataset images(uint64_t seed)
+{
+    int shape[4] = {NIMG, 2, H, H};
+    lop_dataset d = {gradcheck_random(4, shape, seed), calloc(NIMG, sizeof(int)), NIMG, 10};
+    return d;
+}
+
+static void close_enough(double a, double b, double rel)
+{
+    double scale = fabs(a) + fabs(b) + 1e-3;
+    if (fabs(a - b) > rel * scale)
+        fail_msg("%.9g vs %.9g", a, b);
+}
+
+static void test_statistics_satisfy_the_convolution_identities(void **state)
+{
+    (void)state;
+    int b;
+    lop_graph *g = two_convs(1, &b);
+    lop_dataset data = images(2);
+    lop_sample_opts o = {.images = NIMG, .points = 6, .batch = 7, .seed = 3};
+    lop_stats s;
+    assert_int_equal(lop_sample(g, &data, b, &o, NULL, &s), LOP_OK);
+    assert_int_equal(s.m, NIMG * 6);
+    assert_int_equal(s.c, CIN);
+    assert_int_equal(s.n, COUT);
+    const int kk = 9, D = CIN * kk;
+    const float *W = g->nodes[b]->param[0]->data;
+    double yy = 0;
+    for (int k = 0; k < COUT; k++) {
+        double ys = 0, wPw = 0;
+        for (int d = 0; d < D; d++) {
+            double pw = 0;
+            for (int e = 0; e < D; e++)
+                pw += s.P[d * D + e] * W[k * D + e];
+            close_enough(s.C[d * COUT + k], pw, 1e-4);   /* C = P W^T */
+            ys += W[k * D + d] * s.xsum[d];
+            wPw += W[k * D + d] * pw;
+        }
+        close_enough(s.ysum[k], ys, 1e-4);
+        yy += wPw;
+    }
+    close_enough(s.yy, yy, 1e-4);
+    for (int i = 0; i < CIN; i++) {
+        double rj = 0;
+        for (int k = 0; k < COUT; k++)
+            for (int e = 0; e < kk; e++)
+                rj += W[k * D + i * kk + e] * s.C[(i * kk + e) * COUT + k];
+        close_enough(s.r[i], rj, 1e-4);
+        for (int j = 0; j < CIN; j++) {
+            double a = 0;
+            for (int k = 0; k < COUT; k++)
+                for (int u = 0; u < kk; u++)
+                    for (int v = 0; v < kk; v++)
+                        a += W[k * D + i * kk + u] * s.P[(i * kk + u) * D + j * kk + v] *
+                             W[k * D + j * kk + v];
+            close_enough(s.A[i * CIN + j], a, 1e-4);
+        }
+    }
+    lop_stats_free(&s);
+    lop_dataset_free(&data);
+    lop_graph_free(g);
+}
+
+static void test_batches_accumulate_to_one_pass(void **state)
+{
+    (void)state;
+    int b;
+    lop_graph *g = two_convs(4, &b);
+    lop_dataset d = images(5);
+    lop_sample_opts small = {.images = 20, .points = 4, .batch = 3, .seed = 9};
+    lop_sample_opts whole = small;
+    whole.batch = 20;
+    lop_stats s1, s2;
+    assert_int_equal(lop_sample(g, &d, b, &small, NULL, &s1), LOP_OK);
+    assert_int_equal(lop_sample(g, &d, b, &whole, NULL, &s2), LOP_OK);
+    const int D = CIN * 9;
+    assert_int_equal(s1.m, s2.m);
+    for (int i = 0; i < D * D; i++)
+        close_enough(s1.P[i], s2.P[i], 1e-5);
+    for (int i = 0; i < D * COUT; i++)
+        close_enough(s1.C[i], s2.C[i], 1e-5);
+    for (int i = 0; i < CIN * CIN; i++)
+        close_enough(s1.A[i], s2.A[i], 1e-5);
+    for (int i = 0; i < CIN; i++)
+        close_enough(s1.r[i], s2.r[i], 1e-5);
+    close_enough(s1.yy, s2.yy, 1e-5);
+    lop_stats_free(&s1);
+    lop_stats_free(&s2);
+    lop_dataset_free(&d);
+    lop_graph_free(g);
+}
+
+/* Conv b ignores input channels 1 and 3: selection finds {0, 2}; reconstruction
+ * (either mode) keeps the output where it was and the weights where they were. */
+static void test_planted_channels_are_found_and_reconstructed(void **state)
+{
+    (void)state;
+    for (int mode = LOP_RECON_WEIGHTS; mode <= LOP_RECON_SCALE; mode++) {
+        int b;
+        lop_graph *g = two_convs(6, &b);
+        float *W = g->nodes[b]->param[0]->data;
+        const int kk = 9;
+        for (int k = 0; k < COUT; k++)
+            for (int e = 0; e < kk; e++)
+                W[(k * CIN + 1) * kk + e] = W[(k * CIN + 3) * kk + e] = 0;
+        float kept_w[COUT][2][9];
+        for (int k = 0; k < COUT; k++)
+            for (int e = 0; e < kk; e++) {
+                kept_w[k][0][e] = W[(k * CIN + 0) * kk + e];
+                kept_w[k][1][e] = W[(k * CIN + 2) * kk + e];
+            }
+        lop_dataset d = images(7);
+        lop_sample_opts o = {.images = NIMG, .points = 10, .batch = 8, .seed = 1};
+        lop_stats s;
+        assert_int_equal(lop_sample(g, &d, b, &o, NULL, &s), LOP_OK);
+        int keep_t[2], keep_l[2];
+        assert_int_equal(lop_select_thinet(s.A, CIN, 2, keep_t), LOP_OK);
+        assert_int_equal(lop_select_lasso(s.A, s.r, CIN, 2, keep_l, NULL), LOP_OK);
+        assert_int_equal(keep_t[0], 0);
+        assert_int_equal(keep_t[1], 2);
+        assert_int_equal(keep_l[0], 0);
+        assert_int_equal(keep_l[1], 2);
+
+        lop_tensor *x = lop_tensor_clone(d.images);
+        assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
+        lop_tensor *before = lop_tensor_clone(lop_graph_output(g));
+        assert_int_equal(lop_reconstruct(g, &s, keep_l, 2, (lop_recon)mode, 1e-9), LOP_OK);
+        assert_int_equal(g->nodes[b]->param[0]->shape[1], 2);
+        assert_int_equal(g->nodes[1]->dims[0], 2);   /* conv a lost two filters */
+        const float *nw = g->nodes[b]->param[0]->data;
+        for (int k = 0; k < COUT; k++)
+            for (int a = 0; a < 2; a++)
+                for (int e = 0; e < kk; e++)
+                    close_enough(nw[(k * 2 + a) * kk + e], kept_w[k][a][e], 1e-3);
+        assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
+        const lop_tensor *after = lop_graph_output(g);
+        for (size_t i = 0; i < after->numel; i++)
+            close_enough(after->data[i], before->data[i], 1e-3);
+        /* the statistics are stale now */
+        assert_int_equal(lop_reconstruct(g, &s, keep_l, 2, (lop_recon)mode, 1e-9), LOP_ESTATE);
+        lop_tensor_release(x);
+        lop_tensor_release(before);
+        lop_stats_free(&s);
+        lop_dataset_free(&d);
+        lop_graph_free(g);
+    }
+}
+
+static void test_bad_requests_are_refused(void **state)
+{
+    (void)state;
+    int b;
+    lop_graph *g = two_convs(8, &b);
+    lop_graph *other = two_convs(9, &b);
+    lop_dataset d = images(10);
+    lop_sample_opts o = {.images = 4, .points = 2, .batch = 2, .seed = 1};
+    lop_stats s;
+    assert_int_equal(lop_sample(g, &d, 2, &o, NULL, &s), LOP_EINVAL);      /* relu */
+    lop_sample_opts too_many = o;
+    too_many.images = NIMG + 1;
+    assert_int_equal(lop_sample(g, &d, b, &too_many, NULL, &s), LOP_EINVAL);
+    lop_sample_opts no_points = o;
+    no_points.points = 0;
+    assert_int_equal(lop_sample(g, &d, b, &no_points, NULL, &s), LOP_EINVAL);
+    /* a reference whose conv has another shape */
+    lop_attrs in = lop_attrs_input(2, H, H), c = lop_attrs_default();
+    lop_graph *odd = lop_graph_new(1);
+    int id;
+    c.out_channels = 3;
+    c.kernel_h = c.kernel_w = 3;
+    assert_int_equal(lop_graph_add(odd, LOP_INPUT, "x", NULL, 0, &in, &id), LOP_OK);
+    assert_int_equal(lop_graph_add(odd, LOP_CONV2D, "b", &id, 1, &c, &id), LOP_OK);
+    assert_int_equal(lop_sample(g, &d, b, &o, odd, &s), LOP_ESHAPE);
+    /* with a same-shaped reference it works, and keep lists are validated */
+    assert_int_equal(lop_sample(g, &d, b, &o, other, &s), LOP_OK);
+    int bad[2] = {2, 1};
+    assert_int_equal(lop_reconstruct(g, &s, bad, 2, LOP_RECON_WEIGHTS, 1e-6), LOP_EINVAL);
+    assert_int_equal(lop_reconstruct(g, &s, bad, 0, LOP_RECON_WEIGHTS, 1e-6), LOP_EINVAL);
+    assert_int_equal(g->nodes[b]->param[0]->shape[1], CIN);
+    lop_stats_free(&s);
+    lop_graph_free(odd);
+    lop_graph_free(other);
+    lop_dataset_free(&d);
+    lop_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_statistics_satisfy_the_convolution_identities),
+        cmocka_unit_test(test_batches_accumulate_to_one_pass),
+        cmocka_unit_test(test_planted_channels_are_found_and_reconstructed),
+        cmocka_unit_test(test_bad_requests_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
