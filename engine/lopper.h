@@ -420,6 +420,24 @@ typedef enum {
 int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
                     lop_recon mode, double ridge);
 
+/* ---- Hessian importance -------------------------------------------------------- */
+
+typedef struct lop_hessian_opts {
+    int images;            /* calibration images the loss is averaged over */
+    int batch;             /* images per forward/backward pass (>= 2) */
+    int max_iter;          /* power-iteration cap (100 in SOLVERS.md) */
+    double tol;            /* stop when the eigenvalue moves by less (relative, 1e-3) */
+    uint64_t seed;         /* calibration subset and starting vector */
+} lop_hessian_opts;
+
+/* Dominant eigenpair of the training loss's Hessian restricted to the weights of
+ * conv2d/linear `node` (power iteration on central-difference Hessian-vector
+ * products).  eigenvector (may be NULL) receives a unit vector shaped like the
+ * weights; iterations (may be NULL) the number of products used.  The network's
+ * parameters and random state are restored afterwards. */
+int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hessian_opts *o,
+                    double *eigenvalue, float *eigenvector, int *iterations);
+
 /* ---- model files -------------------------------------------------------------- */
 
 /* Save atomically (temporary file in the same directory, then rename).  A model file

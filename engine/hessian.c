@@ -1,0 +1,197 @@
+/*
+ * hessian.c - second-order filter importance (HAWQ-style): the dominant eigenpair of
+ * the training loss's Hessian restricted to one layer's weights, by power iteration
+ * on Hessian-vector products.  A product is a central difference of exact gradients,
+ * Hv ~ (g(w + eps v) - g(w - eps v)) / (2 eps) with eps scaled to ||w||, so no Hessian
+ * is ever formed.  The loss is averaged over a fixed calibration set; batchnorm runs
+ * on batch statistics (as in training) and its running statistics, the weights and
+ * the random state are restored afterwards, so the network is left as it was.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* What one gradient evaluation needs: the calibration batches and scratch. */
+typedef struct hess_job {
+    lop_graph *g;
+    lop_node *layer;
+    const lop_dataset *d;
+    int images, batch;
+    lop_tensor *x, *dlogits;
+    int *labels, *order;
+    lop_rng rng0;
+} hess_job;
+
+/* Mean gradient of the loss w.r.t. the layer's weights over the calibration set. */
+static int gradient(hess_job *j, float *out)
+{
+    lop_tensor *grad = j->layer->grad[0];
+    size_t count = grad->numel;
+    memset(out, 0, count * sizeof *out);
+    int nbatches = 0, st = LOP_OK;
+    for (int start = 0; start < j->images && st == LOP_OK; start += j->batch) {
+        int n = j->images - start < j->batch ? j->images - start : j->batch;
+        if (n < 2)
+            break;   /* batchnorm needs two samples */
+        double loss;
+        j->g->rng = j->rng0;   /* the same dropout masks for every evaluation */
+        if ((st = lop_dataset_batch(j->d, j->order + start, n, NULL, NULL, &j->x, j->labels)) !=
+                LOP_OK ||
+            (st = lop_graph_forward(j->g, j->x, 1)) != LOP_OK)
+            break;
+        lop_tensor *logits = lop_graph_output(j->g);
+        if ((st = lop_tensor_ensure(&j->dlogits, logits->ndim, logits->shape)) != LOP_OK ||
+            (st = lop_softmax_xent(logits, j->labels, &loss, j->dlogits, NULL)) != LOP_OK)
+            break;
+        lop_graph_zero_grad(j->g);
+        if ((st = lop_graph_backward(j->g, j->dlogits)) != LOP_OK)
+            break;
+        for (size_t i = 0; i < count; i++)
+            out[i] += grad->data[i];
+        nbatches++;
+    }
+    if (st == LOP_OK && nbatches == 0)
+        st = lop_fail(LOP_EINVAL, "hessian: need at least two calibration images");
+    for (size_t i = 0; st == LOP_OK && i < count; i++)
+        out[i] /= (float)nbatches;
+    return st;
+}
+
+/* out = H v by a central difference of gradients; w is the layer's weight data. */
+static int hvp(hess_job *j, const float *v, float *out, float *gm, double eps)
+{
+    float *w = j->layer->param[0]->data;
+    size_t count = j->layer->param[0]->numel;
+    for (size_t i = 0; i < count; i++)
+        w[i] += (float)(eps * v[i]);
+    int st = gradient(j, out);
+    for (size_t i = 0; i < count; i++)
+        w[i] -= (float)(2 * eps * v[i]);
+    if (st == LOP_OK)
+        st = gradient(j, gm);
+    for (size_t i = 0; i < count; i++)
+        w[i] += (float)(eps * v[i]);
+    for (size_t i = 0; st == LOP_OK && i < count; i++)
+        out[i] = (float)((out[i] - gm[i]) / (2 * eps));
+    return st;
+}
+
+static double norm(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)v[i] * v[i];
+    return sqrt(s);
+}
+
+/* Snapshot of everything a training-mode pass changes: all parameters (batchnorm
+ * running statistics, the layer's weights) and the random state. */
+typedef struct snapshot { lop_tensor **saved; int count; lop_rng rng; } snapshot;
+
+static int snapshot_take(lop_graph *g, snapshot *s)
+{
+    s->count = 0;
+    for (int i = 0; i < g->n; i++)
+        s->count += g->nodes[i]->nparams;
+    s->saved = lop_calloc((size_t)(s->count > 0 ? s->count : 1), sizeof *s->saved);
+    if (!s->saved)
+        return LOP_ENOMEM;
+    s->rng = g->rng;
+    int k = 0;
+    for (int i = 0; i < g->n; i++)
+        for (int p = 0; p < g->nodes[i]->nparams; p++, k++)
+            if (!(s->saved[k] = lop_tensor_clone(g->nodes[i]->param[p])))
+                return LOP_ENOMEM;
+    return LOP_OK;
+}
+
+static void snapshot_restore_free(lop_graph *g, snapshot *s, int restore)
+{
+    int k = 0;
+    for (int i = 0; i < g->n && s->saved; i++)
+        for (int p = 0; p < g->nodes[i]->nparams; p++, k++) {
+            lop_tensor *t = s->saved[k];
+            if (t && restore)
+                memcpy(g->nodes[i]->param[p]->data, t->data, t->numel * sizeof(float));
+            lop_tensor_release(t);
+        }
+    if (restore && s->saved)
+        g->rng = s->rng;
+    lop_free(s->saved);
+}
+
+int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hessian_opts *o,
+                    double *eigenvalue, float *eigenvector, int *iterations)
+{
+    if (node < 0 || node >= g->n ||
+        (g->nodes[node]->kind != LOP_CONV2D && g->nodes[node]->kind != LOP_LINEAR))
+        return lop_fail(LOP_EINVAL, "hessian: node %d is not a conv2d or linear layer", node);
+    if (o->images < 2 || o->images > d->n || o->batch < 2 || o->max_iter < 1 || !(o->tol > 0))
+        return lop_fail(LOP_EINVAL, "hessian: need 2 <= images <= %d, batch >= 2, "
+                        "max_iter >= 1 and tol > 0", d->n);
+    hess_job j = {.g = g, .layer = g->nodes[node], .d = d, .images = o->images,
+                  .batch = o->batch};
+    size_t count = j.layer->param[0]->numel;
+    snapshot snap = {0};
+    float *v = lop_malloc(count * sizeof *v), *hv = lop_malloc(count * sizeof *hv);
+    float *scratch = lop_malloc(count * sizeof *scratch);
+    j.labels = lop_malloc((size_t)o->batch * sizeof(int));
+    j.order = lop_malloc((size_t)d->n * sizeof(int));
+    int st = (!v || !hv || !scratch || !j.labels || !j.order) ? LOP_ENOMEM : LOP_OK;
+    if (st == LOP_OK)
+        st = snapshot_take(g, &snap);
+    double lambda = 0;
+    int it = 0;
+    if (st == LOP_OK) {
+        lop_rng r;
+        lop_rng_seed(&r, o->seed);
+        for (int i = 0; i < d->n; i++)
+            j.order[i] = i;
+        lop_shuffle(j.order, d->n, &r);
+        for (size_t i = 0; i < count; i++)
+            v[i] = (float)lop_rng_normal(&r);
+        j.rng0 = r;
+        double nv = norm(v, count);
+        for (size_t i = 0; i < count; i++)
+            v[i] = (float)(v[i] / nv);
+        double wn = norm(j.layer->param[0]->data, count);
+        double eps = 1e-3 * (wn > 0 ? wn : 1.0);
+        for (it = 1; it <= o->max_iter && st == LOP_OK; it++) {
+            if ((st = hvp(&j, v, hv, scratch, eps)) != LOP_OK)
+                break;
+            double next = 0;
+            for (size_t i = 0; i < count; i++)
+                next += (double)v[i] * hv[i];
+            double hn = norm(hv, count);
+            if (hn == 0)
+                break;
+            for (size_t i = 0; i < count; i++)
+                v[i] = (float)(hv[i] / hn);
+            int done = it > 1 && fabs(next - lambda) <= o->tol * fabs(next);
+            lambda = next;
+            if (done)
+                break;
+        }
+        if (it > o->max_iter)
+            it = o->max_iter;
+    }
+    snapshot_restore_free(g, &snap, 1);
+    lop_graph_zero_grad(g);
+    g->trained_forward = 0;
+    if (st == LOP_OK) {
+        *eigenvalue = lambda;
+        if (eigenvector)
+            memcpy(eigenvector, v, count * sizeof *v);
+        if (iterations)
+            *iterations = it;
+    }
+    lop_tensor_release(j.x);
+    lop_tensor_release(j.dlogits);
+    lop_free(j.labels);
+    lop_free(j.order);
+    lop_free(v);
+    lop_free(hv);
+    lop_free(scratch);
+    return st;
+}
