@@ -76,13 +76,6 @@ int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
  * times) until the Cholesky factorisation succeeds. */
 int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, double *X);
 
-/* Channel selection from the Gram matrix of per-channel contributions (c x c,
- * row-major doubles; see select.c): keep receives nkeep channel indices, increasing.
- * LASSO also takes r = Z^T y and returns the coefficients in beta (may be NULL). */
-int lop_select_thinet(const double *G, int c, int nkeep, int *keep);
-int lop_select_lasso(const double *A, const double *r, int c, int nkeep, int *keep,
-                     double *beta);
-
 /* Zero the masked entries of every masked node's parameters. */
 void lop_graph_apply_masks(lop_graph *g);
 

@@ -407,6 +407,13 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
                lop_graph *ref, lop_stats *out);
 void lop_stats_free(lop_stats *s);
 
+/* Channel selection from the Gram matrix of per-channel contributions (c x c,
+ * row-major doubles: lop_stats.A, .r): keep receives nkeep channel indices, increasing.
+ * LASSO also takes r = Z^T y and returns the coefficients in beta (may be NULL). */
+int lop_select_thinet(const double *G, int c, int nkeep, int *keep);
+int lop_select_lasso(const double *A, const double *r, int c, int nkeep, int *keep,
+                     double *beta);
+
 typedef enum {
     LOP_RECON_WEIGHTS,     /* He et al.: refit all weights (and bias) of the kept channels */
     LOP_RECON_SCALE        /* ThiNet: one least-squares factor per kept channel */

@@ -86,5 +86,6 @@ void lopl_open_tensor(lua_State *L);
 void lopl_open_net(lua_State *L);
 void lopl_open_data(lua_State *L);
 void lopl_open_train(lua_State *L);
+void lopl_open_select(lua_State *L);
 
 #endif

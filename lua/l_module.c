@@ -74,6 +74,7 @@ int luaopen_lopper(lua_State *L)
     lopl_open_net(L);
     lopl_open_data(L);
     lopl_open_train(L);
+    lopl_open_select(L);
     for (const lopl_chunk *c = lopl_lua_chunks; c->name; c++) {
         if (luaL_loadbuffer(L, c->source, c->size, c->name) != LUA_OK)
             return lua_error(L);

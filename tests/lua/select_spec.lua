@@ -1,0 +1,94 @@
+-- select_spec.lua - selection and reconstruction from Lua: every rule returns ceil(keep
+-- * c) increasing 1-based channels; reconstruction removes them from the conv and its
+-- producer; impossible requests (keep outside (0, 1], a non-conv node, statistics of
+-- another layer, statistics made stale by surgery) raise clear errors.  The rules'
+-- correctness is checked on planted problems in tests/test_select.c and
+-- tests/test_sample.c; here the Lua face.
+local lop = require "lopper"
+local vgg16 = dofile("models/vgg16.lua")
+
+local data = lop.data.fashion_mnist{train_size = 96, test_size = 16}
+
+local function increasing_in(keep, c)
+  for i, k in ipairs(keep) do
+    assert.is_true(math.type(k) == "integer" and k >= 1 and k <= c)
+    if i > 1 then assert.is_true(k > keep[i - 1]) end
+  end
+end
+
+describe("lop.select", function()
+  local net = vgg16{width = 0.125, seed = 7}
+  local s = lop.sample(net, data.train, "conv2_2", {images = 32, points = 4})
+
+  it("samples statistics of the conv's input channels", function()
+    assert.are.equal(16, s:channels())
+    assert.are.equal(32 * 4, s:samples())
+    assert.truthy(tostring(s):find("16 input channels", 1, true))
+  end)
+
+  it("returns ceil(keep * c) increasing channels from every rule", function()
+    for _, rule in ipairs{"first", "random", "l1", "thinet", "lasso"} do
+      for _, frac in ipairs{1 / 16, 0.3, 0.5, 1} do
+        local keep = lop.select[rule](s, {keep = frac})
+        assert.are.equal(math.ceil(frac * 16 - 1e-9), #keep, rule)
+        increasing_in(keep, 16)
+      end
+    end
+    assert.are.same({1, 2, 3, 4, 5, 6, 7, 8}, lop.select.first(s, {keep = 0.5}))
+    assert.are.same(lop.select.random(s, {keep = 0.5, seed = 3}),
+                    lop.select.random(s, {keep = 0.5, seed = 3}))
+    local _, beta = lop.select.lasso(s, {keep = 0.5})
+    assert.are.equal(16, #beta)
+  end)
+
+  it("refuses impossible requests", function()
+    for _, bad in ipairs{0, -0.5, 1.5, "half"} do
+      for _, rule in ipairs{"first", "random", "l1", "thinet", "lasso"} do
+        local ok, err = pcall(lop.select[rule], s, {keep = bad})
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("keep", 1, true))
+      end
+    end
+    assert.is_false(pcall(lop.select.thinet, s, {kep = 0.5}))
+    assert.is_false(pcall(lop.sample, net, data.train, "relu2_2"))
+    assert.is_false(pcall(lop.sample, net, data.train, "nope"))
+    assert.is_false(pcall(lop.select.hessian, net, data.train, "bn2_1", {keep = 0.5}))
+  end)
+end)
+
+describe("lop.reconstruct", function()
+  it("removes the unselected channels from the conv and from their producer", function()
+    local net = vgg16{width = 0.125, seed = 8}
+    local s = lop.sample(net, data.train, "conv3_1", {images = 32, points = 4})
+    local keep = lop.select.thinet(s, {keep = 0.5})
+    local other = lop.sample(net, data.train, "conv2_2", {images = 8, points = 2})
+    local ok, err = pcall(lop.reconstruct, net, "conv3_1", other, keep)
+    assert.is_false(ok)
+    assert.truthy(err:find("another layer", 1, true))
+    assert.is_false(pcall(lop.reconstruct, net, "conv3_1", s, keep, {mode = "magic"}))
+    lop.reconstruct(net, "conv3_1", s, keep, {mode = "scale"})
+    assert.are.same({8, 16, 16}, net:node("conv2_2"):shape())
+    assert.are.same({16, 8, 3, 3}, net:node("conv3_1"):weight():shape())
+    local out = net:forward(data.test:batch({1, 2}))
+    assert.are.same({2, 10}, out:shape())
+    -- the statistics are stale now
+    ok, err = pcall(lop.reconstruct, net, "conv3_1", s, keep)
+    assert.is_false(ok)
+    assert.truthy(err:find("sample again", 1, true))
+  end)
+
+  it("ranks a layer's own filters by Hessian importance", function()
+    local net = vgg16{width = 0.125, seed = 9}
+    local before = net:node("conv2_1"):weight():clone()
+    local keep, lambda, products = lop.select.hessian(net, data.train, "conv2_1",
+                                                      {keep = 0.25, images = 16, batch = 8,
+                                                       max_iter = 3})
+    assert.are.equal(4, #keep)
+    increasing_in(keep, 16)
+    assert.is_true(math.type(products) == "integer" and products >= 1 and products <= 3)
+    assert.is_number(lambda)
+    -- the network is left as it was
+    local w = net:node("conv2_1"):weight()
+    for i = 1, 16 do assert.are.equal(before:get(i, 1, 1, 1), w:get(i, 1, 1, 1)) end
+  end)
+end)
