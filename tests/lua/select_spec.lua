@@ -69,7 +69,7 @@ describe("lop.reconstruct", function()
     lop.reconstruct(net, "conv3_1", s, keep, {mode = "scale"})
     assert.are.same({8, 16, 16}, net:node("conv2_2"):shape())
     assert.are.same({32, 8, 3, 3}, net:node("conv3_1"):weight():shape())
-    local out = net:forward(data.test:batch({1, 2}))
+    local out = net:forward((data.test:batch({1, 2})))
     assert.are.same({2, 10}, out:shape())
     -- the statistics are stale now
     ok, err = pcall(lop.reconstruct, net, "conv3_1", s, keep)
