@@ -219,28 +219,34 @@ int lop_graph_add(lop_graph *g, lop_kind kind, const char *name, const int *inpu
     return LOP_OK;
 }
 
+int lop_graph_copy_nodes(const lop_graph *g, int upto, lop_graph *c)
+{
+    for (int i = 0; i < upto; i++) {
+        const lop_node *n = g->nodes[i];
+        int st = lop_graph_add(c, n->kind, n->name, n->inputs, n->ninputs, &n->attr, NULL);
+        if (st != LOP_OK)
+            return st;
+        lop_node *m = c->nodes[c->n - 1];
+        for (int k = 0; k < n->nparams; k++)
+            memcpy(m->param[k]->data, n->param[k]->data, n->param[k]->numel * sizeof(float));
+        if (n->mask) {
+            size_t len = (size_t)n->param[0]->shape[0];
+            if (!(m->mask = lop_malloc(len)))
+                return LOP_ENOMEM;
+            memcpy(m->mask, n->mask, len);
+        }
+    }
+    return LOP_OK;
+}
+
 lop_graph *lop_graph_clone(const lop_graph *g)
 {
     lop_graph *c = lop_graph_new(0);
     if (!c)
         return NULL;
-    for (int i = 0; i < g->n; i++) {
-        const lop_node *n = g->nodes[i];
-        if (lop_graph_add(c, n->kind, n->name, n->inputs, n->ninputs, &n->attr, NULL) != LOP_OK) {
-            lop_graph_free(c);
-            return NULL;
-        }
-        lop_node *m = c->nodes[i];
-        for (int k = 0; k < n->nparams; k++)
-            memcpy(m->param[k]->data, n->param[k]->data, n->param[k]->numel * sizeof(float));
-        if (n->mask) {
-            size_t len = (size_t)n->param[0]->shape[0];
-            if (!(m->mask = lop_malloc(len))) {
-                lop_graph_free(c);
-                return NULL;
-            }
-            memcpy(m->mask, n->mask, len);
-        }
+    if (lop_graph_copy_nodes(g, g->n, c) != LOP_OK) {
+        lop_graph_free(c);
+        return NULL;
     }
     c->rng = g->rng;
     return c;

@@ -33,27 +33,6 @@ static int find_head(const lop_graph *g)
     return -1;
 }
 
-/* A copy of nodes [0, upto) of g, weights and masks included. */
-static int copy_trunk(const lop_graph *g, int upto, lop_graph *c)
-{
-    for (int i = 0; i < upto; i++) {
-        const lop_node *n = g->nodes[i];
-        int st = lop_graph_add(c, n->kind, n->name, n->inputs, n->ninputs, &n->attr, NULL);
-        if (st != LOP_OK)
-            return st;
-        lop_node *m = c->nodes[i];
-        for (int k = 0; k < n->nparams; k++)
-            memcpy(m->param[k]->data, n->param[k]->data, n->param[k]->numel * sizeof(float));
-        if (n->mask) {
-            size_t len = (size_t)n->param[0]->shape[0];
-            if (!(m->mask = lop_malloc(len)))
-                return LOP_ENOMEM;
-            memcpy(m->mask, n->mask, len);
-        }
-    }
-    return LOP_OK;
-}
-
 /* Normal equations of [features 1] W = old logits over the calibration images,
  * accumulated in double: G ((C+1) x (C+1)) and R ((C+1) x K). */
 static int accumulate(lop_graph *old, lop_graph *fresh, int gap, const lop_dataset *d,
@@ -154,7 +133,7 @@ int lop_graph_replace_head_gap(lop_graph *g, const lop_dataset *calib, int image
     lop_attrs lin = lop_attrs_default();
     lin.out_channels = last->dims[0];
     int trunk = g->nodes[f]->inputs[0], gap = -1, fc = -1;
-    int st = copy_trunk(g, f, fresh);
+    int st = lop_graph_copy_nodes(g, f, fresh);
     if (st == LOP_OK)
         st = lop_graph_add(fresh, LOP_GLOBAL_AVGPOOL, gap_name, &trunk, 1, NULL, &gap);
     if (st == LOP_OK)

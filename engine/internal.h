@@ -76,6 +76,10 @@ int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
  * times) until the Cholesky factorisation succeeds. */
 int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, double *X);
 
+/* Append copies of g's nodes [0, upto) to c (an empty graph), with their parameter
+ * values and masks. */
+int lop_graph_copy_nodes(const lop_graph *g, int upto, lop_graph *c);
+
 /* Zero the masked entries of every masked node's parameters. */
 void lop_graph_apply_masks(lop_graph *g);
 
