@@ -16,7 +16,7 @@
 /* Least squares on the kept channels' patch entries (plus a constant when the conv
  * has a bias): new weights [n][nkeep * kk] and bias change [n] into w, db. */
 static int fit_weights(const lop_stats *s, const int *keep, int nkeep, int with_bias,
-                       double ridge, float *w, float *db)
+                       double ridge, float *w, float *db, double *residual)
 {
     const int kk = s->kh * s->kw, D = s->c * kk, n = s->n, Ds = nkeep * kk;
     const int dim = Ds + (with_bias ? 1 : 0);
@@ -42,12 +42,24 @@ static int fit_weights(const lop_stats *s, const int *keep, int nkeep, int with_
         }
         st = lop_solve_spd(G, dim, R, n, ridge, X);
     }
-    if (st == LOP_OK)
+    if (st == LOP_OK) {
+        /* ||Y - [X 1] B||^2 = yy - 2 tr(B'R) + tr(B'GB), G and R before the ridge */
+        double cross = 0, quad = 0;
+        for (int i = 0; i < dim; i++)
+            for (int k = 0; k < n; k++) {
+                double gb = 0;
+                for (int j = 0; j < dim; j++)
+                    gb += G[(size_t)i * dim + j] * X[(size_t)j * n + k];
+                cross += X[(size_t)i * n + k] * R[(size_t)i * n + k];
+                quad += X[(size_t)i * n + k] * gb;
+            }
+        *residual = s->yy - 2 * cross + quad;
         for (int k = 0; k < n; k++) {
             for (int i = 0; i < Ds; i++)
                 w[(size_t)k * Ds + i] = (float)X[(size_t)i * n + k];
             db[k] = with_bias ? (float)X[(size_t)Ds * n + k] : 0.0f;
         }
+    }
     lop_free(G);
     lop_free(R);
     lop_free(X);
@@ -57,7 +69,7 @@ static int fit_weights(const lop_stats *s, const int *keep, int nkeep, int with_
 
 /* ThiNet's scaling: factors f minimising ||y - sum_{j kept} f_j Z_j||^2. */
 static int fit_scales(const lop_stats *s, const int *keep, int nkeep, double ridge,
-                      const float *w_old, float *w)
+                      const float *w_old, float *w, double *residual)
 {
     const int kk = s->kh * s->kw, c = s->c, n = s->n;
     double *G = lop_malloc((size_t)nkeep * nkeep * sizeof *G);
@@ -70,6 +82,15 @@ static int fit_scales(const lop_stats *s, const int *keep, int nkeep, double rid
             r[a] = s->r[keep[a]];
         }
         st = lop_solve_spd(G, nkeep, r, 1, ridge, f);
+    }
+    if (st == LOP_OK) {
+        double cross = 0, quad = 0;
+        for (int a = 0; a < nkeep; a++) {
+            cross += f[a] * r[a];
+            for (int b = 0; b < nkeep; b++)
+                quad += f[a] * G[(size_t)a * nkeep + b] * f[b];
+        }
+        *residual = s->yy - 2 * cross + quad;
     }
     if (st == LOP_OK)
         for (int k = 0; k < n; k++)
@@ -84,7 +105,7 @@ static int fit_scales(const lop_stats *s, const int *keep, int nkeep, double rid
 }
 
 int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
-                    lop_recon mode, double ridge)
+                    lop_recon mode, double ridge, double *rel_error)
 {
     if (!s || !s->P || s->node < 0 || s->node >= g->n || g->nodes[s->node]->kind != LOP_CONV2D)
         return lop_fail(LOP_EINVAL, "reconstruct: the statistics are not of a conv2d here");
@@ -118,9 +139,11 @@ int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep
     float *w = lop_malloc((size_t)s->n * nkeep * kk * sizeof *w);
     float *db = lop_calloc((size_t)s->n, sizeof *db);
     st = (!w || !db) ? LOP_ENOMEM : LOP_OK;
+    double residual = 0;
     if (st == LOP_OK)
-        st = mode == LOP_RECON_SCALE ? fit_scales(s, keep, nkeep, ridge, conv->param[0]->data, w)
-                                     : fit_weights(s, keep, nkeep, with_bias, ridge, w, db);
+        st = mode == LOP_RECON_SCALE
+                 ? fit_scales(s, keep, nkeep, ridge, conv->param[0]->data, w, &residual)
+                 : fit_weights(s, keep, nkeep, with_bias, ridge, w, db, &residual);
     if (st == LOP_OK)
         st = lop_graph_prune(g, conv->inputs[0], keep, nkeep);
     if (st == LOP_OK) {
@@ -129,6 +152,8 @@ int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep
         if (with_bias && mode == LOP_RECON_WEIGHTS)
             for (int k = 0; k < s->n; k++)
                 conv->param[1]->data[k] += db[k];
+        if (rel_error)
+            *rel_error = s->yy > 0 ? (residual > 0 ? residual : 0) / s->yy : 0;
     }
     lop_free(w);
     lop_free(db);

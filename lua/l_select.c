@@ -280,7 +280,8 @@ static int select_hessian(lua_State *L)
     return 3;
 }
 
-/* lop.reconstruct(net, conv, s, keep, {mode = "weights" | "scale", ridge = 1e-6}) */
+/* lop.reconstruct(net, conv, s, keep, {mode = "weights" | "scale", ridge = 1e-6})
+ * -> net, relative reconstruction error on the samples */
 static int l_reconstruct(lua_State *L)
 {
     static const char *const known[] = {"mode", "ridge", NULL};
@@ -320,10 +321,12 @@ static int l_reconstruct(lua_State *L)
         lua_pop(L, 1);
     }
     qsort(keep, (size_t)n, sizeof *keep, cmp_int);
-    if (lop_reconstruct(g, &u->s, keep, (int)n, mode, ridge) != LOP_OK)
+    double rel_error;
+    if (lop_reconstruct(g, &u->s, keep, (int)n, mode, ridge, &rel_error) != LOP_OK)
         return lopl_fail(L, "lop.reconstruct");
     lua_settop(L, 1);
-    return 1;
+    lua_pushnumber(L, rel_error);
+    return 2;
 }
 
 static int stats_tostring(lua_State *L)

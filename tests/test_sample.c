@@ -168,7 +168,11 @@ static void test_planted_channels_are_found_and_reconstructed(void **state)
         lop_tensor *x = lop_tensor_clone(d.images);
         assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
         lop_tensor *before = lop_tensor_clone(lop_graph_output(g));
-        assert_int_equal(lop_reconstruct(g, &s, keep_l, 2, (lop_recon)mode, 1e-9), LOP_OK);
+        double err = -1;
+        assert_int_equal(lop_reconstruct(g, &s, keep_l, 2, (lop_recon)mode, 1e-9, &err),
+                         LOP_OK);
+        /* the kept channels explain the outputs exactly */
+        assert_true(err >= 0 && err < 1e-6);
         assert_int_equal(g->nodes[b]->param[0]->shape[1], 2);
         assert_int_equal(g->nodes[1]->dims[0], 2);   /* conv a lost two filters */
         const float *nw = g->nodes[b]->param[0]->data;
@@ -181,7 +185,8 @@ static void test_planted_channels_are_found_and_reconstructed(void **state)
         for (size_t i = 0; i < after->numel; i++)
             close_enough(after->data[i], before->data[i], 1e-3);
         /* the statistics are stale now */
-        assert_int_equal(lop_reconstruct(g, &s, keep_l, 2, (lop_recon)mode, 1e-9), LOP_ESTATE);
+        assert_int_equal(lop_reconstruct(g, &s, keep_l, 2, (lop_recon)mode, 1e-9, NULL),
+                         LOP_ESTATE);
         lop_tensor_release(x);
         lop_tensor_release(before);
         lop_stats_free(&s);
@@ -218,8 +223,8 @@ static void test_bad_requests_are_refused(void **state)
     /* with a same-shaped reference it works, and keep lists are validated */
     assert_int_equal(lop_sample(g, &d, b, &o, other, &s), LOP_OK);
     int bad[2] = {2, 1};
-    assert_int_equal(lop_reconstruct(g, &s, bad, 2, LOP_RECON_WEIGHTS, 1e-6), LOP_EINVAL);
-    assert_int_equal(lop_reconstruct(g, &s, bad, 0, LOP_RECON_WEIGHTS, 1e-6), LOP_EINVAL);
+    assert_int_equal(lop_reconstruct(g, &s, bad, 2, LOP_RECON_WEIGHTS, 1e-6, NULL), LOP_EINVAL);
+    assert_int_equal(lop_reconstruct(g, &s, bad, 0, LOP_RECON_WEIGHTS, 1e-6, NULL), LOP_EINVAL);
     assert_int_equal(g->nodes[b]->param[0]->shape[1], CIN);
     lop_stats_free(&s);
     lop_graph_free(odd);
