@@ -1,0 +1,26 @@
+-- thinet_vgg16.lua - ThiNet (Luo et al., ICCV 2017) on VGG-16, single-branch and
+-- layer by layer: for each of the first ten convolutions, sample the next layer's
+-- inputs and outputs from the current (already pruned and fine-tuned) network, keep
+-- the channels whose removal the next layer notices least (greedy, on the Gram of the
+-- per-channel contributions), scale the kept ones by least squares, remove the rest
+-- from both layers, and fine-tune briefly; fine-tune longer at the end.
+--
+--   build/lopper scripts/thinet_vgg16.lua                  # keep 0.5, as in the paper
+--   build/lopper scripts/thinet_vgg16.lua --keep 0.3 --final 5 --out models/x.lop
+--   build/lopper scripts/thinet_vgg16.lua --help
+local lop = require "lopper"
+
+local r = lop.recipe.start(arg, {}, "ThiNet on VGG-16: prune the first ten convolutions "
+                           .. "one at a time, fine-tuning after each.")
+
+-- Pruning conv_k's filters is pruning conv_{k+1}'s input channels.
+local NEXT = {"conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv4_1",
+              "conv4_2", "conv4_3", "conv5_1"}
+for i, consumer in ipairs(NEXT) do
+  print(("layer %d/10"):format(i))
+  r:prune_input_of(consumer)
+  r:finetune(r.opt.finetune, "after " .. consumer)
+end
+print("final fine-tune")
+r:finetune(r.opt.final, "final")
+r:finish()
