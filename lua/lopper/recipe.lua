@@ -40,6 +40,8 @@ local function common_spec()
     seed = {default = 1, type = "int", min = 0, help = "sampling, shuffling, augmentation"},
     progress = {type = "bool", default_text = "when stderr is a terminal",
                 help = "show progress lines on stderr"},
+    reps = {default = 20, type = "int", min = 1,
+            help = "timed forward passes per latency measurement"},
   }
 end
 
@@ -59,7 +61,7 @@ function recipe.start(arg, overrides, description)
   r.net = lop.load(opt.model)
   r.original = r.net:clone()
   r.data = lop.data.fashion_mnist{train_size = opt.train_size, test_size = opt.test_size}
-  r.before = lop.measure(r.original, {data = r.data.test})
+  r.before = lop.measure(r.original, {data = r.data.test, reps = opt.reps})
   print(("%s: test top-1 %.2f%%, %.2fM params, %.2fM FLOPs (multiply-add = 2)")
         :format(opt.model, 100 * r.before.top1, r.before.params / 1e6, r.before.flops / 1e6))
   return r
@@ -114,7 +116,7 @@ end
 -- the saved model; returns both measurements.
 function Recipe:finish()
   local text, before, after = lop.compare(self.before, lop.measure(self.net,
-                                          {data = self.data.test}))
+                                          {data = self.data.test, reps = self.opt.reps}))
   print("\n" .. text)
   self.net:save(self.opt.out)
   print("saved " .. self.opt.out)
