@@ -1,12 +1,14 @@
--- demo.lua - `make demo` until the pruning recipes land: load each shipped checkpoint
--- (models/*.lop), evaluate it on the Fashion-MNIST test set and print the numbers a
--- pruning result is reported in: top-1, parameters, FLOPs and measured latency.
+-- evaluate.lua - load models (the shipped checkpoints by default), evaluate each on the
+-- Fashion-MNIST test set and print the numbers a pruning result is reported in:
+-- top-1, parameters, FLOPs and measured latency.
+--
+--   build/lopper scripts/evaluate.lua [MODEL.lop ...]
 local lop = require "lopper"
 
 local opt = lop.options(arg, {
   test_size = {type = "int", min = 1, max = 10000, default_text = "all 10000",
                help = "evaluate on the first N test images"},
-}, {description = "Evaluate the shipped models and print their summary table.",
+}, {description = "Evaluate models (default: the shipped ones) and print a summary table.",
     positional = "MODEL.lop..."})
 
 local files = {}
