@@ -2,7 +2,7 @@
 #   make            build build/liblopper.a and build/liblopper.so
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/asan)
-#   make demo       the main job (for now: train a small CNN on Fashion-MNIST)
+#   make demo       the main job: a short ThiNet run pruning the shipped VGG-16
 #   make bench      print the benchmark table
 # Missing Debian packages are installed first by scripts/install_deps.sh.
 
@@ -107,11 +107,10 @@ bench: $(BUILD)/bench_core lua
 	    /usr/bin/python3 tests/bench_torch.py; \
 	else echo "(python3-torch not installed: no PyTorch comparison)"; fi
 
-$(BUILD)/demo_train: tests/demo_train.c $(BUILD)/liblopper.a
-	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)
-
-demo: $(BUILD)/demo_train
-	$(BUILD)/demo_train
+# A short ThiNet run: fine-tuning on a 10,000-image subset keeps it to minutes.
+demo: lua
+	$(BUILD)/lopper scripts/thinet_vgg16.lua --model models/vgg16.lop --train_size 10000 \
+	    --finetune 0.2 --final 1 --out $(BUILD)/vgg16.thinet.lop
 
 clean:
 	rm -rf build
