@@ -16,13 +16,7 @@ end
 print(("the fully connected head holds %.1f%% of the parameters"):format(
   100 * head / r.net:params()))
 
-local NEXT = {"conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv4_1",
-              "conv4_2", "conv4_3", "conv5_1"}
-for i, consumer in ipairs(NEXT) do
-  print(("layer %d/10"):format(i))
-  r:prune_input_of(consumer)
-  r:finetune(r.opt.finetune, "after " .. consumer)
-end
+r:thinet_first_ten()
 r.net:replace_head_gap{data = r.data.train, images = math.min(2000, #r.data.train)}
 print(("head replaced by global average pooling + %s"):format(tostring(r.net:node("fc8"))))
 print("final fine-tune")

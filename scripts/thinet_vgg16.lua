@@ -13,14 +13,7 @@ local lop = require "lopper"
 local r = lop.recipe.start(arg, {}, "ThiNet on VGG-16: prune the first ten convolutions "
                            .. "one at a time, fine-tuning after each.")
 
--- Pruning conv_k's filters is pruning conv_{k+1}'s input channels.
-local NEXT = {"conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv4_1",
-              "conv4_2", "conv4_3", "conv5_1"}
-for i, consumer in ipairs(NEXT) do
-  print(("layer %d/10"):format(i))
-  r:prune_input_of(consumer)
-  r:finetune(r.opt.finetune, "after " .. consumer)
-end
+r:thinet_first_ten()
 print("final fine-tune")
 r:finetune(r.opt.final, "final")
 r:finish()

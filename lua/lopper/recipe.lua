@@ -112,6 +112,22 @@ function Recipe:finetune(epochs, label)
         100 * e.top1))
 end
 
+-- VGG-16's convolutions in order; pruning conv k's filters is pruning conv k+1's inputs.
+recipe.VGG16_CONVS = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2",
+                      "conv3_3", "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2",
+                      "conv5_3"}
+
+-- ThiNet's schedule on VGG-16: the first ten convolutions' filters, one layer at a time,
+-- each followed by a short fine-tune.
+function Recipe:thinet_first_ten()
+  for i = 1, 10 do
+    local consumer = recipe.VGG16_CONVS[i + 1]
+    print(("layer %d/10"):format(i))
+    self:prune_input_of(consumer)
+    self:finetune(self.opt.finetune, "after " .. consumer)
+  end
+end
+
 -- The closing table (top-1, params, FLOPs, latency at batch 1 and 64, ratios) and
 -- the saved model; returns both measurements.
 function Recipe:finish()
