@@ -289,6 +289,13 @@ static double bn_flops(const lop_graph *g, const lop_node *n)
     return 2.0 * (double)lop_shape_numel(n->ndim, n->dims);
 }
 
+void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift)
+{
+    float a = bn->param[BN_GAMMA]->data[c] / sqrtf(bn->param[BN_VAR]->data[c] + bn->attr.eps);
+    *scale = a;
+    *shift = bn->param[BN_BETA]->data[c] - a * bn->param[BN_MEAN]->data[c];
+}
+
 const lop_layer_ops lop_batchnorm_ops = {
     .infer = bn_infer,
     .init = bn_init,

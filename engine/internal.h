@@ -80,6 +80,9 @@ int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, 
  * values and masks. */
 int lop_graph_copy_nodes(const lop_graph *g, int upto, lop_graph *c);
 
+/* Batchnorm node bn at inference on channel c: y = scale * x + shift. */
+void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);
+
 /* Zero the masked entries of every masked node's parameters. */
 void lop_graph_apply_masks(lop_graph *g);
 

@@ -385,6 +385,11 @@ typedef struct lop_sample_opts {
     int points;            /* random output positions per image (default 10) */
     int batch;             /* images per forward pass (default 64) */
     uint64_t seed;         /* image order and positions */
+    int residual;          /* with a reference, for a conv -> batchnorm -> add: target the
+                              add's output, Y = (a' (Y_ref) + b' + S_ref - S - b) / a - bias,
+                              where a z + b is the batchnorm here (a', b' the reference's)
+                              and S, S_ref the add's other input (the shortcut) here and in
+                              the reference (He et al.'s residual handling) */
 } lop_sample_opts;
 
 /* Sufficient statistics of one convolution's inputs and outputs at the sampled

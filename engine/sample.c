@@ -7,8 +7,13 @@
  * batch so memory does not grow with the number of samples:
  *   P = X^T X (patch Gram), C = X^T Y, sums of X and Y, Y^T Y, and for the selection
  *   rules the Gram of per-channel contributions Z_j = X_j W_j^T: A = Z^T Z, r = Z^T Y.
+ * With `residual`, a conv that feeds batchnorm -> add (a residual block's last conv)
+ * gets targets that make the block's sum match the reference's even though the
+ * shortcut S (the add's other input) now differs: Y = (a' Y_ref + b' + S_ref - S - b)/a
+ * minus the bias, a z + b being the batchnorm here and a' z + b' in the reference.
  */
 #include <cblas.h>
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -84,6 +89,72 @@ static int check_sample(const lop_graph *g, const lop_dataset *d, int node,
     return LOP_OK;
 }
 
+/* The only node reading node id's output, or -1 if none or several do. */
+static int only_consumer(const lop_graph *g, int id)
+{
+    int found = -1;
+    for (int j = id + 1; j < g->n; j++)
+        for (int k = 0; k < g->nodes[j]->ninputs; k++)
+            if (g->nodes[j]->inputs[k] == id) {
+                if (found >= 0 && found != j)
+                    return -1;
+                found = j;
+            }
+    return found;
+}
+
+/* The residual path after conv `node`: its batchnorm, and the add's other input
+ * (the shortcut); both as ids of g.  Fails unless conv -> batchnorm -> add(2 inputs)
+ * with nothing else reading the conv or the batchnorm. */
+typedef struct residual_path {
+    int bn, shortcut;
+} residual_path;
+
+static int find_residual(const lop_graph *g, int node, residual_path *rp)
+{
+    const char *name = g->nodes[node]->name;
+    int bn = only_consumer(g, node);
+    if (bn < 0 || g->nodes[bn]->kind != LOP_BATCHNORM)
+        return lop_fail(LOP_EINVAL, "sample: residual needs '%s' to feed one batchnorm only",
+                        name);
+    int add = only_consumer(g, bn);
+    if (add < 0 || g->nodes[add]->kind != LOP_ADD || g->nodes[add]->ninputs != 2)
+        return lop_fail(LOP_EINVAL, "sample: residual needs the batchnorm after '%s' to "
+                        "feed one two-input add only", name);
+    const lop_node *a = g->nodes[add];
+    rp->bn = bn;
+    rp->shortcut = a->inputs[0] == bn ? a->inputs[1] : a->inputs[0];
+    return LOP_OK;
+}
+
+/* The same path in the reference, found by the names of g's path. */
+static int find_residual_ref(const lop_graph *g, const residual_path *rp, const lop_graph *ref,
+                             int rnode, residual_path *rr)
+{
+    int st = find_residual(ref, rnode, rr);
+    if (st != LOP_OK)
+        return st;
+    if (strcmp(ref->nodes[rr->bn]->name, g->nodes[rp->bn]->name) != 0 ||
+        strcmp(ref->nodes[rr->shortcut]->name, g->nodes[rp->shortcut]->name) != 0)
+        return lop_fail(LOP_EINVAL, "sample: the residual path after '%s' differs in the "
+                        "reference", ref->nodes[rnode]->name);
+    return LOP_OK;
+}
+
+/* The residual target of output channel k at flat position `at` (see the top). */
+static float residual_target(const lop_graph *g, const residual_path *rp, const lop_graph *ref,
+                             const residual_path *rr, int k, size_t at, float yref,
+                             const float *bias)
+{
+    float a, b, ar, br;
+    lop_batchnorm_affine(g->nodes[rp->bn], k, &a, &b);
+    lop_batchnorm_affine(ref->nodes[rr->bn], k, &ar, &br);
+    float sum_ref = ar * yref + br + ref->nodes[rr->shortcut]->out->data[at];
+    float z = fabsf(a) > 1e-12f ? (sum_ref - g->nodes[rp->shortcut]->out->data[at] - b) / a
+                                : yref;   /* a dead channel: nothing here can match */
+    return z - (bias ? bias[k] : 0);
+}
+
 /* Patch of image b at output position (p, q), zero-padded, into x (D floats, channel
  * major, then kernel row, then kernel column - the weight's layout). */
 static void patch(const lop_node *conv, const float *in, int c, int h, int w, int p, int q,
@@ -124,6 +195,14 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
     const int zrows = zfit < 1 ? 1 : zfit > (size_t)per_batch ? per_batch : (int)zfit;
     const int rid = ref ? lop_graph_find(ref, conv->name) : node;
     const float *W = conv->param[0]->data, *bias = conv->attr.bias ? conv->param[1]->data : NULL;
+    residual_path rp, rr;
+    if (o->residual) {
+        if (!ref)
+            return lop_fail(LOP_EINVAL, "sample: residual targets need a reference network");
+        if ((st = find_residual(g, node, &rp)) != LOP_OK ||
+            (st = find_residual_ref(g, &rp, ref, rid, &rr)) != LOP_OK)
+            return st;
+    }
 
     lop_stats s = {0};
     buffers b = {0};
@@ -174,9 +253,12 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
                 int row = im * o->points + t;
                 int p = lop_rng_below(&rng, ho), q = lop_rng_below(&rng, wo);
                 patch(conv, xin + (size_t)im * c * h * w, c, h, w, p, q, b.X + (size_t)row * D);
-                for (int k = 0; k < n; k++)
-                    b.Y[(size_t)row * n + k] =
-                        yout[(((size_t)im * n + k) * ho + p) * wo + q] - (rbias ? rbias[k] : 0);
+                for (int k = 0; k < n; k++) {
+                    size_t at = (((size_t)im * n + k) * ho + p) * wo + q;
+                    b.Y[(size_t)row * n + k] = o->residual
+                        ? residual_target(g, &rp, ref, &rr, k, at, yout[at], bias)
+                        : yout[at] - (rbias ? rbias[k] : 0);
+                }
             }
         /* P += X^T X, C += X^T Y (in float per batch, summed in double) */
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, D, m, 1.0f, b.X, D, 0.0f, b.Pb, D);

@@ -46,10 +46,11 @@ static lop_graph *stats_net(lua_State *L, int arg, const lopl_stats *u)
 }
 
 /* lop.sample(net, data, conv, {images = 500, points = 10, batch = 64, seed = 1,
- * reference = original_net}) -> statistics */
+ * reference = original_net, residual = false}) -> statistics */
 static int l_sample(lua_State *L)
 {
-    static const char *const known[] = {"images", "points", "batch", "seed", "reference", NULL};
+    static const char *const known[] = {"images", "points", "batch", "seed", "reference",
+                                        "residual", NULL};
     lop_graph *g = lopl_check_net(L, 1);
     lop_dataset *d = lopl_check_dataset(L, 2);
     int node = lopl_check_node_ref(L, 1, 3);
@@ -59,6 +60,7 @@ static int l_sample(lua_State *L)
         .points = lopl_opt_int(L, 4, "lop.sample", "points", 10, 1),
         .batch = lopl_opt_int(L, 4, "lop.sample", "batch", 64, 1),
         .seed = (uint64_t)lopl_opt_int(L, 4, "lop.sample", "seed", 1, 0),
+        .residual = lopl_opt_bool(L, 4, "lop.sample", "residual", 0),
     };
     lop_graph *ref = NULL;
     if (lopl_push_opt(L, 4, "reference") != LUA_TNIL)
@@ -232,7 +234,8 @@ static int select_l1(lua_State *L)
 
 /* lop.select.hessian(net, data, layer, {keep = 0.5, images = 128, batch = 64,
  * max_iter = 100, tol = 1e-3, seed = 1, weighted = false}) -> keep list (the layer's
- * own filters), eigenvalue, products used.  Importance of filter j: the L1 norm of
+ * own filters), eigenvalue, products used, importance of every filter (a list, so a
+ * caller can rank at several ratios from one power iteration).  Importance of filter j: the L1 norm of
  * the dominant eigenvector's entries for it (times ||w_j||^2 when weighted). */
 static int select_hessian(lua_State *L)
 {
@@ -277,7 +280,12 @@ static int select_hessian(lua_State *L)
     push_keep(L, keep, n);
     lua_pushnumber(L, lambda);
     lua_pushinteger(L, iters);
-    return 3;
+    lua_createtable(L, filters, 0);
+    for (int j = 0; j < filters; j++) {
+        lua_pushnumber(L, score[j]);
+        lua_rawseti(L, -2, j + 1);
+    }
+    return 4;
 }
 
 /* lop.reconstruct(net, conv, s, keep, {mode = "weights" | "scale", ridge = 1e-6})

@@ -14,9 +14,8 @@ local r = lop.recipe.start(arg, {
   weighted = {default = false, help = "multiply importance by the filter's squared norm"},
 }, "Hessian power-iteration importance on VGG-16: masks, retraining, removal.")
 
-local LAYERS = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
-                "conv4_1", "conv4_2", "conv4_3"}
-for i, name in ipairs(LAYERS) do
+for i = 1, 10 do
+  local name = lop.recipe.VGG16_CONVS[i]
   local t0 = os.time()
   local keep, lambda, products = lop.select.hessian(r.net, r.data.train, name, {
     keep = r.opt.keep, images = r.opt.hessian_images, max_iter = r.opt.max_iter,

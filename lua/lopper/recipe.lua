@@ -76,12 +76,15 @@ end
 
 -- Prune the input channels of conv `name` (and the filters producing them): sample,
 -- select, reconstruct (ThiNet scales the kept channels; the others refit weights).
--- reference: sample Y from this network instead (He et al.'s accumulated-error fix).
-function Recipe:prune_input_of(name, keep_fraction, reference)
+-- how.reference: take targets Y from this (original) network instead - He et al.'s
+-- correction of the error accumulated upstream; how.residual: also match the sum of
+-- the residual block this conv ends (see lop.sample).
+function Recipe:prune_input_of(name, keep_fraction, how)
+  how = how or {}
   local t0 = os.time()
   local s = lop.sample(self.net, self.data.train, name, {images = self.opt.images,
                        points = self.opt.points, seed = self.opt.seed,
-                       reference = reference})
+                       reference = how.reference, residual = how.residual})
   local keep = self:select(s, keep_fraction)
   local before = s:channels()
   local _, err = lop.reconstruct(self.net, name, s, keep,
@@ -112,6 +115,37 @@ function Recipe:finetune(epochs, label)
         100 * e.top1))
 end
 
+-- Keep fractions for the input channels of each conv in `consumers` that bring the
+-- network's FLOPs to `target`: fraction i = min(1, scale * stretch[i]) (stretch > 1
+-- keeps a layer wider; all 1 when omitted), one scale found by bisection on FLOPs
+-- counted on pruned copies.  Returns the fractions and the FLOPs they give.
+function Recipe:keep_for_flops(consumers, target, stretch)
+  local function fractions(scale)
+    local k = {}
+    for i = 1, #consumers do k[i] = math.min(1, scale * (stretch and stretch[i] or 1)) end
+    return k
+  end
+  local function flops_with(k)
+    local net = self.original:clone()
+    for i, name in ipairs(consumers) do
+      local g = net:group_of(net:node(name):inputs()[1])
+      local keep = {}
+      for c = 1, math.max(1, math.ceil(k[i] * g.channels - 1e-9)) do keep[c] = c end
+      net:prune(g, keep)
+    end
+    local f = net:flops()
+    net:close()
+    return f
+  end
+  local lo, hi = 0, 1
+  for _ = 1, 30 do
+    local mid = (lo + hi) / 2
+    if flops_with(fractions(mid)) > target then hi = mid else lo = mid end
+  end
+  local k = fractions(lo)
+  return k, flops_with(k)
+end
+
 -- VGG-16's convolutions in order; pruning conv k's filters is pruning conv k+1's inputs.
 recipe.VGG16_CONVS = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2",
                       "conv3_3", "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2",
@@ -128,13 +162,32 @@ function Recipe:thinet_first_ten()
   end
 end
 
--- The closing table (top-1, params, FLOPs, latency at batch 1 and 64, ratios) and
--- the saved model; returns both measurements.
+-- A bar chart of every convolution's output channels before and after pruning.
+function Recipe:widths_svg()
+  local names, before, after = {}, {}, {}
+  for _, node in ipairs(self.original:nodes()) do
+    if node.kind == "conv2d" and self.net:has(node.name) then
+      names[#names + 1] = node.name
+      before[#before + 1] = node:shape()[1]
+      after[#after + 1] = self.net:node(node.name):shape()[1]
+    end
+  end
+  return lop.svg.bars{title = ("%s: output channels per convolution"):format(self.opt.out),
+                      y_label = "channels", categories = names,
+                      series = {{name = "before", values = before},
+                                {name = "after", values = after}}}
+end
+
+-- The closing table (top-1, params, FLOPs, latency at batch 1 and 64, ratios), the
+-- saved model and the per-layer widths plot beside it; returns both measurements.
 function Recipe:finish()
   local text, before, after = lop.compare(self.before, lop.measure(self.net,
                                           {data = self.data.test, reps = self.opt.reps}))
   print("\n" .. text)
   self.net:save(self.opt.out)
   print("saved " .. self.opt.out)
+  local plot = self.opt.out:gsub("%.lop$", "") .. ".widths.svg"
+  lop.svg.write(plot, self:widths_svg())
+  print("per-layer widths plotted in " .. plot)
   return before, after
 end

@@ -46,6 +46,17 @@ local function check_result(model, out_path, output)
   local acc = lop.evaluate(after, data.test, {progress = false}).top1
   assert.is_true(acc > 0.2, ("accuracy %.3f"):format(acc))
   os.remove(out_path)
+  -- the per-layer widths plot beside the model: one "before" and one "after" bar per
+  -- convolution, plus the legend's two colour squares
+  local plot = out_path:gsub("%.lop$", "") .. ".widths.svg"
+  local f = assert(io.open(plot), "no widths plot " .. plot)
+  local svg = f:read("a")
+  f:close()
+  os.remove(plot)
+  local convs = 0
+  for _, n in ipairs(before:nodes()) do if n.kind == "conv2d" then convs = convs + 1 end end
+  local _, bars = svg:gsub('<rect x="[%d.]+" y="[%d.]+" width="[%d.]+" height="[%d.]+"', "")
+  assert.are.equal(2 * convs + 2, bars)
 end
 
 describe("recipes", function()
@@ -55,6 +66,14 @@ describe("recipes", function()
     local model, out = small_resnet(), tmp .. ".r20p.lop"
     local code, output = run(("%s scripts/resnet.lua --model %s --out %s --speedup 1.5 %s")
                              :format(LOPPER, model, out, SMOKE))
+    assert.are.equal(0, code, output)
+    check_result(model, out, output)
+  end)
+
+  it("resnet.lua --residual refits block sums against the original (He et al.)", function()
+    local model, out = small_resnet(), tmp .. ".r20r.lop"
+    local code, output = run(("%s scripts/resnet.lua --model %s --out %s --keep 0.5 "
+                              .. "--solver lasso --residual %s"):format(LOPPER, model, out, SMOKE))
     assert.are.equal(0, code, output)
     check_result(model, out, output)
   end)

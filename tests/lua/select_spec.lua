@@ -83,15 +83,96 @@ describe("lop.reconstruct", function()
   it("ranks a layer's own filters by Hessian importance", function()
     local net = vgg16{width = 0.125, seed = 9}
     local before = net:node("conv2_1"):weight():clone()
-    local keep, lambda, products = lop.select.hessian(net, data.train, "conv2_1",
-                                                      {keep = 0.25, images = 16, batch = 8,
-                                                       max_iter = 3})
+    local keep, lambda, products, score = lop.select.hessian(net, data.train, "conv2_1",
+                                                             {keep = 0.25, images = 16,
+                                                              batch = 8, max_iter = 3})
     assert.are.equal(4, #keep)
     increasing_in(keep, 16)
+    -- the kept filters are the four with the largest returned importance
+    assert.are.equal(16, #score)
+    local kept = {}
+    for _, j in ipairs(keep) do kept[j] = true end
+    for j = 1, 16 do
+      assert.is_true(score[j] >= 0)
+      for _, k in ipairs(keep) do
+        if not kept[j] then assert.is_true(score[j] <= score[k]) end
+      end
+    end
     assert.is_true(math.type(products) == "integer" and products >= 1 and products <= 3)
     assert.is_number(lambda)
     -- the network is left as it was
     local w = net:node("conv2_1"):weight()
     for i = 1, 16 do assert.are.equal(before:get(i, 1, 1, 1), w:get(i, 1, 1, 1)) end
+  end)
+end)
+
+-- He et al.'s residual handling, on a planted block: the current network's shortcut
+-- is the reference's plus a known per-channel shift d, everything else equal, so the
+-- exact fix is to move the last conv's bias by -d/a (a = its batchnorm's scale) and
+-- keep its weights.  Sampling with residual = true and refitting must make the block's
+-- sum match the reference's again; without it the sums stay d apart.
+describe("lop.sample residual targets", function()
+  local function block()
+    local net = lop.net{input = {1, 32, 32}, seed = 5}
+    net:conv2d("c0", "input", {out = 4, kernel = 3, pad = 1, stride = 4})
+    net:batchnorm("b0", "c0")
+    net:relu("r0", "b0")
+    net:conv2d("c1", "r0", {out = 3, kernel = 3, pad = 1})
+    net:batchnorm("b1", "c1")
+    net:relu("r1", "b1")
+    net:conv2d("c2", "r1", {out = 4, kernel = 1, bias = true})
+    net:batchnorm("b2", "c2")
+    net:batchnorm("bsc", "r0")
+    net:add("sum", {"b2", "bsc"})
+    -- non-trivial batchnorm statistics, so a differs from 1
+    for _, name in ipairs{"b0", "b1", "b2", "bsc"} do
+      local n = net:node(name)
+      for c = 1, n:param("weight"):numel() do
+        n:param("weight"):set(0.5 + 0.25 * c, c)
+        n:param("running_var"):set(0.3 * c, c)
+        n:param("running_mean"):set(0.1 * c - 0.2, c)
+      end
+    end
+    return net
+  end
+  local d = {0.3, -0.2, 0.5, 0.1}
+  local x = data.test:batch({1, 2, 3, 4, 5, 6, 7, 8})
+
+  local function max_gap(a, b)
+    local ta, tb, gap = a:forward(x):totable(), b:forward(x):totable(), 0
+    local function walk(u, v)
+      if type(u) == "number" then gap = math.max(gap, math.abs(u - v)) return end
+      for i = 1, #u do walk(u[i], v[i]) end
+    end
+    walk(ta, tb)
+    return gap
+  end
+
+  for _, residual in ipairs{true, false} do
+    it(residual and "refit the last conv so the block's sum matches the reference"
+                or "leave the shortcut's shift in place without them", function()
+      local ref, net = block(), block()
+      local beta = net:node("bsc"):param("bias")
+      for c = 1, 4 do beta:set(beta:get(c) + d[c], c) end
+      assert.is_true(max_gap(ref, net) > 0.49)
+      local s = lop.sample(net, data.train, "c2", {images = 64, points = 8,
+                                                   reference = ref, residual = residual})
+      lop.reconstruct(net, "c2", s, {1, 2, 3})
+      if residual then
+        assert.is_true(max_gap(ref, net) < 1e-3, "gap " .. max_gap(ref, net))
+      else
+        assert.is_true(max_gap(ref, net) > 0.49)
+      end
+    end)
+  end
+
+  it("are refused where there is no residual path or no reference", function()
+    local ref, net = block(), block()
+    for _, case in ipairs{{"c1", ref, "one two-input add"}, {"c2", nil, "reference"}} do
+      local ok, err = pcall(lop.sample, net, data.train, case[1],
+                            {images = 8, reference = case[2], residual = true})
+      assert.is_false(ok)
+      assert.truthy(err:find(case[3], 1, true), err)
+    end
   end)
 end)

@@ -1,0 +1,47 @@
+-- checkpoints_spec.lua - the shipped checkpoints are what README says they are: every
+-- models/*.lop row of README's model table is loaded and evaluated on all 10,000
+-- Fashion-MNIST test images, and its top-1, parameter count and FLOPs must equal the
+-- numbers printed in that table (which must also meet the 93.5 % bar the models are
+-- shipped for).  The expected values come from README, not from this code's output.
+local lop = require "lopper"
+
+-- Rows "| name | models/x.lop | 93.94 % | 4,016,682 | 157.44 M |" of README.md.
+local function readme_rows()
+  local f = assert(io.open("README.md"))
+  local text = f:read("a")
+  f:close()
+  local rows = {}
+  for file, top1, params, mflops in text:gmatch(
+      "\n|[^|\n]*| (models/[%w_]+%.lop) | ([%d.]+) %% | ([%d,]+) | ([%d.]+) M |") do
+    rows[#rows + 1] = {file = file, top1 = tonumber(top1),
+                       params = tonumber((params:gsub(",", ""))), mflops = tonumber(mflops)}
+  end
+  return rows
+end
+
+describe("shipped checkpoints", function()
+  local rows = readme_rows()
+  local data = lop.data.fashion_mnist{}
+
+  it("README lists both shipped models", function()
+    local files = {}
+    for _, r in ipairs(rows) do files[r.file] = true end
+    assert.is_true(files["models/vgg16.lop"], "models/vgg16.lop missing from README table")
+    assert.is_true(files["models/resnet20.lop"], "models/resnet20.lop missing from README table")
+  end)
+
+  for _, row in ipairs(rows) do
+    it(row.file .. " evaluates to its stated accuracy", function()
+      assert.is_true(row.top1 >= 93.5, "stated accuracy below the 93.5 % bar")
+      local net = lop.load(row.file)
+      assert.are.equal(row.params, net:params())
+      assert.is_true(math.abs(net:flops() / 1e6 - row.mflops) < 0.005)
+      local e = lop.evaluate(net, data.test, {progress = false})
+      assert.are.equal(10000, e.n)
+      -- README rounds to 2 decimals: one image is 0.01 points.
+      assert.is_true(math.abs(100 * e.top1 - row.top1) < 0.0051,
+                     ("evaluated %.2f %%, README says %.2f %%"):format(100 * e.top1, row.top1))
+      net:close()
+    end)
+  end
+end)

@@ -1,0 +1,86 @@
+-- svg_spec.lua - lop.svg draws what it is given where its documented geometry says:
+-- pixel positions of line points and bar heights are recomputed here from the
+-- canvas constants, and malformed input is refused with a message.
+local lop = require "lopper"
+local svg = lop.svg
+
+local function attrs(text, tag)
+  local list = {}
+  for a in text:gmatch("<" .. tag .. " ([^>]*)/>") do list[#list + 1] = a end
+  return list
+end
+
+local function num(a, key) return tonumber(a:match(key .. '="([-%d.]+)"')) end
+
+describe("lop.svg", function()
+  it("puts line points at the corners of the plot area for a range of whole ticks", function()
+    -- x and y both span exactly [0, 10], a whole number of ticks, so the axes do too.
+    local text = svg.lines{title = "t < u", x_label = "x", y_label = "y",
+                           series = {{name = "a", points = {{0, 0}, {5, 2}, {10, 10}}},
+                                     {name = "b", points = {{0, 10}, {10, 0}}}}}
+    assert.truthy(text:find("^<svg xmlns"))
+    assert.truthy(text:find("t &lt; u", 1, true))
+    local lines = attrs(text, "polyline")
+    assert.are.equal(2, #lines)
+    local left, right = svg.LEFT, svg.WIDTH - svg.RIGHT
+    local top, bottom = svg.TOP, svg.HEIGHT - svg.BOTTOM
+    local pts = {}
+    for x, y in lines[1]:match('points="([^"]*)"'):gmatch("([-%d.]+),([-%d.]+)") do
+      pts[#pts + 1] = {tonumber(x), tonumber(y)}
+    end
+    assert.are.same({left, bottom}, pts[1])
+    assert.are.same({left + (right - left) / 2, bottom - (bottom - top) * 0.2}, pts[2])
+    assert.are.same({right, top}, pts[3])
+    assert.are.equal(5, #attrs(text, "circle"))
+  end)
+
+  it("draws bars with heights proportional to their values", function()
+    local text = svg.bars{title = "widths", categories = {"c1", "c2"},
+                          series = {{name = "before", values = {128, 64}},
+                                    {name = "after", values = {32, 0}}}}
+    local bars = {}
+    for _, a in ipairs(attrs(text, "rect")) do
+      if a:find("fill=\"#") and num(a, "width") and num(a, "width") > 12 then
+        bars[#bars + 1] = a
+      end
+    end
+    assert.are.equal(4, #bars)   -- c1 before, c1 after, c2 before, c2 after
+    local h = {}
+    for i, a in ipairs(bars) do h[i] = num(a, "height") end
+    assert.is_true(math.abs(h[1] / h[3] - 2) < 1e-3)
+    assert.is_true(math.abs(h[1] / h[2] - 4) < 1e-3)
+    assert.are.equal(0, h[4])
+    for _, a in ipairs(bars) do   -- every bar stands on the axis
+      assert.is_true(math.abs(num(a, "y") + num(a, "height") - (svg.HEIGHT - svg.BOTTOM)) < 0.02)
+    end
+  end)
+
+  it("refuses malformed input with a message", function()
+    local bad = {
+      function() svg.lines() end,
+      function() svg.lines{series = {}} end,
+      function() svg.lines{series = {{name = "a", points = {{1}}}}} end,
+      function() svg.lines{series = {{name = "a", points = {{0 / 0, 1}}}}} end,
+      function() svg.lines{title = {}, series = {{points = {{1, 2}}}}} end,
+      function() svg.bars{categories = {"a"}, series = {{values = {1, 2}}}} end,
+      function() svg.bars{categories = {"a"}, series = {{values = {-1}}}} end,
+      function() svg.bars{series = {{values = {1}}}} end,
+      function() svg.write("/nonexistent-dir/x.svg", "<svg/>") end,
+    }
+    for i, f in ipairs(bad) do
+      local ok, err = pcall(f)
+      assert.is_false(ok, "call " .. i .. " should fail")
+      assert.truthy(tostring(err):find("lop.svg.", 1, true), "call " .. i .. ": " .. tostring(err))
+    end
+  end)
+
+  it("writes a file atomically", function()
+    local path = os.tmpname()
+    svg.write(path, "<svg/>\n")
+    local f = assert(io.open(path))
+    assert.are.equal("<svg/>\n", f:read("a"))
+    f:close()
+    assert.is_nil(io.open(path .. ".tmp"))
+    os.remove(path)
+  end)
+end)
