@@ -102,6 +102,7 @@ $(BUILD)/bench_core: tests/bench_core.c $(BUILD)/liblopper.a
 bench: $(BUILD)/bench_core lua
 	$(BUILD)/bench_core
 	$(BUILD)/lopper scripts/bench_prune.lua
+	$(BUILD)/lopper scripts/bench_select.lua
 	@if /usr/bin/python3 -c "import torch" 2>/dev/null; then \
 	    echo "--- PyTorch (python3-torch) on the same networks, for comparison"; \
 	    /usr/bin/python3 tests/bench_torch.py; \

@@ -5,7 +5,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -350,13 +349,6 @@ static int batch_shape(const lop_node *n, int batch, int *shape)
     return n->ndim + 1;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds)
 {
     if (g->n < 2)
@@ -386,12 +378,12 @@ int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double
             memcpy(n->out->data, x->data, x->numel * sizeof(float));
             continue;
         }
-        double t0 = node_seconds ? now_seconds() : 0;
+        double t0 = node_seconds ? lop_seconds() : 0;
         st = lop_layer_ops_of(n->kind)->forward(g, n, train);
         if (st != LOP_OK)
             return st;
         if (node_seconds)
-            node_seconds[i] = now_seconds() - t0;
+            node_seconds[i] = lop_seconds() - t0;
     }
     g->trained_forward = train;
     return LOP_OK;

@@ -267,6 +267,9 @@ lop_tensor *lop_graph_input_grad(const lop_graph *g);
  * node (node_ms[i], may be NULL) and in total, in milliseconds. */
 int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms);
 
+/* Seconds on a monotonic clock (for measuring intervals). */
+double lop_seconds(void);
+
 /* Mean softmax cross-entropy of logits [B, K] against labels (0..K-1).  When dlogits
  * is non-NULL it receives d(mean loss)/d(logits); correct (optional) receives the
  * number of top-1 hits. */

@@ -9,6 +9,7 @@
  * leave every member of their group through lop_graph_prune.  Nothing changes when
  * any step fails.
  */
+#include <cblas.h>
 #include <string.h>
 
 #include "internal.h"
@@ -43,16 +44,15 @@ static int fit_weights(const lop_stats *s, const int *keep, int nkeep, int with_
         st = lop_solve_spd(G, dim, R, n, ridge, X);
     }
     if (st == LOP_OK) {
-        /* ||Y - [X 1] B||^2 = yy - 2 tr(B'R) + tr(B'GB), G and R before the ridge */
+        /* ||Y - [X 1] B||^2 = yy - 2 tr(B'R) + tr(B'GB), G and R before the ridge;
+         * GB in one dgemm (into R's twin buffer, reused once R has been read) */
         double cross = 0, quad = 0;
-        for (int i = 0; i < dim; i++)
-            for (int k = 0; k < n; k++) {
-                double gb = 0;
-                for (int j = 0; j < dim; j++)
-                    gb += G[(size_t)i * dim + j] * X[(size_t)j * n + k];
-                cross += X[(size_t)i * n + k] * R[(size_t)i * n + k];
-                quad += X[(size_t)i * n + k] * gb;
-            }
+        for (size_t e = 0; e < (size_t)dim * n; e++)
+            cross += X[e] * R[e];
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dim, n, dim, 1.0, G, dim, X, n,
+                    0.0, R, n);
+        for (size_t e = 0; e < (size_t)dim * n; e++)
+            quad += X[e] * R[e];
         *residual = s->yy - 2 * cross + quad;
         for (int k = 0; k < n; k++) {
             for (int i = 0; i < Ds; i++)

@@ -63,6 +63,14 @@ static int lopl_errmsg(lua_State *L)
     return 1;
 }
 
+/* lop.clock() -> seconds on a monotonic wall clock (os.clock counts CPU time of all
+ * threads, which says little about multi-threaded work). */
+static int lopl_clock(lua_State *L)
+{
+    lua_pushnumber(L, lop_seconds());
+    return 1;
+}
+
 int luaopen_lopper(lua_State *L)
 {
     lua_newtable(L);
@@ -70,6 +78,8 @@ int luaopen_lopper(lua_State *L)
     lua_setfield(L, -2, "version");
     lua_pushcfunction(L, lopl_errmsg);
     lua_setfield(L, -2, "last_error");
+    lua_pushcfunction(L, lopl_clock);
+    lua_setfield(L, -2, "clock");
     lopl_open_tensor(L);
     lopl_open_net(L);
     lopl_open_data(L);

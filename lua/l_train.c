@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "binding.h"
@@ -56,13 +55,6 @@ typedef struct progress {
     int pending, printed, width;
     char line[200];
 } progress;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Push option `key` of the table at opts if it is a function, else nil (raising if it
  * is something else); returns its slot. */
@@ -111,7 +103,7 @@ static void progress_begin(lua_State *L, progress *s, int opts, const char *fn_n
     struct winsize ws;
     s->width = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col - 1
                                                                  : (int)sizeof s->line;
-    s->start = s->shown = s->epoch_start = now();
+    s->start = s->shown = s->epoch_start = lop_seconds();
 }
 
 static void format_duration(char *buf, size_t size, double seconds)
@@ -150,7 +142,7 @@ static void print_line(progress *s, double t)
 static void end_line(progress *s)
 {
     if (s->pending)
-        print_line(s, now());
+        print_line(s, lop_seconds());
     if (s->printed) {
         fputc('\n', stderr);
         fflush(stderr);
@@ -190,7 +182,7 @@ static int call_with_report(lua_State *L)
     lua_pushnumber(L, s->eta);
     lua_setfield(L, -2, "eta");
     if (s->epoch_report) {
-        lua_pushnumber(L, now() - s->epoch_start);
+        lua_pushnumber(L, lop_seconds() - s->epoch_start);
         lua_setfield(L, -2, "seconds");
     }
     lua_pushvalue(L, 1);
@@ -204,14 +196,14 @@ static int call_with_report(lua_State *L)
 static int call_lua(progress *s, int fn)
 {
     lua_State *L = s->L;
-    double t = now();
+    double t = lop_seconds();
     /* None of these pushes allocates (stack space was reserved), so nothing can raise
      * outside the pcall. */
     lua_pushcfunction(L, call_with_report);
     lua_pushvalue(L, fn);
     lua_pushlightuserdata(L, s);
     int st = lua_pcall(L, 2, 0, 0);
-    s->paused += now() - t;
+    s->paused += lop_seconds() - t;
     if (st != LUA_OK) {
         lua_replace(L, s->err);
         return 1;
@@ -235,7 +227,7 @@ static int on_progress(void *ud, const lop_progress *p)
         s->broken = "interrupted";
         return 1;
     }
-    double t = now(), busy = t - s->start - s->paused;
+    double t = lop_seconds(), busy = t - s->start - s->paused;
     long done = (long)(p->epoch - 1) * p->total + p->done;
     long all = (long)p->epochs * p->total;
     s->rate = busy > 0 ? (double)done / busy : 0;
@@ -255,7 +247,7 @@ static int on_progress(void *ud, const lop_progress *p)
         s->epoch_report = 1;
         int stop = call_lua(s, s->on_epoch);
         s->epoch_report = 0;
-        s->epoch_start = now();
+        s->epoch_start = lop_seconds();
         return stop;
     }
     return 0;
