@@ -218,24 +218,42 @@ int lop_graph_add(lop_graph *g, lop_kind kind, const char *name, const int *inpu
     return LOP_OK;
 }
 
+int lop_graph_copy_node(const lop_node *n, const int *inputs, lop_graph *c)
+{
+    int st = lop_graph_add(c, n->kind, n->name, inputs, n->ninputs, &n->attr, NULL);
+    if (st != LOP_OK)
+        return st;
+    lop_node *m = c->nodes[c->n - 1];
+    for (int k = 0; k < n->nparams; k++)
+        memcpy(m->param[k]->data, n->param[k]->data, n->param[k]->numel * sizeof(float));
+    if (n->mask) {
+        size_t len = (size_t)n->param[0]->shape[0];
+        if (!(m->mask = lop_malloc(len)))
+            return LOP_ENOMEM;
+        memcpy(m->mask, n->mask, len);
+    }
+    return LOP_OK;
+}
+
 int lop_graph_copy_nodes(const lop_graph *g, int upto, lop_graph *c)
 {
     for (int i = 0; i < upto; i++) {
-        const lop_node *n = g->nodes[i];
-        int st = lop_graph_add(c, n->kind, n->name, n->inputs, n->ninputs, &n->attr, NULL);
+        int st = lop_graph_copy_node(g->nodes[i], g->nodes[i]->inputs, c);
         if (st != LOP_OK)
             return st;
-        lop_node *m = c->nodes[c->n - 1];
-        for (int k = 0; k < n->nparams; k++)
-            memcpy(m->param[k]->data, n->param[k]->data, n->param[k]->numel * sizeof(float));
-        if (n->mask) {
-            size_t len = (size_t)n->param[0]->shape[0];
-            if (!(m->mask = lop_malloc(len)))
-                return LOP_ENOMEM;
-            memcpy(m->mask, n->mask, len);
-        }
     }
     return LOP_OK;
+}
+
+void lop_graph_swap_in(lop_graph *g, lop_graph *fresh)
+{
+    uint64_t generation = g->generation;
+    lop_graph old = *g;
+    *g = *fresh;
+    *fresh = old;
+    g->generation = generation + 1;
+    g->trained_forward = 0;
+    lop_graph_free(fresh);
 }
 
 lop_graph *lop_graph_clone(const lop_graph *g)

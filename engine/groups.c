@@ -166,6 +166,14 @@ static int visit(walk *w, int id)
             return LOP_OK;
         }
         return members_of_input(w, id, in, LOP_ROLE_CONSUMER);
+    case LOP_PICK:
+        /* a channel space of its own; the channels it picks from stay whole */
+        if (fresh_layout(w, id, n->dims[0], &s) != LOP_OK ||
+            add_member(w, s, id, LOP_ROLE_PRODUCER, 0, 1) != LOP_OK)
+            return LOP_ENOMEM;
+        for (int k = 0; k < in->n; k++)
+            mark_bad(w, in->s[k].space, "it feeds a channel pick");
+        return LOP_OK;
     case LOP_LINEAR:
         if (fresh_layout(w, id, n->dims[0], &s) != LOP_OK ||
             add_member(w, s, id, LOP_ROLE_PRODUCER, 0, 1) != LOP_OK)

@@ -144,13 +144,6 @@ int lop_graph_replace_head_gap(lop_graph *g, const lop_dataset *calib, int image
         lop_graph_free(fresh);
         return st;
     }
-    /* swap the new network into g; fresh takes the old one away */
-    uint64_t generation = g->generation;
-    lop_graph old = *g;
-    *g = *fresh;
-    *fresh = old;
-    g->generation = generation + 1;
-    g->trained_forward = 0;
-    lop_graph_free(fresh);
+    lop_graph_swap_in(g, fresh);
     return LOP_OK;
 }

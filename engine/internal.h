@@ -77,8 +77,14 @@ int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
 int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, double *X);
 
 /* Append copies of g's nodes [0, upto) to c (an empty graph), with their parameter
- * values and masks. */
+ * values and masks; or one node n, reading the given ids of c. */
 int lop_graph_copy_nodes(const lop_graph *g, int upto, lop_graph *c);
+int lop_graph_copy_node(const lop_node *n, const int *inputs, lop_graph *c);
+
+/* Replace g's nodes by fresh's (built by copying g and changing it), as one more
+ * generation of g (handles and statistics of the old nodes go stale); frees the old
+ * nodes with fresh. */
+void lop_graph_swap_in(lop_graph *g, lop_graph *fresh);
 
 /* Batchnorm node bn at inference on channel c: y = scale * x + shift. */
 void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);
@@ -120,7 +126,7 @@ typedef struct lop_layer_ops {
 
 extern const lop_layer_ops lop_conv2d_ops, lop_batchnorm_ops, lop_relu_ops,
     lop_maxpool_ops, lop_avgpool_ops, lop_global_avgpool_ops, lop_flatten_ops,
-    lop_linear_ops, lop_add_ops, lop_concat_ops, lop_dropout_ops;
+    lop_linear_ops, lop_add_ops, lop_concat_ops, lop_dropout_ops, lop_pick_ops;
 
 const lop_layer_ops *lop_layer_ops_of(lop_kind kind);
 

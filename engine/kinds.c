@@ -20,6 +20,7 @@ static const char *const kind_names[] = {
     [LOP_ADD] = "add",
     [LOP_CONCAT] = "concat",
     [LOP_DROPOUT] = "dropout",
+    [LOP_PICK] = "pick",
 };
 static_assert(sizeof kind_names / sizeof kind_names[0] == LOP_KIND_COUNT,
               "every layer kind needs a name");
@@ -37,6 +38,7 @@ static const lop_layer_ops *const kind_ops[] = {
     [LOP_ADD] = &lop_add_ops,
     [LOP_CONCAT] = &lop_concat_ops,
     [LOP_DROPOUT] = &lop_dropout_ops,
+    [LOP_PICK] = &lop_pick_ops,
 };
 static_assert(sizeof kind_ops / sizeof kind_ops[0] == LOP_KIND_COUNT,
               "every layer kind needs an implementation");

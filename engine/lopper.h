@@ -119,6 +119,7 @@ typedef enum lop_kind {
     LOP_ADD,
     LOP_CONCAT,
     LOP_DROPOUT,
+    LOP_PICK,          /* out[:, j] = in[:, index[j]] (see lop_graph_insert_pick) */
     LOP_KIND_COUNT
 } lop_kind;
 
@@ -199,7 +200,8 @@ double lop_graph_flops(const lop_graph *g);
  * its input and output channels.  A group touching the network input or the output
  * (logits), or a grouped (non-depthwise) convolution, is not prunable. */
 typedef enum {
-    LOP_ROLE_PRODUCER,     /* conv2d/linear whose output filters are the group */
+    LOP_ROLE_PRODUCER,     /* conv2d/linear whose output filters are the group, or a
+                              pick whose index entries are */
     LOP_ROLE_CONSUMER,     /* conv2d/linear whose input slices are the group */
     LOP_ROLE_PASS          /* carries the group through (batchnorm and depthwise conv
                               prune their per-channel parameters too) */
@@ -371,6 +373,14 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o,
               lop_eval *last_epoch);
 int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn progress,
                  void *progress_ud, lop_eval *out);
+
+/* He et al.'s sampler: put a pick node (named "<conv>_pick", picking every channel, in
+ * order) between conv2d node `conv` and its input, so the conv's input channels form
+ * a group of their own that can be pruned while the input itself - read by a
+ * shortcut, say - stays whole.  Ids after the conv shift by one; handles and
+ * statistics go stale.  *pick (may be NULL) receives the new node's id.  On failure
+ * the graph is unchanged. */
+int lop_graph_insert_pick(lop_graph *g, int conv, int *pick);
 
 /* ---- head surgery (needs datasets) -------------------------------------------- */
 

@@ -49,6 +49,10 @@ int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n)
     else if (!grp->prunable)
         st = lop_fail(LOP_EINVAL, "mask: the channels of '%s' cannot be pruned: %s",
                       g->nodes[node]->name, grp->why);
+    else if (g->nodes[grp->members[0].node]->kind == LOP_PICK)
+        /* zeroing a pick's index would pick channel 0, not silence the channel */
+        st = lop_fail(LOP_EINVAL, "mask: '%s' is chosen by the pick '%s': prune it instead "
+                      "of masking", g->nodes[node]->name, g->nodes[grp->members[0].node]->name);
     else if (!keep || n != grp->channels)
         st = lop_fail(LOP_EINVAL, "mask: '%s' has %d channels, the mask %d",
                       g->nodes[node]->name, grp->channels, keep ? n : 0);

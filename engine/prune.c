@@ -169,7 +169,8 @@ static int reshape(lop_graph *g, const plan *plans)
         old_attrs[i] = n->attr;
         old_dims[i][0] = n->ndim;
         memcpy(&old_dims[i][1], n->dims, sizeof n->dims);
-        if (plans[i].out && (n->kind == LOP_CONV2D || n->kind == LOP_LINEAR)) {
+        if (plans[i].out && (n->kind == LOP_CONV2D || n->kind == LOP_LINEAR ||
+                              n->kind == LOP_PICK)) {
             int c = keep_count(plans[i].out, plans[i].out_len);
             if (n->kind == LOP_CONV2D && n->attr.groups > 1)
                 n->attr.groups = c;   /* depthwise stays depthwise */

@@ -156,6 +156,20 @@ static int build_dropout(lua_State *L)
     return finish(L, g, LOP_DROPOUT, &in, 1, &a);
 }
 
+/* net:pick(name, input, {channels = k}): the first k channels (the index is the
+ * node's "index" parameter, 0-based channel numbers). */
+static int build_pick(lua_State *L)
+{
+    static const char *const known[] = {"channels", NULL};
+    char what[96];
+    lop_graph *g = begin(L, LOP_PICK, what, sizeof what);
+    int in = lopl_check_node_ref(L, 1, 3);
+    lopl_check_opts(L, 4, what, known);
+    lop_attrs a = lop_attrs_default();
+    a.out_channels = lopl_opt_required_int(L, 4, what, "channels", 1);
+    return finish(L, g, LOP_PICK, &in, 1, &a);
+}
+
 /* net:add(name, {a, b, ...}) and net:concat: the ids go in a userdata box, so an
  * error while reading the list leaks nothing. */
 static int build_merge(lua_State *L, lop_kind kind)
@@ -189,7 +203,7 @@ const luaL_Reg lopl_net_builders[] = {
     {"avgpool", build_avgpool}, {"global_avgpool", build_gap},
     {"flatten", build_flatten}, {"linear", build_linear},
     {"add", build_add},         {"concat", build_concat},
-    {"dropout", build_dropout}, {NULL, NULL},
+    {"dropout", build_dropout}, {"pick", build_pick}, {NULL, NULL},
 };
 
 /* lop.net{input = {C, H, W} or {F}, seed = 1, name = "input"} */

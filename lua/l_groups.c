@@ -1,6 +1,7 @@
 /*
  * l_groups.c - channel groups and pruning from Lua: net:groups(), net:group_of(node)
- * and net:prune(group, keep).  A group is a plain table (channels, prunable, why,
+ * and net:prune(group, keep); net:insert_pick(conv), which gives a conv's inputs a group
+ * of their own.  A group is a plain table (channels, prunable, why,
  * members, producer) that prints as its chain of members; it remembers the graph
  * generation it came from, so pruning with a group from before another surgery is an
  * error rather than a cut in the wrong place.
@@ -219,6 +220,19 @@ static int net_replace_head_gap(lua_State *L)
     return 1;
 }
 
+/* net:insert_pick(conv) -> the new pick node ("<conv>_pick"), between conv and its
+ * input, picking every channel: the conv's inputs become a group of their own. */
+static int net_insert_pick(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    int conv = lopl_check_node_ref(L, 1, 2);
+    int pick;
+    if (lop_graph_insert_pick(g, conv, &pick) != LOP_OK)
+        return lopl_fail(L, "net:insert_pick");
+    lopl_push_node(L, 1, pick);
+    return 1;
+}
+
 /* net:prune(group, keep): keep = 1-based channel indices, any order, no duplicates. */
 static int net_prune(lua_State *L)
 {
@@ -276,6 +290,7 @@ const luaL_Reg lopl_net_surgery[] = {
     {"mask", net_mask},
     {"remove_masked", net_remove_masked},
     {"replace_head_gap", net_replace_head_gap},
+    {"insert_pick", net_insert_pick},
     {NULL, NULL},
 };
 

@@ -256,6 +256,10 @@ static int node_attrs(lua_State *L)
     case LOP_DROPOUT:
         set_number(L, "p", a->p);
         break;
+    case LOP_PICK:
+        lua_pushinteger(L, a->out_channels);
+        lua_setfield(L, -2, "channels");
+        break;
     default:
         break;
     }

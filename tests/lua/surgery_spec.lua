@@ -430,3 +430,46 @@ describe("misuse", function()
     assert.are.same({32, 3, 3, 3}, net:node("conv1_2"):weight():shape())
   end)
 end)
+
+-- He et al.'s sampler from Lua: net:insert_pick(conv) on ResNet-20's block inputs.
+describe("net:insert_pick", function()
+  it("gives a block's first conv an input group of its own, output unchanged", function()
+    local net = dofile("models/resnet20.lua"){seed = 4}
+    local x = lop.tensor(2, 1, 32, 32)
+    for i = 1, 2 do for y = 1, 32 do for z = 1, 32 do
+      x:set(math.sin(i * 7 + y * 1.3 + z * 0.7), i, 1, y, z)
+    end end end
+    local before = net:forward(x):totable()
+    local old = net:node("s2b2_conv1")
+    local p = net:insert_pick("s2b2_conv1")
+    assert.are.equal("pick", p.kind)
+    assert.are.equal("s2b2_conv1_pick", p.name)
+    assert.are.equal(32, p:attrs().channels)
+    assert.are.same({"s2b2_conv1_pick"}, net:node("s2b2_conv1"):inputs())
+    assert.is_false(pcall(old.shape, old))   -- handles from before are stale
+    assert.are.same(before, net:forward(x):totable())
+    local g = net:group_of(p)
+    assert.is_true(g.prunable)
+    assert.are.equal(32, g.channels)
+    local stage = net:group_of("s2b1_add")
+    assert.is_false(stage.prunable)
+    assert.truthy(stage.why:find("channel pick", 1, true), stage.why)
+    net:prune(g, {2, 4, 6})
+    assert.are.same({32, 3, 3, 3}, net:node("s2b2_conv1"):weight():shape())
+    assert.are.same({1, 3, 5}, net:node("s2b2_conv1_pick"):param("index"):totable())
+  end)
+
+  it("refuses what it cannot do", function()
+    local net = dofile("models/resnet20.lua"){seed = 4}
+    net:insert_pick("s1b1_conv1")
+    for _, case in ipairs{{"s1b1_bn1", "not a conv2d"}, {"s1b1_conv1", "already reads a pick"},
+                          {"nope", "nope"}} do
+      local ok, err = pcall(net.insert_pick, net, case[1])
+      assert.is_false(ok)
+      assert.truthy(err:find(case[2], 1, true), err)
+    end
+    local ok, err = pcall(net.mask, net, net:group_of("s1b1_conv1_pick"), {1, 3, 4})
+    assert.is_false(ok)
+    assert.truthy(err:find("prune it instead", 1, true), err)
+  end)
+end)
