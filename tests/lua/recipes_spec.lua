@@ -68,6 +68,27 @@ describe("recipes", function()
     check_result(model, out, output)
   end)
 
+  it("results.lua runs one recipe, saves its outcome and writes the page", function()
+    local dir, page = tmp .. ".results", tmp .. ".results.md"
+    local code, output = run(("%s scripts/results.lua --run resnet20_2x --dir %s --work %s "
+                              .. "--page %s --test_size 300 --reps 3 --extra='%s'"):format(
+                              LOPPER, dir, dir, page, SMOKE))
+    assert.are.equal(0, code, output)
+    local o = dofile(dir .. "/resnet20_2x.lua")
+    local pruned = lop.load(dir .. "/resnet20_2x.lop")
+    assert.are.equal(pruned:flops(), o.after.flops)
+    assert.are.equal(pruned:params(), o.after.params)
+    assert.are.equal(lop.load(R20):flops(), o.before.flops)
+    assert.is_true(o.before.flops / o.after.flops > 1.9)   -- --speedup 2
+    local f = assert(io.open(page))
+    local text = f:read("a")
+    f:close()
+    assert.truthy(text:find("| resnet20_2x (300 test images) |", 1, true), text)
+    assert.truthy(text:find("Not yet run: thinet_vgg16,", 1, true), text)
+    assert.truthy(io.open(dir .. "/resnet20_2x.widths.svg"))
+    os.execute(("rm -rf '%s' '%s'"):format(dir, page))
+  end)
+
   it("refuse bad option values with a message", function()
     for _, script in ipairs{"thinet_vgg16", "thinet_gap_vgg16", "lasso_vgg16", "resnet",
                             "hessian"} do

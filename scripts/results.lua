@@ -1,0 +1,240 @@
+-- results.lua - full runs of every pruning recipe on the shipped models, and the
+-- results page users read (docs/results.md, with its plots).  A full run takes an
+-- hour or more on 2 cores, so each run's outcome is measured and saved as
+-- docs/results/<run>.lua the moment it finishes; the page and the plots are rebuilt
+-- from whatever outcomes exist, so runs can be spread over several sittings.
+--
+--   build/lopper scripts/results.lua --run thinet_vgg16   # one run, then the page
+--   build/lopper scripts/results.lua --run missing        # every run not yet done
+--   build/lopper scripts/results.lua --list               # the runs and their state
+--   build/lopper scripts/results.lua                      # rebuild the page only
+local lop = require "lopper"
+
+local opt = lop.options(arg, {
+  run = {type = "string", metavar = "NAME",
+         help = "run NAME (see --list), 'missing' (all not yet done) or 'all'"},
+  list = {default = false, help = "list the runs and whether they are done"},
+  dir = {default = "docs/results", type = "string", metavar = "DIR",
+         help = "where outcomes and plots go"},
+  work = {default = "build/results", type = "string", metavar = "DIR",
+          help = "where the pruned models and the runs' logs go"},
+  page = {default = "docs/results.md", type = "string", metavar = "FILE",
+          help = "the results page"},
+  reps = {default = 20, type = "int", min = 3, help = "timed runs per latency measurement"},
+  extra = {default = "", type = "string", metavar = "ARGS",
+           help = "appended to every recipe command (quick trials), e.g. "
+                  .. "--extra='--train_size 2000'"},
+  test_size = {type = "int", min = 1, max = 10000, default_text = "all 10000",
+               help = "test images for the before/after accuracy"},
+}, {description = "Run the full pruning recipes and write the results page."})
+
+local LOPPER = os.getenv("LOPPER") or "build/lopper"
+local VGG, R20 = "models/vgg16.lop", "models/resnet20.lop"
+
+-- The runs: recipe, arguments beyond the defaults, and the issue's targets (FLOPs
+-- and params reduction at least, top-1 drop at most).  "sweep" runs feed the
+-- accuracy-vs-FLOPs plot of the selection rules (ThiNet's schedule, shorter
+-- fine-tuning so that ten of them fit in a sitting).
+local RUNS = {
+  {name = "thinet_vgg16", script = "thinet_vgg16", model = VGG, args = "",
+   target = {flops = 3, drop = 0.5}},
+  {name = "thinet_gap_vgg16", script = "thinet_gap_vgg16", model = VGG, args = "",
+   target = {flops = 3, params = 2, drop = 1}},
+  {name = "lasso_vgg16_2x", script = "lasso_vgg16", model = VGG, args = "--speedup 2",
+   target = {flops = 2}},
+  {name = "lasso_vgg16_4x", script = "lasso_vgg16", model = VGG, args = "--speedup 4",
+   target = {flops = 4, drop = 1}},
+  {name = "resnet20_2x", script = "resnet", model = R20, args = "--speedup 2",
+   target = {flops = 2, drop = 1}},
+  {name = "resnet20_2x_he", script = "resnet", model = R20,
+   args = "--speedup 2 --solver lasso --residual", target = {flops = 2, drop = 1}},
+  {name = "hessian_vgg16", script = "hessian", model = VGG, args = "", target = {}},
+}
+for _, solver in ipairs{"thinet", "lasso", "l1", "first", "random"} do
+  for _, keep in ipairs{0.5, 0.3} do
+    RUNS[#RUNS + 1] = {name = ("sweep_%s_%g"):format(solver, keep):gsub("%.", ""),
+                       script = "thinet_vgg16", model = VGG, sweep = solver,
+                       args = ("--solver %s --keep %g --finetune 0.2 --final 1"):format(solver, keep),
+                       target = {}}
+  end
+end
+
+local function outcome_path(run) return ("%s/%s.lua"):format(opt.dir, run.name) end
+
+local function load_outcome(run)
+  local f = io.open(outcome_path(run))
+  if not f then return nil end
+  f:close()
+  return dofile(outcome_path(run))
+end
+
+-- A Lua literal of a table of strings, numbers and tables (the outcome files).
+local function literal(v, indent)
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) == "number" then return math.type(v) == "integer" and tostring(v)
+                                     or ("%.17g"):format(v) end
+  if type(v) == "boolean" then return tostring(v) end
+  local keys, out = {}, {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local pad = indent .. "  "
+  for _, k in ipairs(keys) do
+    out[#out + 1] = ("%s[%s] = %s,"):format(pad, literal(k, pad), literal(v[k], pad))
+  end
+  return "{\n" .. table.concat(out, "\n") .. "\n" .. indent .. "}"
+end
+
+local function write_file(path, text)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "w"))
+  f:write(text)
+  f:close()
+  assert(os.rename(tmp, path))
+end
+
+local function run_one(run, data)
+  local out = ("%s/%s.lop"):format(opt.work, run.name)
+  local log = ("%s/%s.log"):format(opt.work, run.name)
+  local cmd = ("%s scripts/%s.lua --model %s %s %s --out %s"):format(LOPPER, run.script,
+                                                                      run.model, run.args,
+                                                                      opt.extra, out)
+  print(("[%s] %s  (log: %s)"):format(os.date("%H:%M"), cmd, log))
+  local t0 = lop.clock()
+  local ok = os.execute(("%s > %s 2>&1"):format(cmd, log))
+  if not ok then error(("%s failed; see %s"):format(run.name, log), 0) end
+  local seconds = lop.clock() - t0
+  local before = lop.measure(lop.load(run.model), {data = data.test, reps = opt.reps})
+  local after = lop.measure(lop.load(out), {data = data.test, reps = opt.reps})
+  local widths = ("%s/%s.widths.svg"):format(opt.dir, run.name)
+  local f = assert(io.open(out:gsub("%.lop$", "") .. ".widths.svg"))
+  write_file(widths, f:read("a"))
+  f:close()
+  write_file(outcome_path(run), "-- written by scripts/results.lua\nreturn " .. literal({
+    name = run.name, command = (cmd:gsub("^%S+", "build/lopper"):gsub("%s+", " ")),
+    date = os.date("!%Y-%m-%d"), minutes = seconds / 60, test_images = #data.test,
+    before = before, after = after}, "") .. "\n")
+  print(("[%s] %s done in %.0f min: top-1 %.2f%% -> %.2f%%, FLOPs %.2fx"):format(
+    os.date("%H:%M"), run.name, seconds / 60, 100 * before.top1, 100 * after.top1,
+    before.flops / after.flops))
+end
+
+-- Whether an outcome meets its run's targets, and the first miss in words.
+local function verdict(run, o)
+  local b, a, t = o.before, o.after, run.target
+  local drop = 100 * (b.top1 - a.top1)
+  local misses = {}
+  if t.flops and b.flops / a.flops < t.flops * 0.995 then
+    misses[#misses + 1] = ("FLOPs %.2fx < %gx"):format(b.flops / a.flops, t.flops)
+  end
+  if t.params and b.params / a.params < t.params then
+    misses[#misses + 1] = ("params %.2fx < %gx"):format(b.params / a.params, t.params)
+  end
+  if t.drop and drop > t.drop then
+    misses[#misses + 1] = ("drop %.2f > %g pt"):format(drop, t.drop)
+  end
+  local lat = (b.ms64 / a.ms64) / (b.flops / a.flops)
+  if t.flops and lat < 0.8 then
+    misses[#misses + 1] = ("batch-64 speed-up %.2f of the FLOPs cut < 0.8"):format(lat)
+  end
+  return #misses == 0 and "met" or ("missed: " .. table.concat(misses, "; "))
+end
+
+local function target_text(t)
+  local parts = {}
+  if t.flops then parts[#parts + 1] = (">= %gx FLOPs"):format(t.flops) end
+  if t.params then parts[#parts + 1] = (">= %gx params"):format(t.params) end
+  if t.drop then parts[#parts + 1] = ("<= %g pt drop"):format(t.drop) end
+  if t.flops then parts[#parts + 1] = "b64 speed-up >= 0.8 x FLOPs cut" end
+  return #parts > 0 and table.concat(parts, ", ") or "-"
+end
+
+local function write_page()
+  local rows, sweep = {}, {}
+  local lines = {
+    "# Results: full pruning runs on Fashion-MNIST",
+    "",
+    "Written by `build/lopper scripts/results.lua` from the outcomes in docs/results/ "
+    .. "(each measured right after its run: top-1 on all 10,000 test images, FLOPs with "
+    .. "a multiply-add as 2, latency the median of repeated forward passes on this "
+    .. "2-core machine). Ratios are before/after.",
+    "",
+    "| run | date | minutes | top-1 before -> after | drop (pt) | params | FLOPs | "
+    .. "latency b1 | latency b64 | b64 / FLOPs | target | verdict |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  }
+  local missing = {}
+  for _, run in ipairs(RUNS) do
+    local o = load_outcome(run)
+    if not o then
+      missing[#missing + 1] = run.name
+    else
+      local b, a = o.before, o.after
+      local fr = b.flops / a.flops
+      lines[#lines + 1] = ("| %s%s | %s | %.0f | %.2f%% -> %.2f%% | %.2f | %.2fx | %.2fx | "
+        .. "%.2fx | %.2fx | %.2f | %s | %s |"):format(run.name,
+        o.test_images ~= 10000 and (" (%d test images)"):format(o.test_images) or "", o.date, o.minutes,
+        100 * b.top1, 100 * a.top1, 100 * (b.top1 - a.top1), b.params / a.params, fr,
+        b.ms1 / a.ms1, b.ms64 / a.ms64, (b.ms64 / a.ms64) / fr, target_text(run.target),
+        run.sweep and "-" or verdict(run, o))
+      rows[#rows + 1] = {run = run, o = o}
+      if run.sweep then
+        sweep[run.sweep] = sweep[run.sweep] or {}
+        table.insert(sweep[run.sweep], {fr, 100 * a.top1})
+      end
+    end
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Commands (all other options at their defaults):"
+  lines[#lines + 1] = ""
+  for _, r in ipairs(rows) do
+    lines[#lines + 1] = ("- %s: `%s`, per-layer widths: [%s.widths.svg](results/%s.widths.svg)")
+                        :format(r.run.name, r.o.command, r.run.name, r.run.name)
+  end
+  local series = {}
+  for solver, points in pairs(sweep) do
+    table.sort(points, function(p, q) return p[1] < q[1] end)
+    series[#series + 1] = {name = solver, points = points}
+  end
+  table.sort(series, function(p, q) return p.name < q.name end)
+  if #series > 0 then
+    write_file(opt.dir .. "/accuracy_vs_flops.svg", lop.svg.lines{
+      title = "VGG-16, ThiNet schedule (fine-tune 0.2 + 1 epoch), by selection rule",
+      x_label = "FLOPs reduction (x)", y_label = "test top-1 (%)", series = series})
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "Accuracy against FLOPs for the selection rules (the sweep_* runs): "
+                        .. "![accuracy vs FLOPs](results/accuracy_vs_flops.svg)"
+  end
+  if #missing > 0 then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "Not yet run: " .. table.concat(missing, ", ") .. "."
+  end
+  write_file(opt.page, table.concat(lines, "\n") .. "\n")
+  print(("wrote %s (%d of %d runs)"):format(opt.page, #rows, #RUNS))
+end
+
+if opt.list then
+  for _, run in ipairs(RUNS) do
+    print(("%-22s %-8s scripts/%s.lua --model %s %s"):format(run.name,
+          load_outcome(run) and "done" or "-", run.script, run.model, run.args))
+  end
+  return
+end
+os.execute(("mkdir -p '%s' '%s'"):format(opt.work, opt.dir))
+if opt.run then
+  local data = lop.data.fashion_mnist{train_size = 2, test_size = opt.test_size}
+  local todo = {}
+  for _, run in ipairs(RUNS) do
+    if opt.run == run.name or opt.run == "all"
+       or (opt.run == "missing" and not load_outcome(run)) then
+      todo[#todo + 1] = run
+    end
+  end
+  if #todo == 0 and opt.run ~= "missing" then
+    error(("no run named '%s' (see --list)"):format(opt.run), 0)
+  end
+  for _, run in ipairs(todo) do
+    run_one(run, data)
+    write_page()
+  end
+end
+write_page()
