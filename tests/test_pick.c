@@ -95,8 +95,10 @@ static void test_backward_matches_finite_differences(void **state)
     const float index[6] = {3, 1, 1, 0, 2, 3};   /* repeats sum their gradients */
     int p = pick(g, "p", c, 6, index);
     conv(g, "d", p, 2);
-    double worst = gradcheck_graph(g, input(2, 3, 4, 4, 9), 1, 1e-2, 99);
+    lop_tensor *in = input(2, 3, 4, 4, 9);
+    double worst = gradcheck_graph(g, in, 1, 1e-2, 99);
     assert_true(worst >= 0 && worst < 1e-2);
+    lop_tensor_release(in);
     lop_graph_free(g);
 }
 
