@@ -33,6 +33,15 @@ void lop_graph_apply_masks(lop_graph *g)
     }
 }
 
+/* A pick among the group's members (its index entries are the channels), or -1. */
+static int pick_member(const lop_graph *g, const lop_group *grp)
+{
+    for (int k = 0; k < grp->nmembers; k++)
+        if (g->nodes[grp->members[k].node]->kind == LOP_PICK)
+            return grp->members[k].node;
+    return -1;
+}
+
 int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n)
 {
     if (node < 0 || node >= g->n)
@@ -43,16 +52,17 @@ int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n)
         return st;
     int gi = lop_groups_find(&gs, node);
     const lop_group *grp = gi >= 0 ? &gs.groups[gi] : NULL;
+    int pick;
     if (!grp)
         st = lop_fail(LOP_EINVAL, "mask: '%s' does not carry a single channel group",
                       g->nodes[node]->name);
     else if (!grp->prunable)
         st = lop_fail(LOP_EINVAL, "mask: the channels of '%s' cannot be pruned: %s",
                       g->nodes[node]->name, grp->why);
-    else if (g->nodes[grp->members[0].node]->kind == LOP_PICK)
+    else if ((pick = pick_member(g, grp)) >= 0)
         /* zeroing a pick's index would pick channel 0, not silence the channel */
         st = lop_fail(LOP_EINVAL, "mask: '%s' is chosen by the pick '%s': prune it instead "
-                      "of masking", g->nodes[node]->name, g->nodes[grp->members[0].node]->name);
+                      "of masking", g->nodes[node]->name, g->nodes[pick]->name);
     else if (!keep || n != grp->channels)
         st = lop_fail(LOP_EINVAL, "mask: '%s' has %d channels, the mask %d",
                       g->nodes[node]->name, grp->channels, keep ? n : 0);

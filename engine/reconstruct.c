@@ -45,7 +45,7 @@ static int fit_weights(const lop_stats *s, const int *keep, int nkeep, int with_
     }
     if (st == LOP_OK) {
         /* ||Y - [X 1] B||^2 = yy - 2 tr(B'R) + tr(B'GB), G and R before the ridge;
-         * GB in one dgemm (into R's twin buffer, reused once R has been read) */
+         * GB by one dgemm into R, which is not needed once tr(B'R) is summed */
         double cross = 0, quad = 0;
         for (size_t e = 0; e < (size_t)dim * n; e++)
             cross += X[e] * R[e];

@@ -33,9 +33,10 @@ void lop_stats_free(lop_stats *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Per batch: the samples' patches and outputs, and the contributions Z. */
+/* Per batch: the samples' patches and outputs, and the contributions Z; with residual
+ * targets, the two batchnorms' per-channel affine maps (see residual_target). */
 typedef struct buffers {
-    float *X, *Y, *Z, *Pb, *Cb, *Ab;
+    float *X, *Y, *Z, *Pb, *Cb, *Ab, *affine;
     lop_tensor *x;
     int *order;
 } buffers;
@@ -48,6 +49,7 @@ static void buffers_free(buffers *b)
     lop_free(b->Pb);
     lop_free(b->Cb);
     lop_free(b->Ab);
+    lop_free(b->affine);
     lop_tensor_release(b->x);
     lop_free(b->order);
 }
@@ -141,15 +143,25 @@ static int find_residual_ref(const lop_graph *g, const residual_path *rp, const 
     return LOP_OK;
 }
 
+/* The batchnorms' maps per output channel k, into affine[4 k ..]: a, b here, a', b' in
+ * the reference (y = a z + b). */
+static void residual_affine(const lop_graph *g, const residual_path *rp, const lop_graph *ref,
+                            const residual_path *rr, int n, float *affine)
+{
+    for (int k = 0; k < n; k++) {
+        lop_batchnorm_affine(g->nodes[rp->bn], k, &affine[4 * k], &affine[4 * k + 1]);
+        lop_batchnorm_affine(ref->nodes[rr->bn], k, &affine[4 * k + 2], &affine[4 * k + 3]);
+    }
+}
+
 /* The residual target of output channel k at flat position `at` (see the top). */
 static float residual_target(const lop_graph *g, const residual_path *rp, const lop_graph *ref,
-                             const residual_path *rr, int k, size_t at, float yref,
-                             const float *bias)
+                             const residual_path *rr, const float *affine, int k, size_t at,
+                             float yref, const float *bias)
 {
-    float a, b, ar, br;
-    lop_batchnorm_affine(g->nodes[rp->bn], k, &a, &b);
-    lop_batchnorm_affine(ref->nodes[rr->bn], k, &ar, &br);
-    float sum_ref = ar * yref + br + ref->nodes[rr->shortcut]->out->data[at];
+    const float a = affine[4 * k], b = affine[4 * k + 1];
+    float sum_ref = affine[4 * k + 2] * yref + affine[4 * k + 3] +
+                    ref->nodes[rr->shortcut]->out->data[at];
     float z = fabsf(a) > 1e-12f ? (sum_ref - g->nodes[rp->shortcut]->out->data[at] - b) / a
                                 : yref;   /* a dead channel: nothing here can match */
     return z - (bias ? bias[k] : 0);
@@ -225,11 +237,15 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
     b.Cb = lop_malloc((size_t)D * n * sizeof(float));
     b.Ab = lop_malloc((size_t)c * c * sizeof(float));
     b.order = lop_malloc((size_t)d->n * sizeof(int));
+    if (o->residual)
+        b.affine = lop_malloc((size_t)4 * n * sizeof(float));
     if (!s.P || !s.C || !s.A || !s.r || !s.xsum || !s.ysum || !b.X || !b.Y || !b.Z || !b.Pb ||
-        !b.Cb || !b.Ab || !b.order) {
+        !b.Cb || !b.Ab || !b.order || (o->residual && !b.affine)) {
         st = LOP_ENOMEM;
         goto done;
     }
+    if (o->residual)
+        residual_affine(g, &rp, ref, &rr, n, b.affine);
     lop_rng rng;
     lop_rng_seed(&rng, o->seed);
     for (int i = 0; i < d->n; i++)
@@ -256,7 +272,7 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
                 for (int k = 0; k < n; k++) {
                     size_t at = (((size_t)im * n + k) * ho + p) * wo + q;
                     b.Y[(size_t)row * n + k] = o->residual
-                        ? residual_target(g, &rp, ref, &rr, k, at, yout[at], bias)
+                        ? residual_target(g, &rp, ref, &rr, b.affine, k, at, yout[at], bias)
                         : yout[at] - (rbias ? rbias[k] : 0);
                 }
             }

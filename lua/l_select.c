@@ -235,8 +235,9 @@ static int select_l1(lua_State *L)
 /* lop.select.hessian(net, data, layer, {keep = 0.5, images = 128, batch = 64,
  * max_iter = 100, tol = 1e-3, seed = 1, weighted = false}) -> keep list (the layer's
  * own filters), eigenvalue, products used, importance of every filter (a list, so a
- * caller can rank at several ratios from one power iteration).  Importance of filter j: the L1 norm of
- * the dominant eigenvector's entries for it (times ||w_j||^2 when weighted). */
+ * caller can rank at several ratios from one power iteration).  Importance of filter
+ * j: the L1 norm of the dominant eigenvector's entries for it (times ||w_j||^2 when
+ * weighted). */
 static int select_hessian(lua_State *L)
 {
     static const char *const known[] = {"keep", "images", "batch", "max_iter", "tol",
