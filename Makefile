@@ -42,7 +42,7 @@ LUA_HALF   := $(sort $(wildcard lua/lopper/*.lua))
 LUA_TESTS  := $(sort $(wildcard tests/lua/*_spec.lua))
 TEST_SRC   := $(wildcard tests/test_*.c)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_HELPERS := tests/gradcheck.c
+TEST_HELPERS := tests/gradcheck.c tests/graph_build.c
 DEPS_STAMP := build/.deps-ok
 
 .PHONY: all lib lua test bench demo clean deps

@@ -17,27 +17,8 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "graph_build.h"
 #include "lopper.h"
-
-static lop_graph *new_graph(int c, int h, int w, int *x)
-{
-    lop_graph *g = lop_graph_new(3);
-    assert_non_null(g);
-    lop_attrs a = lop_attrs_default();
-    a.in_ndim = 3;
-    a.in_shape[0] = c;
-    a.in_shape[1] = h;
-    a.in_shape[2] = w;
-    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &a, x), LOP_OK);
-    return g;
-}
-
-static int add1(lop_graph *g, lop_kind kind, const char *name, int in, const lop_attrs *a)
-{
-    int id;
-    assert_int_equal(lop_graph_add(g, kind, name, &in, 1, a, &id), LOP_OK);
-    return id;
-}
 
 static int pick(lop_graph *g, const char *name, int in, int k, const float *index)
 {
@@ -46,15 +27,6 @@ static int pick(lop_graph *g, const char *name, int in, int k, const float *inde
     int id = add1(g, LOP_PICK, name, in, &a);
     memcpy(lop_node_param(g, id, 0)->data, index, (size_t)k * sizeof(float));
     return id;
-}
-
-static int conv(lop_graph *g, const char *name, int in, int cout)
-{
-    lop_attrs a = lop_attrs_default();
-    a.out_channels = cout;
-    a.kernel_h = a.kernel_w = 3;
-    a.pad_h = a.pad_w = 1;
-    return add1(g, LOP_CONV2D, name, in, &a);
 }
 
 static lop_tensor *input(int batch, int c, int h, int w, uint64_t seed)
@@ -69,7 +41,7 @@ static void test_forward_is_a_gather(void **state)
 {
     (void)state;
     int x;
-    lop_graph *g = new_graph(4, 2, 3, &x);
+    lop_graph *g = new_graph(3, 4, 2, 3, &x);
     const float index[5] = {2, 0, 3, 3, 1};
     pick(g, "p", x, 5, index);
     lop_tensor *in = input(2, 4, 2, 3, 5);
@@ -90,11 +62,11 @@ static void test_backward_matches_finite_differences(void **state)
 {
     (void)state;
     int x;
-    lop_graph *g = new_graph(3, 4, 4, &x);
-    int c = conv(g, "c", x, 4);
+    lop_graph *g = new_graph(3, 3, 4, 4, &x);
+    int c = conv(g, "c", x, 4, 1);
     const float index[6] = {3, 1, 1, 0, 2, 3};   /* repeats sum their gradients */
     int p = pick(g, "p", c, 6, index);
-    conv(g, "d", p, 2);
+    conv(g, "d", p, 2, 1);
     lop_tensor *in = input(2, 3, 4, 4, 9);
     double worst = gradcheck_graph(g, in, 1, 1e-2, 99);
     assert_true(worst >= 0 && worst < 1e-2);
@@ -106,7 +78,7 @@ static void test_bad_index_is_an_error(void **state)
 {
     (void)state;
     int x;
-    lop_graph *g = new_graph(3, 2, 2, &x);
+    lop_graph *g = new_graph(3, 3, 2, 2, &x);
     const float index[2] = {0, 1};
     int p = pick(g, "p", x, 2, index);
     lop_tensor *in = input(1, 3, 2, 2, 1);
@@ -127,15 +99,15 @@ static void test_bad_index_is_an_error(void **state)
 static lop_graph *block(int *b_id)
 {
     int x, ins[2];
-    lop_graph *g = new_graph(3, 5, 5, &x);
-    int a = conv(g, "a", x, 4);
+    lop_graph *g = new_graph(3, 3, 5, 5, &x);
+    int a = conv(g, "a", x, 4, 1);
     int r = add1(g, LOP_RELU, "r", a, NULL);
-    int b = conv(g, "b", r, 4);
-    ins[0] = conv(g, "c", b, 4);
+    int b = conv(g, "b", r, 4, 1);
+    ins[0] = conv(g, "c", b, 4, 1);
     ins[1] = r;
     int sum;
     assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 2, NULL, &sum), LOP_OK);
-    conv(g, "out", sum, 2);
+    conv(g, "out", sum, 2, 1);
     *b_id = b;
     return g;
 }

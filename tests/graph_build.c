@@ -1,0 +1,40 @@
+/*
+ * graph_build.c - see graph_build.h.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "graph_build.h"
+
+lop_graph *new_graph(int ndim, int c, int h, int w, int *x)
+{
+    lop_graph *g = lop_graph_new(7);
+    assert_non_null(g);
+    lop_attrs a = lop_attrs_default();
+    a.in_ndim = ndim;
+    a.in_shape[0] = c;
+    a.in_shape[1] = h;
+    a.in_shape[2] = w;
+    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &a, x), LOP_OK);
+    return g;
+}
+
+int add1(lop_graph *g, lop_kind kind, const char *name, int in, const lop_attrs *a)
+{
+    int id;
+    assert_int_equal(lop_graph_add(g, kind, name, &in, 1, a, &id), LOP_OK);
+    return id;
+}
+
+int conv(lop_graph *g, const char *name, int in, int cout, int bias)
+{
+    lop_attrs a = lop_attrs_default();
+    a.out_channels = cout;
+    a.kernel_h = a.kernel_w = 3;
+    a.pad_h = a.pad_w = 1;
+    a.bias = bias;
+    return add1(g, LOP_CONV2D, name, in, &a);
+}
