@@ -126,6 +126,13 @@ for _, ratio in ipairs(RATIOS) do
   for _, m in ipairs(methods) do row[#row + 1] = ("%.2f"):format(mean_drop[m][ratio]) end
   emit(("| mean drop | %s |"):format(table.concat(row, " | ")))
 end
+-- "a/b/c": a method's mean drops at the three ratios.
+local function mean_drops(m)
+  local parts = {}
+  for i, ratio in ipairs(RATIOS) do parts[i] = ("%.2f"):format(mean_drop[m][ratio]) end
+  return table.concat(parts, "/")
+end
+
 -- The papers' claim, checked cell by cell: does each reconstruction-based rule lose less
 -- accuracy than each of first-k and largest-L1 (max response)?
 local function has(m) return results[RATIOS[1]][m] ~= nil end
@@ -143,22 +150,17 @@ for _, good in ipairs{"thinet", "lasso"} do
       end
       emit(("\n%s loses less accuracy than %s in %d of %d layer/ratio cells; mean drop "
             .. "%s vs %s points (2x, 3x, 4x)."):format(good, naive, wins, cells,
-            table.concat({("%.2f"):format(mean_drop[good][2]), ("%.2f"):format(mean_drop[good][3]),
-                          ("%.2f"):format(mean_drop[good][4])}, "/"),
-            table.concat({("%.2f"):format(mean_drop[naive][2]), ("%.2f"):format(mean_drop[naive][3]),
-                          ("%.2f"):format(mean_drop[naive][4])}, "/")))
+            mean_drops(good), mean_drops(naive)))
     end
   end
 end
 local text = table.concat(lines, "\n")
 print(text)
 if opt.out then
-  local f = assert(io.open(opt.out, "w"))
-  f:write(("# Solver comparison\n\n`build/lopper scripts/compare_solvers.lua %s` on %s: "
-           .. "base top-1 %.2f%% on %d test images, %d calibration images x %d points, "
-           .. "Hessian on %d images.\n"):format(table.concat(arg, " "), os.date("!%Y-%m-%d"),
-           100 * top1, opt.test_size, opt.images, opt.points, opt.hessian_images), text, "\n")
-  f:close()
+  lop.write_text(opt.out, ("# Solver comparison\n\n`build/lopper scripts/compare_solvers.lua "
+    .. "%s` on %s: base top-1 %.2f%% on %d test images, %d calibration images x %d points, "
+    .. "Hessian on %d images.\n%s\n"):format(table.concat(arg, " "), os.date("!%Y-%m-%d"),
+    100 * top1, opt.test_size, opt.images, opt.points, opt.hessian_images, text))
 end
 if opt.plot then
   local series = {}
@@ -167,7 +169,7 @@ if opt.plot then
     for _, ratio in ipairs(RATIOS) do points[#points + 1] = {ratio, mean_drop[m][ratio]} end
     series[#series + 1] = {name = m, points = points}
   end
-  lop.svg.write(opt.plot, lop.svg.lines{
+  lop.write_text(opt.plot, lop.svg.lines{
     title = "VGG-16, one layer pair pruned, no fine-tuning (mean of conv1_1..conv4_3)",
     x_label = "FLOPs reduction of the pruned layer pair (x)",
     y_label = "test accuracy drop (points)", series = series})

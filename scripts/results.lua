@@ -84,14 +84,6 @@ local function literal(v, indent)
   return "{\n" .. table.concat(out, "\n") .. "\n" .. indent .. "}"
 end
 
-local function write_file(path, text)
-  local tmp = path .. ".tmp"
-  local f = assert(io.open(tmp, "w"))
-  f:write(text)
-  f:close()
-  assert(os.rename(tmp, path))
-end
-
 local function run_one(run, data)
   local out = ("%s/%s.lop"):format(opt.work, run.name)
   local log = ("%s/%s.log"):format(opt.work, run.name)
@@ -107,9 +99,9 @@ local function run_one(run, data)
   local after = lop.measure(lop.load(out), {data = data.test, reps = opt.reps})
   local widths = ("%s/%s.widths.svg"):format(opt.dir, run.name)
   local f = assert(io.open(out:gsub("%.lop$", "") .. ".widths.svg"))
-  write_file(widths, f:read("a"))
+  lop.write_text(widths, f:read("a"))
   f:close()
-  write_file(outcome_path(run), "-- written by scripts/results.lua\nreturn " .. literal({
+  lop.write_text(outcome_path(run), "-- written by scripts/results.lua\nreturn " .. literal({
     name = run.name, command = (cmd:gsub("^%S+", "build/lopper"):gsub("%s+", " ")),
     date = os.date("!%Y-%m-%d"), minutes = seconds / 60, test_images = #data.test,
     before = before, after = after}, "") .. "\n")
@@ -197,7 +189,7 @@ local function write_page()
   end
   table.sort(series, function(p, q) return p.name < q.name end)
   if #series > 0 then
-    write_file(opt.dir .. "/accuracy_vs_flops.svg", lop.svg.lines{
+    lop.write_text(opt.dir .. "/accuracy_vs_flops.svg", lop.svg.lines{
       title = "VGG-16, ThiNet schedule (fine-tune 0.2 + 1 epoch), by selection rule",
       x_label = "FLOPs reduction (x)", y_label = "test top-1 (%)", series = series})
     lines[#lines + 1] = ""
@@ -208,7 +200,7 @@ local function write_page()
     lines[#lines + 1] = ""
     lines[#lines + 1] = "Not yet run: " .. table.concat(missing, ", ") .. "."
   end
-  write_file(opt.page, table.concat(lines, "\n") .. "\n")
+  lop.write_text(opt.page, table.concat(lines, "\n") .. "\n")
   print(("wrote %s (%d of %d runs)"):format(opt.page, #rows, #RUNS))
 end
 

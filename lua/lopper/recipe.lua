@@ -187,7 +187,7 @@ function Recipe:finish()
   self.net:save(self.opt.out)
   print("saved " .. self.opt.out)
   local plot = self.opt.out:gsub("%.lop$", "") .. ".widths.svg"
-  lop.svg.write(plot, self:widths_svg())
+  lop.write_text(plot, self:widths_svg())
   print("per-layer widths plotted in " .. plot)
   return before, after
 end

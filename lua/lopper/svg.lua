@@ -6,7 +6,7 @@
 --                              series = {{name = "thinet", points = {{x, y}, ...}}, ...}}
 --   local text = lop.svg.bars{title = "...", y_label = "...", categories = {"conv1_1", ...},
 --                             series = {{name = "before", values = {32, ...}}, ...}}
---   lop.svg.write("widths.svg", text)
+--   lop.write_text("widths.svg", text)
 --
 -- Geometry (the spec checks it): a WIDTH x HEIGHT canvas whose plot area spans
 -- x in [LEFT, WIDTH - RIGHT] and y in [TOP, HEIGHT - BOTTOM]; the legend sits right of
@@ -188,21 +188,4 @@ function svg.bars(spec)
   end
   out[#out + 1] = "</svg>\n"
   return table.concat(out, "\n")
-end
-
--- Write text to path through a temporary file and a rename, so a reader never sees
--- half a plot.
-function svg.write(path, text)
-  if type(path) ~= "string" or type(text) ~= "string" then
-    error("lop.svg.write: expects a path and the SVG text", 2)
-  end
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "w")
-  if not f then error("lop.svg.write: " .. err, 2) end
-  local ok, werr = f:write(text)
-  f:close()
-  if not ok then os.remove(tmp); error("lop.svg.write: " .. tostring(werr), 2) end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then os.remove(tmp); error("lop.svg.write: " .. rerr, 2) end
-  return path
 end

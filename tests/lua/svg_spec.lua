@@ -65,7 +65,6 @@ describe("lop.svg", function()
       function() svg.bars{categories = {"a"}, series = {{values = {1, 2}}}} end,
       function() svg.bars{categories = {"a"}, series = {{values = {-1}}}} end,
       function() svg.bars{series = {{values = {1}}}} end,
-      function() svg.write("/nonexistent-dir/x.svg", "<svg/>") end,
     }
     for i, f in ipairs(bad) do
       local ok, err = pcall(f)
@@ -74,9 +73,13 @@ describe("lop.svg", function()
     end
   end)
 
-  it("writes a file atomically", function()
+  it("are written atomically by lop.write_text, which refuses what it cannot write", function()
+    local ok, err = pcall(lop.write_text, "/nonexistent-dir/x.svg", "<svg/>")
+    assert.is_false(ok)
+    assert.truthy(err:find("lop.write_text: ", 1, true), err)
+    assert.is_false(pcall(lop.write_text, "x.svg", {}))
     local path = os.tmpname()
-    svg.write(path, "<svg/>\n")
+    lop.write_text(path, "<svg/>\n")
     local f = assert(io.open(path))
     assert.are.equal("<svg/>\n", f:read("a"))
     f:close()
