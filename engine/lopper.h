@@ -361,6 +361,12 @@ typedef struct lop_train_opts {
     float gamma;           /* step schedule: factor */
     lop_augment augment;   /* default none */
     uint64_t seed;         /* shuffling and augmentation */
+    /* Run only epochs [from_epoch, until_epoch) of the `epochs`-long schedule (defaults
+     * 0 and 0 = all), so training interrupted after an epoch can be resumed: each
+     * epoch's shuffle and augmentation come from its own stream of `seed`, and the
+     * learning rate continues where it was.  SGD momentum lives in the graph's nodes,
+     * so a model loaded from a file restarts it from zero. */
+    int from_epoch, until_epoch;
     lop_progress_fn progress;
     void *progress_ud;
 } lop_train_opts;

@@ -87,8 +87,9 @@ static void pool_init(void)
     }
     pthread_attr_destroy(&attr);
     pool.nthreads = started;
-    if (started > 1)
-        openblas_set_num_threads(1);
+    /* Always: with one engine thread (LOP_THREADS=1, one core) the user asked for one
+     * core, and OpenBLAS threads spinning beside busy processes cost a time slice each. */
+    openblas_set_num_threads(1);
 }
 
 int lop_parallel_threads(void)

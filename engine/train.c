@@ -1,7 +1,7 @@
 /*
  * train.c - the training and evaluation loops: seeded shuffling and augmentation,
  * batches through forward / softmax cross-entropy / backward / SGD, the learning-rate
- * schedule, and a progress callback after every batch.
+ * schedule, a progress callback after every batch, and resuming at an epoch boundary.
  */
 #include <stdlib.h>
 
@@ -82,7 +82,19 @@ static int check_opts(const lop_train_opts *o)
         return lop_fail(LOP_EINVAL, "train: crop padding must be >= 0");
     if (o->schedule == LOP_SCHEDULE_STEP && (o->step_epochs < 1 || !(o->gamma > 0)))
         return lop_fail(LOP_EINVAL, "train: step schedule needs step_epochs >= 1, gamma > 0");
+    int until = o->until_epoch ? o->until_epoch : o->epochs;
+    if (o->from_epoch < 0 || until > o->epochs || o->from_epoch >= until)
+        return lop_fail(LOP_EINVAL, "train: need 0 <= from_epoch < until_epoch <= epochs "
+                        "(got %d, %d, %d)", o->from_epoch, o->until_epoch, o->epochs);
     return LOP_OK;
+}
+
+/* Epoch e's shuffle and augmentation stream: the seed itself for the first epoch, a
+ * distinct well-mixed seed (splitmix64 increment times e) for each later one, so any
+ * epoch can be replayed without replaying the ones before it. */
+static uint64_t epoch_seed(uint64_t seed, int epoch)
+{
+    return seed + 0x9e3779b97f4a7c15ull * (uint64_t)epoch;
 }
 
 int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_eval *last)
@@ -98,12 +110,15 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_e
     if ((st = batch_buf_init(&b, d->n, o->batch)) != LOP_OK)
         return st;
     lop_rng rng;
-    lop_rng_seed(&rng, o->seed);
     const long steps_per_epoch = (d->n + o->batch - 1) / o->batch;
     const long total_steps = steps_per_epoch * o->epochs;
+    const int until = o->until_epoch ? o->until_epoch : o->epochs;
     lop_sgd sgd = o->sgd;
     lop_eval ev = {0};
-    for (int epoch = 0; epoch < o->epochs && st == LOP_OK; epoch++) {
+    for (int epoch = o->from_epoch; epoch < until && st == LOP_OK; epoch++) {
+        lop_rng_seed(&rng, epoch_seed(o->seed, epoch));
+        for (int i = 0; i < d->n; i++)
+            b.order[i] = i;
         lop_shuffle(b.order, d->n, &rng);
         double loss_sum = 0;
         long seen = 0, hits = 0;

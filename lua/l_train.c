@@ -285,15 +285,18 @@ static int push_eval(lua_State *L, const lop_eval *e)
 /* ---- lop.train, lop.evaluate ---------------------------------------------------- */
 
 /* lop.train(net, ds, {epochs=, batch=, lr=, momentum=, nesterov=, weight_decay=,
- * schedule=, step_epochs=, gamma=, crop=, flip=, seed=, progress=, on_epoch=})
+ * schedule=, step_epochs=, gamma=, crop=, flip=, seed=, first_epoch=1, last_epoch=epochs,
+ * progress=, on_epoch=})
  * -> {top1=, loss=, n=} of the last epoch (running figures, on augmented data).
+ * first_epoch/last_epoch (1-based, inclusive) run part of the schedule, e.g. to resume.
  * on_epoch(report) runs after each epoch with the progress fields plus `seconds`, the
  * epoch's wall time (the net may be evaluated there). */
 static int l_train(lua_State *L)
 {
     static const char *const known[] = {
         "epochs", "batch", "lr",   "momentum", "nesterov", "weight_decay", "schedule",
-        "step_epochs", "gamma", "crop", "flip", "seed", "progress", "on_epoch", NULL,
+        "step_epochs", "gamma", "crop", "flip", "seed", "first_epoch", "last_epoch",
+        "progress", "on_epoch", NULL,
     };
     static const char *const schedules[] = {"constant", "step", "cosine", NULL};
     const char *fn = "train";
@@ -338,6 +341,13 @@ static int l_train(lua_State *L)
                           h < w ? h : w, h, w);
     o.augment.flip = lopl_opt_bool(L, 3, fn, "flip", 0);
     o.seed = (uint64_t)lopl_opt_int(L, 3, fn, "seed", 1, 0);
+    int first_epoch = lopl_opt_int(L, 3, fn, "first_epoch", 1, 1);
+    int last_epoch = lopl_opt_int(L, 3, fn, "last_epoch", o.epochs, 1);
+    if (first_epoch > last_epoch || last_epoch > o.epochs)
+        return luaL_error(L, "train: need 1 <= first_epoch <= last_epoch <= epochs "
+                          "(got %d, %d, %d)", first_epoch, last_epoch, o.epochs);
+    o.from_epoch = first_epoch - 1;
+    o.until_epoch = last_epoch;
 
     progress s;
     progress_begin(L, &s, 3, fn);

@@ -8,13 +8,14 @@
  *
  * The structure follows lua.c, Lua's own interpreter: everything runs inside one
  * protected call (pmain), chunks run under a message handler that appends a
- * traceback, a REPL line is first tried as "return <line>", and a syntax error ending
+ * traceback (here only to errors that carry a source position), a REPL line is first tried as "return <line>", and a syntax error ending
  * in "<eof>" means the chunk is incomplete and needs another line.  Ctrl-C while Lua
  * code runs sets a hook that raises "interrupted!" at the next Lua instruction and
  * asks training/evaluation loops to stop after their current batch (a second Ctrl-C
  * kills the process, for when some other long C call never returns to Lua);
  * Ctrl-C at the prompt abandons the chunk being typed.
  */
+#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,7 +120,25 @@ static void on_sigint_prompt(int sig)
     prompt_sigint = 1;
 }
 
-/* Error objects that are not strings become one through __tostring if they can. */
+/* Whether msg's first line has a source position ("chunk:12:"), as Lua's own runtime
+ * errors and error(msg) do; a message raised without one (error(msg, 0), the engine's
+ * and the option parser's reports of bad input) is meant for the user as it stands. */
+static int has_position(const char *msg)
+{
+    for (const char *p = msg; *p && *p != '\n'; p++) {
+        if (*p != ':' || !isdigit((unsigned char)p[1]))
+            continue;
+        const char *q = p + 1;
+        while (isdigit((unsigned char)*q))
+            q++;
+        if (*q == ':')
+            return 1;
+    }
+    return 0;
+}
+
+/* Error objects that are not strings become one through __tostring if they can; errors
+ * with a source position get a traceback (they are usually bugs), the others not. */
 static int msghandler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -128,7 +147,8 @@ static int msghandler(lua_State *L)
             return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
-    luaL_traceback(L, L, msg, 1);
+    if (has_position(msg))
+        luaL_traceback(L, L, msg, 1);
     return 1;
 }
 

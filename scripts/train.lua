@@ -8,6 +8,12 @@
 --   build/lopper scripts/train.lua --model resnet20 --epochs 12 --out models/resnet20.lop
 --
 -- Quick runs: --train_size 2000 --test_size 1000.  --help lists every option.
+--
+-- Long runs survive interruption: after every epoch the model so far is saved beside
+-- --out (<out>.epochN.lop, with <out>.resume.lua naming it), and the same command
+-- with --resume continues after the last finished epoch, with the same shuffling,
+-- augmentation and learning rate as an uninterrupted run (SGD momentum restarts from
+-- zero).  The files are removed when training completes.
 local lop = require "lopper"
 
 local opt = lop.options(arg, {
@@ -32,8 +38,14 @@ local opt = lop.options(arg, {
   out = {type = "string", required = true, metavar = "FILE", help = "where to save the trained model"},
   progress = {type = "bool", default_text = "when stderr is a terminal",
               help = "show a progress line on stderr"},
+  resume = {default = false, help = "continue an interrupted run of the same command"},
+  stop_after = {type = "int", min = 1, metavar = "N",
+                help = "stop after epoch N, to be continued with --resume"},
 }, {description = "Train a reference model on Fashion-MNIST and save it as a .lop file."})
 
+if opt.stop_after and opt.stop_after >= opt.epochs then
+  error(("--stop_after %d: must be less than --epochs %d"):format(opt.stop_after, opt.epochs), 0)
+end
 if opt.width and opt.model ~= "vgg16" then
   error("--width applies to vgg16 only (the resnets have fixed widths)", 0)
 end
@@ -48,11 +60,68 @@ do
   os.remove(probe)
 end
 
--- The builders live in models/ beside this script's directory, wherever it is run from.
-local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
-local build = dofile(here .. "/../models/" .. opt.model .. ".lua")
-local net = build(opt.model == "vgg16" and {width = opt.width or 0.5, seed = opt.seed}
-                  or {seed = opt.seed})
+-- What must match for --resume to continue a run: every option that shapes training.
+local SETTINGS = {"model", "width", "epochs", "batch", "lr", "momentum", "nesterov",
+                  "weight_decay", "crop", "flip", "seed", "train_size"}
+local resume_file = opt.out .. ".resume.lua"
+local settings = {}
+for _, k in ipairs(SETTINGS) do settings[k] = opt[k] end
+settings.lr = lr
+
+-- The run so far, from <out>.resume.lua: {epoch=, model=, seconds=, settings=}.
+local function read_resume()
+  local chunk, err = loadfile(resume_file, "t", {})
+  if not chunk then
+    error(("--resume: no interrupted run to continue (%s)"):format(err), 0)
+  end
+  local ok, state = pcall(chunk)
+  if not ok or type(state) ~= "table" or math.type(state.epoch) ~= "integer"
+     or type(state.model) ~= "string" or type(state.settings) ~= "table" then
+    error(("--resume: %s is not a resume record"):format(resume_file), 0)
+  end
+  for _, k in ipairs(SETTINGS) do
+    if state.settings[k] ~= settings[k] then
+      error(("--resume: the interrupted run had --%s %s, this command %s; use the same "
+             .. "options"):format(k, tostring(state.settings[k]), tostring(settings[k])), 0)
+    end
+  end
+  return state
+end
+
+local function write_resume(epoch, model, seconds)
+  local lines = {"-- written by scripts/train.lua: the run so far, for --resume",
+                 ("return {epoch = %d, model = %q, seconds = %.17g, settings = {"):format(
+                   epoch, model, seconds)}
+  for _, k in ipairs(SETTINGS) do
+    local v = settings[k]
+    lines[#lines + 1] = ("  %s = %s,"):format(k, type(v) == "string" and ("%q"):format(v)
+                                                  or math.type(v) == "float" and ("%.17g"):format(v)
+                                                  or tostring(v))
+  end
+  lines[#lines + 1] = "}}\n"
+  lop.write_text(resume_file, table.concat(lines, "\n"))
+end
+
+local net, done, seconds, saved
+if opt.resume then
+  local state = read_resume()
+  if state.epoch >= opt.epochs then
+    error(("--resume: all %d epochs are done; %s holds the model"):format(opt.epochs,
+          state.model), 0)
+  end
+  if opt.stop_after and opt.stop_after <= state.epoch then
+    error(("--stop_after %d: epoch %d is already done"):format(opt.stop_after, state.epoch), 0)
+  end
+  net, done, seconds, saved = lop.load(state.model), state.epoch, state.seconds, state.model
+  print(("resuming after epoch %d/%d from %s"):format(done, opt.epochs, state.model))
+else
+  -- The builders live in models/ beside this script's directory, wherever it is run from.
+  local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+  local build = dofile(here .. "/../models/" .. opt.model .. ".lua")
+  net = build(opt.model == "vgg16" and {width = opt.width or 0.5, seed = opt.seed}
+              or {seed = opt.seed})
+  done, seconds = 0, 0
+end
 
 io.stdout:setvbuf("line")
 local data = lop.data.fashion_mnist{pad = 32, normalize = true,
@@ -65,20 +134,37 @@ print(("Fashion-MNIST 1x32x32: %d train, %d test images; %d epochs, batch %d, lr
   #data.train, #data.test, opt.epochs, opt.batch, lr, opt.momentum,
   opt.nesterov and " (nesterov)" or "", opt.weight_decay, opt.crop, tostring(opt.flip), opt.seed))
 
-local last, seconds = nil, 0
+local last
 local train = lop.train(net, data.train, {
   epochs = opt.epochs, batch = opt.batch, lr = lr, momentum = opt.momentum,
   nesterov = opt.nesterov, weight_decay = opt.weight_decay, schedule = "cosine",
   crop = opt.crop, flip = opt.flip, seed = opt.seed, progress = opt.progress,
+  first_epoch = done + 1, last_epoch = opt.stop_after or opt.epochs,
   on_epoch = function(e)   -- e.lr is the rate of the epoch's last step
     last = lop.evaluate(net, data.test, {batch = 256, progress = opt.progress})
     seconds = seconds + e.seconds
     print(("epoch %2d/%d  lr %.5f  train loss %.4f top1 %6.2f%%  test loss %.4f top1 %6.2f%%  %6.1f s"):format(
       e.epoch, opt.epochs, e.lr, e.loss, 100 * e.top1, last.loss, 100 * last.top1, e.seconds))
+    if e.epoch < opt.epochs then   -- model first, then the record naming it, then the old one
+      local model = ("%s.epoch%d.lop"):format(opt.out, e.epoch)
+      net:save(model)
+      write_resume(e.epoch, model, seconds)
+      if saved then os.remove(saved) end
+      saved = model
+    end
   end,
 })
 
+if opt.stop_after then
+  print(("stopped after epoch %d/%d (%.1f min of training so far); continue with the same "
+         .. "options and --resume"):format(opt.stop_after, opt.epochs, seconds / 60))
+  return
+end
 net:save(opt.out)
+if saved then   -- the run is complete: its resume files are not needed
+  os.remove(saved)
+  os.remove(resume_file)
+end
 print(("saved %s: test top-1 %.2f%% (%d images), train top-1 %.2f%% in the last epoch, "
        .. "%d params, %.1f MFLOPs, %.1f min of training"):format(
   opt.out, 100 * last.top1, last.n, 100 * train.top1, net:params(), net:flops() / 1e6, seconds / 60))

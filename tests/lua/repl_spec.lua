@@ -162,13 +162,22 @@ print(type(lop.tensor), lop.version)]])
     assert.are.equal(0, code)
   end)
 
-  it("exit 1 with 'lopper: message' and a traceback on an uncaught error", function()
+  it("exit 1 with 'lopper: message' (and a traceback if it has a position) on an uncaught error", function()
     local path = script("fail.lua", "local x = 1\nerror('bad thing')\n")
     local out, err, code = run(quote(path))
     assert.are.equal("", out)
     assert.are.equal(1, code)
     assert.are.equal(1, err:find("lopper: " .. path .. ":2: bad thing\n", 1, true))
     assert.truthy(err:find("stack traceback:", 1, true))
+
+    -- A message raised without a position is for the user: no traceback.
+    out, err, code = run(quote(script("usage.lua", "error('bad --keep: 2 > 1', 0)\n")))
+    assert.are.equal(1, code)
+    assert.are.equal("lopper: bad --keep: 2 > 1\n", err)
+    _, err, code = run(quote(script("option.lua", "lop.options({'--keep', '2'}, {keep = {type = 'number', max = 1}})\n")))
+    assert.are.equal(1, code)
+    assert.truthy(err:find("^lopper: bad value '2' for %-%-keep"), err)
+    assert.falsy(err:find("stack traceback:", 1, true), err)
 
     _, err, code = run(quote(dir .. "/missing.lua"))
     assert.are.equal(1, code)
