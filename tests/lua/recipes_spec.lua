@@ -86,6 +86,21 @@ describe("recipes", function()
     assert.truthy(text:find("| resnet20_2x (300 test images) |", 1, true), text)
     assert.truthy(text:find("Not yet run: thinet_vgg16,", 1, true), text)
     assert.truthy(io.open(dir .. "/resnet20_2x.widths.svg"))
+    -- --measure redoes the figures from the saved model and keeps the rest
+    code, output = run(("%s scripts/results.lua --measure all --dir %s --work %s --page %s "
+                        .. "--test_size 200 --reps 3"):format(LOPPER, dir, dir, page))
+    assert.are.equal(0, code, output)
+    local m = dofile(dir .. "/resnet20_2x.lua")
+    assert.are.equal(200, m.test_images)
+    assert.are.equal(o.command, m.command)
+    assert.are.equal(o.minutes, m.minutes)
+    assert.are.equal(o.after.flops, m.after.flops)
+    assert.are.equal(lop.evaluate(pruned, lop.data.fashion_mnist{train_size = 2, test_size = 200}
+                                  .test).top1, m.after.top1)
+    code, output = run(("%s scripts/results.lua --measure thinet_vgg16 --dir %s --work %s "
+                        .. "--page %s"):format(LOPPER, dir, dir, page))
+    assert.are_not.equal(0, code)
+    assert.truthy(output:find("thinet_vgg16 has not been run yet", 1, true), output)
     os.execute(("rm -rf '%s' '%s'"):format(dir, page))
   end)
 
