@@ -1,7 +1,9 @@
 -- bench_prune.lua - does pruning buy measured speed?  Prunes every prunable channel
 -- group of vgg16 (width 0.5) and resnet20 to half its channels and compares params,
--- FLOPs and measured forward latency at batch 1 and 64 before and after.  Part of
--- `make bench`; numbers are reported, not asserted (the machine is shared and noisy).
+-- FLOPs and measured forward latency at batch 1 and 64 before and after; then the
+-- rate (GFLOP/s) of one 3x3 convolution by width, which is why the speed-up falls
+-- short of the FLOPs cut: thin products run slower per FLOP.  Part of `make bench`;
+-- numbers are reported, not asserted (the machine is shared and noisy).
 local lop = require "lopper"
 
 local opt = lop.options(arg, {
@@ -29,4 +31,20 @@ for _, model in ipairs{"vgg16", "resnet20"} do
   local flops_ratio = a.flops / b.flops
   print(("latency speed-up / FLOPs reduction: batch 1 %.2f, batch 64 %.2f\n"):format(
     a.ms1 / b.ms1 / flops_ratio, a.ms64 / b.ms64 / flops_ratio))
+end
+
+print("one 3x3 convolution, C -> C channels, batch 64: GFLOP/s (forward)")
+local widths = {16, 32, 64, 128, 256}
+local header = {"map   "}
+for _, c in ipairs(widths) do header[#header + 1] = ("C=%-5d"):format(c) end
+print(table.concat(header, " "))
+for _, side in ipairs{32, 16, 8, 4} do
+  local row = {("%2dx%-2d "):format(side, side)}
+  for _, c in ipairs(widths) do
+    local net = lop.net{input = {c, side, side}}
+    net:conv2d("conv", "input", {out = c, kernel = 3, pad = 1, bias = false})
+    local ms = net:time{batch = 64, reps = opt.reps}
+    row[#row + 1] = ("%-7.1f"):format(64 * net:flops() / (ms * 1e6))
+  end
+  print(table.concat(row, " "))
 end
