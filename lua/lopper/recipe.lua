@@ -102,7 +102,11 @@ function Recipe:finetune(epochs, label)
   local function run(ds, n)
     lop.train(self.net, ds, {epochs = n, batch = self.opt.batch, lr = self.opt.lr,
                              crop = 2, flip = true, seed = self.opt.seed,
-                             progress = self.opt.progress})
+                             progress = self.opt.progress,
+                             on_epoch = n > 1 and function(e)   -- a line per epoch in logs
+                               print(("    epoch %d/%d  train loss %.4f top-1 %.2f%%  %.0f s")
+                                     :format(e.epoch, n, e.loss, 100 * e.top1, e.seconds))
+                             end or nil})
   end
   if whole > 0 then run(d, whole) end
   if frac > 0 then
