@@ -159,6 +159,48 @@ static void valid_range(int k, int stride, int pad, int in, int out, int *lo, in
     *hi = (int)h;
 }
 
+/* One column row's share of one image for kernel tap (ki, kj): dst[oy * wo + ox] =
+ * src[(oy * sh - ph + ki) * w + ox * sw + kj - pw], zero where that falls in the
+ * padding.  With stride 1 and as many output as input columns, the valid rows are one
+ * shifted copy of the input plane (then the few entries that wrapped around a row
+ * edge are zeroed), which spares a call per output row on small maps. */
+static void unfold_tap(const float *src, const conv_geom *q, int ki, int kj, float *dst)
+{
+    int ylo, yhi, xlo, xhi;
+    valid_range(ki, q->sh, q->ph, q->h, q->ho, &ylo, &yhi);
+    valid_range(kj, q->sw, q->pw, q->w, q->wo, &xlo, &xhi);
+    ptrdiff_t xoff = (ptrdiff_t)kj - q->pw;
+    if (ylo > 0)
+        memset(dst, 0, (size_t)ylo * q->wo * sizeof *dst);
+    if (yhi < q->ho)
+        memset(dst + (size_t)yhi * q->wo, 0, (size_t)(q->ho - yhi) * q->wo * sizeof *dst);
+    if (yhi <= ylo)
+        return;
+    if (q->sh == 1 && q->sw == 1 && q->wo == q->w && xhi > xlo) {
+        const float *in = src + ((ptrdiff_t)ylo - q->ph + ki) * q->w + xlo + xoff;
+        memcpy(dst + (size_t)ylo * q->wo + xlo, in,
+               ((size_t)(yhi - ylo - 1) * q->w + (size_t)(xhi - xlo)) * sizeof *dst);
+        for (int oy = ylo; oy < yhi; oy++) {
+            float *out = dst + (size_t)oy * q->wo;
+            for (int ox = 0; ox < xlo; ox++)
+                out[ox] = 0.0f;
+            for (int ox = xhi; ox < q->wo; ox++)
+                out[ox] = 0.0f;
+        }
+        return;
+    }
+    for (int oy = ylo; oy < yhi; oy++) {
+        const float *in = src + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
+        float *out = dst + (size_t)oy * q->wo;
+        for (int ox = 0; ox < xlo; ox++)
+            out[ox] = 0.0f;
+        for (int ox = xlo; ox < xhi; ox++)
+            out[ox] = in[(ptrdiff_t)ox * q->sw + xoff];
+        for (int ox = xhi; ox < q->wo; ox++)
+            out[ox] = 0.0f;
+    }
+}
+
 /* Unfold nb images [nb, C, H, W] into col [C * kh * kw, nb * HW']: row (c, ki, kj)
  * holds, for every image and output position, the input value under kernel tap
  * (ki, kj) of channel c.  Group g's rows are the contiguous block g * K .. g * K + K. */
@@ -169,30 +211,9 @@ static void im2col(const float *x, int nb, const conv_geom *q, float *col)
         for (int ki = 0; ki < q->kh; ki++)
             for (int kj = 0; kj < q->kw; kj++) {
                 float *row = col + ((size_t)(c * q->kh + ki) * q->kw + kj) * ncols;
-                int ylo, yhi, xlo, xhi;
-                valid_range(ki, q->sh, q->ph, q->h, q->ho, &ylo, &yhi);
-                valid_range(kj, q->sw, q->pw, q->w, q->wo, &xlo, &xhi);
-                ptrdiff_t xoff = (ptrdiff_t)kj - q->pw;
-                for (int b = 0; b < nb; b++) {
-                    const float *src = x + ((size_t)b * q->c + c) * plane;
-                    float *dst = row + (size_t)b * q->hwo;
-                    memset(dst, 0, (size_t)ylo * q->wo * sizeof *dst);
-                    for (int oy = ylo; oy < yhi; oy++) {
-                        const float *in = src + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
-                        float *out = dst + (size_t)oy * q->wo;
-                        for (int ox = 0; ox < xlo; ox++)
-                            out[ox] = 0.0f;
-                        if (q->sw == 1 && xhi > xlo)
-                            memcpy(out + xlo, in + xlo + xoff, (size_t)(xhi - xlo) * sizeof *out);
-                        else
-                            for (int ox = xlo; ox < xhi; ox++)
-                                out[ox] = in[(ptrdiff_t)ox * q->sw + xoff];
-                        for (int ox = xhi; ox < q->wo; ox++)
-                            out[ox] = 0.0f;
-                    }
-                    memset(dst + (size_t)yhi * q->wo, 0,
-                           (size_t)(q->ho - yhi) * q->wo * sizeof *dst);
-                }
+                for (int b = 0; b < nb; b++)
+                    unfold_tap(x + ((size_t)b * q->c + c) * plane, q, ki, kj,
+                               row + (size_t)b * q->hwo);
             }
 }
 
@@ -215,8 +236,15 @@ static void col2im(const float *col, int nb, const conv_geom *q, float *dx)
                     for (int oy = ylo; oy < yhi; oy++) {
                         float *in = dst + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
                         const float *d = src + (size_t)oy * q->wo;
-                        for (int ox = xlo; ox < xhi; ox++)
-                            in[(ptrdiff_t)ox * q->sw + xoff] += d[ox];
+                        if (q->sw == 1) {   /* contiguous: a loop the compiler vectorises */
+                            float *restrict to = in + xoff;
+                            const float *restrict from = d;
+                            for (int ox = xlo; ox < xhi; ox++)
+                                to[ox] += from[ox];
+                        } else {
+                            for (int ox = xlo; ox < xhi; ox++)
+                                in[(ptrdiff_t)ox * q->sw + xoff] += d[ox];
+                        }
                     }
                 }
             }
