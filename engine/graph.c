@@ -235,13 +235,21 @@ int lop_graph_copy_node(const lop_node *n, const int *inputs, lop_graph *c)
     return LOP_OK;
 }
 
-int lop_graph_copy_nodes(const lop_graph *g, int upto, lop_graph *c)
+int lop_graph_prefix(const lop_graph *g, int upto, lop_graph **out)
 {
+    *out = NULL;
+    lop_graph *c = lop_graph_new(0);
+    if (!c)
+        return LOP_ENOMEM;
+    c->rng = g->rng;
     for (int i = 0; i < upto; i++) {
         int st = lop_graph_copy_node(g->nodes[i], g->nodes[i]->inputs, c);
-        if (st != LOP_OK)
+        if (st != LOP_OK) {
+            lop_graph_free(c);
             return st;
+        }
     }
+    *out = c;
     return LOP_OK;
 }
 
@@ -258,15 +266,8 @@ void lop_graph_swap_in(lop_graph *g, lop_graph *fresh)
 
 lop_graph *lop_graph_clone(const lop_graph *g)
 {
-    lop_graph *c = lop_graph_new(0);
-    if (!c)
-        return NULL;
-    if (lop_graph_copy_nodes(g, g->n, c) != LOP_OK) {
-        lop_graph_free(c);
-        return NULL;
-    }
-    c->rng = g->rng;
-    return c;
+    lop_graph *c;
+    return lop_graph_prefix(g, g->n, &c) == LOP_OK ? c : NULL;
 }
 
 int lop_graph_size(const lop_graph *g)

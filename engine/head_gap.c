@@ -126,16 +126,14 @@ int lop_graph_replace_head_gap(lop_graph *g, const lop_dataset *calib, int image
     char gap_name[LOP_NAME_MAX] = "gap";
     for (int i = 1; lop_graph_find(g, gap_name) >= 0 && lop_graph_find(g, gap_name) < f; i++)
         snprintf(gap_name, sizeof gap_name, "gap_%d", i);
-    lop_graph *fresh = lop_graph_new(0);
-    if (!fresh)
-        return LOP_ENOMEM;
-    fresh->rng = g->rng;
+    lop_graph *fresh;
+    int st = lop_graph_prefix(g, f, &fresh);
+    if (st != LOP_OK)
+        return st;
     lop_attrs lin = lop_attrs_default();
     lin.out_channels = last->dims[0];
     int trunk = g->nodes[f]->inputs[0], gap = -1, fc = -1;
-    int st = lop_graph_copy_nodes(g, f, fresh);
-    if (st == LOP_OK)
-        st = lop_graph_add(fresh, LOP_GLOBAL_AVGPOOL, gap_name, &trunk, 1, NULL, &gap);
+    st = lop_graph_add(fresh, LOP_GLOBAL_AVGPOOL, gap_name, &trunk, 1, NULL, &gap);
     if (st == LOP_OK)
         st = lop_graph_add(fresh, LOP_LINEAR, last->name, &gap, 1, &lin, &fc);
     if (st == LOP_OK && calib)

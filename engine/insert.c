@@ -26,15 +26,13 @@ int lop_graph_insert_pick(lop_graph *g, int conv, int *pick)
     if (lop_graph_find(g, name) >= 0)
         return lop_fail(LOP_EINVAL, "insert_pick: a node named '%s' already exists", name);
 
-    lop_graph *fresh = lop_graph_new(0);
-    if (!fresh)
-        return LOP_ENOMEM;
-    fresh->rng = g->rng;
+    lop_graph *fresh;
+    int at = -1, st = lop_graph_prefix(g, conv, &fresh);
+    if (st != LOP_OK)
+        return st;
     lop_attrs a = lop_attrs_default();
     a.out_channels = src->dims[0];
-    int at = -1, st = lop_graph_copy_nodes(g, conv, fresh);
-    if (st == LOP_OK)
-        st = lop_graph_add(fresh, LOP_PICK, name, &c->inputs[0], 1, &a, &at);
+    st = lop_graph_add(fresh, LOP_PICK, name, &c->inputs[0], 1, &a, &at);
     /* the rest, reading ids shifted past the pick; the conv reads the pick */
     int most = 1;
     for (int i = conv; i < g->n; i++)

@@ -76,9 +76,11 @@ int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
  * times) until the Cholesky factorisation succeeds. */
 int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, double *X);
 
-/* Append copies of g's nodes [0, upto) to c (an empty graph), with their parameter
- * values and masks; or one node n, reading the given ids of c. */
-int lop_graph_copy_nodes(const lop_graph *g, int upto, lop_graph *c);
+/* A new graph *out holding copies of g's nodes [0, upto) (parameter values and
+ * masks included) and g's random state - the start of a rebuilt g; on failure *out is
+ * NULL.  lop_graph_copy_node appends a copy of one node n to c, reading the given ids
+ * of c. */
+int lop_graph_prefix(const lop_graph *g, int upto, lop_graph **out);
 int lop_graph_copy_node(const lop_node *n, const int *inputs, lop_graph *c);
 
 /* Replace g's nodes by fresh's (built by copying g and changing it), as one more
