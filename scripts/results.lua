@@ -103,6 +103,14 @@ local function measure(run, data)
          lop.measure(lop.load(model_path(run)), {data = data.test, reps = opt.reps})
 end
 
+-- The commit the recipes ran from (the results page names it), "unknown" outside git.
+local function commit()
+  local p = io.popen("git rev-parse --short HEAD 2>/dev/null")
+  local id = p and p:read("l")
+  if p then p:close() end
+  return id or "unknown"
+end
+
 local function run_one(run, data)
   local out = model_path(run)
   local log = ("%s/%s.log"):format(opt.work, run.name)
@@ -121,7 +129,8 @@ local function run_one(run, data)
   f:close()
   save_outcome(run, {
     name = run.name, command = (cmd:gsub("^%S+", "build/lopper"):gsub("%s+", " ")),
-    date = os.date("!%Y-%m-%d"), minutes = seconds / 60, test_images = #data.test,
+    date = os.date("!%Y-%m-%d"), commit = commit(), minutes = seconds / 60,
+    test_images = #data.test,
     before = before, after = after})
   print(("[%s] %s done in %.0f min: top-1 %.2f%% -> %.2f%%, FLOPs %.2fx"):format(
     os.date("%H:%M"), run.name, seconds / 60, 100 * before.top1, 100 * after.top1,
@@ -197,8 +206,10 @@ local function write_page()
   lines[#lines + 1] = "Commands (all other options at their defaults):"
   lines[#lines + 1] = ""
   for _, r in ipairs(rows) do
-    lines[#lines + 1] = ("- %s: `%s`, per-layer widths: [%s.widths.svg](results/%s.widths.svg)")
-                        :format(r.run.name, r.o.command, r.run.name, r.run.name)
+    lines[#lines + 1] = ("- %s: `%s` (commit %s), per-layer widths: "
+                         .. "[%s.widths.svg](results/%s.widths.svg)")
+                        :format(r.run.name, r.o.command, r.o.commit or "unknown", r.run.name,
+                                r.run.name)
   end
   local series = {}
   for solver, points in pairs(sweep) do

@@ -94,14 +94,17 @@ function Recipe:prune_input_of(name, keep_fraction, how)
         :format(name, before, #keep, self.opt.solver, err, os.time() - t0))
 end
 
+-- Each call sees other batches: its own seed (--seed, then +1 per call) and, for a
+-- fraction of an epoch, the next window of the training set.
 function Recipe:finetune(epochs, label)
   if epochs <= 0 then return end
   local d = self.data.train
   local whole = math.floor(epochs)
   local frac = epochs - whole
+  self.finetunes = (self.finetunes or 0) + 1
   local function run(ds, n)
     lop.train(self.net, ds, {epochs = n, batch = self.opt.batch, lr = self.opt.lr,
-                             crop = 2, flip = true, seed = self.opt.seed,
+                             crop = 2, flip = true, seed = self.opt.seed + self.finetunes - 1,
                              progress = self.opt.progress,
                              on_epoch = n > 1 and function(e)   -- a line per epoch in logs
                                print(("    epoch %d/%d  train loss %.4f top-1 %.2f%%  %.0f s")
@@ -110,7 +113,8 @@ function Recipe:finetune(epochs, label)
   end
   if whole > 0 then run(d, whole) end
   if frac > 0 then
-    local part = d:subset(1, math.max(2, math.floor(frac * #d)))
+    local count = math.max(2, math.floor(frac * #d))
+    local part = d:subset(1 + (self.finetunes - 1) * count % (#d - count + 1), count)
     run(part, 1)
     part:close()
   end
