@@ -31,6 +31,8 @@ local opt = lop.options(arg, {
   extra = {default = "", type = "string", metavar = "ARGS",
            help = "appended to every recipe command (quick trials), e.g. "
                   .. "--extra='--train_size 2000'"},
+  extra_train = {default = "", type = "string", metavar = "ARGS",
+                 help = "appended to every further-training (train.lua) command"},
   test_size = {type = "int", min = 1, max = 10000, default_text = "all 10000",
                help = "test images for the before/after accuracy"},
 }, {description = "Run the full pruning recipes and write the results page."})
@@ -56,6 +58,10 @@ local RUNS = {
   {name = "resnet20_2x_he", script = "resnet", model = R20,
    args = "--speedup 2 --solver lasso --residual", target = {flops = 2, drop = 1}},
   {name = "hessian_vgg16", script = "hessian", model = VGG, args = "", target = {}},
+  -- A recipe's pruned model trained further (scripts/train.lua --from): 3 + 9 = 12
+  -- final epochs, the budget the model was trained with.
+  {name = "thinet_vgg16_ft", after = "thinet_vgg16", model = VGG,
+   args = "--epochs 9 --lr 0.005", target = {flops = 3, drop = 0.5}},
 }
 for _, solver in ipairs{"thinet", "lasso", "l1", "first", "random"} do
   for _, keep in ipairs{0.5, 0.3} do
@@ -111,20 +117,44 @@ local function commit()
   return id or "unknown"
 end
 
+local function find_run(name)
+  for _, run in ipairs(RUNS) do
+    if run.name == name then return run end
+  end
+end
+
+-- The command of a run: its recipe on the shipped model, or scripts/train.lua going on
+-- from the model another run saved.
+local function command_of(run)
+  if run.after then
+    return ("%s scripts/train.lua --from %s %s %s --out %s"):format(LOPPER,
+           model_path(find_run(run.after)), run.args, opt.extra_train, model_path(run))
+  end
+  return ("%s scripts/%s.lua --model %s %s %s --out %s"):format(LOPPER, run.script, run.model,
+                                                                 run.args, opt.extra,
+                                                                 model_path(run))
+end
+
 local function run_one(run, data)
   local out = model_path(run)
   local log = ("%s/%s.log"):format(opt.work, run.name)
-  local cmd = ("%s scripts/%s.lua --model %s %s %s --out %s"):format(LOPPER, run.script,
-                                                                      run.model, run.args,
-                                                                      opt.extra, out)
+  local base = run.after and load_outcome(find_run(run.after))
+  local base_model = run.after and io.open(model_path(find_run(run.after)))
+  if base_model then base_model:close() end
+  if run.after and not (base and base_model) then
+    error(("%s goes on from %s's model: run %s first"):format(run.name, run.after,
+          run.after), 0)
+  end
+  local cmd = command_of(run)
   print(("[%s] %s  (log: %s)"):format(os.date("%H:%M"), cmd, log))
   local t0 = lop.clock()
   local ok = os.execute(("%s > %s 2>&1"):format(cmd, log))
   if not ok then error(("%s failed; see %s"):format(run.name, log), 0) end
-  local seconds = lop.clock() - t0
+  local seconds = lop.clock() - t0 + (base and 60 * base.minutes or 0)
   local before, after = measure(run, data)
   local widths = ("%s/%s.widths.svg"):format(opt.dir, run.name)
-  local f = assert(io.open(out:gsub("%.lop$", "") .. ".widths.svg"))
+  local f = assert(io.open(run.after and ("%s/%s.widths.svg"):format(opt.dir, run.after)
+                           or out:gsub("%.lop$", "") .. ".widths.svg"))
   lop.write_text(widths, f:read("a"))
   f:close()
   save_outcome(run, {
@@ -253,8 +283,8 @@ end
 
 if opt.list then
   for _, run in ipairs(RUNS) do
-    print(("%-22s %-8s scripts/%s.lua --model %s %s"):format(run.name,
-          load_outcome(run) and "done" or "-", run.script, run.model, run.args))
+    print(("%-22s %-8s %s"):format(run.name, load_outcome(run) and "done" or "-",
+          command_of(run):gsub("^%S+ ", "")))
   end
   return
 end

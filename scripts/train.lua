@@ -8,6 +8,8 @@
 --   build/lopper scripts/train.lua --model resnet20 --epochs 12 --out models/resnet20.lop
 --
 -- Quick runs: --train_size 2000 --test_size 1000.  --help lists every option.
+-- --from FILE trains a saved model further instead of a new one, e.g. a pruned model
+-- for more fine-tuning epochs than its recipe gave it (--lr is then required).
 --
 -- Long runs survive interruption: after every epoch the model so far is saved beside
 -- --out (<out>.epochN.lop, with <out>.resume.lua naming it), and the same command
@@ -18,6 +20,8 @@ local lop = require "lopper"
 
 local opt = lop.options(arg, {
   model = {default = "vgg16", choices = {"vgg16", "resnet20", "resnet56"}, help = "architecture"},
+  from = {type = "string", metavar = "FILE",
+          help = "train this saved model further instead of a new --model"},
   width = {type = "number", min = 0, exclusive_min = true, max = 4, default_text = "0.5",
            help = "vgg16 channel width multiplier"},
   epochs = {default = 12, type = "int", min = 1, help = "training epochs"},
@@ -46,6 +50,12 @@ local opt = lop.options(arg, {
 if opt.stop_after and opt.stop_after >= opt.epochs then
   error(("--stop_after %d: must be less than --epochs %d"):format(opt.stop_after, opt.epochs), 0)
 end
+if opt.from and opt.width then
+  error("--width applies to a new model, not to one loaded with --from", 0)
+end
+if opt.from and not opt.lr then
+  error("--from needs --lr: training a trained model further wants a small rate (e.g. 0.005)", 0)
+end
 if opt.width and opt.model ~= "vgg16" then
   error("--width applies to vgg16 only (the resnets have fixed widths)", 0)
 end
@@ -61,7 +71,7 @@ do
 end
 
 -- What must match for --resume to continue a run: every option that shapes training.
-local SETTINGS = {"model", "width", "epochs", "batch", "lr", "momentum", "nesterov",
+local SETTINGS = {"model", "from", "width", "epochs", "batch", "lr", "momentum", "nesterov",
                   "weight_decay", "crop", "flip", "seed", "train_size"}
 local resume_file = opt.out .. ".resume.lua"
 local settings = {}
@@ -114,6 +124,8 @@ if opt.resume then
   end
   net, done, seconds, saved = lop.load(state.model), state.epoch, state.seconds, state.model
   print(("resuming after epoch %d/%d from %s"):format(done, opt.epochs, state.model))
+elseif opt.from then
+  net, done, seconds = lop.load(opt.from), 0, 0
 else
   -- The builders live in models/ beside this script's directory, wherever it is run from.
   local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
@@ -127,7 +139,7 @@ io.stdout:setvbuf("line")
 local data = lop.data.fashion_mnist{pad = 32, normalize = true,
                                     train_size = opt.train_size, test_size = opt.test_size}
 print(("%s%s: %d params, %.1f MFLOPs per image (multiply-add = 2 FLOPs)"):format(
-  opt.model, opt.model == "vgg16" and (" width " .. (opt.width or 0.5)) or "",
+  opt.from or opt.model, not opt.from and opt.model == "vgg16" and (" width " .. (opt.width or 0.5)) or "",
   net:params(), net:flops() / 1e6))
 print(("Fashion-MNIST 1x32x32: %d train, %d test images; %d epochs, batch %d, lr %g cosine, "
        .. "momentum %g%s, weight decay %g, crop %d, flip %s, seed %d"):format(

@@ -352,6 +352,16 @@ describe("scripts/train.lua", function()
     assert.is_true(math.abs(100 * r.top1 - top1) < 0.01, ("%g vs %g"):format(100 * r.top1, top1))
   end)
 
+  it("trains a saved model further with --from", function()
+    local text, code = run("--from models/resnet20.lop --lr 0.001 --epochs 1 --train_size 256 "
+                           .. "--test_size 256 --batch 64 --out " .. out)
+    assert.are.equal(0, code, text)
+    assert.truthy(text:find("models/resnet20.lop: 273754 params", 1, true), text)
+    -- a trained start: far above the few percent a new net reaches on 256 images
+    local top1 = tonumber(text:match("saved [^\n]*: test top%-1 ([%d.]+)%%"))
+    assert.is_true(top1 > 85, text)
+  end)
+
   it("stops after an epoch and resumes to the same model as one uninterrupted run", function()
     local base = "--model resnet20 --epochs 2 --train_size 256 --test_size 128 --batch 64 "
                  .. "--momentum 0 --out "   -- no momentum: a resumed run is then exact
@@ -394,6 +404,12 @@ describe("scripts/train.lua", function()
     text, code = run("--model vgg16 --epochs 3 --stop_after 3 --out " .. out)
     assert.are_not.equal(0, code)
     assert.truthy(text:find("must be less than --epochs 3", 1, true), text)
+    text, code = run("--from models/resnet20.lop --out " .. out)
+    assert.are_not.equal(0, code)
+    assert.truthy(text:find("--from needs --lr", 1, true), text)
+    text, code = run("--from models/resnet20.lop --lr 0.01 --width 0.5 --out " .. out)
+    assert.are_not.equal(0, code)
+    assert.truthy(text:find("--width applies to a new model", 1, true), text)
     text, code = run("--model vgg16")
     assert.are_not.equal(0, code)
     assert.truthy(text:find("missing required option --out", 1, true), text)

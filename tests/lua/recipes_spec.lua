@@ -102,6 +102,11 @@ describe("recipes", function()
                         .. "--page %s"):format(LOPPER, dir, dir, page))
     assert.are_not.equal(0, code)
     assert.truthy(output:find("thinet_vgg16 has not been run yet", 1, true), output)
+    -- a run going on from another's model needs that one first
+    code, output = run(("%s scripts/results.lua --run thinet_vgg16_ft --dir %s --work %s "
+                        .. "--page %s"):format(LOPPER, dir, dir, page))
+    assert.are_not.equal(0, code)
+    assert.truthy(output:find("run thinet_vgg16 first", 1, true), output)
     os.execute(("rm -rf '%s' '%s'"):format(dir, page))
   end)
 
