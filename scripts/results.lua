@@ -104,6 +104,9 @@ local function save_outcome(run, o)
                                     .. literal(o, "") .. "\n")
 end
 
+-- The latency figures depend on the engine's threads: one per core unless LOP_THREADS.
+local function threads_used() return os.getenv("LOP_THREADS") or "one per core" end
+
 local function measure(run, data)
   return lop.measure(lop.load(run.model), {data = data.test, reps = opt.reps}),
          lop.measure(lop.load(model_path(run)), {data = data.test, reps = opt.reps})
@@ -160,6 +163,7 @@ local function run_one(run, data)
   save_outcome(run, {
     name = run.name, command = (cmd:gsub("^%S+", "build/lopper"):gsub("%s+", " ")),
     date = os.date("!%Y-%m-%d"), commit = commit(), minutes = seconds / 60,
+    threads = threads_used(),
     test_images = #data.test,
     before = before, after = after})
   print(("[%s] %s done in %.0f min: top-1 %.2f%% -> %.2f%%, FLOPs %.2fx"):format(
@@ -221,7 +225,8 @@ local function write_page()
     "Written by `build/lopper scripts/results.lua` from the outcomes in docs/results/ "
     .. "(each measured right after its run: top-1 on all 10,000 test images, FLOPs with "
     .. "a multiply-add as 2, latency the median of repeated forward passes on this "
-    .. "2-core machine). Ratios are before/after.",
+    .. "2-core machine with one engine thread per core, re-measured on the idle machine "
+    .. "by `--measure all` after runs that shared it). Ratios are before/after.",
     "",
     "| run | date | minutes | top-1 before -> after | drop (pt) | params | FLOPs | "
     .. "latency b1 | latency b64 | b64 / FLOPs | target | verdict |",
@@ -237,7 +242,9 @@ local function write_page()
       local fr = b.flops / a.flops
       lines[#lines + 1] = ("| %s%s | %s | %.0f | %.2f%% -> %.2f%% | %.2f | %.2fx | %.2fx | "
         .. "%.2fx | %.2fx | %.2f | %s | %s |"):format(run.name,
-        o.test_images ~= 10000 and (" (%d test images)"):format(o.test_images) or "", o.date, o.minutes,
+        (o.test_images ~= 10000 and (" (%d test images)"):format(o.test_images) or "")
+        .. ((o.threads or "one per core") ~= "one per core"
+            and (" (latency with LOP_THREADS=%s)"):format(o.threads) or ""), o.date, o.minutes,
         100 * b.top1, 100 * a.top1, 100 * (b.top1 - a.top1), b.params / a.params, fr,
         b.ms1 / a.ms1, b.ms64 / a.ms64, (b.ms64 / a.ms64) / fr, target_text(run.target),
         run.sweep and "-" or verdict(run, o))
@@ -312,7 +319,7 @@ if opt.measure then
     end
     f:close()
     o.before, o.after = measure(run, data)
-    o.test_images = #data.test
+    o.test_images, o.threads = #data.test, threads_used()
     save_outcome(run, o)
     print(("%s re-measured: latency b64 %.2fx, FLOPs %.2fx"):format(run.name,
           o.before.ms64 / o.after.ms64, o.before.flops / o.after.flops))
