@@ -84,7 +84,7 @@ describe("recipes", function()
     local f = assert(io.open(page))
     local text = f:read("a")
     f:close()
-    assert.truthy(text:find("| resnet20_2x (300 test images) |", 1, true), text)
+    assert.truthy(text:find("| resnet20_2x (300 test images)", 1, true), text)
     assert.truthy(text:find("Not yet run: thinet_vgg16,", 1, true), text)
     assert.truthy(io.open(dir .. "/resnet20_2x.widths.svg"))
     -- --measure redoes the figures from the saved model and keeps the rest
