@@ -62,6 +62,8 @@ local RUNS = {
   -- final epochs, the budget the model was trained with.
   {name = "thinet_vgg16_ft", after = "thinet_vgg16", model = VGG,
    args = "--epochs 9 --lr 0.005", target = {flops = 3, drop = 0.5}},
+  {name = "lasso_vgg16_4x_ft", after = "lasso_vgg16_4x", model = VGG,
+   args = "--epochs 9 --lr 0.005", target = {flops = 4, drop = 1}},
 }
 for _, solver in ipairs{"thinet", "lasso", "l1", "first", "random"} do
   for _, keep in ipairs{0.5, 0.3} do
