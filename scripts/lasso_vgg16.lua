@@ -31,6 +31,9 @@ for i, consumer in ipairs(NEXT) do
   r:prune_input_of(consumer, keep[i], {reference = r.original})
   r:finetune(r.opt.finetune, "after " .. consumer)
 end
+-- He et al. report accuracy by reconstruction alone, too: evaluate before fine-tuning.
+print(("all layers pruned, before the final fine-tune: test top-1 %.2f%%"):format(
+  100 * lop.evaluate(r.net, r.data.test, {progress = false}).top1))
 print("final fine-tune")
 r:finetune(r.opt.final, "final")
 r:finish()
