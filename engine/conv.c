@@ -176,26 +176,20 @@ static void unfold_tap(const float *src, const conv_geom *q, int ki, int kj, flo
         memset(dst + (size_t)yhi * q->wo, 0, (size_t)(q->ho - yhi) * q->wo * sizeof *dst);
     if (yhi <= ylo)
         return;
-    if (q->sh == 1 && q->sw == 1 && q->wo == q->w && xhi > xlo) {
-        const float *in = src + ((ptrdiff_t)ylo - q->ph + ki) * q->w + xlo + xoff;
-        memcpy(dst + (size_t)ylo * q->wo + xlo, in,
+    int shifted = q->sh == 1 && q->sw == 1 && q->wo == q->w && xhi > xlo;
+    if (shifted)
+        memcpy(dst + (size_t)ylo * q->wo + xlo,
+               src + ((ptrdiff_t)ylo - q->ph + ki) * q->w + xlo + xoff,
                ((size_t)(yhi - ylo - 1) * q->w + (size_t)(xhi - xlo)) * sizeof *dst);
-        for (int oy = ylo; oy < yhi; oy++) {
-            float *out = dst + (size_t)oy * q->wo;
-            for (int ox = 0; ox < xlo; ox++)
-                out[ox] = 0.0f;
-            for (int ox = xhi; ox < q->wo; ox++)
-                out[ox] = 0.0f;
-        }
-        return;
-    }
     for (int oy = ylo; oy < yhi; oy++) {
-        const float *in = src + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
         float *out = dst + (size_t)oy * q->wo;
         for (int ox = 0; ox < xlo; ox++)
             out[ox] = 0.0f;
-        for (int ox = xlo; ox < xhi; ox++)
-            out[ox] = in[(ptrdiff_t)ox * q->sw + xoff];
+        if (!shifted) {
+            const float *in = src + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
+            for (int ox = xlo; ox < xhi; ox++)
+                out[ox] = in[(ptrdiff_t)ox * q->sw + xoff];
+        }
         for (int ox = xhi; ox < q->wo; ox++)
             out[ox] = 0.0f;
     }

@@ -71,6 +71,12 @@ static int batch_buf_init(batch_buf *b, int n, int batch)
     return LOP_OK;
 }
 
+/* The end of the epoch range to run: until_epoch, or all epochs when it is 0. */
+static int until_epoch(const lop_train_opts *o)
+{
+    return o->until_epoch ? o->until_epoch : o->epochs;
+}
+
 static int check_opts(const lop_train_opts *o)
 {
     if (o->epochs < 1 || o->batch < 2)
@@ -82,8 +88,7 @@ static int check_opts(const lop_train_opts *o)
         return lop_fail(LOP_EINVAL, "train: crop padding must be >= 0");
     if (o->schedule == LOP_SCHEDULE_STEP && (o->step_epochs < 1 || !(o->gamma > 0)))
         return lop_fail(LOP_EINVAL, "train: step schedule needs step_epochs >= 1, gamma > 0");
-    int until = o->until_epoch ? o->until_epoch : o->epochs;
-    if (o->from_epoch < 0 || until > o->epochs || o->from_epoch >= until)
+    if (o->from_epoch < 0 || until_epoch(o) > o->epochs || o->from_epoch >= until_epoch(o))
         return lop_fail(LOP_EINVAL, "train: need 0 <= from_epoch < until_epoch <= epochs "
                         "(got %d, %d, %d)", o->from_epoch, o->until_epoch, o->epochs);
     return LOP_OK;
@@ -112,7 +117,7 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_e
     lop_rng rng;
     const long steps_per_epoch = (d->n + o->batch - 1) / o->batch;
     const long total_steps = steps_per_epoch * o->epochs;
-    const int until = o->until_epoch ? o->until_epoch : o->epochs;
+    const int until = until_epoch(o);
     lop_sgd sgd = o->sgd;
     lop_eval ev = {0};
     for (int epoch = o->from_epoch; epoch < until && st == LOP_OK; epoch++) {

@@ -8,12 +8,13 @@
  *
  * The structure follows lua.c, Lua's own interpreter: everything runs inside one
  * protected call (pmain), chunks run under a message handler that appends a
- * traceback (here only to errors that carry a source position), a REPL line is first tried as "return <line>", and a syntax error ending
- * in "<eof>" means the chunk is incomplete and needs another line.  Ctrl-C while Lua
- * code runs sets a hook that raises "interrupted!" at the next Lua instruction and
- * asks training/evaluation loops to stop after their current batch (a second Ctrl-C
- * kills the process, for when some other long C call never returns to Lua);
- * Ctrl-C at the prompt abandons the chunk being typed.
+ * traceback (here only to messages that carry a source position), a REPL line is
+ * first tried as "return <line>", and a syntax error ending in "<eof>" means the
+ * chunk is incomplete and needs another line.  Ctrl-C while Lua code runs sets a hook
+ * that raises "interrupted!" at the next Lua instruction and asks training/evaluation
+ * loops to stop after their current batch (a second Ctrl-C kills the process, for
+ * when some other long C call never returns to Lua); Ctrl-C at the prompt abandons
+ * the chunk being typed.
  */
 #include <ctype.h>
 #include <signal.h>
@@ -121,8 +122,9 @@ static void on_sigint_prompt(int sig)
 }
 
 /* Whether msg's first line has a source position ("chunk:12:"), as Lua's own runtime
- * errors and error(msg) do; a message raised without one (error(msg, 0), the engine's
- * and the option parser's reports of bad input) is meant for the user as it stands. */
+ * errors, error(msg) and the engine's errors raised from Lua calls do; a message raised
+ * without one (error(msg, 0): the option parser's and the scripts' reports of bad
+ * input) is meant for the user as it stands. */
 static int has_position(const char *msg)
 {
     for (const char *p = msg; *p && *p != '\n'; p++) {
