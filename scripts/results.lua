@@ -83,27 +83,16 @@ local function load_outcome(run)
   return dofile(outcome_path(run))
 end
 
--- A Lua literal of a table of strings, numbers and tables (the outcome files).
-local function literal(v, indent)
-  if type(v) == "string" then return ("%q"):format(v) end
-  if type(v) == "number" then return math.type(v) == "integer" and tostring(v)
-                                     or ("%.17g"):format(v) end
-  if type(v) == "boolean" then return tostring(v) end
-  local keys, out = {}, {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  local pad = indent .. "  "
-  for _, k in ipairs(keys) do
-    out[#out + 1] = ("%s[%s] = %s,"):format(pad, literal(k, pad), literal(v[k], pad))
-  end
-  return "{\n" .. table.concat(out, "\n") .. "\n" .. indent .. "}"
-end
-
 local function model_path(run) return ("%s/%s.lop"):format(opt.work, run.name) end
 
+local function exists(path)
+  local f = io.open(path)
+  if f then f:close() end
+  return f ~= nil
+end
+
 local function save_outcome(run, o)
-  lop.write_text(outcome_path(run), "-- written by scripts/results.lua\nreturn "
-                                    .. literal(o, "") .. "\n")
+  lop.write_record(outcome_path(run), o, "written by scripts/results.lua")
 end
 
 -- The latency figures depend on the engine's threads: one per core unless LOP_THREADS.
@@ -143,10 +132,9 @@ end
 local function run_one(run, data)
   local out = model_path(run)
   local log = ("%s/%s.log"):format(opt.work, run.name)
-  local base = run.after and load_outcome(find_run(run.after))
-  local base_model = run.after and io.open(model_path(find_run(run.after)))
-  if base_model then base_model:close() end
-  if run.after and not (base and base_model) then
+  local base_run = run.after and find_run(run.after)
+  local base = base_run and load_outcome(base_run)
+  if base_run and not (base and exists(model_path(base_run))) then
     error(("%s goes on from %s's model: run %s first"):format(run.name, run.after,
           run.after), 0)
   end
@@ -174,24 +162,31 @@ local function run_one(run, data)
 end
 
 -- Whether an outcome meets its run's targets, and the first miss in words.
-local function verdict(run, o)
+-- The targets an outcome misses: a list of texts, and whether the accuracy/size
+-- targets (`model`) or the latency target (`latency`) are among them.
+local function misses(run, o)
   local b, a, t = o.before, o.after, run.target
   local drop = 100 * (b.top1 - a.top1)
-  local misses = {}
+  local texts, model, latency = {}, false, false
+  local function miss(text) texts[#texts + 1] = text; model = true end
   if t.flops and b.flops / a.flops < t.flops * 0.995 then
-    misses[#misses + 1] = ("FLOPs %.2fx < %gx"):format(b.flops / a.flops, t.flops)
+    miss(("FLOPs %.2fx < %gx"):format(b.flops / a.flops, t.flops))
   end
   if t.params and b.params / a.params < t.params then
-    misses[#misses + 1] = ("params %.2fx < %gx"):format(b.params / a.params, t.params)
+    miss(("params %.2fx < %gx"):format(b.params / a.params, t.params))
   end
-  if t.drop and drop > t.drop then
-    misses[#misses + 1] = ("drop %.2f > %g pt"):format(drop, t.drop)
-  end
+  if t.drop and drop > t.drop then miss(("drop %.2f > %g pt"):format(drop, t.drop)) end
   local lat = (b.ms64 / a.ms64) / (b.flops / a.flops)
   if t.flops and lat < 0.8 then
-    misses[#misses + 1] = ("batch-64 speed-up %.2f of the FLOPs cut < 0.8"):format(lat)
+    texts[#texts + 1] = ("batch-64 speed-up %.2f of the FLOPs cut < 0.8"):format(lat)
+    latency = true
   end
-  return #misses == 0 and "met" or ("missed: " .. table.concat(misses, "; "))
+  return texts, model, latency
+end
+
+local function verdict(run, o)
+  local texts = misses(run, o)
+  return #texts == 0 and "met" or ("missed: " .. table.concat(texts, "; "))
 end
 
 local function target_text(t)
@@ -304,11 +299,11 @@ local function write_page()
   end
   local why, latency_missed = {}, false
   for _, r in ipairs(rows) do
-    local v = not r.run.sweep and verdict(r.run, r.o) or "met"
-    if v:find("drop", 1, true) or v:find("params", 1, true) or v:find("FLOPs %d") then
+    local _, model, latency = misses(r.run, r.o)
+    if model then
       why[#why + 1] = ("- %s: %s"):format(r.run.name, WHY[r.run.name] or "(not yet analysed)")
     end
-    latency_missed = latency_missed or v:find("batch-64", 1, true) ~= nil
+    latency_missed = latency_missed or latency
   end
   if latency_missed then why[#why + 1] = "- batch-64 latency: " .. WHY.latency end
   if #why > 0 then
@@ -351,12 +346,10 @@ if opt.measure then
   for _, run in ipairs(todo) do
     local o = load_outcome(run)
     if not o then error(("%s has not been run yet"):format(run.name), 0) end
-    local f = io.open(model_path(run))
-    if not f then
+    if not exists(model_path(run)) then
       error(("%s: the pruned model %s is gone; rerun with --run %s"):format(run.name,
             model_path(run), run.name), 0)
     end
-    f:close()
     o.before, o.after = measure(run, data)
     o.test_images, o.threads = #data.test, threads_used()
     save_outcome(run, o)

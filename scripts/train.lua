@@ -99,17 +99,9 @@ local function read_resume()
 end
 
 local function write_resume(epoch, model, seconds)
-  local lines = {"-- written by scripts/train.lua: the run so far, for --resume",
-                 ("return {epoch = %d, model = %q, seconds = %.17g, settings = {"):format(
-                   epoch, model, seconds)}
-  for _, k in ipairs(SETTINGS) do
-    local v = settings[k]
-    lines[#lines + 1] = ("  %s = %s,"):format(k, type(v) == "string" and ("%q"):format(v)
-                                                  or math.type(v) == "float" and ("%.17g"):format(v)
-                                                  or tostring(v))
-  end
-  lines[#lines + 1] = "}}\n"
-  lop.write_text(resume_file, table.concat(lines, "\n"))
+  lop.write_record(resume_file, {epoch = epoch, model = model, seconds = seconds,
+                                 settings = settings},
+                   "written by scripts/train.lua: the run so far, for --resume")
 end
 
 local net, done, seconds, saved
@@ -139,7 +131,8 @@ io.stdout:setvbuf("line")
 local data = lop.data.fashion_mnist{pad = 32, normalize = true,
                                     train_size = opt.train_size, test_size = opt.test_size}
 print(("%s%s: %d params, %.1f MFLOPs per image (multiply-add = 2 FLOPs)"):format(
-  opt.from or opt.model, not opt.from and opt.model == "vgg16" and (" width " .. (opt.width or 0.5)) or "",
+  opt.from or opt.model,
+  not opt.from and opt.model == "vgg16" and (" width " .. (opt.width or 0.5)) or "",
   net:params(), net:flops() / 1e6))
 print(("Fashion-MNIST 1x32x32: %d train, %d test images; %d epochs, batch %d, lr %g cosine, "
        .. "momentum %g%s, weight decay %g, crop %d, flip %s, seed %d"):format(

@@ -73,6 +73,31 @@ describe("lop.svg", function()
     end
   end)
 
+  it("records round-trip through lop.write_record and loadfile, types and bits kept", function()
+    local path = os.tmpname()
+    local value = {name = "a \"quoted\"\nline", n = 7, third = 1 / 3, whole = 3.0,
+                   tiny = 5e-324, neg = -2.5e300, yes = true, no = false,
+                   nested = {1, 2.0, {deep = "x"}}}
+    lop.write_record(path, value, "a test record")
+    local f = assert(io.open(path))
+    local text = f:read("a")
+    f:close()
+    assert.truthy(text:find("^%-%- a test record\nreturn {"), text)
+    local back = assert(loadfile(path, "t", {}))()
+    os.remove(path)
+    assert.are.same(value, back)
+    for _, k in ipairs{"n", "third", "whole", "tiny", "neg"} do
+      assert.are.equal(math.type(value[k]), math.type(back[k]), k)
+    end
+    assert.are.equal("float", math.type(back.nested[2]))
+    assert.is_true(back.third == 1 / 3)
+    local ok, err = pcall(lop.write_record, path, {f = print})
+    assert.is_false(ok)
+    assert.truthy(err:find("cannot write a function value", 1, true), err)
+    assert.is_nil(io.open(path), "nothing written for a bad record")
+    assert.is_false(pcall(lop.write_record, path, "text"))
+  end)
+
   it("are written atomically by lop.write_text, which refuses what it cannot write", function()
     local ok, err = pcall(lop.write_text, "/nonexistent-dir/x.svg", "<svg/>")
     assert.is_false(ok)
