@@ -2,7 +2,8 @@
  * test_conv.c - the conv2d layer against independent references: forward and backward
  * against the textbook seven-loop convolution (every path: strided, padded, 1x1 without
  * im2col, grouped, depthwise, non-square, batches split into several chunks with a
- * remainder), input gradients accumulating over several consumers, gradients against
+ * remainder, thin stride-1 layers on the stencil kernel, one image split over
+ * threads), input gradients accumulating over several consumers, gradients against
  * finite differences, Kaiming initialisation
  * statistics, FLOP and parameter counts by hand, and attribute validation.
  */
@@ -26,7 +27,10 @@ typedef struct conv_case {
 
 /* The engine unfolds images in chunks of about 4096 output columns (fewer when the
  * column buffer would pass 4M floats), so the "chunked" rows below are sized to give
- * several chunks plus a shorter last one. */
+ * several chunks plus a shorter last one.  Ungrouped stride-1 layers with a kernel
+ * above 1x1, padding below the kernel and at most 64 output channels (128 on maps of
+ * 16+ columns) run forward and input gradient on the stencil kernel (blocks of 8
+ * output channels x 32 positions of the padded-width map); the others on im2col. */
 static const conv_case cases[] = {
     {"stride 2, pad 1", 3, 9, 9, 4, 3, 3, 2, 2, 1, 1, 1, 1, 2},
     {"pad 2, no bias", 2, 7, 8, 5, 3, 3, 1, 1, 2, 2, 1, 0, 3},
@@ -51,6 +55,20 @@ static const conv_case cases[] = {
     /* One column and 1168 unfolded rows per image: the 4M-float cap gives chunks
      * of 3591 and 9. */
     {"chunked at the cap", 128, 3, 3, 16, 3, 3, 1, 1, 0, 0, 1, 1, 3600},
+    /* stencil: 11 outputs = a full block and a partial one; 37 columns, so each row
+     * spans two position blocks */
+    {"stencil, block remainder", 3, 5, 37, 11, 3, 3, 1, 1, 1, 1, 1, 1, 3},
+    /* stencil: one image, three blocks shared out over the threads */
+    {"stencil, one image", 4, 6, 6, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"stencil, 5x5 unpadded", 2, 9, 8, 5, 5, 5, 1, 1, 0, 0, 1, 0, 2},
+    /* padding kernel - 1: the input gradient's stencil runs unpadded */
+    {"stencil, padding kernel - 1", 3, 4, 5, 6, 3, 2, 1, 1, 2, 1, 1, 1, 2},
+    /* one input channel: the input gradient is one partial block */
+    {"stencil, one input channel", 1, 7, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+    {"stencil, 128 outputs on 16 columns", 2, 3, 16, 128, 3, 3, 1, 1, 1, 1, 1, 0, 2},
+    /* the same layers a little wider, or on a narrower map, go through im2col */
+    {"stride 1, too wide for the stencil", 2, 3, 16, 129, 3, 3, 1, 1, 1, 1, 1, 0, 2},
+    {"stride 1, 65 outputs on a narrow map", 3, 6, 6, 65, 3, 3, 1, 1, 1, 1, 1, 1, 2},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -460,6 +478,8 @@ static void test_allocation_failures_are_clean(void **state)
 
 int main(void)
 {
+    /* At least two workers, so that chunks and a single image's blocks are split. */
+    setenv("LOP_THREADS", "2", 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_backward_matches_naive),

@@ -1,0 +1,154 @@
+/*
+ * conv_stencil.c - stride-1 ungrouped convolution straight from a zero-padded copy of
+ * each image, without im2col.  im2col + sgemm spends most of a thin layer's time
+ * copying: the unfolded columns are written once and packed once more by sgemm, and
+ * with few output channels that copying is shared by few rows of products.  Here a
+ * block of STENCIL_OUT output channels x STENCIL_SPAN output positions stays in
+ * vector registers while every input channel and kernel tap adds into it.  The padded
+ * image is flattened with its padded width, so for every tap, output position i reads
+ * input i + (tap row * padded width + tap column): one contiguous vector load.  The
+ * positions that fall in the padding columns are computed and dropped.
+ *
+ * The same kernel gives a layer's input gradient: it is the stride-1 convolution of
+ * the output gradient, padded by kernel - 1 - pad, with the weights' two channel
+ * axes swapped and their taps rotated by 180 degrees (lop_stencil_pack's adjoint).
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* One vector of floats: 16 with AVX-512, else 8 (AVX2; narrower ISAs split it). */
+#ifdef __AVX512F__
+#define STENCIL_LANES 16
+#else
+#define STENCIL_LANES 8
+#endif
+typedef float vec __attribute__((vector_size(STENCIL_LANES * sizeof(float)), aligned(4),
+                                 may_alias));
+
+enum {
+    STENCIL_VECS = 2,                                 /* vectors of positions per block */
+    STENCIL_SPAN = STENCIL_VECS * STENCIL_LANES,      /* positions per block */
+};
+
+void lop_stencil_plan(lop_stencil *s, int c, int h, int w, int o, int kh, int kw, int ph,
+                      int pw)
+{
+    s->c = c;
+    s->h = h;
+    s->w = w;
+    s->o = o;
+    s->kh = kh;
+    s->kw = kw;
+    s->ph = ph;
+    s->pw = pw;
+    s->hp = h + 2 * ph;
+    s->wp = w + 2 * pw;
+    s->ho = s->hp - kh + 1;
+    s->wo = s->wp - kw + 1;
+    int used = (s->ho - 1) * s->wp + s->wo;   /* last output position + 1 */
+    s->span = (used + STENCIL_SPAN - 1) / STENCIL_SPAN * STENCIL_SPAN;
+    /* A block's loads reach span - 1 + the last tap's offset. */
+    s->frame = (size_t)s->span + (size_t)(kh - 1) * s->wp + (size_t)(kw - 1);
+    s->blocks = (o + STENCIL_OUT - 1) / STENCIL_OUT;
+}
+
+size_t lop_stencil_weight_floats(const lop_stencil *s)
+{
+    return (size_t)s->blocks * s->c * s->kh * s->kw * STENCIL_OUT;
+}
+
+size_t lop_stencil_scratch_floats(const lop_stencil *s)
+{
+    return (size_t)s->c * s->frame + (size_t)STENCIL_OUT * s->span;
+}
+
+/* packed[block][c][tap][r] = weight of output channel block * STENCIL_OUT + r (zero
+ * past the last one).  Forward: w is [o][c][kh][kw].  Adjoint: w is the forward
+ * layer's [c][o][kh][kw] (its outputs are this plan's inputs) and tap (i, j) reads
+ * its tap (kh - 1 - i, kw - 1 - j). */
+void lop_stencil_pack(const lop_stencil *s, const float *w, int adjoint, float *packed)
+{
+    int taps = s->kh * s->kw;
+    memset(packed, 0, lop_stencil_weight_floats(s) * sizeof *packed);
+    for (int oc = 0; oc < s->o; oc++)
+        for (int ic = 0; ic < s->c; ic++)
+            for (int t = 0; t < taps; t++) {
+                size_t from = adjoint ? ((size_t)ic * s->o + oc) * taps + (taps - 1 - t)
+                                      : ((size_t)oc * s->c + ic) * taps + t;
+                packed[(((size_t)(oc / STENCIL_OUT) * s->c + ic) * taps + t) * STENCIL_OUT +
+                       oc % STENCIL_OUT] = w[from];
+            }
+}
+
+/* The zero-padded copy of one image [c][frame], rows wp apart. */
+static void pad_image(const lop_stencil *s, const float *x, float *xp)
+{
+    memset(xp, 0, (size_t)s->c * s->frame * sizeof *xp);
+    for (int ic = 0; ic < s->c; ic++)
+        for (int y = 0; y < s->h; y++)
+            memcpy(xp + ic * s->frame + (size_t)(y + s->ph) * s->wp + s->pw,
+                   x + ((size_t)ic * s->h + y) * s->w, (size_t)s->w * sizeof *xp);
+}
+
+/* One block: out[r][p + i] for i < STENCIL_SPAN, r < STENCIL_OUT. */
+static void block_kernel(const lop_stencil *s, const float *wb, const float *xp, int p,
+                         float *out)
+{
+    vec acc[STENCIL_OUT][STENCIL_VECS];
+#pragma GCC unroll 16
+    for (int r = 0; r < STENCIL_OUT; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < STENCIL_VECS; v++)
+            acc[r][v] = (vec){0};
+    const float *wt = wb;   /* the weights of (ic, i, j), in loop order */
+    for (int ic = 0; ic < s->c; ic++)
+        for (int i = 0; i < s->kh; i++) {
+            const float *xrow = xp + ic * s->frame + (size_t)i * s->wp + p;
+            for (int j = 0; j < s->kw; j++, wt += STENCIL_OUT) {
+                vec in[STENCIL_VECS];
+#pragma GCC unroll 4
+                for (int v = 0; v < STENCIL_VECS; v++)
+                    in[v] = *(const vec *)(xrow + j + v * STENCIL_LANES);
+#pragma GCC unroll 16
+                for (int r = 0; r < STENCIL_OUT; r++) {
+#pragma GCC unroll 4
+                    for (int v = 0; v < STENCIL_VECS; v++)
+                        acc[r][v] += wt[r] * in[v];
+                }
+            }
+        }
+#pragma GCC unroll 16
+    for (int r = 0; r < STENCIL_OUT; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < STENCIL_VECS; v++)
+            *(vec *)(out + (size_t)r * s->span + p + v * STENCIL_LANES) = acc[r][v];
+}
+
+void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x,
+                       const float *bias, int block_first, int block_last, int accumulate,
+                       float *scratch, float *y)
+{
+    float *xp = scratch, *out = scratch + (size_t)s->c * s->frame;
+    pad_image(s, x, xp);
+    size_t per_block = (size_t)s->c * s->kh * s->kw * STENCIL_OUT;
+    for (int b = block_first; b < block_last; b++) {
+        for (int p = 0; p < s->span; p += STENCIL_SPAN)
+            block_kernel(s, packed + (size_t)b * per_block, xp, p, out);
+        int first = b * STENCIL_OUT;
+        int count = s->o - first < STENCIL_OUT ? s->o - first : STENCIL_OUT;
+        for (int r = 0; r < count; r++) {
+            float add = bias ? bias[first + r] : 0.0f;
+            for (int oy = 0; oy < s->ho; oy++) {
+                const float *restrict from = out + (size_t)r * s->span + (size_t)oy * s->wp;
+                float *restrict to = y + ((size_t)(first + r) * s->ho + oy) * s->wo;
+                if (accumulate)
+                    for (int ox = 0; ox < s->wo; ox++)
+                        to[ox] += from[ox];
+                else
+                    for (int ox = 0; ox < s->wo; ox++)
+                        to[ox] = from[ox] + add;
+            }
+        }
+    }
+}
