@@ -99,8 +99,9 @@ end
 local function threads_used() return os.getenv("LOP_THREADS") or "one per core" end
 
 local function measure(run, data)
-  return lop.measure(lop.load(run.model), {data = data.test, reps = opt.reps}),
-         lop.measure(lop.load(model_path(run)), {data = data.test, reps = opt.reps})
+  local _, before, after = lop.compare(lop.load(run.model), lop.load(model_path(run)),
+                                       {data = data.test, reps = opt.reps})
+  return before, after
 end
 
 -- The commit the recipes ran from (the results page names it), "unknown" outside git.

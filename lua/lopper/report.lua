@@ -2,6 +2,8 @@
 -- lop.measure (top-1, params, FLOPs, measured latency at batch 1 and 64), lop.report
 -- (the same per node) and lop.compare (two networks side by side with ratios).
 -- FLOPs count a multiply-add as 2; latency is the median of repeated forward passes.
+-- Networks compared are timed in alternation (lop.latency), because on a shared
+-- machine the speed of the same pass drifts by tens of percent within minutes.
 local lop = ...
 
 local function si(x)
@@ -20,14 +22,46 @@ local function check_opts(fn, opts, known)
   return opts
 end
 
--- lop.measure(net, {data = ds, reps = 20}) -> {params, flops, ms1, ms64, top1, loss}
--- (top1/loss only with data).
-function lop.measure(net, opts)
-  opts = check_opts("lop.measure", opts, {data = true, reps = true})
+local ROUNDS = 5
+
+local function median(values)
+  table.sort(values)
+  local n = #values
+  return n % 2 == 1 and values[(n + 1) // 2] or (values[n // 2] + values[n // 2 + 1]) / 2
+end
+
+-- lop.latency({net, ...}, {reps = 20}) -> {{ms1 =, ms64 =}, ...}: forward latency at
+-- batch 1 (reps passes) and batch 64 (reps / 4 passes, at least 3), in ms.  The passes
+-- are spread over 5 rounds that time every net in turn; each figure is the median of
+-- its rounds' medians.
+function lop.latency(nets, opts)
+  opts = check_opts("lop.latency", opts, {reps = true})
   local reps = opts.reps or 20
+  if type(nets) ~= "table" or #nets == 0 then
+    error("lop.latency: expected a list of networks", 2)
+  end
+  local out = {}
+  for i = 1, #nets do out[i] = {ms1 = {}, ms64 = {}} end
+  for _ = 1, ROUNDS do
+    for i, net in ipairs(nets) do
+      table.insert(out[i].ms1, (net:time{batch = 1, reps = math.ceil(reps / ROUNDS)}))
+      table.insert(out[i].ms64, (net:time{batch = 64,
+                                          reps = math.ceil(math.max(3, reps // 4) / ROUNDS)}))
+    end
+  end
+  for i = 1, #nets do out[i] = {ms1 = median(out[i].ms1), ms64 = median(out[i].ms64)} end
+  return out
+end
+
+-- lop.measure(net, {data = ds, reps = 20, latency = true}) -> {params, flops, ms1, ms64,
+-- top1, loss} (top1/loss only with data; ms1/ms64 unless latency = false).
+function lop.measure(net, opts)
+  opts = check_opts("lop.measure", opts, {data = true, reps = true, latency = true})
   local m = {params = net:params(), flops = net:flops()}
-  m.ms1 = net:time{batch = 1, reps = reps}
-  m.ms64 = net:time{batch = 64, reps = math.max(3, reps // 4)}
+  if opts.latency ~= false then
+    local t = lop.latency({net}, {reps = opts.reps})[1]
+    m.ms1, m.ms64 = t.ms1, t.ms64
+  end
   if opts.data then
     local e = lop.evaluate(net, opts.data)
     m.top1, m.loss = e.top1, e.loss
@@ -55,13 +89,25 @@ function lop.report(net, opts)
 end
 
 -- lop.compare(before, after, {data = ds, reps = 20, names = {"before", "after"}})
--- -> table string, and the two measurements.  Ratios read "before / after", so
+-- -> table string, and the two measurements.  before and after are networks (timed
+-- in alternation) or measurements from lop.measure.  Ratios read "before / after", so
 -- 3.0x means three times fewer FLOPs or a three times faster forward pass.
 function lop.compare(a, b, opts)
   opts = check_opts("lop.compare", opts, {data = true, reps = true, names = true})
   local names = opts.names or {"before", "after"}
-  local ma = type(a) == "table" and a or lop.measure(a, {data = opts.data, reps = opts.reps})
-  local mb = type(b) == "table" and b or lop.measure(b, {data = opts.data, reps = opts.reps})
+  local both = type(a) ~= "table" and type(b) ~= "table"
+  local function measured(x)
+    if type(x) == "table" then return x end
+    return lop.measure(x, {data = opts.data, reps = opts.reps, latency = not both})
+  end
+  local ma, mb = measured(a), measured(b)
+  if both then
+    local t = lop.latency({a, b}, {reps = opts.reps})
+    ma.ms1, ma.ms64, mb.ms1, mb.ms64 = t[1].ms1, t[1].ms64, t[2].ms1, t[2].ms64
+  end
+  if not (ma.ms1 and mb.ms1) then
+    error("lop.compare: a measurement without latency (lop.measure with latency = false)", 2)
+  end
   local rows = {("%-20s %12s %12s %10s"):format("", names[1], names[2], "ratio")}
   local function row(label, x, y, fmt, ratio)
     rows[#rows + 1] = ("%-20s %12s %12s %10s"):format(label, fmt(x), fmt(y), ratio)
