@@ -7,8 +7,7 @@
  * because an NCHW image already is its own column matrix; it multiplies each image
  * in place when the map is wide enough for that to be as fast as batching.  Thin
  * stride-1 layers (few output channels) run on conv_stencil.c instead, forward and
- * for the input gradient, because there the unfolding costs more than the products;
- * their weight gradient still comes from im2col + sgemm.
+ * backward, because there the unfolding costs more than the products.
  */
 #include <limits.h>
 #include <math.h>
@@ -277,26 +276,44 @@ static int chunk_images(const conv_geom *q, int batch, int threads)
 }
 
 /* The scratch: first the stencil path's packed weights, shared by the workers; then
- * for each worker the columns (none on the direct path, nor forward on the stencil
- * path), product rows [O, nb * HW'] (needed only when a chunk holds several images,
- * since one image's rows already are its NCHW layout), for backward private weight
- * and bias gradient sums, and the stencil kernel's padded image and block outputs. */
+ * for each worker the columns (none on the direct and stencil paths), product rows
+ * [O, nb * HW'] (needed only when a chunk holds several images, since one image's rows
+ * already are its NCHW layout; not on the stencil path), for backward private weight
+ * and bias gradient sums, and the stencil kernels' work space. */
 typedef struct conv_scratch {
     size_t packed, col, rows, grads, stencil, per_worker;
     float *base;
 } conv_scratch;
 
-static int conv_scratch_get(lop_graph *g, const conv_geom *q, const lop_stencil *st,
-                            int nb, int threads, int backward, size_t wsize,
-                            conv_scratch *s)
+/* What the worker threads share: the layer's tensors and how they are chunked. */
+typedef struct conv_job {
+    conv_geom q;
+    const float *x, *w, *bias, *dy;
+    float *y, *dx, *dw, *db;
+    int batch, nb;
+    conv_scratch s;
+    /* The stencil path's plans: st is the forward pass's, or the input gradient's
+     * in backward; wgrad the weight gradient's (the forward geometry). */
+    lop_stencil st, wgrad;
+    int slices;               /* stencil forward: jobs per image */
+} conv_job;
+
+static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, int backward,
+                            size_t wsize, conv_scratch *s)
 {
-    size_t ncols = (size_t)nb * q->hwo;
-    int unfold = !q->direct && (backward || !q->stencil);
-    s->packed = q->stencil ? lop_stencil_weight_floats(st) : 0;
-    s->col = unfold ? (size_t)q->c * q->kh * q->kw * ncols : 0;
-    s->rows = nb > 1 ? (size_t)q->o * ncols : 0;
+    const conv_geom *q = &j->q;
+    size_t ncols = (size_t)j->nb * q->hwo;
+    s->packed = q->stencil ? lop_stencil_weight_floats(&j->st) : 0;
+    s->col = q->direct || q->stencil ? 0 : (size_t)q->c * q->kh * q->kw * ncols;
+    s->rows = j->nb > 1 && !q->stencil ? (size_t)q->o * ncols : 0;
     s->grads = backward ? wsize + (size_t)q->o : 0;
-    s->stencil = q->stencil ? lop_stencil_scratch_floats(st) : 0;
+    s->stencil = 0;
+    if (q->stencil) {
+        s->stencil = lop_stencil_scratch_floats(&j->st);
+        size_t wgrad = backward ? lop_stencil_wgrad_floats(&j->wgrad, j->nb) : 0;
+        if (wgrad > s->stencil)
+            s->stencil = wgrad;
+    }
     s->per_worker = s->col + s->rows + s->grads + s->stencil;
     s->base = NULL;
     if (s->packed + s->per_worker == 0)
@@ -337,16 +354,6 @@ static void images_to_rows(const float *y, int m, const conv_geom *q, float *row
                    y + ((size_t)b * q->o + oc) * q->hwo, (size_t)q->hwo * sizeof *rows);
 }
 
-/* What the worker threads share: the layer's tensors and how they are chunked. */
-typedef struct conv_job {
-    conv_geom q;
-    const float *x, *w, *bias, *dy;
-    float *y, *dx, *dw, *db;
-    int batch, nb;
-    conv_scratch s;
-    lop_stencil st;           /* the stencil path's plan: forward, or the input gradient */
-    int slices;               /* stencil forward: jobs per image */
-} conv_job;
 
 /* Chunk `chunk`'s first image *b0 and image count *m; returns the right-hand side of
  * its products: the input itself on the direct path, else its columns in col. */
@@ -415,7 +422,7 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     j.nb = q->stencil ? 1 : chunk_images(q, j.batch, threads);
     if (q->stencil)
         lop_stencil_plan(&j.st, q->c, q->h, q->w, q->o, q->kh, q->kw, q->ph, q->pw);
-    int st = conv_scratch_get(g, q, &j.st, j.nb, threads, 0, 0, &j.s);
+    int st = conv_scratch_get(g, &j, threads, 0, 0, &j.s);
     if (st != LOP_OK)
         return st;
     if (!q->stencil) {
@@ -440,7 +447,6 @@ static void backward_chunks(void *ctx, long first, long last, int worker)
     float *col = mine, *rows = mine + j->s.col;
     float *dw = worker == 0 ? j->dw : rows + j->s.rows;
     float *db = j->db ? (worker == 0 ? j->db : rows + j->s.rows + (j->s.grads - q->o)) : NULL;
-    float *stencil = rows + j->s.rows + j->s.grads;
     for (long chunk = first; chunk < last; chunk++) {
         int b0, m;
         const float *src = chunk_source(j, chunk, col, &b0, &m);
@@ -459,25 +465,50 @@ static void backward_chunks(void *ctx, long first, long last, int worker)
             db[oc] += (float)sum;
         }
         /* The direct path adds W^T dY straight into dX; otherwise group g's columns,
-         * once used for its dW, are overwritten by its column gradient.  The stencil
-         * path adds each image's input gradient into dX itself. */
+         * once used for its dW, are overwritten by its column gradient. */
         float *dcol = q->direct ? dxb : col;
         for (int gi = 0; gi < q->groups; gi++) {
             const float *dg = d + (size_t)gi * q->og * ncols;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->og, q->k, ncols, 1.0f, dg,
                         ncols, src + (size_t)gi * q->k * ncols, ncols, 1.0f,
                         dw + (size_t)gi * q->og * q->k, q->k);
-            if (!q->stencil)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->k, ncols, q->og, 1.0f,
-                            j->w + (size_t)gi * q->og * q->k, q->k, dg, ncols,
-                            q->direct ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols, ncols);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->k, ncols, q->og, 1.0f,
+                        j->w + (size_t)gi * q->og * q->k, q->k, dg, ncols,
+                        q->direct ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols, ncols);
         }
-        for (int b = 0; q->stencil && b < m; b++)
-            lop_stencil_image(&j->st, j->s.base, j->dy + (size_t)(b0 + b) * q->o * q->hwo,
-                              NULL, 0, j->st.blocks, 1, stencil,
-                              dxb + (size_t)b * q->c * q->h * q->w);
-        if (!q->direct && !q->stencil)
+        if (!q->direct)
             col2im(col, m, q, dxb);
+    }
+}
+
+/* The stencil path backward, a chunk of images at a time: bias and weight gradients
+ * into the worker's sums, each image's input gradient added into dX. */
+static void stencil_backward_chunks(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    const conv_geom *q = &j->q;
+    float *mine = worker_scratch(&j->s, worker);
+    float *dw = worker == 0 ? j->dw : mine;
+    float *db = j->db ? (worker == 0 ? j->db : mine + (j->s.grads - q->o)) : NULL;
+    float *work = mine + j->s.grads;
+    for (long chunk = first; chunk < last; chunk++) {
+        int b0 = (int)chunk * j->nb;
+        int m = j->batch - b0 < j->nb ? j->batch - b0 : j->nb;
+        const float *dy = j->dy + (size_t)b0 * q->o * q->hwo;
+        for (int oc = 0; db && oc < q->o; oc++) {
+            double sum = 0;
+            for (int b = 0; b < m; b++) {
+                const float *r = dy + ((size_t)b * q->o + oc) * q->hwo;
+                for (int p = 0; p < q->hwo; p++)
+                    sum += r[p];
+            }
+            db[oc] += (float)sum;
+        }
+        lop_stencil_wgrad(&j->wgrad, j->x + (size_t)b0 * q->c * q->h * q->w, dy, m, work, dw);
+        for (int b = 0; b < m; b++)
+            lop_stencil_image(&j->st, j->s.base, dy + (size_t)b * q->o * q->hwo, NULL, 0,
+                              j->st.blocks, 1, work,
+                              j->dx + (size_t)(b0 + b) * q->c * q->h * q->w);
     }
 }
 
@@ -496,18 +527,21 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.batch = lop_node_batch(n);
     j.nb = chunk_images(&j.q, j.batch, threads);
     const conv_geom *q = &j.q;
-    if (q->stencil)   /* the input gradient: the layer's adjoint as a stencil */
+    if (q->stencil) {   /* the input gradient: the layer's adjoint as a stencil */
+        lop_stencil_plan(&j.wgrad, q->c, q->h, q->w, q->o, q->kh, q->kw, q->ph, q->pw);
         lop_stencil_plan(&j.st, q->o, q->ho, q->wo, q->c, q->kh, q->kw, q->kh - 1 - q->ph,
                          q->kw - 1 - q->pw);
+    }
     size_t wsize = n->param[PARAM_WEIGHT]->numel;
-    int st = conv_scratch_get(g, q, &j.st, j.nb, threads, 1, wsize, &j.s);
+    int st = conv_scratch_get(g, &j, threads, 1, wsize, &j.s);
     if (st != LOP_OK)
         return st;
     if (q->stencil)
         lop_stencil_pack(&j.st, j.w, 1, j.s.base);
     for (int w = 1; w < threads; w++)
         memset(worker_scratch(&j.s, w) + j.s.col + j.s.rows, 0, j.s.grads * sizeof(float));
-    lop_parallel_for((j.batch + j.nb - 1) / j.nb, 1, backward_chunks, &j);
+    lop_parallel_for((j.batch + j.nb - 1) / j.nb, 1,
+                     q->stencil ? stencil_backward_chunks : backward_chunks, &j);
     for (int w = 1; w < threads; w++) {
         const float *part = worker_scratch(&j.s, w) + j.s.col + j.s.rows;
         for (size_t i = 0; i < wsize; i++)

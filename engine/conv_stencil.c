@@ -12,6 +12,7 @@
  * The same kernel gives a layer's input gradient: it is the stride-1 convolution of
  * the output gradient, padded by kernel - 1 - pad, with the weights' two channel
  * axes swapped and their taps rotated by 180 degrees (lop_stencil_pack's adjoint).
+ * The weight gradient (lop_stencil_wgrad, at the end) reads the same padded layout.
  */
 #include <string.h>
 
@@ -149,6 +150,104 @@ void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x
                     for (int ox = 0; ox < s->wo; ox++)
                         to[ox] = from[ox] + add;
             }
+        }
+    }
+}
+
+/* The weight gradient, dW[o][c][i][j] = sum over images and output positions of
+ * dY[o][pos] * X_padded[c][pos + (i, j)], lays m images out one after another: each
+ * takes `frame` positions of a channel's row, its padded image first, zeros after.
+ * The output gradient goes to the same positions (zero in the padding columns and
+ * past the image), so one long dot product per (o, c, tap) covers all m images, and
+ * the input under tap (i, j) is the padded row read from offset i * wp + j. */
+enum {
+    WGRAD_OUT = 4,            /* output channels per block */
+    WGRAD_TAPS = 4,           /* (input channel, tap) pairs per block */
+};
+
+/* Positions of m images, rounded up to whole vectors. */
+static size_t wgrad_positions(const lop_stencil *s, int m)
+{
+    size_t n = (size_t)m * s->frame;
+    return (n + STENCIL_LANES - 1) / STENCIL_LANES * STENCIL_LANES;
+}
+
+size_t lop_stencil_wgrad_floats(const lop_stencil *s, int m)
+{
+    size_t n = wgrad_positions(s, m), reach = (size_t)(s->kh - 1) * s->wp + (size_t)s->kw;
+    return (size_t)s->c * (n + reach) + (size_t)s->o * n;
+}
+
+/* sums[r][t] = dot(dy[r], x[t]) over n positions (a multiple of the vector width). */
+static void wgrad_block(const float *const dy[WGRAD_OUT], const float *const x[WGRAD_TAPS],
+                        size_t n, float sums[WGRAD_OUT][WGRAD_TAPS])
+{
+    vec acc[WGRAD_OUT][WGRAD_TAPS];
+#pragma GCC unroll 16
+    for (int r = 0; r < WGRAD_OUT; r++)
+#pragma GCC unroll 16
+        for (int t = 0; t < WGRAD_TAPS; t++)
+            acc[r][t] = (vec){0};
+    for (size_t p = 0; p < n; p += STENCIL_LANES) {
+        vec d[WGRAD_OUT], in[WGRAD_TAPS];
+#pragma GCC unroll 16
+        for (int r = 0; r < WGRAD_OUT; r++)
+            d[r] = *(const vec *)(dy[r] + p);
+#pragma GCC unroll 16
+        for (int t = 0; t < WGRAD_TAPS; t++)
+            in[t] = *(const vec *)(x[t] + p);
+#pragma GCC unroll 16
+        for (int r = 0; r < WGRAD_OUT; r++)
+#pragma GCC unroll 16
+            for (int t = 0; t < WGRAD_TAPS; t++)
+                acc[r][t] += d[r] * in[t];
+    }
+    for (int r = 0; r < WGRAD_OUT; r++)
+        for (int t = 0; t < WGRAD_TAPS; t++) {
+            float sum = 0.0f;
+            for (int l = 0; l < STENCIL_LANES; l++)
+                sum += acc[r][t][l];
+            sums[r][t] = sum;
+        }
+}
+
+void lop_stencil_wgrad(const lop_stencil *s, const float *x, const float *dy, int m,
+                       float *scratch, float *dw)
+{
+    size_t n = wgrad_positions(s, m);
+    size_t xrow = n + (size_t)(s->kh - 1) * s->wp + (size_t)s->kw;
+    float *xq = scratch, *dyq = scratch + (size_t)s->c * xrow;
+    memset(scratch, 0, lop_stencil_wgrad_floats(s, m) * sizeof *scratch);
+    size_t plane = (size_t)s->h * s->w, out_plane = (size_t)s->ho * s->wo;
+    for (int b = 0; b < m; b++) {
+        for (int ic = 0; ic < s->c; ic++)
+            for (int y = 0; y < s->h; y++)
+                memcpy(xq + ic * xrow + (size_t)b * s->frame + (size_t)(y + s->ph) * s->wp + s->pw,
+                       x + ((size_t)b * s->c + ic) * plane + (size_t)y * s->w,
+                       (size_t)s->w * sizeof *xq);
+        for (int oc = 0; oc < s->o; oc++)
+            for (int y = 0; y < s->ho; y++)
+                memcpy(dyq + oc * n + (size_t)b * s->frame + (size_t)y * s->wp,
+                       dy + ((size_t)b * s->o + oc) * out_plane + (size_t)y * s->wo,
+                       (size_t)s->wo * sizeof *dyq);
+    }
+    int taps = s->kh * s->kw, pairs = s->c * taps;
+    for (int o0 = 0; o0 < s->o; o0 += WGRAD_OUT) {
+        const float *d[WGRAD_OUT];
+        for (int r = 0; r < WGRAD_OUT; r++)   /* past the last channel: repeat it */
+            d[r] = dyq + (size_t)(o0 + r < s->o ? o0 + r : s->o - 1) * n;
+        for (int p0 = 0; p0 < pairs; p0 += WGRAD_TAPS) {
+            const float *in[WGRAD_TAPS];
+            for (int t = 0; t < WGRAD_TAPS; t++) {
+                int pair = p0 + t < pairs ? p0 + t : pairs - 1;
+                int ic = pair / taps, tap = pair % taps;
+                in[t] = xq + ic * xrow + (size_t)(tap / s->kw) * s->wp + tap % s->kw;
+            }
+            float sums[WGRAD_OUT][WGRAD_TAPS];
+            wgrad_block(d, in, n, sums);
+            for (int r = 0; r < WGRAD_OUT && o0 + r < s->o; r++)
+                for (int t = 0; t < WGRAD_TAPS && p0 + t < pairs; t++)
+                    dw[(size_t)(o0 + r) * pairs + p0 + t] += sums[r][t];
         }
     }
 }

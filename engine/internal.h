@@ -116,6 +116,12 @@ void lop_stencil_pack(const lop_stencil *s, const float *w, int adjoint, float *
 void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x,
                        const float *bias, int block_first, int block_last, int accumulate,
                        float *scratch, float *y);
+/* dw [o][c][kh][kw] += the weight gradient of the plan's convolution over m images x
+ * [m][c][h][w] and output gradients dy [m][o][ho][wo]; scratch holds
+ * lop_stencil_wgrad_floats(s, m) floats. */
+size_t lop_stencil_wgrad_floats(const lop_stencil *s, int m);
+void lop_stencil_wgrad(const lop_stencil *s, const float *x, const float *dy, int m,
+                       float *scratch, float *dw);
 
 /* Batchnorm node bn at inference on channel c: y = scale * x + shift. */
 void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);
