@@ -38,7 +38,7 @@ local opt = lop.options(arg, {
 }, {description = "Run the full pruning recipes and write the results page."})
 
 local LOPPER = os.getenv("LOPPER") or "build/lopper"
-local VGG, R20 = "models/vgg16.lop", "models/resnet20.lop"
+local VGG, R20, R56 = "models/vgg16.lop", "models/resnet20.lop", "models/resnet56.lop"
 
 -- The runs: recipe, arguments beyond the defaults, and the issue's targets (FLOPs
 -- and params reduction at least, top-1 drop at most).  "sweep" runs feed the
@@ -54,6 +54,9 @@ local RUNS = {
   {name = "lasso_vgg16_4x", script = "lasso_vgg16", model = VGG, args = "--speedup 4",
    target = {flops = 4, drop = 1}},
   {name = "resnet20_2x", script = "resnet", model = R20, args = "--speedup 2",
+   target = {flops = 2, drop = 1}},
+  -- 27 blocks: a quarter epoch after each (about as many epochs as resnet20's nine).
+  {name = "resnet56_2x", script = "resnet", model = R56, args = "--speedup 2 --finetune 0.25",
    target = {flops = 2, drop = 1}},
   {name = "resnet20_2x_he", script = "resnet", model = R20,
    args = "--speedup 2 --solver lasso --residual", target = {flops = 2, drop = 1}},
