@@ -96,12 +96,7 @@ static void pad_image(const lop_stencil *s, const float *x, float *xp)
 static void block_kernel(const lop_stencil *s, const float *wb, const float *xp, int p,
                          float *out)
 {
-    vec acc[STENCIL_OUT][STENCIL_VECS];
-#pragma GCC unroll 16
-    for (int r = 0; r < STENCIL_OUT; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < STENCIL_VECS; v++)
-            acc[r][v] = (vec){0};
+    vec acc[STENCIL_OUT][STENCIL_VECS] = {{{0}}};
     const float *wt = wb;   /* the weights of (ic, i, j), in loop order */
     for (int ic = 0; ic < s->c; ic++)
         for (int i = 0; i < s->kh; i++) {
@@ -182,12 +177,7 @@ size_t lop_stencil_wgrad_floats(const lop_stencil *s, int m)
 static void wgrad_block(const float *const dy[WGRAD_OUT], const float *const x[WGRAD_TAPS],
                         size_t n, float sums[WGRAD_OUT][WGRAD_TAPS])
 {
-    vec acc[WGRAD_OUT][WGRAD_TAPS];
-#pragma GCC unroll 16
-    for (int r = 0; r < WGRAD_OUT; r++)
-#pragma GCC unroll 16
-        for (int t = 0; t < WGRAD_TAPS; t++)
-            acc[r][t] = (vec){0};
+    vec acc[WGRAD_OUT][WGRAD_TAPS] = {{{0}}};
     for (size_t p = 0; p < n; p += STENCIL_LANES) {
         vec d[WGRAD_OUT], in[WGRAD_TAPS];
 #pragma GCC unroll 16
