@@ -354,7 +354,6 @@ static void images_to_rows(const float *y, int m, const conv_geom *q, float *row
                    y + ((size_t)b * q->o + oc) * q->hwo, (size_t)q->hwo * sizeof *rows);
 }
 
-
 /* Chunk `chunk`'s first image *b0 and image count *m; returns the right-hand side of
  * its products: the input itself on the direct path, else its columns in col. */
 static const float *chunk_source(const conv_job *j, long chunk, float *col, int *b0, int *m)
@@ -527,7 +526,7 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.batch = lop_node_batch(n);
     j.nb = chunk_images(&j.q, j.batch, threads);
     const conv_geom *q = &j.q;
-    if (q->stencil) {   /* the input gradient: the layer's adjoint as a stencil */
+    if (q->stencil) {   /* the weight gradient; the input gradient as the adjoint stencil */
         lop_stencil_plan(&j.wgrad, q->c, q->h, q->w, q->o, q->kh, q->kw, q->ph, q->pw);
         lop_stencil_plan(&j.st, q->o, q->ho, q->wo, q->c, q->kh, q->kw, q->kh - 1 - q->ph,
                          q->kw - 1 - q->pw);
