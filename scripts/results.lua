@@ -213,15 +213,21 @@ local WHY = {
   lasso_vgg16_4x = "He et al.'s recipe fine-tunes only at the end, and 3 epochs are too few "
     .. "at 4x (the first layers keep 42 % of their channels): 92.40 %. With 9 more epochs "
     .. "(lasso_vgg16_4x_ft) it reaches 93.10 %, within the target.",
-  latency = "thin convolutions run slower per FLOP on this CPU. One 3x3 convolution at "
-    .. "batch 64 (`make bench`, the table at the end of bench_prune.lua; idle machine) "
-    .. "reaches 63, 95, 136 and 165 GFLOP/s with 16, 32, 64 and 128 channels on 32x32 "
-    .. "maps, and 32, 61, 96 and 130 GFLOP/s on 8x8 maps. Convolution is im2col + "
-    .. "OpenBLAS sgemm, whose cost per FLOP grows as the product's rows (the output "
-    .. "channels) get fewer - the packed column matrix is shared by fewer rows - while the "
-    .. "im2col copies shrink only with the input channels; pruning thins exactly the early, "
-    .. "narrow layers. Batch-64 latency on this shared machine also varies run to run: "
-    .. "three --measure runs of resnet20_2x in a row gave 1.22x, 1.32x and 1.87x.",
+  latency = "pruned layers are thinner, and thin layers ran slower per FLOP. Until "
+    .. "commit 17f8e4a every convolution was im2col + OpenBLAS sgemm, whose copies (the "
+    .. "unfolded columns, then sgemm packing them again) are shared by fewer output rows "
+    .. "as a layer loses filters: one 3x3 convolution at batch 64 reached 63, 95 and 136 "
+    .. "GFLOP/s at 16, 32 and 64 channels on 32x32 maps against 198 at 256. Thin stride-1 "
+    .. "layers now run on a stencil kernel without im2col (117-137 GFLOP/s at 16-64 "
+    .. "channels on 16x16 and 32x32 maps; README, Performance). The outcomes above were "
+    .. "measured before it; timing the saved models again right after it (one run each, "
+    .. "before/after in turn, quiet machine) moved the ratio from 0.74 to 0.79 "
+    .. "(thinet_vgg16), 0.67 to 0.70 (lasso_vgg16_4x), 0.80 to 0.82 (lasso_vgg16_2x) and "
+    .. "0.69 to 0.79 (resnet20_2x). What remains is structural: layers on 4x4 and 2x2 "
+    .. "maps (VGG-16's conv4/conv5) run at 40-80 GFLOP/s either way, and batchnorm, "
+    .. "ReLU and pooling passes are memory-bound. Batch-64 latency on this shared machine "
+    .. "also drifts: three sequential --measure runs of resnet20_2x gave 1.22x, 1.32x and "
+    .. "1.87x, which is why before and after are now timed in alternation.",
 }
 
 -- What the ThiNet-GAP target rests on: the fully connected head's share of VGG-16.
