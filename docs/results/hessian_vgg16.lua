@@ -1,0 +1,26 @@
+-- written by scripts/results.lua
+return {
+  ["after"] = {
+    ["flops"] = 48384512.0,
+    ["loss"] = 0.18719212318740616,
+    ["ms1"] = 1.3877395176677965,
+    ["ms64"] = 60.872691974509507,
+    ["params"] = 2288154,
+    ["top1"] = 0.93600000000000005,
+  },
+  ["before"] = {
+    ["flops"] = 157440512.0,
+    ["loss"] = 0.17596804560834936,
+    ["ms1"] = 2.9405220084299799,
+    ["ms64"] = 147.90603501023725,
+    ["params"] = 4016682,
+    ["top1"] = 0.93940000000000001,
+  },
+  ["command"] = "build/lopper scripts/hessian.lua --model models/vgg16.lop --out build/results/hessian_vgg16.lop",
+  ["commit"] = "6f58edd",
+  ["date"] = "2026-11-29",
+  ["minutes"] = 158.70971296655006,
+  ["name"] = "hessian_vgg16",
+  ["test_images"] = 10000,
+  ["threads"] = "1",
+}

@@ -1,0 +1,26 @@
+-- written by scripts/results.lua
+return {
+  ["after"] = {
+    ["flops"] = 47729664.0,
+    ["loss"] = 0.18896539565951984,
+    ["ms1"] = 1.3811720054945908,
+    ["ms64"] = 84.445501990558114,
+    ["params"] = 1959962,
+    ["top1"] = 0.93220000000000003,
+  },
+  ["before"] = {
+    ["flops"] = 157440512.0,
+    ["loss"] = 0.17596804560834936,
+    ["ms1"] = 2.9508759835152887,
+    ["ms64"] = 147.55008298379835,
+    ["params"] = 4016682,
+    ["top1"] = 0.93940000000000001,
+  },
+  ["command"] = "build/lopper scripts/thinet_gap_vgg16.lua --model models/vgg16.lop --out build/results/thinet_gap_vgg16.lop",
+  ["commit"] = "6f58edd",
+  ["date"] = "2026-11-29",
+  ["minutes"] = 88.435846892333331,
+  ["name"] = "thinet_gap_vgg16",
+  ["test_images"] = 10000,
+  ["threads"] = "1",
+}
