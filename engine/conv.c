@@ -328,6 +328,34 @@ static float *worker_scratch(const conv_scratch *s, int worker)
     return s->base ? s->base + s->packed + (size_t)worker * s->per_worker : NULL;
 }
 
+/* Where worker w sums its weight and bias gradients: straight into the node's for
+ * worker 0; the others into private sums in their scratch, added up after the pass. */
+static float *private_grads(const conv_scratch *s, int worker)
+{
+    return worker_scratch(s, worker) + s->col + s->rows;
+}
+
+static void worker_grads(const conv_job *j, int worker, float **dw, float **db)
+{
+    float *mine = worker == 0 ? NULL : private_grads(&j->s, worker);
+    *dw = worker == 0 ? j->dw : mine;
+    *db = !j->db ? NULL : worker == 0 ? j->db : mine + (j->s.grads - j->q.o);
+}
+
+/* db[oc] += the output gradient of m images [m, O, HW'] summed over channel oc. */
+static void add_bias_grad(const float *dy, int m, const conv_geom *q, float *db)
+{
+    for (int oc = 0; oc < q->o; oc++) {
+        double sum = 0;
+        for (int b = 0; b < m; b++) {
+            const float *r = dy + ((size_t)b * q->o + oc) * q->hwo;
+            for (int p = 0; p < q->hwo; p++)
+                sum += r[p];
+        }
+        db[oc] += (float)sum;
+    }
+}
+
 /* Product rows [O, m * HW'] -> m images [O, HW'] plus bias (bias may be NULL).  With
  * m == 1 the layouts coincide and rows may be y itself. */
 static void rows_to_images(const float *rows, int m, const conv_geom *q, const float *bias,
@@ -442,26 +470,19 @@ static void backward_chunks(void *ctx, long first, long last, int worker)
 {
     const conv_job *j = ctx;
     const conv_geom *q = &j->q;
-    float *mine = worker_scratch(&j->s, worker);
-    float *col = mine, *rows = mine + j->s.col;
-    float *dw = worker == 0 ? j->dw : rows + j->s.rows;
-    float *db = j->db ? (worker == 0 ? j->db : rows + j->s.rows + (j->s.grads - q->o)) : NULL;
+    float *col = worker_scratch(&j->s, worker), *rows = col + j->s.col, *dw, *db;
+    worker_grads(j, worker, &dw, &db);
     for (long chunk = first; chunk < last; chunk++) {
         int b0, m;
         const float *src = chunk_source(j, chunk, col, &b0, &m);
         int ncols = m * q->hwo;
         float *dxb = j->dx + (size_t)b0 * q->c * q->h * q->w;
         const float *d = j->dy + (size_t)b0 * q->o * q->hwo;
+        if (db)
+            add_bias_grad(d, m, q, db);
         if (m > 1) {
             images_to_rows(d, m, q, rows);
             d = rows;
-        }
-        for (int oc = 0; db && oc < q->o; oc++) {
-            const float *r = d + (size_t)oc * ncols;
-            double sum = 0;
-            for (int p = 0; p < ncols; p++)
-                sum += r[p];
-            db[oc] += (float)sum;
         }
         /* The direct path adds W^T dY straight into dX; otherwise group g's columns,
          * once used for its dW, are overwritten by its column gradient. */
@@ -486,23 +507,14 @@ static void stencil_backward_chunks(void *ctx, long first, long last, int worker
 {
     const conv_job *j = ctx;
     const conv_geom *q = &j->q;
-    float *mine = worker_scratch(&j->s, worker);
-    float *dw = worker == 0 ? j->dw : mine;
-    float *db = j->db ? (worker == 0 ? j->db : mine + (j->s.grads - q->o)) : NULL;
-    float *work = mine + j->s.grads;
+    float *work = private_grads(&j->s, worker) + j->s.grads, *dw, *db;
+    worker_grads(j, worker, &dw, &db);
     for (long chunk = first; chunk < last; chunk++) {
         int b0 = (int)chunk * j->nb;
         int m = j->batch - b0 < j->nb ? j->batch - b0 : j->nb;
         const float *dy = j->dy + (size_t)b0 * q->o * q->hwo;
-        for (int oc = 0; db && oc < q->o; oc++) {
-            double sum = 0;
-            for (int b = 0; b < m; b++) {
-                const float *r = dy + ((size_t)b * q->o + oc) * q->hwo;
-                for (int p = 0; p < q->hwo; p++)
-                    sum += r[p];
-            }
-            db[oc] += (float)sum;
-        }
+        if (db)
+            add_bias_grad(dy, m, q, db);
         lop_stencil_wgrad(&j->wgrad, j->x + (size_t)b0 * q->c * q->h * q->w, dy, m, work, dw);
         for (int b = 0; b < m; b++)
             lop_stencil_image(&j->st, j->s.base, dy + (size_t)b * q->o * q->hwo, NULL, 0,
@@ -538,11 +550,11 @@ static int conv_backward(lop_graph *g, lop_node *n)
     if (q->stencil)
         lop_stencil_pack(&j.st, j.w, 1, j.s.base);
     for (int w = 1; w < threads; w++)
-        memset(worker_scratch(&j.s, w) + j.s.col + j.s.rows, 0, j.s.grads * sizeof(float));
+        memset(private_grads(&j.s, w), 0, j.s.grads * sizeof(float));
     lop_parallel_for((j.batch + j.nb - 1) / j.nb, 1,
                      q->stencil ? stencil_backward_chunks : backward_chunks, &j);
     for (int w = 1; w < threads; w++) {
-        const float *part = worker_scratch(&j.s, w) + j.s.col + j.s.rows;
+        const float *part = private_grads(&j.s, w);
         for (size_t i = 0; i < wsize; i++)
             j.dw[i] += part[i];
         for (int oc = 0; j.db && oc < j.q.o; oc++)

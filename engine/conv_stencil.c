@@ -38,6 +38,13 @@ enum {
     STENCIL_SPAN = STENCIL_VECS * STENCIL_LANES,      /* positions per block */
 };
 
+/* The offset of the last kernel tap in the flattened padded image: how far past an
+ * output position its loads read. */
+static size_t tap_reach(const lop_stencil *s)
+{
+    return (size_t)(s->kh - 1) * s->wp + (size_t)(s->kw - 1);
+}
+
 void lop_stencil_plan(lop_stencil *s, int c, int h, int w, int o, int kh, int kw, int ph,
                       int pw)
 {
@@ -56,7 +63,7 @@ void lop_stencil_plan(lop_stencil *s, int c, int h, int w, int o, int kh, int kw
     int used = (s->ho - 1) * s->wp + s->wo;   /* last output position + 1 */
     s->span = (used + STENCIL_SPAN - 1) / STENCIL_SPAN * STENCIL_SPAN;
     /* A block's loads reach span - 1 + the last tap's offset. */
-    s->frame = (size_t)s->span + (size_t)(kh - 1) * s->wp + (size_t)(kw - 1);
+    s->frame = (size_t)s->span + tap_reach(s);
     s->blocks = (o + STENCIL_OUT - 1) / STENCIL_OUT;
 }
 
@@ -88,13 +95,14 @@ void lop_stencil_pack(const lop_stencil *s, const float *w, int adjoint, float *
             }
 }
 
-/* The zero-padded copy of one image [c][frame], rows wp apart. */
-static void pad_image(const lop_stencil *s, const float *x, float *xp)
+/* One image [c][h][w] copied into the interior of zeroed padded images, rows wp apart:
+ * channel ic's at xp + ic * channel_stride. */
+static void copy_padded(const lop_stencil *s, const float *x, size_t channel_stride,
+                        float *xp)
 {
-    memset(xp, 0, (size_t)s->c * s->frame * sizeof *xp);
     for (int ic = 0; ic < s->c; ic++)
         for (int y = 0; y < s->h; y++)
-            memcpy(xp + ic * s->frame + (size_t)(y + s->ph) * s->wp + s->pw,
+            memcpy(xp + ic * channel_stride + (size_t)(y + s->ph) * s->wp + s->pw,
                    x + ((size_t)ic * s->h + y) * s->w, (size_t)s->w * sizeof *xp);
 }
 
@@ -133,7 +141,8 @@ void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x
                        float *scratch, float *y)
 {
     float *xp = scratch, *out = scratch + (size_t)s->c * s->frame;
-    pad_image(s, x, xp);
+    memset(xp, 0, (size_t)s->c * s->frame * sizeof *xp);
+    copy_padded(s, x, s->frame, xp);
     size_t per_block = (size_t)s->c * s->kh * s->kw * STENCIL_OUT;
     for (int b = block_first; b < block_last; b++) {
         for (int p = 0; p < s->span; p += STENCIL_SPAN)
@@ -174,10 +183,15 @@ static size_t wgrad_positions(const lop_stencil *s, int m)
     return (n + STENCIL_LANES - 1) / STENCIL_LANES * STENCIL_LANES;
 }
 
+/* Floats per input channel: the positions and what the last tap reads past them. */
+static size_t wgrad_input_row(const lop_stencil *s, int m)
+{
+    return wgrad_positions(s, m) + tap_reach(s);
+}
+
 size_t lop_stencil_wgrad_floats(const lop_stencil *s, int m)
 {
-    size_t n = wgrad_positions(s, m), reach = (size_t)(s->kh - 1) * s->wp + (size_t)s->kw;
-    return (size_t)s->c * (n + reach) + (size_t)s->o * n;
+    return (size_t)s->c * wgrad_input_row(s, m) + (size_t)s->o * wgrad_positions(s, m);
 }
 
 /* sums[r][t] = dot(dy[r], x[t]) over n positions (a multiple of the vector width). */
@@ -212,19 +226,12 @@ static void wgrad_block(const float *const dy[WGRAD_OUT], const float *const x[W
 void lop_stencil_wgrad(const lop_stencil *s, const float *x, const float *dy, int m,
                        float *scratch, float *dw)
 {
-    size_t n = wgrad_positions(s, m);
-    size_t xrow = n + (size_t)(s->kh - 1) * s->wp + (size_t)s->kw;
+    size_t n = wgrad_positions(s, m), xrow = wgrad_input_row(s, m);
     float *xq = scratch, *dyq = scratch + (size_t)s->c * xrow;
     memset(scratch, 0, lop_stencil_wgrad_floats(s, m) * sizeof *scratch);
-    size_t plane = (size_t)s->h * s->w, out_plane = (size_t)s->ho * s->wo;
+    size_t out_plane = (size_t)s->ho * s->wo;
     for (int b = 0; b < m; b++) {
-        for (int ic = 0; ic < s->c; ic++) {
-            float *image = xq + ic * xrow + (size_t)b * s->frame;
-            for (int y = 0; y < s->h; y++)
-                memcpy(image + (size_t)(y + s->ph) * s->wp + s->pw,
-                       x + ((size_t)b * s->c + ic) * plane + (size_t)y * s->w,
-                       (size_t)s->w * sizeof *xq);
-        }
+        copy_padded(s, x + (size_t)b * s->c * s->h * s->w, xrow, xq + (size_t)b * s->frame);
         for (int oc = 0; oc < s->o; oc++)
             for (int y = 0; y < s->ho; y++)
                 memcpy(dyq + oc * n + (size_t)b * s->frame + (size_t)y * s->wp,
