@@ -165,7 +165,6 @@ local function run_one(run, data)
     before.flops / after.flops))
 end
 
--- Whether an outcome meets its run's targets, and the first miss in words.
 -- The targets an outcome misses: a list of texts, and whether the accuracy/size
 -- targets (`model`) or the latency target (`latency`) are among them.
 local function misses(run, o)

@@ -40,6 +40,12 @@ function lop.latency(nets, opts)
   if type(nets) ~= "table" or #nets == 0 then
     error("lop.latency: expected a list of networks", 2)
   end
+  for i, net in ipairs(nets) do
+    local ok, time = pcall(function() return net.time end)
+    if not ok or type(time) ~= "function" then
+      error(("lop.latency: entry %d is not a network (%s)"):format(i, type(net)), 2)
+    end
+  end
   local out = {}
   for i = 1, #nets do out[i] = {ms1 = {}, ms64 = {}} end
   for _ = 1, ROUNDS do

@@ -35,6 +35,11 @@ describe("lop.latency", function()
     assert.has_error(function() lop.latency({}) end, "lop.latency: expected a list of networks")
     assert.has_error(function() lop.latency({}, {batch = 2}) end,
                      "lop.latency: unknown option 'batch'")
+    local net = lop.net{input = {1, 4, 4}}
+    assert.has_error(function() lop.latency({net, 7}) end,
+                     "lop.latency: entry 2 is not a network (number)")
+    assert.has_error(function() lop.latency({{}}) end,
+                     "lop.latency: entry 1 is not a network (table)")
   end)
 end)
 
