@@ -124,7 +124,10 @@ static int conv_infer(const lop_graph *g, lop_node *n)
                         in->dims[1], in->dims[2], a->pad_h, a->pad_w);
     /* The kernels index with int where BLAS does. */
     long long unfolded = (long long)c * a->kernel_h * a->kernel_w;
-    if (unfolded > INT_MAX / 2 || ho * wo > INT_MAX / 2 ||
+    long long padded = ((long long)in->dims[1] + 2LL * a->pad_h) * (in->dims[2] + 2LL * a->pad_w);
+    long long image = (long long)c * in->dims[1] * in->dims[2];
+    if (unfolded > INT_MAX / 2 || ho * wo > INT_MAX / 2 || padded > INT_MAX / 2 ||
+        image > INT_MAX / 2 ||
         (long long)a->out_channels * ho * wo > INT_MAX)
         return lop_fail(LOP_ESHAPE, "conv2d '%s': kernel or output too large", n->name);
     n->ndim = 3;
@@ -157,109 +160,136 @@ static int conv_init(const lop_graph *g, lop_node *n, lop_rng *rng)
     return LOP_OK;
 }
 
-/* Output positions i in [*lo, *hi) whose input index i * stride - pad + k lies in
- * [0, in); positions outside read zero padding. */
-static void valid_range(int k, int stride, int pad, int in, int out, int *lo, int *hi)
+/* Padded layers unfold from zero-padded copies of the input planes, one channel at a
+ * time; unpadded ones straight from the input. */
+static int is_padded(const conv_geom *q)
 {
-    long long first = (long long)pad - k, last = (long long)in - 1 + pad - k;
-    long long l = first <= 0 ? 0 : (first + stride - 1) / stride;
-    long long h = last < 0 ? 0 : last / stride + 1;
-    if (h > out)
-        h = out;
-    if (l > h)
-        l = h;
-    *lo = (int)l;
-    *hi = (int)h;
+    return q->ph > 0 || q->pw > 0;
 }
 
-/* One column row's share of one image for kernel tap (ki, kj): dst[oy * wo + ox] =
- * src[(oy * sh - ph + ki) * w + ox * sw + kj - pw], zero where that falls in the
- * padding.  With stride 1 and as many output as input columns, the valid rows are one
- * shifted copy of the input plane (then the few entries that wrapped around a row
- * edge are zeroed), which spares a call per output row on small maps. */
-static void unfold_tap(const float *src, const conv_geom *q, int ki, int kj, float *dst)
+/* Floats of one channel's zero-padded plane: every position any kernel tap reads. */
+static size_t padded_plane(const conv_geom *q)
 {
-    int ylo, yhi, xlo, xhi;
-    valid_range(ki, q->sh, q->ph, q->h, q->ho, &ylo, &yhi);
-    valid_range(kj, q->sw, q->pw, q->w, q->wo, &xlo, &xhi);
-    ptrdiff_t xoff = (ptrdiff_t)kj - q->pw;
-    if (ylo > 0)
-        memset(dst, 0, (size_t)ylo * q->wo * sizeof *dst);
-    if (yhi < q->ho)
-        memset(dst + (size_t)yhi * q->wo, 0, (size_t)(q->ho - yhi) * q->wo * sizeof *dst);
-    if (yhi <= ylo)
-        return;
-    int shifted = q->sh == 1 && q->sw == 1 && q->wo == q->w && xhi > xlo;
-    if (shifted)
-        memcpy(dst + (size_t)ylo * q->wo + xlo,
-               src + ((ptrdiff_t)ylo - q->ph + ki) * q->w + xlo + xoff,
-               ((size_t)(yhi - ylo - 1) * q->w + (size_t)(xhi - xlo)) * sizeof *dst);
-    for (int oy = ylo; oy < yhi; oy++) {
-        float *out = dst + (size_t)oy * q->wo;
-        for (int ox = 0; ox < xlo; ox++)
-            out[ox] = 0.0f;
-        if (!shifted) {
-            const float *in = src + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
-            for (int ox = xlo; ox < xhi; ox++)
-                out[ox] = in[(ptrdiff_t)ox * q->sw + xoff];
-        }
-        for (int ox = xhi; ox < q->wo; ox++)
-            out[ox] = 0.0f;
+    return (size_t)(q->h + 2 * q->ph) * (size_t)(q->w + 2 * q->pw);
+}
+
+/* Floats from one image's planes to the next's in what the taps read. */
+static size_t image_pitch(const conv_geom *q)
+{
+    return is_padded(q) ? padded_plane(q) : (size_t)q->c * q->h * q->w;
+}
+
+/* The (un)folding's work space for a chunk of nb images, in floats: one channel of
+ * every image as zero-padded planes (padded layers only), then an int per output row
+ * (the offsets below). */
+static size_t unfold_floats(const conv_geom *q, int nb)
+{
+    return (is_padded(q) ? (size_t)nb * padded_plane(q) : 0) + (size_t)nb * q->ho;
+}
+
+/* Output row (b, oy) of a chunk reads, under kernel tap (ki, kj), every sw-th float
+ * from offset[b * ho + oy] + ki * (w + 2 pw) + kj on, counted from one channel's plane
+ * of the chunk's first image (padded or not).  conv_infer and chunk_images keep the
+ * offsets within int. */
+static int *row_offsets(const conv_geom *q, int nb, float *work)
+{
+    _Static_assert(sizeof(int) == sizeof(float), "offsets share the float scratch");
+    int *offset = (int *)(work + (is_padded(q) ? (size_t)nb * padded_plane(q) : 0));
+    int wp = q->w + 2 * q->pw, image = (int)image_pitch(q), i = 0;
+    for (int b = 0; b < nb; b++)
+        for (int oy = 0; oy < q->ho; oy++)
+            offset[i++] = b * image + oy * q->sh * wp;
+    return offset;
+}
+
+/* Channel c of nb images [nb, C, H, W] into the interiors of their padded planes (the
+ * borders are left as they are). */
+static void pad_channel(const float *x, int nb, int c, const conv_geom *q, float *planes)
+{
+    int wp = q->w + 2 * q->pw;
+    for (int b = 0; b < nb; b++) {
+        const float *src = x + ((size_t)b * q->c + c) * q->h * q->w;
+        float *dst = planes + (size_t)b * padded_plane(q) + (size_t)q->ph * wp + q->pw;
+        for (int y = 0; y < q->h; y++)
+            for (int i = 0; i < q->w; i++)
+                dst[(size_t)y * wp + i] = src[(size_t)y * q->w + i];
     }
 }
 
 /* Unfold nb images [nb, C, H, W] into col [C * kh * kw, nb * HW']: row (c, ki, kj)
  * holds, for every image and output position, the input value under kernel tap
- * (ki, kj) of channel c.  Group g's rows are the contiguous block g * K .. g * K + K. */
-static void im2col(const float *x, int nb, const conv_geom *q, float *col)
+ * (ki, kj) of channel c.  Group g's rows are the contiguous block g * K .. g * K + K.
+ * Padded layers first copy each channel into zero-padded planes, so that every output
+ * row is a plain copy without bounds checks: on small maps, per-row bounds and copy
+ * calls cost more than the products. */
+static void im2col(const float *x, int nb, const conv_geom *q, float *work, float *col)
 {
-    size_t ncols = (size_t)nb * q->hwo, plane = (size_t)q->h * q->w;
-    for (int c = 0; c < q->c; c++)
+    size_t ncols = (size_t)nb * q->hwo;
+    int wp = q->w + 2 * q->pw;
+    const int *offset = row_offsets(q, nb, work);
+    if (is_padded(q))
+        memset(work, 0, (size_t)nb * padded_plane(q) * sizeof *work);
+    for (int c = 0; c < q->c; c++) {
+        const float *planes = work;
+        if (is_padded(q))
+            pad_channel(x, nb, c, q, work);
+        else
+            planes = x + (size_t)c * q->h * q->w;
         for (int ki = 0; ki < q->kh; ki++)
             for (int kj = 0; kj < q->kw; kj++) {
+                const float *from = planes + (size_t)ki * wp + kj;
                 float *row = col + ((size_t)(c * q->kh + ki) * q->kw + kj) * ncols;
-                for (int b = 0; b < nb; b++)
-                    unfold_tap(x + ((size_t)b * q->c + c) * plane, q, ki, kj,
-                               row + (size_t)b * q->hwo);
+                for (int r = 0; r < nb * q->ho; r++) {
+                    const float *restrict in = from + offset[r];
+                    float *restrict out = row + (size_t)r * q->wo;
+                    if (q->sw == 1)
+                        for (int ox = 0; ox < q->wo; ox++)
+                            out[ox] = in[ox];
+                    else
+                        for (int ox = 0; ox < q->wo; ox++)
+                            out[ox] = in[(size_t)ox * q->sw];
+                }
             }
+    }
 }
 
 /* The adjoint of im2col: add every column entry back onto the input value it was
  * read from (entries that came from padding are dropped). */
-static void col2im(const float *col, int nb, const conv_geom *q, float *dx)
+static void col2im(const float *col, int nb, const conv_geom *q, float *work, float *dx)
 {
-    size_t ncols = (size_t)nb * q->hwo, plane = (size_t)q->h * q->w;
-    for (int c = 0; c < q->c; c++)
+    size_t ncols = (size_t)nb * q->hwo;
+    int wp = q->w + 2 * q->pw;
+    const int *offset = row_offsets(q, nb, work);
+    for (int c = 0; c < q->c; c++) {
+        float *planes = work;
+        if (is_padded(q))
+            memset(work, 0, (size_t)nb * padded_plane(q) * sizeof *work);
+        else
+            planes = dx + (size_t)c * q->h * q->w;
         for (int ki = 0; ki < q->kh; ki++)
             for (int kj = 0; kj < q->kw; kj++) {
+                float *to = planes + (size_t)ki * wp + kj;
                 const float *row = col + ((size_t)(c * q->kh + ki) * q->kw + kj) * ncols;
-                int ylo, yhi, xlo, xhi;
-                valid_range(ki, q->sh, q->ph, q->h, q->ho, &ylo, &yhi);
-                valid_range(kj, q->sw, q->pw, q->w, q->wo, &xlo, &xhi);
-                ptrdiff_t xoff = (ptrdiff_t)kj - q->pw;
-                for (int b = 0; b < nb; b++) {
-                    float *dst = dx + ((size_t)b * q->c + c) * plane;
-                    const float *src = row + (size_t)b * q->hwo;
-                    for (int oy = ylo; oy < yhi; oy++) {
-                        float *in = dst + ((ptrdiff_t)oy * q->sh - q->ph + ki) * q->w;
-                        const float *d = src + (size_t)oy * q->wo;
-                        if (q->sw == 1) {   /* contiguous: a loop the compiler vectorises */
-                            float *restrict to = in + xoff;
-                            const float *restrict from = d;
-                            for (int ox = xlo; ox < xhi; ox++)
-                                to[ox] += from[ox];
-                        } else {
-                            for (int ox = xlo; ox < xhi; ox++)
-                                in[(ptrdiff_t)ox * q->sw + xoff] += d[ox];
-                        }
-                    }
+                for (int r = 0; r < nb * q->ho; r++) {
+                    float *restrict acc = to + offset[r];
+                    const float *restrict d = row + (size_t)r * q->wo;
+                    for (int ox = 0; ox < q->wo; ox++)
+                        acc[(size_t)ox * q->sw] += d[ox];
                 }
             }
+        for (int b = 0; is_padded(q) && b < nb; b++) {
+            const float *src = work + (size_t)b * padded_plane(q) + (size_t)q->ph * wp + q->pw;
+            float *dst = dx + ((size_t)b * q->c + c) * q->h * q->w;
+            for (int y = 0; y < q->h; y++)
+                for (int i = 0; i < q->w; i++)
+                    dst[(size_t)y * q->w + i] += src[(size_t)y * wp + i];
+        }
+    }
 }
 
 /* Images per chunk: enough for COLS_TARGET product columns while the chunk's scratch
- * stays under SCRATCH_CAP (but always at least one image), and small enough that
- * every worker thread gets a chunk.  The direct path multiplies each image in place,
+ * stays under SCRATCH_CAP and its padded planes' offsets within int (but always at
+ * least one image), and small enough that every worker thread gets a chunk.  The direct path multiplies each image in place,
  * so it takes them one at a time. */
 static int chunk_images(const conv_geom *q, int batch, int threads)
 {
@@ -269,6 +299,8 @@ static int chunk_images(const conv_geom *q, int batch, int threads)
     size_t nb = ((size_t)COLS_TARGET + (size_t)q->hwo - 1) / (size_t)q->hwo;
     if (nb > SCRATCH_CAP / per_image)
         nb = SCRATCH_CAP / per_image;
+    if (nb > (size_t)INT_MAX / 2 / image_pitch(q))
+        nb = (size_t)INT_MAX / 2 / image_pitch(q);
     size_t share = ((size_t)batch + (size_t)threads - 1) / (size_t)threads;
     if (nb > share)
         nb = share;
@@ -276,7 +308,8 @@ static int chunk_images(const conv_geom *q, int batch, int threads)
 }
 
 /* The scratch: first the stencil path's packed weights, shared by the workers; then
- * for each worker the columns (none on the direct and stencil paths), product rows
+ * for each worker the columns and the (un)folding's work space (neither on the direct
+ * and stencil paths), product rows
  * [O, nb * HW'] (needed only when a chunk holds several images, since one image's rows
  * already are its NCHW layout; not on the stencil path), for backward private weight
  * and bias gradient sums, and the stencil kernels' work space. */
@@ -304,7 +337,8 @@ static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, int ba
     const conv_geom *q = &j->q;
     size_t ncols = (size_t)j->nb * q->hwo;
     s->packed = q->stencil ? lop_stencil_weight_floats(&j->st) : 0;
-    s->col = q->direct || q->stencil ? 0 : (size_t)q->c * q->kh * q->kw * ncols;
+    s->col = q->direct || q->stencil ? 0 : (size_t)q->c * q->kh * q->kw * ncols +
+                                           unfold_floats(q, j->nb);
     s->rows = j->nb > 1 && !q->stencil ? (size_t)q->o * ncols : 0;
     s->grads = backward ? wsize + (size_t)q->o : 0;
     s->stencil = 0;
@@ -382,6 +416,12 @@ static void images_to_rows(const float *y, int m, const conv_geom *q, float *row
                    y + ((size_t)b * q->o + oc) * q->hwo, (size_t)q->hwo * sizeof *rows);
 }
 
+/* Where the (un)folding works in a worker's scratch: after the columns. */
+static float *unfold_work(const conv_job *j, float *col)
+{
+    return col + (size_t)j->q.c * j->q.kh * j->q.kw * j->nb * j->q.hwo;
+}
+
 /* Chunk `chunk`'s first image *b0 and image count *m; returns the right-hand side of
  * its products: the input itself on the direct path, else its columns in col. */
 static const float *chunk_source(const conv_job *j, long chunk, float *col, int *b0, int *m)
@@ -392,7 +432,7 @@ static const float *chunk_source(const conv_job *j, long chunk, float *col, int 
     const float *xb = j->x + (size_t)*b0 * q->c * q->h * q->w;
     if (q->direct)
         return xb;
-    im2col(xb, *m, q, col);
+    im2col(xb, *m, q, unfold_work(j, col), col);
     return col;
 }
 
@@ -497,7 +537,7 @@ static void backward_chunks(void *ctx, long first, long last, int worker)
                         q->direct ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols, ncols);
         }
         if (!q->direct)
-            col2im(col, m, q, dxb);
+            col2im(col, m, q, unfold_work(j, col), dxb);
     }
 }
 

@@ -42,7 +42,9 @@ static const conv_case cases[] = {
     {"groups 2", 4, 6, 6, 6, 3, 3, 1, 1, 1, 1, 2, 1, 2},
     {"depthwise", 5, 7, 7, 5, 3, 3, 1, 1, 1, 1, 5, 1, 2},
     {"non-square", 3, 8, 11, 4, 2, 5, 2, 1, 0, 2, 1, 1, 2},
-    /* stride 1 and as many output as input columns: taps unfold as shifted planes */
+    /* stride above the kernel: rows of the padded planes that no tap reads */
+    {"stride 3, 2x2 kernel", 2, 8, 7, 3, 2, 2, 3, 3, 1, 1, 1, 1, 2},
+    /* kernels wider or taller than they are padded */
     {"wide kernel, same width", 3, 6, 7, 4, 3, 5, 1, 1, 1, 2, 1, 1, 2},
     {"tall kernel, same width", 2, 8, 6, 3, 5, 3, 1, 1, 0, 1, 1, 0, 2},
     {"single image", 3, 6, 5, 2, 3, 2, 1, 2, 1, 0, 1, 1, 1},
