@@ -103,6 +103,40 @@ static void run_planes(pool_job *j, long np, lop_range_fn fn)
 /* ---- maxpool: padded cells never win; the argmax of each window is saved (as a float
  * index within its plane) so backward routes the gradient to it ---- */
 
+/* Output columns [*lo, *hi) whose window's column kj lies inside the input row. */
+static void columns_reaching(const pool_geom *p, int kj, int *lo, int *hi)
+{
+    int first = p->pw - kj, last = p->w - 1 + p->pw - kj;
+    *lo = first <= 0 ? 0 : (first + p->sw - 1) / p->sw;
+    *hi = last < 0 ? 0 : last / p->sw + 1;
+    if (*hi > p->ow)
+        *hi = p->ow;
+}
+
+/* The max of each window without its argmax (inference): a window row's cells are
+ * folded into a whole output row at a time, which vectorises; window by window, the
+ * chain of compares ran several times slower. */
+static void max_rows(const pool_geom *p, const float *x, float *y)
+{
+    for (int oh = 0; oh < p->oh; oh++) {
+        float *restrict out = y + (size_t)oh * p->ow;
+        for (int ow = 0; ow < p->ow; ow++)
+            out[ow] = -INFINITY;
+        int h0, h1;
+        window(oh, p->sh, p->ph, p->kh, p->h, &h0, &h1);
+        for (int h = h0; h < h1; h++)
+            for (int kj = 0; kj < p->kw; kj++) {
+                int lo, hi;
+                columns_reaching(p, kj, &lo, &hi);
+                const float *restrict in = x + (size_t)h * p->w + kj - p->pw;
+                for (int ow = lo; ow < hi; ow++) {
+                    float u = in[(size_t)ow * p->sw];
+                    out[ow] = u > out[ow] ? u : out[ow];
+                }
+            }
+    }
+}
+
 static void maxpool_planes(void *ctx, long q0, long q1, int worker)
 {
     const pool_job *j = ctx;
@@ -112,6 +146,10 @@ static void maxpool_planes(void *ctx, long q0, long q1, int worker)
         const float *x = j->x + (size_t)q * isz;
         float *y = j->y + (size_t)q * osz;
         float *arg = j->arg ? j->arg + (size_t)q * osz : NULL;
+        if (!arg) {
+            max_rows(p, x, y);
+            continue;
+        }
         for (int oh = 0; oh < p->oh; oh++) {
             int h0, h1;
             window(oh, p->sh, p->ph, p->kh, p->h, &h0, &h1);
@@ -127,8 +165,7 @@ static void maxpool_planes(void *ctx, long q0, long q1, int worker)
                             best = h * p->w + w;
                         }
                 y[oh * p->ow + ow] = v;
-                if (arg)
-                    arg[oh * p->ow + ow] = (float)best;
+                arg[oh * p->ow + ow] = (float)best;
             }
         }
     }

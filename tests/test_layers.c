@@ -325,6 +325,54 @@ static void test_maxpool_forward_by_hand(void **state)
     lop_graph_free(g);
 }
 
+/* Max of one window of plane q by the definition: cells inside the input only. */
+static float naive_window_max(const float *x, int h, int w, int k, int stride, int pad, int oy,
+                              int ox)
+{
+    float best = -INFINITY;
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) {
+            int y = oy * stride - pad + i, xx = ox * stride - pad + j;
+            if (y >= 0 && y < h && xx >= 0 && xx < w && x[y * w + xx] > best)
+                best = x[y * w + xx];
+        }
+    return best;
+}
+
+/* Inference (no argmax kept) and training take different loops; both must give the
+ * window maxima, on odd sizes where windows are clipped by padding and by the edge. */
+static void test_maxpool_forward_matches_definition(void **state)
+{
+    (void)state;
+    static const int geoms[][5] = {
+        /* h, w, kernel, stride, pad */
+        {6, 6, 2, 2, 0}, {7, 9, 2, 2, 0}, {7, 7, 3, 2, 1}, {5, 8, 3, 1, 1}, {9, 6, 3, 3, 0},
+    };
+    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+        const int *q = geoms[gi];
+        int x;
+        lop_graph *g = new_graph(3, 3, q[0], q[1], &x);
+        lop_attrs a = pool_attrs(q[2], q[3], q[4]);
+        add1(g, LOP_MAXPOOL, "pool", x, &a);
+        lop_tensor *in = random_input(g, 2, 40 + gi);
+        for (int train = 0; train <= 1; train++) {
+            assert_int_equal(lop_graph_forward(g, in, train), LOP_OK);
+            const lop_tensor *y = lop_graph_output(g);
+            int oh = y->shape[2], ow = y->shape[3];
+            for (int plane = 0; plane < 2 * 3; plane++)
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++)
+                        assert_float_equal(y->data[(plane * oh + oy) * ow + ox],
+                                           naive_window_max(in->data + plane * q[0] * q[1],
+                                                            q[0], q[1], q[2], q[3], q[4], oy,
+                                                            ox),
+                                           0);
+        }
+        lop_tensor_release(in);
+        lop_graph_free(g);
+    }
+}
+
 static void test_avgpool_forward_by_hand(void **state)
 {
     (void)state;
@@ -797,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_grad_dropout),
         cmocka_unit_test(test_param_grads_accumulate),
         cmocka_unit_test(test_maxpool_forward_by_hand),
+        cmocka_unit_test(test_maxpool_forward_matches_definition),
         cmocka_unit_test(test_avgpool_forward_by_hand),
         cmocka_unit_test(test_stride_zero_means_kernel),
         cmocka_unit_test(test_concat_and_flatten_forward),
