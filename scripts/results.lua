@@ -27,7 +27,8 @@ local opt = lop.options(arg, {
           help = "where the pruned models and the runs' logs go"},
   page = {default = "docs/results.md", type = "string", metavar = "FILE",
           help = "the results page"},
-  reps = {default = 20, type = "int", min = 3, help = "timed runs per latency measurement"},
+  reps = {default = 100, type = "int", min = 3,
+          help = "timed batch-1 passes per latency measurement (half as many at batch 64)"},
   extra = {default = "", type = "string", metavar = "ARGS",
            help = "appended to every recipe command (quick trials), e.g. "
                   .. "--extra='--train_size 2000'"},

@@ -8,7 +8,7 @@ local lop = require "lopper"
 local function fake(name, log, answers)
   local next_answer = {[1] = 0, [64] = 0}
   return {time = function(_, o)
-    log[#log + 1] = ("%s@%d"):format(name, o.batch)
+    log[#log + 1] = ("%s@%d x%d"):format(name, o.batch, o.reps)
     next_answer[o.batch] = next_answer[o.batch] + 1
     return answers[o.batch][next_answer[o.batch]], {}
   end}
@@ -16,6 +16,7 @@ end
 
 describe("lop.latency", function()
   it("times the networks in turn, round after round, and takes medians", function()
+    -- reps = 20: 20 passes at batch 1 and 10 at batch 64 over 5 rounds
     local log = {}
     local a = fake("a", log, {[1] = {5, 1, 4, 2, 3}, [64] = {50, 10, 40, 20, 30}})
     local b = fake("b", log, {[1] = {9, 9, 1, 9, 1}, [64] = {7, 8, 6, 100, 5}})
@@ -24,8 +25,8 @@ describe("lop.latency", function()
     local want = {}
     for _ = 1, 5 do
       for _, n in ipairs{"a", "b"} do
-        want[#want + 1] = n .. "@1"
-        want[#want + 1] = n .. "@64"
+        want[#want + 1] = n .. "@1 x4"
+        want[#want + 1] = n .. "@64 x2"
       end
     end
     assert.are.same(want, log)
