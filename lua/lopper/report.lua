@@ -35,18 +35,23 @@ end
 -- The passes are spread over 5 rounds that time every net in turn; each figure is the
 -- median of its rounds' medians.  (One batch-64 pass a round was too few: on a shared
 -- machine the same pair of networks then gave speed-ups 0.69-0.92 of the FLOPs cut.)
-function lop.latency(nets, opts)
-  opts = check_opts("lop.latency", opts, {reps = true})
-  local reps = opts.reps or 20
+-- Refuses (naming the caller fn) what is not a non-empty list of networks.
+local function check_nets(fn, nets)
   if type(nets) ~= "table" or #nets == 0 then
-    error("lop.latency: expected a list of networks", 2)
+    error(fn .. ": expected a list of networks", 3)
   end
   for i, net in ipairs(nets) do
     local ok, time = pcall(function() return net.time end)
     if not ok or type(time) ~= "function" then
-      error(("lop.latency: entry %d is not a network (%s)"):format(i, type(net)), 2)
+      error(("%s: entry %d is not a network (%s)"):format(fn, i, type(net)), 3)
     end
   end
+end
+
+function lop.latency(nets, opts)
+  opts = check_opts("lop.latency", opts, {reps = true})
+  local reps = opts.reps or 20
+  check_nets("lop.latency", nets)
   local out = {}
   for i = 1, #nets do out[i] = {ms1 = {}, ms64 = {}} end
   for _ = 1, ROUNDS do
@@ -132,4 +137,71 @@ function lop.compare(a, b, opts)
   rows[#rows + 1] = "(FLOPs count a multiply-add as 2; ratios are before/after; latency is " ..
                     "the median of repeated forward passes)"
   return table.concat(rows, "\n"), ma, mb
+end
+
+-- lop.compare_layers(before, after, {batch = 64, reps = 5}) -> table string, and
+-- {node name -> {before =, after = ms}}: where a pruned network's speed-up comes from.
+-- The two networks are timed in turn over 5 rounds of reps passes (per-node medians of
+-- the rounds' medians).  Each node of either network gets a row - latency, speed-up,
+-- FLOPs cut and GFLOP/s on both sides - and the rows end with the nodes whose speed-up
+-- falls furthest short of their FLOPs cut, by the ms that costs (measured after minus
+-- before / FLOPs cut).
+function lop.compare_layers(a, b, opts)
+  opts = check_opts("lop.compare_layers", opts, {batch = true, reps = true})
+  check_nets("lop.compare_layers", {a, b})
+  local batch, reps = opts.batch or 64, opts.reps or 5
+  local samples = {{}, {}}
+  for _ = 1, ROUNDS do
+    for i, net in ipairs{a, b} do
+      local _, per_node = net:time{batch = batch, reps = reps}
+      for name, ms in pairs(per_node) do
+        samples[i][name] = samples[i][name] or {}
+        table.insert(samples[i][name], ms)
+      end
+    end
+  end
+  local ms = {}
+  for i, side in ipairs{"before", "after"} do
+    for name, v in pairs(samples[i]) do
+      ms[name] = ms[name] or {}
+      ms[name][side] = median(v)
+    end
+  end
+  local order, seen, flops = {}, {}, {}
+  for i, net in ipairs{a, b} do
+    for _, h in ipairs(net:nodes()) do
+      if not seen[h.name] then order[#order + 1], seen[h.name] = h, true end
+      flops[h.name] = flops[h.name] or {}
+      flops[h.name][i] = h:flops() * batch
+    end
+  end
+  local function cell(fmt, v) return v and fmt:format(v) or "-" end
+  local function ratio(x, y) return x and y and y > 0 and x / y or nil end
+  local lines = {("%-14s %-15s %10s %10s %9s %9s %9s %9s"):format("node", "kind",
+                 ("ms@%d"):format(batch), "after", "speed-up", "FLOPs cut", "GFLOP/s", "after")}
+  local short = {}
+  for _, h in ipairs(order) do
+    local t, f = ms[h.name] or {}, flops[h.name]
+    local gf = function(x, y) return x and y and y > 0 and x / (1e6 * y) or nil end
+    lines[#lines + 1] = ("%-14s %-15s %10s %10s %9s %9s %9s %9s"):format(h.name, h.kind,
+      cell("%.3f", t.before), cell("%.3f", t.after), cell("%.2fx", ratio(t.before, t.after)),
+      cell("%.2fx", ratio(f[1], f[2])), cell("%.1f", gf(f[1], t.before)),
+      cell("%.1f", gf(f[2], t.after)))
+    local cut = ratio(f[1], f[2])
+    if cut and t.before and t.after then
+      short[#short + 1] = {name = h.name, lost = t.after - t.before / cut}
+    end
+  end
+  table.sort(short, function(x, y) return x.lost > y.lost end)
+  local worst = {}
+  for i = 1, math.min(5, #short) do
+    if short[i].lost > 0 then
+      worst[#worst + 1] = ("%s %.3f ms"):format(short[i].name, short[i].lost)
+    end
+  end
+  lines[#lines + 1] = ("furthest short of their FLOPs cut: %s"):format(
+    #worst > 0 and table.concat(worst, ", ") or "none")
+  lines[#lines + 1] = "(FLOPs count a multiply-add as 2; ratios are before/after; latency is "
+                      .. "the median of repeated forward passes; \"-\": not in that network)"
+  return table.concat(lines, "\n"), ms
 end

@@ -75,3 +75,83 @@ describe("lop.measure and lop.compare", function()
       "lop.compare: a measurement without latency (lop.measure with latency = false)")
   end)
 end)
+
+describe("lop.compare_layers", function()
+  -- A stand-in network with the given nodes ({name, kind, flops per image}) whose
+  -- :time answers per-node times from a list, one entry per call, logging the batch.
+  local function layered(nodes, rounds, log)
+    local calls = 0
+    local net = {}
+    function net.time(_, o)
+      calls = calls + 1
+      log[#log + 1] = ("%d x%d"):format(o.batch, o.reps)
+      return 0, rounds[calls]
+    end
+    function net.nodes()
+      local out = {}
+      for _, n in ipairs(nodes) do
+        out[#out + 1] = {name = n[1], kind = n[2], flops = function() return n[3] end}
+      end
+      return out
+    end
+    return net
+  end
+
+  it("takes per-node medians over rounds and names the layers short of their FLOPs cut",
+     function()
+    local log = {}
+    local a = layered({{"conv", "conv2d", 400}, {"relu", "relu", 100}}, {
+      {conv = 10, relu = 2}, {conv = 12, relu = 2}, {conv = 11, relu = 2},
+      {conv = 50, relu = 2}, {conv = 9, relu = 2}}, log)
+    local b = layered({{"conv", "conv2d", 100}, {"relu", "relu", 50}, {"gap", "gap", 0}}, {
+      {conv = 5, relu = 1, gap = 0.5}, {conv = 5, relu = 1, gap = 0.5},
+      {conv = 6, relu = 1, gap = 0.5}, {conv = 4, relu = 1, gap = 0.5},
+      {conv = 5, relu = 1, gap = 0.5}}, log)
+    local text, ms = lop.compare_layers(a, b, {batch = 8, reps = 3})
+    assert.are.same({before = 11, after = 5}, ms.conv)
+    assert.are.same({before = 2, after = 1}, ms.relu)
+    assert.are.same({after = 0.5}, ms.gap)
+    assert.are.same({"8 x3", "8 x3", "8 x3", "8 x3", "8 x3", "8 x3", "8 x3", "8 x3", "8 x3",
+                     "8 x3"}, log)
+    -- conv: 11 / 5 = 2.20x faster for 4x fewer FLOPs, so 5 - 11 / 4 = 2.25 ms short; relu
+    -- is exactly as much faster as it is cheaper, and gap has no "before"
+    assert.truthy(text:find("conv%s+conv2d%s+11.000%s+5.000%s+2.20x%s+4.00x"), text)
+    assert.truthy(text:find("gap%s+gap%s+-%s+0.500%s+-"), text)
+    assert.truthy(text:find("furthest short of their FLOPs cut: conv 2.250 ms\n", 1, true), text)
+  end)
+
+  it("refuses what is not two networks", function()
+    local net = lop.net{input = {1, 4, 4}}
+    assert.has_error(function() lop.compare_layers(net, 7) end,
+                     "lop.compare_layers: entry 2 is not a network (number)")
+    assert.has_error(function() lop.compare_layers(net, net, {rounds = 2}) end,
+                     "lop.compare_layers: unknown option 'rounds'")
+  end)
+end)
+
+describe("scripts/profile_layers.lua", function()
+  local LOPPER = os.getenv("LOPPER") or "build/lopper"
+  local function run(args)
+    local p = io.popen(LOPPER .. " scripts/profile_layers.lua " .. args .. " 2>&1")
+    local out = p:read("a")
+    return p:close() == true, out
+  end
+
+  it("prints the per-layer table of two saved models, and wants exactly two", function()
+    local paths = {}
+    for i, width in ipairs{4, 2} do
+      local net = lop.net{input = {1, 6, 6}}
+      net:conv2d("conv", "input", {out = width, kernel = 3, pad = 1})
+      paths[i] = os.tmpname() .. ".lop"
+      net:save(paths[i])
+    end
+    local ok, out = run(("%s %s --batch 2 --reps 1"):format(paths[1], paths[2]))
+    assert.is_true(ok, out)
+    assert.truthy(out:find("conv%s+conv2d%s+[%d.]+%s+[%d.]+%s+[%d.]+x%s+2.00x"), out)
+    ok, out = run(paths[1])
+    assert.is_false(ok)
+    assert.truthy(out:find("expected two model files, BEFORE.lop AFTER.lop (got 1)", 1, true),
+                  out)
+    for _, p in ipairs(paths) do os.remove(p) end
+  end)
+end)
