@@ -213,20 +213,22 @@ local WHY = {
   lasso_vgg16_4x = "He et al.'s recipe fine-tunes only at the end, and 3 epochs are too few "
     .. "at 4x (the first layers keep 42 % of their channels): 92.40 %. With 9 more epochs "
     .. "(lasso_vgg16_4x_ft) it reaches 93.10 %, within the target.",
-  latency = "pruned layers are thinner, and thin layers ran slower per FLOP. Until "
-    .. "commit 17f8e4a every convolution was im2col + OpenBLAS sgemm, whose copies (the "
-    .. "unfolded columns, then sgemm packing them again) are shared by fewer output rows "
-    .. "as a layer loses filters: one 3x3 convolution at batch 64 reached 63, 95 and 136 "
-    .. "GFLOP/s at 16, 32 and 64 channels on 32x32 maps against 198 at 256. Thin stride-1 "
-    .. "layers now run on a stencil kernel without im2col (117-137 GFLOP/s at 16-64 "
-    .. "channels on 16x16 and 32x32 maps; README, Performance), and the outcomes above "
-    .. "were re-measured with it (--measure all, before and after timed in alternation): "
-    .. "0.67-0.77 of the FLOPs cut, against 0.44-0.72 before it. What remains is "
-    .. "structural: layers on 4x4 and 2x2 maps (VGG-16's conv4/conv5) run at 40-80 "
-    .. "GFLOP/s either way, and batchnorm, "
-    .. "ReLU and pooling passes are memory-bound. Batch-64 latency on this shared machine "
-    .. "also drifts: three sequential --measure runs of resnet20_2x gave 1.22x, 1.32x and "
-    .. "1.87x, which is why before and after are now timed in alternation.",
+  latency = "pruned layers are thinner, and thin layers run slower per FLOP. Until "
+    .. "commit 17f8e4a every convolution was im2col + OpenBLAS sgemm, whose copies are "
+    .. "shared by fewer output rows as a layer loses filters (one 3x3 convolution at batch "
+    .. "64: 63, 95 and 136 GFLOP/s at 16, 32 and 64 channels on 32x32 maps against 198 at "
+    .. "256). Thin stride-1 layers now run on a stencil kernel without im2col, im2col no "
+    .. "longer checks bounds per tap (on 2x2 maps that had cost more than the products) "
+    .. "and inference max-pooling is vectorised (commits c36ffb3, c84bb44); the outcomes "
+    .. "were re-measured with all of it (--measure all, 100 reps, before and after timed "
+    .. "in turn): 0.69-0.86 of the FLOPs cut, against 0.44-0.72 with im2col alone. The "
+    .. "measurement itself still scatters by about 0.1 on this shared machine: "
+    .. "thinet_vgg16, thinet_vgg16_ft and sweep_thinet_05 have the same layer widths and "
+    .. "gave 0.81, 0.69 and 0.82 in one --measure all. What remains is structural: "
+    .. "scripts/profile_layers.lua shows the shortfall in layers on 4x4 and 2x2 maps "
+    .. "(lasso_vgg16_4x: conv4_2 and conv4_3 run at ~50 GFLOP/s after pruning against "
+    .. "~90 before, 2.0x faster for 3.6x fewer FLOPs), and batchnorm and ReLU passes "
+    .. "are memory-bound, so they shrink with the channel count, not its square.",
 }
 
 -- What the ThiNet-GAP target rests on: the fully connected head's share of VGG-16.
