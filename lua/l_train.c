@@ -47,6 +47,8 @@ typedef struct progress {
     /* Rate and time left count only the engine's time, not that of Lua functions
      * (on_epoch typically evaluates). */
     double start, paused, epoch_start, rate, eta;
+    long skipped;              /* images of the epochs before the first one run (resume) */
+    int started;               /* skipped is known: a report has arrived */
     const lop_progress *p;     /* the report being delivered */
     int epoch_report;          /* delivering it to on_epoch */
     /* The terminal line: printed at most every 0.1 s, last state always shown, cut to
@@ -228,8 +230,12 @@ static int on_progress(void *ud, const lop_progress *p)
         return 1;
     }
     double t = lop_seconds(), busy = t - s->start - s->paused;
-    long done = (long)(p->epoch - 1) * p->total + p->done;
-    long all = (long)p->epochs * p->total;
+    if (!s->started) {   /* a resumed run starts at a later epoch: rate its own images */
+        s->skipped = (long)(p->epoch - 1) * p->total;
+        s->started = 1;
+    }
+    long done = (long)(p->epoch - 1) * p->total + p->done - s->skipped;
+    long all = (long)p->epochs * p->total - s->skipped;
     s->rate = busy > 0 ? (double)done / busy : 0;
     s->eta = s->rate > 0 ? (double)(all - done) / s->rate : 0;
     s->p = p;

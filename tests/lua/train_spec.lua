@@ -373,6 +373,22 @@ lop.evaluate(net, d.test, { batch = 32, progress = true })]])
     assert.truthy(eval:find("\reval  64/64 .* top%-1 [%d.]+%%\27%[K$"), eval)
   end)
 
+  it("rates a resumed run by its own images, not those of the epochs it skips", function()
+    -- one epoch of 256 images either way; counting the 999 skipped epochs as done
+    -- would show a rate near 1000 times the first run's
+    local out = run([[
+lop.train(net, d.train, { batch = 64, epochs = 1, progress = true })
+lop.train(net, d.train, { batch = 64, epochs = 1000, first_epoch = 1000, progress = true })]])
+    local plain, resumed = out:match("^(.-)\n(.-)\n")
+    local function last_rate(line)
+      local rate
+      for r in line:gmatch("(%d+) img/s") do rate = tonumber(r) end
+      return rate
+    end
+    assert.truthy(resumed:find("train epoch 1000/1000  256/256", 1, true), resumed)
+    assert.is_true(last_rate(resumed) < 20 * last_rate(plain), out)
+  end)
+
   it("ends before on_epoch runs, so that what it prints has its own line", function()
     local out = run([[
 lop.train(net, d.train, { batch = 64, epochs = 2, progress = true, on_epoch = function(e)
