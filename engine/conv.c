@@ -124,7 +124,8 @@ static int conv_infer(const lop_graph *g, lop_node *n)
                         in->dims[1], in->dims[2], a->pad_h, a->pad_w);
     /* The kernels index with int where BLAS does. */
     long long unfolded = (long long)c * a->kernel_h * a->kernel_w;
-    long long padded = ((long long)in->dims[1] + 2LL * a->pad_h) * (in->dims[2] + 2LL * a->pad_w);
+    long long padded =
+        ((long long)in->dims[1] + 2LL * a->pad_h) * (in->dims[2] + 2LL * a->pad_w);
     long long image = (long long)c * in->dims[1] * in->dims[2];
     if (unfolded > INT_MAX / 2 || ho * wo > INT_MAX / 2 || padded > INT_MAX / 2 ||
         image > INT_MAX / 2 ||
@@ -167,10 +168,16 @@ static int is_padded(const conv_geom *q)
     return q->ph > 0 || q->pw > 0;
 }
 
+/* Row pitch of a zero-padded plane. */
+static int padded_width(const conv_geom *q)
+{
+    return q->w + 2 * q->pw;
+}
+
 /* Floats of one channel's zero-padded plane: every position any kernel tap reads. */
 static size_t padded_plane(const conv_geom *q)
 {
-    return (size_t)(q->h + 2 * q->ph) * (size_t)(q->w + 2 * q->pw);
+    return (size_t)(q->h + 2 * q->ph) * (size_t)padded_width(q);
 }
 
 /* Floats from one image's planes to the next's in what the taps read. */
@@ -188,14 +195,14 @@ static size_t unfold_floats(const conv_geom *q, int nb)
 }
 
 /* Output row (b, oy) of a chunk reads, under kernel tap (ki, kj), every sw-th float
- * from offset[b * ho + oy] + ki * (w + 2 pw) + kj on, counted from one channel's plane
- * of the chunk's first image (padded or not).  conv_infer and chunk_images keep the
- * offsets within int. */
+ * from offset[b * ho + oy] + ki * padded_width(q) + kj on, counted from one channel's
+ * plane of the chunk's first image (padded or not; unpadded, padded_width is w).
+ * conv_infer and chunk_images keep the offsets within int. */
 static int *row_offsets(const conv_geom *q, int nb, float *work)
 {
     _Static_assert(sizeof(int) == sizeof(float), "offsets share the float scratch");
     int *offset = (int *)(work + (is_padded(q) ? (size_t)nb * padded_plane(q) : 0));
-    int wp = q->w + 2 * q->pw, image = (int)image_pitch(q), i = 0;
+    int wp = padded_width(q), image = (int)image_pitch(q), i = 0;
     for (int b = 0; b < nb; b++)
         for (int oy = 0; oy < q->ho; oy++)
             offset[i++] = b * image + oy * q->sh * wp;
@@ -206,7 +213,7 @@ static int *row_offsets(const conv_geom *q, int nb, float *work)
  * borders are left as they are). */
 static void pad_channel(const float *x, int nb, int c, const conv_geom *q, float *planes)
 {
-    int wp = q->w + 2 * q->pw;
+    int wp = padded_width(q);
     for (int b = 0; b < nb; b++) {
         const float *src = x + ((size_t)b * q->c + c) * q->h * q->w;
         float *dst = planes + (size_t)b * padded_plane(q) + (size_t)q->ph * wp + q->pw;
@@ -225,7 +232,7 @@ static void pad_channel(const float *x, int nb, int c, const conv_geom *q, float
 static void im2col(const float *x, int nb, const conv_geom *q, float *work, float *col)
 {
     size_t ncols = (size_t)nb * q->hwo;
-    int wp = q->w + 2 * q->pw;
+    int wp = padded_width(q);
     const int *offset = row_offsets(q, nb, work);
     if (is_padded(q))
         memset(work, 0, (size_t)nb * padded_plane(q) * sizeof *work);
@@ -258,7 +265,7 @@ static void im2col(const float *x, int nb, const conv_geom *q, float *work, floa
 static void col2im(const float *col, int nb, const conv_geom *q, float *work, float *dx)
 {
     size_t ncols = (size_t)nb * q->hwo;
-    int wp = q->w + 2 * q->pw;
+    int wp = padded_width(q);
     const int *offset = row_offsets(q, nb, work);
     for (int c = 0; c < q->c; c++) {
         float *planes = work;
@@ -289,8 +296,8 @@ static void col2im(const float *col, int nb, const conv_geom *q, float *work, fl
 
 /* Images per chunk: enough for COLS_TARGET product columns while the chunk's scratch
  * stays under SCRATCH_CAP and its padded planes' offsets within int (but always at
- * least one image), and small enough that every worker thread gets a chunk.  The direct path multiplies each image in place,
- * so it takes them one at a time. */
+ * least one image), and small enough that every worker thread gets a chunk.  The
+ * direct path multiplies each image in place, so it takes them one at a time. */
 static int chunk_images(const conv_geom *q, int batch, int threads)
 {
     if (q->direct)

@@ -47,8 +47,7 @@ typedef struct progress {
     /* Rate and time left count only the engine's time, not that of Lua functions
      * (on_epoch typically evaluates). */
     double start, paused, epoch_start, rate, eta;
-    long skipped;              /* images of the epochs before the first one run (resume) */
-    int started;               /* skipped is known: a report has arrived */
+    int first_epoch;           /* the first epoch this call runs (later when resuming) */
     const lop_progress *p;     /* the report being delivered */
     int epoch_report;          /* delivering it to on_epoch */
     /* The terminal line: printed at most every 0.1 s, last state always shown, cut to
@@ -106,6 +105,7 @@ static void progress_begin(lua_State *L, progress *s, int opts, const char *fn_n
     s->width = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col - 1
                                                                  : (int)sizeof s->line;
     s->start = s->shown = s->epoch_start = lop_seconds();
+    s->first_epoch = 1;
 }
 
 static void format_duration(char *buf, size_t size, double seconds)
@@ -230,12 +230,9 @@ static int on_progress(void *ud, const lop_progress *p)
         return 1;
     }
     double t = lop_seconds(), busy = t - s->start - s->paused;
-    if (!s->started) {   /* a resumed run starts at a later epoch: rate its own images */
-        s->skipped = (long)(p->epoch - 1) * p->total;
-        s->started = 1;
-    }
-    long done = (long)(p->epoch - 1) * p->total + p->done - s->skipped;
-    long all = (long)p->epochs * p->total - s->skipped;
+    /* A resumed run is rated by its own images, not those of the epochs it skips. */
+    long done = (long)(p->epoch - s->first_epoch) * p->total + p->done;
+    long all = (long)(p->epochs - s->first_epoch + 1) * p->total;
     s->rate = busy > 0 ? (double)done / busy : 0;
     s->eta = s->rate > 0 ? (double)(all - done) / s->rate : 0;
     s->p = p;
@@ -357,6 +354,7 @@ static int l_train(lua_State *L)
 
     progress s;
     progress_begin(L, &s, 3, fn);
+    s.first_epoch = first_epoch;
     o.progress = on_progress;
     o.progress_ud = &s;
     lop_eval last;

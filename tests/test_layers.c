@@ -325,7 +325,7 @@ static void test_maxpool_forward_by_hand(void **state)
     lop_graph_free(g);
 }
 
-/* Max of one window of plane q by the definition: cells inside the input only. */
+/* Max of window (oy, ox) of one plane by the definition: cells inside the input only. */
 static float naive_window_max(const float *x, int h, int w, int k, int stride, int pad, int oy,
                               int ox)
 {

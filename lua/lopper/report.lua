@@ -30,11 +30,6 @@ local function median(values)
   return n % 2 == 1 and values[(n + 1) // 2] or (values[n // 2] + values[n // 2 + 1]) / 2
 end
 
--- lop.latency({net, ...}, {reps = 20}) -> {{ms1 =, ms64 =}, ...}: forward latency at
--- batch 1 (reps passes) and batch 64 (reps / 2 passes, at least one a round), in ms.
--- The passes are spread over 5 rounds that time every net in turn; each figure is the
--- median of its rounds' medians.  (One batch-64 pass a round was too few: on a shared
--- machine the same pair of networks then gave speed-ups 0.69-0.92 of the FLOPs cut.)
 -- Refuses (naming the caller fn) what is not a non-empty list of networks.
 local function check_nets(fn, nets)
   if type(nets) ~= "table" or #nets == 0 then
@@ -48,6 +43,11 @@ local function check_nets(fn, nets)
   end
 end
 
+-- lop.latency({net, ...}, {reps = 20}) -> {{ms1 =, ms64 =}, ...}: forward latency at
+-- batch 1 (reps passes) and batch 64 (reps / 2 passes, at least one a round), in ms.
+-- The passes are spread over 5 rounds that time every net in turn; each figure is the
+-- median of its rounds' medians.  (One batch-64 pass a round was too few: on a shared
+-- machine the same pair of networks then gave speed-ups 0.69-0.92 of the FLOPs cut.)
 function lop.latency(nets, opts)
   opts = check_opts("lop.latency", opts, {reps = true})
   local reps = opts.reps or 20
@@ -177,17 +177,19 @@ function lop.compare_layers(a, b, opts)
   end
   local function cell(fmt, v) return v and fmt:format(v) or "-" end
   local function ratio(x, y) return x and y and y > 0 and x / y or nil end
+  local function gflops(f, msec)
+    return f and msec and msec > 0 and f / (1e6 * msec) or nil
+  end
   local lines = {("%-14s %-15s %10s %10s %9s %9s %9s %9s"):format("node", "kind",
                  ("ms@%d"):format(batch), "after", "speed-up", "FLOPs cut", "GFLOP/s", "after")}
   local short = {}
   for _, h in ipairs(order) do
     local t, f = ms[h.name] or {}, flops[h.name]
-    local gf = function(x, y) return x and y and y > 0 and x / (1e6 * y) or nil end
+    local cut = ratio(f[1], f[2])
     lines[#lines + 1] = ("%-14s %-15s %10s %10s %9s %9s %9s %9s"):format(h.name, h.kind,
       cell("%.3f", t.before), cell("%.3f", t.after), cell("%.2fx", ratio(t.before, t.after)),
-      cell("%.2fx", ratio(f[1], f[2])), cell("%.1f", gf(f[1], t.before)),
-      cell("%.1f", gf(f[2], t.after)))
-    local cut = ratio(f[1], f[2])
+      cell("%.2fx", cut), cell("%.1f", gflops(f[1], t.before)),
+      cell("%.1f", gflops(f[2], t.after)))
     if cut and t.before and t.after then
       short[#short + 1] = {name = h.name, lost = t.after - t.before / cut}
     end
