@@ -265,8 +265,9 @@ void lop_graph_zero_grad(lop_graph *g);
 /* Gradient w.r.t. the graph's input from the last backward (NULL before one). */
 lop_tensor *lop_graph_input_grad(const lop_graph *g);
 
-/* Median wall time of `reps` forward passes (eval mode) at batch size `batch`, per
- * node (node_ms[i], may be NULL) and in total, in milliseconds. */
+/* Wall time of the fastest of `reps` forward passes (eval mode) at batch size `batch`,
+ * per node (node_ms[i], may be NULL; each node's fastest pass) and in total, in
+ * milliseconds. */
 int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms);
 
 /* Seconds on a monotonic clock (for measuring intervals). */

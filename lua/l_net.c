@@ -148,7 +148,7 @@ static int net_clone(lua_State *L)
     return 1;
 }
 
-/* net:time{batch = 1, reps = 20} -> median total ms, {node name -> ms}. */
+/* net:time{batch = 1, reps = 20} -> fastest pass's total ms, {node name -> ms}. */
 static int net_time(lua_State *L)
 {
     static const char *const known[] = {"batch", "reps", NULL};

@@ -32,4 +32,4 @@ for _, file in ipairs(files) do
   print(("%-22s %7.2f%% %10d %12.2f %12.3f %12.2f"):format(file, 100 * ev.top1,
         net:params(), net:flops() / 1e6, ms1, ms64))
 end
-print("(FLOPs count a multiply-add as 2; latency is the median of repeated forward passes)")
+print("(FLOPs count a multiply-add as 2; latency is the fastest of repeated forward passes)")

@@ -254,7 +254,7 @@ local function write_page()
     "",
     "Written by `build/lopper scripts/results.lua` from the outcomes in docs/results/ "
     .. "(each measured right after its run: top-1 on all 10,000 test images, FLOPs with "
-    .. "a multiply-add as 2, latency the median of repeated forward passes on this "
+    .. "a multiply-add as 2, latency the fastest of repeated forward passes on this "
     .. "2-core machine with one engine thread per core, re-measured on the idle machine "
     .. "by `--measure all` after runs that shared it). Ratios are before/after.",
     "",

@@ -1,7 +1,8 @@
 -- report.lua - the numbers a pruning result is judged by, in tables a person reads:
 -- lop.measure (top-1, params, FLOPs, measured latency at batch 1 and 64), lop.report
 -- (the same per node) and lop.compare (two networks side by side with ratios).
--- FLOPs count a multiply-add as 2; latency is the median of repeated forward passes.
+-- FLOPs count a multiply-add as 2; latency is the fastest of repeated forward passes
+-- (net:time: on a shared machine every slower pass also times the other processes).
 -- Networks compared are timed in alternation (lop.latency), because on a shared
 -- machine the speed of the same pass drifts by tens of percent within minutes.
 local lop = ...
@@ -24,11 +25,7 @@ end
 
 local ROUNDS = 5
 
-local function median(values)
-  table.sort(values)
-  local n = #values
-  return n % 2 == 1 and values[(n + 1) // 2] or (values[n // 2] + values[n // 2 + 1]) / 2
-end
+local function fastest(values) return math.min(table.unpack(values)) end
 
 -- Refuses (naming the caller fn) what is not a non-empty list of networks.
 local function check_nets(fn, nets)
@@ -46,8 +43,8 @@ end
 -- lop.latency({net, ...}, {reps = 20}) -> {{ms1 =, ms64 =}, ...}: forward latency at
 -- batch 1 (reps passes) and batch 64 (reps / 2 passes, at least one a round), in ms.
 -- The passes are spread over 5 rounds that time every net in turn; each figure is the
--- median of its rounds' medians.  (One batch-64 pass a round was too few: on a shared
--- machine the same pair of networks then gave speed-ups 0.69-0.92 of the FLOPs cut.)
+-- fastest pass of all rounds, so a burst of load during one net's round does not tip
+-- a comparison.
 function lop.latency(nets, opts)
   opts = check_opts("lop.latency", opts, {reps = true})
   local reps = opts.reps or 20
@@ -61,7 +58,7 @@ function lop.latency(nets, opts)
                                           reps = math.ceil(math.max(1, reps // 2 / ROUNDS))}))
     end
   end
-  for i = 1, #nets do out[i] = {ms1 = median(out[i].ms1), ms64 = median(out[i].ms64)} end
+  for i = 1, #nets do out[i] = {ms1 = fastest(out[i].ms1), ms64 = fastest(out[i].ms64)} end
   return out
 end
 
@@ -96,7 +93,7 @@ function lop.report(net, opts)
   end
   lines[#lines + 1] = ("%-30s %10s %10s %10.3f"):format("total", si(net:params()),
     si(net:flops()), total)
-  lines[#lines + 1] = "(FLOPs count a multiply-add as 2; latency: median of repeated runs)"
+  lines[#lines + 1] = "(FLOPs count a multiply-add as 2; latency: fastest of repeated runs)"
   return table.concat(lines, "\n")
 end
 
@@ -135,14 +132,14 @@ function lop.compare(a, b, opts)
   row("latency, batch 1", ma.ms1, mb.ms1, ms, times(ma.ms1, mb.ms1))
   row("latency, batch 64", ma.ms64, mb.ms64, ms, times(ma.ms64, mb.ms64))
   rows[#rows + 1] = "(FLOPs count a multiply-add as 2; ratios are before/after; latency is " ..
-                    "the median of repeated forward passes)"
+                    "the fastest of repeated forward passes)"
   return table.concat(rows, "\n"), ma, mb
 end
 
 -- lop.compare_layers(before, after, {batch = 64, reps = 5}) -> table string, and
 -- {node name -> {before =, after = ms}}: where a pruned network's speed-up comes from.
--- The two networks are timed in turn over 5 rounds of reps passes (per-node medians of
--- the rounds' medians).  Each node of either network gets a row - latency, speed-up,
+-- The two networks are timed in turn over 5 rounds of reps passes (each node's fastest
+-- pass).  Each node of either network gets a row - latency, speed-up,
 -- FLOPs cut and GFLOP/s on both sides - and the rows end with the nodes whose speed-up
 -- falls furthest short of their FLOPs cut, by the ms that costs (measured after minus
 -- before / FLOPs cut).
@@ -164,7 +161,7 @@ function lop.compare_layers(a, b, opts)
   for i, side in ipairs{"before", "after"} do
     for name, v in pairs(samples[i]) do
       ms[name] = ms[name] or {}
-      ms[name][side] = median(v)
+      ms[name][side] = fastest(v)
     end
   end
   local order, seen, flops = {}, {}, {}
@@ -204,6 +201,6 @@ function lop.compare_layers(a, b, opts)
   lines[#lines + 1] = ("furthest short of their FLOPs cut: %s"):format(
     #worst > 0 and table.concat(worst, ", ") or "none")
   lines[#lines + 1] = "(FLOPs count a multiply-add as 2; ratios are before/after; latency is "
-                      .. "the median of repeated forward passes; \"-\": not in that network)"
+                      .. "the fastest of repeated forward passes; \"-\": not in that network)"
   return table.concat(lines, "\n"), ms
 end

@@ -1,5 +1,5 @@
 -- report_spec.lua - the measurement helpers: lop.latency times networks in
--- alternation and reports medians (checked with stand-in networks whose :time answers
+-- alternation and reports the fastest pass (checked with stand-in networks whose :time answers
 -- are planted), lop.measure and lop.compare agree with counts done by hand on a tiny
 -- real network, and malformed calls are refused with a message.
 local lop = require "lopper"
@@ -15,13 +15,13 @@ local function fake(name, log, answers)
 end
 
 describe("lop.latency", function()
-  it("times the networks in turn, round after round, and takes medians", function()
+  it("times the networks in turn, round after round, and takes the fastest pass", function()
     -- reps = 20: 20 passes at batch 1 and 10 at batch 64 over 5 rounds
     local log = {}
     local a = fake("a", log, {[1] = {5, 1, 4, 2, 3}, [64] = {50, 10, 40, 20, 30}})
     local b = fake("b", log, {[1] = {9, 9, 1, 9, 1}, [64] = {7, 8, 6, 100, 5}})
     local t = lop.latency({a, b}, {reps = 20})
-    assert.are.same({{ms1 = 3, ms64 = 30}, {ms1 = 9, ms64 = 7}}, t)
+    assert.are.same({{ms1 = 1, ms64 = 10}, {ms1 = 1, ms64 = 5}}, t)
     local want = {}
     for _ = 1, 5 do
       for _, n in ipairs{"a", "b"} do
@@ -97,7 +97,7 @@ describe("lop.compare_layers", function()
     return net
   end
 
-  it("takes per-node medians over rounds and names the layers short of their FLOPs cut",
+  it("takes each node's fastest round and names the layers short of their FLOPs cut",
      function()
     local log = {}
     local a = layered({{"conv", "conv2d", 400}, {"relu", "relu", 100}}, {
@@ -108,16 +108,16 @@ describe("lop.compare_layers", function()
       {conv = 6, relu = 1, gap = 0.5}, {conv = 4, relu = 1, gap = 0.5},
       {conv = 5, relu = 1, gap = 0.5}}, log)
     local text, ms = lop.compare_layers(a, b, {batch = 8, reps = 3})
-    assert.are.same({before = 11, after = 5}, ms.conv)
+    assert.are.same({before = 9, after = 4}, ms.conv)
     assert.are.same({before = 2, after = 1}, ms.relu)
     assert.are.same({after = 0.5}, ms.gap)
     assert.are.same({"8 x3", "8 x3", "8 x3", "8 x3", "8 x3", "8 x3", "8 x3", "8 x3", "8 x3",
                      "8 x3"}, log)
-    -- conv: 11 / 5 = 2.20x faster for 4x fewer FLOPs, so 5 - 11 / 4 = 2.25 ms short; relu
+    -- conv: 9 / 4 = 2.25x faster for 4x fewer FLOPs, so 4 - 9 / 4 = 1.75 ms short; relu
     -- is exactly as much faster as it is cheaper, and gap has no "before"
-    assert.truthy(text:find("conv%s+conv2d%s+11.000%s+5.000%s+2.20x%s+4.00x"), text)
+    assert.truthy(text:find("conv%s+conv2d%s+9.000%s+4.000%s+2.25x%s+4.00x"), text)
     assert.truthy(text:find("gap%s+gap%s+-%s+0.500%s+-"), text)
-    assert.truthy(text:find("furthest short of their FLOPs cut: conv 2.250 ms\n", 1, true), text)
+    assert.truthy(text:find("furthest short of their FLOPs cut: conv 1.750 ms\n", 1, true), text)
   end)
 
   it("refuses what is not two networks", function()
