@@ -48,6 +48,7 @@ typedef struct progress {
      * (on_epoch typically evaluates). */
     double start, paused, epoch_start, rate, eta;
     int first_epoch;           /* the first epoch this call runs (later when resuming) */
+    int last_epoch;            /* its last (0: the schedule's last) */
     const lop_progress *p;     /* the report being delivered */
     int epoch_report;          /* delivering it to on_epoch */
     /* The terminal line: printed at most every 0.1 s, last state always shown, cut to
@@ -106,6 +107,7 @@ static void progress_begin(lua_State *L, progress *s, int opts, const char *fn_n
                                                                  : (int)sizeof s->line;
     s->start = s->shown = s->epoch_start = lop_seconds();
     s->first_epoch = 1;
+    s->last_epoch = 0;
 }
 
 static void format_duration(char *buf, size_t size, double seconds)
@@ -230,9 +232,11 @@ static int on_progress(void *ud, const lop_progress *p)
         return 1;
     }
     double t = lop_seconds(), busy = t - s->start - s->paused;
-    /* A resumed run is rated by its own images, not those of the epochs it skips. */
+    /* A resumed run is rated by its own images, not those of the epochs it skips, and
+     * a run that stops early is timed to its own last epoch. */
+    int last = s->last_epoch ? s->last_epoch : p->epochs;
     long done = (long)(p->epoch - s->first_epoch) * p->total + p->done;
-    long all = (long)(p->epochs - s->first_epoch + 1) * p->total;
+    long all = (long)(last - s->first_epoch + 1) * p->total;
     s->rate = busy > 0 ? (double)done / busy : 0;
     s->eta = s->rate > 0 ? (double)(all - done) / s->rate : 0;
     s->p = p;
@@ -355,6 +359,7 @@ static int l_train(lua_State *L)
     progress s;
     progress_begin(L, &s, 3, fn);
     s.first_epoch = first_epoch;
+    s.last_epoch = last_epoch;
     o.progress = on_progress;
     o.progress_ud = &s;
     lop_eval last;

@@ -234,6 +234,18 @@ describe("a progress function", function()
     assert.are.equal(e.top1, seen[3].top1)
   end)
 
+  it("times a run that stops early (last_epoch) to its own end", function()
+    -- one epoch of a 1000-epoch schedule: timing to epoch 1000 would leave an ETA of
+    -- about 999 epochs at the last batch
+    local calls = {}
+    lop.train(small_net(), sub, { epochs = 1000, last_epoch = 1, batch = 100,
+                                  progress = function(p) calls[#calls + 1] = p end })
+    assert.are.equal(6, #calls)
+    assert.are.equal(0, calls[6].eta)
+    -- (a slow first batch gets 100x of slack; the schedule's end would be 1000x)
+    assert.is_true(calls[1].eta <= 100 * calls[6].done / calls[6].rate, calls[1].eta)
+  end)
+
   it("stops training with its error, which lop.train raises", function()
     local calls = 0
     local ok, err = pcall(lop.train, small_net(), sub, { batch = 100, progress = function(p)
