@@ -209,6 +209,27 @@ static int *row_offsets(const conv_geom *q, int nb, float *work)
     return offset;
 }
 
+/* Copy n floats.  Small maps' rows (2, 4 or 8 floats) get loops of constant length,
+ * which compile to single vector moves: with the length only known at run time, the
+ * copy loop costs more per row than the row's data (unfolding 4x4 maps took 28 % of
+ * a 135 -> 135 3x3 convolution). */
+static inline void copy_row(float *restrict out, const float *restrict in, int n)
+{
+    switch (n) {
+    case 2:
+        for (int i = 0; i < 2; i++) out[i] = in[i];
+        break;
+    case 4:
+        for (int i = 0; i < 4; i++) out[i] = in[i];
+        break;
+    case 8:
+        for (int i = 0; i < 8; i++) out[i] = in[i];
+        break;
+    default:
+        for (int i = 0; i < n; i++) out[i] = in[i];
+    }
+}
+
 /* Channel c of nb images [nb, C, H, W] into the interiors of their padded planes (the
  * borders are left as they are). */
 static void pad_channel(const float *x, int nb, int c, const conv_geom *q, float *planes)
@@ -218,8 +239,7 @@ static void pad_channel(const float *x, int nb, int c, const conv_geom *q, float
         const float *src = x + ((size_t)b * q->c + c) * q->h * q->w;
         float *dst = planes + (size_t)b * padded_plane(q) + (size_t)q->ph * wp + q->pw;
         for (int y = 0; y < q->h; y++)
-            for (int i = 0; i < q->w; i++)
-                dst[(size_t)y * wp + i] = src[(size_t)y * q->w + i];
+            copy_row(dst + (size_t)y * wp, src + (size_t)y * q->w, q->w);
     }
 }
 
@@ -250,8 +270,7 @@ static void im2col(const float *x, int nb, const conv_geom *q, float *work, floa
                     const float *restrict in = from + offset[r];
                     float *restrict out = row + (size_t)r * q->wo;
                     if (q->sw == 1)
-                        for (int ox = 0; ox < q->wo; ox++)
-                            out[ox] = in[ox];
+                        copy_row(out, in, q->wo);
                     else
                         for (int ox = 0; ox < q->wo; ox++)
                             out[ox] = in[(size_t)ox * q->sw];

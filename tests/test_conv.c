@@ -71,6 +71,10 @@ static const conv_case cases[] = {
     /* the same layers a little wider, or on a narrower map, go through im2col */
     {"stride 1, too wide for the stencil", 2, 3, 16, 129, 3, 3, 1, 1, 1, 1, 1, 0, 2},
     {"stride 1, 65 outputs on a narrow map", 3, 6, 6, 65, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+    /* im2col copies rows of 2, 4 and 8 floats (input and output rows) by their own loops */
+    {"im2col, 2x2 maps", 3, 2, 2, 65, 3, 3, 1, 1, 1, 1, 1, 1, 3},
+    {"im2col, 4x4 maps", 4, 4, 4, 66, 3, 3, 1, 1, 1, 1, 1, 0, 3},
+    {"im2col, 8x8 maps", 2, 8, 8, 65, 3, 3, 1, 1, 1, 1, 1, 1, 2},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
