@@ -14,7 +14,7 @@ local opt = lop.options(arg, {
 local files = {}
 for i = 1, #opt do files[#files + 1] = opt[i] end
 if #files == 0 then
-  for _, name in ipairs{"models/vgg16.lop", "models/resnet20.lop"} do
+  for _, name in ipairs{"models/vgg16.lop", "models/resnet20.lop", "models/resnet56.lop"} do
     local f = io.open(name, "rb")
     if f then f:close(); files[#files + 1] = name end
   end

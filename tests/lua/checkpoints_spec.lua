@@ -1,8 +1,8 @@
 -- checkpoints_spec.lua - the shipped checkpoints are what README says they are: every
 -- models/*.lop row of README's model table is loaded and evaluated on all 10,000
 -- Fashion-MNIST test images, and its top-1, parameter count and FLOPs must equal the
--- numbers printed in that table (which must also meet the 93.5 % bar the models are
--- shipped for).  The expected values come from README, not from this code's output.
+-- numbers printed in that table; VGG-16 and ResNet-20 must also meet the 93.5 % bar
+-- they are shipped for.  The expected values come from README, not this code's output.
 local lop = require "lopper"
 
 -- Rows "| name | models/x.lop | 93.94 % | 4,016,682 | 157.44 M |" of README.md.
@@ -23,16 +23,21 @@ describe("shipped checkpoints", function()
   local rows = readme_rows()
   local data = lop.data.fashion_mnist{}
 
-  it("README lists both shipped models", function()
+  it("README lists the three shipped models", function()
     local files = {}
     for _, r in ipairs(rows) do files[r.file] = true end
-    assert.is_true(files["models/vgg16.lop"], "models/vgg16.lop missing from README table")
-    assert.is_true(files["models/resnet20.lop"], "models/resnet20.lop missing from README table")
+    for _, file in ipairs{"models/vgg16.lop", "models/resnet20.lop", "models/resnet56.lop"} do
+      assert.is_true(files[file], file .. " missing from README table")
+    end
   end)
+
+  local held_to_bar = {["models/vgg16.lop"] = true, ["models/resnet20.lop"] = true}
 
   for _, row in ipairs(rows) do
     it(row.file .. " evaluates to its stated accuracy", function()
-      assert.is_true(row.top1 >= 93.5, "stated accuracy below the 93.5 % bar")
+      if held_to_bar[row.file] then
+        assert.is_true(row.top1 >= 93.5, "stated accuracy below the 93.5 % bar")
+      end
       local net = lop.load(row.file)
       assert.are.equal(row.params, net:params())
       assert.is_true(math.abs(net:flops() / 1e6 - row.mflops) < 0.005)
