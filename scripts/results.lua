@@ -213,22 +213,26 @@ local WHY = {
   lasso_vgg16_4x = "He et al.'s recipe fine-tunes only at the end, and 3 epochs are too few "
     .. "at 4x (the first layers keep 42 % of their channels): 92.40 %. With 9 more epochs "
     .. "(lasso_vgg16_4x_ft) it reaches 93.10 %, within the target.",
-  latency = "pruned layers are thinner, and thin layers run slower per FLOP. Until "
-    .. "commit 17f8e4a every convolution was im2col + OpenBLAS sgemm, whose copies are "
-    .. "shared by fewer output rows as a layer loses filters (one 3x3 convolution at batch "
-    .. "64: 63, 95 and 136 GFLOP/s at 16, 32 and 64 channels on 32x32 maps against 198 at "
-    .. "256). Thin stride-1 layers now run on a stencil kernel without im2col, im2col no "
-    .. "longer checks bounds per tap (on 2x2 maps that had cost more than the products) "
-    .. "and inference max-pooling is vectorised (commits c36ffb3, c84bb44); the outcomes "
-    .. "were re-measured with all of it (--measure all, 100 reps, before and after timed "
-    .. "in turn): 0.69-0.86 of the FLOPs cut, against 0.44-0.72 with im2col alone. The "
-    .. "measurement itself still scatters by about 0.1 on this shared machine: "
-    .. "thinet_vgg16, thinet_vgg16_ft and sweep_thinet_05 have the same layer widths and "
-    .. "gave 0.81, 0.69 and 0.82 in one --measure all. What remains is structural: "
-    .. "scripts/profile_layers.lua shows the shortfall in layers on 4x4 and 2x2 maps "
-    .. "(lasso_vgg16_4x: conv4_2 and conv4_3 run at ~50 GFLOP/s after pruning against "
-    .. "~90 before, 2.0x faster for 3.6x fewer FLOPs), and batchnorm and ReLU passes "
-    .. "are memory-bound, so they shrink with the channel count, not its square.",
+  latency = "pruned layers are thinner, and thin layers run slower per FLOP. Thin "
+    .. "stride-1 layers run on a stencil kernel without im2col (commit 17f8e4a); im2col "
+    .. "no longer checks bounds per tap and copies the short rows of 2x2 to 8x8 maps as "
+    .. "vector moves, and inference max-pooling is vectorised (c36ffb3, 97acab5, "
+    .. "c84bb44). Measured with all of it (--measure all with LOP_THREADS=1, 100 reps, "
+    .. "each network's fastest pass, before and after timed in turn), the VGG-16 runs at "
+    .. "2x-3.3x fewer FLOPs give 0.80-1.00 of the FLOPs cut, those at 4x-6.3x 0.71-0.75, "
+    .. "the ResNet-20 runs 0.73-0.78. What remains is structural: scripts/profile_layers.lua "
+    .. "shows VGG-16's shortfall in the layers on 4x4 and 2x2 maps and in batchnorm and "
+    .. "ReLU passes, which are memory-bound and shrink with the channel count, not its "
+    .. "square. In the ResNets the recipe prunes only the blocks' inner channels, so the "
+    .. "stem, the projection shortcuts and the batchnorm, add and ReLU passes of the block "
+    .. "outputs (about 14 of ResNet-20's 80 ms at batch 64) cost the same after pruning, "
+    .. "and its two stride-2 convolutions, bound by unfolding their inputs, gain 1.2x for "
+    .. "2.1x fewer FLOPs. The measurement scatters as much as the margin: this 2-core "
+    .. "virtual machine slows down in episodes of several seconds (the same VGG-16 timed "
+    .. "107-160 ms as the before of the 17 VGG-16 outcomes, 12 of them within 107-119), "
+    .. "and the eight outcomes with the same layer widths (3.25x) gave 0.80-1.00, median "
+    .. "0.81. With two engine threads the passes scatter more (59-89 ms for the same "
+    .. "network within 15 s), which is why the table is taken with one.",
 }
 
 -- What the ThiNet-GAP target rests on: the fully connected head's share of VGG-16.
@@ -247,15 +251,37 @@ local function head_share_text()
           100 * flops / net:flops(), 1 / (1 - share))
 end
 
+-- How a thread setting reads in the page.
+local function threads_text(threads)
+  return threads == "one per core" and "one engine thread per core"
+         or ("LOP_THREADS=%s"):format(threads)
+end
+
+-- The thread setting most outcomes were timed with (the page names it once; rows
+-- timed otherwise say so).
+local function usual_threads()
+  local count, best = {}, "one per core"
+  for _, run in ipairs(RUNS) do
+    local o = load_outcome(run)
+    if o then
+      local t = o.threads or "one per core"
+      count[t] = (count[t] or 0) + 1
+      if count[t] > (count[best] or 0) then best = t end
+    end
+  end
+  return best
+end
+
 local function write_page()
   local rows, sweep = {}, {}
+  local usual = usual_threads()
   local lines = {
     "# Results: full pruning runs on Fashion-MNIST",
     "",
     "Written by `build/lopper scripts/results.lua` from the outcomes in docs/results/ "
     .. "(each measured right after its run: top-1 on all 10,000 test images, FLOPs with "
     .. "a multiply-add as 2, latency the fastest of repeated forward passes on this "
-    .. "2-core machine with one engine thread per core, re-measured on the idle machine "
+    .. ("2-core machine with %s, re-measured on the idle machine "):format(threads_text(usual))
     .. "by `--measure all` after runs that shared it). Ratios are before/after.",
     "",
     "| run | date | minutes | top-1 before -> after | drop (pt) | params | FLOPs | "
@@ -273,8 +299,9 @@ local function write_page()
       lines[#lines + 1] = ("| %s%s | %s | %.0f | %.2f%% -> %.2f%% | %.2f | %.2fx | %.2fx | "
         .. "%.2fx | %.2fx | %.2f | %s | %s |"):format(run.name,
         (o.test_images ~= 10000 and (" (%d test images)"):format(o.test_images) or "")
-        .. ((o.threads or "one per core") ~= "one per core"
-            and (" (latency with LOP_THREADS=%s)"):format(o.threads) or ""), o.date, o.minutes,
+        .. ((o.threads or "one per core") ~= usual
+            and (" (latency with %s)"):format(threads_text(o.threads or "one per core"))
+            or ""), o.date, o.minutes,
         100 * b.top1, 100 * a.top1, 100 * (b.top1 - a.top1), b.params / a.params, fr,
         b.ms1 / a.ms1, b.ms64 / a.ms64, (b.ms64 / a.ms64) / fr, target_text(run.target),
         run.sweep and "-" or verdict(run, o))

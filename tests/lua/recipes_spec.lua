@@ -85,6 +85,10 @@ describe("recipes", function()
     local text = f:read("a")
     f:close()
     assert.truthy(text:find("| resnet20_2x (300 test images)", 1, true), text)
+    -- the thread setting the latencies were taken with is named once, above the table
+    local threads = os.getenv("LOP_THREADS")
+    assert.truthy(text:find("machine with " .. (threads and "LOP_THREADS=" .. threads
+                                               or "one engine thread per core"), 1, true), text)
     assert.truthy(text:find("Not yet run: thinet_vgg16,", 1, true), text)
     assert.truthy(io.open(dir .. "/resnet20_2x.widths.svg"))
     -- --measure redoes the figures from the saved model and keeps the rest
