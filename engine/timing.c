@@ -19,7 +19,6 @@ double lop_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-
 int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms)
 {
     if (batch < 1 || reps < 1)
