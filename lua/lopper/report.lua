@@ -139,9 +139,9 @@ end
 -- lop.compare_layers(before, after, {batch = 64, reps = 5}) -> table string, and
 -- {node name -> {before =, after = ms}}: where a pruned network's speed-up comes from.
 -- The two networks are timed in turn over 5 rounds of reps passes (each node's fastest
--- pass).  Each node of either network gets a row - latency, speed-up,
--- FLOPs cut and GFLOP/s on both sides - and the rows end with the nodes whose speed-up
--- falls furthest short of their FLOPs cut, by the ms that costs (measured after minus
+-- pass).  Each node of either network gets a row - latency, speed-up, FLOPs cut and
+-- GFLOP/s on both sides - and the rows end with the nodes whose speed-up falls
+-- furthest short of their FLOPs cut, by the ms that costs (measured after minus
 -- before / FLOPs cut).
 function lop.compare_layers(a, b, opts)
   opts = check_opts("lop.compare_layers", opts, {batch = true, reps = true})
