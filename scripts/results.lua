@@ -251,30 +251,30 @@ local function head_share_text()
           100 * flops / net:flops(), 1 / (1 - share))
 end
 
--- How a thread setting reads in the page.
+-- The thread setting an outcome's latencies were taken with (outcomes written before
+-- it was recorded used the default), and how it reads in the page.
+local function threads_of(o) return o.threads or "one per core" end
 local function threads_text(threads)
   return threads == "one per core" and "one engine thread per core"
          or ("LOP_THREADS=%s"):format(threads)
 end
 
--- The thread setting most outcomes were timed with (the page names it once; rows
--- timed otherwise say so).
-local function usual_threads()
+-- The thread setting most of the outcomes {run -> outcome} were timed with (the page
+-- names it once; rows timed otherwise say so).
+local function usual_threads(outcomes)
   local count, best = {}, "one per core"
-  for _, run in ipairs(RUNS) do
-    local o = load_outcome(run)
-    if o then
-      local t = o.threads or "one per core"
-      count[t] = (count[t] or 0) + 1
-      if count[t] > (count[best] or 0) then best = t end
-    end
+  for _, o in pairs(outcomes) do
+    local t = threads_of(o)
+    count[t] = (count[t] or 0) + 1
+    if count[t] > (count[best] or 0) then best = t end
   end
   return best
 end
 
 local function write_page()
-  local rows, sweep = {}, {}
-  local usual = usual_threads()
+  local rows, sweep, outcomes = {}, {}, {}
+  for _, run in ipairs(RUNS) do outcomes[run] = load_outcome(run) end
+  local usual = usual_threads(outcomes)
   local lines = {
     "# Results: full pruning runs on Fashion-MNIST",
     "",
@@ -290,7 +290,7 @@ local function write_page()
   }
   local missing = {}
   for _, run in ipairs(RUNS) do
-    local o = load_outcome(run)
+    local o = outcomes[run]
     if not o then
       missing[#missing + 1] = run.name
     else
@@ -299,9 +299,9 @@ local function write_page()
       lines[#lines + 1] = ("| %s%s | %s | %.0f | %.2f%% -> %.2f%% | %.2f | %.2fx | %.2fx | "
         .. "%.2fx | %.2fx | %.2f | %s | %s |"):format(run.name,
         (o.test_images ~= 10000 and (" (%d test images)"):format(o.test_images) or "")
-        .. ((o.threads or "one per core") ~= usual
-            and (" (latency with %s)"):format(threads_text(o.threads or "one per core"))
-            or ""), o.date, o.minutes,
+        .. (threads_of(o) ~= usual
+            and (" (latency with %s)"):format(threads_text(threads_of(o))) or ""),
+        o.date, o.minutes,
         100 * b.top1, 100 * a.top1, 100 * (b.top1 - a.top1), b.params / a.params, fr,
         b.ms1 / a.ms1, b.ms64 / a.ms64, (b.ms64 / a.ms64) / fr, target_text(run.target),
         run.sweep and "-" or verdict(run, o))

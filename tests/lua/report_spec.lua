@@ -1,7 +1,7 @@
 -- report_spec.lua - the measurement helpers: lop.latency times networks in
--- alternation and reports the fastest pass (checked with stand-in networks whose :time answers
--- are planted), lop.measure and lop.compare agree with counts done by hand on a tiny
--- real network, and malformed calls are refused with a message.
+-- alternation and reports the fastest pass (checked with stand-in networks whose :time
+-- answers are planted), lop.measure and lop.compare agree with counts done by hand on a
+-- tiny real network, and malformed calls are refused with a message.
 local lop = require "lopper"
 
 -- A stand-in network: :time answers from a list per batch size and logs each call.
