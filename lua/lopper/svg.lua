@@ -10,11 +10,14 @@
 --
 -- Geometry (the spec checks it): a WIDTH x HEIGHT canvas whose plot area spans
 -- x in [LEFT, WIDTH - RIGHT] and y in [TOP, HEIGHT - BOTTOM]; the legend sits right of
--- it.  Axis ranges are the data's range widened to whole tick steps of 1, 2 or 5 x 10^k;
+-- it.  A bar chart with many categories (ResNet-56 has 57 convolutions) is wider, so
+-- that each category gets at least MIN_GROUP pixels: labels slanted at 40 degrees lie
+-- MIN_GROUP * sin(40) = 13 pixels apart, clear of each other's 10-pixel font.  Axis ranges are the data's range widened to whole tick steps of 1, 2 or 5 x 10^k;
 -- bar charts start their value axis at 0.
 local lop = ...
 
-local svg = {WIDTH = 720, HEIGHT = 420, LEFT = 70, RIGHT = 150, TOP = 40, BOTTOM = 60}
+local svg = {WIDTH = 720, HEIGHT = 420, LEFT = 70, RIGHT = 150, TOP = 40, BOTTOM = 60,
+             MIN_GROUP = 20}
 lop.svg = svg
 
 local COLORS = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
@@ -68,9 +71,10 @@ local function check_spec(fn, spec)
 end
 
 -- The frame every chart shares: canvas, title, axis labels, y grid with tick labels,
--- legend.  Returns the list of SVG lines and a function mapping a y value to pixels.
-local function frame(spec, y_lo, y_hi)
-  local W, H = svg.WIDTH, svg.HEIGHT
+-- legend, on a canvas W pixels wide.  Returns the list of SVG lines and a function
+-- mapping a y value to pixels.
+local function frame(spec, y_lo, y_hi, W)
+  local H = svg.HEIGHT
   local x0, x1, y0, y1 = svg.LEFT, W - svg.RIGHT, H - svg.BOTTOM, svg.TOP
   local out = {
     ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
@@ -127,7 +131,7 @@ function svg.lines(spec)
       ymin, ymax = math.min(ymin, y), math.max(ymax, y)
     end
   end
-  local out, py = frame(spec, ymin, ymax)
+  local out, py = frame(spec, ymin, ymax, svg.WIDTH)
   local xt, lo, hi = ticks(xmin, xmax, 6)
   local x0, x1, y0 = svg.LEFT, svg.WIDTH - svg.RIGHT, svg.HEIGHT - svg.BOTTOM
   local function px(v) return x0 + (v - lo) / (hi - lo) * (x1 - x0) end
@@ -170,8 +174,9 @@ function svg.bars(spec)
       ymax = math.max(ymax, v)
     end
   end
-  local out, py = frame(spec, 0, ymax > 0 and ymax or 1)
-  local x0, x1, y0 = svg.LEFT, svg.WIDTH - svg.RIGHT, svg.HEIGHT - svg.BOTTOM
+  local W = math.max(svg.WIDTH, svg.LEFT + svg.RIGHT + svg.MIN_GROUP * #cats)
+  local out, py = frame(spec, 0, ymax > 0 and ymax or 1, W)
+  local x0, x1, y0 = svg.LEFT, W - svg.RIGHT, svg.HEIGHT - svg.BOTTOM
   local group = (x1 - x0) / #cats
   local bar = group * 0.8 / #spec.series
   for j, name in ipairs(cats) do

@@ -55,6 +55,29 @@ describe("lop.svg", function()
     end
   end)
 
+  it("widens a bar chart with many categories so that their labels do not overlap", function()
+    local function canvas_width(text) return tonumber(text:match('^<svg [^>]*width="(%d+)"')) end
+    local function label_xs(text)
+      local xs = {}
+      for x in text:gmatch('<text transform="translate%(([-%d.]+) %d+%) rotate') do
+        xs[#xs + 1] = tonumber(x)
+      end
+      return xs
+    end
+    local few = svg.bars{categories = {"a", "b"}, series = {{values = {1, 2}}}}
+    assert.are.equal(svg.WIDTH, canvas_width(few))
+    local cats, values = {}, {}
+    for i = 1, 57 do cats[i], values[i] = "c" .. i, i end
+    local many = svg.bars{categories = cats, series = {{values = values}, {values = values}}}
+    local width = canvas_width(many)
+    assert.are.equal(svg.LEFT + svg.RIGHT + 57 * svg.MIN_GROUP, width)
+    assert.truthy(width > svg.WIDTH)
+    local xs = label_xs(many)
+    assert.are.equal(57, #xs)
+    for i = 2, #xs do assert.is_true(xs[i] - xs[i - 1] >= svg.MIN_GROUP - 0.01) end
+    assert.is_true(xs[#xs] < width - svg.RIGHT)
+  end)
+
   it("refuses malformed input with a message", function()
     local bad = {
       function() svg.lines() end,
