@@ -12,8 +12,9 @@
 -- x in [LEFT, WIDTH - RIGHT] and y in [TOP, HEIGHT - BOTTOM]; the legend sits right of
 -- it.  A bar chart with many categories (ResNet-56 has 57 convolutions) is wider, so
 -- that each category gets at least MIN_GROUP pixels: labels slanted at 40 degrees lie
--- MIN_GROUP * sin(40) = 13 pixels apart, clear of each other's 10-pixel font.  Axis ranges are the data's range widened to whole tick steps of 1, 2 or 5 x 10^k;
--- bar charts start their value axis at 0.
+-- MIN_GROUP * sin(40) = 13 pixels apart, clear of each other's 10-pixel font.  Axis
+-- ranges are the data's range widened to whole tick steps of 1, 2 or 5 x 10^k; bar
+-- charts start their value axis at 0.
 local lop = ...
 
 local svg = {WIDTH = 720, HEIGHT = 420, LEFT = 70, RIGHT = 150, TOP = 40, BOTTOM = 60,
@@ -71,8 +72,8 @@ local function check_spec(fn, spec)
 end
 
 -- The frame every chart shares: canvas, title, axis labels, y grid with tick labels,
--- legend, on a canvas W pixels wide.  Returns the list of SVG lines and a function
--- mapping a y value to pixels.
+-- legend, on a canvas W pixels wide.  Returns the list of SVG lines, a function
+-- mapping a y value to pixels, and the plot area's left, right and bottom edges.
 local function frame(spec, y_lo, y_hi, W)
   local H = svg.HEIGHT
   local x0, x1, y0, y1 = svg.LEFT, W - svg.RIGHT, H - svg.BOTTOM, svg.TOP
@@ -109,7 +110,7 @@ local function frame(spec, y_lo, y_hi, W)
     out[#out + 1] = ('<text x="%d" y="%d">%s</text>'):format(x1 + 32, y + 10,
                                                           escape(s.name or ("series " .. i)))
   end
-  return out, py
+  return out, py, x0, x1, y0
 end
 
 -- A line chart: one polyline with markers per series, numeric x axis.
@@ -131,9 +132,8 @@ function svg.lines(spec)
       ymin, ymax = math.min(ymin, y), math.max(ymax, y)
     end
   end
-  local out, py = frame(spec, ymin, ymax, svg.WIDTH)
+  local out, py, x0, x1, y0 = frame(spec, ymin, ymax, svg.WIDTH)
   local xt, lo, hi = ticks(xmin, xmax, 6)
-  local x0, x1, y0 = svg.LEFT, svg.WIDTH - svg.RIGHT, svg.HEIGHT - svg.BOTTOM
   local function px(v) return x0 + (v - lo) / (hi - lo) * (x1 - x0) end
   for _, v in ipairs(xt) do
     out[#out + 1] = ('<text x="%s" y="%d" text-anchor="middle">%s</text>')
@@ -175,8 +175,7 @@ function svg.bars(spec)
     end
   end
   local W = math.max(svg.WIDTH, svg.LEFT + svg.RIGHT + svg.MIN_GROUP * #cats)
-  local out, py = frame(spec, 0, ymax > 0 and ymax or 1, W)
-  local x0, x1, y0 = svg.LEFT, W - svg.RIGHT, svg.HEIGHT - svg.BOTTOM
+  local out, py, x0, x1, y0 = frame(spec, 0, ymax > 0 and ymax or 1, W)
   local group = (x1 - x0) / #cats
   local bar = group * 0.8 / #spec.series
   for j, name in ipairs(cats) do
