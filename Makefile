@@ -34,8 +34,9 @@ export OPENBLAS_CORETYPE := $(CORETYPE)
 endif
 endif
 
-ENGINE_SRC := $(wildcard engine/*.c)
-ENGINE_OBJ := $(ENGINE_SRC:engine/%.c=$(BUILD)/obj/%.o)
+ENGINE_SRC := $(wildcard engine/*/*.c)
+ENGINE_HDR := $(wildcard engine/*.h engine/*/*.h)
+ENGINE_OBJ := $(ENGINE_SRC:engine/%.c=$(BUILD)/obj/engine/%.o)
 BIND_SRC   := $(wildcard lua/l_*.c)
 BIND_OBJ   := $(BIND_SRC:lua/%.c=$(BUILD)/obj/lua_%.o) $(BUILD)/obj/lua_embedded.o
 LUA_HALF   := $(sort $(wildcard lua/lopper/*.lua))
@@ -56,14 +57,14 @@ $(DEPS_STAMP): scripts/install_deps.sh
 
 deps: $(DEPS_STAMP)
 
-$(BUILD)/obj/%.o: engine/%.c $(wildcard engine/*.h) Makefile | $(DEPS_STAMP)
+$(BUILD)/obj/engine/%.o: engine/%.c $(ENGINE_HDR) Makefile | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -Iengine -c $< -o $@
 
 # The stencil kernels' vector sums are written as multiply + add; let them fuse.  -O2
 # -march=native also under SANITIZE: at -O1 their accumulators live in memory, and the
 # sanitized tests would spend minutes in them.
-$(BUILD)/obj/conv_stencil.o: CFLAGS += -ffp-contract=fast -O2 -march=native
+$(BUILD)/obj/engine/layers/conv_stencil.o: CFLAGS += -ffp-contract=fast -O2 -march=native
 
 $(BUILD)/liblopper.a: $(ENGINE_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -71,6 +71,11 @@ int lop_parallel_threads(void);
  * group's channels index (producers, batchnorm, depthwise conv). */
 int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
 
+/* Selection rules: refuse keeping nkeep of c channels unless 1 <= nkeep <= c (the
+ * message starts with what); sort channel indices increasing. */
+int lop_check_keep(int c, int nkeep, const char *what);
+void lop_sort_channels(int *keep, int n);
+
 /* Solve (A + ridge * mean(diag A) * I) X = B for a symmetric positive semi-definite
  * A (n x n), B and X n x k, all row-major doubles; the ridge grows (x100, up to six
  * times) until the Cholesky factorisation succeeds. */
@@ -87,41 +92,6 @@ int lop_graph_copy_node(const lop_node *n, const int *inputs, lop_graph *c);
  * generation of g (handles and statistics of the old nodes go stale); frees the old
  * nodes with fresh. */
 void lop_graph_swap_in(lop_graph *g, lop_graph *fresh);
-
-/* Stride-1 ungrouped convolution of one image without im2col (conv_stencil.c), for
- * thin layers.  lop_stencil_plan sets up a plan for c x h x w images, o output
- * channels, a kh x kw kernel and padding ph x pw (each below the kernel size);
- * lop_stencil_pack rearranges weights into lop_stencil_weight_floats(s) floats: the
- * plan's own [o][c][kh][kw], or with adjoint those of the stride-1 layer whose input
- * gradient the plan computes.  That plan takes the layer's output gradient as input
- * (c = the layer's outputs), gives o = the layer's inputs, and pads kh - 1 - ph x
- * kw - 1 - pw; the layer's weights are then [c][o][kh][kw] in the plan's terms.
- * lop_stencil_image computes output channel blocks [block_first, block_last) of one
- * image (STENCIL_OUT channels each) into y [o][ho][wo]: y = conv(x) + bias (bias may
- * be NULL) or, with accumulate, y += conv(x); scratch holds
- * lop_stencil_scratch_floats(s) floats. */
-enum { STENCIL_OUT = 8 };     /* output channels per block */
-typedef struct lop_stencil {
-    int c, h, w, o, kh, kw, ph, pw;
-    int hp, wp, ho, wo;       /* padded input size, output size */
-    int span;                 /* flattened output positions computed (padded width) */
-    int blocks;               /* output channel blocks */
-    size_t frame;             /* floats per padded input channel, with read slack */
-} lop_stencil;
-void lop_stencil_plan(lop_stencil *s, int c, int h, int w, int o, int kh, int kw, int ph,
-                      int pw);
-size_t lop_stencil_weight_floats(const lop_stencil *s);
-size_t lop_stencil_scratch_floats(const lop_stencil *s);
-void lop_stencil_pack(const lop_stencil *s, const float *w, int adjoint, float *packed);
-void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x,
-                       const float *bias, int block_first, int block_last, int accumulate,
-                       float *scratch, float *y);
-/* dw [o][c][kh][kw] += the weight gradient of the plan's convolution over m images x
- * [m][c][h][w] and output gradients dy [m][o][ho][wo]; scratch holds
- * lop_stencil_wgrad_floats(s, m) floats. */
-size_t lop_stencil_wgrad_floats(const lop_stencil *s, int m);
-void lop_stencil_wgrad(const lop_stencil *s, const float *x, const float *dy, int m,
-                       float *scratch, float *dw);
 
 /* Batchnorm node bn at inference on channel c: y = scale * x + shift. */
 void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);

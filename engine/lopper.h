@@ -42,8 +42,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* ==== core: errors, random numbers, tensors, the clock (engine/core/) ============ */
 
-/* ---- status codes and errors ------------------------------------------------- */
+/* ---- status codes and errors ---------------------------------------------------- */
 
 enum {
     LOP_OK = 0,
@@ -65,7 +66,7 @@ const char *lop_status_name(int status);
  * Returns how many allocations were made since the last call. */
 long lop_debug_fail_alloc(long n);
 
-/* ---- random numbers ----------------------------------------------------------- */
+/* ---- random numbers ------------------------------------------------------------- */
 
 typedef struct lop_rng { uint64_t s[4]; } lop_rng;   /* xoshiro256** state */
 
@@ -75,7 +76,7 @@ double   lop_rng_uniform(lop_rng *r);               /* [0, 1) */
 double   lop_rng_normal(lop_rng *r);                /* mean 0, variance 1 */
 int      lop_rng_below(lop_rng *r, int n);          /* uniform integer in [0, n) */
 
-/* ---- tensors ------------------------------------------------------------------ */
+/* ---- tensors -------------------------------------------------------------------- */
 
 #define LOP_MAX_DIMS 4
 
@@ -104,7 +105,12 @@ int  lop_tensor_same_shape(const lop_tensor *a, const lop_tensor *b);
 void lop_tensor_fill(lop_tensor *t, float v);
 size_t lop_shape_numel(int ndim, const int *shape);
 
-/* ---- graphs ------------------------------------------------------------------- */
+/* ---- clock ---------------------------------------------------------------------- */
+
+/* Seconds on a monotonic clock (for measuring intervals). */
+double lop_seconds(void);
+
+/* ==== layers: kinds, attributes, the loss (engine/layers/) ======================= */
 
 typedef enum lop_kind {
     LOP_INPUT,
@@ -145,6 +151,14 @@ lop_attrs lop_attrs_default(void);
 /* Attributes of an input node taking per-sample images (c, h, w), or feature vectors
  * of c values when h = w = 0. */
 lop_attrs lop_attrs_input(int c, int h, int w);
+
+/* Mean softmax cross-entropy of logits [B, K] against labels (0..K-1).  When dlogits
+ * is non-NULL it receives d(mean loss)/d(logits); correct (optional) receives the
+ * number of top-1 hits. */
+int lop_softmax_xent(const lop_tensor *logits, const int *labels, double *loss,
+                     lop_tensor *dlogits, int *correct);
+
+/* ==== graph: building, running, timing (engine/graph/) =========================== */
 
 typedef struct lop_graph lop_graph;
 
@@ -190,7 +204,71 @@ double lop_node_flops(const lop_graph *g, int id);
 size_t lop_graph_params(const lop_graph *g);
 double lop_graph_flops(const lop_graph *g);
 
-/* ---- channel groups and pruning ---------------------------------------------------- */
+/* Run the graph on x ([B, per-sample input shape]).  train=1 uses batch statistics
+ * in batchnorm (and updates running statistics) and applies dropout. */
+int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train);
+lop_tensor *lop_graph_output(const lop_graph *g);
+/* Back-propagate dout (same shape as the output) after a training forward;
+ * parameter gradients accumulate until lop_graph_zero_grad. */
+int lop_graph_backward(lop_graph *g, const lop_tensor *dout);
+void lop_graph_zero_grad(lop_graph *g);
+/* Gradient w.r.t. the graph's input from the last backward (NULL before one). */
+lop_tensor *lop_graph_input_grad(const lop_graph *g);
+
+/* Wall time of the fastest of `reps` forward passes (eval mode) at batch size `batch`,
+ * per node (node_ms[i], may be NULL; each node's fastest pass) and in total, in
+ * milliseconds. */
+int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms);
+
+/* ==== io: model files (engine/io/) =============================================== */
+
+/* Save atomically (temporary file in the same directory, then rename).  A model file
+ * holds at most 10,000 nodes; header lines are limited to 64 KiB. */
+int lop_graph_save(const lop_graph *g, const char *path);
+/* Load a .lop file; on failure *out is untouched and nothing leaks. */
+int lop_graph_load(const char *path, lop_graph **out);
+
+/* ==== data: data sets and batches (engine/data/) ================================= */
+
+typedef struct lop_dataset {
+    lop_tensor *images;    /* [N, C, H, W], values as read (0..1 for image files) */
+    int *labels;           /* N labels in [0, classes) */
+    int n;
+    int classes;
+} lop_dataset;
+
+/* Fashion-MNIST / MNIST IDX files, gzip-compressed or plain.  Pixels become 0..1. */
+int lop_dataset_load_idx(const char *images_path, const char *labels_path,
+                         lop_dataset *out);
+/* CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin), concatenated. */
+int lop_dataset_load_cifar10(const char *const *paths, int npaths, lop_dataset *out);
+void lop_dataset_free(lop_dataset *d);
+/* Copy of items [start, start + count). */
+int lop_dataset_subset(const lop_dataset *d, int start, int count, lop_dataset *out);
+/* Zero-pad every image in place to size x size, centred (28 -> 32 pads 2 per side);
+ * an odd difference puts the extra row/column at the bottom/right. */
+int lop_dataset_pad(lop_dataset *d, int size);
+/* x = (x - mean[c]) / std[c] for each of the nchannels channels (1 or C values). */
+int lop_dataset_normalize(lop_dataset *d, const float *mean, const float *std,
+                          int nchannels);
+/* perm = a seeded random permutation of 0..n-1. */
+void lop_shuffle(int *perm, int n, lop_rng *rng);
+
+typedef struct lop_augment {
+    int crop_pad;          /* random crop after zero padding by this many pixels,
+                              0 <= crop_pad <= min(H, W) */
+    int flip;              /* random horizontal flip with probability 1/2 */
+} lop_augment;
+
+/* Gather items idx[0..count) into x ([count, C, H, W], resized as needed) and labels
+ * (may be NULL), applying aug (may be NULL) with rng (required when aug is active).
+ * For each item in order the rng draws dy = below(2p+1) - p, then dx likewise, then
+ * mirror = below(2) (nothing is drawn for a disabled augmentation), and
+ * out[c][y][x] = in[c][y + dy][xs + dx] with xs = mirror ? W-1-x : x, zero outside. */
+int lop_dataset_batch(const lop_dataset *d, const int *idx, int count,
+                      const lop_augment *aug, lop_rng *rng, lop_tensor **x, int *labels);
+
+/* ==== surgery: channel groups, pruning, masks, picks, heads (engine/surgery/) ==== */
 
 /* A channel group is a set of channel axes that must shrink together, derived from
  * the graph: conv2d and linear create a channel space (their outputs); batchnorm,
@@ -252,34 +330,133 @@ int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n)
  * channels removed. */
 int lop_graph_remove_masked(lop_graph *g, int *removed);
 
-/* ---- execution ---------------------------------------------------------------- */
+/* He et al.'s sampler: put a pick node (named "<conv>_pick", picking every channel, in
+ * order) between conv2d node `conv` and its input, so the conv's input channels form
+ * a group of their own that can be pruned while the input itself - read by a
+ * shortcut, say - stays whole.  Ids after the conv shift by one; handles and
+ * statistics go stale.  *pick (may be NULL) receives the new node's id.  On failure
+ * the graph is unchanged. */
+int lop_graph_insert_pick(lop_graph *g, int conv, int *pick);
 
-/* Run the graph on x ([B, per-sample input shape]).  train=1 uses batch statistics
- * in batchnorm (and updates running statistics) and applies dropout. */
-int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train);
-lop_tensor *lop_graph_output(const lop_graph *g);
-/* Back-propagate dout (same shape as the output) after a training forward;
- * parameter gradients accumulate until lop_graph_zero_grad. */
-int lop_graph_backward(lop_graph *g, const lop_tensor *dout);
-void lop_graph_zero_grad(lop_graph *g);
-/* Gradient w.r.t. the graph's input from the last backward (NULL before one). */
-lop_tensor *lop_graph_input_grad(const lop_graph *g);
+/* ThiNet-GAP: replace the flatten + fully connected head after the last convolution
+ * by global average pooling + one linear layer (named like the old output layer).
+ * With calib, the new layer is fitted by least squares to reproduce the old head's
+ * logits from the pooled features of calib's first `images` images; without, it keeps
+ * its random initialisation.  On failure the graph is unchanged. */
+int lop_graph_replace_head_gap(lop_graph *g, const lop_dataset *calib, int images);
 
-/* Wall time of the fastest of `reps` forward passes (eval mode) at batch size `batch`,
- * per node (node_ms[i], may be NULL; each node's fastest pass) and in total, in
- * milliseconds. */
-int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms);
+/* ==== select: sampling, selection rules, reconstruction (engine/select/) ========= */
 
-/* Seconds on a monotonic clock (for measuring intervals). */
-double lop_seconds(void);
+typedef struct lop_sample_opts {
+    int images;            /* calibration images (default 500) */
+    int points;            /* random output positions per image (default 10) */
+    int batch;             /* images per forward pass (default 64) */
+    uint64_t seed;         /* image order and positions (default 1) */
+    int residual;          /* with a reference, for a conv -> batchnorm -> add: target the
+                              add's output, Y = (a' (Y_ref) + b' + S_ref - S - b) / a - bias,
+                              where a z + b is the batchnorm here (a', b' the reference's)
+                              and S, S_ref the add's other input (the shortcut) here and in
+                              the reference (He et al.'s residual handling); default 0 */
+} lop_sample_opts;
 
-/* Mean softmax cross-entropy of logits [B, K] against labels (0..K-1).  When dlogits
- * is non-NULL it receives d(mean loss)/d(logits); correct (optional) receives the
- * number of top-1 hits. */
-int lop_softmax_xent(const lop_tensor *logits, const int *labels, double *loss,
-                     lop_tensor *dlogits, int *correct);
+lop_sample_opts lop_sample_opts_default(void);
 
-/* ---- training ----------------------------------------------------------------- */
+/* Sufficient statistics of one convolution's inputs and outputs at the sampled
+ * positions (m samples; D = c * kh * kw patch entries; n outputs; Y minus this
+ * conv's bias): P = X^T X (D x D), C = X^T Y (D x n), xsum, ysum, yy = sum Y^2, the
+ * Gram of the per-channel contributions Z_j = X_j W_j^T: A = Z^T Z (c x c),
+ * r = Z^T Y (c), and wnorm (c), each input channel's filter norm ||W_j||_F over every
+ * output and tap.  All row-major doubles. */
+typedef struct lop_stats {
+    int node;
+    uint64_t generation;   /* of the graph sampled: stale after surgery */
+    int c, kh, kw, n;
+    long m;
+    double *P, *C, *xsum, *ysum, yy;
+    double *A, *r, *wnorm;
+} lop_stats;
+
+/* Sample conv `node` of g on d's images (a seeded random subset), taking Y from the
+ * same conv of ref when ref is not NULL (the original network, for He et al.). */
+int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
+               lop_graph *ref, lop_stats *out);
+void lop_stats_free(lop_stats *s);
+
+/* ---- selection rules ------------------------------------------------------------ */
+
+/* Every rule fills keep with nkeep channel indices (0-based, increasing) out of c,
+ * and refuses nkeep outside 1..c.  lop_keep_count is how many channels a kept
+ * fraction means: ceil(fraction * c), at least 1 and at most c. */
+int lop_keep_count(double fraction, int c);
+
+/* The nkeep channels of highest score (ties go to the lower channel). */
+int lop_select_top(const double *score, int c, int nkeep, int *keep);
+/* Baselines: the first nkeep channels; a seeded random subset; the input channels of
+ * conv2d/linear `node` whose producing filters have the largest L1 norm (summed over
+ * every producer of their group, looking through channel picks to the filters the
+ * picked channels come from). */
+int lop_select_first(int c, int nkeep, int *keep);
+int lop_select_random(int c, int nkeep, uint64_t seed, int *keep);
+int lop_select_l1(const lop_graph *g, int node, int nkeep, int *keep);
+
+/* ThiNet: greedy removal on the Gram matrix of per-channel contributions (c x c,
+ * row-major doubles: lop_stats.A). */
+int lop_select_thinet(const double *G, int c, int nkeep, int *keep);
+
+/* He et al.'s LASSO on A and r = Z^T Y (lop_stats.A, .r) with each channel's
+ * contribution scaled to that of a unit-norm filter by norm (lop_stats.wnorm; NULL
+ * leaves A and r as they are): beta (may be NULL, c entries) receives the coefficients
+ * of the normalised problem, info (may be NULL) how the search went. */
+typedef struct lop_lasso_info {
+    double lambda;         /* the penalty of the solution the keep list comes from */
+    int sweeps;            /* coordinate-descent sweeps over all solves */
+    int converged;         /* that solution met the tolerance within the sweep cap */
+} lop_lasso_info;
+int lop_select_lasso(const double *A, const double *r, const double *norm, int c, int nkeep,
+                     int *keep, double *beta, lop_lasso_info *info);
+
+/* ---- reconstruction ------------------------------------------------------------- */
+
+typedef enum {
+    LOP_RECON_WEIGHTS,     /* He et al.: refit all weights (and bias) of the kept channels */
+    LOP_RECON_SCALE        /* ThiNet: one least-squares factor per kept channel */
+} lop_recon;
+
+/* Keep input channels keep[0..nkeep) (0-based, increasing) of the conv the statistics
+ * were sampled at: fit what remains (mode) by least squares on the statistics, with a
+ * ridge relative to the Gram's mean diagonal, then remove the other channels from
+ * their whole group (lop_graph_prune).  rel_error (may be NULL) receives the fit's
+ * relative error on the samples, ||Y - Y'||^2 / ||Y||^2.  Statistics from before a
+ * change of the network are refused.  On failure the graph is unchanged. */
+int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
+                    lop_recon mode, double ridge, double *rel_error);
+
+/* ---- Hessian importance --------------------------------------------------------- */
+
+typedef struct lop_hessian_opts {
+    int images;            /* calibration images the loss is averaged over (default 128) */
+    int batch;             /* images per forward/backward pass (>= 2, default 64) */
+    int max_iter;          /* power-iteration cap (default 100, as in SOLVERS.md) */
+    double tol;            /* stop when the eigenvalue moves by less (relative, 1e-3) */
+    uint64_t seed;         /* calibration subset and starting vector (default 1) */
+} lop_hessian_opts;
+
+lop_hessian_opts lop_hessian_opts_default(void);
+
+/* Dominant eigenpair of the training loss's Hessian restricted to the weights of
+ * conv2d/linear `node` (power iteration on central-difference Hessian-vector
+ * products).  eigenvector (may be NULL) receives a unit vector shaped like the
+ * weights; iterations (may be NULL) the number of products used.  The network's
+ * parameters and random state are restored afterwards. */
+int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hessian_opts *o,
+                    double *eigenvalue, float *eigenvector, int *iterations);
+/* Importance of each filter of conv2d/linear `node` (score gets one entry per output
+ * channel): the L1 norm of eigenvector's entries for it, times its squared weight
+ * norm when weighted.  Rank with lop_select_top. */
+int lop_hessian_importance(const lop_graph *g, int node, const float *eigenvector,
+                           int weighted, double *score);
+
+/* ==== train: SGD, schedules, training loops (engine/train/) ====================== */
 
 typedef struct lop_sgd {
     float lr;
@@ -299,47 +476,7 @@ typedef enum { LOP_SCHEDULE_CONSTANT, LOP_SCHEDULE_STEP, LOP_SCHEDULE_COSINE } l
 float lop_lr_at(lop_schedule s, float base, double t, int epochs, int step_epochs,
                 float gamma);
 
-/* ---- data --------------------------------------------------------------------- */
-
-typedef struct lop_dataset {
-    lop_tensor *images;    /* [N, C, H, W], values as read (0..1 for image files) */
-    int *labels;           /* N labels in [0, classes) */
-    int n;
-    int classes;
-} lop_dataset;
-
-/* Fashion-MNIST / MNIST IDX files, gzip-compressed or plain.  Pixels become 0..1. */
-int lop_dataset_load_idx(const char *images_path, const char *labels_path,
-                         lop_dataset *out);
-/* CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin), concatenated. */
-int lop_dataset_load_cifar10(const char *const *paths, int npaths, lop_dataset *out);
-void lop_dataset_free(lop_dataset *d);
-/* Copy of items [start, start + count). */
-int lop_dataset_subset(const lop_dataset *d, int start, int count, lop_dataset *out);
-/* Zero-pad every image in place to size x size, centred (28 -> 32 pads 2 per side);
- * an odd difference puts the extra row/column at the bottom/right. */
-int lop_dataset_pad(lop_dataset *d, int size);
-/* x = (x - mean[c]) / std[c] for each of the nchannels channels (1 or C values). */
-int lop_dataset_normalize(lop_dataset *d, const float *mean, const float *std,
-                          int nchannels);
-/* perm = a seeded random permutation of 0..n-1. */
-void lop_shuffle(int *perm, int n, lop_rng *rng);
-
-typedef struct lop_augment {
-    int crop_pad;          /* random crop after zero padding by this many pixels,
-                              0 <= crop_pad <= min(H, W) */
-    int flip;              /* random horizontal flip with probability 1/2 */
-} lop_augment;
-
-/* Gather items idx[0..count) into x ([count, C, H, W], resized as needed) and labels
- * (may be NULL), applying aug (may be NULL) with rng (required when aug is active).
- * For each item in order the rng draws dy = below(2p+1) - p, then dx likewise, then
- * mirror = below(2) (nothing is drawn for a disabled augmentation), and
- * out[c][y][x] = in[c][y + dy][xs + dx] with xs = mirror ? W-1-x : x, zero outside. */
-int lop_dataset_batch(const lop_dataset *d, const int *idx, int count,
-                      const lop_augment *aug, lop_rng *rng, lop_tensor **x, int *labels);
-
-/* ---- training loops ----------------------------------------------------------- */
+/* ---- training loops ------------------------------------------------------------- */
 
 typedef struct lop_progress {
     const char *phase;     /* "train" or "eval" */
@@ -380,104 +517,6 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o,
               lop_eval *last_epoch);
 int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn progress,
                  void *progress_ud, lop_eval *out);
-
-/* He et al.'s sampler: put a pick node (named "<conv>_pick", picking every channel, in
- * order) between conv2d node `conv` and its input, so the conv's input channels form
- * a group of their own that can be pruned while the input itself - read by a
- * shortcut, say - stays whole.  Ids after the conv shift by one; handles and
- * statistics go stale.  *pick (may be NULL) receives the new node's id.  On failure
- * the graph is unchanged. */
-int lop_graph_insert_pick(lop_graph *g, int conv, int *pick);
-
-/* ---- head surgery (needs datasets) -------------------------------------------- */
-
-/* ThiNet-GAP: replace the flatten + fully connected head after the last convolution
- * by global average pooling + one linear layer (named like the old output layer).
- * With calib, the new layer is fitted by least squares to reproduce the old head's
- * logits from the pooled features of calib's first `images` images; without, it keeps
- * its random initialisation.  On failure the graph is unchanged. */
-int lop_graph_replace_head_gap(lop_graph *g, const lop_dataset *calib, int images);
-
-/* ---- sampling for channel selection ------------------------------------------- */
-
-typedef struct lop_sample_opts {
-    int images;            /* calibration images (default 500) */
-    int points;            /* random output positions per image (default 10) */
-    int batch;             /* images per forward pass (default 64) */
-    uint64_t seed;         /* image order and positions */
-    int residual;          /* with a reference, for a conv -> batchnorm -> add: target the
-                              add's output, Y = (a' (Y_ref) + b' + S_ref - S - b) / a - bias,
-                              where a z + b is the batchnorm here (a', b' the reference's)
-                              and S, S_ref the add's other input (the shortcut) here and in
-                              the reference (He et al.'s residual handling) */
-} lop_sample_opts;
-
-/* Sufficient statistics of one convolution's inputs and outputs at the sampled
- * positions (m samples; D = c * kh * kw patch entries; n outputs; Y bias removed):
- * P = X^T X (D x D), C = X^T Y (D x n), xsum, ysum, yy = sum Y^2, and the Gram of the
- * per-channel contributions Z_j = X_j W_j^T: A = Z^T Z (c x c), r = Z^T Y (c).
- * All row-major doubles. */
-typedef struct lop_stats {
-    int node;
-    uint64_t generation;   /* of the graph sampled: stale after surgery */
-    int c, kh, kw, n;
-    long m;
-    double *P, *C, *xsum, *ysum, yy;
-    double *A, *r;
-} lop_stats;
-
-/* Sample conv `node` of g on d's images (a seeded random subset), taking Y from the
- * same conv of ref when ref is not NULL (the original network, for He et al.). */
-int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
-               lop_graph *ref, lop_stats *out);
-void lop_stats_free(lop_stats *s);
-
-/* Channel selection from the Gram matrix of per-channel contributions (c x c,
- * row-major doubles: lop_stats.A, .r): keep receives nkeep channel indices, increasing.
- * LASSO also takes r = Z^T y and returns the coefficients in beta (may be NULL). */
-int lop_select_thinet(const double *G, int c, int nkeep, int *keep);
-int lop_select_lasso(const double *A, const double *r, int c, int nkeep, int *keep,
-                     double *beta);
-
-typedef enum {
-    LOP_RECON_WEIGHTS,     /* He et al.: refit all weights (and bias) of the kept channels */
-    LOP_RECON_SCALE        /* ThiNet: one least-squares factor per kept channel */
-} lop_recon;
-
-/* Keep input channels keep[0..nkeep) (0-based, increasing) of the conv the statistics
- * were sampled at: fit what remains (mode) by least squares on the statistics, with a
- * ridge relative to the Gram's mean diagonal, then remove the other channels from
- * their whole group (lop_graph_prune).  rel_error (may be NULL) receives the fit's
- * relative error on the samples, ||Y - Y'||^2 / ||Y||^2.  Statistics from before a
- * change of the network are refused.  On failure the graph is unchanged. */
-int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
-                    lop_recon mode, double ridge, double *rel_error);
-
-/* ---- Hessian importance -------------------------------------------------------- */
-
-typedef struct lop_hessian_opts {
-    int images;            /* calibration images the loss is averaged over */
-    int batch;             /* images per forward/backward pass (>= 2) */
-    int max_iter;          /* power-iteration cap (100 in SOLVERS.md) */
-    double tol;            /* stop when the eigenvalue moves by less (relative, 1e-3) */
-    uint64_t seed;         /* calibration subset and starting vector */
-} lop_hessian_opts;
-
-/* Dominant eigenpair of the training loss's Hessian restricted to the weights of
- * conv2d/linear `node` (power iteration on central-difference Hessian-vector
- * products).  eigenvector (may be NULL) receives a unit vector shaped like the
- * weights; iterations (may be NULL) the number of products used.  The network's
- * parameters and random state are restored afterwards. */
-int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hessian_opts *o,
-                    double *eigenvalue, float *eigenvector, int *iterations);
-
-/* ---- model files -------------------------------------------------------------- */
-
-/* Save atomically (temporary file in the same directory, then rename).  A model file
- * holds at most 10,000 nodes; header lines are limited to 64 KiB. */
-int lop_graph_save(const lop_graph *g, const char *path);
-/* Load a .lop file; on failure *out is untouched and nothing leaks. */
-int lop_graph_load(const char *path, lop_graph **out);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,8 @@ typedef struct lopl_dataset { lop_dataset d; int loaded; } lopl_dataset;
  * with an "interrupted" error; cleared when that error is raised. */
 extern volatile sig_atomic_t lopl_interrupt;
 
-/* Raise "<what>: <engine message>". */
+/* Raise "<what>: <engine message>", the engine's own operation prefix (the part of
+ * what after its last '.' or ':', as in "sample: ") dropped. */
 int lopl_fail(lua_State *L, const char *what);
 
 /* Install metatable `name` with __index = methods (plus the given metamethods). */
@@ -77,6 +78,11 @@ int lopl_opt_required_int(lua_State *L, int arg, const char *what, const char *k
 int lopl_push_opt(lua_State *L, int arg, const char *key);
 /* The integer at stack index idx, in [min, INT_MAX]; key names it in messages. */
 int lopl_to_int(lua_State *L, int idx, const char *what, const char *key, int min);
+
+/* The keep list at arg: 1-based channel indices (in 1..channels when channels > 0),
+ * any order, no duplicates; returned 0-based and sorted in a userdata pushed on the
+ * stack, with *count entries. */
+int *lopl_check_keep(lua_State *L, int arg, const char *what, int channels, int *count);
 
 /* A string argument (not a number) without zero bytes: a path or a node name. */
 const char *lopl_check_cstring(lua_State *L, int arg);

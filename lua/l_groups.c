@@ -108,12 +108,6 @@ static int net_group_of(lua_State *L)
     return 1;
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 /* The node a group argument (group table, node name or handle) designates. */
 static int group_node(lua_State *L, lop_graph *g, int arg)
 {
@@ -132,33 +126,6 @@ static int group_node(lua_State *L, lop_graph *g, int arg)
     return id;
 }
 
-/* The keep list at arg (1-based channel indices, any order, no duplicates) as sorted
- * 0-based indices in a userdata box (left on the stack); *n receives the count. */
-static int *check_keep(lua_State *L, int arg, const char *what, int *count)
-{
-    luaL_checktype(L, arg, LUA_TTABLE);
-    lua_Integer n = luaL_len(L, arg);
-    if (n < 1 || n > 1 << 24)
-        luaL_argerror(L, arg, "keep must list at least one channel");
-    int *keep = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-        int isint = 0;
-        lua_Integer c = 0;
-        if (lua_geti(L, arg, i) == LUA_TNUMBER)   /* not a string that looks like one */
-            c = lua_tointegerx(L, -1, &isint);
-        if (!isint || c < 1 || c > 1 << 30)
-            luaL_error(L, "%s: keep[%I] must be a channel index >= 1", what, i);
-        keep[i - 1] = (int)(c - 1);
-        lua_pop(L, 1);
-    }
-    qsort(keep, (size_t)n, sizeof *keep, cmp_int);
-    for (lua_Integer i = 1; i < n; i++)
-        if (keep[i] == keep[i - 1])
-            luaL_error(L, "%s: channel %d is listed twice", what, keep[i] + 1);
-    *count = (int)n;
-    return keep;
-}
-
 /* net:mask(group, keep): zero every channel not in keep (1-based) and keep it zero
  * through training; net:mask(group) clears the group's mask. */
 static int net_mask(lua_State *L)
@@ -175,7 +142,7 @@ static int net_mask(lua_State *L)
     memset(mask, lua_isnoneornil(L, 3) ? 1 : 0, (size_t)channels);
     if (!lua_isnoneornil(L, 3)) {
         int n;
-        int *keep = check_keep(L, 3, "net:mask", &n);
+        int *keep = lopl_check_keep(L, 3, "net:mask", 0, &n);
         for (int i = 0; i < n; i++) {
             if (keep[i] >= channels)
                 return luaL_error(L, "net:mask: channel %d is outside 1..%d", keep[i] + 1,
@@ -239,7 +206,7 @@ static int net_prune(lua_State *L)
     lop_graph *g = lopl_check_net(L, 1);
     int node = group_node(L, g, 2);
     int n;
-    int *keep = check_keep(L, 3, "net:prune", &n);
+    int *keep = lopl_check_keep(L, 3, "net:prune", 0, &n);
     lop_groups *gs = groups_box(L, g);   /* range errors in the caller's 1-based terms */
     int gi = lop_groups_find(gs, node);
     if (gi >= 0 && gs->groups[gi].prunable && keep[n - 1] >= gs->groups[gi].channels)
@@ -251,33 +218,40 @@ static int net_prune(lua_State *L)
     return 1;
 }
 
+/* A group prints as its chain of members.  Nothing stays on the stack across buffer
+ * operations but the piece being added: the buffer may keep its storage there. */
 static int group_tostring(lua_State *L)
 {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "members");
+    lua_Integer n = lua_type(L, 2) == LUA_TTABLE ? luaL_len(L, 2) : 0;
+    lua_getfield(L, 1, "channels");
+    lua_Integer channels = lua_tointeger(L, -1);
+    lua_getfield(L, 1, "prunable");
+    int unprunable = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+    lua_pop(L, 2);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    lua_getfield(L, 1, "members");
-    lua_Integer n = luaL_len(L, -1);
     for (lua_Integer k = 1; k <= n; k++) {
-        lua_geti(L, -1, k);
+        lua_geti(L, 2, k);
         lua_getfield(L, -1, "node");
         lua_getfield(L, -2, "role");
-        const char *role = lua_tostring(L, -1);
-        lua_pushfstring(L, "%s%s%s", k > 1 ? " -> " : "", lua_tostring(L, -2),
+        const char *node = lua_tostring(L, -2), *role = lua_tostring(L, -1);
+        lua_pushfstring(L, "%s%s%s", k > 1 ? " -> " : "", node ? node : "?",
                         role && strcmp(role, "consumer") == 0 ? "[in]" : "");
+        lua_replace(L, -4);
+        lua_pop(L, 2);
         luaL_addvalue(&b);
-        lua_pop(L, 3);
     }
-    lua_getfield(L, 1, "channels");
-    lua_pushfstring(L, " (%d channels", (int)lua_tointeger(L, -1));
+    lua_pushfstring(L, " (%I channels", channels);
     luaL_addvalue(&b);
-    lua_pop(L, 1);
-    if (lua_getfield(L, 1, "prunable") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    if (unprunable) {
         lua_getfield(L, 1, "why");
         lua_pushfstring(L, "; not prunable: %s", lua_tostring(L, -1));
+        lua_remove(L, -2);
         luaL_addvalue(&b);
-        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
     luaL_addstring(&b, ")");
     luaL_pushresult(&b);
     return 1;

@@ -5,8 +5,6 @@
  * data), and lop.reconstruct (least-squares fit + removal).  Keep lists are 1-based
  * and increasing; `keep` in the options is the kept fraction, c' = ceil(keep * c).
  */
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "l_net.h"
@@ -46,22 +44,23 @@ static lop_graph *stats_net(lua_State *L, int arg, const lopl_stats *u)
 }
 
 /* lop.sample(net, data, conv, {images = 500, points = 10, batch = 64, seed = 1,
- * reference = original_net, residual = false}) -> statistics */
+ * reference = original_net, residual = false}) -> statistics (defaults: the engine's,
+ * images at most the data set's size) */
 static int l_sample(lua_State *L)
 {
     static const char *const known[] = {"images", "points", "batch", "seed", "reference",
                                         "residual", NULL};
+    const char *fn = "lop.sample";
     lop_graph *g = lopl_check_net(L, 1);
     lop_dataset *d = lopl_check_dataset(L, 2);
     int node = lopl_check_node_ref(L, 1, 3);
-    lopl_check_opts(L, 4, "lop.sample", known);
-    lop_sample_opts o = {
-        .images = lopl_opt_int(L, 4, "lop.sample", "images", d->n < 500 ? d->n : 500, 1),
-        .points = lopl_opt_int(L, 4, "lop.sample", "points", 10, 1),
-        .batch = lopl_opt_int(L, 4, "lop.sample", "batch", 64, 1),
-        .seed = (uint64_t)lopl_opt_int(L, 4, "lop.sample", "seed", 1, 0),
-        .residual = lopl_opt_bool(L, 4, "lop.sample", "residual", 0),
-    };
+    lopl_check_opts(L, 4, fn, known);
+    lop_sample_opts o = lop_sample_opts_default();
+    o.images = lopl_opt_int(L, 4, fn, "images", d->n < o.images ? d->n : o.images, 1);
+    o.points = lopl_opt_int(L, 4, fn, "points", o.points, 1);
+    o.batch = lopl_opt_int(L, 4, fn, "batch", o.batch, 1);
+    o.seed = (uint64_t)lopl_opt_int(L, 4, fn, "seed", (int)o.seed, 0);
+    o.residual = lopl_opt_bool(L, 4, fn, "residual", o.residual);
     lop_graph *ref = NULL;
     if (lopl_push_opt(L, 4, "reference") != LUA_TNIL)
         ref = lopl_check_net(L, -1);
@@ -74,19 +73,19 @@ static int l_sample(lua_State *L)
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
     if (lop_sample(g, d, node, &o, ref, &u->s) != LOP_OK)
-        return lopl_fail(L, "lop.sample");
+        return lopl_fail(L, fn);
     u->live = 1;
     size_t D = (size_t)u->s.c * u->s.kh * u->s.kw;
     lopl_account(L, sizeof(double) * (D * D + D * (size_t)u->s.n + (size_t)u->s.c * u->s.c));
     return 1;
 }
 
-/* How many of c channels the options keep: ceil(keep * c), keep in (0, 1]. */
+/* The kept count the options at arg ask for out of c: keep (a fraction in (0, 1],
+ * default 0.5) through lop_keep_count. */
 static int kept_count(lua_State *L, int arg, const char *what, int c)
 {
     double keep = lopl_opt_number(L, arg, what, "keep", 0.5, 0, 1, 1, "in (0, 1]");
-    int n = (int)ceil(keep * c - 1e-9);
-    return n < 1 ? 1 : n > c ? c : n;
+    return lop_keep_count(keep, c);
 }
 
 /* Push 0-based increasing channel indices as a 1-based Lua array. */
@@ -99,78 +98,69 @@ static void push_keep(lua_State *L, const int *keep, int n)
     }
 }
 
-static int cmp_int(const void *a, const void *b)
+static void push_numbers(lua_State *L, const double *v, int n)
 {
-    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
 }
 
-typedef struct scored { double score; int channel; } scored;
-
-static int cmp_scored(const void *a, const void *b)
+/* The statistics at 1 and the keep list scratch for a rule that takes {keep = ...}
+ * (plus the other known keys); *n receives the kept count. */
+static int *rule_args(lua_State *L, const char *fn, const char *const *known, lopl_stats **u,
+                      int *n)
 {
-    const scored *x = a, *y = b;
-    if (x->score != y->score)
-        return (x->score < y->score) - (x->score > y->score);
-    return (x->channel > y->channel) - (x->channel < y->channel);
+    *u = check_stats(L, 1);
+    lopl_check_opts(L, 2, fn, known);
+    *n = kept_count(L, 2, fn, (*u)->s.c);
+    return lua_newuserdatauv(L, (size_t)(*u)->s.c * sizeof(int), 0);
 }
 
-/* The n channels of highest score, increasing, into keep (scores[c]). */
-static void top_scores(const double *score, int c, int n, int *keep, scored *tmp)
-{
-    for (int j = 0; j < c; j++)
-        tmp[j] = (scored){score[j], j};
-    qsort(tmp, (size_t)c, sizeof *tmp, cmp_scored);
-    for (int i = 0; i < n; i++)
-        keep[i] = tmp[i].channel;
-    qsort(keep, (size_t)n, sizeof *keep, cmp_int);
-}
+static const char *const keep_only[] = {"keep", NULL};
 
 /* lop.select.thinet(s, {keep = 0.5}) -> keep list */
 static int select_thinet(lua_State *L)
 {
-    static const char *const known[] = {"keep", NULL};
-    lopl_stats *u = check_stats(L, 1);
-    lopl_check_opts(L, 2, "lop.select.thinet", known);
-    int n = kept_count(L, 2, "lop.select.thinet", u->s.c);
-    int *keep = lua_newuserdatauv(L, (size_t)u->s.c * sizeof(int), 0);
+    lopl_stats *u;
+    int n, *keep = rule_args(L, "lop.select.thinet", keep_only, &u, &n);
     if (lop_select_thinet(u->s.A, u->s.c, n, keep) != LOP_OK)
         return lopl_fail(L, "lop.select.thinet");
     push_keep(L, keep, n);
     return 1;
 }
 
-/* lop.select.lasso(s, {keep = 0.5}) -> keep list, beta (per channel) */
+/* lop.select.lasso(s, {keep = 0.5}) -> keep list, beta (per channel, normalised
+ * problem), {lambda =, sweeps =, converged =} */
 static int select_lasso(lua_State *L)
 {
-    static const char *const known[] = {"keep", NULL};
-    lopl_stats *u = check_stats(L, 1);
-    lopl_check_opts(L, 2, "lop.select.lasso", known);
-    int c = u->s.c, n = kept_count(L, 2, "lop.select.lasso", c);
-    int *keep = lua_newuserdatauv(L, (size_t)c * sizeof(int), 0);
+    lopl_stats *u;
+    int n, *keep = rule_args(L, "lop.select.lasso", keep_only, &u, &n), c = u->s.c;
     double *beta = lua_newuserdatauv(L, (size_t)c * sizeof(double), 0);
-    if (lop_select_lasso(u->s.A, u->s.r, c, n, keep, beta) != LOP_OK)
+    lop_lasso_info info;
+    if (lop_select_lasso(u->s.A, u->s.r, u->s.wnorm, c, n, keep, beta, &info) != LOP_OK)
         return lopl_fail(L, "lop.select.lasso");
     push_keep(L, keep, n);
-    lua_createtable(L, c, 0);
-    for (int j = 0; j < c; j++) {
-        lua_pushnumber(L, beta[j]);
-        lua_rawseti(L, -2, j + 1);
-    }
-    return 2;
+    push_numbers(L, beta, c);
+    lua_createtable(L, 0, 3);
+    lua_pushnumber(L, info.lambda);
+    lua_setfield(L, -2, "lambda");
+    lua_pushinteger(L, info.sweeps);
+    lua_setfield(L, -2, "sweeps");
+    lua_pushboolean(L, info.converged);
+    lua_setfield(L, -2, "converged");
+    return 3;
 }
 
 /* lop.select.first(s, {keep}) -> the first c' channels */
 static int select_first(lua_State *L)
 {
-    static const char *const known[] = {"keep", NULL};
-    lopl_stats *u = check_stats(L, 1);
-    lopl_check_opts(L, 2, "lop.select.first", known);
-    int n = kept_count(L, 2, "lop.select.first", u->s.c);
-    lua_createtable(L, n, 0);
-    for (int i = 1; i <= n; i++) {
-        lua_pushinteger(L, i);
-        lua_rawseti(L, -2, i);
-    }
+    lopl_stats *u;
+    int n, *keep = rule_args(L, "lop.select.first", keep_only, &u, &n);
+    if (lop_select_first(u->s.c, n, keep) != LOP_OK)
+        return lopl_fail(L, "lop.select.first");
+    push_keep(L, keep, n);
     return 1;
 }
 
@@ -178,17 +168,12 @@ static int select_first(lua_State *L)
 static int select_random(lua_State *L)
 {
     static const char *const known[] = {"keep", "seed", NULL};
-    lopl_stats *u = check_stats(L, 1);
-    lopl_check_opts(L, 2, "lop.select.random", known);
-    int c = u->s.c, n = kept_count(L, 2, "lop.select.random", c);
-    lop_rng r;
-    lop_rng_seed(&r, (uint64_t)lopl_opt_int(L, 2, "lop.select.random", "seed", 1, 0));
-    int *perm = lua_newuserdatauv(L, (size_t)c * sizeof(int), 0);
-    for (int j = 0; j < c; j++)
-        perm[j] = j;
-    lop_shuffle(perm, c, &r);
-    qsort(perm, (size_t)n, sizeof *perm, cmp_int);
-    push_keep(L, perm, n);
+    lopl_stats *u;
+    int n, *keep = rule_args(L, "lop.select.random", known, &u, &n);
+    uint64_t seed = (uint64_t)lopl_opt_int(L, 2, "lop.select.random", "seed", 1, 0);
+    if (lop_select_random(u->s.c, n, seed, keep) != LOP_OK)
+        return lopl_fail(L, "lop.select.random");
+    push_keep(L, keep, n);
     return 1;
 }
 
@@ -196,38 +181,11 @@ static int select_random(lua_State *L)
  * L1 norm (Li et al.), summed over every producer of the group. */
 static int select_l1(lua_State *L)
 {
-    static const char *const known[] = {"keep", NULL};
-    lopl_stats *u = check_stats(L, 1);
-    lopl_check_opts(L, 2, "lop.select.l1", known);
+    lopl_stats *u;
+    int n, *keep = rule_args(L, "lop.select.l1", keep_only, &u, &n);
     lop_graph *g = stats_net(L, 1, u);
-    int c = u->s.c, n = kept_count(L, 2, "lop.select.l1", c);
-    lop_groups *gs = lua_newuserdatauv(L, sizeof *gs, 0);
-    memset(gs, 0, sizeof *gs);
-    double *score = lua_newuserdatauv(L, (size_t)c * sizeof(double), 0);
-    scored *tmp = lua_newuserdatauv(L, (size_t)c * sizeof(scored), 0);
-    int *keep = lua_newuserdatauv(L, (size_t)c * sizeof(int), 0);
-    memset(score, 0, (size_t)c * sizeof(double));
-    if (lop_graph_groups(g, gs) != LOP_OK)
+    if (lop_select_l1(g, u->s.node, n, keep) != LOP_OK)
         return lopl_fail(L, "lop.select.l1");
-    int gi = lop_groups_find(gs, lop_node_input(g, u->s.node, 0));
-    int producers = 0;
-    for (int k = 0; gi >= 0 && k < gs->groups[gi].nmembers; k++) {
-        const lop_member *m = &gs->groups[gi].members[k];
-        if (m->role != LOP_ROLE_PRODUCER)
-            continue;
-        const lop_tensor *w = lop_node_param(g, m->node, 0);
-        size_t per = w->numel / (size_t)w->shape[0];
-        for (int j = 0; j < c && j < w->shape[0]; j++)
-            for (size_t e = 0; e < per; e++)
-                score[j] += fabs(w->data[(size_t)j * per + e]);
-        producers++;
-    }
-    gi = gi >= 0 && gs->groups[gi].channels == c ? gi : -1;
-    lop_groups_free(gs);
-    if (gi < 0 || producers == 0)
-        return luaL_error(L, "lop.select.l1: the input channels of '%s' have no producing "
-                          "filters to rank", lop_node_name(g, u->s.node));
-    top_scores(score, c, n, keep, tmp);
     push_keep(L, keep, n);
     return 1;
 }
@@ -235,9 +193,8 @@ static int select_l1(lua_State *L)
 /* lop.select.hessian(net, data, layer, {keep = 0.5, images = 128, batch = 64,
  * max_iter = 100, tol = 1e-3, seed = 1, weighted = false}) -> keep list (the layer's
  * own filters), eigenvalue, products used, importance of every filter (a list, so a
- * caller can rank at several ratios from one power iteration).  Importance of filter
- * j: the L1 norm of the dominant eigenvector's entries for it (times ||w_j||^2 when
- * weighted). */
+ * caller can rank at several ratios from one power iteration).  Defaults: the
+ * engine's, images at most the data set's size. */
 static int select_hessian(lua_State *L)
 {
     static const char *const known[] = {"keep", "images", "batch", "max_iter", "tol",
@@ -250,42 +207,28 @@ static int select_hessian(lua_State *L)
     lop_kind kind = lop_node_kind(g, node);
     if (kind != LOP_CONV2D && kind != LOP_LINEAR)
         return luaL_argerror(L, 3, "not a conv2d or linear layer");
-    lop_hessian_opts o = {
-        .images = lopl_opt_int(L, 4, fn, "images", d->n < 128 ? d->n : 128, 2),
-        .batch = lopl_opt_int(L, 4, fn, "batch", 64, 2),
-        .max_iter = lopl_opt_int(L, 4, fn, "max_iter", 100, 1),
-        .tol = lopl_opt_number(L, 4, fn, "tol", 1e-3, 0, 1, 1, "in (0, 1]"),
-        .seed = (uint64_t)lopl_opt_int(L, 4, fn, "seed", 1, 0),
-    };
+    lop_hessian_opts o = lop_hessian_opts_default();
+    o.images = lopl_opt_int(L, 4, fn, "images", d->n < o.images ? d->n : o.images, 2);
+    o.batch = lopl_opt_int(L, 4, fn, "batch", o.batch, 2);
+    o.max_iter = lopl_opt_int(L, 4, fn, "max_iter", o.max_iter, 1);
+    o.tol = lopl_opt_number(L, 4, fn, "tol", o.tol, 0, 1, 1, "in (0, 1]");
+    o.seed = (uint64_t)lopl_opt_int(L, 4, fn, "seed", (int)o.seed, 0);
     int weighted = lopl_opt_bool(L, 4, fn, "weighted", 0);
     const lop_tensor *w = lop_node_param(g, node, 0);
     int filters = w->shape[0], n = kept_count(L, 4, fn, filters);
-    size_t per = w->numel / (size_t)filters;
     float *v = lua_newuserdatauv(L, w->numel * sizeof(float), 0);
     double *score = lua_newuserdatauv(L, (size_t)filters * sizeof(double), 0);
-    scored *tmp = lua_newuserdatauv(L, (size_t)filters * sizeof(scored), 0);
     int *keep = lua_newuserdatauv(L, (size_t)filters * sizeof(int), 0);
     double lambda;
     int iters;
-    if (lop_hessian_top(g, d, node, &o, &lambda, v, &iters) != LOP_OK)
+    if (lop_hessian_top(g, d, node, &o, &lambda, v, &iters) != LOP_OK ||
+        lop_hessian_importance(g, node, v, weighted, score) != LOP_OK ||
+        lop_select_top(score, filters, n, keep) != LOP_OK)
         return lopl_fail(L, fn);
-    for (int j = 0; j < filters; j++) {
-        double l1 = 0, w2 = 0;
-        for (size_t e = 0; e < per; e++) {
-            l1 += fabs(v[(size_t)j * per + e]);
-            w2 += (double)w->data[(size_t)j * per + e] * w->data[(size_t)j * per + e];
-        }
-        score[j] = weighted ? l1 * w2 : l1;
-    }
-    top_scores(score, filters, n, keep, tmp);
     push_keep(L, keep, n);
     lua_pushnumber(L, lambda);
     lua_pushinteger(L, iters);
-    lua_createtable(L, filters, 0);
-    for (int j = 0; j < filters; j++) {
-        lua_pushnumber(L, score[j]);
-        lua_rawseti(L, -2, j + 1);
-    }
+    push_numbers(L, score, filters);
     return 4;
 }
 
@@ -315,23 +258,9 @@ static int l_reconstruct(lua_State *L)
     }
     lua_pop(L, 1);
     double ridge = lopl_opt_number(L, 5, "lop.reconstruct", "ridge", 1e-6, 0, 0, 1, "in [0, 1]");
-    lua_Integer n = luaL_len(L, 4);
-    if (n < 1 || n > u->s.c)
-        return luaL_argerror(L, 4, "keep must list 1 to all of the input channels");
-    int *keep = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-        int isint;
-        lua_geti(L, 4, i);
-        lua_Integer c = lua_tointegerx(L, -1, &isint);
-        if (!isint || c < 1 || c > u->s.c)
-            return luaL_error(L, "lop.reconstruct: keep[%I] must be a channel in 1..%d", i,
-                              u->s.c);
-        keep[i - 1] = (int)c - 1;
-        lua_pop(L, 1);
-    }
-    qsort(keep, (size_t)n, sizeof *keep, cmp_int);
+    int n, *keep = lopl_check_keep(L, 4, "lop.reconstruct", u->s.c, &n);
     double rel_error;
-    if (lop_reconstruct(g, &u->s, keep, (int)n, mode, ridge, &rel_error) != LOP_OK)
+    if (lop_reconstruct(g, &u->s, keep, n, mode, ridge, &rel_error) != LOP_OK)
         return lopl_fail(L, "lop.reconstruct");
     lua_settop(L, 1);
     lua_pushnumber(L, rel_error);

@@ -159,7 +159,7 @@ static void test_planted_channels_are_found_and_reconstructed(void **state)
         assert_int_equal(lop_sample(g, &d, b, &o, NULL, &s), LOP_OK);
         int keep_t[2], keep_l[2];
         assert_int_equal(lop_select_thinet(s.A, CIN, 2, keep_t), LOP_OK);
-        assert_int_equal(lop_select_lasso(s.A, s.r, CIN, 2, keep_l, NULL), LOP_OK);
+        assert_int_equal(lop_select_lasso(s.A, s.r, s.wnorm, CIN, 2, keep_l, NULL, NULL), LOP_OK);
         assert_int_equal(keep_t[0], 0);
         assert_int_equal(keep_t[1], 2);
         assert_int_equal(keep_l[0], 0);

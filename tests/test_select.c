@@ -61,17 +61,17 @@ static void test_lasso_recovers_planted_subset(void **state)
     }
     gram(z, y, A, r);
     int keep[C];
-    assert_int_equal(lop_select_lasso(A, r, C, 8, keep, beta), LOP_OK);
+    assert_int_equal(lop_select_lasso(A, r, NULL, C, 8, keep, beta, NULL), LOP_OK);
     for (int s = 0; s < 8; s++)
         assert_int_equal(keep[s], planted[s]);
     /* fewer: the strongest planted channels (weights 2.0, 1.9, 1.7, 1.5) */
-    assert_int_equal(lop_select_lasso(A, r, C, 4, keep, NULL), LOP_OK);
+    assert_int_equal(lop_select_lasso(A, r, NULL, C, 4, keep, NULL, NULL), LOP_OK);
     const int strongest[4] = {1, 4, 8, 13};
     for (int s = 0; s < 4; s++)
         assert_int_equal(keep[s], strongest[s]);
     /* every count from 1 to C is honoured exactly, increasing and in range */
     for (int n = 1; n <= C; n++) {
-        assert_int_equal(lop_select_lasso(A, r, C, n, keep, NULL), LOP_OK);
+        assert_int_equal(lop_select_lasso(A, r, NULL, C, n, keep, NULL, NULL), LOP_OK);
         for (int s = 0; s < n; s++) {
             assert_in_range(keep[s], 0, C - 1);
             if (s > 0)
@@ -157,9 +157,9 @@ static void test_impossible_requests_are_refused(void **state)
     int keep[2];
     assert_int_equal(lop_select_thinet(G, 2, 0, keep), LOP_EINVAL);
     assert_int_equal(lop_select_thinet(G, 2, 3, keep), LOP_EINVAL);
-    assert_int_equal(lop_select_lasso(G, r, 2, 0, keep, NULL), LOP_EINVAL);
-    assert_int_equal(lop_select_lasso(G, r, 2, 3, keep, NULL), LOP_EINVAL);
-    assert_int_equal(lop_select_lasso(G, r, 0, 1, keep, NULL), LOP_EINVAL);
+    assert_int_equal(lop_select_lasso(G, r, NULL, 2, 0, keep, NULL, NULL), LOP_EINVAL);
+    assert_int_equal(lop_select_lasso(G, r, NULL, 2, 3, keep, NULL, NULL), LOP_EINVAL);
+    assert_int_equal(lop_select_lasso(G, r, NULL, 0, 1, keep, NULL, NULL), LOP_EINVAL);
 }
 
 static void test_spd_solve_matches_hand_computed(void **state)

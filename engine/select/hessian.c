@@ -5,7 +5,9 @@
  * Hv ~ (g(w + eps v) - g(w - eps v)) / (2 eps) with eps scaled to ||w||, so no Hessian
  * is ever formed.  The loss is averaged over a fixed calibration set; batchnorm runs
  * on batch statistics (as in training) and its running statistics, the weights and
- * the random state are restored afterwards, so the network is left as it was.
+ * the random state are restored afterwards, so the network is left as it was.  A
+ * filter's importance is then the L1 norm of the eigenvector's entries for it (times
+ * its squared weight norm when weighted), the ranking that lop_select_top cuts.
  */
 #include <math.h>
 #include <string.h>
@@ -194,4 +196,30 @@ int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hess
     lop_free(hv);
     lop_free(scratch);
     return st;
+}
+
+lop_hessian_opts lop_hessian_opts_default(void)
+{
+    return (lop_hessian_opts){.images = 128, .batch = 64, .max_iter = 100, .tol = 1e-3,
+                              .seed = 1};
+}
+
+int lop_hessian_importance(const lop_graph *g, int node, const float *eigenvector,
+                           int weighted, double *score)
+{
+    if (node < 0 || node >= g->n ||
+        (g->nodes[node]->kind != LOP_CONV2D && g->nodes[node]->kind != LOP_LINEAR))
+        return lop_fail(LOP_EINVAL, "hessian: node %d is not a conv2d or linear layer", node);
+    const lop_tensor *w = g->nodes[node]->param[0];
+    int filters = w->shape[0];
+    size_t per = w->numel / (size_t)filters;
+    for (int f = 0; f < filters; f++) {
+        double l1 = 0, w2 = 0;
+        for (size_t e = 0; e < per; e++) {
+            l1 += fabs(eigenvector[(size_t)f * per + e]);
+            w2 += (double)w->data[(size_t)f * per + e] * w->data[(size_t)f * per + e];
+        }
+        score[f] = weighted ? l1 * w2 : l1;
+    }
+    return LOP_OK;
 }

@@ -8,16 +8,8 @@
  */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
-
-double lop_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms)
 {

@@ -16,6 +16,7 @@
 #include <cblas.h>
 
 #include "internal.h"
+#include "layers/conv_stencil.h"
 
 enum {
     COLS_TARGET = 4096,       /* columns per product worth batching images to reach */

@@ -22,7 +22,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "gzstatus.h"
+#include "core/gzstatus.h"
 #include "internal.h"
 
 #define MAGIC "LOPPER-MODEL "

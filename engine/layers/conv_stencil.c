@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "layers/conv_stencil.h"
 
 /* One vector of floats: 16 with AVX-512, else 8 (AVX2; narrower ISAs split it). */
 #ifdef __AVX512F__

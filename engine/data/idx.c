@@ -9,7 +9,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "gzstatus.h"
+#include "core/gzstatus.h"
 #include "internal.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u   /* unsigned bytes, 3 dimensions (N, H, W) */

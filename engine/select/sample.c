@@ -2,9 +2,10 @@
  * sample.c - the statistics channel selection works from.  Calibration images run
  * through the network (and, optionally, an original reference network side by side);
  * at random output positions of one convolution its input patches X and outputs Y
- * (bias removed; from the reference when given - He et al.'s correction for error
- * accumulated upstream) are turned into sufficient statistics, accumulated batch by
- * batch so memory does not grow with the number of samples:
+ * (from the reference when given - He et al.'s correction for error accumulated
+ * upstream - minus THIS conv's bias, which a refit keeps and adds back) are turned
+ * into sufficient statistics, accumulated batch by batch so memory does not grow with
+ * the number of samples:
  *   P = X^T X (patch Gram), C = X^T Y, sums of X and Y, Y^T Y, and for the selection
  *   rules the Gram of per-channel contributions Z_j = X_j W_j^T: A = Z^T Z, r = Z^T Y.
  * With `residual`, a conv that feeds batchnorm -> add (a residual block's last conv)
@@ -20,6 +21,11 @@
 
 enum { Z_FLOATS = 1 << 22 };   /* 16 MiB of per-channel contributions at a time */
 
+lop_sample_opts lop_sample_opts_default(void)
+{
+    return (lop_sample_opts){.images = 500, .points = 10, .batch = 64, .seed = 1};
+}
+
 void lop_stats_free(lop_stats *s)
 {
     if (!s)
@@ -28,6 +34,7 @@ void lop_stats_free(lop_stats *s)
     lop_free(s->C);
     lop_free(s->A);
     lop_free(s->r);
+    lop_free(s->wnorm);
     lop_free(s->xsum);
     lop_free(s->ysum);
     memset(s, 0, sizeof *s);
@@ -228,6 +235,7 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
     s.C = lop_calloc((size_t)D * n, sizeof(double));
     s.A = lop_calloc((size_t)c * c, sizeof(double));
     s.r = lop_calloc((size_t)c, sizeof(double));
+    s.wnorm = lop_calloc((size_t)c, sizeof(double));
     s.xsum = lop_calloc((size_t)D, sizeof(double));
     s.ysum = lop_calloc((size_t)n, sizeof(double));
     b.X = lop_malloc((size_t)per_batch * D * sizeof(float));
@@ -239,13 +247,20 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
     b.order = lop_malloc((size_t)d->n * sizeof(int));
     if (o->residual)
         b.affine = lop_malloc((size_t)4 * n * sizeof(float));
-    if (!s.P || !s.C || !s.A || !s.r || !s.xsum || !s.ysum || !b.X || !b.Y || !b.Z || !b.Pb ||
+    if (!s.P || !s.C || !s.A || !s.r || !s.wnorm || !s.xsum || !s.ysum || !b.X || !b.Y || !b.Z || !b.Pb ||
         !b.Cb || !b.Ab || !b.order || (o->residual && !b.affine)) {
         st = LOP_ENOMEM;
         goto done;
     }
     if (o->residual)
         residual_affine(g, &rp, ref, &rr, n, b.affine);
+    for (int k = 0; k < n; k++)            /* ||W_j||_F over every output and tap */
+        for (int j = 0; j < c; j++)
+            for (int e = 0; e < kk; e++)
+                s.wnorm[j] += (double)W[((size_t)k * c + j) * kk + e] *
+                              W[((size_t)k * c + j) * kk + e];
+    for (int j = 0; j < c; j++)
+        s.wnorm[j] = sqrt(s.wnorm[j]);
     lop_rng rng;
     lop_rng_seed(&rng, o->seed);
     for (int i = 0; i < d->n; i++)
@@ -260,9 +275,6 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
             break;
         const float *xin = src->out->data;
         const float *yout = (ref ? ref->nodes[rid] : conv)->out->data;
-        const float *rbias = ref ? (ref->nodes[rid]->attr.bias ? ref->nodes[rid]->param[1]->data
-                                                               : NULL)
-                                 : bias;
         int m = count * o->points;
         for (int im = 0; im < count; im++)
             for (int t = 0; t < o->points; t++) {
@@ -273,7 +285,7 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
                     size_t at = (((size_t)im * n + k) * ho + p) * wo + q;
                     b.Y[(size_t)row * n + k] = o->residual
                         ? residual_target(g, &rp, ref, &rr, b.affine, k, at, yout[at], bias)
-                        : yout[at] - (rbias ? rbias[k] : 0);
+                        : yout[at] - (bias ? bias[k] : 0);
                 }
             }
         /* P += X^T X, C += X^T Y (in float per batch, summed in double) */

@@ -1,0 +1,156 @@
+/*
+ * lasso.c - He et al.'s channel selection (ICCV 2017, see SOLVERS.md): the LASSO
+ *   min_b 1/2 b'Ab - r'b + lambda |b|_1
+ * on the c x c Gram matrix A = Z'Z of per-channel contributions Z_j = X_j W_j' and
+ * r = Z'Y, never on samples.  As in the paper's eq. 2 (||W_j||_F = 1), each channel's
+ * contribution is first scaled to that of a unit-norm filter, so a channel is not
+ * favoured just because its filter is large: with norms w_j the problem is solved on
+ * A_ij / (w_i w_j) and r_j / w_j.  Coordinate descent (warm-started) runs at penalties
+ * found by doubling and then bisection until the requested number of channels survives;
+ * exactly that many largest |b| are kept.  Whether the descent met its tolerance is
+ * reported, not assumed.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { LASSO_MAX_SWEEPS = 1000 };   /* per solve; a solve that needs more is reported */
+
+static double soft(double x, double t)
+{
+    return x > t ? x - t : x < -t ? x + t : 0.0;
+}
+
+/* Coordinate descent from the current b (warm start); q = A b is kept up to date.
+ * Returns the sweeps used, or -1 when LASSO_MAX_SWEEPS did not reach the tolerance. */
+static int lasso_cd(const double *A, const double *r, int c, double lambda, double *b,
+                    double *q)
+{
+    double scale = 0;
+    for (int j = 0; j < c; j++)
+        scale = fmax(scale, fabs(r[j]));
+    for (int sweep = 1; sweep <= LASSO_MAX_SWEEPS; sweep++) {
+        double biggest = 0;
+        for (int j = 0; j < c; j++) {
+            double ajj = A[(size_t)j * c + j];
+            if (ajj <= 0)
+                continue;
+            double rho = r[j] - (q[j] - ajj * b[j]);
+            double nb = soft(rho, lambda) / ajj, d = nb - b[j];
+            if (d == 0)
+                continue;
+            for (int i = 0; i < c; i++)
+                q[i] += A[(size_t)i * c + j] * d;
+            b[j] = nb;
+            biggest = fmax(biggest, fabs(d) * ajj);
+        }
+        if (biggest <= 1e-8 * (scale > 0 ? scale : 1))
+            return sweep;
+    }
+    return -1;
+}
+
+static int nonzeros(const double *b, int c)
+{
+    int n = 0;
+    for (int j = 0; j < c; j++)
+        n += b[j] != 0;
+    return n;
+}
+
+/* One solve at lambda, warm-started from b; counts sweeps, returns convergence. */
+static int solve_at(const double *A, const double *r, int c, double lambda, double *b,
+                    double *q, lop_lasso_info *info)
+{
+    int sweeps = lasso_cd(A, r, c, lambda, b, q);
+    info->sweeps += sweeps < 0 ? LASSO_MAX_SWEEPS : sweeps;
+    return sweeps >= 0;
+}
+
+/* The normalised problem: An = D A D, rn = D r with D = diag(1 / norm_j) (0 for a
+ * channel whose filter is zero: it contributes nothing and is never selected). */
+static void normalise(const double *A, const double *r, const double *norm, int c,
+                      double *An, double *rn)
+{
+    for (int i = 0; i < c; i++) {
+        double di = norm ? (norm[i] > 0 ? 1 / norm[i] : 0) : 1;
+        rn[i] = r[i] * di;
+        for (int j = 0; j < c; j++) {
+            double dj = norm ? (norm[j] > 0 ? 1 / norm[j] : 0) : 1;
+            An[(size_t)i * c + j] = A[(size_t)i * c + j] * di * dj;
+        }
+    }
+}
+
+int lop_select_lasso(const double *A, const double *r, const double *norm, int c, int nkeep,
+                     int *keep, double *beta, lop_lasso_info *info)
+{
+    int st = lop_check_keep(c, nkeep, "lasso");
+    if (st != LOP_OK)
+        return st;
+    lop_lasso_info run = {0};
+    double *An = lop_malloc((size_t)c * c * sizeof *An), *rn = lop_malloc((size_t)c * sizeof *rn);
+    double *b = lop_calloc((size_t)c, sizeof *b), *q = lop_calloc((size_t)c, sizeof *q);
+    double *best = lop_malloc((size_t)c * sizeof *best), *magnitude = lop_malloc((size_t)c *
+                                                                                 sizeof *magnitude);
+    if (!An || !rn || !b || !q || !best || !magnitude) {
+        st = LOP_ENOMEM;
+        goto done;
+    }
+    normalise(A, r, norm, c, An, rn);
+    double rmax = 0;
+    for (int j = 0; j < c; j++)
+        rmax = fmax(rmax, fabs(rn[j]));
+    /* lambda >= max|r| zeroes everything; start far below and double */
+    double lo = 0, hi = rmax > 0 ? rmax : 1, lambda = hi * 1e-6;
+    /* least squares first: the densest solution */
+    run.converged = solve_at(An, rn, c, 0, b, q, &run);
+    memcpy(best, b, (size_t)c * sizeof *b);
+    while (lambda < hi) {
+        int ok = solve_at(An, rn, c, lambda, b, q, &run);
+        if (nonzeros(b, c) < nkeep) {
+            hi = lambda;
+            break;
+        }
+        lo = run.lambda = lambda;
+        run.converged = ok;
+        memcpy(best, b, (size_t)c * sizeof *b);
+        lambda *= 2;
+    }
+    /* bisect between lo (>= nkeep survive) and hi (fewer) */
+    for (int it = 0; it < 60 && nonzeros(best, c) != nkeep; it++) {
+        lambda = 0.5 * (lo + hi);
+        memcpy(b, best, (size_t)c * sizeof *b);
+        for (int i = 0; i < c; i++) {             /* q = A b for the warm start */
+            double s = 0;
+            for (int j = 0; j < c; j++)
+                s += An[(size_t)i * c + j] * b[j];
+            q[i] = s;
+        }
+        int ok = solve_at(An, rn, c, lambda, b, q, &run);
+        if (nonzeros(b, c) >= nkeep) {
+            lo = run.lambda = lambda;
+            run.converged = ok;
+            memcpy(best, b, (size_t)c * sizeof *b);
+        } else {
+            hi = lambda;
+        }
+    }
+    /* exactly nkeep: the largest |beta| of the last solution with enough survivors */
+    for (int j = 0; j < c; j++)
+        magnitude[j] = fabs(best[j]);
+    st = lop_select_top(magnitude, c, nkeep, keep);
+    if (st == LOP_OK && beta)
+        memcpy(beta, best, (size_t)c * sizeof *best);
+    if (st == LOP_OK && info)
+        *info = run;
+done:
+    lop_free(An);
+    lop_free(rn);
+    lop_free(b);
+    lop_free(q);
+    lop_free(best);
+    lop_free(magnitude);
+    return st;
+}
