@@ -410,7 +410,8 @@ int lop_select_thinet(const double *G, int c, int nkeep, int *keep);
 typedef struct lop_lasso_info {
     double lambda;         /* the penalty of the solution the keep list comes from */
     int sweeps;            /* coordinate-descent sweeps over all solves */
-    int converged;         /* that solution met the tolerance within the sweep cap */
+    int converged;         /* every solve of the search met its tolerance within the
+                              sweep cap (when not, the ranking is of an unfinished one) */
 } lop_lasso_info;
 int lop_select_lasso(const double *A, const double *r, const double *norm, int c, int nkeep,
                      int *keep, double *beta, lop_lasso_info *info);

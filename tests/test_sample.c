@@ -3,7 +3,7 @@
  * network a convolution's output is exactly its patches times its weights, so the
  * statistics must satisfy identities computed here independently (C = P W^T,
  * ysum = W xsum, yy = sum_k w_k' P w_k, A_ij = sum_k w_ik' P_ij w_jk, r_j =
- * sum_k w_jk' C_jk); statistics gathered in small batches must equal those gathered
+ * sum_k w_jk' C_jk, wnorm_j = ||W_j||_F); statistics gathered in small batches must equal those gathered
  * in one; a planted layer whose weights ignore some input channels must lead the
  * selection to the others, and reconstruction must then recover the weights and
  * leave the network's output unchanged.
@@ -90,6 +90,11 @@ static void test_statistics_satisfy_the_convolution_identities(void **state)
             for (int e = 0; e < kk; e++)
                 rj += W[k * D + i * kk + e] * s.C[(i * kk + e) * COUT + k];
         close_enough(s.r[i], rj, 1e-4);
+        double w2 = 0;   /* ||W_i||_F over every output and tap */
+        for (int k = 0; k < COUT; k++)
+            for (int e = 0; e < kk; e++)
+                w2 += (double)W[k * D + i * kk + e] * W[k * D + i * kk + e];
+        close_enough(s.wnorm[i], sqrt(w2), 1e-6);
         for (int j = 0; j < CIN; j++) {
             double a = 0;
             for (int k = 0; k < COUT; k++)

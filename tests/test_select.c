@@ -1,7 +1,8 @@
 /*
  * test_select.c - the selection rules on planted problems: outputs built from a known
  * subset of channels (plus small noise) must lead ThiNet and LASSO back to exactly
- * that subset, LASSO must keep exactly the requested count, and ThiNet's greedy pass
+ * that subset, LASSO must keep exactly the requested count whatever the scale of each
+ * channel's filter and say when its descent did not converge, and ThiNet's greedy pass
  * on the Gram matrix must match the same greedy rule evaluated sample by sample.
  */
 #include <math.h>
@@ -150,6 +151,99 @@ static void test_thinet_matches_sample_by_sample_greedy(void **state)
     free(z);
 }
 
+/* He et al.'s eq. 2 (||W_j||_F = 1): scaling channel j's filter by s_j scales its
+ * contribution Z_j, and so row and column j of A and r_j, by s_j; given the filter
+ * norms, LASSO must select exactly as before.  Unnormalised, the cheaply scaled-up
+ * weak channels 0 and 15 (|beta| shrinks by 20) would displace strong ones. */
+static void test_lasso_ignores_filter_scale(void **state)
+{
+    (void)state;
+    double *z = random_z(11), y[M], A[C * C], r[C], norm[C];
+    lop_rng noise;
+    lop_rng_seed(&noise, 5);
+    for (int k = 0; k < M; k++) {
+        y[k] = 0.01 * lop_rng_normal(&noise) + 0.6 * z[k * C + 0];
+        for (int s = 0; s < 8; s++)
+            y[k] += weights[s] * z[k * C + planted[s]];
+    }
+    for (int j = 0; j < C; j++)
+        norm[j] = j == 0 || j == 15 ? 20.0 : 1.0;
+    for (int k = 0; k < M; k++)
+        for (int j = 0; j < C; j++)
+            z[k * C + j] *= norm[j];
+    gram(z, y, A, r);
+    int keep[C], unnormalised[C];
+    const int strongest[4] = {1, 4, 8, 13};
+    assert_int_equal(lop_select_lasso(A, r, norm, C, 4, keep, NULL, NULL), LOP_OK);
+    for (int s = 0; s < 4; s++)
+        assert_int_equal(keep[s], strongest[s]);
+    assert_int_equal(lop_select_lasso(A, r, NULL, C, 4, unnormalised, NULL, NULL), LOP_OK);
+    int same = 1;
+    for (int s = 0; s < 4; s++)
+        same = same && unnormalised[s] == strongest[s];
+    assert_false(same);   /* the scale would have mattered */
+    /* a zero filter contributes nothing and is never kept */
+    norm[3] = 0;
+    assert_int_equal(lop_select_lasso(A, r, norm, C, 8, keep, NULL, NULL), LOP_OK);
+    for (int s = 0; s < 8; s++)
+        assert_int_not_equal(keep[s], 3);
+    free(z);
+}
+
+/* Coordinate descent on two nearly identical channels (correlation 1 - 1e-7) moves by
+ * a factor (1 - 1e-7)^2 per sweep: the sweep cap is reached and must be reported; a
+ * well-conditioned problem converges and says so. */
+static void test_lasso_reports_convergence(void **state)
+{
+    (void)state;
+    double A[4] = {1, 1 - 1e-7, 1 - 1e-7, 1}, r[2] = {1, 1};
+    int keep[2];
+    lop_lasso_info info = {0};
+    assert_int_equal(lop_select_lasso(A, r, NULL, 2, 1, keep, NULL, &info), LOP_OK);
+    assert_false(info.converged);
+    assert_true(info.sweeps >= 1000);
+    double I[4] = {2, 0, 0, 1}, q[2] = {3, 1};
+    assert_int_equal(lop_select_lasso(I, q, NULL, 2, 1, keep, NULL, &info), LOP_OK);
+    assert_true(info.converged);
+    assert_int_equal(keep[0], 0);   /* beta = (1.5, 1) unpenalised: channel 0 is larger */
+    assert_true(info.sweeps >= 1 && info.sweeps < 1000);
+}
+
+/* Kept counts are ceil(fraction * c) within 1..c; top-k keeps the highest scores,
+ * ties to the lower channel, in increasing channel order; first-k is the prefix. */
+static void test_counts_and_top_k_by_hand(void **state)
+{
+    (void)state;
+    assert_int_equal(lop_keep_count(0.5, 16), 8);
+    assert_int_equal(lop_keep_count(0.3, 16), 5);        /* 4.8 rounds up */
+    assert_int_equal(lop_keep_count(0.25, 16), 4);       /* exact: no rounding up */
+    assert_int_equal(lop_keep_count(1e-9, 5), 1);
+    assert_int_equal(lop_keep_count(1.0, 5), 5);
+    const double score[6] = {0.5, 2.0, -1.0, 2.0, 0.7, 0.5};
+    int keep[6];
+    assert_int_equal(lop_select_top(score, 6, 3, keep), LOP_OK);
+    assert_int_equal(keep[0], 1);
+    assert_int_equal(keep[1], 3);
+    assert_int_equal(keep[2], 4);
+    assert_int_equal(lop_select_top(score, 6, 4, keep), LOP_OK);   /* 0.5 tie: channel 0 */
+    assert_int_equal(keep[0], 0);
+    assert_int_equal(keep[3], 4);
+    assert_int_equal(lop_select_first(6, 2, keep), LOP_OK);
+    assert_int_equal(keep[0], 0);
+    assert_int_equal(keep[1], 1);
+    assert_int_equal(lop_select_random(6, 3, 1, keep), LOP_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_in_range(keep[i], 0, 5);
+        if (i > 0)
+            assert_true(keep[i] > keep[i - 1]);
+    }
+    const double nan_score[2] = {NAN, 1};
+    assert_int_equal(lop_select_top(nan_score, 2, 1, keep), LOP_EINVAL);
+    assert_int_equal(lop_select_top(score, 6, 7, keep), LOP_EINVAL);
+    assert_int_equal(lop_select_first(6, 0, keep), LOP_EINVAL);
+    assert_int_equal(lop_select_random(0, 1, 1, keep), LOP_EINVAL);
+}
+
 static void test_impossible_requests_are_refused(void **state)
 {
     (void)state;
@@ -183,8 +277,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lasso_recovers_planted_subset),
+        cmocka_unit_test(test_lasso_ignores_filter_scale),
+        cmocka_unit_test(test_lasso_reports_convergence),
         cmocka_unit_test(test_thinet_recovers_planted_subset),
         cmocka_unit_test(test_thinet_matches_sample_by_sample_greedy),
+        cmocka_unit_test(test_counts_and_top_k_by_hand),
         cmocka_unit_test(test_impossible_requests_are_refused),
         cmocka_unit_test(test_spd_solve_matches_hand_computed),
     };

@@ -59,13 +59,14 @@ static int nonzeros(const double *b, int c)
     return n;
 }
 
-/* One solve at lambda, warm-started from b; counts sweeps, returns convergence. */
-static int solve_at(const double *A, const double *r, int c, double lambda, double *b,
-                    double *q, lop_lasso_info *info)
+/* One solve at lambda, warm-started from b; counts its sweeps and whether it met the
+ * tolerance into info. */
+static void solve_at(const double *A, const double *r, int c, double lambda, double *b,
+                     double *q, lop_lasso_info *info)
 {
     int sweeps = lasso_cd(A, r, c, lambda, b, q);
     info->sweeps += sweeps < 0 ? LASSO_MAX_SWEEPS : sweeps;
-    return sweeps >= 0;
+    info->converged = info->converged && sweeps >= 0;
 }
 
 /* The normalised problem: An = D A D, rn = D r with D = diag(1 / norm_j) (0 for a
@@ -89,7 +90,7 @@ int lop_select_lasso(const double *A, const double *r, const double *norm, int c
     int st = lop_check_keep(c, nkeep, "lasso");
     if (st != LOP_OK)
         return st;
-    lop_lasso_info run = {0};
+    lop_lasso_info run = {.converged = 1};
     double *An = lop_malloc((size_t)c * c * sizeof *An), *rn = lop_malloc((size_t)c * sizeof *rn);
     double *b = lop_calloc((size_t)c, sizeof *b), *q = lop_calloc((size_t)c, sizeof *q);
     double *best = lop_malloc((size_t)c * sizeof *best), *magnitude = lop_malloc((size_t)c *
@@ -105,16 +106,15 @@ int lop_select_lasso(const double *A, const double *r, const double *norm, int c
     /* lambda >= max|r| zeroes everything; start far below and double */
     double lo = 0, hi = rmax > 0 ? rmax : 1, lambda = hi * 1e-6;
     /* least squares first: the densest solution */
-    run.converged = solve_at(An, rn, c, 0, b, q, &run);
+    solve_at(An, rn, c, 0, b, q, &run);
     memcpy(best, b, (size_t)c * sizeof *b);
     while (lambda < hi) {
-        int ok = solve_at(An, rn, c, lambda, b, q, &run);
+        solve_at(An, rn, c, lambda, b, q, &run);
         if (nonzeros(b, c) < nkeep) {
             hi = lambda;
             break;
         }
         lo = run.lambda = lambda;
-        run.converged = ok;
         memcpy(best, b, (size_t)c * sizeof *b);
         lambda *= 2;
     }
@@ -128,10 +128,9 @@ int lop_select_lasso(const double *A, const double *r, const double *norm, int c
                 s += An[(size_t)i * c + j] * b[j];
             q[i] = s;
         }
-        int ok = solve_at(An, rn, c, lambda, b, q, &run);
+        solve_at(An, rn, c, lambda, b, q, &run);
         if (nonzeros(b, c) >= nkeep) {
             lo = run.lambda = lambda;
-            run.converged = ok;
             memcpy(best, b, (size_t)c * sizeof *b);
         } else {
             hi = lambda;

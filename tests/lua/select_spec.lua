@@ -37,8 +37,11 @@ describe("lop.select", function()
     assert.are.same({1, 2, 3, 4, 5, 6, 7, 8}, lop.select.first(s, {keep = 0.5}))
     assert.are.same(lop.select.random(s, {keep = 0.5, seed = 3}),
                     lop.select.random(s, {keep = 0.5, seed = 3}))
-    local _, beta = lop.select.lasso(s, {keep = 0.5})
+    local _, beta, info = lop.select.lasso(s, {keep = 0.5})
     assert.are.equal(16, #beta)
+    assert.is_true(info.converged)
+    assert.is_true(math.type(info.sweeps) == "integer" and info.sweeps >= 1)
+    assert.is_true(info.lambda >= 0)
   end)
 
   it("refuses impossible requests", function()
@@ -103,6 +106,82 @@ describe("lop.reconstruct", function()
     -- the network is left as it was
     local w = net:node("conv2_1"):weight()
     for i = 1, 16 do assert.are.equal(before:get(i, 1, 1, 1), w:get(i, 1, 1, 1)) end
+  end)
+end)
+
+-- A chain c1 -> relu -> c2 with biased convs: the defects below were planted here.
+local function chain(pick)
+  local net = lop.net{input = {1, 32, 32}, seed = 11}
+  net:conv2d("c1", "input", {out = 8, kernel = 3, pad = 1, stride = 4, bias = true})
+  net:relu("r1", "c1")
+  net:conv2d("c2", "r1", {out = 3, kernel = 3, pad = 1, bias = true})
+  if pick then net:insert_pick("c2") end
+  return net
+end
+
+describe("lop.select.l1", function()
+  -- c1's filter j is all mag[j]: the L1 ranking of c1's output channels is planted.
+  local mag = {0.1, 3, 0.2, 2, 5, 0.3, 4, 0.05}
+  local function planted(pick)
+    local net = chain(pick)
+    local w = net:node("c1"):weight()
+    for j = 1, 8 do
+      for e = 1, 9 do w:set(mag[j], j, 1, math.ceil(e / 3), (e - 1) % 3 + 1) end
+    end
+    return net
+  end
+
+  it("keeps the channels whose producing filters are largest", function()
+    local s = lop.sample(planted(false), data.train, "c2", {images = 8, points = 2})
+    assert.are.same({2, 4, 5, 7}, lop.select.l1(s, {keep = 0.5}))
+  end)
+
+  it("looks through a channel pick to the filters the picked channels come from", function()
+    -- It once ranked the pick's index entries, keeping the highest-numbered channels.
+    local net = planted(true)
+    local s = lop.sample(net, data.train, "c2", {images = 8, points = 2})
+    assert.are.same({2, 4, 5, 7}, lop.select.l1(s, {keep = 0.5}))
+    -- pick channel j (0-based) reads c1's channel (j + 2) % 8
+    local index = net:node("c2_pick"):param("index")
+    for j = 0, 7 do index:set((j + 2) % 8, j + 1) end
+    s = lop.sample(net, data.train, "c2", {images = 8, points = 2})
+    assert.are.same({2, 3, 5, 8}, lop.select.l1(s, {keep = 0.5}))
+  end)
+end)
+
+describe("reference targets", function()
+  it("refit a biased conv to the reference's output whatever its own bias", function()
+    -- The current c2's bias differs from the reference's by delta; the refit of all
+    -- channels must give back the reference's output exactly (targets once subtracted
+    -- the reference's bias while the fit was added to the current one: off by delta).
+    local ref = chain(false)
+    local net = ref:clone()
+    local bias, delta = net:node("c2"):bias(), {0.7, -0.4, 0.25}
+    for k = 1, 3 do bias:set(bias:get(k) + delta[k], k) end
+    local x = data.test:batch({1, 2, 3, 4})
+    local function gap()
+      local a, b = ref:forward(x), net:forward(x)
+      local most = 0
+      for i = 1, a:numel() do
+        local ia = {1 + (i - 1) // (3 * 64), 1 + ((i - 1) // 64) % 3, 1 + ((i - 1) // 8) % 8,
+                    1 + (i - 1) % 8}
+        most = math.max(most, math.abs(a:get(table.unpack(ia)) - b:get(table.unpack(ia))))
+      end
+      return most
+    end
+    assert.is_true(gap() > 0.69)
+    local s = lop.sample(net, data.train, "c2", {images = 64, points = 8, reference = ref})
+    lop.reconstruct(net, "c2", s, {1, 2, 3, 4, 5, 6, 7, 8})
+    assert.is_true(gap() < 1e-3, "gap " .. gap())
+  end)
+end)
+
+describe("binding errors", function()
+  it("carry one prefix: the Lua function's name, not also the engine's", function()
+    local net = chain(false)
+    local ok, err = pcall(lop.sample, net, data.train, "c2", {images = 1000})
+    assert.is_false(ok)
+    assert.truthy(err:find("lop.sample: 1000 images asked", 1, true), err)
   end)
 end)
 

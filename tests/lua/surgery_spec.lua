@@ -279,6 +279,22 @@ describe("groups", function()
     assert.is_nil(g.why)
   end)
 
+  it("print whole however long (ResNet-164's stem group has 140 members)", function()
+    -- The printer once kept values on the stack between buffer additions: long groups
+    -- aborted the process ("malloc(): invalid size") or crashed it.
+    local resnet = dofile("models/resnet.lua")
+    for _, depth in ipairs({164, 326}) do
+      local net = resnet{depth = depth}
+      local g = assert(net:group_of("conv1"))
+      local text = tostring(g)
+      local arrows = select(2, text:gsub(" %-> ", ""))
+      assert.are.equal(#g.members - 1, arrows)
+      assert.are.equal("conv1 -> bn1 -> relu1 -> s1b1_conv1[in]", text:sub(1, 39))
+      assert.truthy(text:find(("(%d channels)"):format(g.channels), 1, true))
+      net:close()
+    end
+  end)
+
   it("list members with roles, offsets and blocks", function()
     local net = concat_net()
     local groups = net:groups()
