@@ -1,7 +1,9 @@
 /*
  * internal.h - structures and helpers shared by the engine's source files but not by
- * its users: the node and graph records, the per-kind layer table, error setting and
- * the allocator every engine allocation goes through (so tests can make it fail).
+ * its users, in the order of the subsystems (core, layers, graph, surgery, select):
+ * error setting and the allocator every engine allocation goes through (so tests can
+ * make it fail), the thread pool, the node and graph records, the per-kind layer
+ * table, and the few helpers one subsystem offers the ones above it.
  */
 #ifndef LOPPER_INTERNAL_H
 #define LOPPER_INTERNAL_H
@@ -11,6 +13,8 @@
 #define LOP_NAME_MAX 64
 #define LOP_MAX_PARAMS 4
 #define LOP_MAX_SAVED 3
+
+/* ---- core: errors, allocation, threads, dense solves (engine/core/) ------------- */
 
 /* Set the thread's error message and return code (printf-style). */
 int lop_fail(int code, const char *fmt, ...)
@@ -23,7 +27,22 @@ void *lop_malloc(size_t size);                 /* NULL + LOP_ENOMEM message on f
 void *lop_calloc(size_t count, size_t size);
 void *lop_realloc(void *p, size_t size);
 void  lop_free(void *p);
-char *lop_strdup(const char *s);
+
+/* Run fn over [0, n) split into one contiguous share per worker thread:
+ * fn(ctx, begin, end, worker) with worker in [0, lop_parallel_threads()).  Runs
+ * inline (worker 0, whole range) when n < 2 * grain, when called from inside a job,
+ * or while another thread is using the pool.  Returns when every share is done. */
+#define LOP_GRAIN 16384   /* fewest values of per-element work worth a thread */
+typedef void (*lop_range_fn)(void *ctx, long begin, long end, int worker);
+void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx);
+int lop_parallel_threads(void);
+
+/* Solve (A + ridge * mean(diag A) * I) X = B for a symmetric positive semi-definite
+ * A (n x n), B and X n x k, all row-major doubles; the ridge grows (x100, up to six
+ * times) until the Cholesky factorisation succeeds. */
+int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, double *X);
+
+/* ---- the node and graph records ------------------------------------------------- */
 
 typedef struct lop_node {
     lop_kind kind;
@@ -58,58 +77,18 @@ struct lop_graph {
     lop_tensor *workspace;             /* shared scratch, grown on demand */
 };
 
-/* Run fn over [0, n) split into one contiguous share per worker thread:
- * fn(ctx, begin, end, worker) with worker in [0, lop_parallel_threads()).  Runs
- * inline (worker 0, whole range) when n < 2 * grain, when called from inside a job,
- * or while another thread is using the pool.  Returns when every share is done. */
-#define LOP_GRAIN 16384   /* fewest values of per-element work worth a thread */
-typedef void (*lop_range_fn)(void *ctx, long begin, long end, int worker);
-void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx);
-int lop_parallel_threads(void);
-
-/* Whether a group member has per-channel parameters along its output axis that the
- * group's channels index (producers, batchnorm, depthwise conv). */
-int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
-
-/* Selection rules: refuse keeping nkeep of c channels unless 1 <= nkeep <= c (the
- * message starts with what); sort channel indices increasing. */
-int lop_check_keep(int c, int nkeep, const char *what);
-void lop_sort_channels(int *keep, int n);
-
-/* Solve (A + ridge * mean(diag A) * I) X = B for a symmetric positive semi-definite
- * A (n x n), B and X n x k, all row-major doubles; the ridge grows (x100, up to six
- * times) until the Cholesky factorisation succeeds. */
-int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, double *X);
-
-/* A new graph *out holding copies of g's nodes [0, upto) (parameter values and
- * masks included) and g's random state - the start of a rebuilt g; on failure *out is
- * NULL.  lop_graph_copy_node appends a copy of one node n to c, reading the given ids
- * of c. */
-int lop_graph_prefix(const lop_graph *g, int upto, lop_graph **out);
-int lop_graph_copy_node(const lop_node *n, const int *inputs, lop_graph *c);
-
-/* Replace g's nodes by fresh's (built by copying g and changing it), as one more
- * generation of g (handles and statistics of the old nodes go stale); frees the old
- * nodes with fresh. */
-void lop_graph_swap_in(lop_graph *g, lop_graph *fresh);
-
-/* Batchnorm node bn at inference on channel c: y = scale * x + shift. */
-void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);
-
-/* Zero the masked entries of every masked node's parameters. */
-void lop_graph_apply_masks(lop_graph *g);
-
-/* Forward pass that also records each node's wall time in seconds (may be NULL). */
-int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds);
-
-/* Scratch memory shared by all layers of a graph: at least count floats, valid
- * until the next call. */
-float *lop_graph_scratch(lop_graph *g, size_t count);
-
 static inline lop_node *lop_input_node(const lop_graph *g, const lop_node *n, int k)
 {
     return g->nodes[n->inputs[k]];
 }
+
+/* Batch size of the last forward (from n->out), 0 if none. */
+static inline int lop_node_batch(const lop_node *n)
+{
+    return n->out ? n->out->shape[0] : 0;
+}
+
+/* ---- layers: what each kind provides (engine/layers/) --------------------------- */
 
 /*
  * What each kind of layer provides.  The graph calls:
@@ -142,10 +121,45 @@ const lop_layer_ops *lop_layer_ops_of(lop_kind kind);
 int lop_node_add_param(lop_node *n, const char *name, int ndim, const int *shape,
                        int trainable);
 
-/* Batch size of the last forward (from n->out), 0 if none. */
-static inline int lop_node_batch(const lop_node *n)
-{
-    return n->out ? n->out->shape[0] : 0;
-}
+/* Batchnorm node bn at inference on channel c: y = scale * x + shift. */
+void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);
+
+/* Scratch memory shared by all layers of a graph: at least count floats, valid
+ * until the next call. */
+float *lop_graph_scratch(lop_graph *g, size_t count);
+
+/* ---- graph: rebuilding and timing (engine/graph/) ------------------------------- */
+
+/* A new graph *out holding copies of g's nodes [0, upto) (parameter values and
+ * masks included) and g's random state - the start of a rebuilt g; on failure *out is
+ * NULL.  lop_graph_copy_node appends a copy of one node n to c, reading the given ids
+ * of c. */
+int lop_graph_prefix(const lop_graph *g, int upto, lop_graph **out);
+int lop_graph_copy_node(const lop_node *n, const int *inputs, lop_graph *c);
+
+/* Replace g's nodes by fresh's (built by copying g and changing it), as one more
+ * generation of g (handles and statistics of the old nodes go stale); frees the old
+ * nodes with fresh. */
+void lop_graph_swap_in(lop_graph *g, lop_graph *fresh);
+
+/* Forward pass that also records each node's wall time in seconds (may be NULL). */
+int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds);
+
+
+/* ---- surgery (engine/surgery/) -------------------------------------------------- */
+
+/* Whether a group member has per-channel parameters along its output axis that the
+ * group's channels index (producers, batchnorm, depthwise conv). */
+int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
+
+/* Zero the masked entries of every masked node's parameters. */
+void lop_graph_apply_masks(lop_graph *g);
+
+/* ---- select (engine/select/) ---------------------------------------------------- */
+
+/* Selection rules: refuse keeping nkeep of c channels unless 1 <= nkeep <= c (the
+ * message starts with what); sort channel indices increasing. */
+int lop_check_keep(int c, int nkeep, const char *what);
+void lop_sort_channels(int *keep, int n);
 
 #endif

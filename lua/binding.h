@@ -58,8 +58,6 @@ lop_graph *lopl_check_net(lua_State *L, int arg);
 int lopl_check_node_ref(lua_State *L, int net_arg, int arg);
 void lopl_push_node(lua_State *L, int net_arg, int id);
 lop_dataset *lopl_check_dataset(lua_State *L, int arg);
-/* A new dataset userdata owning *d (moved in; *d must not be freed by the caller). */
-void lopl_push_dataset(lua_State *L, lop_dataset *d);
 
 /* Option tables.  lopl_check_opts raises unless the value at arg is absent or a table
  * whose keys are all among `known` (NULL-terminated), naming an unknown key; it

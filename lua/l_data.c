@@ -46,27 +46,6 @@ static void set_loaded(lua_State *L, lopl_dataset *u)
     lopl_account(L, u->d.images->numel * sizeof(float));
 }
 
-static int new_dataset_protected(lua_State *L)
-{
-    new_dataset(L);
-    return 1;
-}
-
-void lopl_push_dataset(lua_State *L, lop_dataset *d)
-{
-    /* The caller hands over memory it can no longer free, so the userdata is made
-     * under pcall: if that fails, free *d before raising. */
-    lua_pushcfunction(L, new_dataset_protected);
-    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-        lop_dataset_free(d);
-        lua_error(L);
-    }
-    lopl_dataset *u = lua_touserdata(L, -1);
-    u->d = *d;
-    memset(d, 0, sizeof *d);
-    set_loaded(L, u);
-}
-
 /* A tensor userdata holding nothing yet, so an allocation failure after it cannot leak. */
 static lopl_tensor *new_tensor(lua_State *L)
 {

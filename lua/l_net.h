@@ -1,8 +1,8 @@
 /*
  * l_net.h - what the three files of the network binding share: l_net.c (the net
  * object: files, queries, running, printing), l_build.c (lop.net and the builder
- * methods) and l_node.c (node handles).  The option-table checks defined in l_build.c
- * serve every binding file that takes `{key = value}` options.
+ * methods) and l_node.c (node handles), plus l_groups.c, whose surgery methods the
+ * net's method table includes.
  */
 #ifndef LOPPER_L_NET_H
 #define LOPPER_L_NET_H

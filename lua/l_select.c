@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "l_net.h"
+#include "binding.h"
 
 #define LOPL_STATS "lopper.stats"
 

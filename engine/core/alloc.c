@@ -4,7 +4,6 @@
  * allocation fail to prove that every error path cleans up.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "internal.h"
 
@@ -54,13 +53,4 @@ void *lop_realloc(void *old, size_t size)
 void lop_free(void *p)
 {
     free(p);
-}
-
-char *lop_strdup(const char *s)
-{
-    size_t len = strlen(s) + 1;
-    char *p = lop_malloc(len);
-    if (p)
-        memcpy(p, s, len);
-    return p;
 }

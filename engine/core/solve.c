@@ -1,7 +1,7 @@
 /*
  * solve.c - symmetric positive (semi-)definite solves through LAPACK's Cholesky
  * (dposv, shipped inside OpenBLAS): the normal equations of every least-squares fit
- * in the engine (a new classifier head, and the solvers' reconstruction) go through
+ * in the engine (a new classifier head, the solvers' reconstruction) go through
  * here, in double precision, with a ridge that grows until the system factors.
  */
 #include <string.h>
