@@ -4,7 +4,7 @@
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/asan)
 #   make demo       the main job: a short ThiNet run pruning the shipped VGG-16
 #   make bench      print the benchmark table
-# Missing Debian packages are installed first by scripts/install_deps.sh.
+# Missing Debian packages are installed first by scripts/tools/install_deps.sh.
 
 CC      ?= cc
 SANITIZE ?= 0
@@ -28,7 +28,7 @@ LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 # Run tests, demo and bench on the BLAS kernels this CPU supports (see the script),
 # unless the caller chose already.
 ifeq ($(origin OPENBLAS_CORETYPE),undefined)
-CORETYPE := $(shell sh scripts/blas_coretype.sh)
+CORETYPE := $(shell sh scripts/tools/blas_coretype.sh)
 ifneq ($(CORETYPE),)
 export OPENBLAS_CORETYPE := $(CORETYPE)
 endif
@@ -51,8 +51,8 @@ all: lib lua
 lib: $(BUILD)/liblopper.a $(BUILD)/liblopper.so
 lua: $(BUILD)/lopper.so $(BUILD)/lopper $(BUILD)/liblopperlua.a
 
-$(DEPS_STAMP): scripts/install_deps.sh
-	sh scripts/install_deps.sh
+$(DEPS_STAMP): scripts/tools/install_deps.sh
+	sh scripts/tools/install_deps.sh
 	@mkdir -p build && touch $@
 
 deps: $(DEPS_STAMP)
@@ -102,16 +102,16 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(BUILD)/liblopper.a $(BUI
 test: $(TEST_BIN) lua
 	@LOPPER=$(BUILD)/lopper sh tests/run_tests.sh $(TEST_BIN) $(LUA_TESTS)
 
-$(BUILD)/bench_core: tests/bench_core.c $(BUILD)/liblopper.a
+$(BUILD)/bench_core: tests/bench/bench_core.c $(BUILD)/liblopper.a
 	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)
 
 bench: $(BUILD)/bench_core lua
 	$(BUILD)/bench_core
-	$(BUILD)/lopper scripts/bench_prune.lua
-	$(BUILD)/lopper scripts/bench_select.lua
+	$(BUILD)/lopper tests/bench/bench_prune.lua
+	$(BUILD)/lopper tests/bench/bench_select.lua
 	@if /usr/bin/python3 -c "import torch" 2>/dev/null; then \
 	    echo "--- PyTorch (python3-torch) on the same networks, for comparison"; \
-	    /usr/bin/python3 tests/bench_torch.py; \
+	    /usr/bin/python3 tests/bench/bench_torch.py; \
 	else echo "(python3-torch not installed: no PyTorch comparison)"; fi
 
 # A short ThiNet run: fine-tuning on a 10,000-image subset keeps it to minutes.

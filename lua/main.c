@@ -59,8 +59,9 @@ static int has_flag(const char *flags, const char *flag)
 /* Debian's OpenBLAS picks kernels by CPU model and falls back to slow SSE3 ones on
  * models it does not know (virtual CPUs often report none); OPENBLAS_CORETYPE
  * overrides that, but OpenBLAS reads it in its library constructor, before main.  So
- * when it is unset, choose by instruction-set flags as scripts/blas_coretype.sh does,
- * set it and run this program again; the variable being set stops a second round. */
+ * when it is unset, choose by instruction-set flags as scripts/tools/blas_coretype.sh
+ * does, set it and run this program again; the variable being set stops a second
+ * round. */
 static void choose_blas_kernels(char **argv)
 {
     if (getenv("OPENBLAS_CORETYPE"))

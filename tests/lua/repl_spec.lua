@@ -245,7 +245,7 @@ describe("OpenBLAS kernels", function()
   local show = "-e 'print(os.getenv(\"OPENBLAS_CORETYPE\"))'"
 
   it("are chosen from the CPU flags when OPENBLAS_CORETYPE is unset", function()
-    local expected = sh("sh " .. quote(root .. "/scripts/blas_coretype.sh")):gsub("\n", "")
+    local expected = sh("sh " .. quote(root .. "/scripts/tools/blas_coretype.sh")):gsub("\n", "")
     local out, _, code = run(show, "", "env -u OPENBLAS_CORETYPE")
     assert.are.equal((expected == "" and "nil" or expected) .. "\n", out)
     assert.are.equal(0, code)

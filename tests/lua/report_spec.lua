@@ -129,10 +129,10 @@ describe("lop.compare_layers", function()
   end)
 end)
 
-describe("scripts/profile_layers.lua", function()
+describe("scripts/tools/profile_layers.lua", function()
   local LOPPER = os.getenv("LOPPER") or "build/lopper"
   local function run(args)
-    local p = io.popen(LOPPER .. " scripts/profile_layers.lua " .. args .. " 2>&1")
+    local p = io.popen(LOPPER .. " scripts/tools/profile_layers.lua " .. args .. " 2>&1")
     local out = p:read("a")
     return p:close() == true, out
   end

@@ -2,13 +2,15 @@
 -- results page users read (docs/results.md, with its plots).  A full run takes an
 -- hour or more on 2 cores, so each run's outcome is measured and saved as
 -- docs/results/<run>.lua the moment it finishes; the page and the plots are rebuilt
--- from whatever outcomes exist, so runs can be spread over several sittings.
+-- from whatever outcomes exist, so runs can be spread over several sittings.  The
+-- page's prose - the analysis of missed targets among it - is docs/results_notes.md,
+-- which the page includes; this file holds the runs, their targets and the layout.
 --
---   build/lopper scripts/results.lua --run thinet_vgg16   # one run, then the page
---   build/lopper scripts/results.lua --run missing        # every run not yet done
---   build/lopper scripts/results.lua --list               # the runs and their state
---   build/lopper scripts/results.lua --measure all        # re-measure on a quiet machine
---   build/lopper scripts/results.lua                      # rebuild the page only
+--   build/lopper scripts/tools/results.lua --run thinet_vgg16   # one run, then the page
+--   build/lopper scripts/tools/results.lua --run missing        # every run not yet done
+--   build/lopper scripts/tools/results.lua --list               # the runs and their state
+--   build/lopper scripts/tools/results.lua --measure all        # re-measure, quiet machine
+--   build/lopper scripts/tools/results.lua                      # rebuild the page only
 --
 -- Latency is only meaningful on an otherwise idle machine; runs done side by side
 -- (or while the machine did other work) are re-measured from their saved models
@@ -27,6 +29,8 @@ local opt = lop.options(arg, {
           help = "where the pruned models and the runs' logs go"},
   page = {default = "docs/results.md", type = "string", metavar = "FILE",
           help = "the results page"},
+  notes = {default = "docs/results_notes.md", type = "string", metavar = "FILE",
+           help = "the page's prose, by section (see the file)"},
   reps = {default = 100, type = "int", min = 3,
           help = "timed batch-1 passes per latency measurement (half as many at batch 64)"},
   extra = {default = "", type = "string", metavar = "ARGS",
@@ -96,7 +100,7 @@ local function exists(path)
 end
 
 local function save_outcome(run, o)
-  lop.write_record(outcome_path(run), o, "written by scripts/results.lua")
+  lop.write_record(outcome_path(run), o, "written by scripts/tools/results.lua")
 end
 
 -- The latency figures depend on the engine's threads: one per core unless LOP_THREADS.
@@ -202,56 +206,52 @@ local function target_text(t)
   return #parts > 0 and table.concat(parts, ", ") or "-"
 end
 
--- Why a target was missed, in words, for the runs whose outcome missed it (written
--- after looking at the runs; the figures they quote come from the outcomes and logs).
-local WHY = {
-  thinet_vgg16 = "every layer step costs accuracy that its one fine-tuning epoch at lr 0.005 "
-    .. "does not fully win back (93.81 % after the first of ten, 92.69 % after the tenth), "
-    .. "and 3 final epochs recover only to 93.06 %. With 9 more epochs (thinet_vgg16_ft: 12 "
-    .. "final epochs, the budget the model was trained with) the same model reaches "
-    .. "93.46 %, within the target.",
-  lasso_vgg16_4x = "He et al.'s recipe fine-tunes only at the end, and 3 epochs are too few "
-    .. "at 4x (the first layers keep 42 % of their channels): 92.40 %. With 9 more epochs "
-    .. "(lasso_vgg16_4x_ft) it reaches 93.10 %, within the target.",
-  latency = "pruned layers are thinner, and thin layers run slower per FLOP. Thin "
-    .. "stride-1 layers run on a stencil kernel without im2col (commit 17f8e4a); im2col "
-    .. "no longer checks bounds per tap and copies the short rows of 2x2 to 8x8 maps as "
-    .. "vector moves, and inference max-pooling is vectorised (c36ffb3, 97acab5, "
-    .. "c84bb44). Measured with all of it (--measure all with LOP_THREADS=1, 100 reps, "
-    .. "each network's fastest pass, before and after timed in turn), the VGG-16 runs at "
-    .. "2x-3.3x fewer FLOPs give 0.80-1.00 of the FLOPs cut, those at 4x-6.3x 0.71-0.75, "
-    .. "the ResNet-20 runs 0.73-0.78, the ResNet-56 run 0.79. What remains is "
-    .. "structural: scripts/profile_layers.lua shows VGG-16's shortfall in the layers on "
-    .. "4x4 and 2x2 maps and in batchnorm and ReLU passes, which are memory-bound and "
-    .. "shrink with the channel count, not its square. In the ResNets the recipe prunes "
-    .. "only the blocks' inner channels, so the stem, the projection shortcuts and the "
-    .. "batchnorm, add and ReLU passes of the block outputs (at batch 64, summed over the "
-    .. "profile's layers: about 14 of ResNet-20's 80 ms, 34 of ResNet-56's 235 ms) cost "
-    .. "the same after pruning, and the two stride-2 convolutions, bound by unfolding "
-    .. "their inputs, gain 1.15-1.2x for 2-2.1x fewer FLOPs. The measurement scatters "
-    .. "as much as the margin: this 2-core virtual machine slows down in episodes of "
-    .. "several seconds (the same VGG-16 timed 107-160 ms as the before of the 17 VGG-16 "
-    .. "outcomes, 12 of them within 107-119), and the eight outcomes with the same layer "
-    .. "widths (3.25x) gave 0.80-1.00, median 0.81. With two engine threads the passes "
-    .. "scatter more (59-89 ms for the same network within 15 s; the ResNet-56 run, timed "
-    .. "twice with two threads as it ended, gave 0.82 and 0.90), which is why the table "
-    .. "is taken with one.",
-}
+-- The notes file's paragraphs {section name -> text}: each "## name" heading starts one,
+-- its lines joined by spaces (the text before the first heading is about the file).
+local function read_notes()
+  local f, err = io.open(opt.notes)
+  if not f then error("cannot read the page's notes: " .. err, 0) end
+  local notes, name = {}, nil
+  for line in f:lines() do
+    local heading = line:match("^##%s+(.-)%s*$")
+    if heading then
+      name = heading
+      notes[name] = {}
+    elseif name and line:match("%S") then
+      table.insert(notes[name], (line:match("^%s*(.-)%s*$")))
+    end
+  end
+  f:close()
+  for k, lines in pairs(notes) do notes[k] = table.concat(lines, " ") end
+  return notes
+end
 
--- What the ThiNet-GAP target rests on: the fully connected head's share of VGG-16.
-local function head_share_text()
+-- Section `name` of the notes with its {figures} filled in from `values`; `absent`
+-- stands for a section the notes do not have (without it, that is an error).
+local function note(notes, name, values, absent)
+  local text = notes[name]
+  if not text and absent then return absent end
+  if not text then error(("%s has no '## %s' section"):format(opt.notes, name), 0) end
+  return (text:gsub("{([%w_]+)}", function(key)
+    if values[key] == nil then
+      error(("%s, section '%s': no figure named {%s}"):format(opt.notes, name, key), 0)
+    end
+    return values[key]
+  end))
+end
+
+-- The figures of the notes' head section: the fully connected head's share of VGG-16.
+local function head_figures()
   local net = lop.load(VGG)
   local params, flops = 0, 0
   for _, h in ipairs(net:nodes()) do
     if h.kind == "linear" then params, flops = params + h:params(), flops + h:flops() end
   end
   local share = params / net:params()
-  return ("The fully connected head (fc6-fc8) of the shipped VGG-16 holds %d of its %d "
-          .. "parameters (%.1f%%) and %.2f%% of its FLOPs (on ImageNet's VGG-16 it is 89%% "
-          .. "of the parameters), so replacing it by global average pooling alone cuts "
-          .. "parameters by at most %.2fx; thinet_gap_vgg16's params target rests on the "
-          .. "channel pruning."):format(params, net:params(), 100 * share,
-          100 * flops / net:flops(), 1 / (1 - share))
+  return {head_params = ("%d"):format(params), params = ("%d"):format(net:params()),
+          head_params_share = ("%.1f%%"):format(100 * share),
+          head_flops_share = ("%.2f%%"):format(100 * flops / net:flops()),
+          gap_cut = ("%.2fx"):format(1 / (1 - share))}
 end
 
 -- The thread setting an outcome's latencies were taken with (outcomes written before
@@ -278,14 +278,11 @@ local function write_page()
   local rows, sweep, outcomes = {}, {}, {}
   for _, run in ipairs(RUNS) do outcomes[run] = load_outcome(run) end
   local usual = usual_threads(outcomes)
+  local notes = read_notes()
   local lines = {
     "# Results: full pruning runs on Fashion-MNIST",
     "",
-    "Written by `build/lopper scripts/results.lua` from the outcomes in docs/results/ "
-    .. "(each measured right after its run: top-1 on all 10,000 test images, FLOPs with "
-    .. "a multiply-add as 2, latency the fastest of repeated forward passes on this "
-    .. ("2-core machine with %s, re-measured on the idle machine "):format(threads_text(usual))
-    .. "by `--measure all` after runs that shared it). Ratios are before/after.",
+    note(notes, "intro", {threads = threads_text(usual)}),
     "",
     "| run | date | minutes | top-1 before -> after | drop (pt) | params | FLOPs | "
     .. "latency b1 | latency b64 | b64 / FLOPs | target | verdict |",
@@ -342,11 +339,14 @@ local function write_page()
   for _, r in ipairs(rows) do
     local _, model, latency = misses(r.run, r.o)
     if model then
-      why[#why + 1] = ("- %s: %s"):format(r.run.name, WHY[r.run.name] or "(not yet analysed)")
+      why[#why + 1] = ("- %s: %s"):format(r.run.name, note(notes, "why " .. r.run.name, {},
+                                                           "(not yet analysed)"))
     end
     latency_missed = latency_missed or latency
   end
-  if latency_missed then why[#why + 1] = "- batch-64 latency: " .. WHY.latency end
+  if latency_missed then
+    why[#why + 1] = "- batch-64 latency: " .. note(notes, "why latency", {}, "(not yet analysed)")
+  end
   if #why > 0 then
     lines[#lines + 1] = ""
     lines[#lines + 1] = "Why targets were missed:"
@@ -354,7 +354,7 @@ local function write_page()
     table.move(why, 1, #why, #lines + 1, lines)
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = head_share_text()
+  lines[#lines + 1] = note(notes, "head", head_figures())
   if #missing > 0 then
     lines[#lines + 1] = ""
     lines[#lines + 1] = "Not yet run: " .. table.concat(missing, ", ") .. "."

@@ -3,7 +3,7 @@
 -- after, its speed-up against its FLOPs cut and the GFLOP/s it runs at, and the nodes
 -- whose speed-up falls furthest short of their FLOPs cut.
 --
---   build/lopper scripts/profile_layers.lua models/vgg16.lop build/results/thinet_vgg16.lop
+--   build/lopper scripts/tools/profile_layers.lua models/vgg16.lop build/results/thinet_vgg16.lop
 local lop = require "lopper"
 
 local opt = lop.options(arg, {
