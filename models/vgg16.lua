@@ -7,6 +7,7 @@
 --
 --   local vgg16 = dofile("models/vgg16.lua")   -- or require "models.vgg16"
 --   local net = vgg16{width = 0.5, classes = 10, seed = 1, input = {1, 32, 32}}
+--   vgg16.conv_names   -- {"conv1_1", "conv1_2", "conv2_1", ..., "conv5_3"}
 --
 -- width multiplies every channel count (64..512 and the 512-wide head); the default
 -- 0.5 is the shipped model.  Convolutions have no bias: BatchNorm follows each.
@@ -16,13 +17,23 @@ local OPTIONS = {width = true, classes = true, seed = true, input = true}
 
 local BLOCKS = {{64, 64}, {128, 128}, {256, 256, 256}, {512, 512, 512}, {512, 512, 512}}
 
+local vgg16 = {}
+
+-- The 13 convolutions' names in network order - the layer list the pruning recipes
+-- walk (pruning conv k's filters is pruning conv k+1's input channels).
+vgg16.conv_names = {}
+for b, widths in ipairs(BLOCKS) do
+  for i = 1, #widths do vgg16.conv_names[#vgg16.conv_names + 1] = ("conv%d_%d"):format(b, i) end
+end
+
 local function check_int(v, name, lo)
   if math.type(v) ~= "integer" or v < lo then
     error(("vgg16: %s must be an integer >= %d, got %s"):format(name, lo, tostring(v)), 3)
   end
 end
 
-return function(opts)
+-- vgg16{...} builds the network (the table is callable, so it reads as a function).
+local function build(_, opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("vgg16: expected a table of options", 2) end
   for k in pairs(opts) do   -- a misspelt option must not silently build the default
@@ -61,3 +72,5 @@ return function(opts)
   net:linear("fc8", x, {out = classes})
   return net
 end
+
+return setmetatable(vgg16, {__call = build})

@@ -2,12 +2,14 @@
 -- layer-wise comparisons: for each of VGG-16's first ten convolutions, remove 1/2,
 -- 2/3 or 3/4 of its filters (the next convolution's input channels; 2x, 3x, 4x fewer
 -- FLOPs for that layer pair) chosen by each rule, refit the next convolution by the
--- same least-squares reconstruction, and report the test accuracy drop and the
--- relative reconstruction error ||Y - Y'||^2 / ||Y||^2 on the sampled outputs.
+-- same least-squares reconstruction (--refit weights: all its weights and bias), and
+-- report the test accuracy drop and the relative reconstruction error
+-- ||Y - Y'||^2 / ||Y||^2 on the sampled outputs.
 --
 --   build/lopper scripts/compare_solvers.lua --model models/vgg16.lop \
 --       [--out docs/compare_solvers.md --plot docs/compare_solvers.svg]
 local lop = require "lopper"
+local vgg16 = require "models.vgg16"
 
 local opt = lop.options(arg, {
   model = {default = "models/vgg16.lop", type = "string", metavar = "FILE",
@@ -19,13 +21,17 @@ local opt = lop.options(arg, {
   hessian_images = {default = 128, type = "int", min = 2, help = "images for the Hessian"},
   methods = {default = "first,random,l1,thinet,lasso,hessian", type = "string",
              help = "comma-separated rules to compare"},
+  refit = {default = "weights", choices = {"scale", "weights"},
+           help = "the reconstruction after every rule: scale = one least-squares factor "
+                  .. "per kept channel (ThiNet's), weights = a least-squares refit of all "
+                  .. "the next layer's weights and bias"},
   out = {type = "string", metavar = "FILE", help = "also write the tables as Markdown here"},
   plot = {type = "string", metavar = "FILE",
           help = "also draw mean accuracy drop against FLOPs reduction as SVG here"},
   seed = {default = 1, type = "int", min = 0, help = "sampling and random selection"},
 }, {description = "Compare channel selection rules layer by layer on VGG-16."})
 
-local LAYERS = lop.recipe.VGG16_CONVS
+local LAYERS = vgg16.conv_names
 local RATIOS = {2, 3, 4}
 local methods = {}
 for m in opt.methods:gmatch("[^,]+") do
@@ -35,8 +41,8 @@ for m in opt.methods:gmatch("[^,]+") do
   methods[#methods + 1] = m
 end
 
-local base = lop.load(opt.model)
-local data = lop.data.fashion_mnist{test_size = opt.test_size}
+local base = lop.recipe.load(opt.model)
+local data = lop.recipe.fashion_mnist{test_size = opt.test_size}
 local top1 = lop.evaluate(base, data.test, {progress = false}).top1
 io.stdout:setvbuf("line")
 print(("%s: test top-1 %.2f%% on %d images; %d calibration images x %d points per layer")
@@ -82,10 +88,15 @@ for li = 1, 10 do
         keep = top(hessian_score, math.ceil(frac * #hessian_score - 1e-9))
       elseif m == "random" then
         keep = lop.select.random(s, {keep = frac, seed = opt.seed})
+      elseif m == "lasso" then
+        local info
+        keep, _, info = lop.select.lasso(s, {keep = frac})
+        local warning = lop.recipe.lasso_warning(consumer, info)
+        if warning then io.stderr:write(warning, "\n") end
       else
         keep = lop.select[m](s, {keep = frac})
       end
-      local _, err = lop.reconstruct(net, consumer, s, keep)
+      local _, err = lop.reconstruct(net, consumer, s, keep, {mode = opt.refit})
       s:close()
       local acc = lop.evaluate(net, data.test, {progress = false}).top1
       results[ratio][m][li] = {drop = 100 * (top1 - acc), err = err}

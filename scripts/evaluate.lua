@@ -19,13 +19,13 @@ if #files == 0 then
     if f then f:close(); files[#files + 1] = name end
   end
 end
-if #files == 0 then error("no checkpoints found in models/ (see README: Training)", 0) end
+if #files == 0 then error("no checkpoints found in models/ (see docs/training.md)", 0) end
 
-local data = lop.data.fashion_mnist{test_size = opt.test_size}
+local data = lop.recipe.fashion_mnist{test_size = opt.test_size}
 print(("%-22s %8s %10s %12s %12s %12s"):format("model", "top-1", "params", "MFLOPs",
       "ms batch 1", "ms batch 64"))
 for _, file in ipairs(files) do
-  local net = lop.load(file)
+  local net = lop.recipe.load(file)
   local ev = lop.evaluate(net, data.test)
   local ms1 = net:time{batch = 1, reps = 20}
   local ms64 = net:time{batch = 64, reps = 5}

@@ -6,6 +6,7 @@
 --
 --   build/lopper scripts/hessian.lua --keep 0.5
 local lop = require "lopper"
+local vgg16 = require "models.vgg16"
 
 local r = lop.recipe.start(arg, {
   hessian_images = {default = 128, type = "int", min = 2,
@@ -15,7 +16,7 @@ local r = lop.recipe.start(arg, {
 }, "Hessian power-iteration importance on VGG-16: masks, retraining, removal.")
 
 for i = 1, 10 do
-  local name = lop.recipe.VGG16_CONVS[i]
+  local name = vgg16.conv_names[i]
   local t0 = os.time()
   local keep, lambda, products = lop.select.hessian(r.net, r.data.train, name, {
     keep = r.opt.keep, images = r.opt.hessian_images, max_iter = r.opt.max_iter,

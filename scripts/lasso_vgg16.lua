@@ -7,6 +7,7 @@
 --
 --   build/lopper scripts/lasso_vgg16.lua --speedup 4
 local lop = require "lopper"
+local vgg16 = require "models.vgg16"
 
 local r = lop.recipe.start(arg, {
   solver = {default = "lasso"},
@@ -17,7 +18,7 @@ local r = lop.recipe.start(arg, {
 
 -- conv_k's filters are conv_{k+1}'s inputs; later layers are harder to prune, so their
 -- ratio is stretched towards 1 by WIDER.
-local NEXT = table.move(lop.recipe.VGG16_CONVS, 2, 13, 1, {})
+local NEXT = table.move(vgg16.conv_names, 2, 13, 1, {})
 local WIDER = {1, 1, 1, 1, 1.1, 1.1, 1.1, 1.25, 1.25, 1.25, 1.5, 1.5}
 
 local keep, flops = r:keep_for_flops(NEXT, r.before.flops / r.opt.speedup, WIDER)

@@ -5,6 +5,7 @@
 --
 --   build/lopper scripts/thinet_gap_vgg16.lua --keep 0.5
 local lop = require "lopper"
+local vgg16 = require "models.vgg16"
 
 local r = lop.recipe.start(arg, {}, "ThiNet-GAP on VGG-16: ThiNet layer by layer, then a "
                            .. "global-average-pooling head.")
@@ -16,7 +17,13 @@ end
 print(("the fully connected head holds %.1f%% of the parameters"):format(
   100 * head / r.net:params()))
 
-r:thinet_first_ten()
+-- ThiNet's steps, as in thinet_vgg16.lua: the filters of conv1_1 .. conv4_3, one layer
+-- at a time, each pruned as the next conv's input channels.
+for i = 1, 10 do   -- conv i's filters = conv i+1's inputs
+  print(("layer %d/10"):format(i))
+  r:prune_input_of(vgg16.conv_names[i + 1])
+  r:finetune(r.opt.finetune, "after " .. vgg16.conv_names[i + 1])
+end
 r.net:replace_head_gap{data = r.data.train, images = math.min(2000, #r.data.train)}
 print(("head replaced by global average pooling + %s"):format(tostring(r.net:node("fc8"))))
 print("final fine-tune")

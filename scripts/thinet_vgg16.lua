@@ -7,13 +7,23 @@
 --
 --   build/lopper scripts/thinet_vgg16.lua                  # keep 0.5, as in the paper
 --   build/lopper scripts/thinet_vgg16.lua --keep 0.3 --final 5 --out models/x.lop
+--   build/lopper scripts/thinet_vgg16.lua --solver l1 --refit scale  # L1 picks, ThiNet's refit
 --   build/lopper scripts/thinet_vgg16.lua --help
 local lop = require "lopper"
+local vgg16 = require "models.vgg16"
 
 local r = lop.recipe.start(arg, {}, "ThiNet on VGG-16: prune the first ten convolutions "
                            .. "one at a time, fine-tuning after each.")
 
-r:thinet_first_ten()
+-- The filters of conv1_1 .. conv4_3, one layer at a time.  A conv's filters are the
+-- next conv's input channels, so that is where each step samples, selects and
+-- reconstructs (--refit scale, the default with the thinet solver: one least-squares
+-- factor per kept channel).
+for i = 1, 10 do   -- conv i's filters = conv i+1's inputs
+  print(("layer %d/10"):format(i))
+  r:prune_input_of(vgg16.conv_names[i + 1])
+  r:finetune(r.opt.finetune, "after " .. vgg16.conv_names[i + 1])
+end
 print("final fine-tune")
 r:finetune(r.opt.final, "final")
 r:finish()

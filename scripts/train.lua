@@ -2,7 +2,7 @@
 -- Fashion-MNIST padded to 32x32 and normalised, with random-crop and flip
 -- augmentation, SGD with Nesterov momentum and a cosine learning rate; evaluate on
 -- the test set after every epoch; save the model as a .lop (atomically).  This is the
--- recipe behind the shipped checkpoints (README says the exact commands):
+-- recipe behind the shipped checkpoints (docs/training.md says the exact commands):
 --
 --   build/lopper scripts/train.lua --model vgg16 --epochs 12 --out models/vgg16.lop
 --   build/lopper scripts/train.lua --model resnet20 --epochs 12 --out models/resnet20.lop
@@ -114,10 +114,11 @@ if opt.resume then
   if opt.stop_after and opt.stop_after <= state.epoch then
     error(("--stop_after %d: epoch %d is already done"):format(opt.stop_after, state.epoch), 0)
   end
-  net, done, seconds, saved = lop.load(state.model), state.epoch, state.seconds, state.model
+  net, done, seconds, saved = lop.recipe.load(state.model), state.epoch, state.seconds,
+                              state.model
   print(("resuming after epoch %d/%d from %s"):format(done, opt.epochs, state.model))
 elseif opt.from then
-  net, done, seconds = lop.load(opt.from), 0, 0
+  net, done, seconds = lop.recipe.load(opt.from), 0, 0
 else
   -- The builders live in models/ beside this script's directory, wherever it is run from.
   local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
@@ -128,8 +129,8 @@ else
 end
 
 io.stdout:setvbuf("line")
-local data = lop.data.fashion_mnist{pad = 32, normalize = true,
-                                    train_size = opt.train_size, test_size = opt.test_size}
+local data = lop.recipe.fashion_mnist{pad = 32, normalize = true,
+                                      train_size = opt.train_size, test_size = opt.test_size}
 print(("%s%s: %d params, %.1f MFLOPs per image (multiply-add = 2 FLOPs)"):format(
   opt.from or opt.model,
   not opt.from and opt.model == "vgg16" and (" width " .. (opt.width or 0.5)) or "",

@@ -1,11 +1,13 @@
 -- recipe.lua - what every pruning recipe in scripts/ shares, so each recipe file reads
 -- as its method and nothing else: the common command-line options (parsed the same
--- way everywhere), the data, the selection step by solver name, fine-tuning, and the
--- closing before/after table plus the saved model.
+-- way everywhere), the model and the data (a missing or unreadable file is reported in
+-- one line), one pruning step by solver and refit name, fine-tuning, and the closing
+-- before/after table plus the saved model.  Which layers are pruned, in what order and
+-- how, is the recipe's own business.
 --
 --   local r = lop.recipe.start(arg, {keep = {default = 0.5}}, "What this recipe does.")
 --   ... r.net, r.original, r.data, r.opt ...
---   r:prune_input_of("conv3_2")       -- sample, select (r.opt.solver), reconstruct
+--   r:prune_input_of("conv3_2")       -- sample, select (--solver), reconstruct (--refit)
 --   r:finetune(r.opt.finetune)
 --   r:finish()                        -- prints the table, saves r.opt.out
 local lop = ...
@@ -21,8 +23,16 @@ local function common_spec()
              help = "the trained model to prune"},
     out = {type = "string", metavar = "FILE", help = "where to save the pruned model",
            default_text = "<model>.pruned.lop"},
+    data = {type = "string", metavar = "DIR",
+            default_text = "/usr/share/datasets/fashion-mnist",
+            help = "the directory of the Fashion-MNIST files"},
     solver = {default = "thinet", choices = {"thinet", "lasso", "l1", "first", "random"},
               help = "channel selection rule"},
+    refit = {choices = {"scale", "weights"},
+             default_text = "scale with --solver thinet, weights with the others",
+             help = "how the next layer is fitted to the kept channels: scale = ThiNet's "
+                    .. "one least-squares factor per kept channel, weights = a least-squares "
+                    .. "refit of all its weights and bias"},
     keep = {default = 0.5, type = "number", min = 0, exclusive_min = true, max = 1,
             help = "fraction of channels kept in each pruned layer"},
     images = {default = 500, type = "int", min = 1, help = "calibration images per layer"},
@@ -45,6 +55,30 @@ local function common_spec()
   }
 end
 
+-- lop.load and lop.data.fashion_mnist for recipes: what they fail on (a missing file,
+-- one that is not a model, a directory without the data set) is the user's mistake,
+-- reported as the one line that names it.  Raised without a source position, it is
+-- printed without the traceback a bug in the code deserves.
+local function users_mistake(f, ...)
+  local ok, result = pcall(f, ...)
+  if not ok then error(result, 0) end
+  return result
+end
+
+function recipe.load(path) return users_mistake(lop.load, path) end
+
+function recipe.fashion_mnist(opts) return users_mistake(lop.data.fashion_mnist, opts) end
+
+-- The warning line for a LASSO selection that stopped before converging (info is the
+-- third result of lop.select.lasso), naming the conv whose inputs it chose; nil when
+-- it converged.
+function recipe.lasso_warning(conv, info)
+  if info.converged then return nil end
+  return ("warning: the LASSO selection of %s's input channels did not converge (%d "
+          .. "sweeps, lambda %.4g); the channels it keeps may not be the best choice")
+         :format(conv, info.sweeps, info.lambda)
+end
+
 local Recipe = {}
 Recipe.__index = Recipe
 
@@ -56,26 +90,34 @@ function recipe.start(arg, overrides, description)
   end
   local opt = lop.options(arg, spec, {description = description})
   opt.out = opt.out or (opt.model:gsub("%.lop$", "") .. ".pruned.lop")
+  opt.refit = opt.refit or (opt.solver == "thinet" and "scale" or "weights")
   io.stdout:setvbuf("line")
   local r = setmetatable({opt = opt, log = {}}, Recipe)
-  r.net = lop.load(opt.model)
+  r.net = recipe.load(opt.model)
   r.original = r.net:clone()
-  r.data = lop.data.fashion_mnist{train_size = opt.train_size, test_size = opt.test_size}
+  r.data = recipe.fashion_mnist{dir = opt.data, train_size = opt.train_size,
+                                test_size = opt.test_size}
   r.before = lop.measure(r.original, {data = r.data.test, latency = false})
   print(("%s: test top-1 %.2f%%, %.2fM params, %.2fM FLOPs (multiply-add = 2)")
         :format(opt.model, 100 * r.before.top1, r.before.params / 1e6, r.before.flops / 1e6))
   return r
 end
 
--- Channels to keep of the conv's input, by the recipe's solver, from statistics s.
-function Recipe:select(s, keep_fraction)
+-- Channels to keep of conv `name`'s input, by the recipe's solver, from statistics s.
+function Recipe:select(name, s, keep_fraction)
   local solver, frac = self.opt.solver, keep_fraction or self.opt.keep
   if solver == "random" then return lop.select.random(s, {keep = frac, seed = self.opt.seed}) end
+  if solver == "lasso" then
+    local keep, _, info = lop.select.lasso(s, {keep = frac})
+    local warning = recipe.lasso_warning(name, info)
+    if warning then io.stderr:write(warning, "\n") end
+    return keep
+  end
   return lop.select[solver](s, {keep = frac})
 end
 
 -- Prune the input channels of conv `name` (and the filters producing them): sample,
--- select, reconstruct (ThiNet scales the kept channels; the others refit weights).
+-- select (--solver), reconstruct (--refit: scale the kept channels, or refit weights).
 -- how.reference: take targets Y from this (original) network instead - He et al.'s
 -- correction of the error accumulated upstream; how.residual: also match the sum of
 -- the residual block this conv ends (see lop.sample).
@@ -85,13 +127,12 @@ function Recipe:prune_input_of(name, keep_fraction, how)
   local s = lop.sample(self.net, self.data.train, name, {images = self.opt.images,
                        points = self.opt.points, seed = self.opt.seed,
                        reference = how.reference, residual = how.residual})
-  local keep = self:select(s, keep_fraction)
+  local keep = self:select(name, s, keep_fraction)
   local before = s:channels()
-  local _, err = lop.reconstruct(self.net, name, s, keep,
-                                 {mode = self.opt.solver == "thinet" and "scale" or "weights"})
+  local _, err = lop.reconstruct(self.net, name, s, keep, {mode = self.opt.refit})
   s:close()
-  print(("  %-10s input channels %4d -> %4d  (%s, reconstruction error %.4f, %ds)")
-        :format(name, before, #keep, self.opt.solver, err, os.time() - t0))
+  print(("  %-10s input channels %4d -> %4d  (%s, %s refit, reconstruction error %.4f, %ds)")
+        :format(name, before, #keep, self.opt.solver, self.opt.refit, err, os.time() - t0))
 end
 
 -- Each call sees other batches: its own seed (--seed, then +1 per call) and, for a
@@ -152,22 +193,6 @@ function Recipe:keep_for_flops(consumers, target, stretch)
   end
   local k = fractions(lo)
   return k, flops_with(k)
-end
-
--- VGG-16's convolutions in order; pruning conv k's filters is pruning conv k+1's inputs.
-recipe.VGG16_CONVS = {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2",
-                      "conv3_3", "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2",
-                      "conv5_3"}
-
--- ThiNet's schedule on VGG-16: the first ten convolutions' filters, one layer at a time,
--- each followed by a short fine-tune.
-function Recipe:thinet_first_ten()
-  for i = 1, 10 do
-    local consumer = recipe.VGG16_CONVS[i + 1]
-    print(("layer %d/10"):format(i))
-    self:prune_input_of(consumer)
-    self:finetune(self.opt.finetune, "after " .. consumer)
-  end
 end
 
 -- A bar chart of every convolution's output channels before and after pruning.

@@ -1,7 +1,8 @@
 -- recipes_spec.lua - every pruning recipe in scripts/ runs end to end in a smoke mode
 -- (a few calibration images, a few training steps) as a child process, and leaves a
 -- valid pruned model with fewer FLOPs than the original and accuracy above chance;
--- bad option values are refused with a clear message and a non-zero exit.
+-- bad option values, missing or unreadable models and a missing data directory are
+-- refused with a one-line message and a non-zero exit.
 local lop = require "lopper"
 
 local LOPPER = os.getenv("LOPPER") or "build/lopper"
@@ -15,8 +16,9 @@ local function exists(path)
   return f ~= nil
 end
 
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1")
+-- The exit code and the output (stderr alone with stderr_only).
+local function run(cmd, stderr_only)
+  local p = io.popen(cmd .. (stderr_only and " 2>&1 >/dev/null" or " 2>&1"))
   local out = p:read("a")
   local ok, _, code = p:close()
   return ok and 0 or code, out
@@ -68,11 +70,50 @@ describe("recipes", function()
     check_result(model, out, output)
   end)
 
+  it("choose the refit by --refit, by default scale with thinet and weights otherwise",
+     function()
+    local quick = ("--model %s --out %s --keep 0.9 --train_size 256 --test_size 50 "
+                   .. "--images 8 --points 2 --finetune 0 --final 0 --reps 1")
+                  :format(R20, tmp .. ".refit.lop")
+    for _, case in ipairs{{"", "(thinet, scale refit,"},
+                          {"--solver l1", "(l1, weights refit,"},
+                          {"--refit weights", "(thinet, weights refit,"},
+                          {"--solver l1 --refit scale", "(l1, scale refit,"}} do
+      local code, output = run(("%s scripts/resnet.lua %s %s"):format(LOPPER, quick, case[1]))
+      assert.are.equal(0, code, output)
+      assert.truthy(output:find("s1b1_conv2 input channels   16 ->   15  " .. case[2], 1, true),
+                    output)
+    end
+    os.remove(tmp .. ".refit.lop")
+    os.remove(tmp .. ".refit.widths.svg")
+  end)
+
+  it("report a missing or unreadable model or data directory in one line", function()
+    local garbage = tmp .. ".garbage.lop"
+    local f = assert(io.open(garbage, "wb"))
+    f:write("not a model")
+    f:close()
+    for _, case in ipairs{
+      {"thinet_vgg16", "--model " .. tmp .. ".missing.lop", tmp .. ".missing.lop"},
+      {"resnet", "--model " .. garbage, garbage},
+      {"resnet", ("--model %s --data %s.nodata"):format(R20, tmp),
+       tmp .. ".nodata/train-images-idx3-ubyte.gz"},
+      {"hessian", ("--model %s --data %s.nodata"):format(R20, tmp), tmp .. ".nodata/"},
+    } do
+      local code, err = run(("%s scripts/%s.lua %s"):format(LOPPER, case[1], case[2]), true)
+      assert.are_not.equal(0, code, err)
+      assert.truthy(err:find(case[3], 1, true), err)
+      assert.is_nil(err:find("stack traceback", 1, true), err)
+      assert.are.equal(1, select(2, err:gsub("\n", "")), err)   -- one line
+    end
+    os.remove(garbage)
+  end)
+
   it("results.lua runs one recipe, saves its outcome and writes the page", function()
     local dir, page = tmp .. ".results", tmp .. ".results.md"
-    local code, output = run(("%s scripts/results.lua --run resnet20_2x --dir %s --work %s "
-                              .. "--page %s --test_size 300 --reps 3 --extra='%s'"):format(
-                              LOPPER, dir, dir, page, SMOKE))
+    local code, output = run(("%s scripts/tools/results.lua --run resnet20_2x --dir %s "
+                              .. "--work %s --page %s --test_size 300 --reps 3 --extra='%s'")
+                             :format(LOPPER, dir, dir, page, SMOKE))
     assert.are.equal(0, code, output)
     local o = dofile(dir .. "/resnet20_2x.lua")
     assert.truthy(o.commit:match("^%x+$") or o.commit == "unknown", o.commit)
@@ -92,8 +133,8 @@ describe("recipes", function()
     assert.truthy(text:find("Not yet run: thinet_vgg16,", 1, true), text)
     assert.truthy(io.open(dir .. "/resnet20_2x.widths.svg"))
     -- --measure redoes the figures from the saved model and keeps the rest
-    code, output = run(("%s scripts/results.lua --measure all --dir %s --work %s --page %s "
-                        .. "--test_size 200 --reps 3"):format(LOPPER, dir, dir, page))
+    code, output = run(("%s scripts/tools/results.lua --measure all --dir %s --work %s "
+                        .. "--page %s --test_size 200 --reps 3"):format(LOPPER, dir, dir, page))
     assert.are.equal(0, code, output)
     local m = dofile(dir .. "/resnet20_2x.lua")
     assert.are.equal(200, m.test_images)
@@ -102,13 +143,13 @@ describe("recipes", function()
     assert.are.equal(o.after.flops, m.after.flops)
     assert.are.equal(lop.evaluate(pruned, lop.data.fashion_mnist{train_size = 2, test_size = 200}
                                   .test).top1, m.after.top1)
-    code, output = run(("%s scripts/results.lua --measure thinet_vgg16 --dir %s --work %s "
-                        .. "--page %s"):format(LOPPER, dir, dir, page))
+    code, output = run(("%s scripts/tools/results.lua --measure thinet_vgg16 --dir %s "
+                        .. "--work %s --page %s"):format(LOPPER, dir, dir, page))
     assert.are_not.equal(0, code)
     assert.truthy(output:find("thinet_vgg16 has not been run yet", 1, true), output)
     -- a run going on from another's model needs that one first
-    code, output = run(("%s scripts/results.lua --run thinet_vgg16_ft --dir %s --work %s "
-                        .. "--page %s"):format(LOPPER, dir, dir, page))
+    code, output = run(("%s scripts/tools/results.lua --run thinet_vgg16_ft --dir %s "
+                        .. "--work %s --page %s"):format(LOPPER, dir, dir, page))
     assert.are_not.equal(0, code)
     assert.truthy(output:find("run thinet_vgg16 first", 1, true), output)
     os.execute(("rm -rf '%s' '%s'"):format(dir, page))
@@ -123,13 +164,48 @@ describe("recipes", function()
       code, output = run(("%s scripts/%s.lua --solver magic"):format(LOPPER, script))
       assert.are_not.equal(0, code, script)
       assert.truthy(output:find("--solver", 1, true), output)
+      code, output = run(("%s scripts/%s.lua --refit magic"):format(LOPPER, script))
+      assert.are_not.equal(0, code, script)
+      assert.truthy(output:find("bad value 'magic' for --refit: expected one of scale, weights",
+                                1, true), output)
+      code, output = run(("%s scripts/%s.lua --help"):format(LOPPER, script))
+      assert.are.equal(0, code, output)
+      assert.truthy(output:find("--refit scale|weights", 1, true), output)
     end
+  end)
+
+  it("warn in one line about a LASSO selection that did not converge", function()
+    local warning = lop.recipe.lasso_warning("conv3_2", {converged = false, sweeps = 1000,
+                                                         lambda = 0.25})
+    assert.truthy(warning:find("conv3_2", 1, true), warning)
+    assert.truthy(warning:find("did not converge (1000 sweeps, lambda 0.25)", 1, true), warning)
+    assert.is_nil(warning:find("\n", 1, true))
+    assert.is_nil(lop.recipe.lasso_warning("conv3_2", {converged = true, sweeps = 12,
+                                                       lambda = 0.25}))
   end)
 
   if not exists(VGG) then
     pending("the VGG-16 recipes need the shipped " .. VGG)
     return
   end
+
+  it("results.lua rebuilds the committed page from the saved outcomes and the notes",
+     function()
+    -- The page is all made from the outcomes, models/vgg16.lop (the head's share) and
+    -- docs/results_notes.md: rebuilt from copies of the outcomes, it is the committed
+    -- one to the byte, and so is its plot.
+    local dir, page = tmp .. ".outcomes", tmp .. ".page.md"
+    assert.is_true(os.execute(("mkdir -p '%s' && cp docs/results/*.lua '%s'"):format(dir, dir)))
+    local code, output = run(("%s scripts/tools/results.lua --dir %s --work %s --page %s")
+                             :format(LOPPER, dir, dir, page))
+    assert.are.equal(0, code, output)
+    local plot = "/accuracy_vs_flops.svg"
+    for _, pair in ipairs{{"docs/results.md", page}, {"docs/results" .. plot, dir .. plot}} do
+      code, output = run(("cmp '%s' '%s'"):format(pair[1], pair[2]))
+      assert.are.equal(0, code, output)
+    end
+    os.execute(("rm -rf '%s' '%s'"):format(dir, page))
+  end)
 
   for _, case in ipairs{
     {"thinet_vgg16", ""},
