@@ -4,7 +4,7 @@
  * with arguments from C and reads the table the recipe returns; a recipe that fails
  * hands its message to the C side through lua_pcall, and the state stays usable.
  * The recipe builds a tiny net whose parameter and FLOP counts are computed by hand
- * below.  This file doubles as the embedding example the README points to.
+ * below.  This file doubles as the embedding example docs/embedding.md points to.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -38,7 +38,7 @@ describe("net:replace_head_gap", function()
   end)
 
   if not exists(CHECKPOINT) then
-    pending("the shipped " .. CHECKPOINT .. " (train it: README, Training)")
+    pending("the shipped " .. CHECKPOINT .. " (train it: docs/training.md)")
     return
   end
 
