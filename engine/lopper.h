@@ -32,6 +32,9 @@
  * topological order: a node's inputs must exist when it is added, and the last node
  * added is the network's output.  Per-sample shapes exclude the batch dimension.
  * FLOPs count one multiply-add as 2 FLOPs everywhere.
+ *
+ * The sections below follow the engine's folders, each built on the ones before it:
+ * core, layers, graph, io, data, surgery, select, train.
  */
 #ifndef LOPPER_H
 #define LOPPER_H
