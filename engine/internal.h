@@ -1,6 +1,6 @@
 /*
  * internal.h - structures and helpers shared by the engine's source files but not by
- * its users, in the order of the subsystems (core, layers, graph, surgery, select):
+ * its users, in the order of the subsystems (core, layers, graph, io, surgery, select):
  * error setting and the allocator every engine allocation goes through (so tests can
  * make it fail), the thread pool, the node and graph records, the per-kind layer
  * table, and the few helpers one subsystem offers the ones above it.
@@ -145,6 +145,18 @@ void lop_graph_swap_in(lop_graph *g, lop_graph *fresh);
 /* Forward pass that also records each node's wall time in seconds (may be NULL). */
 int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds);
 
+
+/* ---- io: what the file formats share (engine/io/files.c) ------------------------ */
+
+/* Write path atomically: fill(fd, ctx) writes a temporary file beside it, which is
+ * flushed to disk and renamed over path; on failure path is untouched. */
+typedef int (*lop_fill_fn)(int fd, void *ctx);
+int lop_file_replace(const char *path, lop_fill_fn fill, void *ctx);
+/* n float32 values to and from little-endian bytes (4 n of them); may work in place. */
+void lop_floats_to_le(unsigned char *dst, const float *src, size_t n);
+void lop_floats_from_le(float *dst, const unsigned char *src, size_t n);
+/* The .lop reader alone (lop_graph_load picks it or the ONNX reader by content). */
+int lop_graph_load_lop(const char *path, lop_graph **out);
 
 /* ---- surgery (engine/surgery/) -------------------------------------------------- */
 

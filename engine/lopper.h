@@ -225,11 +225,24 @@ int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *t
 
 /* ==== io: model files (engine/io/) =============================================== */
 
-/* Save atomically (temporary file in the same directory, then rename).  A model file
- * holds at most 10,000 nodes; header lines are limited to 64 KiB. */
+/* Save a .lop file atomically (temporary file in the same directory, then rename).  A
+ * model file holds at most 10,000 nodes; header lines are limited to 64 KiB. */
 int lop_graph_save(const lop_graph *g, const char *path);
-/* Load a .lop file; on failure *out is untouched and nothing leaks. */
+/* Load a .lop file or an ONNX model, told apart by content (a .lop file is a gzip
+ * stream); on failure *out is untouched and nothing leaks. */
 int lop_graph_load(const char *path, lop_graph **out);
+
+/* ONNX (docs/onnx.md).  The reader maps the operators the engine has layers for and
+ * refuses anything else with one message naming the operator and the node.  The
+ * writer emits opset 13, node names kept, atomically; with fold_batchnorm, a
+ * batchnorm right after a convolution (its only reader) is folded into it, the
+ * deployable form. */
+typedef struct lop_onnx_opts {
+    int fold_batchnorm;    /* default 0: BatchNormalization written as is */
+} lop_onnx_opts;
+
+int lop_graph_load_onnx(const char *path, lop_graph **out);
+int lop_graph_save_onnx(const lop_graph *g, const char *path, const lop_onnx_opts *o);
 
 /* ==== data: data sets and batches (engine/data/) ================================= */
 

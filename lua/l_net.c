@@ -1,6 +1,7 @@
 /*
  * l_net.c - networks in Lua: the net userdata owning one engine graph, loading and
- * saving model files, the counts recipes compare (params, FLOPs, time), running a
+ * saving model files (.lop, or ONNX by content when loading and by extension when
+ * saving), the counts recipes compare (params, FLOPs, time), running a
  * forward pass, cloning, and the printed summary table.  Building nets lives in
  * l_build.c and node handles in l_node.c; this file installs all three.
  */
@@ -55,11 +56,19 @@ static int net_load(lua_State *L)
     return 1;
 }
 
+/* net:save(path [, {fold_batchnorm=}]): ONNX when path ends in ".onnx", else .lop. */
 static int net_save(lua_State *L)
 {
+    static const char *const known[] = {"fold_batchnorm", NULL};
     lop_graph *g = lopl_check_net(L, 1);
     const char *path = lopl_check_cstring(L, 2);
-    if (lop_graph_save(g, path) != LOP_OK)
+    size_t len = strlen(path);
+    int onnx = len >= 5 && strcmp(path + len - 5, ".onnx") == 0;
+    lopl_check_opts(L, 3, "net:save", known);
+    lop_onnx_opts o = {.fold_batchnorm = lopl_opt_bool(L, 3, "net:save", "fold_batchnorm", 0)};
+    if (o.fold_batchnorm && !onnx)
+        return luaL_error(L, "net:save: fold_batchnorm applies to .onnx files only");
+    if ((onnx ? lop_graph_save_onnx(g, path, &o) : lop_graph_save(g, path)) != LOP_OK)
         return lopl_fail(L, "net:save");
     return 0;
 }

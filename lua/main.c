@@ -4,7 +4,9 @@
  * `arg` and `...` exactly as lua5.4 does; with no script it is a REPL on GNU readline
  * (history in ~/.lopper_history) where an expression typed alone prints its value.
  * When stdin is not a terminal the REPL reads plain lines without prompts, so a
- * session can be scripted.
+ * session can be scripted.  `lopper --convert in out` converts a model between .lop
+ * and ONNX (lop.load(in):save(out): the input is told by content, the output by
+ * its extension).
  *
  * The structure follows lua.c, Lua's own interpreter: everything runs inside one
  * protected call (pmain), chunks run under a message handler that appends a
@@ -390,6 +392,9 @@ static void repl(lua_State *L)
 static const char usage[] =
     "usage: lopper [options] [script [args]]\n"
     "  -e code  run code (may repeat)\n"
+    "  --convert in out\n"
+    "           convert a model: .lop or ONNX in (by content), out by extension\n"
+    "           (.onnx is ONNX, anything else .lop)\n"
     "  -i       start the REPL after the script\n"
     "  -v       print the version\n"
     "  -h       print this help\n"
@@ -401,6 +406,7 @@ static const char usage[] =
 typedef struct options {
     int script;   /* index of the script in argv, or argc if none */
     int repl, version, help, has_e;
+    int convert;  /* index of --convert's input path in argv, 0 if none */
 } options;
 
 /* Returns 0 on a bad option (after printing why). */
@@ -419,6 +425,14 @@ static int parse_options(int argc, char **argv, options *o)
             o->version = 1;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             o->help = 1;
+        } else if (strcmp(a, "--convert") == 0) {
+            if (i + 2 >= argc) {
+                fprintf(stderr, "lopper: '--convert' needs an input and an output path\n%s",
+                        usage);
+                return 0;
+            }
+            o->convert = i + 1;
+            i += 2;
         } else if (strncmp(a, "-e", 2) == 0) {
             if (a[2] == '\0' && ++i >= argc) {
                 fprintf(stderr, "lopper: '-e' needs an argument\n%s", usage);
@@ -476,6 +490,22 @@ static int run_script(lua_State *L, int argc, char **argv, int script)
     return report(L, status, "lopper: ") == LUA_OK;
 }
 
+/* --convert: a failure is one line for the user, without position or traceback. */
+static int run_convert(lua_State *L, const char *in, const char *out)
+{
+    static const char code[] =
+        "local from, to = ...\n"
+        "local ok, err = pcall(function() lop.load(from):save(to) end)\n"
+        "if not ok then error((tostring(err):gsub('^%(%-%-convert%):%d+: ', '')), 0) end\n";
+    int status = luaL_loadbuffer(L, code, sizeof code - 1, "=(--convert)");
+    if (status == LUA_OK) {
+        lua_pushstring(L, in);
+        lua_pushstring(L, out);
+        status = docall(L, 2, 0);
+    }
+    return report(L, status, "lopper: ") == LUA_OK;
+}
+
 /* Everything that touches Lua, inside one protected call; returns a boolean. */
 static int pmain(lua_State *L)
 {
@@ -501,11 +531,13 @@ static int pmain(lua_State *L)
         printf("lopper %s on %s\n", luaL_optstring(L, -1, "?"), LUA_RELEASE);
         lua_pop(L, 2);
     }
+    if (o.convert && !run_convert(L, argv[o.convert], argv[o.convert + 1]))
+        return 0;
     if (!run_e_options(L, argc, argv, o.script))
         return 0;
     if (o.script < argc && !run_script(L, argc, argv, o.script))
         return 0;
-    if (o.repl || (o.script == argc && !o.has_e && !o.version)) {
+    if (o.repl || (o.script == argc && !o.has_e && !o.version && !o.convert)) {
         interactive = isatty(STDIN_FILENO);
         repl(L);
     }

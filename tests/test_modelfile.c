@@ -3,7 +3,8 @@
  * attributes, parameters, forward output); the bytes follow the documented layout;
  * every damaged, truncated or hostile file is refused with a message and without
  * leaks or a half-built graph escaping; saving is atomic; failed allocations at every
- * site of a load or save are clean.
+ * site of a load or save are clean - for ONNX files too (protobuf-c allocates through
+ * the engine), whose content tests/lua/onnx_spec.lua checks against PyTorch.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -709,20 +710,17 @@ static void test_locale_does_not_matter(void **state)
     lop_graph_free(h);
 }
 
-/* Fail the n-th allocation of a load (then of a save) for n = 1, 2, ... until the call
- * makes it through: every failure is LOP_ENOMEM and leaves nothing behind. */
-static void test_failed_allocations_are_clean(void **state)
+/* Load p with its n-th allocation failing for n = 1, 2, ... until the load makes it
+ * through: every failure is LOP_ENOMEM and hands out nothing; the load that succeeds
+ * gives g back.  Returns the allocations a load took. */
+static long load_under_failures(const char *p, const lop_graph *g)
 {
-    (void)state;
-    lop_graph *g = build_random();
-    assert_int_equal(lop_graph_save(g, path), LOP_OK);
-    bytes before = read_file(path);
     int st = LOP_ENOMEM;
     long n;
     for (n = 1; n < 100000 && st != LOP_OK; n++) {
         lop_graph *sentinel = (lop_graph *)&sentinel, *out = sentinel;
         lop_debug_fail_alloc(n);
-        st = lop_graph_load(path, &out);
+        st = lop_graph_load(p, &out);
         lop_debug_fail_alloc(0);
         if (st == LOP_OK) {
             assert_same_graph(g, out);
@@ -733,24 +731,71 @@ static void test_failed_allocations_are_clean(void **state)
         }
     }
     assert_int_equal(st, LOP_OK);
-    assert_true(n > 20);   /* the graph's nodes and tensors were all in the way */
+    return n;
+}
 
-    lop_graph *other = build_full(8);
-    st = LOP_ENOMEM;
-    for (n = 1; n < 1000 && st != LOP_OK; n++) {
+/* Save g over p (holding before) with the n-th allocation failing, for every n until
+ * the save makes it through: every failure is LOP_ENOMEM, leaves p as it was and no
+ * temporary file behind. */
+static void save_under_failures(int (*save)(const lop_graph *, const char *),
+                                const lop_graph *g, const char *p, const bytes *before)
+{
+    int st = LOP_ENOMEM;
+    for (long n = 1; n < 100000 && st != LOP_OK; n++) {
         lop_debug_fail_alloc(n);
-        st = lop_graph_save(other, path);
+        st = save(g, p);
         lop_debug_fail_alloc(0);
         if (st != LOP_OK) {
             assert_int_equal(st, LOP_ENOMEM);
-            assert_file_is(path, &before);
+            assert_file_is(p, before);
         }
         assert_int_equal(leftovers(), 0);
     }
     assert_int_equal(st, LOP_OK);
+}
+
+/* Fail the n-th allocation of a load (then of a save) for n = 1, 2, ... until the call
+ * makes it through: every failure is LOP_ENOMEM and leaves nothing behind. */
+static void test_failed_allocations_are_clean(void **state)
+{
+    (void)state;
+    lop_graph *g = build_random();
+    assert_int_equal(lop_graph_save(g, path), LOP_OK);
+    bytes before = read_file(path);
+    assert_true(load_under_failures(path, g) > 20);   /* nodes and tensors in the way */
+    lop_graph *other = build_full(8);
+    save_under_failures(lop_graph_save, other, path, &before);
     bytes_free(&before);
     lop_graph_free(g);
     lop_graph_free(other);
+}
+
+static int save_onnx_folded(const lop_graph *g, const char *p)
+{
+    lop_onnx_opts fold = {.fold_batchnorm = 1};
+    return lop_graph_save_onnx(g, p, &fold);
+}
+
+/* The same for an ONNX file: every kind of build_full goes through the writer and the
+ * reader, and the load that succeeds gives the graph back. */
+static void test_onnx_failed_allocations_are_clean(void **state)
+{
+    (void)state;
+    char onnx[160];
+    snprintf(onnx, sizeof onnx, "%s/model.onnx", dir);
+    lop_graph *g = build_random();
+    assert_int_equal(lop_graph_save_onnx(g, onnx, NULL), LOP_OK);
+    bytes before = read_file(onnx);
+    assert_true(load_under_failures(onnx, g) > 30);   /* protobuf's messages too */
+    save_under_failures(save_onnx_folded, g, onnx, &before);
+    lop_graph *folded = NULL;
+    assert_int_equal(lop_graph_load_onnx(onnx, &folded), LOP_OK);
+    assert_int_equal(lop_graph_size(folded), lop_graph_size(g) - 1);   /* bn went into c1 */
+    assert_int_equal(lop_graph_find(folded, "block1/bn"), -1);
+    lop_graph_free(folded);
+    bytes_free(&before);
+    unlink(onnx);
+    lop_graph_free(g);
 }
 
 static const struct CMUnitTest tests[] = {
@@ -765,6 +810,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_node_limit),
     cmocka_unit_test(test_locale_does_not_matter),
     cmocka_unit_test(test_failed_allocations_are_clean),
+    cmocka_unit_test(test_onnx_failed_allocations_are_clean),
 };
 
 static int make_dir(void **state)

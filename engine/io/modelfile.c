@@ -5,8 +5,7 @@
  * float32 and a CRC32 of all of that.  A model file is untrusted input: the reader
  * parses strictly, bounds every line and count, and rebuilds the graph through
  * lop_graph_add so each node is validated exactly as if a program had built it.  The
- * writer fills a temporary file and renames it over the target, so a crash or a full
- * disk never leaves a half-written model behind.
+ * writer replaces the target atomically (files.c).
  */
 #include <assert.h>
 #include <errno.h>
@@ -18,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -202,24 +200,23 @@ static void put_floats(writer *w, const float *x, size_t n)
 {
     while (n > 0) {
         size_t m = n < CHUNK / 4 ? n : CHUNK / 4;
-        unsigned char *b = w->chunk;
-        for (size_t i = 0; i < m; i++) {
-            uint32_t u;
-            memcpy(&u, &x[i], sizeof u);
-            b[4 * i] = (unsigned char)u;
-            b[4 * i + 1] = (unsigned char)(u >> 8);
-            b[4 * i + 2] = (unsigned char)(u >> 16);
-            b[4 * i + 3] = (unsigned char)(u >> 24);
-        }
-        put(w, b, 4 * m);
+        lop_floats_to_le(w->chunk, x, m);
+        put(w, w->chunk, 4 * m);
         x += m;
         n -= m;
     }
 }
 
-/* Header, tensors and checksum into the open temporary file fd, flushed to disk. */
-static int write_stream(writer *w, const lop_graph *g, int fd)
+typedef struct save_job {
+    writer *w;
+    const lop_graph *g;
+} save_job;
+
+/* Header, tensors and checksum into the open temporary file fd. */
+static int write_stream(int fd, void *ctx)
 {
+    writer *w = ((save_job *)ctx)->w;
+    const lop_graph *g = ((save_job *)ctx)->g;
     int gzfd = dup(fd);
     if (gzfd < 0)
         return lop_fail(LOP_EIO, "cannot save %s: %s", w->path, strerror(errno));
@@ -255,35 +252,7 @@ static int write_stream(writer *w, const lop_graph *g, int fd)
         int e = w->write_errno ? w->write_errno : errno ? errno : EIO;
         return lop_fail(LOP_EIO, "cannot save %s: write failed: %s", w->path, strerror(e));
     }
-    if (fsync(fd) != 0)
-        return lop_fail(LOP_EIO, "cannot save %s: fsync failed: %s", w->path, strerror(errno));
     return LOP_OK;
-}
-
-/* Create tmp (path + ".tmp.XXXXXX") exclusively, like mkstemp but with mode 0666 so
- * the umask applies as for any file the program writes: mkstemp's 0600 would make
- * every saved model unreadable to everyone but its owner. */
-static int create_temp(const char *path, char *tmp)
-{
-    static const char letters[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    size_t plen = strlen(path);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    lop_rng rng;
-    lop_rng_seed(&rng, (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^
-                           (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)tmp);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.", 5);
-    tmp[plen + 11] = '\0';
-    for (int attempt = 0; attempt < 100; attempt++) {
-        for (int i = 0; i < 6; i++)
-            tmp[plen + 5 + i] = letters[lop_rng_below(&rng, (int)sizeof letters - 1)];
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
 }
 
 int lop_graph_save(const lop_graph *g, const char *path)
@@ -291,30 +260,13 @@ int lop_graph_save(const lop_graph *g, const char *path)
     if (lop_graph_size(g) > MAX_NODES)
         return lop_fail(LOP_EINVAL, "cannot save %s: %d nodes, a model file holds at most %d",
                         path, lop_graph_size(g), MAX_NODES);
-    char *tmp = lop_malloc(strlen(path) + sizeof ".tmp.XXXXXX");
     writer w = {.path = path};
     w.line = lop_malloc(LINE_CAP + CHUNK);
-    if (!tmp || !w.line) {
-        lop_free(tmp);
-        lop_free(w.line);
+    if (!w.line)
         return LOP_ENOMEM;
-    }
     w.chunk = (unsigned char *)w.line + LINE_CAP;
-    int st, fd = create_temp(path, tmp);
-    if (fd < 0) {
-        st = lop_fail(LOP_EIO, "cannot save %s: cannot create a temporary file beside it: "
-                      "%s", path, strerror(errno));
-    } else {
-        st = write_stream(&w, g, fd);
-        if (close(fd) != 0 && st == LOP_OK)
-            st = lop_fail(LOP_EIO, "cannot save %s: close failed: %s", path, strerror(errno));
-        if (st == LOP_OK && rename(tmp, path) != 0)
-            st = lop_fail(LOP_EIO, "cannot save %s: cannot rename %s over it: %s", path, tmp,
-                          strerror(errno));
-        if (st != LOP_OK)
-            unlink(tmp);
-    }
-    lop_free(tmp);
+    save_job job = {&w, g};
+    int st = lop_file_replace(path, write_stream, &job);
     lop_free(w.line);
     return st;
 }
@@ -677,15 +629,9 @@ static int read_header(reader *r, lop_graph *g, lop_tensor ***tensors, int *coun
 static int read_floats(reader *r, float *x, size_t n)
 {
     int st = take(r, x, n * sizeof(float), "tensor data");
-    if (st != LOP_OK)
-        return st;
-    const unsigned char *b = (const unsigned char *)x;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
-                     (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] << 24;
-        memcpy(&x[i], &u, sizeof u);
-    }
-    return LOP_OK;
+    if (st == LOP_OK)   /* in place: each value's bytes are read before it is written */
+        lop_floats_from_le(x, (const unsigned char *)x, n);
+    return st;
 }
 
 /* The checksum, then the end of the stream. */
@@ -738,7 +684,7 @@ static int reader_open(reader *r, const char *path)
     return st;
 }
 
-int lop_graph_load(const char *path, lop_graph **out)
+int lop_graph_load_lop(const char *path, lop_graph **out)
 {
     reader r = {0};
     lop_graph *g = NULL;

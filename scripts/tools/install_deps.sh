@@ -1,12 +1,15 @@
 #!/bin/sh
-# install_deps.sh - install the Debian 12 packages Lopper builds, tests and runs with.
-# Called by the Makefile before the first build, so a fresh machine needs no manual
-# step; uses apt-get directly as root and sudo otherwise.  Installs only what is
-# missing, so it is quick (and offline-safe) once everything is there.
+# install_deps.sh - install the Debian 12 packages Lopper builds, tests and runs with
+# (python3-onnx, -torch and -torchvision only as test references: the ONNX spec
+# builds its fixtures with them).  Called by the Makefile before the first build, so
+# a fresh machine needs no manual step; uses apt-get directly as root and sudo
+# otherwise.  Installs only what is missing, so it is quick (and offline-safe) once
+# everything is there.
 set -eu
 
 PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev zlib1g-dev
-libreadline-dev libcmocka-dev lua-busted dataset-fashion-mnist"
+libreadline-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libcmocka-dev lua-busted
+dataset-fashion-mnist python3-onnx python3-torch python3-torchvision"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,314 @@
+"""make_fixtures.py OUTDIR - the ONNX fixtures of tests/lua/onnx_spec.lua, built with
+PyTorch (Debian python3-torch) as the independent reference, never committed.
+
+For each small network below: NAME.onnx exported in eval mode (PyTorch folds each
+batchnorm that follows a convolution into it), NAME_bn.onnx exported with
+training=TrainingMode.PRESERVE (batchnorm kept), and NAME.ref.lua, a Lua table with
+the fixed input, PyTorch's output on it, and parameter and FLOP counts taken in
+PyTorch with forward hooks, counted as the engine counts (a multiply-add is 2 FLOPs;
+batchnorm 2 per output value, ReLU and each add 1, a pool one per window tap,
+global pooling one per input value; batchnorm's running mean and variance count as
+parameters).  "folded" counts are what the eval export holds: no batchnorm that
+follows a convolution, whose bias takes its shift.  Also writes plain.onnx as
+older exporters lay it out (opset 11, initializers listed as inputs) and with its
+weights as float_data, and the files the engine must refuse (an unsupported operator, a non-float weight, a dilated
+convolution, excluded padding, a truncated file, garbage bytes).
+"""
+import json
+import os
+import sys
+
+try:
+    import numpy as np
+    import onnx
+    import onnx.numpy_helper
+    from onnx import TensorProto, helper
+    import torch
+    import torch.nn as nn
+except ImportError as e:
+    sys.stderr.write("make_fixtures.py: %s: install python3-torch python3-torchvision "
+                     "python3-onnx (scripts/tools/install_deps.sh does)\n" % e)
+    sys.exit(3)
+
+
+class Add(nn.Module):
+    def forward(self, a, b):
+        return a + b
+
+
+class Cat(nn.Module):
+    def forward(self, a, b):
+        return torch.cat([a, b], 1)
+
+
+class SpatialMean(nn.Module):
+    """x.mean((2, 3)): exports as ReduceMean without keepdims."""
+    def forward(self, x):
+        return x.mean((2, 3))
+
+
+class MatMulAdd(nn.Module):
+    """x @ W + b: exports as MatMul + Add, not Gemm."""
+    def __init__(self, k, m):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(k, m) / k ** 0.5)
+        self.bias = nn.Parameter(torch.randn(m))
+
+    def forward(self, x):
+        return torch.matmul(x, self.weight) + self.bias
+
+
+def conv_bn(cin, cout, k=3, stride=1, groups=1):
+    return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class Plain(nn.Module):
+    """conv+bn+relu+maxpool, twice; flatten; linear."""
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(*conv_bn(3, 8), nn.MaxPool2d(2),
+                                      *conv_bn(8, 16, stride=2))
+        self.classifier = nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class Reshaped(nn.Module):
+    """x.view(x.size(0), -1) with a dynamic batch (the Shape/Gather/Unsqueeze/Concat
+    chain), MatMul + Add, dropout, a biased convolution without batchnorm."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, 1, 1)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.drop = nn.Dropout(0.3)
+        self.fc1 = MatMulAdd(6 * 8 * 8, 32)
+        self.relu2 = nn.ReLU()
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.pool(self.relu(self.conv(x)))
+        x = x.view(x.size(0), -1)
+        return self.fc2(self.relu2(self.drop(self.fc1(x))))
+
+
+class Residual(nn.Module):
+    """A basic block with an identity shortcut, one with a strided 1x1 projection,
+    global average pooling, linear."""
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(*conv_bn(3, 8))
+        self.a1 = nn.Sequential(*conv_bn(8, 8), nn.Conv2d(8, 8, 3, 1, 1, bias=False),
+                                nn.BatchNorm2d(8))
+        self.add1, self.relu1 = Add(), nn.ReLU()
+        self.b1 = nn.Sequential(*conv_bn(8, 16, stride=2), nn.Conv2d(16, 16, 3, 1, 1, bias=False),
+                                nn.BatchNorm2d(16))
+        self.short = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+        self.add2, self.relu2 = Add(), nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.relu1(self.add1(self.a1(x), x))
+        x = self.relu2(self.add2(self.b1(x), self.short(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class Concat(nn.Module):
+    """Two branches concatenated, batchnorm after the concat (not foldable), average
+    pooling, flatten, linear."""
+    def __init__(self):
+        super().__init__()
+        self.left = nn.Conv2d(3, 6, 1)
+        self.right = nn.Conv2d(3, 10, 3, 1, 1)
+        self.cat = Cat()
+        self.bn = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU()
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(16 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = self.relu(self.bn(self.cat(self.left(x), self.right(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class Grouped(nn.Module):
+    """Grouped and depthwise convolutions, average pooling with padding (counted, as
+    PyTorch's default count_include_pad=True), mean over the spatial axes."""
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(*conv_bn(3, 16), *conv_bn(16, 32, groups=4),
+                                      *conv_bn(32, 32, stride=2, groups=32),
+                                      nn.AvgPool2d(3, 1, 1))
+        self.mean = SpatialMean()
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc(self.mean(self.features(x)))
+
+
+NETS = {"plain": Plain, "reshaped": Reshaped, "residual": Residual, "concat": Concat,
+        "grouped": Grouped}
+BATCH, SHAPE = 2, (3, 16, 16)
+
+
+def randomize(model):
+    """Batchnorm statistics and affine terms away from 1 and 0, so they matter."""
+    g = torch.Generator().manual_seed(7)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m.weight.data = 0.5 + torch.rand(c, generator=g)
+            m.bias.data = torch.randn(c, generator=g) * 0.2
+            m.running_mean = torch.randn(c, generator=g) * 0.3
+            m.running_var = 0.5 + torch.rand(c, generator=g)
+
+
+def counts(model, x):
+    """(params, flops) as the engine counts them, and the same after PyTorch's eval
+    export folds each batchnorm that reads a convolution's output into it."""
+    flops, bn_flops, conv_out, hooks = [0], [0], {}, []
+    fold_params = [0]
+
+    def hook(m, inp, out):
+        n_out = out.numel() // out.shape[0]
+        if isinstance(m, nn.Conv2d):
+            conv_out[id(out)] = m
+            cin = m.in_channels // m.groups
+            flops[0] += 2 * m.out_channels * cin * m.kernel_size[0] * m.kernel_size[1] * \
+                out.shape[2] * out.shape[3]
+        elif isinstance(m, nn.Linear):
+            flops[0] += 2 * m.in_features * m.out_features
+        elif isinstance(m, MatMulAdd):
+            flops[0] += 2 * m.weight.numel()
+        elif isinstance(m, nn.BatchNorm2d):
+            flops[0] += 2 * n_out
+            conv = conv_out.get(id(inp[0]))
+            if conv is not None:   # folded: BN's 4C values go, the conv gains a bias
+                bn_flops[0] += 2 * n_out
+                fold_params[0] += 4 * m.num_features - (m.num_features if conv.bias is None else 0)
+        elif isinstance(m, (nn.ReLU, Add)):
+            flops[0] += n_out
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
+            flops[0] += k * k * n_out
+        elif isinstance(m, (nn.AdaptiveAvgPool2d, SpatialMean)):
+            flops[0] += inp[0].numel() // inp[0].shape[0]
+
+    for m in model.modules():
+        hooks.append(m.register_forward_hook(hook))
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    params = sum(p.numel() for p in model.parameters())
+    params += sum(b.numel() for name, b in model.named_buffers()
+                  if name.endswith("running_mean") or name.endswith("running_var"))
+    return {"params": params, "flops": flops[0],
+            "params_folded": params - fold_params[0], "flops_folded": flops[0] - bn_flops[0]}
+
+
+def lua_table(obj):
+    """A JSON-shaped value as a Lua constructor ([] -> {}, "k": -> k =)."""
+    if isinstance(obj, dict):
+        return "{" + ", ".join("%s = %s" % (k, lua_table(v)) for k, v in obj.items()) + "}"
+    if isinstance(obj, list):
+        return "{" + ", ".join(lua_table(v) for v in obj) + "}"
+    return json.dumps(obj)
+
+
+def export(model, x, path, training, dynamic):
+    kw = {"dynamic_axes": {"input": {0: "N"}, "output": {0: "N"}}} if dynamic else {}
+    torch.onnx.export(model, x, path, input_names=["input"], output_names=["output"],
+                      opset_version=13, training=training,
+                      do_constant_folding=training == torch.onnx.TrainingMode.EVAL, **kw)
+
+
+def write_nets(out):
+    for name, cls in NETS.items():
+        torch.manual_seed(1)
+        model = cls()
+        randomize(model)
+        model.eval()
+        x = torch.randn(BATCH, *SHAPE, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            y = model(x)
+        dynamic = name == "reshaped"
+        export(model, x, os.path.join(out, name + ".onnx"), torch.onnx.TrainingMode.EVAL,
+               dynamic)
+        export(model, x, os.path.join(out, name + "_bn.onnx"),
+               torch.onnx.TrainingMode.PRESERVE, dynamic)
+        ref = {"input": x.tolist(), "output": y.tolist()}
+        ref.update(counts(model, x))
+        with open(os.path.join(out, name + ".ref.lua"), "w") as f:
+            f.write("return " + lua_table(ref) + "\n")
+
+
+def tensor(name, array, dtype=TensorProto.FLOAT):
+    return helper.make_tensor(name, dtype, array.shape, array.flatten().tolist())
+
+
+def conv_model(path, op_after=None, weight_type=TensorProto.FLOAT, **conv_attrs):
+    """input [1, 3, 8, 8] -> Conv (weight of the given type) [-> op_after]."""
+    w = np.ones((4, 3, 3, 3), dtype=np.float32)
+    nodes = [helper.make_node("Conv", ["input", "w"], ["conv_out"], name="the_conv",
+                              kernel_shape=[3, 3], pads=[1, 1, 1, 1], **conv_attrs)]
+    last = "conv_out"
+    if op_after:
+        nodes.append(helper.make_node(op_after, ["conv_out"], ["after"], name="the_" +
+                                      op_after.lower()))
+        last = "after"
+    graph = helper.make_graph(
+        nodes, "bad", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)],
+        [tensor("w", w.astype(np.int64) if weight_type == TensorProto.INT64 else w, weight_type)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def write_variants(out):
+    """plain.onnx as older exporters and other writers lay it out: opset 11 with the
+    initializers listed as graph inputs too; weights as float_data, not raw_data."""
+    torch.manual_seed(1)
+    model = Plain()
+    randomize(model)
+    model.eval()
+    torch.onnx.export(model, torch.zeros(BATCH, *SHAPE), os.path.join(out, "plain_old.onnx"),
+                      input_names=["input"], output_names=["output"], opset_version=11,
+                      keep_initializers_as_inputs=True)
+    m = onnx.load(os.path.join(out, "plain.onnx"))
+    for i, t in enumerate(m.graph.initializer):
+        a = onnx.numpy_helper.to_array(t)
+        m.graph.initializer[i].CopyFrom(tensor(t.name, a))
+    onnx.save(m, os.path.join(out, "plain_float_data.onnx"))
+
+
+def write_refusals(out):
+    conv_model(os.path.join(out, "sigmoid.onnx"), op_after="Sigmoid")
+    conv_model(os.path.join(out, "int_weight.onnx"), weight_type=TensorProto.INT64)
+    conv_model(os.path.join(out, "dilated.onnx"), dilations=[2, 2])
+    model = nn.Sequential(nn.AvgPool2d(3, 1, 1, count_include_pad=False)).eval()
+    export(model, torch.zeros(1, 3, 8, 8), os.path.join(out, "avg_exclude.onnx"),
+           torch.onnx.TrainingMode.EVAL, False)
+    with open(os.path.join(out, "plain.onnx"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(out, "truncated.onnx"), "wb") as f:
+        f.write(data[:len(data) // 2])
+    rng = np.random.default_rng(5)
+    with open(os.path.join(out, "garbage.onnx"), "wb") as f:
+        f.write(b"\x0a\xff" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(1)
+    write_nets(out)
+    write_variants(out)
+    write_refusals(out)
+
+
+if __name__ == "__main__":
+    main()
