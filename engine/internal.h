@@ -172,6 +172,8 @@ void lop_graph_apply_masks(lop_graph *g);
 /* Selection rules: refuse keeping nkeep of c channels unless 1 <= nkeep <= c (the
  * message starts with what); sort channel indices increasing. */
 int lop_check_keep(int c, int nkeep, const char *what);
+/* Refuse node unless it is a conv2d or linear layer (one with filters to rank). */
+int lop_check_filter_layer(const lop_graph *g, int node, const char *what);
 void lop_sort_channels(int *keep, int n);
 
 #endif

@@ -81,12 +81,12 @@ static int add_filter_l1(const lop_graph *g, const lop_groups *gs, int node, int
 
 int lop_select_l1(const lop_graph *g, int node, int nkeep, int *keep)
 {
-    if (node < 0 || node >= g->n ||
-        (g->nodes[node]->kind != LOP_CONV2D && g->nodes[node]->kind != LOP_LINEAR))
-        return lop_fail(LOP_EINVAL, "l1: node %d is not a conv2d or linear layer", node);
+    int st = lop_check_filter_layer(g, node, "l1");
+    if (st != LOP_OK)
+        return st;
     const lop_node *layer = g->nodes[node];
     int c = lop_input_node(g, layer, 0)->dims[0];
-    int st = lop_check_keep(c, nkeep, "l1");
+    st = lop_check_keep(c, nkeep, "l1");
     if (st != LOP_OK)
         return st;
     lop_groups gs = {0};

@@ -126,9 +126,9 @@ static void snapshot_restore_free(lop_graph *g, snapshot *s, int restore)
 int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hessian_opts *o,
                     double *eigenvalue, float *eigenvector, int *iterations)
 {
-    if (node < 0 || node >= g->n ||
-        (g->nodes[node]->kind != LOP_CONV2D && g->nodes[node]->kind != LOP_LINEAR))
-        return lop_fail(LOP_EINVAL, "hessian: node %d is not a conv2d or linear layer", node);
+    int st = lop_check_filter_layer(g, node, "hessian");
+    if (st != LOP_OK)
+        return st;
     if (o->images < 2 || o->images > d->n || o->batch < 2 || o->max_iter < 1 || !(o->tol > 0))
         return lop_fail(LOP_EINVAL, "hessian: need 2 <= images <= %d, batch >= 2, "
                         "max_iter >= 1 and tol > 0", d->n);
@@ -140,7 +140,7 @@ int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hess
     float *scratch = lop_malloc(count * sizeof *scratch);
     j.labels = lop_malloc((size_t)o->batch * sizeof(int));
     j.order = lop_malloc((size_t)d->n * sizeof(int));
-    int st = (!v || !hv || !scratch || !j.labels || !j.order) ? LOP_ENOMEM : LOP_OK;
+    st = (!v || !hv || !scratch || !j.labels || !j.order) ? LOP_ENOMEM : LOP_OK;
     if (st == LOP_OK)
         st = snapshot_take(g, &snap);
     double lambda = 0;
@@ -207,9 +207,9 @@ lop_hessian_opts lop_hessian_opts_default(void)
 int lop_hessian_importance(const lop_graph *g, int node, const float *eigenvector,
                            int weighted, double *score)
 {
-    if (node < 0 || node >= g->n ||
-        (g->nodes[node]->kind != LOP_CONV2D && g->nodes[node]->kind != LOP_LINEAR))
-        return lop_fail(LOP_EINVAL, "hessian: node %d is not a conv2d or linear layer", node);
+    int st = lop_check_filter_layer(g, node, "hessian");
+    if (st != LOP_OK)
+        return st;
     const lop_tensor *w = g->nodes[node]->param[0];
     int filters = w->shape[0];
     size_t per = w->numel / (size_t)filters;

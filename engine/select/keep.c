@@ -1,8 +1,8 @@
 /*
  * keep.c - what every selection rule shares: how many channels a kept fraction means,
- * the validation of a request, and the one top-k (highest scores, ties to the lower
- * channel, returned in increasing channel order) that LASSO's final cut, the L1 rule
- * and the Hessian ranking all go through.
+ * the validation of a request (and of the layer whose filters a rule ranks), and the
+ * one top-k (highest scores, ties to the lower channel, returned in increasing channel
+ * order) that LASSO's final cut, the L1 rule and the Hessian ranking all go through.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +23,14 @@ int lop_check_keep(int c, int nkeep, const char *what)
         return lop_fail(LOP_EINVAL, "%s: no channels to select from", what);
     if (nkeep < 1 || nkeep > c)
         return lop_fail(LOP_EINVAL, "%s: cannot keep %d of %d channels", what, nkeep, c);
+    return LOP_OK;
+}
+
+int lop_check_filter_layer(const lop_graph *g, int node, const char *what)
+{
+    if (node < 0 || node >= g->n ||
+        (g->nodes[node]->kind != LOP_CONV2D && g->nodes[node]->kind != LOP_LINEAR))
+        return lop_fail(LOP_EINVAL, "%s: node %d is not a conv2d or linear layer", what, node);
     return LOP_OK;
 }
 

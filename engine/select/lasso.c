@@ -69,18 +69,22 @@ static void solve_at(const double *A, const double *r, int c, double lambda, dou
     info->converged = info->converged && sweeps >= 0;
 }
 
-/* The normalised problem: An = D A D, rn = D r with D = diag(1 / norm_j) (0 for a
- * channel whose filter is zero: it contributes nothing and is never selected). */
+/* Channel j's factor to a unit-norm filter: 1 / norm_j, 1 without norms, and 0 for a
+ * zero filter (it contributes nothing, so the LASSO never prefers it). */
+static double unit_scale(const double *norm, int j)
+{
+    return !norm ? 1 : norm[j] > 0 ? 1 / norm[j] : 0;
+}
+
+/* The normalised problem: An = D A D, rn = D r with D = diag(unit_scale). */
 static void normalise(const double *A, const double *r, const double *norm, int c,
                       double *An, double *rn)
 {
     for (int i = 0; i < c; i++) {
-        double di = norm ? (norm[i] > 0 ? 1 / norm[i] : 0) : 1;
+        double di = unit_scale(norm, i);
         rn[i] = r[i] * di;
-        for (int j = 0; j < c; j++) {
-            double dj = norm ? (norm[j] > 0 ? 1 / norm[j] : 0) : 1;
-            An[(size_t)i * c + j] = A[(size_t)i * c + j] * di * dj;
-        }
+        for (int j = 0; j < c; j++)
+            An[(size_t)i * c + j] = A[(size_t)i * c + j] * di * unit_scale(norm, j);
     }
 }
 
