@@ -129,6 +129,9 @@ typedef enum lop_kind {
     LOP_CONCAT,
     LOP_DROPOUT,
     LOP_PICK,          /* out[:, j] = in[:, index[j]] (see lop_graph_insert_pick) */
+    LOP_RELU6,         /* min(max(x, 0), 6) (MobileNetV2's activation) */
+    LOP_PAD,           /* zeros around each (H,W) plane: pad_h/pad_w rows/columns
+                          before, pad_bottom/pad_right after */
     LOP_KIND_COUNT
 } lop_kind;
 
@@ -143,6 +146,12 @@ typedef struct lop_attrs {
     int kernel_h, kernel_w;        /* conv2d, maxpool, avgpool */
     int stride_h, stride_w;        /* default 1; pools read 0 as = kernel */
     int pad_h, pad_w;              /* default 0 */
+    int pad_bottom, pad_right;     /* pad: zeros after (pad_h/pad_w are before); 0 */
+    int ceil_mode;                 /* maxpool, avgpool: 1 rounds the output size up
+                                      as PyTorch's ceil_mode does (default 0) */
+    int exclude_pad;               /* avgpool: 1 divides each window by its taps inside
+                                      the image only (ONNX count_include_pad=0);
+                                      default 0: padding counts as zeros */
     int groups;                    /* conv2d: default 1; = channels for depthwise */
     int bias;                      /* conv2d, linear: 1 to have a bias (default 1) */
     float eps;                     /* batchnorm: default 1e-5 */
@@ -310,6 +319,9 @@ typedef struct lop_member {
 
 typedef struct lop_group {
     int channels;
+    int slices;            /* a grouped convolution in the group splits its channels
+                              into this many equal consecutive slices, and a keep list
+                              must keep as many channels in each (1: no constraint) */
     int prunable;
     char why[96];          /* why not, when not prunable */
     int nmembers;
