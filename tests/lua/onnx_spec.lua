@@ -7,59 +7,17 @@
 -- fixtures cannot be built and every case fails saying what to install.
 local lop = require "lopper"
 
+local util = dofile("tests/lua/util.lua")
+local run, rel_err, names, tmpfile = util.run, util.rel_err, util.names, util.tmpfile
+local check = util.check_onnx
+
 local LOPPER = os.getenv("LOPPER") or "build/lopper"
-local PYTHON = "/usr/bin/python3"
+local PYTHON = util.PYTHON
 local DIR = (LOPPER:match("^(.*)/[^/]*$") or ".") .. "/onnx"   -- under build/
 local NETS = {"plain", "reshaped", "residual", "concat", "grouped"}
 -- Lopper against PyTorch: max |difference| <= TOL * max(1, max |PyTorch output|).
 -- Measured on these nets: at most 3.6e-7 (float32 sums taken in another order).
 local TOL = 1e-5
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
-
-local function flatten(t, out)
-  out = out or {}
-  for _, v in ipairs(t) do
-    if type(v) == "table" then flatten(v, out) else out[#out + 1] = v end
-  end
-  return out
-end
-
--- Largest difference between two nested tables of numbers, relative to max(1, max |b|).
-local function rel_err(a, b)
-  a, b = flatten(a), flatten(b)
-  assert.are.equal(#b, #a)
-  local diff, scale = 0, 1
-  for i = 1, #b do
-    diff = math.max(diff, math.abs(a[i] - b[i]))
-    scale = math.max(scale, math.abs(b[i]))
-  end
-  return diff / scale
-end
-
-local function names(net)
-  local out = {}
-  for _, n in ipairs(net:nodes()) do out[#out + 1] = n.name end
-  return out
-end
-
-local function tmpfile(suffix)
-  local base = os.tmpname()
-  os.remove(base)
-  return base .. suffix
-end
-
--- python3-onnx's checker (full check, shape inference included) on files we wrote.
-local function check(...)
-  local code, out = run(("%s tests/onnx/check_model.py %s"):format(PYTHON,
-                        table.concat({...}, " ")))
-  assert(code == 0, "onnx.checker refused a file Lopper wrote:\n" .. out)
-end
 
 local function load_error(path)
   local ok, err = pcall(lop.load, path)
