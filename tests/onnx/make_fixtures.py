@@ -25,6 +25,7 @@ try:
     from onnx import TensorProto, helper
     import torch
     import torch.nn as nn
+    from torch.overrides import TorchFunctionMode
 except ImportError as e:
     sys.stderr.write("make_fixtures.py: %s: install python3-torch python3-torchvision "
                      "python3-onnx (scripts/tools/install_deps.sh does)\n" % e)
@@ -167,48 +168,110 @@ def randomize(model):
             m.running_var = 0.5 + torch.rand(c, generator=g)
 
 
+class _Functional(TorchFunctionMode):
+    """What a network computes as functions rather than modules (torchvision writes
+    `out += identity`, `F.relu(x)`, `torch.cat`, `x.mean([2, 3])`): calls made outside
+    every counted module are handed to on_call."""
+    def __init__(self, on_call):
+        super().__init__()
+        self.on_call = on_call
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.on_call(getattr(func, "__name__", ""), args, kwargs or {}, out)
+        return out
+
+
 def counts(model, x):
-    """(params, flops) as the engine counts them, and the same after PyTorch's eval
-    export folds each batchnorm that reads a convolution's output into it."""
-    flops, bn_flops, conv_out, hooks = [0], [0], {}, []
-    fold_params = [0]
+    """(params, flops) as the engine counts them, the same after PyTorch's eval
+    export folds each batchnorm that reads a convolution's output into it, the
+    trainable parameters alone (what torchvision publishes) and the multiply-adds of
+    the convolutions and linear layers.  Modules are counted by forward hooks; what
+    runs as a function outside them (an add of two activations, a functional ReLU,
+    adaptive pooling to 1x1, a mean over H and W) through _Functional.  A module or
+    a function that computes something the counts do not know is an error."""
+    flops, bn_flops, macs, conv_out, hooks = [0], [0], [0], {}, []
+    fold_params, inside = [0], [0]
+    counted = (nn.Conv2d, nn.Linear, MatMulAdd, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, Add,
+               nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, SpatialMean, nn.Dropout,
+               nn.Flatten, Cat)
+    free = (nn.Dropout, nn.Flatten, Cat)   # no FLOPs
+
+    def per_sample(t):
+        return t.numel() // t.shape[0]
+
+    def pre_hook(m, inp):
+        inside[0] += 1
 
     def hook(m, inp, out):
-        n_out = out.numel() // out.shape[0]
+        inside[0] -= 1
+        n_out = per_sample(out)
         if isinstance(m, nn.Conv2d):
-            conv_out[id(out)] = m
+            # kept alive, so its id cannot pass to a later tensor
+            conv_out[id(out)] = (m, out)
             cin = m.in_channels // m.groups
-            flops[0] += 2 * m.out_channels * cin * m.kernel_size[0] * m.kernel_size[1] * \
+            mac = m.out_channels * cin * m.kernel_size[0] * m.kernel_size[1] * \
                 out.shape[2] * out.shape[3]
-        elif isinstance(m, nn.Linear):
-            flops[0] += 2 * m.in_features * m.out_features
-        elif isinstance(m, MatMulAdd):
-            flops[0] += 2 * m.weight.numel()
+            macs[0] += mac
+            flops[0] += 2 * mac
+        elif isinstance(m, (nn.Linear, MatMulAdd)):
+            mac = m.in_features * m.out_features if isinstance(m, nn.Linear) else m.weight.numel()
+            macs[0] += mac
+            flops[0] += 2 * mac
         elif isinstance(m, nn.BatchNorm2d):
             flops[0] += 2 * n_out
             conv = conv_out.get(id(inp[0]))
             if conv is not None:   # folded: BN's 4C values go, the conv gains a bias
                 bn_flops[0] += 2 * n_out
-                fold_params[0] += 4 * m.num_features - (m.num_features if conv.bias is None else 0)
-        elif isinstance(m, (nn.ReLU, Add)):
+                fold_params[0] += 4 * m.num_features - (m.num_features if conv[0].bias is None
+                                                        else 0)
+        elif isinstance(m, (nn.ReLU, nn.ReLU6, Add)):
             flops[0] += n_out
         elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
             k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
             flops[0] += k * k * n_out
         elif isinstance(m, (nn.AdaptiveAvgPool2d, SpatialMean)):
-            flops[0] += inp[0].numel() // inp[0].shape[0]
+            if n_out != out.shape[1]:
+                raise ValueError("%s: adaptive pooling to more than 1x1 is not counted" % m)
+            flops[0] += per_sample(inp[0])
+
+    def functional(name, args, kwargs, out):
+        if inside[0]:
+            return
+        if name in ("add", "add_", "__add__", "__iadd__", "__radd__"):
+            if not (len(args) == 2 and all(isinstance(a, torch.Tensor) for a in args) and
+                    args[0].shape == args[1].shape):
+                raise ValueError("an add that is not of two activations is not counted")
+            flops[0] += per_sample(out)
+        elif name in ("relu", "relu_"):
+            flops[0] += per_sample(out)
+        elif name == "adaptive_avg_pool2d" or (name == "mean" and per_sample(out) ==
+                                                out.shape[1] and args[0].dim() == 4):
+            flops[0] += per_sample(args[0])
+        elif name in ("cat", "flatten", "dropout", "view", "reshape", "size", "dim",
+                      "__get__", "__len__"):
+            pass
+        elif isinstance(out, torch.Tensor) and out.dim() > 0:
+            raise ValueError("function %s outside the counted modules is not counted" % name)
 
     for m in model.modules():
-        hooks.append(m.register_forward_hook(hook))
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
-    params = sum(p.numel() for p in model.parameters())
-    params += sum(b.numel() for name, b in model.named_buffers()
-                  if name.endswith("running_mean") or name.endswith("running_var"))
+        if isinstance(m, counted):
+            hooks.append(m.register_forward_pre_hook(pre_hook))
+            hooks.append(m.register_forward_hook(hook))
+        elif not list(m.children()) and not isinstance(m, free):
+            raise ValueError("module %s is not counted" % type(m).__name__)
+    try:
+        with torch.no_grad(), _Functional(functional):
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    trainable = sum(p.numel() for p in model.parameters())
+    params = trainable + sum(b.numel() for name, b in model.named_buffers()
+                             if name.endswith("running_mean") or name.endswith("running_var"))
     return {"params": params, "flops": flops[0],
-            "params_folded": params - fold_params[0], "flops_folded": flops[0] - bn_flops[0]}
+            "params_folded": params - fold_params[0], "flops_folded": flops[0] - bn_flops[0],
+            "trainable": trainable, "macs": macs[0]}
 
 
 def lua_table(obj):
