@@ -4,7 +4,8 @@
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/asan)
 #   make demo       the main job: a short ThiNet run pruning the shipped VGG-16
 #   make bench      print the benchmark table
-# Missing Debian packages are installed first by scripts/tools/install_deps.sh.
+# Missing Debian packages (and ONNX Runtime from npm, for the tests) are installed first
+# by scripts/tools/install_deps.sh.
 
 CC      ?= cc
 SANITIZE ?= 0
@@ -56,7 +57,7 @@ all: lib lua
 lib: $(BUILD)/liblopper.a $(BUILD)/liblopper.so
 lua: $(BUILD)/lopper.so $(BUILD)/lopper $(BUILD)/liblopperlua.a
 
-$(DEPS_STAMP): scripts/tools/install_deps.sh
+$(DEPS_STAMP): scripts/tools/install_deps.sh tests/ort/package-lock.json
 	sh scripts/tools/install_deps.sh
 	@mkdir -p build && touch $@
 
