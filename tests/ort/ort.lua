@@ -97,4 +97,52 @@ function ort.run(jobs, opts)
   return seconds
 end
 
+-- Classifies the images of data set ds with net in Lopper and, saved as ONNX at path,
+-- in ONNX Runtime, `batch` images at a time (default 250), with opts.threads.  Returns
+-- {lopper = {class...}, ort = {class...}, labels = {...}, max_err = the largest
+-- difference of the two's logits relative to max(1, max |Lopper's logits|)}; classes
+-- are 0-based, the first largest logit wins.
+function ort.classify(net, path, ds, opts)
+  opts = opts or {}
+  local batch, n = opts.batch or 250, #ds
+  local images, logits, classes = os.tmpname(), os.tmpname(), os.tmpname()
+  local f = assert(io.open(images, "wb"))
+  local r = {lopper = {}, labels = {}}
+  local mine = {}
+  for lo = 1, n, batch do
+    local idx = {}
+    for i = lo, math.min(lo + batch - 1, n) do idx[#idx + 1] = i end
+    local x, labels = ds:batch(idx)
+    for _, row in ipairs(net:forward(x):totable()) do
+      local best = 1
+      for k = 2, #row do if row[k] > row[best] then best = k end end
+      r.lopper[#r.lopper + 1] = best - 1
+      for _, v in ipairs(row) do mine[#mine + 1] = v end
+    end
+    table.move(labels, 1, #labels, #r.labels + 1, r.labels)
+    local values = flatten(x:totable())
+    for a = 1, #values, CHUNK do
+      local b = math.min(a + CHUNK - 1, #values)
+      f:write(string.pack("<" .. string.rep("f", b - a + 1), table.unpack(values, a, b)))
+    end
+    x:close()
+  end
+  assert(f:close())
+  local shape = ds:shape()
+  table.insert(shape, 1, n)
+  ort.run({{model = path, input = images, shape = shape, batch = batch, output = logits,
+            argmax = classes}}, opts)
+  r.ort = ort.read_i32(classes)
+  local theirs = ort.read_f32(logits)
+  for _, file in ipairs{images, logits, classes} do os.remove(file) end
+  assert(#theirs == #mine, "ONNX Runtime gave another number of logits")
+  local diff, scale = 0, 1
+  for i = 1, #mine do
+    diff = math.max(diff, math.abs(theirs[i] - mine[i]))
+    scale = math.max(scale, math.abs(mine[i]))
+  end
+  r.max_err = diff / scale
+  return r
+end
+
 return ort
