@@ -6,7 +6,8 @@
 -- batchnorm kept.  For every export:
 --   - Lopper's output on a fixed input equals PyTorch's within TOL, parameters and
 --     FLOPs equal PyTorch's counts, the trainable parameters torchvision's published
---     ones; written back to ONNX and read again, the outputs are identical;
+--     ones; written back to ONNX, the file passes python3-onnx's checker and reads
+--     back to identical outputs;
 --   - the channel groups are what the architecture implies (residual stages, dense and
 --     inception concatenations, depthwise and grouped convolutions), each prints;
 --   - halving every prunable group (random keep lists, the same number in each slice of
@@ -371,7 +372,8 @@ describe("torchvision architectures", function()
       local file = name .. variant .. ".onnx"
       local folded = variant == ""
 
-      it(file .. ": PyTorch's outputs, parameters and FLOPs; written back, the same", function()
+      it(file .. ": PyTorch's outputs, parameters and FLOPs; written back, checked, the same",
+         function()
         local ref = dofile(DIR .. "/" .. name .. ".ref.lua")
         local net = load(file)
         local x = lop.tensor(ref.input)
@@ -386,6 +388,7 @@ describe("torchvision architectures", function()
         end
         local out = tmpfile(".onnx")
         net:save(out)
+        util.check_onnx(out)
         local back = lop.load(out)
         os.remove(out)
         assert.are.same(names(net), names(back))
