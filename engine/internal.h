@@ -112,7 +112,8 @@ typedef struct lop_layer_ops {
 
 extern const lop_layer_ops lop_conv2d_ops, lop_batchnorm_ops, lop_relu_ops,
     lop_maxpool_ops, lop_avgpool_ops, lop_global_avgpool_ops, lop_flatten_ops,
-    lop_linear_ops, lop_add_ops, lop_concat_ops, lop_dropout_ops, lop_pick_ops;
+    lop_linear_ops, lop_add_ops, lop_concat_ops, lop_dropout_ops, lop_pick_ops,
+    lop_relu6_ops, lop_pad_ops;
 
 const lop_layer_ops *lop_layer_ops_of(lop_kind kind);
 

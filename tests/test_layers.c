@@ -36,6 +36,17 @@ static lop_attrs pool_attrs(int k, int stride, int pad)
     return a;
 }
 
+/* Zeros: top rows above, bottom below, left columns before, right after. */
+static lop_attrs pad_attrs(int top, int bottom, int left, int right)
+{
+    lop_attrs a = lop_attrs_default();
+    a.pad_h = top;
+    a.pad_bottom = bottom;
+    a.pad_w = left;
+    a.pad_right = right;
+    return a;
+}
+
 static lop_tensor *tensor(int ndim, const int *shape, const float *values)
 {
     lop_tensor *t = lop_tensor_new(ndim, shape);
@@ -121,6 +132,40 @@ static void test_grad_relu(void **state)
     for (size_t i = 0; i < in->numel; i++)
         in->data[i] += in->data[i] >= 0 ? 0.1f : -0.1f;
     check(g, in, 1);
+}
+
+/* Inputs spread over [-2, 8), kept a step away from both kinks (0 and 6). */
+static void test_grad_relu6(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 2, 5, 3, &x);
+    add1(g, LOP_RELU6, "relu6", x, NULL);
+    lop_tensor *in = random_input(g, 3, 30);
+    for (size_t i = 0; i < in->numel; i++) {
+        float v = 5.0f * in->data[i] + 3.0f;
+        if (fabsf(v) < 0.1f || fabsf(v - 6.0f) < 0.1f)
+            v += 0.2f;
+        in->data[i] = v;
+    }
+    check(g, in, 1);
+}
+
+/* Asymmetric amounts, one side left at zero, under a conv so parameters see it too. */
+static void test_grad_pad(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 2, 5, 4, &x);
+    lop_attrs a = pad_attrs(1, 2, 0, 3);
+    int p = add1(g, LOP_PAD, "pad", x, &a);
+    conv(g, "conv", p, 3, 1);
+    check(g, random_input(g, 2, 31), 1);
+
+    g = new_graph(3, 3, 1, 1, &x);
+    a = pad_attrs(2, 0, 1, 1);
+    add1(g, LOP_PAD, "pad", x, &a);
+    check(g, random_input(g, 3, 32), 1);
 }
 
 static void test_grad_maxpool_stride2(void **state)
@@ -401,6 +446,88 @@ static void test_avgpool_forward_by_hand(void **state)
     lop_graph_free(g);
 }
 
+/* relu6 by its definition, at the kinks too: y = min(max(x, 0), 6); the gradient is
+ * 1 strictly inside (0, 6) and 0 at and beyond both ends. */
+static void test_relu6_forward_and_kinks(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(1, 10, 0, 0, &x);
+    add1(g, LOP_RELU6, "relu6", x, NULL);
+    const float v[10] = {-3.0f, -0.0f, 0.0f, 1e-6f, 2.5f, 5.999f, 6.0f, 6.001f, 1e30f,
+                         -INFINITY};
+    const float want_y[10] = {0, 0, 0, 1e-6f, 2.5f, 5.999f, 6, 6, 6, 0};
+    const float want_dx[10] = {0, 0, 0, 1, 1, 1, 0, 0, 0, 0};
+    int shape[2] = {1, 10};
+    lop_tensor *in = tensor(2, shape, v), *ones = lop_tensor_new(2, shape);
+    assert_non_null(ones);
+    lop_tensor_fill(ones, 1.0f);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    assert_int_equal(lop_graph_backward(g, ones), LOP_OK);
+    const float *y = lop_graph_output(g)->data, *dx = lop_graph_input_grad(g)->data;
+    for (int i = 0; i < 10; i++) {
+        assert_float_equal(y[i], want_y[i], 0);
+        assert_float_equal(dx[i], want_dx[i], 0);
+    }
+    lop_tensor_release(ones);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+/* Zero padding of plane (h, w) by (top, bottom, left, right), by the definition:
+ * output cell (i, j) is input cell (i - top, j - left) when that exists, else 0. */
+static float naive_pad_at(const float *x, int h, int w, int top, int left, int i, int j)
+{
+    int si = i - top, sj = j - left;
+    return si >= 0 && si < h && sj >= 0 && sj < w ? x[si * w + sj] : 0.0f;
+}
+
+static void test_pad_forward_and_backward_match_definition(void **state)
+{
+    (void)state;
+    static const int cases[][6] = {
+        /* h, w, top, bottom, left, right */
+        {3, 4, 1, 1, 1, 1}, {5, 2, 0, 3, 2, 0}, {1, 1, 2, 1, 0, 3}, {4, 7, 0, 0, 0, 0},
+        {2, 3, 1024, 0, 0, 1},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int *q = cases[ci];
+        int x, shape[3];
+        lop_graph *g = new_graph(3, 3, q[0], q[1], &x);
+        lop_attrs a = pad_attrs(q[2], q[3], q[4], q[5]);
+        int p = add1(g, LOP_PAD, "pad", x, &a);
+        assert_int_equal(lop_node_shape(g, p, shape), 3);
+        int oh = q[0] + q[2] + q[3], ow = q[1] + q[4] + q[5];
+        assert_int_equal(shape[0], 3);
+        assert_int_equal(shape[1], oh);
+        assert_int_equal(shape[2], ow);
+        assert_int_equal(lop_node_params(g, p), 0);
+        assert_float_equal(lop_node_flops(g, p), 0, 0);
+        lop_tensor *in = random_input(g, 2, 50 + ci);
+        assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+        const lop_tensor *out = lop_graph_output(g);
+        lop_tensor *r = gradcheck_random(out->ndim, out->shape, 60 + ci);
+        lop_graph_zero_grad(g);
+        assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+        const float *dx = lop_graph_input_grad(g)->data;
+        for (int plane = 0; plane < 2 * 3; plane++) {
+            const float *xp = in->data + plane * q[0] * q[1];
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                    assert_float_equal(out->data[(plane * oh + i) * ow + j],
+                                       naive_pad_at(xp, q[0], q[1], q[2], q[4], i, j), 0);
+            /* the crop: each input cell's gradient is its output cell's */
+            for (int i = 0; i < q[0]; i++)
+                for (int j = 0; j < q[1]; j++)
+                    assert_float_equal(dx[(plane * q[0] + i) * q[1] + j],
+                                       r->data[(plane * oh + i + q[2]) * ow + j + q[4]], 0);
+        }
+        lop_tensor_release(r);
+        lop_tensor_release(in);
+        lop_graph_free(g);
+    }
+}
+
 static void test_stride_zero_means_kernel(void **state)
 {
     (void)state;
@@ -505,7 +632,13 @@ static void test_flops_per_kind(void **state)
     int flat = add1(g, LOP_FLATTEN, "flat", x, NULL);
     int drop = add1(g, LOP_DROPOUT, "drop", flat, &d);
     int fc = linear(g, "fc", drop, 10, 1);
+    lop_attrs pd = pad_attrs(1, 0, 2, 1);
+    int relu6 = add1(g, LOP_RELU6, "relu6", x, NULL);
+    int pad = add1(g, LOP_PAD, "pad", x, &pd);            /* 4x7x9 out */
     assert_float_equal(lop_node_flops(g, relu), 144, 0);
+    assert_float_equal(lop_node_flops(g, relu6), 144, 0);
+    assert_float_equal(lop_node_flops(g, pad), 0, 0);
+    assert_int_equal(lop_node_params(g, pad), 0);
     assert_float_equal(lop_node_flops(g, bn), 288, 0);
     assert_float_equal(lop_node_flops(g, maxp), 4 * 36, 0);
     assert_float_equal(lop_node_flops(g, avgp), 9 * 36, 0);
@@ -643,6 +776,47 @@ static void check_big_pool(lop_kind kind, const lop_attrs *a)
     lop_graph_free(g);
 }
 
+/* input -> pad -> relu6, on maps big enough to split: forward and backward against
+ * the definitions. */
+static void test_split_pad_relu6(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, BIG_C, BIG_HW, BIG_HW, &x);
+    lop_attrs a = pad_attrs(2, 1, 0, 3);
+    int p = add1(g, LOP_PAD, "pad", x, &a);
+    add1(g, LOP_RELU6, "relu6", p, NULL);
+    lop_tensor *in = random_input(g, BIG_B, 25);
+    for (size_t i = 0; i < in->numel; i++)
+        in->data[i] *= 8.0f;   /* both kinks in play */
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    const lop_tensor *out = lop_graph_output(g);
+    lop_tensor *r = gradcheck_random(out->ndim, out->shape, 26);
+    lop_graph_zero_grad(g);
+    assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+    const float *dx = lop_graph_input_grad(g)->data;
+    int oh = BIG_HW + 3, ow = BIG_HW + 3;
+    for (int plane = 0; plane < BIG_B * BIG_C; plane++) {
+        const float *xp = in->data + (size_t)plane * BIG_HW * BIG_HW;
+        for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++) {
+                float v = naive_pad_at(xp, BIG_HW, BIG_HW, 2, 0, i, j);
+                float want = v < 0 ? 0 : v > 6 ? 6 : v;
+                assert_float_equal(out->data[((size_t)plane * oh + i) * ow + j], want, 0);
+            }
+        for (int i = 0; i < BIG_HW; i++)
+            for (int j = 0; j < BIG_HW; j++) {
+                float v = xp[i * BIG_HW + j];
+                float d = r->data[((size_t)plane * oh + i + 2) * ow + j];
+                assert_float_equal(dx[((size_t)plane * BIG_HW + i) * BIG_HW + j],
+                                   v > 0 && v < 6 ? d : 0, 0);
+            }
+    }
+    lop_tensor_release(r);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
 static void test_split_pools(void **state)
 {
     (void)state;
@@ -772,6 +946,7 @@ static void test_invalid_layers_leave_graph_unchanged(void **state)
     lop_attrs p15 = lop_attrs_default(), p1 = lop_attrs_default(), lin = lop_attrs_default();
     lop_attrs big = pool_attrs(5, 1, 0), overpad = pool_attrs(2, 1, 2);
     lop_attrs negstride = pool_attrs(2, -1, 0), nokernel = pool_attrs(0, 1, 0);
+    lop_attrs padneg = pad_attrs(0, -1, 0, 0), padhuge = pad_attrs(0, 0, 1025, 0);
     p15.p = 1.5f;
     p1.p = 1.0f;
     lin.out_channels = 4;
@@ -797,6 +972,11 @@ static void test_invalid_layers_leave_graph_unchanged(void **state)
         {"pool_1d", LOP_ESHAPE, lop_graph_add(g, LOP_MAXPOOL, "pool_1d", &fc, 1, &big, NULL)},
         {"gap_1d", LOP_ESHAPE,
          lop_graph_add(g, LOP_GLOBAL_AVGPOOL, "gap_1d", &fc, 1, NULL, NULL)},
+        {"pad_neg", LOP_EINVAL, lop_graph_add(g, LOP_PAD, "pad_neg", &x, 1, &padneg, NULL)},
+        {"pad_huge", LOP_EINVAL, lop_graph_add(g, LOP_PAD, "pad_huge", &x, 1, &padhuge, NULL)},
+        {"pad_1d", LOP_ESHAPE, lop_graph_add(g, LOP_PAD, "pad_1d", &fc, 1, NULL, NULL)},
+        {"relu6_two", LOP_EINVAL, lop_graph_add(g, LOP_RELU6, "relu6_two", mismatched, 2, NULL,
+                                                NULL)},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (cases[i].got != cases[i].want)
@@ -825,6 +1005,10 @@ static void test_error_messages_name_the_node(void **state)
     a.out_channels = 2;
     assert_int_equal(lop_graph_add(g, LOP_LINEAR, "fc_me", &x, 1, &a, NULL), LOP_ESHAPE);
     assert_non_null(strstr(lop_errmsg(), "fc_me"));
+    a = pad_attrs(0, 2000, 0, 0);
+    assert_int_equal(lop_graph_add(g, LOP_PAD, "pad_me", &x, 1, &a, NULL), LOP_EINVAL);
+    assert_string_equal(lop_errmsg(), "pad 'pad_me': padding top 0, bottom 2000, left 0, "
+                                      "right 0: each must be in 0..1024");
     lop_graph_free(g);
 }
 
@@ -834,6 +1018,8 @@ int main(void)
         cmocka_unit_test(test_grad_batchnorm_maps),
         cmocka_unit_test(test_grad_batchnorm_features),
         cmocka_unit_test(test_grad_relu),
+        cmocka_unit_test(test_grad_relu6),
+        cmocka_unit_test(test_grad_pad),
         cmocka_unit_test(test_grad_maxpool_stride2),
         cmocka_unit_test(test_grad_maxpool_overlapping_padded),
         cmocka_unit_test(test_grad_avgpool),
@@ -847,11 +1033,14 @@ int main(void)
         cmocka_unit_test(test_maxpool_forward_by_hand),
         cmocka_unit_test(test_maxpool_forward_matches_definition),
         cmocka_unit_test(test_avgpool_forward_by_hand),
+        cmocka_unit_test(test_relu6_forward_and_kinks),
+        cmocka_unit_test(test_pad_forward_and_backward_match_definition),
         cmocka_unit_test(test_stride_zero_means_kernel),
         cmocka_unit_test(test_concat_and_flatten_forward),
         cmocka_unit_test(test_dropout_statistics),
         cmocka_unit_test(test_flops_per_kind),
         cmocka_unit_test(test_split_relu_add_concat_flatten),
+        cmocka_unit_test(test_split_pad_relu6),
         cmocka_unit_test(test_split_pools),
         cmocka_unit_test(test_split_linear),
         cmocka_unit_test(test_forward_allocation_failures_are_clean),
