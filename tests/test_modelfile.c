@@ -252,54 +252,6 @@ static void test_round_trip_is_bit_exact(void **state)
     lop_graph_free(h);
 }
 
-/* The kinds and attributes of format version 2: x 3x7x6 -> pad (1 above, 2 below,
- * 3 on the right) -> conv 3x3 -> relu6.  They come back with every attribute, and
- * the header spells them out. */
-static lop_graph *build_version_2(void)
-{
-    lop_graph *g = lop_graph_new(3);
-    assert_non_null(g);
-    lop_attrs a = lop_attrs_input(3, 7, 6);
-    int id = add(g, LOP_INPUT, "x", NULL, 0, &a);
-    a = lop_attrs_default();
-    a.pad_h = 1;
-    a.pad_bottom = 2;
-    a.pad_right = 3;
-    id = add(g, LOP_PAD, "pad", &id, 1, &a);
-    a = lop_attrs_default();
-    a.out_channels = 4;
-    a.kernel_h = a.kernel_w = 3;
-    id = add(g, LOP_CONV2D, "conv", &id, 1, &a);
-    add(g, LOP_RELU6, "relu6", &id, 1, NULL);
-    return g;
-}
-
-static void test_version_2_kinds_round_trip(void **state)
-{
-    (void)state;
-    lop_graph *g = build_version_2(), *h = NULL;
-    assert_int_equal(lop_graph_save(g, path), LOP_OK);
-    assert_int_equal(lop_graph_load(path, &h), LOP_OK);
-    assert_same_graph(g, h);
-    int shape[4] = {2, 3, 7, 6};
-    lop_tensor *x = gradcheck_random(4, shape, 6);
-    for (size_t i = 0; i < x->numel; i++)
-        x->data[i] *= 10.0f;   /* past relu6's cap */
-    assert_same_output(g, h, x);
-
-    bytes b = gunzip_file(path);
-    b.p[b.n] = '\0';
-    const char *text = (const char *)b.p;
-    assert_non_null(strstr(text, "\npad pad inputs=0 in_ndim=0 in_shape=0,0,0 out_channels=0 "
-                                 "kernel_h=0 kernel_w=0 stride_h=1 stride_w=1 pad_h=1 pad_w=0 "
-                                 "pad_bottom=2 pad_right=3 ceil_mode=0 exclude_pad=0 "));
-    assert_non_null(strstr(text, "\nrelu6 relu6 inputs=2 "));
-    bytes_free(&b);
-    lop_tensor_release(x);
-    lop_graph_free(g);
-    lop_graph_free(h);
-}
-
 static void test_empty_graph_round_trips(void **state)
 {
     (void)state;
@@ -572,6 +524,84 @@ static void test_hostile_headers_are_refused(void **state)
     bytes_free(&file);
     bytes_free(&payload);
     lop_graph_free(g);
+}
+
+/* The kinds and attributes of format version 2: x 3x7x6 -> pad (1 above, 2 below,
+ * 3 on the right) -> conv 3x3 -> relu6 -> maxpool 3x3 stride 2 in ceil mode ->
+ * avgpool 2x2 stride 2 pad 1 in ceil mode without padding in its divisors.  They come
+ * back with every attribute, and the header spells them out. */
+static lop_graph *build_version_2(void)
+{
+    lop_graph *g = lop_graph_new(3);
+    assert_non_null(g);
+    lop_attrs a = lop_attrs_input(3, 7, 6);
+    int id = add(g, LOP_INPUT, "x", NULL, 0, &a);
+    a = lop_attrs_default();
+    a.pad_h = 1;
+    a.pad_bottom = 2;
+    a.pad_right = 3;
+    id = add(g, LOP_PAD, "pad", &id, 1, &a);
+    a = lop_attrs_default();
+    a.out_channels = 4;
+    a.kernel_h = a.kernel_w = 3;
+    id = add(g, LOP_CONV2D, "conv", &id, 1, &a);
+    id = add(g, LOP_RELU6, "relu6", &id, 1, NULL);
+    a = lop_attrs_default();
+    a.kernel_h = a.kernel_w = 3;
+    a.stride_h = a.stride_w = 2;
+    a.ceil_mode = 1;
+    id = add(g, LOP_MAXPOOL, "max", &id, 1, &a);
+    a.kernel_h = a.kernel_w = 2;
+    a.pad_h = a.pad_w = 1;
+    a.exclude_pad = 1;
+    add(g, LOP_AVGPOOL, "avg", &id, 1, &a);
+    return g;
+}
+
+static void test_version_2_kinds_round_trip(void **state)
+{
+    (void)state;
+    lop_graph *g = build_version_2(), *h = NULL;
+    assert_int_equal(lop_graph_save(g, path), LOP_OK);
+    assert_int_equal(lop_graph_load(path, &h), LOP_OK);
+    assert_same_graph(g, h);
+    int shape[4] = {2, 3, 7, 6};
+    lop_tensor *x = gradcheck_random(4, shape, 6);
+    for (size_t i = 0; i < x->numel; i++)
+        x->data[i] *= 10.0f;   /* past relu6's cap */
+    assert_same_output(g, h, x);
+
+    bytes b = gunzip_file(path);
+    b.p[b.n] = '\0';
+    const char *text = (const char *)b.p;
+    assert_non_null(strstr(text, "\npad pad inputs=0 in_ndim=0 in_shape=0,0,0 out_channels=0 "
+                                 "kernel_h=0 kernel_w=0 stride_h=1 stride_w=1 pad_h=1 pad_w=0 "
+                                 "pad_bottom=2 pad_right=3 ceil_mode=0 exclude_pad=0 "));
+    assert_non_null(strstr(text, "\nrelu6 relu6 inputs=2 "));
+    assert_non_null(strstr(text, "\nmaxpool max inputs=3 in_ndim=0 in_shape=0,0,0 "
+                                 "out_channels=0 kernel_h=3 kernel_w=3 stride_h=2 stride_w=2 "
+                                 "pad_h=0 pad_w=0 pad_bottom=0 pad_right=0 ceil_mode=1 "
+                                 "exclude_pad=0 "));
+    assert_non_null(strstr(text, " kernel_h=2 kernel_w=2 stride_h=2 stride_w=2 pad_h=1 "
+                                 "pad_w=1 pad_bottom=0 pad_right=0 ceil_mode=1 "
+                                 "exclude_pad=1 "));
+
+    /* attributes a kind refuses are refused in a file too */
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/bad.lop", dir);
+    write_edited(bad, &b, "ceil_mode=1 exclude_pad=0", "ceil_mode=1 exclude_pad=1", 0);
+    assert_int_equal(load_fails(bad), LOP_EFORMAT);
+    assert_non_null(strstr(lop_errmsg(), "maxpool 'max': exclude_pad is an avgpool option"));
+    write_edited(bad, &b, "ceil_mode=1 exclude_pad=1", "ceil_mode=2 exclude_pad=1", 0);
+    assert_int_equal(load_fails(bad), LOP_EFORMAT);
+    assert_non_null(strstr(lop_errmsg(), "avgpool 'avg': ceil_mode must be 0 or 1, got 2"));
+    write_edited(bad, &b, "pad_h=1 pad_w=0 pad_bottom=2", "pad_h=1 pad_w=0 pad_bottom=-2", 0);
+    assert_int_equal(load_fails(bad), LOP_EFORMAT);
+    assert_non_null(strstr(lop_errmsg(), "pad 'pad': padding top 1, bottom -2"));
+    bytes_free(&b);
+    lop_tensor_release(x);
+    lop_graph_free(g);
+    lop_graph_free(h);
 }
 
 /* Version 1 files - what builds before pad_bottom, pad_right, ceil_mode and
@@ -910,12 +940,12 @@ static void test_onnx_failed_allocations_are_clean(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_round_trip_is_bit_exact),
-    cmocka_unit_test(test_version_2_kinds_round_trip),
     cmocka_unit_test(test_empty_graph_round_trips),
     cmocka_unit_test(test_layout_matches_the_format),
     cmocka_unit_test(test_every_truncated_file_is_refused),
     cmocka_unit_test(test_flipped_bytes_are_refused),
     cmocka_unit_test(test_hostile_headers_are_refused),
+    cmocka_unit_test(test_version_2_kinds_round_trip),
     cmocka_unit_test(test_version_1_files_still_load),
     cmocka_unit_test(test_missing_or_unreadable_file_is_io_error),
     cmocka_unit_test(test_save_is_atomic),
