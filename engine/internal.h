@@ -163,6 +163,16 @@ int lop_graph_load_lop(const char *path, lop_graph **out);
 /* Whether a group member has per-channel parameters along its output axis that the
  * group's channels index (producers, batchnorm, depthwise conv). */
 int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
+/* Whether n is a depthwise conv2d (groups = input channels = output channels > 1):
+ * it passes its input's group through rather than starting one. */
+int lop_conv_depthwise(const lop_graph *g, const lop_node *n);
+/* How many of kept[0..n) are nonzero. */
+int lop_count_kept(const unsigned char *kept, int n);
+/* Refuse (LOP_EINVAL, the message starting with what and naming node, the carrier)
+ * unless kept[] (one flag per channel of grp) keeps as many channels in each of the
+ * group's slices. */
+int lop_group_check_slices(const lop_graph *g, const lop_group *grp, const unsigned char *kept,
+                           int node, const char *what);
 
 /* Zero the masked entries of every masked node's parameters. */
 void lop_graph_apply_masks(lop_graph *g);
