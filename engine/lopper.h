@@ -414,7 +414,8 @@ typedef struct lop_stats {
 } lop_stats;
 
 /* Sample conv `node` of g on d's images (a seeded random subset), taking Y from the
- * same conv of ref when ref is not NULL (the original network, for He et al.). */
+ * same conv of ref when ref is not NULL (the original network, for He et al.).  A
+ * grouped or depthwise conv is refused (not supported yet). */
 int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
                lop_graph *ref, lop_stats *out);
 void lop_stats_free(lop_stats *s);
@@ -431,7 +432,8 @@ int lop_select_top(const double *score, int c, int nkeep, int *keep);
 /* Baselines: the first nkeep channels; a seeded random subset; the input channels of
  * conv2d/linear `node` whose producing filters have the largest L1 norm (summed over
  * every producer of their group, looking through channel picks to the filters the
- * picked channels come from). */
+ * picked channels come from; when the group has slices, nkeep / slices from each
+ * slice, nkeep a multiple of slices). */
 int lop_select_first(int c, int nkeep, int *keep);
 int lop_select_random(int c, int nkeep, uint64_t seed, int *keep);
 int lop_select_l1(const lop_graph *g, int node, int nkeep, int *keep);
@@ -490,7 +492,8 @@ int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hess
                     double *eigenvalue, float *eigenvector, int *iterations);
 /* Importance of each filter of conv2d/linear `node` (score gets one entry per output
  * channel): the L1 norm of eigenvector's entries for it, times its squared weight
- * norm when weighted.  Rank with lop_select_top. */
+ * norm when weighted.  Rank with lop_select_top - within each slice when the group
+ * node's output carries has slices, as lop.select.hessian does. */
 int lop_hessian_importance(const lop_graph *g, int node, const float *eigenvector,
                            int weighted, double *score);
 
