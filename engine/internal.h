@@ -10,7 +10,7 @@
 
 #include "lopper.h"
 
-#define LOP_NAME_MAX 64
+#define LOP_NAME_MAX 128   /* node names up to 127 characters: exporters' paths run long */
 #define LOP_MAX_PARAMS 4
 #define LOP_MAX_SAVED 3
 

@@ -384,6 +384,18 @@ describe("groups", function()
     assert.is_nil(g.why)
   end)
 
+  it("print names whole, as long as exporters make them", function()
+    -- ONNX exporters name nodes by module path; such names were once cut to their last
+    -- 55 characters ("k_output/block1/...") when the model was read.
+    local long = "/trunk_output/block1/block1-0/proj/proj.1/BatchNormalization/" .. ("x"):rep(50)
+    local net = lop.net{input = {2, 6, 6}}
+    net:conv2d("a", "input", {out = 2, kernel = 1})
+    net:batchnorm(long, "a")
+    net:conv2d("b", long, {out = 2, kernel = 1})
+    assert.are.equal("a -> " .. long .. " -> b[in] (2 channels)", tostring(net:group_of("a")))
+    assert.is_false(pcall(net.relu, net, long .. ("y"):rep(128 - #long), long))   -- too long
+  end)
+
   it("print a long group in a few lines (ResNet-164's stem group has 140 members)", function()
     -- The printer once kept values on the stack between buffer additions: long groups
     -- aborted the process ("malloc(): invalid size") or crashed it.
