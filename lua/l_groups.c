@@ -332,7 +332,7 @@ static void add_compact(lua_State *L, luaL_Buffer *b, lua_Integer n)
     int passes = push_names(L, n, "pass");
     lua_pop(L, 1);
     if (passes > 0) {
-        lua_pushfstring(L, "\n  passed through by %d nodes", passes);
+        lua_pushfstring(L, "\n  passed through by %d node%s", passes, passes > 1 ? "s" : "");
         luaL_addvalue(b);
     }
 }
