@@ -486,7 +486,7 @@ static void test_hostile_headers_are_refused(void **state)
     write_edited(bad, &payload, "pool inputs=", longname, 0);
     assert_int_equal(load_fails(bad), LOP_EFORMAT);
     assert_non_null(strstr(lop_errmsg(), "longer than"));
-    strcpy(longname + 64, " inputs=");
+    strcpy(longname + 128, " inputs=");   /* names have at most 127 characters */
     write_edited(bad, &payload, "pool inputs=", longname, 0);
     assert_int_equal(load_fails(bad), LOP_EFORMAT);
     assert_non_null(strstr(lop_errmsg(), "invalid node name"));
