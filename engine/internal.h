@@ -10,7 +10,7 @@
 
 #include "lopper.h"
 
-#define LOP_NAME_MAX 64
+#define LOP_NAME_MAX 128   /* node names up to 127 characters: exporters' paths run long */
 #define LOP_MAX_PARAMS 4
 #define LOP_MAX_SAVED 3
 
@@ -112,7 +112,8 @@ typedef struct lop_layer_ops {
 
 extern const lop_layer_ops lop_conv2d_ops, lop_batchnorm_ops, lop_relu_ops,
     lop_maxpool_ops, lop_avgpool_ops, lop_global_avgpool_ops, lop_flatten_ops,
-    lop_linear_ops, lop_add_ops, lop_concat_ops, lop_dropout_ops, lop_pick_ops;
+    lop_linear_ops, lop_add_ops, lop_concat_ops, lop_dropout_ops, lop_pick_ops,
+    lop_relu6_ops, lop_pad_ops;
 
 const lop_layer_ops *lop_layer_ops_of(lop_kind kind);
 
@@ -163,6 +164,16 @@ int lop_graph_load_lop(const char *path, lop_graph **out);
 /* Whether a group member has per-channel parameters along its output axis that the
  * group's channels index (producers, batchnorm, depthwise conv). */
 int lop_member_owns_channels(const lop_graph *g, const lop_member *m);
+/* Whether n is a depthwise conv2d (groups = input channels = output channels > 1):
+ * it passes its input's group through rather than starting one. */
+int lop_conv_depthwise(const lop_graph *g, const lop_node *n);
+/* How many of kept[0..n) are nonzero. */
+int lop_count_kept(const unsigned char *kept, int n);
+/* Refuse (LOP_EINVAL, the message starting with what and naming node, the carrier)
+ * unless kept[] (one flag per channel of grp) keeps as many channels in each of the
+ * group's slices. */
+int lop_group_check_slices(const lop_graph *g, const lop_group *grp, const unsigned char *kept,
+                           int node, const char *what);
 
 /* Zero the masked entries of every masked node's parameters. */
 void lop_graph_apply_masks(lop_graph *g);
@@ -174,6 +185,12 @@ void lop_graph_apply_masks(lop_graph *g);
 int lop_check_keep(int c, int nkeep, const char *what);
 /* Refuse node unless it is a conv2d or linear layer (one with filters to rank). */
 int lop_check_filter_layer(const lop_graph *g, int node, const char *what);
+/* Refuse a grouped (or depthwise) conv2d node: "grouped convolution 'x': <what> does
+ * not support it yet". */
+int lop_check_ungrouped(const lop_graph *g, int node, const char *what);
+/* lop_select_top within each of `slices` equal consecutive slices of the c channels,
+ * nkeep / slices in each (nkeep a multiple of slices): keep stays increasing. */
+int lop_select_top_sliced(const double *score, int c, int slices, int nkeep, int *keep);
 void lop_sort_channels(int *keep, int n);
 
 #endif

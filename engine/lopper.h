@@ -297,15 +297,21 @@ int lop_dataset_batch(const lop_dataset *d, const int *idx, int count,
 
 /* A channel group is a set of channel axes that must shrink together, derived from
  * the graph: conv2d and linear create a channel space (their outputs); batchnorm,
- * relu, pools, dropout and global_avgpool pass it through; add merges its inputs'
- * spaces; concat lays its inputs' spaces side by side; flatten turns channel c into
- * the block of H*W features c*H*W.. of the next linear layer; a depthwise conv ties
- * its input and output channels.  A group touching the network input or the output
- * (logits), or a grouped (non-depthwise) convolution, is not prunable. */
+ * relu, relu6, pad, pools, dropout and global_avgpool pass it through; add merges its
+ * inputs' spaces; concat lays its inputs' spaces side by side; flatten turns channel c
+ * into the block of H*W features c*H*W.. of the next linear layer; a depthwise conv
+ * ties its input and output channels.  A grouped convolution (1 < groups, not
+ * depthwise) consumes its input's group and produces its output's like any conv, and
+ * splits each into `slices`: the lcm of the groups of every grouped conv reading or
+ * writing the group (a conv reading a concat of several copies of one group counts
+ * the conv groups each copy spans).  A group touching the network input or the
+ * output (logits) is not prunable, nor one whose channels a grouped conv reads along
+ * with other groups' (a concat) or across its conv groups' boundaries. */
 typedef enum {
     LOP_ROLE_PRODUCER,     /* conv2d/linear whose output filters are the group, or a
                               pick whose index entries are */
-    LOP_ROLE_CONSUMER,     /* conv2d/linear whose input slices are the group */
+    LOP_ROLE_CONSUMER,     /* conv2d/linear whose input slices are the group (a grouped
+                              conv's weight holds, per conv group, its slice's share) */
     LOP_ROLE_PASS          /* carries the group through (batchnorm and depthwise conv
                               prune their per-channel parameters too) */
 } lop_role;
@@ -343,7 +349,9 @@ int lop_groups_find(const lop_groups *gs, int node);
 /* Keep only channels keep[0..nkeep) (0-based, strictly increasing) of the group that
  * node's output carries, in every member: producers' filters and biases, batchnorm
  * entries, depthwise filters, consumers' input slices (the linear columns after a
- * flatten, the segments of a concat).  Validates everything first; on failure the
+ * flatten, the segments of a concat, a grouped conv's columns per conv group).  A
+ * group with slices > 1 must keep as many channels in each slice (a grouped conv
+ * keeps its groups, each narrower).  Validates everything first; on failure the
  * graph is unchanged.  Bumps the generation; optimizer state of touched nodes resets. */
 int lop_graph_prune(lop_graph *g, int node, const int *keep, int nkeep);
 
@@ -351,7 +359,8 @@ int lop_graph_prune(lop_graph *g, int node, const int *keep, int nkeep);
  * every member with per-channel parameters (filters and biases, batchnorm gamma and
  * beta, depthwise filters), now and after every SGD step, so masked channels output
  * exactly zero while the network retrains.  keep has the group's channel count of
- * entries; all ones clears the mask.  Masks are not saved in model files. */
+ * entries; all ones clears the mask; with slices > 1 it must keep as many channels in
+ * each slice, as a prune would.  Masks are not saved in model files. */
 int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n);
 /* Remove every masked channel physically (lop_graph_prune per masked group, each one
  * atomic), then drop the masks.  *removed (may be NULL) receives the number of
@@ -405,7 +414,8 @@ typedef struct lop_stats {
 } lop_stats;
 
 /* Sample conv `node` of g on d's images (a seeded random subset), taking Y from the
- * same conv of ref when ref is not NULL (the original network, for He et al.). */
+ * same conv of ref when ref is not NULL (the original network, for He et al.).  A
+ * grouped or depthwise conv is refused (not supported yet). */
 int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
                lop_graph *ref, lop_stats *out);
 void lop_stats_free(lop_stats *s);
@@ -422,7 +432,8 @@ int lop_select_top(const double *score, int c, int nkeep, int *keep);
 /* Baselines: the first nkeep channels; a seeded random subset; the input channels of
  * conv2d/linear `node` whose producing filters have the largest L1 norm (summed over
  * every producer of their group, looking through channel picks to the filters the
- * picked channels come from). */
+ * picked channels come from; when the group has slices, nkeep / slices from each
+ * slice, nkeep a multiple of slices). */
 int lop_select_first(int c, int nkeep, int *keep);
 int lop_select_random(int c, int nkeep, uint64_t seed, int *keep);
 int lop_select_l1(const lop_graph *g, int node, int nkeep, int *keep);
@@ -481,7 +492,8 @@ int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hess
                     double *eigenvalue, float *eigenvector, int *iterations);
 /* Importance of each filter of conv2d/linear `node` (score gets one entry per output
  * channel): the L1 norm of eigenvector's entries for it, times its squared weight
- * norm when weighted.  Rank with lop_select_top. */
+ * norm when weighted.  Rank with lop_select_top - within each slice when the group
+ * node's output carries has slices, as lop.select.hessian does. */
 int lop_hessian_importance(const lop_graph *g, int node, const float *eigenvector,
                            int weighted, double *score);
 

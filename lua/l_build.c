@@ -71,6 +71,7 @@ static int build_plain(lua_State *L, lop_kind kind)
 }
 
 static int build_relu(lua_State *L) { return build_plain(L, LOP_RELU); }
+static int build_relu6(lua_State *L) { return build_plain(L, LOP_RELU6); }
 static int build_gap(lua_State *L) { return build_plain(L, LOP_GLOBAL_AVGPOOL); }
 static int build_flatten(lua_State *L) { return build_plain(L, LOP_FLATTEN); }
 
@@ -106,13 +107,16 @@ static int build_batchnorm(lua_State *L)
     return finish(L, g, LOP_BATCHNORM, &in, 1, &a);
 }
 
+/* maxpool and avgpool; only an average can leave padding out of its divisor. */
 static int build_pool(lua_State *L, lop_kind kind)
 {
-    static const char *const known[] = {"kernel", "stride", "pad", NULL};
+    static const char *const max_known[] = {"kernel", "stride", "pad", "ceil_mode", NULL};
+    static const char *const avg_known[] = {"kernel", "stride", "pad", "ceil_mode",
+                                            "exclude_pad", NULL};
     char what[96];
     lop_graph *g = begin(L, kind, what, sizeof what);
     int in = lopl_check_node_ref(L, 1, 3);
-    lopl_check_opts(L, 4, what, known);
+    lopl_check_opts(L, 4, what, kind == LOP_AVGPOOL ? avg_known : max_known);
     lop_attrs a = lop_attrs_default();
     if (lopl_push_opt(L, 4, "kernel") == LUA_TNIL)
         luaL_error(L, "%s: option 'kernel' is required", what);
@@ -125,11 +129,29 @@ static int build_pool(lua_State *L, lop_kind kind)
         a.stride_w = a.kernel_w;
     }
     opt_pair(L, 4, what, "pad", 0, 0, &a.pad_h, &a.pad_w);
+    a.ceil_mode = lopl_opt_bool(L, 4, what, "ceil_mode", 0);
+    a.exclude_pad = lopl_opt_bool(L, 4, what, "exclude_pad", 0);
     return finish(L, g, kind, &in, 1, &a);
 }
 
 static int build_maxpool(lua_State *L) { return build_pool(L, LOP_MAXPOOL); }
 static int build_avgpool(lua_State *L) { return build_pool(L, LOP_AVGPOOL); }
+
+/* net:pad(name, input, {top=0, bottom=0, left=0, right=0}): zeros around each plane. */
+static int build_pad(lua_State *L)
+{
+    static const char *const known[] = {"top", "bottom", "left", "right", NULL};
+    char what[96];
+    lop_graph *g = begin(L, LOP_PAD, what, sizeof what);
+    int in = lopl_check_node_ref(L, 1, 3);
+    lopl_check_opts(L, 4, what, known);
+    lop_attrs a = lop_attrs_default();
+    a.pad_h = lopl_opt_int(L, 4, what, "top", 0, 0);
+    a.pad_bottom = lopl_opt_int(L, 4, what, "bottom", 0, 0);
+    a.pad_w = lopl_opt_int(L, 4, what, "left", 0, 0);
+    a.pad_right = lopl_opt_int(L, 4, what, "right", 0, 0);
+    return finish(L, g, LOP_PAD, &in, 1, &a);
+}
 
 static int build_linear(lua_State *L)
 {
@@ -203,7 +225,8 @@ const luaL_Reg lopl_net_builders[] = {
     {"avgpool", build_avgpool}, {"global_avgpool", build_gap},
     {"flatten", build_flatten}, {"linear", build_linear},
     {"add", build_add},         {"concat", build_concat},
-    {"dropout", build_dropout}, {"pick", build_pick}, {NULL, NULL},
+    {"dropout", build_dropout}, {"pick", build_pick},
+    {"relu6", build_relu6},     {"pad", build_pad},         {NULL, NULL},
 };
 
 /* lop.net{input = {C, H, W} or {F}, seed = 1, name = "input"} */

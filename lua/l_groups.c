@@ -1,10 +1,11 @@
 /*
  * l_groups.c - channel groups and pruning from Lua: net:groups(), net:group_of(node)
  * and net:prune(group, keep); net:insert_pick(conv), which gives a conv's inputs a group
- * of their own.  A group is a plain table (channels, prunable, why,
- * members, producer) that prints as its chain of members; it remembers the graph
- * generation it came from, so pruning with a group from before another surgery is an
- * error rather than a cut in the wrong place.
+ * of their own.  A group is a plain table (channels, slices, prunable, why, members,
+ * producer) that prints as its chain of members, or - a long one - as its producers
+ * and consumers by name; it remembers the graph generation it came from, so pruning
+ * with a group from before another surgery is an error rather than a cut in the wrong
+ * place.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,13 @@ static const char *role_name(lop_role r)
 
 static void push_group(lua_State *L, const lop_graph *g, const lop_group *grp, int index)
 {
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     lua_pushinteger(L, index + 1);
     lua_setfield(L, -2, "index");
     lua_pushinteger(L, grp->channels);
     lua_setfield(L, -2, "channels");
+    lua_pushinteger(L, grp->slices);
+    lua_setfield(L, -2, "slices");
     lua_pushboolean(L, grp->prunable);
     lua_setfield(L, -2, "prunable");
     if (!grp->prunable) {
@@ -218,41 +221,137 @@ static int net_prune(lua_State *L)
     return 1;
 }
 
-/* A group prints as its chain of members.  Nothing stays on the stack across buffer
- * operations but the piece being added: the buffer may keep its storage there. */
+#define CHAIN_MAX 8   /* members a group may have to print as a chain */
+#define NAMES_MAX 6   /* names the compact form lists per role */
+
+/* Push "16 channels[ in 4 slices][; not prunable: why]" for the group at index 1. */
+static void push_summary(lua_State *L)
+{
+    lua_getfield(L, 1, "channels");
+    lua_getfield(L, 1, "slices");
+    lua_getfield(L, 1, "prunable");
+    lua_getfield(L, 1, "why");
+    lua_Integer channels = lua_tointeger(L, -4), slices = lua_tointeger(L, -3);
+    int unprunable = lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2);
+    const char *why = lua_tostring(L, -1);
+    lua_pushfstring(L, "%I channels", channels);
+    if (slices > 1)
+        lua_pushfstring(L, " in %I slices", slices);
+    else
+        lua_pushliteral(L, "");
+    if (unprunable)
+        lua_pushfstring(L, "; not prunable: %s", why ? why : "?");
+    else
+        lua_pushliteral(L, "");
+    lua_concat(L, 3);
+    lua_replace(L, -5);
+    lua_pop(L, 3);
+}
+
+/* Push member k's node name and role (members at index 2); the caller pops 3. */
+static void push_member(lua_State *L, lua_Integer k, const char **node, const char **role)
+{
+    lua_geti(L, 2, k);
+    lua_getfield(L, -1, "node");
+    lua_getfield(L, -2, "role");
+    *node = lua_tostring(L, -2);
+    *role = lua_tostring(L, -1);
+    if (!*node)
+        *node = "?";
+    if (!*role)
+        *role = "?";
+}
+
+/* "a -> b -> c[in] (16 channels)": every member in node order, consumers marked. */
+static void add_chain(lua_State *L, luaL_Buffer *b, lua_Integer n)
+{
+    for (lua_Integer k = 1; k <= n; k++) {
+        const char *node, *role;
+        push_member(L, k, &node, &role);
+        lua_pushfstring(L, "%s%s%s", k > 1 ? " -> " : "", node,
+                        strcmp(role, "consumer") == 0 ? "[in]" : "");
+        lua_replace(L, -4);
+        lua_pop(L, 2);
+        luaL_addvalue(b);
+    }
+    lua_pushliteral(L, " (");
+    push_summary(L);
+    lua_pushliteral(L, ")");
+    lua_concat(L, 3);
+    luaL_addvalue(b);
+}
+
+/* Push "a, b, ... (N more)", the nodes with `role` (a node listed twice in a row, as
+ * a concat of one group twice makes it, counts once), and return how many there are. */
+static int push_names(lua_State *L, lua_Integer n, const char *want)
+{
+    int count = 0;
+    const char *last = NULL;
+    lua_pushliteral(L, "");
+    for (lua_Integer k = 1; k <= n; k++) {
+        const char *node, *role;
+        push_member(L, k, &node, &role);
+        int listed = strcmp(role, want) == 0 && !(last && strcmp(last, node) == 0);
+        if (listed && count < NAMES_MAX) {
+            lua_pushfstring(L, "%s%s", count ? ", " : "", node);
+            lua_rotate(L, -4, 1);   /* below the member, its node and its role */
+        }
+        lua_pop(L, 3);
+        if (listed && count++ < NAMES_MAX)
+            lua_concat(L, 2);
+        if (strcmp(role, want) == 0)
+            last = node;   /* kept alive by the members table */
+    }
+    if (count > NAMES_MAX) {
+        lua_pushfstring(L, ", ... (%d more)", count - NAMES_MAX);
+        lua_concat(L, 2);
+    }
+    return count;
+}
+
+/* "group of p: 16 channels" and a line each for its producers, its consumers and how
+ * many nodes pass it through. */
+static void add_compact(lua_State *L, luaL_Buffer *b, lua_Integer n)
+{
+    lua_getfield(L, 1, "producer");
+    lua_pushfstring(L, "group of %s: ", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+    lua_remove(L, -2);
+    push_summary(L);
+    lua_concat(L, 2);
+    luaL_addvalue(b);
+    static const char *const roles[] = {"producer", "consumer"};
+    for (int r = 0; r < 2; r++) {
+        int count = push_names(L, n, roles[r]);
+        if (count > 0)
+            lua_pushfstring(L, "\n  %ss (%d): %s", roles[r], count, lua_tostring(L, -1));
+        else
+            lua_pushliteral(L, "");
+        lua_remove(L, -2);
+        luaL_addvalue(b);
+    }
+    int passes = push_names(L, n, "pass");
+    lua_pop(L, 1);
+    if (passes > 0) {
+        lua_pushfstring(L, "\n  passed through by %d node%s", passes, passes > 1 ? "s" : "");
+        luaL_addvalue(b);
+    }
+}
+
+/* A group prints as its chain of members, or when longer than CHAIN_MAX in the compact
+ * form.  Nothing stays on the stack across buffer operations but the piece being
+ * added: the buffer may keep its storage there. */
 static int group_tostring(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_getfield(L, 1, "members");
     lua_Integer n = lua_type(L, 2) == LUA_TTABLE ? luaL_len(L, 2) : 0;
-    lua_getfield(L, 1, "channels");
-    lua_Integer channels = lua_tointeger(L, -1);
-    lua_getfield(L, 1, "prunable");
-    int unprunable = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
-    lua_pop(L, 2);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    for (lua_Integer k = 1; k <= n; k++) {
-        lua_geti(L, 2, k);
-        lua_getfield(L, -1, "node");
-        lua_getfield(L, -2, "role");
-        const char *node = lua_tostring(L, -2), *role = lua_tostring(L, -1);
-        lua_pushfstring(L, "%s%s%s", k > 1 ? " -> " : "", node ? node : "?",
-                        role && strcmp(role, "consumer") == 0 ? "[in]" : "");
-        lua_replace(L, -4);
-        lua_pop(L, 2);
-        luaL_addvalue(&b);
-    }
-    lua_pushfstring(L, " (%I channels", channels);
-    luaL_addvalue(&b);
-    if (unprunable) {
-        lua_getfield(L, 1, "why");
-        lua_pushfstring(L, "; not prunable: %s", lua_tostring(L, -1));
-        lua_remove(L, -2);
-        luaL_addvalue(&b);
-    }
-    luaL_addstring(&b, ")");
+    if (n <= CHAIN_MAX)
+        add_chain(L, &b, n);
+    else
+        add_compact(L, &b, n);
     luaL_pushresult(&b);
     return 1;
 }

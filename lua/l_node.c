@@ -217,6 +217,12 @@ static void set_int(lua_State *L, const char *key, int v)
     lua_setfield(L, -2, key);
 }
 
+static void set_bool(lua_State *L, const char *key, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, key);
+}
+
 /* node:attrs(): the kind's attributes under the builder's option names, so they can
  * be passed back to a builder. */
 static int node_attrs(lua_State *L)
@@ -237,17 +243,25 @@ static int node_attrs(lua_State *L)
         /* fall through */
     case LOP_LINEAR:
         set_int(L, "out", a->out_channels);
-        lua_pushboolean(L, a->bias);
-        lua_setfield(L, -2, "bias");
+        set_bool(L, "bias", a->bias);
         if (lop_node_kind(g, id) == LOP_CONV2D)
             set_pair(L, "kernel", a->kernel_h, a->kernel_w);
         break;
-    case LOP_MAXPOOL:
     case LOP_AVGPOOL:
+        set_bool(L, "exclude_pad", a->exclude_pad);
+        /* fall through */
+    case LOP_MAXPOOL:
         set_pair(L, "kernel", a->kernel_h, a->kernel_w);
         set_pair(L, "stride", a->stride_h ? a->stride_h : a->kernel_h,
                  a->stride_w ? a->stride_w : a->kernel_w);
         set_pair(L, "pad", a->pad_h, a->pad_w);
+        set_bool(L, "ceil_mode", a->ceil_mode);
+        break;
+    case LOP_PAD:
+        set_int(L, "top", a->pad_h);
+        set_int(L, "bottom", a->pad_bottom);
+        set_int(L, "left", a->pad_w);
+        set_int(L, "right", a->pad_right);
         break;
     case LOP_BATCHNORM:
         set_number(L, "eps", a->eps);
@@ -257,8 +271,7 @@ static int node_attrs(lua_State *L)
         set_number(L, "p", a->p);
         break;
     case LOP_PICK:
-        lua_pushinteger(L, a->out_channels);
-        lua_setfield(L, -2, "channels");
+        set_int(L, "channels", a->out_channels);
         break;
     default:
         break;

@@ -3,7 +3,9 @@
  * inputs and outputs), the selection rules lop.select.thinet / lasso / first /
  * random / l1 (all taking the statistics) and lop.select.hessian (taking the net and
  * data), and lop.reconstruct (least-squares fit + removal).  Keep lists are 1-based
- * and increasing; `keep` in the options is the kept fraction, c' = ceil(keep * c).
+ * and increasing; `keep` in the options is the kept fraction, c' = ceil(keep * c) -
+ * for l1 and hessian, whose channels may be a group that grouped convolutions slice,
+ * that fraction of each slice, ranked within it.
  */
 #include <string.h>
 
@@ -80,12 +82,23 @@ static int l_sample(lua_State *L)
     return 1;
 }
 
-/* The kept count the options at arg ask for out of c: keep (a fraction in (0, 1],
- * default 0.5) through lop_keep_count. */
-static int kept_count(lua_State *L, int arg, const char *what, int c)
+/* The kept count the options at arg ask for out of c channels in `slices` equal
+ * slices: keep (a fraction in (0, 1], default 0.5) of each, through lop_keep_count. */
+static int kept_count(lua_State *L, int arg, const char *what, int c, int slices)
 {
     double keep = lopl_opt_number(L, arg, what, "keep", 0.5, 0, 1, 1, "in (0, 1]");
-    return lop_keep_count(keep, c);
+    return slices * lop_keep_count(keep, c / slices);
+}
+
+/* The slices of the group node's output carries (1 when it carries none). */
+static int carried_slices(lua_State *L, const lop_graph *g, int node, const char *fn)
+{
+    lop_groups gs;
+    if (lop_graph_groups(g, &gs) != LOP_OK)
+        return lopl_fail(L, fn);
+    int gi = lop_groups_find(&gs, node), slices = gi >= 0 ? gs.groups[gi].slices : 1;
+    lop_groups_free(&gs);
+    return slices;
 }
 
 /* Push 0-based increasing channel indices as a 1-based Lua array. */
@@ -108,13 +121,13 @@ static void push_numbers(lua_State *L, const double *v, int n)
 }
 
 /* The statistics at 1 and the keep list scratch for a rule that takes {keep = ...}
- * (plus the other known keys); *n receives the kept count. */
-static int *rule_args(lua_State *L, const char *fn, const char *const *known, lopl_stats **u,
-                      int *n)
+ * (plus the other known keys); *n receives the kept count (of each of `slices`). */
+static int *rule_args(lua_State *L, const char *fn, const char *const *known, int slices,
+                      lopl_stats **u, int *n)
 {
     *u = check_stats(L, 1);
     lopl_check_opts(L, 2, fn, known);
-    *n = kept_count(L, 2, fn, (*u)->s.c);
+    *n = kept_count(L, 2, fn, (*u)->s.c, slices);
     return lua_newuserdatauv(L, (size_t)(*u)->s.c * sizeof(int), 0);
 }
 
@@ -124,7 +137,7 @@ static const char *const keep_only[] = {"keep", NULL};
 static int select_thinet(lua_State *L)
 {
     lopl_stats *u;
-    int n, *keep = rule_args(L, "lop.select.thinet", keep_only, &u, &n);
+    int n, *keep = rule_args(L, "lop.select.thinet", keep_only, 1, &u, &n);
     if (lop_select_thinet(u->s.A, u->s.c, n, keep) != LOP_OK)
         return lopl_fail(L, "lop.select.thinet");
     push_keep(L, keep, n);
@@ -136,7 +149,7 @@ static int select_thinet(lua_State *L)
 static int select_lasso(lua_State *L)
 {
     lopl_stats *u;
-    int n, *keep = rule_args(L, "lop.select.lasso", keep_only, &u, &n), c = u->s.c;
+    int n, *keep = rule_args(L, "lop.select.lasso", keep_only, 1, &u, &n), c = u->s.c;
     double *beta = lua_newuserdatauv(L, (size_t)c * sizeof(double), 0);
     lop_lasso_info info;
     if (lop_select_lasso(u->s.A, u->s.r, u->s.wnorm, c, n, keep, beta, &info) != LOP_OK)
@@ -157,7 +170,7 @@ static int select_lasso(lua_State *L)
 static int select_first(lua_State *L)
 {
     lopl_stats *u;
-    int n, *keep = rule_args(L, "lop.select.first", keep_only, &u, &n);
+    int n, *keep = rule_args(L, "lop.select.first", keep_only, 1, &u, &n);
     if (lop_select_first(u->s.c, n, keep) != LOP_OK)
         return lopl_fail(L, "lop.select.first");
     push_keep(L, keep, n);
@@ -169,7 +182,7 @@ static int select_random(lua_State *L)
 {
     static const char *const known[] = {"keep", "seed", NULL};
     lopl_stats *u;
-    int n, *keep = rule_args(L, "lop.select.random", known, &u, &n);
+    int n, *keep = rule_args(L, "lop.select.random", known, 1, &u, &n);
     uint64_t seed = (uint64_t)lopl_opt_int(L, 2, "lop.select.random", "seed", 1, 0);
     if (lop_select_random(u->s.c, n, seed, keep) != LOP_OK)
         return lopl_fail(L, "lop.select.random");
@@ -178,12 +191,13 @@ static int select_random(lua_State *L)
 }
 
 /* lop.select.l1(s, {keep}) -> the channels whose producing filters have the largest
- * L1 norm (Li et al.), summed over every producer of the group. */
+ * L1 norm (Li et al.), summed over every producer of the group, per slice. */
 static int select_l1(lua_State *L)
 {
-    lopl_stats *u;
-    int n, *keep = rule_args(L, "lop.select.l1", keep_only, &u, &n);
+    lopl_stats *u = check_stats(L, 1);
     lop_graph *g = stats_net(L, 1, u);
+    int slices = carried_slices(L, g, lop_node_input(g, u->s.node, 0), "lop.select.l1");
+    int n, *keep = rule_args(L, "lop.select.l1", keep_only, slices, &u, &n);
     if (lop_select_l1(g, u->s.node, n, keep) != LOP_OK)
         return lopl_fail(L, "lop.select.l1");
     push_keep(L, keep, n);
@@ -192,9 +206,10 @@ static int select_l1(lua_State *L)
 
 /* lop.select.hessian(net, data, layer, {keep = 0.5, images = 128, batch = 64,
  * max_iter = 100, tol = 1e-3, seed = 1, weighted = false}) -> keep list (the layer's
- * own filters), eigenvalue, products used, importance of every filter (a list, so a
- * caller can rank at several ratios from one power iteration).  Defaults: the
- * engine's, images at most the data set's size. */
+ * own filters, the most important of each slice of their group), eigenvalue,
+ * products used, importance of every filter (a list, so a caller can rank at several
+ * ratios from one power iteration).  Defaults: the engine's, images at most the data
+ * set's size. */
 static int select_hessian(lua_State *L)
 {
     static const char *const known[] = {"keep", "images", "batch", "max_iter", "tol",
@@ -215,16 +230,22 @@ static int select_hessian(lua_State *L)
     o.seed = (uint64_t)lopl_opt_int(L, 4, fn, "seed", (int)o.seed, 0);
     int weighted = lopl_opt_bool(L, 4, fn, "weighted", 0);
     const lop_tensor *w = lop_node_param(g, node, 0);
-    int filters = w->shape[0], n = kept_count(L, 4, fn, filters);
+    int filters = w->shape[0], slices = carried_slices(L, g, node, fn);
+    int n = kept_count(L, 4, fn, filters, slices), per = filters / slices;
     float *v = lua_newuserdatauv(L, w->numel * sizeof(float), 0);
     double *score = lua_newuserdatauv(L, (size_t)filters * sizeof(double), 0);
     int *keep = lua_newuserdatauv(L, (size_t)filters * sizeof(int), 0);
     double lambda;
     int iters;
     if (lop_hessian_top(g, d, node, &o, &lambda, v, &iters) != LOP_OK ||
-        lop_hessian_importance(g, node, v, weighted, score) != LOP_OK ||
-        lop_select_top(score, filters, n, keep) != LOP_OK)
+        lop_hessian_importance(g, node, v, weighted, score) != LOP_OK)
         return lopl_fail(L, fn);
+    for (int s = 0, each = n / slices; s < slices; s++) {   /* top `each` of every slice */
+        if (lop_select_top(score + s * per, per, each, keep + s * each) != LOP_OK)
+            return lopl_fail(L, fn);
+        for (int i = 0; i < each; i++)
+            keep[s * each + i] += s * per;
+    }
     push_keep(L, keep, n);
     lua_pushnumber(L, lambda);
     lua_pushinteger(L, iters);

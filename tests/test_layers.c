@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -33,6 +34,17 @@ static lop_attrs pool_attrs(int k, int stride, int pad)
     a.kernel_h = a.kernel_w = k;
     a.stride_h = a.stride_w = stride;
     a.pad_h = a.pad_w = pad;
+    return a;
+}
+
+/* Zeros: top rows above, bottom below, left columns before, right after. */
+static lop_attrs pad_attrs(int top, int bottom, int left, int right)
+{
+    lop_attrs a = lop_attrs_default();
+    a.pad_h = top;
+    a.pad_bottom = bottom;
+    a.pad_w = left;
+    a.pad_right = right;
     return a;
 }
 
@@ -123,6 +135,40 @@ static void test_grad_relu(void **state)
     check(g, in, 1);
 }
 
+/* Inputs spread over [-2, 8), kept a step away from both kinks (0 and 6). */
+static void test_grad_relu6(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 2, 5, 3, &x);
+    add1(g, LOP_RELU6, "relu6", x, NULL);
+    lop_tensor *in = random_input(g, 3, 30);
+    for (size_t i = 0; i < in->numel; i++) {
+        float v = 5.0f * in->data[i] + 3.0f;
+        if (fabsf(v) < 0.1f || fabsf(v - 6.0f) < 0.1f)
+            v += 0.2f;
+        in->data[i] = v;
+    }
+    check(g, in, 1);
+}
+
+/* Asymmetric amounts, one side left at zero, under a conv so parameters see it too. */
+static void test_grad_pad(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 2, 5, 4, &x);
+    lop_attrs a = pad_attrs(1, 2, 0, 3);
+    int p = add1(g, LOP_PAD, "pad", x, &a);
+    conv(g, "conv", p, 3, 1);
+    check(g, random_input(g, 2, 31), 1);
+
+    g = new_graph(3, 3, 1, 1, &x);
+    a = pad_attrs(2, 0, 1, 1);
+    add1(g, LOP_PAD, "pad", x, &a);
+    check(g, random_input(g, 3, 32), 1);
+}
+
 static void test_grad_maxpool_stride2(void **state)
 {
     (void)state;
@@ -159,6 +205,44 @@ static void test_grad_avgpool(void **state)
     a.stride_w = 1;
     add1(g, LOP_AVGPOOL, "pool", x, &a);
     check(g, random_input(g, 2, 7), 1);
+}
+
+/* Ceil mode: windows hanging off the bottom and right edges (7 -> 4 rows with a 3x3
+ * window, stride 2, pad 1; 5 -> 3 columns of 2x2 windows, the last one a single
+ * column). */
+static void test_grad_maxpool_ceil(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 2, 8, 7, &x);
+    lop_attrs a = pool_attrs(3, 2, 1);
+    a.ceil_mode = 1;
+    add1(g, LOP_MAXPOOL, "pool", x, &a);
+    check(g, distinct_input(g, 2, 33), 1);
+
+    g = new_graph(3, 2, 5, 5, &x);
+    a = pool_attrs(2, 2, 0);
+    a.ceil_mode = 1;
+    add1(g, LOP_MAXPOOL, "pool", x, &a);
+    check(g, distinct_input(g, 2, 34), 1);
+}
+
+/* Averages with every divisor rule: ceil mode counting padding, ceil mode and floor
+ * mode excluding it, each after a conv so the parameters' gradients go through. */
+static void test_grad_avgpool_ceil_and_exclude_pad(void **state)
+{
+    (void)state;
+    static const int modes[][2] = {{1, 0}, {1, 1}, {0, 1}};   /* ceil_mode, exclude_pad */
+    for (int m = 0; m < 3; m++) {
+        int x, c;
+        lop_graph *g = new_graph(3, 2, 6, 7, &x);
+        c = conv(g, "conv", x, 3, 1);
+        lop_attrs a = pool_attrs(3, 2, 1);
+        a.ceil_mode = modes[m][0];
+        a.exclude_pad = modes[m][1];
+        add1(g, LOP_AVGPOOL, "pool", c, &a);
+        check(g, random_input(g, 2, 35 + m), 1);
+    }
 }
 
 static void test_grad_global_avgpool(void **state)
@@ -325,6 +409,18 @@ static void test_maxpool_forward_by_hand(void **state)
     lop_graph_free(g);
 }
 
+/* Output size by PyTorch's documented rule: floor, or in ceil mode ceil, of
+ * (size + 2 pad - kernel) / stride, plus one - and in ceil mode one less when the last
+ * window would start at or past size + pad, in the right padding. */
+static int naive_out_size(int size, int k, int stride, int pad, int ceil_mode)
+{
+    double q = (double)(size + 2 * pad - k) / stride;
+    int out = (int)(ceil_mode ? ceil(q) : floor(q)) + 1;
+    if (ceil_mode && (out - 1) * stride >= size + pad)
+        out--;
+    return out;
+}
+
 /* Max of window (oy, ox) of one plane by the definition: cells inside the input only. */
 static float naive_window_max(const float *x, int h, int w, int k, int stride, int pad, int oy,
                               int ox)
@@ -339,26 +435,131 @@ static float naive_window_max(const float *x, int h, int w, int k, int stride, i
     return best;
 }
 
+/* Naive max/avg pooling of `planes` planes (h, w) with a's square window (kernel_h,
+ * stride_h, pad_h, ceil_mode, exclude_pad): the output y and, for the output gradient
+ * r, the input gradient dx.  Padded cells never win a max; an average divides by the
+ * number of its window's cells inside the padded plane [-pad, h + pad) x [-pad,
+ * w + pad) - padding counts as zeros, a ceil-mode overhang past it does not - or,
+ * with exclude_pad, by the number inside the input. */
+static void naive_pool(int is_max, const lop_attrs *at, const float *x, const float *r,
+                       int planes, int h, int w, float *y, double *dx)
+{
+    int k = at->kernel_h, stride = at->stride_h, pad = at->pad_h;
+    int oh = naive_out_size(h, k, stride, pad, at->ceil_mode);
+    int ow = naive_out_size(w, k, stride, pad, at->ceil_mode);
+    for (int q = 0; q < planes; q++)
+        for (int i = 0; i < h * w; i++)
+            dx[(size_t)q * h * w + i] = 0;
+    for (int q = 0; q < planes; q++)
+        for (int oi = 0; oi < oh; oi++)
+            for (int oj = 0; oj < ow; oj++) {
+                double acc = is_max ? -INFINITY : 0;
+                int best = -1, inside = 0, padded = 0;
+                for (int a = 0; a < k; a++)
+                    for (int c = 0; c < k; c++) {
+                        int i = oi * stride - pad + a, j = oj * stride - pad + c;
+                        padded += i >= -pad && i < h + pad && j >= -pad && j < w + pad;
+                        if (i < 0 || i >= h || j < 0 || j >= w)
+                            continue;
+                        inside++;
+                        float v = x[((size_t)q * h + i) * w + j];
+                        if (!is_max)
+                            acc += v;
+                        else if (v > acc) {
+                            acc = v;
+                            best = i * w + j;
+                        }
+                    }
+                assert_true(inside > 0);
+                double div = at->exclude_pad ? inside : padded;
+                size_t o = ((size_t)q * oh + oi) * ow + oj;
+                y[o] = (float)(is_max ? acc : acc / div);
+                if (is_max) {
+                    dx[(size_t)q * h * w + best] += r[o];
+                    continue;
+                }
+                for (int a = 0; a < k; a++)
+                    for (int c = 0; c < k; c++) {
+                        int i = oi * stride - pad + a, j = oj * stride - pad + c;
+                        if (i >= 0 && i < h && j >= 0 && j < w)
+                            dx[((size_t)q * h + i) * w + j] += r[o] / div;
+                    }
+            }
+}
+
+/* input (c, h, w) -> one pool (kind with attrs a, or global average when a is NULL),
+ * batch samples; shape, forward and backward against naive loops. */
+static void check_pool(lop_kind kind, const lop_attrs *a, int c, int h, int w, int batch)
+{
+    int x;
+    lop_graph *g = new_graph(3, c, h, w, &x);
+    add1(g, kind, "pool", x, a);
+    lop_tensor *in = distinct_input(g, batch, 21);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    const lop_tensor *out = lop_graph_output(g);
+    if (a) {
+        assert_int_equal(out->shape[2], naive_out_size(h, a->kernel_h, a->stride_h, a->pad_h,
+                                                       a->ceil_mode));
+        assert_int_equal(out->shape[3], naive_out_size(w, a->kernel_h, a->stride_h, a->pad_h,
+                                                       a->ceil_mode));
+    }
+    lop_tensor *r = gradcheck_random(out->ndim, out->shape, 22);
+    lop_graph_zero_grad(g);
+    assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+    int planes = batch * c, size = h * w;
+    float *y = malloc(out->numel * sizeof *y);
+    double *dx = malloc(in->numel * sizeof *dx);
+    assert_non_null(y);
+    assert_non_null(dx);
+    if (a)
+        naive_pool(kind == LOP_MAXPOOL, a, in->data, r->data, planes, h, w, y, dx);
+    else
+        for (int q = 0; q < planes; q++) {
+            double s = 0;
+            for (int i = 0; i < size; i++) {
+                s += in->data[(size_t)q * size + i];
+                dx[(size_t)q * size + i] = r->data[q] / size;
+            }
+            y[q] = (float)(s / size);
+        }
+    const float *got = lop_graph_input_grad(g)->data;
+    for (size_t i = 0; i < out->numel; i++)
+        assert_float_equal(out->data[i], y[i], 1e-4 * (1 + fabsf(y[i])));
+    for (size_t i = 0; i < in->numel; i++)
+        assert_float_equal(got[i], dx[i], 1e-6);
+    free(y);
+    free(dx);
+    lop_tensor_release(r);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
 /* Inference (no argmax kept) and training take different loops; both must give the
- * window maxima, on odd sizes where windows are clipped by padding and by the edge. */
+ * window maxima, on odd sizes where windows are clipped by padding and by the edge,
+ * and in ceil mode by the end of the input. */
 static void test_maxpool_forward_matches_definition(void **state)
 {
     (void)state;
-    static const int geoms[][5] = {
-        /* h, w, kernel, stride, pad */
-        {6, 6, 2, 2, 0}, {7, 9, 2, 2, 0}, {7, 7, 3, 2, 1}, {5, 8, 3, 1, 1}, {9, 6, 3, 3, 0},
+    static const int geoms[][6] = {
+        /* h, w, kernel, stride, pad, ceil_mode */
+        {6, 6, 2, 2, 0, 0}, {7, 9, 2, 2, 0, 0}, {7, 7, 3, 2, 1, 0}, {5, 8, 3, 1, 1, 0},
+        {9, 6, 3, 3, 0, 0}, {7, 9, 2, 2, 0, 1}, {6, 8, 3, 2, 1, 1}, {9, 5, 3, 3, 1, 1},
+        {5, 6, 2, 2, 1, 1}, {1, 3, 2, 2, 0, 1}, {10, 11, 3, 2, 0, 1},
     };
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const int *q = geoms[gi];
         int x;
         lop_graph *g = new_graph(3, 3, q[0], q[1], &x);
         lop_attrs a = pool_attrs(q[2], q[3], q[4]);
+        a.ceil_mode = q[5];
         add1(g, LOP_MAXPOOL, "pool", x, &a);
         lop_tensor *in = random_input(g, 2, 40 + gi);
         for (int train = 0; train <= 1; train++) {
             assert_int_equal(lop_graph_forward(g, in, train), LOP_OK);
             const lop_tensor *y = lop_graph_output(g);
             int oh = y->shape[2], ow = y->shape[3];
+            assert_int_equal(oh, naive_out_size(q[0], q[2], q[3], q[4], q[5]));
+            assert_int_equal(ow, naive_out_size(q[1], q[2], q[3], q[4], q[5]));
             for (int plane = 0; plane < 2 * 3; plane++)
                 for (int oy = 0; oy < oh; oy++)
                     for (int ox = 0; ox < ow; ox++)
@@ -381,6 +582,8 @@ static void test_avgpool_forward_by_hand(void **state)
     lop_attrs a2 = pool_attrs(2, 2, 0), a3 = pool_attrs(3, 2, 1);
     int p2 = add1(g, LOP_AVGPOOL, "p2", x, &a2);
     int p3 = add1(g, LOP_AVGPOOL, "p3", x, &a3);
+    a3.exclude_pad = 1;
+    int p3x = add1(g, LOP_AVGPOOL, "p3x", x, &a3);
     add1(g, LOP_GLOBAL_AVGPOOL, "gap", x, NULL);
     float v[16];
     for (int i = 0; i < 16; i++)
@@ -391,13 +594,202 @@ static void test_avgpool_forward_by_hand(void **state)
     /* padding counts in the divisor: the corner window holds 0+1+4+5 over 9 cells */
     const float want2[4] = {2.5f, 4.5f, 10.5f, 12.5f};
     const double want3[4] = {10.0 / 9, 24.0 / 9, 51.0 / 9, 90.0 / 9};
+    /* without padding in the divisor: the corner window averages its 4 cells, the
+     * edge windows their 6 */
+    const double want3x[4] = {10.0 / 4, 24.0 / 6, 51.0 / 6, 90.0 / 9};
     const float *y2 = lop_node_output(g, p2)->data, *y3 = lop_node_output(g, p3)->data;
+    const float *y3x = lop_node_output(g, p3x)->data;
     for (int i = 0; i < 4; i++) {
         assert_float_equal(y2[i], want2[i], 1e-6);
         assert_float_equal(y3[i], want3[i], 1e-6);
+        assert_float_equal(y3x[i], want3x[i], 1e-6);
     }
     assert_float_equal(lop_graph_output(g)->data[0], 7.5f, 1e-6);
     lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+/* relu6 by its definition, at the kinks too: y = min(max(x, 0), 6); the gradient is
+ * 1 strictly inside (0, 6) and 0 at and beyond both ends. */
+static void test_relu6_forward_and_kinks(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(1, 10, 0, 0, &x);
+    add1(g, LOP_RELU6, "relu6", x, NULL);
+    const float v[10] = {-3.0f, -0.0f, 0.0f, 1e-6f, 2.5f, 5.999f, 6.0f, 6.001f, 1e30f,
+                         -INFINITY};
+    const float want_y[10] = {0, 0, 0, 1e-6f, 2.5f, 5.999f, 6, 6, 6, 0};
+    const float want_dx[10] = {0, 0, 0, 1, 1, 1, 0, 0, 0, 0};
+    int shape[2] = {1, 10};
+    lop_tensor *in = tensor(2, shape, v), *ones = lop_tensor_new(2, shape);
+    assert_non_null(ones);
+    lop_tensor_fill(ones, 1.0f);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    assert_int_equal(lop_graph_backward(g, ones), LOP_OK);
+    const float *y = lop_graph_output(g)->data, *dx = lop_graph_input_grad(g)->data;
+    for (int i = 0; i < 10; i++) {
+        assert_float_equal(y[i], want_y[i], 0);
+        assert_float_equal(dx[i], want_dx[i], 0);
+    }
+    lop_tensor_release(ones);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+/* Zero padding of plane (h, w) by (top, bottom, left, right), by the definition:
+ * output cell (i, j) is input cell (i - top, j - left) when that exists, else 0. */
+static float naive_pad_at(const float *x, int h, int w, int top, int left, int i, int j)
+{
+    int si = i - top, sj = j - left;
+    return si >= 0 && si < h && sj >= 0 && sj < w ? x[si * w + sj] : 0.0f;
+}
+
+static void test_pad_forward_and_backward_match_definition(void **state)
+{
+    (void)state;
+    static const int cases[][6] = {
+        /* h, w, top, bottom, left, right */
+        {3, 4, 1, 1, 1, 1}, {5, 2, 0, 3, 2, 0}, {1, 1, 2, 1, 0, 3}, {4, 7, 0, 0, 0, 0},
+        {2, 3, 1024, 0, 0, 1},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int *q = cases[ci];
+        int x, shape[3];
+        lop_graph *g = new_graph(3, 3, q[0], q[1], &x);
+        lop_attrs a = pad_attrs(q[2], q[3], q[4], q[5]);
+        int p = add1(g, LOP_PAD, "pad", x, &a);
+        assert_int_equal(lop_node_shape(g, p, shape), 3);
+        int oh = q[0] + q[2] + q[3], ow = q[1] + q[4] + q[5];
+        assert_int_equal(shape[0], 3);
+        assert_int_equal(shape[1], oh);
+        assert_int_equal(shape[2], ow);
+        assert_int_equal(lop_node_params(g, p), 0);
+        assert_float_equal(lop_node_flops(g, p), 0, 0);
+        lop_tensor *in = random_input(g, 2, 50 + ci);
+        assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+        const lop_tensor *out = lop_graph_output(g);
+        lop_tensor *r = gradcheck_random(out->ndim, out->shape, 60 + ci);
+        lop_graph_zero_grad(g);
+        assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+        const float *dx = lop_graph_input_grad(g)->data;
+        for (int plane = 0; plane < 2 * 3; plane++) {
+            const float *xp = in->data + plane * q[0] * q[1];
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                    assert_float_equal(out->data[(plane * oh + i) * ow + j],
+                                       naive_pad_at(xp, q[0], q[1], q[2], q[4], i, j), 0);
+            /* the crop: each input cell's gradient is its output cell's */
+            for (int i = 0; i < q[0]; i++)
+                for (int j = 0; j < q[1]; j++)
+                    assert_float_equal(dx[(plane * q[0] + i) * q[1] + j],
+                                       r->data[(plane * oh + i + q[2]) * ow + j + q[4]], 0);
+        }
+        lop_tensor_release(r);
+        lop_tensor_release(in);
+        lop_graph_free(g);
+    }
+}
+
+/* Ceil mode by hand, on planes 0, 1, 2, ... row by row (PyTorch gives the same). */
+static void test_pools_ceil_mode_by_hand(void **state)
+{
+    (void)state;
+    struct {
+        int h, k, s, p, oh;      /* square planes: size, kernel, stride, pad; output */
+        float max[16], avg[16], avg_exclude[16];
+    } cases[] = {
+        /* 5x5, 2x2 windows, stride 2: ceil((5 - 2) / 2) + 1 = 3 (floor mode: 2); the
+         * last row and column of windows hold one input row/column, and no padding, so
+         * both averages divide the corner by 1 */
+        {5, 2, 2, 0, 3,
+         {6, 8, 9, 16, 18, 19, 21, 23, 24},
+         {3, 5, 6.5f, 13, 15, 16.5f, 20.5f, 22.5f, 24},
+         {3, 5, 6.5f, 13, 15, 16.5f, 20.5f, 22.5f, 24}},
+        /* 5x5, 2x2, stride 2, pad 1: ceil((5 + 2 - 2) / 2) + 1 = 4, but the 4th window
+         * would start at row 5 = H, inside the bottom padding: minus 1 gives 3.  The
+         * first window holds padding and cell (0,0): 0/4 with padding counted, 0/1
+         * without; (0,1) holds cells 1 and 2: 3/4, or 3/2 */
+        {5, 2, 2, 1, 3,
+         {0, 2, 4, 10, 12, 14, 20, 22, 24},
+         {0, 0.75f, 1.75f, 3.75f, 9, 11, 8.75f, 19, 21},
+         {0, 1.5f, 3.5f, 7.5f, 9, 11, 17.5f, 19, 21}},
+        /* 6x6, 3x3, stride 2, pad 1: ceil((6 + 2 - 3) / 2) + 1 = 4 (floor: 3); the last
+         * window starts at row 5, inside the input, so it stays: rows 5, 6 (padding) and
+         * 7 (past the padding), divided by 2 rows with padding counted, 1 without */
+        {6, 3, 2, 1, 4,
+         {7, 9, 11, 11, 19, 21, 23, 23, 31, 33, 35, 35, 31, 33, 35, 35},
+         {14.0f / 9, 30.0f / 9, 42.0f / 9, 16.0f / 6, 50.0f / 6, 14, 16, 51.0f / 6,
+          98.0f / 6, 26, 28, 87.0f / 6, 61.0f / 6, 16, 17, 8.75f},
+         {3.5f, 5, 7, 8, 12.5f, 14, 16, 17, 24.5f, 26, 28, 29, 30.5f, 32, 34, 35}},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int x, h = cases[ci].h, oh = cases[ci].oh, shape[4] = {1, 1, h, h}, ids[3];
+        lop_graph *g = new_graph(3, 1, h, h, &x);
+        for (int m = 0; m < 3; m++) {
+            lop_attrs a = pool_attrs(cases[ci].k, cases[ci].s, cases[ci].p);
+            a.ceil_mode = 1;
+            a.exclude_pad = m == 2;
+            char name[8];
+            snprintf(name, sizeof name, "p%d", m);
+            ids[m] = add1(g, m == 0 ? LOP_MAXPOOL : LOP_AVGPOOL, name, x, &a);
+        }
+        float v[36];
+        for (int i = 0; i < h * h; i++)
+            v[i] = (float)i;
+        lop_tensor *in = tensor(4, shape, v);
+        assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+        const float *want[3] = {cases[ci].max, cases[ci].avg, cases[ci].avg_exclude};
+        for (int m = 0; m < 3; m++) {
+            const lop_tensor *y = lop_node_output(g, ids[m]);
+            assert_int_equal(y->shape[2], oh);
+            assert_int_equal(y->shape[3], oh);
+            for (int i = 0; i < oh * oh; i++)
+                assert_float_equal(y->data[i], want[m][i], 1e-5);
+        }
+        lop_tensor_release(in);
+        lop_graph_free(g);
+    }
+}
+
+/* Averages and maxima on odd shapes and every mode, forward and backward, against
+ * naive loops that count each window's cells one by one. */
+static void test_pools_match_definition(void **state)
+{
+    (void)state;
+    static const int geoms[][7] = {
+        /* h, w, kernel, stride, pad, ceil_mode, exclude_pad */
+        {7, 5, 3, 2, 1, 0, 1}, {7, 5, 3, 2, 1, 1, 0}, {7, 5, 3, 2, 1, 1, 1},
+        {6, 9, 2, 2, 1, 1, 0}, {6, 9, 2, 2, 1, 1, 1}, {8, 3, 3, 3, 0, 1, 0},
+        {1, 4, 2, 2, 0, 1, 1}, {11, 10, 5, 3, 2, 1, 0}, {11, 10, 5, 3, 2, 1, 1},
+        {4, 4, 4, 1, 2, 0, 1}, {9, 9, 3, 1, 1, 1, 1},
+    };
+    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+        const int *q = geoms[gi];
+        lop_attrs a = pool_attrs(q[2], q[3], q[4]);
+        a.ceil_mode = q[5];
+        a.exclude_pad = q[6];
+        check_pool(LOP_AVGPOOL, &a, 3, q[0], q[1], 2);
+        if (!a.exclude_pad)
+            check_pool(LOP_MAXPOOL, &a, 3, q[0], q[1], 2);
+    }
+}
+
+/* Only ceil mode lets a window outgrow the padded input: PyTorch pools a 1x1 map with a
+ * 2x2 window in ceil mode (one window, one cell), not in floor mode. */
+static void test_ceil_mode_pools_small_maps(void **state)
+{
+    (void)state;
+    int x, shape[3];
+    lop_graph *g = new_graph(3, 2, 1, 1, &x);
+    lop_attrs a = pool_attrs(2, 2, 0);
+    assert_int_equal(lop_graph_add(g, LOP_MAXPOOL, "floor", &x, 1, &a, NULL), LOP_ESHAPE);
+    assert_non_null(strstr(lop_errmsg(), "does not fit"));
+    a.ceil_mode = 1;
+    int p = add1(g, LOP_AVGPOOL, "ceil", x, &a);
+    assert_int_equal(lop_node_shape(g, p, shape), 3);
+    assert_int_equal(shape[1], 1);
+    assert_int_equal(shape[2], 1);
     lop_graph_free(g);
 }
 
@@ -505,7 +897,18 @@ static void test_flops_per_kind(void **state)
     int flat = add1(g, LOP_FLATTEN, "flat", x, NULL);
     int drop = add1(g, LOP_DROPOUT, "drop", flat, &d);
     int fc = linear(g, "fc", drop, 10, 1);
+    lop_attrs pd = pad_attrs(1, 0, 2, 1);
+    int relu6 = add1(g, LOP_RELU6, "relu6", x, NULL);
+    int pad = add1(g, LOP_PAD, "pad", x, &pd);            /* 4x7x9 out */
+    lop_attrs cp = pool_attrs(3, 2, 0);
+    cp.ceil_mode = cp.exclude_pad = 1;
+    int ceilp = add1(g, LOP_AVGPOOL, "ceilp", x, &cp);    /* 4x3x3 out */
     assert_float_equal(lop_node_flops(g, relu), 144, 0);
+    assert_float_equal(lop_node_flops(g, relu6), 144, 0);
+    assert_float_equal(lop_node_flops(g, pad), 0, 0);
+    /* the kernel area per output value, also where the last windows hang off the end */
+    assert_float_equal(lop_node_flops(g, ceilp), 9 * 36, 0);
+    assert_int_equal(lop_node_params(g, pad), 0);
     assert_float_equal(lop_node_flops(g, bn), 288, 0);
     assert_float_equal(lop_node_flops(g, maxp), 4 * 36, 0);
     assert_float_equal(lop_node_flops(g, avgp), 9 * 36, 0);
@@ -558,86 +961,42 @@ static void test_split_relu_add_concat_flatten(void **state)
     lop_graph_free(g);
 }
 
-/* Naive max/avg pooling of `planes` planes (h, w) with a k x k window: the output y
- * and, for the output gradient r, the input gradient dx (padded cells never win
- * and count as zeros in averages). */
-static void naive_pool(int is_max, const float *x, const float *r, int planes, int h, int w,
-                       int k, int stride, int pad, float *y, double *dx)
+/* input -> pad -> relu6, on maps big enough to split: forward and backward against
+ * the definitions. */
+static void test_split_pad_relu6(void **state)
 {
-    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    for (int q = 0; q < planes; q++)
-        for (int i = 0; i < h * w; i++)
-            dx[(size_t)q * h * w + i] = 0;
-    for (int q = 0; q < planes; q++)
-        for (int oi = 0; oi < oh; oi++)
-            for (int oj = 0; oj < ow; oj++) {
-                double acc = is_max ? -INFINITY : 0;
-                int best = -1;
-                for (int a = 0; a < k; a++)
-                    for (int c = 0; c < k; c++) {
-                        int i = oi * stride - pad + a, j = oj * stride - pad + c;
-                        if (i < 0 || i >= h || j < 0 || j >= w)
-                            continue;
-                        float v = x[((size_t)q * h + i) * w + j];
-                        if (!is_max)
-                            acc += v;
-                        else if (v > acc) {
-                            acc = v;
-                            best = i * w + j;
-                        }
-                    }
-                size_t o = ((size_t)q * oh + oi) * ow + oj;
-                y[o] = (float)(is_max ? acc : acc / (k * k));
-                if (is_max) {
-                    dx[(size_t)q * h * w + best] += r[o];
-                    continue;
-                }
-                for (int a = 0; a < k; a++)
-                    for (int c = 0; c < k; c++) {
-                        int i = oi * stride - pad + a, j = oj * stride - pad + c;
-                        if (i >= 0 && i < h && j >= 0 && j < w)
-                            dx[((size_t)q * h + i) * w + j] += r[o] / (k * k);
-                    }
-            }
-}
-
-/* input -> one pool (kind with attrs a, or global average when a is NULL); forward
- * and backward against naive loops. */
-static void check_big_pool(lop_kind kind, const lop_attrs *a)
-{
+    (void)state;
     int x;
     lop_graph *g = new_graph(3, BIG_C, BIG_HW, BIG_HW, &x);
-    add1(g, kind, "pool", x, a);
-    lop_tensor *in = distinct_input(g, BIG_B, 21);
+    lop_attrs a = pad_attrs(2, 1, 0, 3);
+    int p = add1(g, LOP_PAD, "pad", x, &a);
+    add1(g, LOP_RELU6, "relu6", p, NULL);
+    lop_tensor *in = random_input(g, BIG_B, 25);
+    for (size_t i = 0; i < in->numel; i++)
+        in->data[i] *= 8.0f;   /* both kinks in play */
     assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
     const lop_tensor *out = lop_graph_output(g);
-    lop_tensor *r = gradcheck_random(out->ndim, out->shape, 22);
+    lop_tensor *r = gradcheck_random(out->ndim, out->shape, 26);
     lop_graph_zero_grad(g);
     assert_int_equal(lop_graph_backward(g, r), LOP_OK);
-    int planes = BIG_B * BIG_C, size = BIG_HW * BIG_HW;
-    float *y = malloc(out->numel * sizeof *y);
-    double *dx = malloc(in->numel * sizeof *dx);
-    assert_non_null(y);
-    assert_non_null(dx);
-    if (a)
-        naive_pool(kind == LOP_MAXPOOL, in->data, r->data, planes, BIG_HW, BIG_HW,
-                   a->kernel_h, a->stride_h, a->pad_h, y, dx);
-    else
-        for (int q = 0; q < planes; q++) {
-            double s = 0;
-            for (int i = 0; i < size; i++) {
-                s += in->data[(size_t)q * size + i];
-                dx[(size_t)q * size + i] = r->data[q] / size;
+    const float *dx = lop_graph_input_grad(g)->data;
+    int oh = BIG_HW + 3, ow = BIG_HW + 3;
+    for (int plane = 0; plane < BIG_B * BIG_C; plane++) {
+        const float *xp = in->data + (size_t)plane * BIG_HW * BIG_HW;
+        for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++) {
+                float v = naive_pad_at(xp, BIG_HW, BIG_HW, 2, 0, i, j);
+                float want = v < 0 ? 0 : v > 6 ? 6 : v;
+                assert_float_equal(out->data[((size_t)plane * oh + i) * ow + j], want, 0);
             }
-            y[q] = (float)(s / size);
-        }
-    const float *got = lop_graph_input_grad(g)->data;
-    for (size_t i = 0; i < out->numel; i++)
-        assert_float_equal(out->data[i], y[i], 1e-4 * (1 + fabsf(y[i])));
-    for (size_t i = 0; i < in->numel; i++)
-        assert_float_equal(got[i], dx[i], 1e-6);
-    free(y);
-    free(dx);
+        for (int i = 0; i < BIG_HW; i++)
+            for (int j = 0; j < BIG_HW; j++) {
+                float v = xp[i * BIG_HW + j];
+                float d = r->data[((size_t)plane * oh + i + 2) * ow + j];
+                assert_float_equal(dx[((size_t)plane * BIG_HW + i) * BIG_HW + j],
+                                   v > 0 && v < 6 ? d : 0, 0);
+            }
+    }
     lop_tensor_release(r);
     lop_tensor_release(in);
     lop_graph_free(g);
@@ -647,10 +1006,15 @@ static void test_split_pools(void **state)
 {
     (void)state;
     lop_attrs max2 = pool_attrs(2, 2, 0), max3 = pool_attrs(3, 2, 1), avg3 = pool_attrs(3, 2, 1);
-    check_big_pool(LOP_MAXPOOL, &max2);
-    check_big_pool(LOP_MAXPOOL, &max3);
-    check_big_pool(LOP_AVGPOOL, &avg3);
-    check_big_pool(LOP_GLOBAL_AVGPOOL, NULL);
+    lop_attrs max3c = pool_attrs(3, 2, 0), avg3ce = pool_attrs(3, 2, 1);
+    max3c.ceil_mode = 1;   /* 20 -> 10 windows, the last one hanging off the end */
+    avg3ce.ceil_mode = avg3ce.exclude_pad = 1;
+    check_pool(LOP_MAXPOOL, &max2, BIG_C, BIG_HW, BIG_HW, BIG_B);
+    check_pool(LOP_MAXPOOL, &max3, BIG_C, BIG_HW, BIG_HW, BIG_B);
+    check_pool(LOP_MAXPOOL, &max3c, BIG_C, BIG_HW, BIG_HW, BIG_B);
+    check_pool(LOP_AVGPOOL, &avg3, BIG_C, BIG_HW, BIG_HW, BIG_B);
+    check_pool(LOP_AVGPOOL, &avg3ce, BIG_C, BIG_HW, BIG_HW, BIG_B);
+    check_pool(LOP_GLOBAL_AVGPOOL, NULL, BIG_C, BIG_HW, BIG_HW, BIG_B);
 }
 
 /* Linear layers whose products are large enough to be cut between threads, along
@@ -772,6 +1136,11 @@ static void test_invalid_layers_leave_graph_unchanged(void **state)
     lop_attrs p15 = lop_attrs_default(), p1 = lop_attrs_default(), lin = lop_attrs_default();
     lop_attrs big = pool_attrs(5, 1, 0), overpad = pool_attrs(2, 1, 2);
     lop_attrs negstride = pool_attrs(2, -1, 0), nokernel = pool_attrs(0, 1, 0);
+    lop_attrs padneg = pad_attrs(0, -1, 0, 0), padhuge = pad_attrs(0, 0, 1025, 0);
+    lop_attrs ceil2 = pool_attrs(2, 2, 0), excl2 = pool_attrs(2, 2, 0), maxexcl = excl2;
+    ceil2.ceil_mode = 2;
+    excl2.exclude_pad = -1;
+    maxexcl.exclude_pad = 1;
     p15.p = 1.5f;
     p1.p = 1.0f;
     lin.out_channels = 4;
@@ -797,6 +1166,15 @@ static void test_invalid_layers_leave_graph_unchanged(void **state)
         {"pool_1d", LOP_ESHAPE, lop_graph_add(g, LOP_MAXPOOL, "pool_1d", &fc, 1, &big, NULL)},
         {"gap_1d", LOP_ESHAPE,
          lop_graph_add(g, LOP_GLOBAL_AVGPOOL, "gap_1d", &fc, 1, NULL, NULL)},
+        {"pool_ceil2", LOP_EINVAL,
+         lop_graph_add(g, LOP_MAXPOOL, "pool_ceil2", &x, 1, &ceil2, NULL)},
+        {"pool_excl", LOP_EINVAL, lop_graph_add(g, LOP_AVGPOOL, "pool_excl", &x, 1, &excl2, NULL)},
+        {"max_excl", LOP_EINVAL, lop_graph_add(g, LOP_MAXPOOL, "max_excl", &x, 1, &maxexcl, NULL)},
+        {"pad_neg", LOP_EINVAL, lop_graph_add(g, LOP_PAD, "pad_neg", &x, 1, &padneg, NULL)},
+        {"pad_huge", LOP_EINVAL, lop_graph_add(g, LOP_PAD, "pad_huge", &x, 1, &padhuge, NULL)},
+        {"pad_1d", LOP_ESHAPE, lop_graph_add(g, LOP_PAD, "pad_1d", &fc, 1, NULL, NULL)},
+        {"relu6_two", LOP_EINVAL, lop_graph_add(g, LOP_RELU6, "relu6_two", mismatched, 2, NULL,
+                                                NULL)},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (cases[i].got != cases[i].want)
@@ -825,6 +1203,19 @@ static void test_error_messages_name_the_node(void **state)
     a.out_channels = 2;
     assert_int_equal(lop_graph_add(g, LOP_LINEAR, "fc_me", &x, 1, &a, NULL), LOP_ESHAPE);
     assert_non_null(strstr(lop_errmsg(), "fc_me"));
+    a = pool_attrs(2, 2, 0);
+    a.exclude_pad = 1;
+    assert_int_equal(lop_graph_add(g, LOP_MAXPOOL, "max_me", &x, 1, &a, NULL), LOP_EINVAL);
+    assert_string_equal(lop_errmsg(), "maxpool 'max_me': exclude_pad is an avgpool option (a "
+                                      "max never counts padding)");
+    a.exclude_pad = 0;
+    a.ceil_mode = 3;
+    assert_int_equal(lop_graph_add(g, LOP_AVGPOOL, "ceil_me", &x, 1, &a, NULL), LOP_EINVAL);
+    assert_string_equal(lop_errmsg(), "avgpool 'ceil_me': ceil_mode must be 0 or 1, got 3");
+    a = pad_attrs(0, 2000, 0, 0);
+    assert_int_equal(lop_graph_add(g, LOP_PAD, "pad_me", &x, 1, &a, NULL), LOP_EINVAL);
+    assert_string_equal(lop_errmsg(), "pad 'pad_me': padding top 0, bottom 2000, left 0, "
+                                      "right 0: each must be in 0..1024");
     lop_graph_free(g);
 }
 
@@ -834,9 +1225,13 @@ int main(void)
         cmocka_unit_test(test_grad_batchnorm_maps),
         cmocka_unit_test(test_grad_batchnorm_features),
         cmocka_unit_test(test_grad_relu),
+        cmocka_unit_test(test_grad_relu6),
+        cmocka_unit_test(test_grad_pad),
         cmocka_unit_test(test_grad_maxpool_stride2),
         cmocka_unit_test(test_grad_maxpool_overlapping_padded),
         cmocka_unit_test(test_grad_avgpool),
+        cmocka_unit_test(test_grad_maxpool_ceil),
+        cmocka_unit_test(test_grad_avgpool_ceil_and_exclude_pad),
         cmocka_unit_test(test_grad_global_avgpool),
         cmocka_unit_test(test_grad_flatten_linear),
         cmocka_unit_test(test_grad_linear_with_and_without_bias),
@@ -847,11 +1242,17 @@ int main(void)
         cmocka_unit_test(test_maxpool_forward_by_hand),
         cmocka_unit_test(test_maxpool_forward_matches_definition),
         cmocka_unit_test(test_avgpool_forward_by_hand),
+        cmocka_unit_test(test_relu6_forward_and_kinks),
+        cmocka_unit_test(test_pad_forward_and_backward_match_definition),
+        cmocka_unit_test(test_pools_ceil_mode_by_hand),
+        cmocka_unit_test(test_pools_match_definition),
+        cmocka_unit_test(test_ceil_mode_pools_small_maps),
         cmocka_unit_test(test_stride_zero_means_kernel),
         cmocka_unit_test(test_concat_and_flatten_forward),
         cmocka_unit_test(test_dropout_statistics),
         cmocka_unit_test(test_flops_per_kind),
         cmocka_unit_test(test_split_relu_add_concat_flatten),
+        cmocka_unit_test(test_split_pad_relu6),
         cmocka_unit_test(test_split_pools),
         cmocka_unit_test(test_split_linear),
         cmocka_unit_test(test_forward_allocation_failures_are_clean),

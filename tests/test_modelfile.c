@@ -216,6 +216,16 @@ static void assert_same_graph(const lop_graph *a, const lop_graph *b)
     }
 }
 
+/* Both graphs give the same output on x, to the bit. */
+static void assert_same_output(lop_graph *a, lop_graph *b, const lop_tensor *x)
+{
+    assert_int_equal(lop_graph_forward(a, x, 0), LOP_OK);
+    assert_int_equal(lop_graph_forward(b, x, 0), LOP_OK);
+    const lop_tensor *ya = lop_graph_output(a), *yb = lop_graph_output(b);
+    assert_true(lop_tensor_same_shape(ya, yb));
+    assert_memory_equal(ya->data, yb->data, ya->numel * sizeof(float));
+}
+
 static void test_round_trip_is_bit_exact(void **state)
 {
     (void)state;
@@ -227,11 +237,7 @@ static void test_round_trip_is_bit_exact(void **state)
 
     int shape[4] = {3, 3, 8, 8};
     lop_tensor *x = gradcheck_random(4, shape, 5);
-    assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
-    assert_int_equal(lop_graph_forward(h, x, 0), LOP_OK);
-    const lop_tensor *ya = lop_graph_output(g), *yb = lop_graph_output(h);
-    assert_true(lop_tensor_same_shape(ya, yb));
-    assert_memory_equal(ya->data, yb->data, ya->numel * sizeof(float));
+    assert_same_output(g, h, x);
 
     /* Saving the loaded graph reproduces the same content. */
     bytes first = gunzip_file(path);
@@ -272,11 +278,12 @@ static void test_layout_matches_the_format(void **state)
     bytes b = gunzip_file(path);
     b.p[b.n] = '\0';
     const char *text = (const char *)b.p;
-    assert_int_equal(strncmp(text, "LOPPER-MODEL 1\nnodes 15\ninput x inputs=- in_ndim=3 "
+    assert_int_equal(strncmp(text, "LOPPER-MODEL 2\nnodes 15\ninput x inputs=- in_ndim=3 "
                                    "in_shape=3,8,8 ", 50), 0);
     assert_non_null(strstr(text, "\nconv2d shortcut.conv-2 inputs=0 in_ndim=0 "
                                  "in_shape=0,0,0 out_channels=4 kernel_h=1 kernel_w=1 "
-                                 "stride_h=1 stride_w=1 pad_h=0 pad_w=0 groups=1 bias=0 "
+                                 "stride_h=1 stride_w=1 pad_h=0 pad_w=0 pad_bottom=0 "
+                                 "pad_right=0 ceil_mode=0 exclude_pad=0 groups=1 bias=0 "
                                  "eps=9.99999975e-06 momentum=0.100000001 p=0.5\n"));
     assert_non_null(strstr(text, "\nconcat cat inputs=5,3 "));
     assert_non_null(strstr(text, "\nparams 12\nparam 1 weight 4 4,3,3,3\n"));
@@ -364,21 +371,33 @@ static void test_flipped_bytes_are_refused(void **state)
     lop_graph_free(g);
 }
 
-/* The saved payload with the first occurrence of `from` in its header replaced by
- * `to` and the CRC recomputed, so that the parser - not the checksum - must notice. */
+/* The saved payload (NUL-terminated after its CRC) with the first occurrence of
+ * `from` in its header - or every one, with all - replaced by `to` and the CRC
+ * recomputed, so that the parser - not the checksum - must notice. */
 static void write_edited(const char *p, const bytes *payload, const char *from,
-                         const char *to)
+                         const char *to, int all)
 {
     const char *text = (const char *)payload->p;
-    const char *hit = strstr(text, from);
-    assert_non_null(hit);
-    size_t pre = (size_t)(hit - text), lf = strlen(from), lt = strlen(to);
-    size_t n = payload->n - lf + lt;
+    const char *end = strstr(text, "\nend\n");
+    assert_non_null(end);
+    size_t lf = strlen(from), lt = strlen(to), hits = 0;
+    for (const char *h = strstr(text, from); h && h <= end && (all || !hits);
+         h = strstr(h + lf, from))
+        hits++;
+    assert_true(hits > 0);
+    size_t n = payload->n + hits * lt - hits * lf, at = 0;
     unsigned char *e = malloc(n);
     assert_non_null(e);
-    memcpy(e, text, pre);
-    memcpy(e + pre, to, lt);
-    memcpy(e + pre + lt, text + pre + lf, payload->n - pre - lf - 4);
+    const char *src = text;
+    for (size_t k = 0; k < hits; k++) {
+        const char *h = strstr(src, from);
+        memcpy(e + at, src, (size_t)(h - src));
+        at += (size_t)(h - src);
+        memcpy(e + at, to, lt);
+        at += lt;
+        src = h + lf;
+    }
+    memcpy(e + at, src, (size_t)(text + payload->n - 4 - src));
     uint32_t crc = (uint32_t)crc32(0, e, (uInt)(n - 4));
     for (int i = 0; i < 4; i++)
         e[n - 4 + i] = (unsigned char)(crc >> (8 * i));
@@ -392,8 +411,9 @@ static void test_hostile_headers_are_refused(void **state)
     static const struct {
         const char *from, *to, *expect;
     } cases[] = {
-        {"LOPPER-MODEL 1\n", "LOPPER-MODEL 2\n", "version 2, this build reads version 1"},
-        {"LOPPER-MODEL 1\n", "LOPPER-MODEL one\n", "version"},
+        {"LOPPER-MODEL 2\n", "LOPPER-MODEL 3\n", "version 3, this build reads versions 1 to 2"},
+        {"LOPPER-MODEL 2\n", "LOPPER-MODEL 0\n", "version 0, this build reads versions 1 to 2"},
+        {"LOPPER-MODEL 2\n", "LOPPER-MODEL one\n", "version"},
         {"LOPPER-MODEL", "LOPPER-MODAL", "not a Lopper model"},
         {"nodes 15\n", "nodes -1\n", "nodes count -1"},
         {"nodes 15\n", "nodes 2000000000\n", "nodes count"},
@@ -417,6 +437,8 @@ static void test_hostile_headers_are_refused(void **state)
         {" kernel_h=3 ", " kernel_h=3  ", "fields"},
         {" kernel_h=3 ", " kernel_h= ", "expected kernel_h="},
         {" kernel_h=3 ", " kernel_h=+3 ", "expected kernel_h="},
+        {" ceil_mode=0 exclude_pad=0 ", " exclude_pad=0 ceil_mode=0 ", "expected ceil_mode="},
+        {" pad_right=0 ", " ", "expected 21 space-separated fields"},
         {" eps=0.00100000005 ", " eps=0.001x ", "expected eps="},
         {" eps=0.00100000005 ", " eps=-1 ", "eps"},
         {" p=0.5\n", " p=0.5 q=1\n", "fields"},
@@ -449,7 +471,7 @@ static void test_hostile_headers_are_refused(void **state)
     char bad[160];
     snprintf(bad, sizeof bad, "%s/hostile.lop", dir);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_edited(bad, &payload, cases[i].from, cases[i].to);
+        write_edited(bad, &payload, cases[i].from, cases[i].to, 0);
         int st = load_fails(bad);
         if (st != LOP_EFORMAT || !strstr(lop_errmsg(), cases[i].expect))
             fail_msg("case %zu (%s -> %s): %s, '%s'", i, cases[i].from, cases[i].to,
@@ -461,11 +483,11 @@ static void test_hostile_headers_are_refused(void **state)
     assert_non_null(longname);
     memset(longname, 'a', 70000);
     strcpy(longname + 70000, " inputs=");
-    write_edited(bad, &payload, "pool inputs=", longname);
+    write_edited(bad, &payload, "pool inputs=", longname, 0);
     assert_int_equal(load_fails(bad), LOP_EFORMAT);
     assert_non_null(strstr(lop_errmsg(), "longer than"));
-    strcpy(longname + 64, " inputs=");
-    write_edited(bad, &payload, "pool inputs=", longname);
+    strcpy(longname + 128, " inputs=");   /* names have at most 127 characters */
+    write_edited(bad, &payload, "pool inputs=", longname, 0);
     assert_int_equal(load_fails(bad), LOP_EFORMAT);
     assert_non_null(strstr(lop_errmsg(), "invalid node name"));
     free(longname);
@@ -502,6 +524,124 @@ static void test_hostile_headers_are_refused(void **state)
     bytes_free(&file);
     bytes_free(&payload);
     lop_graph_free(g);
+}
+
+/* The kinds and attributes of format version 2: x 3x7x6 -> pad (1 above, 2 below,
+ * 3 on the right) -> conv 3x3 -> relu6 -> maxpool 3x3 stride 2 in ceil mode ->
+ * avgpool 2x2 stride 2 pad 1 in ceil mode without padding in its divisors.  They come
+ * back with every attribute, and the header spells them out. */
+static lop_graph *build_version_2(void)
+{
+    lop_graph *g = lop_graph_new(3);
+    assert_non_null(g);
+    lop_attrs a = lop_attrs_input(3, 7, 6);
+    int id = add(g, LOP_INPUT, "x", NULL, 0, &a);
+    a = lop_attrs_default();
+    a.pad_h = 1;
+    a.pad_bottom = 2;
+    a.pad_right = 3;
+    id = add(g, LOP_PAD, "pad", &id, 1, &a);
+    a = lop_attrs_default();
+    a.out_channels = 4;
+    a.kernel_h = a.kernel_w = 3;
+    id = add(g, LOP_CONV2D, "conv", &id, 1, &a);
+    id = add(g, LOP_RELU6, "relu6", &id, 1, NULL);
+    a = lop_attrs_default();
+    a.kernel_h = a.kernel_w = 3;
+    a.stride_h = a.stride_w = 2;
+    a.ceil_mode = 1;
+    id = add(g, LOP_MAXPOOL, "max", &id, 1, &a);
+    a.kernel_h = a.kernel_w = 2;
+    a.pad_h = a.pad_w = 1;
+    a.exclude_pad = 1;
+    add(g, LOP_AVGPOOL, "avg", &id, 1, &a);
+    return g;
+}
+
+static void test_version_2_kinds_round_trip(void **state)
+{
+    (void)state;
+    lop_graph *g = build_version_2(), *h = NULL;
+    assert_int_equal(lop_graph_save(g, path), LOP_OK);
+    assert_int_equal(lop_graph_load(path, &h), LOP_OK);
+    assert_same_graph(g, h);
+    int shape[4] = {2, 3, 7, 6};
+    lop_tensor *x = gradcheck_random(4, shape, 6);
+    for (size_t i = 0; i < x->numel; i++)
+        x->data[i] *= 10.0f;   /* past relu6's cap */
+    assert_same_output(g, h, x);
+
+    bytes b = gunzip_file(path);
+    b.p[b.n] = '\0';
+    const char *text = (const char *)b.p;
+    assert_non_null(strstr(text, "\npad pad inputs=0 in_ndim=0 in_shape=0,0,0 out_channels=0 "
+                                 "kernel_h=0 kernel_w=0 stride_h=1 stride_w=1 pad_h=1 pad_w=0 "
+                                 "pad_bottom=2 pad_right=3 ceil_mode=0 exclude_pad=0 "));
+    assert_non_null(strstr(text, "\nrelu6 relu6 inputs=2 "));
+    assert_non_null(strstr(text, "\nmaxpool max inputs=3 in_ndim=0 in_shape=0,0,0 "
+                                 "out_channels=0 kernel_h=3 kernel_w=3 stride_h=2 stride_w=2 "
+                                 "pad_h=0 pad_w=0 pad_bottom=0 pad_right=0 ceil_mode=1 "
+                                 "exclude_pad=0 "));
+    assert_non_null(strstr(text, " kernel_h=2 kernel_w=2 stride_h=2 stride_w=2 pad_h=1 "
+                                 "pad_w=1 pad_bottom=0 pad_right=0 ceil_mode=1 "
+                                 "exclude_pad=1 "));
+
+    /* attributes a kind refuses are refused in a file too */
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/bad.lop", dir);
+    write_edited(bad, &b, "ceil_mode=1 exclude_pad=0", "ceil_mode=1 exclude_pad=1", 0);
+    assert_int_equal(load_fails(bad), LOP_EFORMAT);
+    assert_non_null(strstr(lop_errmsg(), "maxpool 'max': exclude_pad is an avgpool option"));
+    write_edited(bad, &b, "ceil_mode=1 exclude_pad=1", "ceil_mode=2 exclude_pad=1", 0);
+    assert_int_equal(load_fails(bad), LOP_EFORMAT);
+    assert_non_null(strstr(lop_errmsg(), "avgpool 'avg': ceil_mode must be 0 or 1, got 2"));
+    write_edited(bad, &b, "pad_h=1 pad_w=0 pad_bottom=2", "pad_h=1 pad_w=0 pad_bottom=-2", 0);
+    assert_int_equal(load_fails(bad), LOP_EFORMAT);
+    assert_non_null(strstr(lop_errmsg(), "pad 'pad': padding top 1, bottom -2"));
+    bytes_free(&b);
+    lop_tensor_release(x);
+    lop_graph_free(g);
+    lop_graph_free(h);
+}
+
+/* Version 1 files - what builds before pad_bottom, pad_right, ceil_mode and
+ * exclude_pad wrote: node lines without those four - load with their defaults (the
+ * shipped checkpoints are such files; tests/lua/checkpoints_spec.lua loads them).  A
+ * node line of the other version's length is refused either way. */
+static void test_version_1_files_still_load(void **state)
+{
+    (void)state;
+    static const char *const added = " pad_bottom=0 pad_right=0 ceil_mode=0 exclude_pad=0";
+    lop_graph *g = build_random(), *h = NULL;
+    assert_int_equal(lop_graph_save(g, path), LOP_OK);
+    bytes payload = gunzip_file(path);
+    payload.p[payload.n] = '\0';
+    char old[160];
+    snprintf(old, sizeof old, "%s/v1.lop", dir);
+    write_edited(old, &payload, added, "", 1);
+    assert_int_equal(load_fails(old), LOP_EFORMAT);
+    assert_non_null(strstr(lop_errmsg(), "expected 21 space-separated fields"));
+
+    bytes v1 = gunzip_file(old);
+    v1.p[v1.n] = '\0';
+    assert_null(strstr((const char *)v1.p, "pad_bottom"));
+    /* the line the version 1 writer wrote for this node, to the byte */
+    assert_non_null(strstr((const char *)v1.p, "\nconv2d shortcut.conv-2 inputs=0 in_ndim=0 "
+                           "in_shape=0,0,0 out_channels=4 kernel_h=1 kernel_w=1 stride_h=1 "
+                           "stride_w=1 pad_h=0 pad_w=0 groups=1 bias=0 eps=9.99999975e-06 "
+                           "momentum=0.100000001 p=0.5\n"));
+    write_edited(old, &v1, "LOPPER-MODEL 2\n", "LOPPER-MODEL 1\n", 0);
+    assert_int_equal(lop_graph_load(old, &h), LOP_OK);
+    assert_same_graph(g, h);
+
+    write_edited(old, &payload, "LOPPER-MODEL 2\n", "LOPPER-MODEL 1\n", 0);
+    assert_int_equal(load_fails(old), LOP_EFORMAT);
+    assert_non_null(strstr(lop_errmsg(), "expected 17 space-separated fields (kind, name, "
+                                         "inputs and 14 attributes, in version 1)"));
+    bytes_free(&v1);
+    bytes_free(&payload);
+    lop_graph_free(g);
+    lop_graph_free(h);
 }
 
 static void test_missing_or_unreadable_file_is_io_error(void **state)
@@ -805,6 +945,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_truncated_file_is_refused),
     cmocka_unit_test(test_flipped_bytes_are_refused),
     cmocka_unit_test(test_hostile_headers_are_refused),
+    cmocka_unit_test(test_version_2_kinds_round_trip),
+    cmocka_unit_test(test_version_1_files_still_load),
     cmocka_unit_test(test_missing_or_unreadable_file_is_io_error),
     cmocka_unit_test(test_save_is_atomic),
     cmocka_unit_test(test_node_limit),

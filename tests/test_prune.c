@@ -2,11 +2,13 @@
  * test_prune.c - channel groups and physical pruning at the engine level: the groups
  * of a hand-made graph with every coupling the engine knows (residual adds with an
  * identity and a projection shortcut, a concat, a depthwise and a grouped conv,
- * flatten -> linear, a linear head) against member lists worked out by hand; pruning
- * channels that were zeroed first leaves the output unchanged; kept weights, shapes,
- * params and FLOPs after a prune match hand computation; every refused call and every
- * failed allocation leaves the graph bit-identical; a pruned graph trains, has correct
- * gradients and survives a save/load round trip.
+ * flatten -> linear, a linear head) against member lists worked out by hand; the
+ * slices grouped convs impose (RegNet's block, plain and residual, two group counts,
+ * concats they can and cannot cut); pruning channels that were zeroed first leaves the
+ * output unchanged; kept weights, shapes, params and FLOPs after a prune match hand
+ * computation; every refused call (a keep list or mask uneven across slices among
+ * them) and every failed allocation leaves the graph bit-identical; a pruned graph
+ * trains, has correct gradients and survives a save/load round trip.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -171,7 +173,7 @@ enum { P = LOP_ROLE_PRODUCER, C = LOP_ROLE_CONSUMER, S = LOP_ROLE_PASS };
 
 typedef struct want_member { const char *node; int role, offset, block; } want_member;
 typedef struct want_group {
-    int channels, prunable;
+    int channels, slices, prunable;
     const char *why;
     want_member m[12];
 } want_group;
@@ -180,33 +182,56 @@ typedef struct want_group {
  * both produces and consumes lists its producer entry first; groups in the order of
  * their first producer. */
 static const want_group WANT[] = {
-    {4, 0, "it reaches the network input",
+    {4, 1, 0, "it reaches the network input",
      {{"c0", P, 0, 1}, {"c0", C, 0, 1}, {"in_add", S, 0, 1}, {"c1", C, 0, 1}}},
-    {6, 1, "",
+    {6, 1, 1, "",
      {{"c1", P, 0, 1}, {"bn1", S, 0, 1}, {"r1", S, 0, 1}, {"c2", P, 0, 1}, {"c2", C, 0, 1},
       {"bn2", S, 0, 1}, {"sum1", S, 0, 1}, {"r2", S, 0, 1}, {"c3", C, 0, 1},
       {"proj", C, 0, 1}}},
-    {8, 1, "", {{"c3", P, 0, 1}, {"bn3", S, 0, 1}, {"r3", S, 0, 1}, {"c4", C, 0, 1}}},
-    {8, 1, "",
+    {8, 1, 1, "", {{"c3", P, 0, 1}, {"bn3", S, 0, 1}, {"r3", S, 0, 1}, {"c4", C, 0, 1}}},
+    {8, 1, 1, "",
      {{"c4", P, 0, 1}, {"bn4", S, 0, 1}, {"proj", P, 0, 1}, {"pbn", S, 0, 1},
       {"sum2", S, 0, 1}, {"r4", S, 0, 1}, {"ba", C, 0, 1}, {"bb", C, 0, 1}}},
-    {3, 1, "", {{"ba", P, 0, 1}, {"cat", S, 0, 1}, {"cr", S, 0, 1}, {"c5", C, 0, 1}}},
-    {5, 1, "",
+    {3, 1, 1, "", {{"ba", P, 0, 1}, {"cat", S, 0, 1}, {"cr", S, 0, 1}, {"c5", C, 0, 1}}},
+    {5, 1, 1, "",
      {{"bb", P, 0, 1}, {"bbn", S, 0, 1}, {"cat", S, 3, 1}, {"cr", S, 3, 1}, {"c5", C, 3, 1}}},
-    {6, 1, "",
+    {6, 1, 1, "",
      {{"c5", P, 0, 1}, {"bn5", S, 0, 1}, {"r5", S, 0, 1}, {"dw", S, 0, 1}, {"dbn", S, 0, 1},
       {"dr", S, 0, 1}, {"c6", C, 0, 1}}},
-    {4, 0, "it feeds a grouped convolution",
-     {{"c6", P, 0, 1}, {"bn6", S, 0, 1}, {"r6", S, 0, 1}}},
-    {4, 0, "grouped convolution", {{"gc", P, 0, 1}, {"gr", S, 0, 1}, {"c7", C, 0, 1}}},
-    {5, 1, "",
+    {4, 2, 1, "", {{"c6", P, 0, 1}, {"bn6", S, 0, 1}, {"r6", S, 0, 1}, {"gc", C, 0, 1}}},
+    {4, 2, 1, "", {{"gc", P, 0, 1}, {"gr", S, 0, 1}, {"c7", C, 0, 1}}},
+    {5, 1, 1, "",
      {{"c7", P, 0, 1}, {"r7", S, 0, 1}, {"pool", S, 0, 1}, {"flat", S, 0, 4},
       {"fc1", C, 0, 4}}},
-    {7, 1, "", {{"fc1", P, 0, 1}, {"fr", S, 0, 1}, {"drop", S, 0, 1}, {"fc2", C, 0, 1}}},
-    {6, 1, "", {{"fc2", P, 0, 1}, {"fc3", C, 0, 1}}},
-    {3, 0, "it reaches the network output", {{"fc3", P, 0, 1}}},
+    {7, 1, 1, "", {{"fc1", P, 0, 1}, {"fr", S, 0, 1}, {"drop", S, 0, 1}, {"fc2", C, 0, 1}}},
+    {6, 1, 1, "", {{"fc2", P, 0, 1}, {"fc3", C, 0, 1}}},
+    {3, 1, 0, "it reaches the network output", {{"fc3", P, 0, 1}}},
 };
 #define NWANT ((int)(sizeof WANT / sizeof WANT[0]))
+
+/* grp against w; label says which group a failure is about. */
+static void check_group(const lop_graph *g, const lop_group *grp, const want_group *w,
+                        const char *label)
+{
+    int nm = 0;
+    while (nm < 12 && w->m[nm].node)
+        nm++;
+    if (grp->nmembers != nm)
+        fail_msg("group %s: %d members, want %d", label, grp->nmembers, nm);
+    if (grp->channels != w->channels || grp->slices != w->slices ||
+        grp->prunable != w->prunable || strcmp(grp->why, w->why) != 0)
+        fail_msg("group %s: %d channels, %d slices, prunable %d '%s'; want %d, %d, %d '%s'",
+                 label, grp->channels, grp->slices, grp->prunable, grp->why, w->channels,
+                 w->slices, w->prunable, w->why);
+    for (int k = 0; k < nm; k++) {
+        const lop_member *m = &grp->members[k];
+        if (m->node != id_of(g, w->m[k].node) || (int)m->role != w->m[k].role ||
+            m->offset != w->m[k].offset || m->block != w->m[k].block)
+            fail_msg("group %s member %d: %s role %d offset %d block %d, want %s %d %d %d",
+                     label, k, lop_node_name(g, m->node), m->role, m->offset, m->block,
+                     w->m[k].node, w->m[k].role, w->m[k].offset, w->m[k].block);
+    }
+}
 
 static void test_groups_of_a_graph_with_every_coupling(void **state)
 {
@@ -216,24 +241,9 @@ static void test_groups_of_a_graph_with_every_coupling(void **state)
     assert_int_equal(lop_graph_groups(g, &gs), LOP_OK);
     assert_int_equal(gs.n, NWANT);
     for (int i = 0; i < NWANT; i++) {
-        const lop_group *grp = &gs.groups[i];
-        const want_group *w = &WANT[i];
-        int nm = 0;
-        while (nm < 12 && w->m[nm].node)
-            nm++;
-        if (grp->nmembers != nm)
-            fail_msg("group %d: %d members, want %d", i, grp->nmembers, nm);
-        assert_int_equal(grp->channels, w->channels);
-        assert_int_equal(grp->prunable, w->prunable);
-        assert_string_equal(grp->why, w->why);
-        for (int k = 0; k < nm; k++) {
-            const lop_member *m = &grp->members[k];
-            if (m->node != id_of(g, w->m[k].node) || (int)m->role != w->m[k].role ||
-                m->offset != w->m[k].offset || m->block != w->m[k].block)
-                fail_msg("group %d member %d: %s role %d offset %d block %d, want %s %d %d %d",
-                         i, k, lop_node_name(g, m->node), m->role, m->offset, m->block,
-                         w->m[k].node, w->m[k].role, w->m[k].offset, w->m[k].block);
-        }
+        char label[16];
+        snprintf(label, sizeof label, "%d", i);
+        check_group(g, &gs.groups[i], &WANT[i], label);
     }
     /* the group a node's output carries; none for the input and a two-group concat */
     struct { const char *node; int group; } find[] = {
@@ -392,6 +402,14 @@ static void test_pruning_zeroed_channels_keeps_the_output(void **state)
     assert_int_equal(prune_zeroed(g, "r5", &one, 1, x), 4);
     int first = 0;
     assert_int_equal(prune_zeroed(g, "bb", &first, 1, x), 4);
+    /* the grouped conv's input, one channel per slice at different places in its two
+     * conv groups, then its output: 2 in, 2 out in 2 groups makes it depthwise */
+    int apart[2] = {1, 2}, ends[2] = {0, 3};
+    assert_int_equal(prune_zeroed(g, "r6", apart, 2, x), 4);
+    assert_int_equal(lop_node_param(g, id_of(g, "gc"), 0)->shape[1], 1);
+    assert_int_equal(prune_zeroed(g, "gc", ends, 2, x), 4);
+    const lop_attrs *gc = lop_node_attrs(g, id_of(g, "gc"));
+    assert_true(gc->groups == 2 && gc->out_channels == 2);
     const lop_attrs *dw = lop_node_attrs(g, id_of(g, "dw"));
     assert_int_equal(dw->groups, 1);
     assert_int_equal(dw->out_channels, 1);
@@ -555,8 +573,11 @@ static void test_refused_prunes_change_nothing(void **state)
         {"decreasing", c1, down, 2, "strictly increasing"},
         {"more than there are", c1, all7, 7, "7 channels to keep"},
         {"input group", id_of(g, "c0"), ok2, 2, "network input"},
-        {"feeds grouped conv", id_of(g, "r6"), ok2, 2, "feeds a grouped convolution"},
-        {"grouped conv", id_of(g, "gc"), ok2, 2, "grouped convolution"},
+        {"into a grouped conv, unevenly", id_of(g, "r6"), ok2, 2,
+         "keep 0 of the 2 channels in slice 2, but 2 in slice 1: grouped convolution 'gc' "
+         "(2 groups) needs the same number kept in each of the 2 slices of the 4 channels of "
+         "'r6' (kept per slice: 2 0)"},
+        {"out of a grouped conv, unevenly", id_of(g, "gc"), ok2, 2, "in slice 2, but 2 in"},
         {"logits", id_of(g, "fc3"), ok2, 2, "network output"},
         {"input node", id_of(g, "x"), ok2, 2, "single channel group"},
         {"concat", id_of(g, "cat"), ok2, 2, "single channel group"},
@@ -585,6 +606,7 @@ static void test_failed_allocations_change_nothing(void **state)
         {"bbn", {0, 2, 4}, 3},    /* a concat segment */
         {"dbn", {1, 5}, 2},       /* through the depthwise conv */
         {"c7", {0, 3}, 2},        /* flatten blocks */
+        {"r6", {1, 2}, 2},        /* a grouped conv's columns */
     };
     lop_tensor *x = input_batch(2, 77);
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
@@ -638,6 +660,267 @@ static void test_failed_allocations_change_nothing(void **state)
     }
     lop_graph_free(g);
     lop_tensor_release(x);
+}
+
+/* ---- grouped convolutions ---------------------------------------------------------- */
+
+/* A 1x1 conv with cout filters and a bias. */
+static void pointwise(lop_graph *g, const char *name, const char *in, int cout)
+{
+    conv(g, name, in, cout, 1, 1, 1, 1);
+}
+
+static lop_graph *graph_on(int c, const char *first_conv, int cout)
+{
+    lop_graph *g = lop_graph_new(13);
+    lop_attrs in = lop_attrs_input(c, 6, 6);
+    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, NULL), LOP_OK);
+    pointwise(g, first_conv, "x", cout);
+    return g;
+}
+
+/* c -> cbn -> cr -> flat -> fc (3): a prunable group for c, then the logits. */
+static lop_graph *finish(lop_graph *g, const char *in, int cout)
+{
+    pointwise(g, "c", in, cout);
+    layer(g, LOP_BATCHNORM, "cbn", "c");
+    layer(g, LOP_RELU, "cr", "cbn");
+    layer(g, LOP_FLATTEN, "flat", "cr");
+    linear(g, "fc", "flat", 3);
+    randomize(g, 17);
+    return g;
+}
+
+/* RegNet's block, input 8x6x6: a (1x1, 16) -> abn -> ar -> b (3x3, 16 in 4 groups of
+ * 4, bias), then
+ *   plain:    b -> br (relu) -> c (1x1, 8) -> cbn -> cr -> flat -> fc (3)
+ *   residual: b -> bbn -> sum (bbn, ar) -> sr -> c ... as above. */
+static lop_graph *grouped_graph(int residual)
+{
+    lop_graph *g = graph_on(8, "a", 16);
+    layer(g, LOP_BATCHNORM, "abn", "a");
+    layer(g, LOP_RELU, "ar", "abn");
+    conv(g, "b", "ar", 16, 3, 1, 4, 1);
+    if (!residual) {
+        layer(g, LOP_RELU, "br", "b");
+        return finish(g, "br", 8);
+    }
+    layer(g, LOP_BATCHNORM, "bbn", "b");
+    merge(g, LOP_ADD, "sum", "bbn", "ar");
+    layer(g, LOP_RELU, "sr", "sum");
+    return finish(g, "sr", 8);
+}
+
+/* Two grouped convs of 2 and 3 groups reading one group and adding up into another
+ * (slices lcm(2, 3) = 6 for both), input 4x6x6: a (1x1, 12) -> ar -> b2 (3x3, 12 in
+ * 2 groups), b3 (3x3, 12 in 3 groups) -> sum -> sr -> c (1x1, 4) -> ... */
+static lop_graph *lcm_graph(void)
+{
+    lop_graph *g = graph_on(4, "a", 12);
+    layer(g, LOP_RELU, "ar", "a");
+    conv(g, "b2", "ar", 12, 3, 1, 2, 1);
+    conv(g, "b3", "ar", 12, 3, 1, 3, 1);
+    merge(g, LOP_ADD, "sum", "b2", "b3");
+    layer(g, LOP_RELU, "sr", "sum");
+    return finish(g, "sr", 4);
+}
+
+/* input 4x6x6 -> a (1x1, ca), z (1x1, ca) -> cat (a, second) -> gc (3x3, 12 in
+ * `groups` groups) -> c ...: second is "a" or "z". */
+static lop_graph *concat_graph(int ca, const char *second, int groups)
+{
+    lop_graph *g = graph_on(4, "a", ca);
+    pointwise(g, "z", "x", ca);
+    merge(g, LOP_CONCAT, "cat", "a", second);
+    conv(g, "gc", "cat", 12, 3, 1, groups, 1);
+    return finish(g, "gc", 4);
+}
+
+static void expect_group(const lop_graph *g, const char *carrier, const want_group *w)
+{
+    lop_groups gs;
+    assert_int_equal(lop_graph_groups(g, &gs), LOP_OK);
+    int gi = lop_groups_find(&gs, id_of(g, carrier));
+    if (gi < 0)
+        fail_msg("%s carries no group", carrier);
+    check_group(g, &gs.groups[gi], w, carrier);
+    lop_groups_free(&gs);
+}
+
+static void test_grouped_convs_slice_their_groups(void **state)
+{
+    (void)state;
+    lop_graph *g = grouped_graph(0);
+    expect_group(g, "ar", &(want_group){16, 4, 1, "",
+        {{"a", P, 0, 1}, {"abn", S, 0, 1}, {"ar", S, 0, 1}, {"b", C, 0, 1}}});
+    expect_group(g, "b", &(want_group){16, 4, 1, "",
+        {{"b", P, 0, 1}, {"br", S, 0, 1}, {"c", C, 0, 1}}});
+    expect_group(g, "c", &(want_group){8, 1, 1, "",
+        {{"c", P, 0, 1}, {"cbn", S, 0, 1}, {"cr", S, 0, 1}, {"flat", S, 0, 36},
+         {"fc", C, 0, 36}}});
+    lop_graph_free(g);
+
+    g = grouped_graph(1);   /* b reads and writes the same group */
+    expect_group(g, "sum", &(want_group){16, 4, 1, "",
+        {{"a", P, 0, 1}, {"abn", S, 0, 1}, {"ar", S, 0, 1}, {"b", P, 0, 1}, {"b", C, 0, 1},
+         {"bbn", S, 0, 1}, {"sum", S, 0, 1}, {"sr", S, 0, 1}, {"c", C, 0, 1}}});
+    lop_graph_free(g);
+
+    g = lcm_graph();
+    expect_group(g, "ar", &(want_group){12, 6, 1, "",
+        {{"a", P, 0, 1}, {"ar", S, 0, 1}, {"b2", C, 0, 1}, {"b3", C, 0, 1}}});
+    expect_group(g, "sum", &(want_group){12, 6, 1, "",
+        {{"b2", P, 0, 1}, {"b3", P, 0, 1}, {"sum", S, 0, 1}, {"sr", S, 0, 1},
+         {"c", C, 0, 1}}});
+    lop_graph_free(g);
+
+    /* a concat of two groups: each conv group is one of them, which cannot shrink
+     * alone */
+    g = concat_graph(4, "z", 2);
+    const char *mixed = "grouped convolution 'gc' reads it along with other groups";
+    expect_group(g, "a", &(want_group){4, 1, 0, mixed,
+        {{"a", P, 0, 1}, {"cat", S, 0, 1}, {"gc", C, 0, 1}}});
+    expect_group(g, "z", &(want_group){4, 1, 0, mixed,
+        {{"z", P, 0, 1}, {"cat", S, 4, 1}, {"gc", C, 4, 1}}});
+    lop_graph_free(g);
+    /* one group twice: conv groups 0-1 and 2-3 are its two halves, twice over */
+    g = concat_graph(4, "a", 4);
+    expect_group(g, "a", &(want_group){4, 2, 1, "",
+        {{"a", P, 0, 1}, {"cat", S, 0, 1}, {"cat", S, 4, 1}, {"gc", C, 0, 1},
+         {"gc", C, 4, 1}}});
+    lop_graph_free(g);
+    /* 3 channels twice in conv groups of 2: the second copy starts inside one */
+    g = concat_graph(3, "a", 3);
+    expect_group(g, "a", &(want_group){3, 1, 0,
+        "its channels straddle the groups of grouped convolution 'gc'",
+        {{"a", P, 0, 1}, {"cat", S, 0, 1}, {"cat", S, 3, 1}, {"gc", C, 0, 1},
+         {"gc", C, 3, 1}}});
+    lop_graph_free(g);
+
+    /* relu6 and pad pass a group through as relu does */
+    g = graph_on(4, "a", 4);
+    layer(g, LOP_RELU6, "r6", "a");
+    lop_attrs pad = lop_attrs_default();
+    pad.pad_h = pad.pad_w = pad.pad_bottom = pad.pad_right = 1;
+    add_node(g, LOP_PAD, "pad", "r6", NULL, &pad);
+    finish(g, "pad", 4);
+    expect_group(g, "pad", &(want_group){4, 1, 1, "",
+        {{"a", P, 0, 1}, {"r6", S, 0, 1}, {"pad", S, 0, 1}, {"c", C, 0, 1}}});
+    lop_graph_free(g);
+}
+
+static lop_tensor *batch_of(int c, uint64_t seed)
+{
+    int shape[4] = {3, c, 6, 6};
+    return gradcheck_random(4, shape, seed);
+}
+
+/* Pruning channels zeroed at their source leaves the output as it was, through a
+ * grouped conv's input columns (kept at other places in each conv group), its output
+ * filters, a residual group it both reads and writes, two grouped convs of different
+ * group counts and a concat of one group twice. */
+static void test_pruning_through_grouped_convs_keeps_the_output(void **state)
+{
+    (void)state;
+    static const int half[8] = {0, 3, 5, 6, 8, 9, 14, 15};
+    static const int other[8] = {1, 2, 4, 7, 9, 10, 12, 13};
+    lop_tensor *x8 = batch_of(8, 31), *x4 = batch_of(4, 32);
+    lop_graph *g = grouped_graph(0);
+    int b = id_of(g, "b");
+    lop_tensor *wb = lop_tensor_clone(lop_node_param(g, b, 0));   /* [16, 4, 3, 3] */
+    assert_int_equal(prune_zeroed(g, "ar", half, 8, x8), 16);
+    /* filter o of conv group j = o / 4 keeps the columns of the channels kept in input
+     * group j: channel half[2j + k] at column half[2j + k] % 4 */
+    const lop_tensor *now = lop_node_param(g, b, 0);
+    assert_true(now->shape[0] == 16 && now->shape[1] == 2);
+    for (int o = 0; o < 16; o++)
+        for (int k = 0; k < 2; k++)
+            assert_memory_equal(now->data + (o * 2 + k) * 9,
+                                wb->data + (o * 4 + half[o / 4 * 2 + k] % 4) * 9,
+                                9 * sizeof(float));
+    assert_int_equal(prune_zeroed(g, "b", other, 8, x8), 16);
+    const lop_attrs *ab = lop_node_attrs(g, b);
+    assert_true(ab->groups == 4 && ab->out_channels == 8);
+    assert_int_equal(lop_node_param(g, b, 0)->shape[1], 2);
+    lop_tensor_release(wb);
+    lop_graph_free(g);
+
+    g = grouped_graph(1);
+    assert_int_equal(prune_zeroed(g, "sum", other, 8, x8), 16);
+    assert_int_equal(lop_node_param(g, id_of(g, "b"), 0)->shape[0], 8);
+    lop_graph_free(g);
+
+    g = lcm_graph();
+    static const int pairs_in[6] = {1, 2, 5, 6, 8, 11}, pairs_out[6] = {0, 3, 4, 7, 9, 10};
+    assert_int_equal(prune_zeroed(g, "ar", pairs_in, 6, x4), 12);
+    assert_int_equal(prune_zeroed(g, "sum", pairs_out, 6, x4), 12);
+    assert_int_equal(lop_node_param(g, id_of(g, "b2"), 0)->shape[1], 3);
+    assert_int_equal(lop_node_param(g, id_of(g, "b3"), 0)->shape[1], 2);
+    lop_graph_free(g);
+
+    g = concat_graph(4, "a", 4);
+    static const int one_each[2] = {1, 2};
+    assert_int_equal(prune_zeroed(g, "a", one_each, 2, x4), 4);
+    assert_int_equal(lop_node_param(g, id_of(g, "gc"), 0)->shape[1], 1);
+    lop_graph_free(g);
+    lop_tensor_release(x8);
+    lop_tensor_release(x4);
+}
+
+/* A keep list or mask that keeps more in one slice than in another is refused and
+ * changes nothing; an even mask turns into an even prune. */
+static void test_uneven_keeps_and_masks_are_refused(void **state)
+{
+    (void)state;
+    lop_graph *g = grouped_graph(0);
+    snapshot *s = take(g);
+    static const int uneven[8] = {0, 1, 2, 3, 4, 5, 6, 8};
+    assert_int_equal(lop_graph_prune(g, id_of(g, "ar"), uneven, 8), LOP_EINVAL);
+    assert_string_equal(lop_errmsg(),
+        "prune: keep 3 of the 4 channels in slice 2, but 4 in slice 1: grouped convolution "
+        "'b' (4 groups) needs the same number kept in each of the 4 slices of the 16 "
+        "channels of 'ar' (kept per slice: 4 3 1 0)");
+    assert_unchanged(g, s);
+    unsigned char mask[16] = {1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+    assert_int_equal(lop_graph_set_mask(g, id_of(g, "b"), mask, 16), LOP_EINVAL);
+    assert_true(strstr(lop_errmsg(), "mask: keep 3 of the 4 channels in slice 2, but 4 in "
+                                     "slice 1: grouped convolution 'b'") != NULL);
+    assert_unchanged(g, s);
+    int removed = -1;
+    assert_int_equal(lop_graph_remove_masked(g, &removed), LOP_OK);
+    assert_int_equal(removed, 0);
+    assert_unchanged(g, s);
+    drop(s);
+
+    /* half of each slice masked, trained around, then removed */
+    lop_tensor *x = batch_of(8, 33);
+    for (int c = 0; c < 16; c++)
+        mask[c] = c % 4 == 1 || c % 4 == 2;
+    assert_int_equal(lop_graph_set_mask(g, id_of(g, "ar"), mask, 16), LOP_OK);
+    lop_tensor *masked = eval_output(g, x);
+    assert_int_equal(lop_graph_remove_masked(g, &removed), LOP_OK);
+    assert_int_equal(removed, 8);
+    lop_tensor *after = eval_output(g, x);
+    assert_true(max_abs_diff(masked, after) <= 1e-5 * fmax(1.0, max_abs(masked)));
+    assert_int_equal(lop_node_param(g, id_of(g, "b"), 0)->shape[1], 2);
+    lop_tensor_release(masked);
+    lop_tensor_release(after);
+    lop_tensor_release(x);
+    lop_graph_free(g);
+
+    /* even per conv group of both convs (3 of each 6, 2 of each 4), yet not per slice
+     * of lcm(2, 3) = 6: the rule is the slices' */
+    g = lcm_graph();
+    s = take(g);
+    static const int halves_and_thirds[6] = {0, 1, 4, 7, 10, 11};
+    assert_int_equal(lop_graph_prune(g, id_of(g, "ar"), halves_and_thirds, 6), LOP_EINVAL);
+    assert_true(strstr(lop_errmsg(), "keep 0 of the 2 channels in slice 2, but 2 in slice 1")
+                != NULL);
+    assert_true(strstr(lop_errmsg(), "each of the 6 slices of the 12 channels of 'ar' "
+                                     "(kept per slice: 2 0 1 1 0 2)") != NULL);
+    assert_unchanged(g, s);
+    drop(s);
+    lop_graph_free(g);
 }
 
 /* ---- life after pruning ------------------------------------------------------------- */
@@ -749,6 +1032,9 @@ int main(void)
         cmocka_unit_test(test_kept_weights_counts_and_gradients),
         cmocka_unit_test(test_refused_prunes_change_nothing),
         cmocka_unit_test(test_failed_allocations_change_nothing),
+        cmocka_unit_test(test_grouped_convs_slice_their_groups),
+        cmocka_unit_test(test_pruning_through_grouped_convs_keeps_the_output),
+        cmocka_unit_test(test_uneven_keeps_and_masks_are_refused),
         cmocka_unit_test(test_pruned_graph_trains_and_round_trips),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);

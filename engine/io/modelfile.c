@@ -5,7 +5,9 @@
  * float32 and a CRC32 of all of that.  A model file is untrusted input: the reader
  * parses strictly, bounds every line and count, and rebuilds the graph through
  * lop_graph_add so each node is validated exactly as if a program had built it.  The
- * writer replaces the target atomically (files.c).
+ * writer replaces the target atomically (files.c) and always writes the newest format
+ * version; the reader also reads older ones, whose node lines lack the attributes
+ * added since (those take their defaults).
  */
 #include <assert.h>
 #include <errno.h>
@@ -24,41 +26,48 @@
 #include "internal.h"
 
 #define MAGIC "LOPPER-MODEL "
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2           /* what this build writes */
+#define OLDEST_VERSION 1           /* the oldest it reads */
 /* Twenty times the largest common CNN; also keeps lop_graph_add's name lookups, which
  * are linear, from turning a small hostile file into minutes of work. */
 #define MAX_NODES 10000
 #define LINE_CAP 65536             /* longest header line, '\n' included */
 #define CHUNK 65536                /* bytes moved per gzread / gzwrite */
 #define DEFLATE_MAX_RATIO 1032.0   /* no deflate stream inflates to more than this */
-#define NODE_FIELDS (3 + (int)NATTRS)   /* kind, name, inputs=, attributes */
+#define NODE_FIELDS (3 + (int)NATTRS)   /* kind, name, inputs=, attributes (at most) */
 #define PARAM_FIELDS 5                  /* param, node, name, ndim, shape */
 
 /* The attributes in the order a node line lists them; ints are written as
- * comma-separated lists of `count` values. */
+ * comma-separated lists of `count` values.  `since` is the format version that
+ * added the attribute: a file of an older version lists only the attributes it knew,
+ * in the same order, and the others take their defaults (lop_attrs_default). */
 enum { ATTR_INT, ATTR_FLOAT };
 static const struct attr_field {
     const char *key;
     size_t offset;
-    int type, count;
+    int type, count, since;
 } attr_fields[] = {
-    {"in_ndim", offsetof(lop_attrs, in_ndim), ATTR_INT, 1},
-    {"in_shape", offsetof(lop_attrs, in_shape), ATTR_INT, 3},
-    {"out_channels", offsetof(lop_attrs, out_channels), ATTR_INT, 1},
-    {"kernel_h", offsetof(lop_attrs, kernel_h), ATTR_INT, 1},
-    {"kernel_w", offsetof(lop_attrs, kernel_w), ATTR_INT, 1},
-    {"stride_h", offsetof(lop_attrs, stride_h), ATTR_INT, 1},
-    {"stride_w", offsetof(lop_attrs, stride_w), ATTR_INT, 1},
-    {"pad_h", offsetof(lop_attrs, pad_h), ATTR_INT, 1},
-    {"pad_w", offsetof(lop_attrs, pad_w), ATTR_INT, 1},
-    {"groups", offsetof(lop_attrs, groups), ATTR_INT, 1},
-    {"bias", offsetof(lop_attrs, bias), ATTR_INT, 1},
-    {"eps", offsetof(lop_attrs, eps), ATTR_FLOAT, 1},
-    {"momentum", offsetof(lop_attrs, momentum), ATTR_FLOAT, 1},
-    {"p", offsetof(lop_attrs, p), ATTR_FLOAT, 1},
+    {"in_ndim", offsetof(lop_attrs, in_ndim), ATTR_INT, 1, 1},
+    {"in_shape", offsetof(lop_attrs, in_shape), ATTR_INT, 3, 1},
+    {"out_channels", offsetof(lop_attrs, out_channels), ATTR_INT, 1, 1},
+    {"kernel_h", offsetof(lop_attrs, kernel_h), ATTR_INT, 1, 1},
+    {"kernel_w", offsetof(lop_attrs, kernel_w), ATTR_INT, 1, 1},
+    {"stride_h", offsetof(lop_attrs, stride_h), ATTR_INT, 1, 1},
+    {"stride_w", offsetof(lop_attrs, stride_w), ATTR_INT, 1, 1},
+    {"pad_h", offsetof(lop_attrs, pad_h), ATTR_INT, 1, 1},
+    {"pad_w", offsetof(lop_attrs, pad_w), ATTR_INT, 1, 1},
+    {"pad_bottom", offsetof(lop_attrs, pad_bottom), ATTR_INT, 1, 2},
+    {"pad_right", offsetof(lop_attrs, pad_right), ATTR_INT, 1, 2},
+    {"ceil_mode", offsetof(lop_attrs, ceil_mode), ATTR_INT, 1, 2},
+    {"exclude_pad", offsetof(lop_attrs, exclude_pad), ATTR_INT, 1, 2},
+    {"groups", offsetof(lop_attrs, groups), ATTR_INT, 1, 1},
+    {"bias", offsetof(lop_attrs, bias), ATTR_INT, 1, 1},
+    {"eps", offsetof(lop_attrs, eps), ATTR_FLOAT, 1, 1},
+    {"momentum", offsetof(lop_attrs, momentum), ATTR_FLOAT, 1, 1},
+    {"p", offsetof(lop_attrs, p), ATTR_FLOAT, 1, 1},
 };
 #define NATTRS (sizeof attr_fields / sizeof attr_fields[0])
-static_assert(sizeof(lop_attrs) == 13 * sizeof(int) + 3 * sizeof(float),
+static_assert(sizeof(lop_attrs) == 17 * sizeof(int) + 3 * sizeof(float),
               "a new lop_attrs field needs a row in attr_fields (and a format version)");
 
 /* Header numbers are printed and parsed in the "C" locale whatever the host program
@@ -283,6 +292,7 @@ typedef struct reader {
     size_t linelen;
     int *ints;            /* LINE_CAP / 2 parsed integers: all one line can hold */
     int lineno;           /* 0 once past the header, where errors name no line */
+    int version;          /* the file's format version */
     double max_values;    /* parameter values the file's size could possibly hold */
 } reader;
 
@@ -474,30 +484,39 @@ static int read_count(reader *r, const char *key, int max, int *count)
 
 static int read_magic(reader *r)
 {
-    int st = read_line(r), version;
+    int st = read_line(r);
     if (st != LOP_OK)
         return st;
     size_t n = strlen(MAGIC);
     if (strncmp(r->line, MAGIC, n) != 0)
         return bad(r, "not a Lopper model file");
-    if (!parse_int(r->line + n, &version))
+    if (!parse_int(r->line + n, &r->version))
         return bad(r, "unreadable format version '%.20s'", r->line + n);
-    if (version != FORMAT_VERSION)
-        return bad(r, "model file version %d, this build reads version %d", version,
-                   FORMAT_VERSION);
+    if (r->version < OLDEST_VERSION || r->version > FORMAT_VERSION)
+        return bad(r, "model file version %d, this build reads versions %d to %d",
+                   r->version, OLDEST_VERSION, FORMAT_VERSION);
     return LOP_OK;
+}
+
+/* How many attributes a node line of the file's version lists. */
+static int attrs_in(const reader *r)
+{
+    int n = 0;
+    for (size_t j = 0; j < NATTRS; j++)
+        n += attr_fields[j].since <= r->version;
+    return n;
 }
 
 /* Node i's line, added to g through lop_graph_add, which validates it. */
 static int read_node(reader *r, lop_graph *g, int i, double *values)
 {
     char *f[NODE_FIELDS];
-    int st = read_line(r);
+    int st = read_line(r), nattrs = attrs_in(r);
     if (st != LOP_OK)
         return st;
-    if (split(r->line, f, NODE_FIELDS) != NODE_FIELDS)
+    if (split(r->line, f, NODE_FIELDS) != 3 + nattrs)
         return bad(r, "node %d: expected %d space-separated fields (kind, name, inputs and "
-                   "%d attributes)", i, NODE_FIELDS, (int)NATTRS);
+                   "%d attributes, in version %d)", i, 3 + nattrs, nattrs, r->version);
     const char *name = f[1];
     lop_kind kind;
     if (lop_kind_from_name(f[0], &kind) != LOP_OK)
@@ -510,17 +529,20 @@ static int read_node(reader *r, lop_graph *g, int i, double *values)
         if (r->ints[k] < 0 || r->ints[k] >= i)
             return bad(r, "node %d '%.63s': input %d is node %d, not an earlier node", i,
                        name, k + 1, r->ints[k]);
-    lop_attrs a;
-    for (size_t j = 0; j < NATTRS; j++) {
+    lop_attrs a = lop_attrs_default();
+    for (size_t j = 0, k = 3; j < NATTRS; j++) {
         const struct attr_field *af = &attr_fields[j];
+        if (af->since > r->version)
+            continue;
         char *dst = (char *)&a + af->offset;
-        v = value_of(f[3 + j], af->key);
+        v = value_of(f[k], af->key);
         int ok = v && (af->type == ATTR_FLOAT ? parse_float(v, (float *)dst)
                                               : parse_ints(v, (int *)dst, af->count) ==
                                                     af->count);
         if (!ok)
             return bad(r, "node %d '%.63s': expected %s=<%s>, found '%.40s'", i, name,
-                       af->key, af->type == ATTR_FLOAT ? "number" : "integers", f[3 + j]);
+                       af->key, af->type == ATTR_FLOAT ? "number" : "integers", f[k]);
+        k++;
     }
     int id;
     st = lop_graph_add(g, kind, name, r->ints, ninputs, &a, &id);

@@ -5,8 +5,10 @@
  * the weights, and says what its output stands for.  Shape arithmetic on constants
  * (Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as exporters write a flatten)
  * is evaluated here, MatMul + Add becomes one linear layer, a zero Pad joins the
- * padding of the Conv or AveragePool after it, Identity is an alias.
+ * padding of the Conv or AveragePool after it (or becomes a pad layer), Clip to
+ * [0, 6] is ReLU6, Identity and a one-input Concat are aliases.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,20 +78,32 @@ static int attr_ints(const ctx *c, node_t *nd, const char *name, size_t n, int64
 
 /* ---- adding engine nodes -------------------------------------------------------- */
 
-/* Add a node named after nd reading the activations ins[0..nin), and make nd's first
- * output that node. */
-static int add_node(ctx *c, node_t *nd, lop_kind kind, const int *ins, int nin,
-                    const lop_attrs *a, int squeezed, int *id)
+/* Add an engine node named after nd (its name, else its first output) plus suffix,
+ * reading the activations ins[0..nin); the engine's refusal becomes nd's error. */
+static int add_named(ctx *c, node_t *nd, const char *suffix, lop_kind kind, const int *ins,
+                     int nin, const lop_attrs *a, int *id)
 {
-    char name[LOP_NAME_MAX];
-    const char *want = nd->name && nd->name[0] ? nd->name : nd->output[0];
-    lop_onnx_name(c, want[0] ? want : nd->op_type, name);
+    char want[2 * LOP_NAME_MAX], name[LOP_NAME_MAX];
+    const char *base = nd->name && nd->name[0] ? nd->name : nd->output[0];
+    snprintf(want, sizeof want, "%s%s", base[0] ? base : nd->op_type, suffix);
+    lop_onnx_name(c, want, name);
     int st = lop_onnx_graph_add(c, kind, name, ins, nin, a, id);
     if (st != LOP_OK) {
         char why[300];
         snprintf(why, sizeof why, "%s", lop_errmsg());
         return st == LOP_ENOMEM ? st : lop_onnx_fail(c, nd, "%s", why);
     }
+    return LOP_OK;
+}
+
+/* Add a node named after nd reading the activations ins[0..nin), and make nd's first
+ * output that node. */
+static int add_node(ctx *c, node_t *nd, lop_kind kind, const int *ins, int nin,
+                    const lop_attrs *a, int squeezed, int *id)
+{
+    int st = add_named(c, nd, "", kind, ins, nin, a, id);
+    if (st != LOP_OK)
+        return st;
     value *out = lop_onnx_value(c, nd->output[0], 0);
     out->kind = V_ACT;
     out->node = *id;
@@ -132,17 +146,74 @@ static int alias(ctx *c, node_t *nd, const value *v)
     return st;
 }
 
-/* The activation input k of nd; rank3 demands a (C,H,W) map, padded allows one
- * with a pending Pad. */
+/* ---- padding -------------------------------------------------------------------- */
+
+static int has_pad(const value *v)
+{
+    return v->pad[0] || v->pad[1] || v->pad[2] || v->pad[3];
+}
+
+/* A pad layer (zeros: p = top, left, bottom, right) named after nd plus suffix,
+ * reading node in. */
+static int pad_layer(ctx *c, node_t *nd, const char *suffix, int in, const int *p, int *id)
+{
+    lop_attrs a = lop_attrs_default();
+    a.pad_h = p[0];
+    a.pad_w = p[1];
+    a.pad_bottom = p[2];
+    a.pad_right = p[3];
+    return add_named(c, nd, suffix, LOP_PAD, &in, 1, &a, id);
+}
+
+int lop_onnx_take_pad(ctx *c, value *v)
+{
+    if (!has_pad(v))
+        return LOP_OK;
+    int id, st = pad_layer(c, v->pad_node, "", v->node, v->pad, &id);
+    if (st != LOP_OK)
+        return st;
+    /* the Pad's own output too, when v is an alias of it, so later readers share it */
+    value *own = lop_onnx_value(c, v->pad_node->output[0], 0);
+    value *both[2] = {v, own};
+    for (int i = 0; i < 2; i++)
+        if (both[i] && both[i]->pad_node == v->pad_node && has_pad(both[i])) {
+            memset(both[i]->pad, 0, sizeof both[i]->pad);
+            both[i]->node = id;
+        }
+    return LOP_OK;
+}
+
+/* The padding a Conv or AveragePool (counting padding) wants, own (top, left,
+ * bottom, right), plus x's pending Pad: taken into the layer (a->pad_h, pad_w) when
+ * symmetric and within limit_h x limit_w, else a pad layer "<node>_pad" in front.
+ * *in receives the node the layer reads. */
+static int take_padding(ctx *c, node_t *nd, const value *x, const int64_t *own, int limit_h,
+                        int limit_w, lop_attrs *a, int *in)
+{
+    int p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = (int)own[i] + x->pad[i];   /* each at most MAX_DIM */
+    *in = x->node;
+    if (p[0] == p[2] && p[1] == p[3] && p[0] <= limit_h && p[1] <= limit_w) {
+        a->pad_h = p[0];
+        a->pad_w = p[1];
+        return LOP_OK;
+    }
+    a->pad_h = a->pad_w = 0;
+    return pad_layer(c, nd, "_pad", x->node, p, in);
+}
+
+/* The activation input k of nd; rank3 demands a (C,H,W) map; padded leaves a pending
+ * Pad for the caller to take, otherwise it becomes a pad layer first. */
 static int act_input_padded(ctx *c, node_t *nd, size_t k, int rank3, int padded, value **out)
 {
     value *v = lop_onnx_input(c, nd, k);
     if (!v || v->kind != V_ACT)
         return lop_onnx_fail(c, nd, "input %zu must be computed from the graph input, not a "
                              "constant", k + 1);
-    if (!padded && (v->pad[0] || v->pad[1]))
-        return lop_onnx_fail(c, nd, "reads a Pad: padding is supported only before a Conv or "
-                             "an AveragePool");
+    int st = padded ? LOP_OK : lop_onnx_take_pad(c, v);
+    if (st != LOP_OK)
+        return st;
     int shape[3];
     if (rank3 && (lop_node_shape(c->g, v->node, shape) != 3 || v->squeezed))
         return lop_onnx_fail(c, nd, "input '%.80s' must be a feature map [N, C, H, W]", v->name);
@@ -163,10 +234,12 @@ static int act_rank(const ctx *c, const value *v)
 }
 /* ---- operators ------------------------------------------------------------------ */
 
-/* Spatial attributes of Conv and the pools: kernel, strides, symmetric pads. */
-static int window_attrs(const ctx *c, node_t *nd, lop_attrs *a, int need_kernel)
+/* Spatial attributes of Conv and the pools: kernel and strides into a, the pads
+ * (top, left, bottom, right) into p for the caller to place. */
+static int window_attrs(const ctx *c, node_t *nd, lop_attrs *a, int64_t *p, int need_kernel)
 {
-    int64_t k[2] = {0, 0}, s[2] = {1, 1}, p[4] = {0, 0, 0, 0}, d[2] = {1, 1};
+    int64_t k[2] = {0, 0}, s[2] = {1, 1}, d[2] = {1, 1};
+    memset(p, 0, 4 * sizeof *p);
     const Onnx__AttributeProto *ap = attr_find(nd, "auto_pad");
     if (ap && !(ap->has_s && ((ap->s.len == 6 && memcmp(ap->s.data, "NOTSET", 6) == 0) ||
                               (ap->s.len == 5 && memcmp(ap->s.data, "VALID", 5) == 0))))
@@ -186,17 +259,26 @@ static int window_attrs(const ctx *c, node_t *nd, lop_attrs *a, int need_kernel)
     if (d[0] != 1 || d[1] != 1)
         return lop_onnx_fail(c, nd, "dilations %lldx%lld are not supported (only 1x1)",
                              (long long)d[0], (long long)d[1]);
-    if (p[0] != p[2] || p[1] != p[3])
-        return lop_onnx_fail(c, nd, "asymmetric pads [%lld, %lld, %lld, %lld] are not supported",
-                             (long long)p[0], (long long)p[1], (long long)p[2], (long long)p[3]);
-    for (int i = 0; i < 2; i++)
-        if (k[i] < 0 || k[i] > MAX_DIM || s[i] < 1 || s[i] > MAX_DIM || p[i] < 0 ||
-            p[i] > MAX_DIM)
+    for (int i = 0; i < 4; i++)
+        if (k[i % 2] < 0 || k[i % 2] > MAX_DIM || s[i % 2] < 1 || s[i % 2] > MAX_DIM ||
+            p[i] < 0 || p[i] > MAX_DIM)
             return lop_onnx_fail(c, nd, "kernel, strides or pads out of range");
     a->kernel_h = (int)k[0];
     a->kernel_w = (int)k[1];
     a->stride_h = (int)s[0];
     a->stride_w = (int)s[1];
+    return LOP_OK;
+}
+
+/* Pads a layer must take itself (MaxPool's, or AveragePool's without the padding
+ * counted): symmetric ones only. */
+static int symmetric_pads(const ctx *c, node_t *nd, const int64_t *p, lop_attrs *a)
+{
+    if (p[0] != p[2] || p[1] != p[3])
+        return lop_onnx_fail(c, nd, "asymmetric pads [%lld, %lld, %lld, %lld] are supported "
+                             "only where the padding is zeros that count (Conv, AveragePool "
+                             "with count_include_pad=1)", (long long)p[0], (long long)p[1],
+                             (long long)p[2], (long long)p[3]);
     a->pad_h = (int)p[0];
     a->pad_w = (int)p[1];
     return LOP_OK;
@@ -208,8 +290,8 @@ static int op_conv(ctx *c, node_t *nd)
                                         "pads", "strides", NULL};
     lop_attrs a = lop_attrs_default();
     value *x = NULL, *w = NULL, *b = NULL;
-    int64_t groups;
-    int id, st = attrs_known(c, nd, known);
+    int64_t groups, pads[4];
+    int id, in, st = attrs_known(c, nd, known);
     if (st == LOP_OK)
         st = act_input_padded(c, nd, 0, 1, 1, &x);
     if (st == LOP_OK && !(w = lop_onnx_const(c, nd, 1, T_FLOAT, "weight")))
@@ -220,7 +302,7 @@ static int op_conv(ctx *c, node_t *nd)
     if (st == LOP_OK)
         st = attr_int(c, nd, "group", 1, &groups);
     if (st == LOP_OK)
-        st = window_attrs(c, nd, &a, 0);
+        st = window_attrs(c, nd, &a, pads, 0);
     if (st != LOP_OK)
         return st;
     if (w->ndim != 4 || w->dims[0] < 1)
@@ -234,9 +316,9 @@ static int op_conv(ctx *c, node_t *nd)
     a.kernel_w = (int)w->dims[3];
     a.groups = (int)groups;
     a.bias = b != NULL;
-    a.pad_h += x->pad[0];
-    a.pad_w += x->pad[1];
-    st = add_node(c, nd, LOP_CONV2D, &x->node, 1, &a, 0, &id);
+    st = take_padding(c, nd, x, pads, MAX_DIM, MAX_DIM, &a, &in);
+    if (st == LOP_OK)
+        st = add_node(c, nd, LOP_CONV2D, &in, 1, &a, 0, &id);
     if (st == LOP_OK)
         st = set_param(c, nd, id, "weight", w, 1.0f, 0);
     if (st == LOP_OK && b)
@@ -290,6 +372,43 @@ static int op_relu(ctx *c, node_t *nd)
     return st == LOP_OK ? add_node(c, nd, LOP_RELU, &x->node, 1, &a, x->squeezed, &id) : st;
 }
 
+/* Clip to [0, 6] is ReLU6 and to [0, inf) ReLU (the bounds attributes before opset
+ * 11, constant inputs since). */
+static int op_clip(ctx *c, node_t *nd)
+{
+    static const char *const known[] = {"min", "max", NULL};
+    lop_attrs a = lop_attrs_default();
+    value *x = NULL, *bound[2] = {NULL, NULL};
+    float lo, hi;
+    int id, st = attrs_known(c, nd, known);
+    if (st == LOP_OK)
+        st = act_input(c, nd, 0, 0, &x);
+    if (st == LOP_OK)
+        st = attr_float(c, nd, "min", -INFINITY, &lo);
+    if (st == LOP_OK)
+        st = attr_float(c, nd, "max", INFINITY, &hi);
+    for (size_t k = 1; k <= 2 && st == LOP_OK; k++)
+        if (lop_onnx_input(c, nd, k) &&
+            !(bound[k - 1] = lop_onnx_const(c, nd, k, T_FLOAT, k == 1 ? "min" : "max")))
+            st = LOP_EFORMAT;
+    if (st != LOP_OK)
+        return st;
+    for (int k = 0; k < 2; k++) {
+        if (bound[k] && bound[k]->n != 1)
+            return lop_onnx_fail(c, nd, "the %s bound must be a scalar", k ? "max" : "min");
+        if (bound[k])
+            lop_onnx_floats(bound[k], 1.0f, k ? &hi : &lo);
+    }
+    if (lo != 0.0f || (hi != 6.0f && hi != INFINITY))
+        return lop_onnx_fail(c, nd, "Clip to [%g, %g] is not supported: only [0, 6] (ReLU6) "
+                             "and [0, inf) (ReLU)", (double)lo, (double)hi);
+    return add_node(c, nd, hi == 6.0f ? LOP_RELU6 : LOP_RELU, &x->node, 1, &a, x->squeezed,
+                    &id);
+}
+
+/* MaxPool and AveragePool: ceil_mode as the engine has it; padding counted in the
+ * average (count_include_pad=1) is zeros, taken as for a Conv, while excluded padding
+ * and MaxPool's padding (never a maximum) must be symmetric and stay in the pool. */
 static int op_pool(ctx *c, node_t *nd)
 {
     static const char *const known[] = {"auto_pad", "ceil_mode", "count_include_pad",
@@ -298,30 +417,37 @@ static int op_pool(ctx *c, node_t *nd)
     int avg = strcmp(nd->op_type, "AveragePool") == 0;
     lop_attrs a = lop_attrs_default();
     value *x = NULL;
-    int64_t ceil_mode, include_pad, order;
-    int id, st = attrs_known(c, nd, known);
+    int64_t ceil_mode = 0, include_pad = 0, order = 0, pads[4];
+    int id, in, st = attrs_known(c, nd, known);
     if (st == LOP_OK)
-        st = act_input_padded(c, nd, 0, 1, avg, &x);
-    if (st == LOP_OK)
-        st = window_attrs(c, nd, &a, 1);
+        st = window_attrs(c, nd, &a, pads, 1);
     if (st == LOP_OK)
         st = attr_int(c, nd, "ceil_mode", 0, &ceil_mode);
     if (st == LOP_OK)
         st = attr_int(c, nd, "count_include_pad", 0, &include_pad);
     if (st == LOP_OK)
         st = attr_int(c, nd, "storage_order", 0, &order);
+    /* zeros of a Pad before are data, which every average counts */
+    int counted = avg && (include_pad != 0 || !(pads[0] || pads[1] || pads[2] || pads[3]));
+    if (st == LOP_OK)
+        st = act_input_padded(c, nd, 0, 1, counted, &x);
     if (st != LOP_OK)
         return st;
-    if (ceil_mode != 0)
-        return lop_onnx_fail(c, nd, "ceil_mode=1 is not supported yet");
+    if (ceil_mode != 0 && ceil_mode != 1)
+        return lop_onnx_fail(c, nd, "ceil_mode must be 0 or 1");
     if (order != 0 || (nd->n_output > 1 && nd->output[1][0]))
         return lop_onnx_fail(c, nd, "the indices output is not supported");
-    if (avg && include_pad == 0 && (a.pad_h > 0 || a.pad_w > 0))
-        return lop_onnx_fail(c, nd, "padding left out of the average (count_include_pad=0) is "
-                             "not supported yet; the engine counts it (count_include_pad=1)");
-    a.pad_h += x->pad[0];   /* a Pad before: counted, whatever count_include_pad says */
-    a.pad_w += x->pad[1];
-    return add_node(c, nd, avg ? LOP_AVGPOOL : LOP_MAXPOOL, &x->node, 1, &a, 0, &id);
+    a.ceil_mode = (int)ceil_mode;
+    if (counted) {
+        st = take_padding(c, nd, x, pads, a.kernel_h / 2, a.kernel_w / 2, &a, &in);
+    } else {
+        in = x->node;
+        st = symmetric_pads(c, nd, pads, &a);
+        a.exclude_pad = avg && (a.pad_h > 0 || a.pad_w > 0);
+    }
+    if (st == LOP_OK)
+        st = add_node(c, nd, avg ? LOP_AVGPOOL : LOP_MAXPOOL, &in, 1, &a, 0, &id);
+    return st;
 }
 
 /* GlobalAveragePool, or ReduceMean over the two spatial axes. */
@@ -563,6 +689,14 @@ static int op_merge(ctx *c, node_t *nd)
     if (nconst > 0)
         return lop_onnx_fail(c, nd, "mixing constants and activations is supported only as "
                              "MatMul + Add (a linear layer's bias)");
+    if (concat && nd->n_input == 1) {   /* DenseNet's first layer: a copy */
+        value *x = NULL;
+        if ((st = act_input_padded(c, nd, 0, 0, 1, &x)) != LOP_OK)
+            return st;
+        if (axis != 1 && axis != 1 - act_rank(c, x))
+            return lop_onnx_fail(c, nd, "only axis 1 (channels) is supported");
+        return alias(c, nd, x);
+    }
     int *ins = lop_malloc(nd->n_input * sizeof *ins), id;
     if (!ins)
         return LOP_ENOMEM;
@@ -677,9 +811,9 @@ static int op_identity(ctx *c, node_t *nd)
     return st == LOP_OK ? alias(c, nd, x) : st;
 }
 
-/* Pad with zeros of the two spatial axes, symmetric: left for the Conv or
- * AveragePool reading it to take (the pads an attribute before opset 11, an input
- * since). */
+/* Pad with zeros of the two spatial axes, left pending for the Conv or AveragePool
+ * reading it to take, or made a pad layer by any other reader (the pads an attribute
+ * before opset 11, an input since). */
 static int op_pad(ctx *c, node_t *nd)
 {
     static const char *const known[] = {"mode", "pads", "value", NULL};
@@ -710,15 +844,19 @@ static int op_pad(ctx *c, node_t *nd)
         return lop_onnx_fail(c, nd, "only padding with zeros of the 4 axes is supported");
     for (int i = 0; pv && i < 8; i++)
         p[i] = lop_onnx_int(pv, (size_t)i);
-    if (p[0] || p[1] || p[4] || p[5] || p[2] != p[6] || p[3] != p[7] || p[2] < 0 ||
-        p[3] < 0 || p[2] > MAX_DIM || p[3] > MAX_DIM)
-        return lop_onnx_fail(c, nd, "only the same zero padding on both sides of H and W is "
-                             "supported");
-    st = alias(c, nd, x);
+    static const int hw[4] = {2, 3, 6, 7};   /* top, left, bottom, right */
+    if (p[0] || p[1] || p[4] || p[5])
+        return lop_onnx_fail(c, nd, "only padding of H and W (not N or C) is supported");
+    for (int i = 0; i < 4; i++)
+        if (p[hw[i]] < 0 || p[hw[i]] > MAX_DIM)
+            return lop_onnx_fail(c, nd, "pads must be in 0..%d (no cropping)", MAX_DIM);
+    if ((st = alias(c, nd, x)) != LOP_OK)
+        return st;
     value *out = lop_onnx_value(c, nd->output[0], 0);
-    out->pad[0] = (int)p[2];
-    out->pad[1] = (int)p[3];
-    return st;
+    for (int i = 0; i < 4; i++)
+        out->pad[i] = (int)p[hw[i]];
+    out->pad_node = nd;
+    return LOP_OK;
 }
 
 /* Shape of an activation: [batch, dims...], the batch unknown (BATCH). */
@@ -776,7 +914,8 @@ typedef struct op_entry {
 
 static const op_entry ops[] = {
     {"Conv", op_conv},           {"BatchNormalization", op_batchnorm},
-    {"Relu", op_relu},           {"MaxPool", op_pool},
+    {"Relu", op_relu},           {"Clip", op_clip},
+    {"MaxPool", op_pool},
     {"AveragePool", op_pool},    {"GlobalAveragePool", op_global_pool},
     {"ReduceMean", op_global_pool}, {"Flatten", op_flatten},
     {"Reshape", op_reshape},     {"Gemm", op_gemm},

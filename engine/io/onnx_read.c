@@ -495,7 +495,10 @@ static int add_nodes(ctx *c)
         if (st != LOP_OK)
             return st;
     }
-    const value *out = lop_onnx_value(c, c->gp->output[0]->name ? c->gp->output[0]->name : "", 0);
+    value *out = lop_onnx_value(c, c->gp->output[0]->name ? c->gp->output[0]->name : "", 0);
+    int st = out && out->kind == V_ACT ? lop_onnx_take_pad(c, out) : LOP_OK;
+    if (st != LOP_OK)
+        return st;
     if (!out || out->kind != V_ACT || out->node != lop_graph_size(c->g) - 1)
         return fail(c, "the graph output must be computed by the last "
                     "layer (unused branches are not supported)");

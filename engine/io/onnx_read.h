@@ -15,13 +15,15 @@
 #define BATCH INT64_MIN               /* the batch size in folded shapes: unknown */
 
 #define SUPPORTED                                                                     \
-    "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, "       \
-    "ReduceMean (spatial), Pad (zeros, before Conv or AveragePool), Flatten, "        \
-    "Reshape (to 2-D), Gemm, MatMul + Add, Add, "                                     \
+    "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, inf)), MaxPool, "         \
+    "AveragePool, GlobalAveragePool, ReduceMean (spatial), Pad (zeros, H and W), "    \
+    "Flatten, Reshape (to 2-D), Gemm, MatMul + Add, Add, "                            \
     "Concat, Gather (channels), Dropout, Identity, Constant, and Shape/Gather/"       \
     "Unsqueeze/Concat on constant shapes"
 
 enum { T_FLOAT = 1, T_INT32 = 6, T_INT64 = 7, T_BOOL = 9 };
+
+typedef const Onnx__NodeProto node_t;
 
 /* What a value name stands for. */
 enum { V_UNSET, V_ACT, V_CONST };
@@ -34,9 +36,10 @@ typedef struct value {
     int user;                    /* index of the last node reading it, -1 if none */
     /* V_ACT: an engine node's output.  squeezed: ONNX sees [N, C, 1, 1] where the
      * engine has a feature vector (after global pooling with keepdims).  pad: zero
-     * padding (rows, columns per side) of a Pad still to be taken by the Conv or
-     * AveragePool reading it. */
-    int node, squeezed, pad[2];
+     * padding (top, left, bottom, right) of the Pad node pad_node still to be taken: by
+     * the Conv or AveragePool reading it when they can, else as a pad layer. */
+    int node, squeezed, pad[4];
+    node_t *pad_node;
     /* V_CONST: a tensor of the file (t), or folded int64 values (ints, owned). */
     const Onnx__TensorProto *t;
     int type, ndim;
@@ -57,8 +60,6 @@ typedef struct ctx {
     int64_t batch;               /* the input's declared batch size, or BATCH */
     int opset;
 } ctx;
-
-typedef const Onnx__NodeProto node_t;
 
 /* Errors: one LOP_EFORMAT message naming the file, the node (its name, else its
  * first output) and its operator, then what is wrong. */
@@ -94,5 +95,7 @@ int lop_onnx_graph_add(ctx *c, lop_kind kind, const char *name, const int *ins, 
 /* The reader of an operator (onnx_ops.c), NULL for one outside the set. */
 typedef int (*lop_onnx_op_fn)(ctx *c, node_t *nd);
 lop_onnx_op_fn lop_onnx_op_find(const char *op_type);
+/* Give activation v's pending Pad a pad layer of its own (nothing if none). */
+int lop_onnx_take_pad(ctx *c, value *v);
 
 #endif

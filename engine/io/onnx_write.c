@@ -6,7 +6,8 @@
  * "<node>@<parameter>" ('@' never occurs in a node name, so they cannot collide).
  * Global average pooling is written as ReduceMean over the spatial axes without
  * keepdims (so no Flatten is needed before a linear layer), a channel pick as Gather
- * on axis 1 with a constant index, a linear layer as Gemm with transB=1.
+ * on axis 1 with a constant index, a linear layer as Gemm with transB=1, relu6 as
+ * Clip to [0, 6], a pad layer as Pad with constant zeros.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -346,13 +347,30 @@ static int write_node(writer *w, int id)
     case LOP_RELU:
         n = node_new(w, id, "Relu");
         break;
+    case LOP_RELU6: {
+        float lo = 0.0f, hi = 6.0f;
+        lop_tensor min = {.ndim = 0, .shape = {1}, .numel = 1, .data = &lo};
+        lop_tensor max = {.ndim = 0, .shape = {1}, .numel = 1, .data = &hi};
+        n = node_new(w, id, "Clip");
+        init_floats(w, n, id, "@min", &min, NULL, NULL);
+        init_floats(w, n, id, "@max", &max, NULL, NULL);
+        break;
+    }
+    case LOP_PAD: {
+        int64_t pads[8] = {0, 0, a->pad_h, a->pad_w, 0, 0, a->pad_bottom, a->pad_right};
+        n = node_new(w, id, "Pad");
+        init_int64s(w, n, id, "@pads", pads, 8, 1);
+        break;
+    }
     case LOP_MAXPOOL:
     case LOP_AVGPOOL:
         n = node_new(w, id, lop_node_kind(w->g, id) == LOP_MAXPOOL ? "MaxPool" : "AveragePool");
-        if (n)
+        if (n) {
             window_attrs(w, n, a);
+            attr_int(w, n, "ceil_mode", a->ceil_mode);
+        }
         if (n && lop_node_kind(w->g, id) == LOP_AVGPOOL)
-            attr_int(w, n, "count_include_pad", 1);
+            attr_int(w, n, "count_include_pad", !a->exclude_pad);
         break;
     case LOP_GLOBAL_AVGPOOL:
         if ((n = node_new(w, id, "ReduceMean"))) {

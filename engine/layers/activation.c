@@ -1,13 +1,15 @@
 /*
- * activation.c - the elementwise layers: relu, and dropout (inverted, so evaluation
- * is the identity and pruning statistics gathered in eval mode need no rescaling).
+ * activation.c - the elementwise layers: relu and relu6 (one clamp with two ceilings,
+ * MobileNetV2's activation being ReLU capped at 6), and dropout (inverted, so
+ * evaluation is the identity and pruning statistics gathered in eval mode need no
+ * rescaling).
  */
 #include <math.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* relu and dropout keep their input's shape; one input of any rank. */
+/* relu, relu6 and dropout keep their input's shape; one input of any rank. */
 static int same_shape_infer(const lop_graph *g, lop_node *n)
 {
     if (n->ninputs != 1)
@@ -22,57 +24,78 @@ static int same_shape_infer(const lop_graph *g, lop_node *n)
 /* Elementwise layers split their tensors into contiguous ranges, one per worker;
  * below LOP_GRAIN values per thread a range is not worth waking a thread for. */
 
-/* What the workers share: an input, an optional second operand, the output. */
+/* What the workers share: an input, an optional second operand, the output, and the
+ * clamp's ceiling. */
 typedef struct elem_job {
     const float *a, *b;
     float *out;
+    float cap;
 } elem_job;
 
-/* ---- relu ---- */
+/* ---- relu and relu6: y = min(max(x, 0), cap), cap = +inf for relu, 6 for relu6 ---- */
 
-static void relu_range(void *ctx, long begin, long end, int worker)
+static float cap_of(const lop_node *n)
+{
+    return n->kind == LOP_RELU6 ? 6.0f : INFINITY;
+}
+
+static void clamp_range(void *ctx, long begin, long end, int worker)
 {
     const elem_job *j = ctx;
     const float *x = j->a;
-    float *y = j->out;
-    for (long i = begin; i < end; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    float *y = j->out, cap = j->cap;
+    for (long i = begin; i < end; i++) {
+        float v = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = v < cap ? v : cap;
+    }
 }
 
-static int relu_forward(lop_graph *g, lop_node *n, int train)
+static int clamp_forward(lop_graph *g, lop_node *n, int train)
 {
-    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data};
-    lop_parallel_for((long)n->out->numel, LOP_GRAIN, relu_range, &j);
+    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data, cap_of(n)};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, clamp_range, &j);
     return LOP_OK;
 }
 
-/* The gradient passes where the output is positive (a = y, b = dy, out = dx). */
-static void relu_grad_range(void *ctx, long begin, long end, int worker)
+/* The gradient passes where the output lies strictly between 0 and the cap (a = y,
+ * b = dy, out = dx).  At the kinks themselves - x exactly 0, or exactly 6 for relu6 -
+ * it is 0, as in PyTorch (threshold_backward, hardtanh_backward). */
+static void clamp_grad_range(void *ctx, long begin, long end, int worker)
 {
     const elem_job *j = ctx;
-    const float *y = j->a, *dy = j->b;
+    const float *y = j->a, *dy = j->b, cap = j->cap;
     float *dx = j->out;
     for (long i = begin; i < end; i++)
-        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] += y[i] > 0.0f && y[i] < cap ? dy[i] : 0.0f;
 }
 
-static int relu_backward(lop_graph *g, lop_node *n)
+static int clamp_backward(lop_graph *g, lop_node *n)
 {
-    elem_job j = {n->out->data, n->dout->data, lop_input_node(g, n, 0)->dout->data};
-    lop_parallel_for((long)n->out->numel, LOP_GRAIN, relu_grad_range, &j);
+    elem_job j = {n->out->data, n->dout->data, lop_input_node(g, n, 0)->dout->data,
+                  cap_of(n)};
+    lop_parallel_for((long)n->out->numel, LOP_GRAIN, clamp_grad_range, &j);
     return LOP_OK;
 }
 
-static double relu_flops(const lop_graph *g, const lop_node *n)
+/* One FLOP per value: the clamp is one elementwise operation, with or without its
+ * ceiling. */
+static double clamp_flops(const lop_graph *g, const lop_node *n)
 {
     return (double)lop_shape_numel(n->ndim, n->dims);
 }
 
 const lop_layer_ops lop_relu_ops = {
     .infer = same_shape_infer,
-    .forward = relu_forward,
-    .backward = relu_backward,
-    .flops = relu_flops,
+    .forward = clamp_forward,
+    .backward = clamp_backward,
+    .flops = clamp_flops,
+};
+
+const lop_layer_ops lop_relu6_ops = {
+    .infer = same_shape_infer,
+    .forward = clamp_forward,
+    .backward = clamp_backward,
+    .flops = clamp_flops,
 };
 
 /* ---- dropout: the saved mask holds each element's factor, 0 or 1/(1-p) ---- */
@@ -122,7 +145,8 @@ static void dropout_grad_range(void *ctx, long begin, long end, int worker)
 
 static int dropout_backward(lop_graph *g, lop_node *n)
 {
-    elem_job j = {n->saved[0]->data, n->dout->data, lop_input_node(g, n, 0)->dout->data};
+    elem_job j = {.a = n->saved[0]->data, .b = n->dout->data,
+                  .out = lop_input_node(g, n, 0)->dout->data};
     lop_parallel_for((long)n->out->numel, LOP_GRAIN, dropout_grad_range, &j);
     return LOP_OK;
 }

@@ -23,6 +23,8 @@ static const char *const kind_names[] = {
     [LOP_CONCAT] = "concat",
     [LOP_DROPOUT] = "dropout",
     [LOP_PICK] = "pick",
+    [LOP_RELU6] = "relu6",
+    [LOP_PAD] = "pad",
 };
 static_assert(sizeof kind_names / sizeof kind_names[0] == LOP_KIND_COUNT,
               "every layer kind needs a name");
@@ -41,6 +43,8 @@ static const lop_layer_ops *const kind_ops[] = {
     [LOP_CONCAT] = &lop_concat_ops,
     [LOP_DROPOUT] = &lop_dropout_ops,
     [LOP_PICK] = &lop_pick_ops,
+    [LOP_RELU6] = &lop_relu6_ops,
+    [LOP_PAD] = &lop_pad_ops,
 };
 static_assert(sizeof kind_ops / sizeof kind_ops[0] == LOP_KIND_COUNT,
               "every layer kind needs an implementation");

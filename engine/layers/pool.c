@@ -3,6 +3,12 @@
  * average that turns a feature map into a feature vector in front of a classifier.
  * Pools work plane by plane (one sample's channel at a time), so pruning channels
  * never needs to touch them beyond their shapes.
+ *
+ * Window geometry follows PyTorch exactly, ceil_mode included, because networks come
+ * from there (through ONNX): GoogLeNet, SqueezeNet and DenseNet pool with ceil_mode,
+ * whose last window may hang off the end of the input.  Every window holds at least
+ * one input cell: padding is at most half the kernel, and ceil mode drops a last
+ * window that would start in the right padding.
  */
 #include <math.h>
 #include <string.h>
@@ -13,7 +19,23 @@
 typedef struct pool_geom {
     int h, w, oh, ow;
     int kh, kw, sh, sw, ph, pw;
+    int exclude;           /* avgpool: divide by the taps inside the input only */
 } pool_geom;
+
+/* Output size along one axis, as PyTorch computes it: the windows that fit in the
+ * padded input, and in ceil mode one more partial window at the end - unless that
+ * one would start at or past size + pad (inside the right padding or beyond it),
+ * where it would average or maximise padding alone.  0 when not even one fits. */
+static long long out_size(int size, int k, int stride, int pad, int ceil_mode)
+{
+    long long span = (long long)size + 2LL * pad - k + (ceil_mode ? stride - 1 : 0);
+    if (span < 0)
+        return 0;
+    long long out = span / stride + 1;
+    if (ceil_mode && (out - 1) * stride >= (long long)size + pad)
+        out--;
+    return out;
+}
 
 static pool_geom geom_of(const lop_node *in, const lop_node *n)
 {
@@ -27,9 +49,28 @@ static pool_geom geom_of(const lop_node *in, const lop_node *n)
     p.sw = a->stride_w > 0 ? a->stride_w : a->kernel_w;
     p.ph = a->pad_h;
     p.pw = a->pad_w;
-    p.oh = (int)(((long long)p.h + 2LL * p.ph - p.kh) / p.sh + 1);
-    p.ow = (int)(((long long)p.w + 2LL * p.pw - p.kw) / p.sw + 1);
+    p.oh = (int)out_size(p.h, p.kh, p.sh, p.ph, a->ceil_mode);
+    p.ow = (int)out_size(p.w, p.kw, p.sw, p.pw, a->ceil_mode);
+    p.exclude = a->exclude_pad;
     return p;
+}
+
+/* The flags: ceil_mode for both pools, exclude_pad for avgpool only (a max never
+ * counts padding, so a maxpool asking for it is a mistake, not a no-op). */
+static int check_flags(const lop_node *n)
+{
+    const char *kind = lop_kind_name(n->kind);
+    const lop_attrs *a = &n->attr;
+    if (a->ceil_mode != 0 && a->ceil_mode != 1)
+        return lop_fail(LOP_EINVAL, "%s '%s': ceil_mode must be 0 or 1, got %d", kind,
+                        n->name, a->ceil_mode);
+    if (a->exclude_pad != 0 && a->exclude_pad != 1)
+        return lop_fail(LOP_EINVAL, "%s '%s': exclude_pad must be 0 or 1, got %d", kind,
+                        n->name, a->exclude_pad);
+    if (n->kind == LOP_MAXPOOL && a->exclude_pad)
+        return lop_fail(LOP_EINVAL, "maxpool '%s': exclude_pad is an avgpool option (a max "
+                        "never counts padding)", n->name);
+    return LOP_OK;
 }
 
 static int pool_infer(const lop_graph *g, lop_node *n)
@@ -54,12 +95,14 @@ static int pool_infer(const lop_graph *g, lop_node *n)
         return lop_fail(LOP_EINVAL,
                         "%s '%s': padding %dx%d must be in 0..half the kernel %dx%d", kind,
                         n->name, a->pad_h, a->pad_w, a->kernel_h, a->kernel_w);
-    /* long long: a kernel near INT_MAX must not overflow the padded size */
-    long long ph = in->dims[1] + 2LL * a->pad_h, pw = in->dims[2] + 2LL * a->pad_w;
-    if (ph < a->kernel_h || pw < a->kernel_w)
-        return lop_fail(LOP_ESHAPE, "%s '%s': kernel %dx%d does not fit the padded %lldx%lld "
-                        "input", kind, n->name, a->kernel_h, a->kernel_w, ph, pw);
+    int st = check_flags(n);
+    if (st != LOP_OK)
+        return st;
     pool_geom p = geom_of(in, n);
+    if (p.oh < 1 || p.ow < 1)
+        return lop_fail(LOP_ESHAPE, "%s '%s': kernel %dx%d does not fit the %dx%d input "
+                        "padded by %dx%d%s", kind, n->name, a->kernel_h, a->kernel_w,
+                        p.h, p.w, a->pad_h, a->pad_w, a->ceil_mode ? " (ceil mode)" : "");
     n->ndim = 3;
     n->dims[0] = in->dims[0];
     n->dims[1] = p.oh;
@@ -75,6 +118,9 @@ static void window(int o, int stride, int pad, int k, int size, int *lo, int *hi
     *hi = start + k > size ? size : start + k;
 }
 
+/* kh*kw per output value, also for windows that are partly padding or (in ceil mode)
+ * hang past its end: one count for every window, as padded windows always were
+ * counted, and as PyTorch-side counters count pools (kernel area times outputs). */
 static double pool_flops(const lop_graph *g, const lop_node *n)
 {
     return (double)n->attr.kernel_h * n->attr.kernel_w * (double)lop_shape_numel(n->ndim, n->dims);
@@ -213,13 +259,32 @@ const lop_layer_ops lop_maxpool_ops = {
     .flops = pool_flops,
 };
 
-/* ---- avgpool: padding counts as zeros, so every window divides by kh*kw ---- */
+/* ---- avgpool: by default padding counts as zeros in the window's divisor
+ * (PyTorch's count_include_pad=True); with exclude_pad only the input cells count
+ * (count_include_pad=False, ONNX's count_include_pad=0) ---- */
+
+/* Rows (or columns) of output o's window inside the padded extent [-pad, size + pad):
+ * the whole kernel but for the part of a ceil-mode window hanging past the padding. */
+static int padded_span(int o, int stride, int pad, int k, int size)
+{
+    int start = o * stride - pad, end = start + k;
+    return (end < size + pad ? end : size + pad) - start;
+}
+
+/* What output (oh, ow) divides its sum by; [h0, h1) x [w0, w1) is its window's part
+ * inside the input, never empty. */
+static float avg_divisor(const pool_geom *p, int oh, int ow, int h0, int h1, int w0, int w1)
+{
+    if (p->exclude)
+        return (float)(h1 - h0) * (float)(w1 - w0);
+    return (float)padded_span(oh, p->sh, p->ph, p->kh, p->h) *
+           (float)padded_span(ow, p->sw, p->pw, p->kw, p->w);
+}
 
 static void avgpool_planes(void *ctx, long q0, long q1, int worker)
 {
     const pool_job *j = ctx;
     const pool_geom *p = &j->p;
-    float inv = 1.0f / (float)(p->kh * p->kw);
     size_t isz = (size_t)p->h * p->w, osz = (size_t)p->oh * p->ow;
     for (long q = q0; q < q1; q++) {
         const float *x = j->x + (size_t)q * isz;
@@ -234,7 +299,7 @@ static void avgpool_planes(void *ctx, long q0, long q1, int worker)
                 for (int h = h0; h < h1; h++)
                     for (int w = w0; w < w1; w++)
                         sum += x[h * p->w + w];
-                y[oh * p->ow + ow] = sum * inv;
+                y[oh * p->ow + ow] = sum / avg_divisor(p, oh, ow, h0, h1, w0, w1);
             }
         }
     }
@@ -252,7 +317,6 @@ static void avgpool_grad_planes(void *ctx, long q0, long q1, int worker)
 {
     const pool_job *j = ctx;
     const pool_geom *p = &j->p;
-    float inv = 1.0f / (float)(p->kh * p->kw);
     size_t isz = (size_t)p->h * p->w, osz = (size_t)p->oh * p->ow;
     for (long q = q0; q < q1; q++) {
         float *dx = j->dx + (size_t)q * isz;
@@ -263,7 +327,7 @@ static void avgpool_grad_planes(void *ctx, long q0, long q1, int worker)
             for (int ow = 0; ow < p->ow; ow++) {
                 int w0, w1;
                 window(ow, p->sw, p->pw, p->kw, p->w, &w0, &w1);
-                float d = dy[oh * p->ow + ow] * inv;
+                float d = dy[oh * p->ow + ow] / avg_divisor(p, oh, ow, h0, h1, w0, w1);
                 for (int h = h0; h < h1; h++)
                     for (int w = w0; w < w1; w++)
                         dx[h * p->w + w] += d;

@@ -3,8 +3,9 @@
  * LASSO are measured: the first k channels, a seeded random k, and the k channels
  * whose producing filters have the largest L1 norm (Li et al., "Pruning filters for
  * efficient ConvNets").  The L1 rule sums over every producer of the channel group
- * (a residual stage has several) and looks through channel picks to the filters the
- * picked channels come from.
+ * (a residual stage has several), looks through channel picks to the filters the
+ * picked channels come from, and ranks within each slice of a group that a grouped
+ * convolution slices, so that its keep list is one the group can be pruned to.
  */
 #include <math.h>
 
@@ -93,15 +94,21 @@ int lop_select_l1(const lop_graph *g, int node, int nkeep, int *keep)
     double *score = lop_calloc((size_t)c, sizeof *score);
     if (!score)
         return LOP_ENOMEM;
-    int producers = 0;
+    int producers = 0, slices = 1;
     st = lop_graph_groups(g, &gs);
     if (st == LOP_OK)
         st = add_filter_l1(g, &gs, layer->inputs[0], c, score, &producers, 0);
     if (st == LOP_OK && producers == 0)
         st = lop_fail(LOP_EINVAL, "l1: the input channels of '%s' have no producing filters "
                       "to rank", layer->name);
+    if (st == LOP_OK)   /* producers found: the input is one group of c channels */
+        slices = gs.groups[lop_groups_find(&gs, layer->inputs[0])].slices;
+    if (st == LOP_OK && nkeep % slices != 0)
+        st = lop_fail(LOP_EINVAL, "l1: cannot keep %d of the %d input channels of '%s': a "
+                      "grouped convolution splits them into %d slices, which must keep as "
+                      "many each", nkeep, c, layer->name, slices);
     if (st == LOP_OK)
-        st = lop_select_top(score, c, nkeep, keep);
+        st = lop_select_top_sliced(score, c, slices, nkeep, keep);
     lop_groups_free(&gs);
     lop_free(score);
     return st;

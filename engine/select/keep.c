@@ -1,8 +1,10 @@
 /*
  * keep.c - what every selection rule shares: how many channels a kept fraction means,
- * the validation of a request (and of the layer whose filters a rule ranks), and the
- * one top-k (highest scores, ties to the lower channel, returned in increasing channel
- * order) that LASSO's final cut, the L1 rule and the Hessian ranking all go through.
+ * the validation of a request (and of the layer whose filters a rule ranks, or whose
+ * grouped convolution it cannot handle yet), and the one top-k (highest scores, ties
+ * to the lower channel, returned in increasing channel order) that LASSO's final cut,
+ * the L1 rule and the Hessian ranking all go through - per slice for a group a grouped
+ * convolution slices.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -31,6 +33,15 @@ int lop_check_filter_layer(const lop_graph *g, int node, const char *what)
     if (node < 0 || node >= g->n ||
         (g->nodes[node]->kind != LOP_CONV2D && g->nodes[node]->kind != LOP_LINEAR))
         return lop_fail(LOP_EINVAL, "%s: node %d is not a conv2d or linear layer", what, node);
+    return LOP_OK;
+}
+
+int lop_check_ungrouped(const lop_graph *g, int node, const char *what)
+{
+    const lop_node *n = g->nodes[node];
+    if (n->kind == LOP_CONV2D && n->attr.groups > 1)
+        return lop_fail(LOP_EINVAL, "grouped convolution '%s': %s does not support it yet",
+                        n->name, what);
     return LOP_OK;
 }
 
@@ -73,4 +84,15 @@ int lop_select_top(const double *score, int c, int nkeep, int *keep)
     lop_sort_channels(keep, nkeep);
     lop_free(order);
     return LOP_OK;
+}
+
+int lop_select_top_sliced(const double *score, int c, int slices, int nkeep, int *keep)
+{
+    int per = c / slices, each = nkeep / slices, st = LOP_OK;
+    for (int s = 0; s < slices && st == LOP_OK; s++) {
+        st = lop_select_top(score + (size_t)s * per, per, each, keep + (size_t)s * each);
+        for (int i = 0; st == LOP_OK && i < each; i++)
+            keep[s * each + i] += s * per;
+    }
+    return st;
 }

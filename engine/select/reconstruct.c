@@ -109,6 +109,9 @@ int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep
 {
     if (!s || !s->P || s->node < 0 || s->node >= g->n || g->nodes[s->node]->kind != LOP_CONV2D)
         return lop_fail(LOP_EINVAL, "reconstruct: the statistics are not of a conv2d here");
+    int st = lop_check_ungrouped(g, s->node, "reconstruct");
+    if (st != LOP_OK)
+        return st;
     if (s->generation != g->generation)
         return lop_fail(LOP_ESTATE, "reconstruct: the statistics of '%s' were sampled before "
                         "the network last changed; sample again", g->nodes[s->node]->name);
@@ -124,8 +127,7 @@ int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep
                             "0..%d", s->c - 1);
     /* the conv's input channels must be exactly one group, so pruning it keeps them */
     lop_groups gs = {0};
-    int st = lop_graph_groups(g, &gs);
-    if (st != LOP_OK)
+    if ((st = lop_graph_groups(g, &gs)) != LOP_OK)
         return st;
     int gi = lop_groups_find(&gs, conv->inputs[0]);
     if (gi < 0 || gs.groups[gi].channels != s->c)

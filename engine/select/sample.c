@@ -67,8 +67,9 @@ static int check_sample(const lop_graph *g, const lop_dataset *d, int node,
     if (node < 0 || node >= g->n || g->nodes[node]->kind != LOP_CONV2D)
         return lop_fail(LOP_EINVAL, "sample: node %d is not a conv2d", node);
     const lop_node *n = g->nodes[node];
-    if (n->attr.groups != 1)
-        return lop_fail(LOP_EINVAL, "sample: '%s' is a grouped convolution", n->name);
+    int st = lop_check_ungrouped(g, node, "sample");
+    if (st != LOP_OK)
+        return st;
     if (o->images < 1 || o->points < 1)
         return lop_fail(LOP_EINVAL, "sample: need images >= 1 and points >= 1 (got %d, %d)",
                         o->images, o->points);

@@ -4,8 +4,10 @@
  * (channel space, position on the axis, features per channel); walking the graph in
  * order creates spaces at conv2d/linear, passes layouts through per-channel layers,
  * merges spaces at add (union-find), concatenates layouts at concat and widens blocks
- * at flatten.  Each root space with a producer becomes one group, listing the members
- * whose parameters pruning must slice.
+ * at flatten.  After the walk, each grouped convolution splits the spaces it reads and
+ * writes into slices (its groups), which pruning must shrink evenly.  Each root space
+ * with a producer becomes one group, listing the members whose parameters pruning
+ * must slice.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +16,7 @@
 
 typedef struct seg { int space, pos, block; } seg;
 typedef struct layout { int n; seg *s; } layout;
-typedef struct space { int parent, channels, bad; char why[96]; } space;
+typedef struct space { int parent, channels, slices, bad; char why[96]; } space;
 typedef struct tagged { int space; lop_member m; } tagged;
 
 typedef struct walk {
@@ -74,6 +76,7 @@ static int new_space(walk *w, int channels)
     memset(s, 0, sizeof *s);
     s->parent = w->nsp;
     s->channels = channels;
+    s->slices = 1;
     return w->nsp++;
 }
 
@@ -149,22 +152,16 @@ static int visit(walk *w, int id)
         mark_bad(w, s, "it reaches the network input");
         return LOP_OK;
     case LOP_CONV2D:
-        if (n->attr.groups > 1 && n->attr.groups == n->dims[0] &&
-            n->attr.groups == lop_input_node(w->g, n, 0)->dims[0]) {
-            /* depthwise: filter c reads only channel c, so in and out are one group */
+        if (lop_conv_depthwise(w->g, n)) {
+            /* filter c reads only channel c, so in and out are one group */
             if (copy_layout(w, id, in) != LOP_OK)
                 return LOP_ENOMEM;
             return members_of_input(w, id, in, LOP_ROLE_PASS);
         }
+        /* a grouped conv's slices are set once every add has merged its spaces */
         if (fresh_layout(w, id, n->dims[0], &s) != LOP_OK ||
             add_member(w, s, id, LOP_ROLE_PRODUCER, 0, 1) != LOP_OK)
             return LOP_ENOMEM;
-        if (n->attr.groups > 1) {
-            mark_bad(w, s, "grouped convolution");
-            for (int k = 0; k < in->n; k++)
-                mark_bad(w, in->s[k].space, "it feeds a grouped convolution");
-            return LOP_OK;
-        }
         return members_of_input(w, id, in, LOP_ROLE_CONSUMER);
     case LOP_PICK:
         /* a channel space of its own; the channels it picks from stay whole */
@@ -229,10 +226,68 @@ static int visit(walk *w, int id)
         }
         return LOP_OK;
     }
-    default:   /* batchnorm, relu, pools, dropout, global_avgpool: channel for channel */
+    default:   /* batchnorm, relu, relu6, pad, pools, dropout, global_avgpool: channel
+                  for channel */
         if (copy_layout(w, id, in) != LOP_OK)
             return LOP_ENOMEM;
         return members_of_input(w, id, in, LOP_ROLE_PASS);
+    }
+}
+
+static int gcd(int a, int b)
+{
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Space s must also shrink evenly in k equal slices: slices of both splits. */
+static void add_slices(walk *w, int s, int k)
+{
+    space *r = &w->sp[root(w, s)];
+    r->slices = r->slices / gcd(r->slices, k) * k;
+}
+
+/* Grouped conv n reads layout `in`.  Its input groups shrink evenly only when each is
+ * made of whole slices of one space, the same space throughout: then that space's
+ * slices line up with them.  Segments of several spaces (a concat of groups), or a
+ * segment that starts or ends inside a conv group, cannot be cut that way. */
+static void slice_input(walk *w, const lop_node *n, const layout *in)
+{
+    int per = lop_input_node(w->g, n, 0)->dims[0] / n->attr.groups;
+    int first = root(w, in->s[0].space), mixed = 0, fits = 1;
+    for (int k = 0; k < in->n; k++) {
+        const seg *sg = &in->s[k];
+        mixed |= root(w, sg->space) != first;
+        fits &= sg->block == 1 && sg->pos % per == 0 && w->sp[sg->space].channels % per == 0;
+    }
+    if (!mixed && fits) {
+        add_slices(w, first, w->sp[in->s[0].space].channels / per);
+        return;
+    }
+    char why[LOP_NAME_MAX + 64];   /* cut to the group's why[] by mark_bad */
+    if (mixed)
+        snprintf(why, sizeof why, "grouped convolution '%s' reads it along with other groups",
+                 n->name);
+    else
+        snprintf(why, sizeof why, "its channels straddle the groups of grouped convolution "
+                 "'%s'", n->name);
+    for (int k = 0; k < in->n; k++)
+        mark_bad(w, in->s[k].space, why);
+}
+
+/* Every grouped (not depthwise) conv slices its output space and its input's. */
+static void slice_grouped(walk *w)
+{
+    for (int i = 0; i < w->g->n; i++) {
+        const lop_node *n = w->g->nodes[i];
+        if (n->kind != LOP_CONV2D || n->attr.groups == 1 || lop_conv_depthwise(w->g, n))
+            continue;
+        add_slices(w, w->lay[i].s[0].space, n->attr.groups);
+        slice_input(w, n, &w->lay[n->inputs[0]]);
     }
 }
 
@@ -288,6 +343,7 @@ static int collect(walk *w, lop_groups *out)
         grp->members = m;
         grp->members[grp->nmembers++] = w->mem[k].m;
         grp->channels = w->sp[r].channels;
+        grp->slices = w->sp[r].slices;
         grp->prunable = !w->sp[r].bad;
         snprintf(grp->why, sizeof grp->why, "%s", w->sp[r].bad ? w->sp[r].why : "");
     }
@@ -315,6 +371,7 @@ int lop_graph_groups(const lop_graph *g, lop_groups *out)
         const layout *last = &w.lay[g->n - 1];
         for (int k = 0; k < last->n; k++)
             mark_bad(&w, last->s[k].space, "it reaches the network output");
+        slice_grouped(&w);
         st = collect(&w, out);
     }
     walk_free(&w);
@@ -342,4 +399,70 @@ int lop_groups_find(const lop_groups *gs, int node)
             found = i;
         }
     return found;
+}
+
+int lop_conv_depthwise(const lop_graph *g, const lop_node *n)
+{
+    return n->kind == LOP_CONV2D && n->attr.groups > 1 && n->attr.groups == n->dims[0] &&
+           n->attr.groups == lop_input_node(g, n, 0)->dims[0];
+}
+
+int lop_count_kept(const unsigned char *kept, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += kept[i] != 0;
+    return k;
+}
+
+/* The grouped convolution with the most groups among grp's members (slices > 1 come
+ * from at least one): the one a message names. */
+static const lop_node *slicing_conv(const lop_graph *g, const lop_group *grp)
+{
+    const lop_node *best = NULL;
+    for (int k = 0; k < grp->nmembers; k++) {
+        const lop_node *n = g->nodes[grp->members[k].node];
+        if (grp->members[k].role != LOP_ROLE_PASS && n->kind == LOP_CONV2D &&
+            n->attr.groups > 1 && (!best || n->attr.groups > best->attr.groups))
+            best = n;
+    }
+    return best;
+}
+
+/* "2 3 2 2": how many of each slice's channels kept[] keeps, cut with "..." to fit. */
+static void format_slice_counts(const lop_group *grp, const unsigned char *kept, char *buf,
+                                size_t size)
+{
+    int per = grp->channels / grp->slices;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int s = 0; s < grp->slices; s++) {
+        int n = snprintf(buf + used, size - used, s ? " %d" : "%d",
+                         lop_count_kept(kept + (size_t)s * per, per));
+        if (n < 0 || used + (size_t)n >= size) {
+            snprintf(buf + (used < size - 4 ? used : size - 4), 4, "...");
+            return;
+        }
+        used += (size_t)n;
+    }
+}
+
+int lop_group_check_slices(const lop_graph *g, const lop_group *grp, const unsigned char *kept,
+                           int node, const char *what)
+{
+    int per = grp->channels / grp->slices, first = lop_count_kept(kept, per);
+    for (int s = 1; s < grp->slices; s++) {
+        int n = lop_count_kept(kept + (size_t)s * per, per);
+        if (n == first)
+            continue;
+        const lop_node *conv = slicing_conv(g, grp);
+        char counts[128];
+        format_slice_counts(grp, kept, counts, sizeof counts);
+        return lop_fail(LOP_EINVAL, "%s: keep %d of the %d channels in slice %d, but %d in "
+                        "slice 1: grouped convolution '%s' (%d groups) needs the same number "
+                        "kept in each of the %d slices of the %d channels of '%s' (kept per "
+                        "slice: %s)", what, n, per, s + 1, first, conv->name, conv->attr.groups,
+                        grp->slices, grp->channels, g->nodes[node]->name, counts);
+    }
+    return LOP_OK;
 }

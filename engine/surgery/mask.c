@@ -73,6 +73,8 @@ int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n)
         if (!any)
             st = lop_fail(LOP_EINVAL, "mask: a mask must keep at least one channel of '%s'",
                           g->nodes[node]->name);
+        else   /* so that removing the masked channels later is a valid prune */
+            st = lop_group_check_slices(g, grp, keep, node, "mask");
     }
     /* allocate every member's mask first, so a failure changes nothing */
     unsigned char **fresh = NULL;

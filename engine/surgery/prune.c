@@ -2,27 +2,22 @@
  * prune.c - physical channel removal.  Given a group and the channels to keep, every
  * member loses the same channels: producers' filters and biases, batchnorm entries,
  * depthwise filters, consumers' input slices (whole H*W blocks of linear columns after
- * a flatten, shifted by a concat's offsets).  All new tensors are built and all shapes
- * re-inferred before anything is swapped in, so a failure leaves the graph unchanged.
+ * a flatten, shifted by a concat's offsets; per conv group in a grouped convolution,
+ * which is why a group it slices must keep as many channels in each slice).  All new
+ * tensors are built and all shapes re-inferred before anything is swapped in, so a
+ * failure leaves the graph unchanged.
  */
 #include <string.h>
 
 #include "internal.h"
 
 /* Per-node plan: which entries survive along the parameters' output axis (dim 0) and
- * input axis (dim 1); NULL = untouched. */
+ * the node's input axis (a grouped conv's weight holds a slice of it per conv group);
+ * NULL = untouched. */
 typedef struct plan {
     unsigned char *out, *in;
     int out_len, in_len;
 } plan;
-
-static int keep_count(const unsigned char *mask, int len)
-{
-    int k = 0;
-    for (int i = 0; i < len; i++)
-        k += mask[i];
-    return k;
-}
 
 static unsigned char *axis_mask(unsigned char **mask, int *len_field, int len)
 {
@@ -36,15 +31,16 @@ static unsigned char *axis_mask(unsigned char **mask, int *len_field, int len)
     return *mask;
 }
 
-/* Parameters' input-axis length of a consumer: conv weight dim 1, linear columns. */
+/* Input-axis length of a consumer: a conv's input channels (weight dim 1 per conv
+ * group), a linear layer's columns. */
 static int input_axis(const lop_node *n)
 {
-    return n->param[0]->shape[1];
+    return n->param[0]->shape[1] * (n->kind == LOP_CONV2D ? n->attr.groups : 1);
 }
 
 /* Clear the entries of the dropped channels: channel c sits at offset + c * block. */
-static void clear_dropped(unsigned char *mask, const lop_member *m, const char *kept,
-                          int channels)
+static void clear_dropped(unsigned char *mask, const lop_member *m,
+                          const unsigned char *kept, int channels)
 {
     for (int c = 0; c < channels; c++)
         if (!kept[c])
@@ -52,8 +48,8 @@ static void clear_dropped(unsigned char *mask, const lop_member *m, const char *
 }
 
 /* Mark, in node n's plan, the channels of the group that are not kept. */
-static int plan_member(const lop_graph *g, plan *p, const lop_member *m, const char *kept,
-                       int channels)
+static int plan_member(const lop_graph *g, plan *p, const lop_member *m,
+                       const unsigned char *kept, int channels)
 {
     const lop_node *n = g->nodes[m->node];
     unsigned char *mask;
@@ -72,29 +68,32 @@ static int plan_member(const lop_graph *g, plan *p, const lop_member *m, const c
 }
 
 /* t restricted to the kept entries along dim 0 (mask0) and dim 1 (mask1); either mask
- * may be NULL (keep all). */
+ * may be NULL (keep all).  With groups > 1, mask1 spans groups * shape[1] entries and
+ * the rows of conv group j (shape[0] / groups of them) read its j-th stretch: an input
+ * channel's column in its group's slice.  Each stretch must keep as many entries. */
 static lop_tensor *slice(const lop_tensor *t, const unsigned char *mask0,
-                         const unsigned char *mask1)
+                         const unsigned char *mask1, int groups)
 {
     int shape[LOP_MAX_DIMS];
+    int d1 = t->ndim > 1 ? t->shape[1] : 1, rows_per_group = t->shape[0] / groups;
     memcpy(shape, t->shape, sizeof shape);
     if (mask0)
-        shape[0] = keep_count(mask0, t->shape[0]);
+        shape[0] = lop_count_kept(mask0, t->shape[0]);
     if (mask1 && t->ndim > 1)
-        shape[1] = keep_count(mask1, t->shape[1]);
+        shape[1] = lop_count_kept(mask1, groups * d1) / groups;
     lop_tensor *r = lop_tensor_new(t->ndim, shape);
     if (!r)
         return NULL;
     size_t inner = 1;
     for (int d = 2; d < t->ndim; d++)
         inner *= (size_t)t->shape[d];
-    int d1 = t->ndim > 1 ? t->shape[1] : 1;
     float *dst = r->data;
     for (int i = 0; i < t->shape[0]; i++) {
         if (mask0 && !mask0[i])
             continue;
+        const unsigned char *cols = mask1 ? mask1 + (size_t)(i / rows_per_group) * d1 : NULL;
         for (int j = 0; j < d1; j++) {
-            if (t->ndim > 1 && mask1 && !mask1[j])
+            if (t->ndim > 1 && cols && !cols[j])
                 continue;
             memcpy(dst, t->data + ((size_t)i * d1 + j) * inner, inner * sizeof(float));
             dst += inner;
@@ -112,16 +111,18 @@ typedef struct fresh {
 static int build_fresh(const lop_node *n, const plan *p, fresh *f)
 {
     if (n->mask && p->out) {
-        int len = keep_count(p->out, p->out_len), j = 0;
+        int len = lop_count_kept(p->out, p->out_len), j = 0;
         if (!(f->mask = lop_malloc((size_t)len)))
             return LOP_ENOMEM;
         for (int i = 0; i < p->out_len; i++)
             if (p->out[i])
                 f->mask[j++] = n->mask[i];
     }
+    int groups = p->in && n->kind == LOP_CONV2D ? n->attr.groups : 1;
     for (int k = 0; k < n->nparams; k++) {
         /* every per-channel parameter spans the output axis; weights also the input */
-        f->param[k] = slice(n->param[k], p->out, n->param[k]->ndim > 1 ? p->in : NULL);
+        f->param[k] = slice(n->param[k], p->out, n->param[k]->ndim > 1 ? p->in : NULL,
+                            n->param[k]->ndim > 1 ? groups : 1);
         if (!f->param[k])
             return LOP_ENOMEM;
         if (n->grad[k]) {
@@ -171,9 +172,10 @@ static int reshape(lop_graph *g, const plan *plans)
         memcpy(&old_dims[i][1], n->dims, sizeof n->dims);
         if (plans[i].out && (n->kind == LOP_CONV2D || n->kind == LOP_LINEAR ||
                               n->kind == LOP_PICK)) {
-            int c = keep_count(plans[i].out, plans[i].out_len);
-            if (n->kind == LOP_CONV2D && n->attr.groups > 1)
-                n->attr.groups = c;   /* depthwise stays depthwise */
+            int c = lop_count_kept(plans[i].out, plans[i].out_len);
+            if (lop_conv_depthwise(g, n))
+                n->attr.groups = c;   /* depthwise stays depthwise; a grouped conv keeps
+                                         its groups, each as much smaller */
             n->attr.out_channels = c;
         }
     }
@@ -201,7 +203,7 @@ int lop_graph_prune(lop_graph *g, int node, const int *keep, int nkeep)
     int gi = lop_groups_find(&gs, node);
     plan *plans = NULL;
     fresh *made = NULL;
-    char *kept = NULL;
+    unsigned char *kept = NULL;
     if (gi < 0) {
         st = lop_fail(LOP_EINVAL, "prune: '%s' does not carry a single channel group",
                       g->nodes[node]->name);
@@ -219,6 +221,8 @@ int lop_graph_prune(lop_graph *g, int node, const int *keep, int nkeep)
     }
     for (int i = 0; i < nkeep; i++)
         kept[keep[i]] = 1;
+    if ((st = lop_group_check_slices(g, grp, kept, node, "prune")) != LOP_OK)
+        goto done;
     for (int k = 0; k < grp->nmembers && st == LOP_OK; k++)
         st = plan_member(g, &plans[grp->members[k].node], &grp->members[k], kept,
                          grp->channels);

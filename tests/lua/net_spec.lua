@@ -110,7 +110,8 @@ describe("lop.net builders", function()
     -- max-pool 3x3, stride 2, pad 1 on 6x4x8: (4 + 2 - 3) // 2 + 1 = 2, (8 + 2 - 3) // 2 + 1 = 4
     net:maxpool("p", "c", {kernel = 3, stride = 2, pad = 1})
     assert.are.same({6, 2, 4}, net:node("p"):shape())
-    assert.are.same({kernel = {3, 3}, stride = {2, 2}, pad = {1, 1}}, net:node("p"):attrs())
+    assert.are.same({kernel = {3, 3}, stride = {2, 2}, pad = {1, 1}, ceil_mode = false},
+                    net:node("p"):attrs())
     -- a feature-vector input, linear without bias
     local v = lop.net{input = {5}, name = "x"}
     v:linear("l", "x", {out = 3, bias = false})
@@ -119,6 +120,78 @@ describe("lop.net builders", function()
     assert.is_nil(v:node("l"):bias())
     assert.are.same({out = 3, bias = false}, v:node("l"):attrs())
     assert.are.same({input = {5}}, v:node("x"):attrs())
+  end)
+
+  it("build relu6, pad, and pools in ceil mode or leaving padding out of averages", function()
+    local net = lop.net{input = {2, 5, 5}}
+    assert.are.equal("p", net:pad("p", "input", {top = 1, right = 2}))
+    net:relu6("r6", "p")
+    net:maxpool("mp", "r6", {kernel = 2, stride = 2, ceil_mode = true})
+    net:avgpool("ap", "r6", {kernel = 3, stride = 2, pad = 1, ceil_mode = true,
+                             exclude_pad = true})
+    -- pad: 2 x (5 + 1) x (5 + 2); 2x2 windows, stride 2, ceil mode: ceil((6 - 2) / 2) + 1
+    -- = 3 rows, ceil((7 - 2) / 2) + 1 = 4 columns; 3x3, stride 2, pad 1:
+    -- ceil((6 + 2 - 3) / 2) + 1 = 4, ceil((7 + 2 - 3) / 2) + 1 = 4 (both last windows
+    -- start inside the input, so none is dropped)
+    assert.are.same({2, 6, 7}, net:node("p"):shape())
+    assert.are.same({2, 6, 7}, net:node("r6"):shape())
+    assert.are.same({2, 3, 4}, net:node("mp"):shape())
+    assert.are.same({2, 4, 4}, net:node("ap"):shape())
+    assert.are.equal(0, net:params())
+    -- FLOPs: pad none, relu6 one per value, pools the kernel area per output value
+    local flops = {p = 0, r6 = 2 * 6 * 7, mp = 4 * 2 * 3 * 4, ap = 9 * 2 * 4 * 4}
+    for name, f in pairs(flops) do assert.are.equal(f, net:node(name):flops(), name) end
+    assert.are.same({top = 1, bottom = 0, left = 0, right = 2}, net:node("p"):attrs())
+    assert.are.same({}, net:node("r6"):attrs())
+    assert.are.same({kernel = {2, 2}, stride = {2, 2}, pad = {0, 0}, ceil_mode = true},
+                    net:node("mp"):attrs())
+    assert.are.same({kernel = {3, 3}, stride = {2, 2}, pad = {1, 1}, ceil_mode = true,
+                     exclude_pad = true}, net:node("ap"):attrs())
+    -- attrs() are builder options: the same calls on a second net give the same nodes
+    local again = lop.net{input = {2, 5, 5}}
+    for _, name in ipairs{"p", "r6", "mp", "ap"} do
+      local h = net:node(name)
+      again[h.kind](again, name, h:inputs()[1], h:attrs())
+      assert.are.same(h:attrs(), again:node(name):attrs())
+      assert.are.same(h:shape(), again:node(name):shape())
+    end
+  end)
+
+  it("give relu6, pad and ceil-mode pools the outputs computed by hand", function()
+    -- A 1x2x3 input padded with a row above and a column on the right, then relu6:
+    --   0  0  0  0
+    --  -1  3  9  0    ->   0 3 6 0
+    --   7 -2  5  0         6 0 5 0      (and zeros on top)
+    local x = lop.tensor{{{{-1, 3, 9}, {7, -2, 5}}}}
+    local function run(pool, opts)
+      local net = lop.net{input = {1, 2, 3}}
+      net:pad("p", "input", {top = 1, right = 1})
+      net:relu6("r6", "p")
+      if pool then net[pool](net, "pool", "r6", opts) end
+      return net:forward(x):totable()[1][1]
+    end
+    local function same(want, got)
+      assert.are.equal(#want, #got)
+      for i = 1, #want do
+        for j = 1, #want[i] do
+          assert.is_true(near(got[i][j], want[i][j]), ("[%d][%d] = %g, want %g"):format(
+                         i, j, got[i][j], want[i][j]))
+        end
+      end
+    end
+    same({{0, 0, 0, 0}, {0, 3, 6, 0}, {6, 0, 5, 0}}, run())
+    -- 2x2 windows, stride 2, ceil mode over 3x4: rows {0, 1} and {2} (the window's
+    -- second row is past the end, and there is no padding for it to count as)
+    same({{3, 6}, {6, 5}}, run("maxpool", {kernel = 2, ceil_mode = true}))
+    same({{3 / 4, 6 / 4}, {6 / 2, 5 / 2}}, run("avgpool", {kernel = 2, ceil_mode = true}))
+    -- 3x3 windows, stride 3, pad 1: ceil((3 + 2 - 3) / 3) + 1 = 2 rows (rows -1..1 and
+    -- 2..4), ceil((4 + 2 - 3) / 3) + 1 = 2 columns (-1..1, 2..4).  With padding in the
+    -- divisor a window counts its cells inside [-1, 4) x [-1, 5): 9, 9, 6, 6; without,
+    -- its cells inside the input: 4, 4, 2, 2
+    local k3 = {kernel = 3, pad = 1, ceil_mode = true}
+    same({{3 / 9, 6 / 9}, {6 / 6, 5 / 6}}, run("avgpool", k3))
+    k3.exclude_pad = true
+    same({{3 / 4, 6 / 4}, {6 / 2, 5 / 2}}, run("avgpool", k3))
   end)
 
   it("records batchnorm and dropout settings", function()
@@ -212,6 +285,28 @@ describe("model files", function()
     end
     assert.are.same(net:node("bn1"):param("running_mean"):totable(),
                     back:node("bn1"):param("running_mean"):totable())
+    assert.are.same(net:forward(x):totable(), back:forward(x):totable())
+  end)
+
+  it("keep relu6, pad and the pools' ceil_mode and exclude_pad", function()
+    local net = lop.net{input = {2, 7, 6}, seed = 3}
+    net:pad("p", "input", {top = 2, bottom = 1, right = 3})
+    net:conv2d("c", "p", {out = 3, kernel = 3})
+    net:relu6("r6", "c")
+    net:maxpool("mp", "r6", {kernel = 3, stride = 2, ceil_mode = true})
+    net:avgpool("ap", "mp", {kernel = 2, pad = 1, ceil_mode = true, exclude_pad = true})
+    local path = tmpfile(".lop")
+    net:save(path)
+    local back = lop.load(path)
+    os.remove(path)
+    for _, h in ipairs(net:nodes()) do
+      assert.are.equal(h.kind, back:node(h.name).kind)
+      assert.are.same(h:attrs(), back:node(h.name):attrs())
+    end
+    local x = lop.tensor(2, 2, 7, 6)
+    for i = 1, 7 do
+      for j = 1, 6 do x:set(i * j % 5 - 2, 1, 1, i, j) x:set((i + 2 * j) % 7, 2, 2, i, j) end
+    end
     assert.are.same(net:forward(x):totable(), back:forward(x):totable())
   end)
 
@@ -451,6 +546,20 @@ describe("misuse", function()
       function() return net:maxpool("x", "input", {kernel = 20}) end,
       function() return net:avgpool("x", "input", {kernel = 2, stride = -1}) end,
       function() return net:avgpool("x", "input", {size = 2}) end,
+      function() return net:maxpool("x", "input", {kernel = 2, exclude_pad = true}) end,
+      function() return net:maxpool("x", "input", {kernel = 2, ceil_mode = 1}) end,
+      function() return net:avgpool("x", "input", {kernel = 2, exclude_pad = "yes"}) end,
+      function() return net:maxpool("x", "input", {kernel = 20, stride = 1, ceil_mode = true}) end,
+      function() return net:avgpool("x", "fc", {kernel = 2, ceil_mode = true}) end,
+      function() return net:relu6("x", "input", {cap = 6}) end,
+      function() return net:relu6("x") end,
+      function() return net:pad("x", "input", {top = -1}) end,
+      function() return net:pad("x", "input", {left = 1.5}) end,
+      function() return net:pad("x", "input", {right = "1"}) end,
+      function() return net:pad("x", "input", {bottom = 1025}) end, -- the engine's bound
+      function() return net:pad("x", "input", {pad = 1}) end,
+      function() return net:pad("x", "input", 1) end,
+      function() return net:pad("x", "fc", {top = 1}) end, -- rank-1 input
       function() return net:global_avgpool("x", "fc") end,
       function() return net:flatten("x", nil) end,
       function() return net:linear("x", "input", {out = 10}) end, -- needs a flatten
@@ -518,6 +627,11 @@ describe("misuse", function()
     local ok, err = pcall(net.conv2d, net, "c9", "fc", {out = 1, kernal = 3})
     assert.is_false(ok)
     assert.truthy(err:find("kernal", 1, true) and err:find("c9", 1, true), err)
+    ok, err = pcall(net.maxpool, net, "m9", "input", {kernel = 2, exclude_pad = true})
+    assert.truthy(err:find("unknown option 'exclude_pad'", 1, true) and
+                  err:find("m9", 1, true), err)
+    ok, err = pcall(net.pad, net, "p9", "input", {bottom = 2000})
+    assert.truthy(err:find("net:pad: pad 'p9': padding top 0, bottom 2000", 1, true), err)
     ok, err = pcall(net.node, net, "nope")
     assert.truthy(err:find("no node named 'nope'", 1, true), err)
     ok, err = pcall(net.forward, net, lop.tensor(1, 3, 8, 9))

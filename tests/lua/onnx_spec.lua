@@ -14,7 +14,7 @@ local check = util.check_onnx
 local LOPPER = os.getenv("LOPPER") or "build/lopper"
 local PYTHON = util.PYTHON
 local DIR = (LOPPER:match("^(.*)/[^/]*$") or ".") .. "/onnx"   -- under build/
-local NETS = {"plain", "reshaped", "residual", "concat", "grouped"}
+local NETS = {"plain", "reshaped", "residual", "concat", "grouped", "mobile", "padded"}
 -- Lopper against PyTorch: max |difference| <= TOL * max(1, max |PyTorch output|).
 -- Measured on these nets: at most 3.6e-7 (float32 sums taken in another order).
 local TOL = 1e-5
@@ -83,6 +83,16 @@ describe("ONNX", function()
     end
   end)
 
+  it("reads a Conv's asymmetric pads attribute as a pad layer in front of it", function()
+    local ref = dofile(DIR .. "/padded.ref.lua")
+    local net = lop.load(DIR .. "/conv_pads.onnx")
+    local err = rel_err(net:forward(lop.tensor(ref.input)):totable(), ref.output)
+    assert(err <= TOL, ("conv_pads.onnx: relative error %.3g > %g"):format(err, TOL))
+    local kinds = {}
+    for _, n in ipairs(net:nodes()) do kinds[#kinds + 1] = n.kind end
+    assert.are.same({"input", "conv2d", "pad", "conv2d", "pad", "relu", "pad"}, kinds)
+  end)
+
   it("writes what Lopper alone builds: dropout, a channel pick, global pooling", function()
     local net = lop.net{input = {3, 8, 8}, seed = 3}
     net:conv2d("conv1", "input", {out = 6, kernel = 3, pad = 1})
@@ -134,7 +144,7 @@ describe("ONNX", function()
       {"sigmoid.onnx", {"the_sigmoid", "operator Sigmoid is not supported", "supported: Conv"}},
       {"int_weight.onnx", {"the_conv", "INT64", "only FLOAT"}},
       {"dilated.onnx", {"the_conv", "dilations 2x2"}},
-      {"avg_exclude.onnx", {"AveragePool", "count_include_pad=0"}},
+      {"clip_other.onnx", {"the_clip", "Clip to [-inf, inf] is not supported"}},
       {"truncated.onnx", {"truncated or corrupt"}},
       {"garbage.onnx", {"neither a Lopper model", "ONNX"}},
     }

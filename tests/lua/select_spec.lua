@@ -1,7 +1,9 @@
 -- select_spec.lua - selection and reconstruction from Lua: every rule returns ceil(keep
 -- * c) increasing 1-based channels; reconstruction removes them from the conv and its
 -- producer; impossible requests (keep outside (0, 1], a non-conv node, statistics of
--- another layer, statistics made stale by surgery) raise clear errors.  The rules'
+-- another layer, statistics made stale by surgery) raise clear errors; around a
+-- grouped convolution l1 and hessian keep as many of each slice, sampling the grouped
+-- conv is refused and an uneven keep list fails at the prune, with a clear message.  The rules'
 -- correctness is checked on planted problems in tests/test_select.c and
 -- tests/test_sample.c; here the Lua face.
 local lop = require "lopper"
@@ -146,6 +148,79 @@ describe("lop.select.l1", function()
     for j = 0, 7 do index:set((j + 2) % 8, j + 1) end
     s = lop.sample(net, data.train, "c2", {images = 8, points = 2})
     assert.are.same({2, 3, 5, 8}, lop.select.l1(s, {keep = 0.5}))
+  end)
+end)
+
+-- c1 (8) -> r1 -> g (3x3, 8 in 2 groups) -> r2 -> c2 (3) -> flat -> fc (10): g's
+-- output group has two slices of 4 channels, and so has its input group.
+local function grouped_chain()
+  local net = lop.net{input = {1, 32, 32}, seed = 12}
+  net:conv2d("c1", "input", {out = 8, kernel = 3, pad = 1, stride = 4})
+  net:relu("r1", "c1")
+  net:conv2d("g", "r1", {out = 8, kernel = 3, pad = 1, groups = 2})
+  net:relu("r2", "g")
+  net:conv2d("c2", "r2", {out = 3, kernel = 3, pad = 1})
+  net:flatten("flat", "c2")
+  net:linear("fc", "flat", {out = 10})
+  return net
+end
+
+-- How many of keep fall in channels 1..4 and 5..8.
+local function per_half(keep)
+  local n = {0, 0}
+  for _, k in ipairs(keep) do n[k <= 4 and 1 or 2] = n[k <= 4 and 1 or 2] + 1 end
+  return n
+end
+
+describe("selection around a grouped convolution", function()
+  it("ranks l1 within each slice, so the keep list can be pruned", function()
+    -- globally the four largest are 2, 5, 7, 8 (three in the second slice)
+    local mag = {0.1, 3, 0.2, 2, 5, 0.3, 4, 6}
+    local net = grouped_chain()
+    local w = net:node("g"):weight()
+    for j = 1, 8 do
+      for a = 1, 4 do
+        for e = 1, 9 do w:set(mag[j], j, a, math.ceil(e / 3), (e - 1) % 3 + 1) end
+      end
+    end
+    local s = lop.sample(net, data.train, "c2", {images = 8, points = 2})
+    local keep = lop.select.l1(s, {keep = 0.5})
+    assert.are.same({2, 4, 5, 8}, keep)
+    -- a fraction of each slice: ceil(0.3 * 4) = 2 of each
+    assert.are.same({2, 2}, per_half(lop.select.l1(s, {keep = 0.3})))
+    net:prune(net:group_of("g"), keep)
+    assert.are.same({4, 4, 3, 3}, net:node("g"):weight():shape())   -- 2 filters per group
+    assert.are.same({3, 4, 3, 3}, net:node("c2"):weight():shape())
+  end)
+
+  it("ranks Hessian importance within each slice of the layer's filters", function()
+    local net = grouped_chain()
+    for _, layer in ipairs{"g", "c1"} do   -- c1's filters are g's input group
+      local keep = lop.select.hessian(net, data.train, layer, {keep = 0.25, images = 8,
+                                                               batch = 4, max_iter = 2})
+      assert.are.same({1, 1}, per_half(keep), layer)
+      increasing_in(keep, 8)
+    end
+    net:prune("c1", lop.select.hessian(net, data.train, "c1", {keep = 0.5, images = 8,
+                                                               batch = 4, max_iter = 2}))
+    assert.are.same({8, 2, 3, 3}, net:node("g"):weight():shape())
+  end)
+
+  it("refuses to sample the grouped convolution itself", function()
+    local ok, err = pcall(lop.sample, grouped_chain(), data.train, "g", {images = 8})
+    assert.is_false(ok)
+    assert.are.equal("lop.sample: grouped convolution 'g': sample does not support it yet",
+                     err:match("lop%.sample: .*"))
+  end)
+
+  it("leaves an uneven keep list to a clear refusal by the prune", function()
+    local net = grouped_chain()
+    local s = lop.sample(net, data.train, "c2", {images = 8, points = 2})
+    local ok, err = pcall(lop.reconstruct, net, "c2", s, {1, 2, 3, 5})
+    assert.is_false(ok)
+    assert.truthy(err:find("keep 1 of the 4 channels in slice 2, but 3 in slice 1: "
+                           .. "grouped convolution 'g' (2 groups)", 1, true), err)
+    assert.are.same({3, 8, 3, 3}, net:node("c2"):weight():shape())
   end)
 end)
 

@@ -1,10 +1,12 @@
 -- surgery_spec.lua - channel groups and pruning from Lua on the reference models:
 -- pruning channels that were made to output zero leaves every model's output where
 -- it was (each prunable group of VGG-16, ResNet-20 and ResNet-56, including the groups
--- spanning a whole ResNet stage with its downsampling shortcut); random keep lists on
--- every group leave nets that run, train a step and round-trip through a file; groups
--- print as their chain of members; misuse raises and changes nothing; node handles and
--- group tables from before a prune refuse to be used after it.
+-- spanning a whole ResNet stage with its downsampling shortcut, and of a RegNet-like
+-- net, whose grouped convs slice their groups); random keep lists on every group
+-- (half of each slice for the RegNet-like net) leave nets that run, train a step and
+-- round-trip through a file; groups print as their chain of members, or a long one
+-- compactly; misuse (an uneven keep list among it) raises and changes nothing; node
+-- handles and group tables from before a prune refuse to be used after it.
 local lop = require "lopper"
 
 local vgg16 = dofile("models/vgg16.lua")
@@ -100,11 +102,14 @@ local function compare(a, b)
   return worst, scale
 end
 
--- About two thirds of 1..n (never none), in descending order: prune takes any order.
-local function some_channels(n, salt)
-  local keep = {}
+-- About two thirds of each of the `slices` (default 1) equal slices of 1..n, as many in
+-- each but at places that shift from slice to slice, in descending order: prune takes
+-- any order.
+local function some_channels(n, salt, slices)
+  local per, keep = n // (slices or 1), {}
   for c = n, 1, -1 do
-    if (7 * c + salt) % 3 ~= 0 then keep[#keep + 1] = c end
+    local slice, at = (c - 1) // per, (c - 1) % per
+    if (7 * ((at + slice) % per + 1) + salt) % 3 ~= 0 then keep[#keep + 1] = c end
   end
   return keep
 end
@@ -116,7 +121,7 @@ local function check_invariance(net, x)
   for i, listed in ipairs(net:groups()) do
     if listed.prunable then
       local group = net:group_of(listed.producer)   -- the net changed since the listing
-      local keep = some_channels(group.channels, i)
+      local keep = some_channels(group.channels, i, group.slices)
       zero_dropped(net, group, keep)
       local before = net:forward(x):totable()
       net:prune(group, keep)
@@ -189,22 +194,33 @@ local function tmpfile(suffix)
   return base .. (suffix or "")
 end
 
--- Prune every prunable group to a random non-empty subset (random order), then run,
--- train one step and round-trip the net through a file.
-local function random_surgery(net, seed)
+-- 1..n in a random order.
+local function shuffled(n)
+  local order = {}
+  for c = 1, n do order[c] = c end
+  for c = n, 2, -1 do
+    local j = math.random(c)
+    order[c], order[j] = order[j], order[c]
+  end
+  return order
+end
+
+-- A random non-empty subset of a group's channels (random order).
+local function random_subset(group)
+  local order, keep = shuffled(group.channels), {}
+  for c = 1, math.random(group.channels) do keep[c] = order[c] end
+  return keep
+end
+
+-- Prune every prunable group to the channels choose(group) picks (default a random
+-- subset), then run, train one step and round-trip the net through a file.
+local function random_surgery(net, seed, choose)
   math.randomseed(seed)
   local want = {}
   for i = 1, #net:groups() do
     local group = net:groups()[i]
     if group.prunable then
-      local order = {}
-      for c = 1, group.channels do order[c] = c end
-      for c = group.channels, 2, -1 do
-        local j = math.random(c)
-        order[c], order[j] = order[j], order[c]
-      end
-      local keep = {}
-      for c = 1, math.random(group.channels) do keep[c] = order[c] end
+      local keep = (choose or random_subset)(group)
       net:prune(group, keep)
       want[group.producer] = #keep
     end
@@ -231,6 +247,90 @@ local function random_surgery(net, seed)
   assert.are.same(net:forward(x):totable(), back:forward(x):totable())
 end
 
+-- RegNet's shape in small, input 1x32x32: stem conv 3x3 (16, stride 2) + BN + ReLU,
+-- two stages (widths 16 and 32, the second with stride 2) of two blocks with group
+-- width 8 (2 and 4 groups): a 1x1 -> BN -> ReLU -> b 3x3 grouped -> BN -> ReLU -> c 1x1
+-- -> BN, plus the identity or a 1x1 projection + BN, then add and ReLU; global average
+-- pooling, linear 10.  Node names s<stage>b<block>_ a abn ar b bbn br c cbn [proj
+-- projbn] add relu.
+local function regnet_like()
+  local net = lop.net{input = {1, 32, 32}, seed = 21}
+  local x = net:conv2d("stem", "input", {out = 16, kernel = 3, stride = 2, pad = 1, bias = false})
+  x = net:relu("stem_relu", net:batchnorm("stem_bn", x))
+  local channels = 16
+  for s, width in ipairs{16, 32} do
+    for b = 1, 2 do
+      local p = ("s%db%d_"):format(s, b)
+      local stride = (s > 1 and b == 1) and 2 or 1
+      local y = net:conv2d(p .. "a", x, {out = width, kernel = 1, bias = false})
+      y = net:relu(p .. "ar", net:batchnorm(p .. "abn", y))
+      y = net:conv2d(p .. "b", y, {out = width, kernel = 3, stride = stride, pad = 1,
+                                   groups = width // 8, bias = false})
+      y = net:relu(p .. "br", net:batchnorm(p .. "bbn", y))
+      y = net:batchnorm(p .. "cbn", net:conv2d(p .. "c", y, {out = width, kernel = 1, bias = false}))
+      local shortcut = x
+      if stride ~= 1 or channels ~= width then
+        shortcut = net:conv2d(p .. "proj", x, {out = width, kernel = 1, stride = stride, bias = false})
+        shortcut = net:batchnorm(p .. "projbn", shortcut)
+      end
+      x = net:relu(p .. "relu", net:add(p .. "add", {y, shortcut}))
+      channels = width
+    end
+  end
+  net:linear("fc", net:global_avgpool("gap", x), {out = 10})
+  return net
+end
+
+-- Half of each slice of a group's channels, at random.
+local function random_half_of_each_slice(group)
+  local per, keep = group.channels // group.slices, {}
+  for slice = 0, group.slices - 1 do
+    local order = shuffled(per)
+    for i = 1, per // 2 do keep[#keep + 1] = slice * per + order[i] end
+  end
+  return keep
+end
+
+describe("grouped convolutions", function()
+  it("slice the groups around them, which print their slices", function()
+    local net = regnet_like()
+    local into, out = net:group_of("s2b1_ar"), net:group_of("s2b1_br")
+    assert.are.same({32, 4, true}, {into.channels, into.slices, into.prunable})
+    assert.are.same({32, 4, true}, {out.channels, out.slices, out.prunable})
+    assert.are.equal("s2b1_a -> s2b1_abn -> s2b1_ar -> s2b1_b[in] (32 channels in 4 slices)",
+                     tostring(into))
+    assert.are.equal("s1b2_b -> s1b2_bbn -> s1b2_br -> s1b2_c[in] (16 channels in 2 slices)",
+                     tostring(net:group_of("s1b2_b")))
+    assert.are.equal(1, net:group_of("s1b1_add").slices)   -- only 1x1 convs touch a stage
+  end)
+
+  it("keep the output where zeroing put it when pruned (every prunable group)", function()
+    local net = randomize_bn(regnet_like(), 5)
+    -- stage 1's (with the stem: identity shortcuts), stage 2's, and the two around
+    -- each of the four grouped convs
+    assert.are.equal(2 + 4 * 2, #check_invariance(net, images(2)))
+    for _, b in ipairs{"s1b1_b", "s1b2_b", "s2b1_b", "s2b2_b"} do
+      local node = net:node(b)
+      assert.are.equal(b:sub(2, 2) == "1" and 2 or 4, node:attrs().groups, b)
+      assert.is_true(node:shape()[1] < 32 and node:weight():shape()[2] < 8, b)
+    end
+  end)
+
+  it("refuse an uneven keep list, naming the slices, and change nothing", function()
+    local net = regnet_like()
+    local x = images(1)
+    local want = net:forward(x):totable()
+    local ok, err = pcall(net.prune, net, "s2b1_ar", {1, 2, 3, 9})
+    assert.is_false(ok)
+    assert.truthy(err:find("net:prune: keep 1 of the 8 channels in slice 2, but 3 in slice "
+                           .. "1: grouped convolution 's2b1_b' (4 groups)", 1, true), err)
+    ok, err = pcall(net.mask, net, "s2b1_ar", {1, 2, 3, 9})
+    assert.is_false(ok)
+    assert.truthy(err:find("net:mask: keep 1 of the 8 channels in slice 2", 1, true), err)
+    assert.are.same(want, net:forward(x):totable())
+  end)
+end)
+
 describe("random keep lists on every group", function()
   it("leave VGG-16 runnable, trainable and savable", function()
     random_surgery(vgg16{width = 0.5}, 11)
@@ -240,6 +340,9 @@ describe("random keep lists on every group", function()
   end)
   it("leave ResNet-56 runnable, trainable and savable", function()
     random_surgery(resnet56{}, 13)
+  end)
+  it("halving each slice leaves a RegNet-like net runnable, trainable and savable", function()
+    random_surgery(regnet_like(), 14, random_half_of_each_slice)
   end)
 end)
 
@@ -258,14 +361,15 @@ local function concat_net()
 end
 
 describe("groups", function()
-  it("print as their chain of members", function()
+  it("print as their chain of members, or a long one as its producers and consumers", function()
     local net = resnet20{}
     local groups = net:groups()
     assert.are.equal(13, #groups)
-    assert.are.equal("conv1 -> bn1 -> relu1 -> s1b1_conv1[in] -> s1b1_conv2 -> s1b1_bn2 -> "
-      .. "s1b1_add -> s1b1_relu -> s1b2_conv1[in] -> s1b2_conv2 -> s1b2_bn2 -> s1b2_add -> "
-      .. "s1b2_relu -> s1b3_conv1[in] -> s1b3_conv2 -> s1b3_bn2 -> s1b3_add -> s1b3_relu -> "
-      .. "s2b1_conv1[in] -> s2b1_down[in] (16 channels)", tostring(groups[1]))
+    assert.are.equal("group of conv1: 16 channels\n"
+      .. "  producers (4): conv1, s1b1_conv2, s1b2_conv2, s1b3_conv2\n"
+      .. "  consumers (5): s1b1_conv1, s1b2_conv1, s1b3_conv1, s2b1_conv1, s2b1_down\n"
+      .. "  passed through by 11 nodes", tostring(groups[1]))
+    assert.are.equal(20, #groups[1].members)   -- the table stays complete
     assert.are.equal("s1b1_conv1 -> s1b1_bn1 -> s1b1_relu1 -> s1b1_conv2[in] (16 channels)",
                      tostring(groups[2]))
     assert.are.equal("fc (10 channels; not prunable: it reaches the network output)",
@@ -274,23 +378,45 @@ describe("groups", function()
     local g = net:group_of(net:node("s3b2_add"))
     assert.are.equal("s3b1_conv2", g.producer)
     assert.are.equal(64, g.channels)
-    assert.truthy(tostring(g):find("s3b3_relu -> gap -> fc[in] (64 channels)", 1, true))
+    assert.are.equal(1, g.slices)
+    assert.truthy(tostring(g):find("\n  consumers (3): s3b2_conv1, s3b3_conv1, fc\n", 1, true))
     assert.is_true(g.prunable)
     assert.is_nil(g.why)
   end)
 
-  it("print whole however long (ResNet-164's stem group has 140 members)", function()
+  it("print names whole, as long as exporters make them", function()
+    -- ONNX exporters name nodes by module path; such names were once cut to their last
+    -- 55 characters ("k_output/block1/...") when the model was read.
+    local long = "/trunk_output/block1/block1-0/proj/proj.1/BatchNormalization/" .. ("x"):rep(50)
+    local net = lop.net{input = {2, 6, 6}}
+    net:conv2d("a", "input", {out = 2, kernel = 1})
+    net:batchnorm(long, "a")
+    net:conv2d("b", long, {out = 2, kernel = 1})
+    assert.are.equal("a -> " .. long .. " -> b[in] (2 channels)", tostring(net:group_of("a")))
+    assert.is_false(pcall(net.relu, net, long .. ("y"):rep(128 - #long), long))   -- too long
+  end)
+
+  it("print a long group in a few lines (ResNet-164's stem group has 140 members)", function()
     -- The printer once kept values on the stack between buffer additions: long groups
     -- aborted the process ("malloc(): invalid size") or crashed it.
     local resnet = dofile("models/resnet.lua")
     for _, depth in ipairs({164, 326}) do
       local net = resnet{depth = depth}
       local g = assert(net:group_of("conv1"))
-      local text = tostring(g)
-      local arrows = select(2, text:gsub(" %-> ", ""))
-      assert.are.equal(#g.members - 1, arrows)
-      assert.are.equal("conv1 -> bn1 -> relu1 -> s1b1_conv1[in]", text:sub(1, 39))
-      assert.truthy(text:find(("(%d channels)"):format(g.channels), 1, true))
+      local lines = {}
+      for line in tostring(g):gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal(4, #lines)
+      assert.are.equal("group of conv1: 16 channels", lines[1])
+      local roles = {}
+      for _, m in ipairs(g.members) do roles[m.role] = (roles[m.role] or 0) + 1 end
+      local producers = roles.producer
+      assert.are.equal(("  producers (%d): conv1, s1b1_conv2, s1b2_conv2, s1b3_conv2, "
+                        .. "s1b4_conv2, s1b5_conv2, ... (%d more)"):format(producers,
+                                                                         producers - 6),
+                       lines[2])
+      assert.truthy(lines[3]:find(("^  consumers %%(%d%%): s1b1_conv1, "):format(roles.consumer)),
+                    lines[3])
+      assert.are.equal(("  passed through by %d nodes"):format(roles.pass), lines[4])
       net:close()
     end
   end)
@@ -299,7 +425,7 @@ describe("groups", function()
     local net = concat_net()
     local groups = net:groups()
     assert.are.equal(4, #groups)
-    assert.are.same({index = 2, channels = 2, prunable = true, producer = "b",
+    assert.are.same({index = 2, channels = 2, slices = 1, prunable = true, producer = "b",
                      generation = groups[2].generation,
                      members = {{node = "b", role = "producer", offset = 0, block = 1},
                                 {node = "cat", role = "pass", offset = 3, block = 1},

@@ -42,6 +42,12 @@ class Cat(nn.Module):
         return torch.cat([a, b], 1)
 
 
+class Cat1(nn.Module):
+    """torch.cat of a single tensor: exports as a one-input Concat."""
+    def forward(self, a):
+        return torch.cat([a], 1)
+
+
 class SpatialMean(nn.Module):
     """x.mean((2, 3)): exports as ReduceMean without keepdims."""
     def forward(self, x):
@@ -151,8 +157,51 @@ class Grouped(nn.Module):
         return self.fc(self.mean(self.features(x)))
 
 
+class Mobile(nn.Module):
+    """ReLU6 after a depthwise convolution (MobileNetV2), ceil-mode max and average
+    pooling (GoogLeNet, SqueezeNet), average pooling that leaves its padding out and
+    one that counts it beside it, zero padding on one side only before a convolution
+    and before a max pool (pad layers), a one-input concat (DenseNet's first)."""
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), nn.BatchNorm2d(8), nn.ReLU6(),
+                                  nn.Conv2d(8, 8, 3, 1, 1, groups=8, bias=False),
+                                  nn.BatchNorm2d(8), nn.ReLU6(),
+                                  nn.MaxPool2d(3, 2, ceil_mode=True),      # 16 -> 8
+                                  nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 12, 3),  # -> 7
+                                  nn.ReLU())
+        self.exclude = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+        self.include = nn.AvgPool2d(3, 2, 1, ceil_mode=True)              # 7 -> 4
+        self.add = Add()
+        self.tail = nn.Sequential(nn.ZeroPad2d((1, 0, 1, 0)), nn.MaxPool2d(2, 2, ceil_mode=True),
+                                  Cat1(), nn.AvgPool2d(2, 2, ceil_mode=True))  # 5 -> 3 -> 2
+        self.fc = nn.Linear(12 * 2 * 2, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.tail(self.add(self.exclude(x), self.include(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
+class Padded(nn.Module):
+    """Zero padding on one side before a convolution, before a ReLU (a pad layer each),
+    and as the very last operation."""
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3)
+        self.conv2 = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(4, 4, 3))
+        self.relu = nn.Sequential(nn.ZeroPad2d((2, 0, 1, 0)), nn.ReLU())
+        self.last = nn.ZeroPad2d(1)
+
+    def forward(self, x):
+        return self.last(self.relu(self.conv2(self.conv1(x))))
+
+
+# The ZeroPad2d paddings of each net, in order (see plain_pads).
+ZERO_PADS = {"mobile": [(0, 1, 0, 1), (1, 0, 1, 0)],
+             "padded": [(0, 1, 0, 1), (2, 0, 1, 0), (1, 1, 1, 1)]}
 NETS = {"plain": Plain, "reshaped": Reshaped, "residual": Residual, "concat": Concat,
-        "grouped": Grouped}
+        "grouped": Grouped, "mobile": Mobile, "padded": Padded}
 BATCH, SHAPE = 2, (3, 16, 16)
 
 
@@ -192,10 +241,9 @@ def counts(model, x):
     a function that computes something the counts do not know is an error."""
     flops, bn_flops, macs, conv_out, hooks = [0], [0], [0], {}, []
     fold_params, inside = [0], [0]
+    free = (nn.Dropout, nn.Flatten, nn.ZeroPad2d, Cat, Cat1)   # no FLOPs
     counted = (nn.Conv2d, nn.Linear, MatMulAdd, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, Add,
-               nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, SpatialMean, nn.Dropout,
-               nn.Flatten, Cat)
-    free = (nn.Dropout, nn.Flatten, Cat)   # no FLOPs
+               nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, SpatialMean) + free
 
     def per_sample(t):
         return t.numel() // t.shape[0]
@@ -258,7 +306,7 @@ def counts(model, x):
         if isinstance(m, counted):
             hooks.append(m.register_forward_pre_hook(pre_hook))
             hooks.append(m.register_forward_hook(hook))
-        elif not list(m.children()) and not isinstance(m, free):
+        elif not list(m.children()):
             raise ValueError("module %s is not counted" % type(m).__name__)
     try:
         with torch.no_grad(), _Functional(functional):
@@ -304,6 +352,8 @@ def write_nets(out):
                dynamic)
         export(model, x, os.path.join(out, name + "_bn.onnx"),
                torch.onnx.TrainingMode.PRESERVE, dynamic)
+        for suffix in (".onnx", "_bn.onnx"):
+            plain_pads(os.path.join(out, name + suffix), ZERO_PADS.get(name, []))
         ref = {"input": x.tolist(), "output": y.tolist()}
         ref.update(counts(model, x))
         with open(os.path.join(out, name + ".ref.lua"), "w") as f:
@@ -333,7 +383,8 @@ def conv_model(path, op_after=None, weight_type=TensorProto.FLOAT, **conv_attrs)
 
 def write_variants(out):
     """plain.onnx as older exporters and other writers lay it out: opset 11 with the
-    initializers listed as graph inputs too; weights as float_data, not raw_data."""
+    initializers listed as graph inputs too; weights as float_data, not raw_data;
+    padded.onnx with a Conv's asymmetric padding in its pads attribute, not a Pad."""
     torch.manual_seed(1)
     model = Plain()
     randomize(model)
@@ -346,15 +397,59 @@ def write_variants(out):
         a = onnx.numpy_helper.to_array(t)
         m.graph.initializer[i].CopyFrom(tensor(t.name, a))
     onnx.save(m, os.path.join(out, "plain_float_data.onnx"))
+    pads_into_conv(os.path.join(out, "padded.onnx"), os.path.join(out, "conv_pads.onnx"))
+
+
+def plain_pads(path, pads):
+    """Give each Pad of the file that PyTorch's F.pad wrote (its pads computed by a
+    ConstantOfShape / Slice / Transpose / Cast chain, which the reader does not fold)
+    a constant pads input instead - pads[i] = (left, right, top, bottom) as ZeroPad2d
+    takes them, for the i-th such Pad - and drop the chains."""
+    m = onnx.load(path)
+    producer = {o: nd for nd in m.graph.node for o in nd.output}
+    chained = [nd for nd in m.graph.node if nd.op_type == "Pad" and
+               producer.get(nd.input[1]) is not None and producer[nd.input[1]].op_type == "Cast"]
+    assert len(chained) == len(pads), (path, len(chained))
+    for nd, (l, r, t, b) in zip(chained, pads):
+        name = nd.output[0] + "_pads"
+        m.graph.initializer.append(tensor(name, np.array([0, 0, t, l, 0, 0, b, r]),
+                                          TensorProto.INT64))
+        nd.input[1] = name
+    used = True
+    while used:   # drop nodes nothing reads any more
+        needed = {i for nd in m.graph.node for i in nd.input} | {o.name for o in m.graph.output}
+        dead = [nd for nd in m.graph.node if not any(o in needed for o in nd.output)]
+        for nd in dead:
+            m.graph.node.remove(nd)
+        used = bool(dead)
+    onnx.save(m, path)
+
+
+def pads_into_conv(src, dst):
+    """src with its first Pad that feeds a Conv removed and its padding moved into the
+    Conv's own (asymmetric) pads attribute: the same function, written another way."""
+    m = onnx.load(src)
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    for nd in m.graph.node:
+        if nd.op_type == "Constant":
+            consts[nd.output[0]] = onnx.numpy_helper.to_array(nd.attribute[0].t)
+    pad = next(nd for nd in m.graph.node if nd.op_type == "Pad" and
+               any(c.op_type == "Conv" and c.input[0] == nd.output[0] for c in m.graph.node))
+    conv = next(c for c in m.graph.node if c.op_type == "Conv" and c.input[0] == pad.output[0])
+    p = consts[pad.input[1]]
+    conv.input[0] = pad.input[0]
+    del conv.attribute[[a.name for a in conv.attribute].index("pads")]
+    conv.attribute.append(helper.make_attribute("pads", [int(p[2]), int(p[3]), int(p[6]),
+                                                         int(p[7])]))
+    m.graph.node.remove(pad)
+    onnx.save(m, dst)
 
 
 def write_refusals(out):
     conv_model(os.path.join(out, "sigmoid.onnx"), op_after="Sigmoid")
     conv_model(os.path.join(out, "int_weight.onnx"), weight_type=TensorProto.INT64)
     conv_model(os.path.join(out, "dilated.onnx"), dilations=[2, 2])
-    model = nn.Sequential(nn.AvgPool2d(3, 1, 1, count_include_pad=False)).eval()
-    export(model, torch.zeros(1, 3, 8, 8), os.path.join(out, "avg_exclude.onnx"),
-           torch.onnx.TrainingMode.EVAL, False)
+    conv_model(os.path.join(out, "clip_other.onnx"), op_after="Clip")
     with open(os.path.join(out, "plain.onnx"), "rb") as f:
         data = f.read()
     with open(os.path.join(out, "truncated.onnx"), "wb") as f:
