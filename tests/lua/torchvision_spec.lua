@@ -31,10 +31,9 @@ local NETS = {"resnet18", "resnet50", "mobilenet_v2", "densenet121", "squeezenet
               "googlenet", "regnet_x_400mf", "mnasnet0_5"}
 -- max |difference| <= TOL * max(1, max |reference|), as onnx_spec measures (the
 -- outputs reach 640 on resnet50: the scale is the output's, not 1).  Measured on these
--- nets (ReLU6, ceil mode and one-input concats as in PyTorch, checked by editing the
--- files to what the reader took before those landed): Lopper against PyTorch at most
--- 8.4e-7, ONNX Runtime against Lopper on the pruned exports at most 7.6e-7, on VGG-16's
--- logits 4e-7 - float32 sums taken in other orders through up to 120 layers.
+-- nets: Lopper against PyTorch at most 7.4e-7, ONNX Runtime against Lopper on the
+-- pruned exports at most 7.6e-7, on VGG-16's logits 4.6e-7 - float32 sums taken in
+-- other orders through up to 120 layers.
 local TOL = 1e-5
 local ORT_TOL = 1e-5
 -- torchvision 0.14's published parameter counts (the weights' "num_params").
