@@ -188,9 +188,6 @@ int lop_check_filter_layer(const lop_graph *g, int node, const char *what);
 /* Refuse a grouped (or depthwise) conv2d node: "grouped convolution 'x': <what> does
  * not support it yet". */
 int lop_check_ungrouped(const lop_graph *g, int node, const char *what);
-/* lop_select_top within each of `slices` equal consecutive slices of the c channels,
- * nkeep / slices in each (nkeep a multiple of slices): keep stays increasing. */
-int lop_select_top_sliced(const double *score, int c, int slices, int nkeep, int *keep);
 void lop_sort_channels(int *keep, int n);
 
 #endif

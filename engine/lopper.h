@@ -429,6 +429,10 @@ int lop_keep_count(double fraction, int c);
 
 /* The nkeep channels of highest score (ties go to the lower channel). */
 int lop_select_top(const double *score, int c, int nkeep, int *keep);
+/* The same within each of `slices` equal consecutive slices of the c channels (a
+ * group that grouped convolutions slice): nkeep / slices of every slice (nkeep a
+ * multiple of slices); keep stays increasing. */
+int lop_select_top_sliced(const double *score, int c, int slices, int nkeep, int *keep);
 /* Baselines: the first nkeep channels; a seeded random subset; the input channels of
  * conv2d/linear `node` whose producing filters have the largest L1 norm (summed over
  * every producer of their group, looking through channel picks to the filters the

@@ -231,7 +231,7 @@ static int select_hessian(lua_State *L)
     int weighted = lopl_opt_bool(L, 4, fn, "weighted", 0);
     const lop_tensor *w = lop_node_param(g, node, 0);
     int filters = w->shape[0], slices = carried_slices(L, g, node, fn);
-    int n = kept_count(L, 4, fn, filters, slices), per = filters / slices;
+    int n = kept_count(L, 4, fn, filters, slices);
     float *v = lua_newuserdatauv(L, w->numel * sizeof(float), 0);
     double *score = lua_newuserdatauv(L, (size_t)filters * sizeof(double), 0);
     int *keep = lua_newuserdatauv(L, (size_t)filters * sizeof(int), 0);
@@ -240,12 +240,8 @@ static int select_hessian(lua_State *L)
     if (lop_hessian_top(g, d, node, &o, &lambda, v, &iters) != LOP_OK ||
         lop_hessian_importance(g, node, v, weighted, score) != LOP_OK)
         return lopl_fail(L, fn);
-    for (int s = 0, each = n / slices; s < slices; s++) {   /* top `each` of every slice */
-        if (lop_select_top(score + s * per, per, each, keep + s * each) != LOP_OK)
-            return lopl_fail(L, fn);
-        for (int i = 0; i < each; i++)
-            keep[s * each + i] += s * per;
-    }
+    if (lop_select_top_sliced(score, filters, slices, n, keep) != LOP_OK)
+        return lopl_fail(L, fn);
     push_keep(L, keep, n);
     lua_pushnumber(L, lambda);
     lua_pushinteger(L, iters);
