@@ -2,6 +2,7 @@
 #   make            build build/liblopper.a and build/liblopper.so
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/asan)
+#   make fuzz       the libFuzzer harnesses and their seed corpus (in build/fuzz)
 #   make demo       the main job: a short ThiNet run pruning the shipped VGG-16
 #   make bench      print the benchmark table
 # Missing Debian packages are installed first by scripts/tools/install_deps.sh.
@@ -51,7 +52,7 @@ TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := tests/gradcheck.c tests/graph_build.c
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all lib lua test bench demo clean deps
+.PHONY: all lib lua test bench demo clean deps fuzz
 all: lib lua
 lib: $(BUILD)/liblopper.a $(BUILD)/liblopper.so
 lua: $(BUILD)/lopper.so $(BUILD)/lopper $(BUILD)/liblopperlua.a
@@ -118,6 +119,40 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(BUILD)/liblopper.a $(BUI
 
 test: $(TEST_BIN) lua
 	@LOPPER=$(BUILD)/lopper sh tests/run_tests.sh $(TEST_BIN) $(LUA_TESTS)
+
+# Fuzzing (tests/fuzz/, docs/tests.md): libFuzzer targets for the two model readers,
+# built by clang with ASan + UBSan whatever SANITIZE says, from objects of their own
+# (build/fuzz/obj, the engine instrumented for coverage; never mixed with gcc's).
+# The seed corpus is generated from tiny nets, nothing binary is committed.
+FUZZ_CC      := clang
+FUZZ         := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-unused-parameter \
+                -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined $(shell pkg-config --cflags openblas 2>/dev/null)
+FUZZ_OBJ     := $(ENGINE_SRC:engine/%.c=$(FUZZ)/obj/engine/%.o) $(FUZZ)/obj/gen/onnx.pb-c.o
+FUZZ_BIN     := $(FUZZ)/fuzz_onnx $(FUZZ)/fuzz_modelfile
+
+fuzz: $(FUZZ_BIN) $(FUZZ)/corpus.stamp
+
+$(FUZZ)/gen/onnx.pb-c.c $(FUZZ)/gen/onnx.pb-c.h &: $(ONNX_PROTO) | $(DEPS_STAMP)
+	@mkdir -p $(FUZZ)/gen
+	protoc-c -I$(dir $(ONNX_PROTO)) --c_out=$(FUZZ)/gen $(ONNX_PROTO)
+
+$(FUZZ)/obj/engine/%.o: engine/%.c $(ENGINE_HDR) Makefile $(FUZZ)/gen/onnx.pb-c.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Iengine -I$(FUZZ)/gen -c $< -o $@
+
+$(FUZZ)/obj/gen/onnx.pb-c.o: $(FUZZ)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -W%,$(FUZZ_CFLAGS)) -I$(FUZZ)/gen -c $< -o $@
+
+$(FUZZ_BIN): $(FUZZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
+
+$(FUZZ)/corpus.stamp: tests/fuzz/make_corpus.sh tests/fuzz/seeds.lua tests/fuzz/onnx_seeds.py \
+                      $(BUILD)/lopper
+	sh tests/fuzz/make_corpus.sh $(BUILD)/lopper $(FUZZ)
+	@touch $@
 
 $(BUILD)/bench_core: tests/bench/bench_core.c $(BUILD)/liblopper.a
 	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)
