@@ -499,6 +499,8 @@ static int add_nodes(ctx *c)
     if (!out || out->kind != V_ACT || out->node != lop_graph_size(c->g) - 1)
         return fail(c, "the graph output must be computed by the last "
                     "layer (unused branches are not supported)");
+    if (lop_graph_size(c->g) < 2)
+        return fail(c, "the graph has no layer (its output is its input)");
     return LOP_OK;
 }
 
