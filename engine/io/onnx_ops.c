@@ -229,6 +229,15 @@ static int op_conv(ctx *c, node_t *nd)
         return lop_onnx_fail(c, nd, "kernel_shape does not match the weight");
     if (groups < 1 || groups > MAX_DIM)
         return lop_onnx_fail(c, nd, "group %lld out of range", (long long)groups);
+    /* Before the layer allocates its weight from the input's channels: a declared
+     * input of a million channels must not cost a huge allocation. */
+    int in[3];
+    lop_node_shape(c->g, x->node, in);
+    if (w->dims[1] * groups != in[0])
+        return lop_onnx_fail(c, nd, "weight '%.80s' takes %lld input channels (%lld per group, "
+                             "%lld groups); the input has %d", w->name,
+                             (long long)(w->dims[1] * groups), (long long)w->dims[1],
+                             (long long)groups, in[0]);
     a.out_channels = (int)w->dims[0];
     a.kernel_h = (int)w->dims[2];
     a.kernel_w = (int)w->dims[3];
@@ -272,6 +281,12 @@ static int op_batchnorm(ctx *c, node_t *nd)
         return st;
     if (training != 0 || spatial != 1 || (nd->n_output > 1 && nd->output[1][0]))
         return lop_onnx_fail(c, nd, "only inference-mode batch normalization is supported");
+    int in[3];   /* checked before the layer allocates them from the input's channels */
+    lop_node_shape(c->g, x->node, in);
+    for (int k = 0; k < 4; k++)
+        if (p[k]->n != (size_t)in[0])
+            return lop_onnx_fail(c, nd, "the %s '%.80s' has %zu values for %d channels",
+                                 roles[k], p[k]->name, p[k]->n, in[0]);
     a.momentum = 1.0f - momentum;   /* ONNX keeps the old statistics' share */
     st = add_node(c, nd, LOP_BATCHNORM, &x->node, 1, &a, x->squeezed, &id);
     for (int k = 0; k < 4 && st == LOP_OK; k++)
