@@ -147,7 +147,7 @@ $(FUZZ)/obj/gen/onnx.pb-c.o: $(FUZZ)/gen/onnx.pb-c.c
 	$(FUZZ_CC) $(filter-out -W%,$(FUZZ_CFLAGS)) -I$(FUZZ)/gen -c $< -o $@
 
 $(FUZZ_BIN): $(FUZZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -I$(FUZZ)/gen -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 
 $(FUZZ)/corpus.stamp: tests/fuzz/make_corpus.sh tests/fuzz/seeds.lua tests/fuzz/onnx_seeds.py \
                       $(BUILD)/lopper
