@@ -117,6 +117,10 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(BUILD)/liblopper.a $(BUI
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Iengine -Ilua -o $@ $< $(TEST_HELPERS) \
 	    $(BUILD)/liblopperlua.a $(BUILD)/liblopper.a $(LDSAN) -lcmocka $(LUA_LIBS) $(LDLIBS)
 
+# test_fuzz_cases builds its ONNX models with the structures protobuf-c generates.
+$(BUILD)/tests/test_fuzz_cases: CFLAGS += -I$(BUILD)/gen
+$(BUILD)/tests/test_fuzz_cases: $(ONNX_GEN)
+
 test: $(TEST_BIN) lua
 	@LOPPER=$(BUILD)/lopper sh tests/run_tests.sh $(TEST_BIN) $(LUA_TESTS)
 
