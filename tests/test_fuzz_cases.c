@@ -1,9 +1,10 @@
 /*
  * test_fuzz_cases.c - what the fuzz harnesses (tests/fuzz/, docs/tests.md) found wrong
  * in the model readers, kept as small generated cases rather than binary files: each
- * must now be refused with its one message, before any large allocation, and without
- * leaks (make test SANITIZE=1).  The ONNX models are built through the structures
- * protobuf-c generates from onnx.proto, so each case reads as what it is.
+ * must now be refused with its one message, before any large allocation (the peak
+ * memory is watched), and without leaks (make test SANITIZE=1).  The ONNX models are
+ * built through the structures protobuf-c generates from onnx.proto, so each case
+ * reads as what it is.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "lopper.h"
@@ -147,16 +149,29 @@ static void model_save(model *md)
         free(md->init[k].float_data);
 }
 
-/* The file at path is refused as malformed with a message holding want. */
+static long peak_rss_kb(void)
+{
+    struct rusage u;
+    assert_int_equal(getrusage(RUSAGE_SELF, &u), 0);
+    return u.ru_maxrss;
+}
+
+/* The file at path is refused as malformed with a message holding want, without
+ * the process's peak memory growing by 64 MB on the way (the cases run smallest
+ * first, so a peak reached earlier cannot hide one). */
 static void assert_refused(const char *want)
 {
     lop_graph *g = NULL;
+    long before = peak_rss_kb();
     int st = lop_graph_load(path, &g);
+    long grown = peak_rss_kb() - before;
     if (st == LOP_OK || !strstr(lop_errmsg(), want))
         fail_msg("expected a refusal saying '%s', got %s: %s", want, lop_status_name(st),
                  lop_errmsg());
     assert_int_equal(st, LOP_EFORMAT);
     assert_null(g);
+    if (grown > 64 * 1024)
+        fail_msg("refusing it took %ld MB more memory", grown / 1024);
 }
 
 /* ---- ONNX ----------------------------------------------------------------------- */
@@ -218,7 +233,11 @@ static int make_dir(void **state)
 static int remove_dir(void **state)
 {
     (void)state;
-    unlink(path);
+    static const char *const names[] = {"model.onnx", "model.lop"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
     return rmdir(dir);
 }
 
