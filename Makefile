@@ -2,7 +2,9 @@
 #   make            build build/liblopper.a and build/liblopper.so
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/asan)
-#   make fuzz       the libFuzzer harnesses and their seed corpus (in build/fuzz)
+#   make fuzz       the libFuzzer harnesses and their seed corpus (in build/fuzz);
+#                   make test runs each for FUZZ_SECONDS (20, or 0 = skip, the
+#                   default under SANITIZE=1)
 #   make demo       the main job: a short ThiNet run pruning the shipped VGG-16
 #   make bench      print the benchmark table
 # Missing Debian packages are installed first by scripts/tools/install_deps.sh.
@@ -121,8 +123,18 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(BUILD)/liblopper.a $(BUI
 $(BUILD)/tests/test_fuzz_cases: CFLAGS += -I$(BUILD)/gen
 $(BUILD)/tests/test_fuzz_cases: $(ONNX_GEN)
 
-test: $(TEST_BIN) lua
-	@LOPPER=$(BUILD)/lopper sh tests/run_tests.sh $(TEST_BIN) $(LUA_TESTS)
+# The fuzzers' short run (tests/fuzz/run_fuzz.sh): FUZZ_SECONDS per harness, 20 by
+# default in make test and 0 (skipped) under SANITIZE=1, whose fuzz binaries would be
+# the same ones again (they always have the sanitizers); CI runs both passes.
+ifeq ($(SANITIZE),1)
+FUZZ_SECONDS ?= 0
+else
+FUZZ_SECONDS ?= 20
+endif
+
+test: $(TEST_BIN) lua $(if $(filter-out 0,$(FUZZ_SECONDS)),fuzz)
+	@LOPPER=$(BUILD)/lopper FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run_tests.sh $(TEST_BIN) \
+	    $(LUA_TESTS) tests/fuzz/run_fuzz.sh
 
 # Fuzzing (tests/fuzz/, docs/tests.md): libFuzzer targets for the two model readers,
 # built by clang with ASan + UBSan whatever SANITIZE says, from objects of their own
