@@ -12,6 +12,8 @@
 
 #include "onnx_read.h"
 
+#define MAX_SHAPE 64   /* values in a folded shape constant (Concat, Gather) */
+
 /* ---- attributes ----------------------------------------------------------------- */
 
 static const Onnx__AttributeProto *attr_find(node_t *nd, const char *name)
@@ -566,6 +568,9 @@ static int op_merge(ctx *c, node_t *nd)
         for (size_t k = 0; k < nd->n_input; k++)
             if (!lop_onnx_const(c, nd, k, T_INT64, "shape") || lop_onnx_input(c, nd, k)->ndim != 1)
                 return lop_onnx_fail(c, nd, "only 1-D integer shapes can be concatenated");
+        if (total > MAX_SHAPE)   /* Concat(c, c) chains would double it each time */
+            return lop_onnx_fail(c, nd, "a constant shape of %zu values; at most %d are "
+                                 "supported", total, MAX_SHAPE);
         if ((st = lop_onnx_ints_new(out, 1, total)) != LOP_OK)
             return st;
         for (size_t k = 0, j = 0; k < nd->n_input; k++) {
@@ -620,6 +625,9 @@ static int op_gather(ctx *c, node_t *nd)
     if (x->kind == V_CONST) {
         if (axis != 0 || x->ndim != 1 || !lop_onnx_const(c, nd, 0, T_INT64, "data"))
             return lop_onnx_fail(c, nd, "only axis 0 of a 1-D integer constant is supported");
+        if (idx->n > MAX_SHAPE)
+            return lop_onnx_fail(c, nd, "a constant shape of %zu values; at most %d are "
+                                 "supported", idx->n, MAX_SHAPE);
         value *out = lop_onnx_value(c, nd->output[0], 0);
         if ((st = lop_onnx_ints_new(out, idx->ndim, idx->n)) != LOP_OK)
             return st;
