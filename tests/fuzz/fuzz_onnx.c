@@ -7,10 +7,11 @@
  *
  * Random byte flips rarely get a protobuf past its length prefixes, so the mutator
  * below mostly works on the parsed model instead: it changes an attribute, a tensor's
- * dims, type or data length, rewires a node's inputs to other names, changes an
- * operator, drops, swaps or duplicates nodes, and touches the input's shape and the
- * opset, then packs the model again.  Every change is logged and undone before
- * protobuf-c frees the model, so the parsed model's ownership is never disturbed.
+ * dims, type or data length, rewires a node's inputs to other names (or to names
+ * nothing defines), adds inputs, changes an operator, drops, swaps or duplicates
+ * nodes, and touches the input's shape and the opset, then packs the model again.
+ * Every change is logged and undone before protobuf-c frees the model, so the parsed
+ * model's ownership is never disturbed.
  * Built by `make fuzz`, run briefly by `make test` (tests/fuzz/run_fuzz.sh); see
  * docs/tests.md.
  */
@@ -114,18 +115,23 @@ static void undo_all(void)
         free(owned[--nowned]);
 }
 
-/* A copy of array (n pointers) with one more slot, kept until undo_all. */
-static void **grow(void **array, size_t n)
+/* A copy of array (n pointers) with `more` slots more, kept until undo_all. */
+static void **grow_by(void **array, size_t n, size_t more)
 {
     if (nowned == MAX_UNDO)
         return NULL;
-    void **a = malloc((n + 1) * sizeof *a);
+    void **a = malloc((n + more) * sizeof *a);
     if (!a)
         return NULL;
     if (n)
         memcpy(a, array, n * sizeof *a);
     owned[nowned++] = a;
     return a;
+}
+
+static void **grow(void **array, size_t n)
+{
+    return grow_by(array, n, 1);
 }
 
 static int64_t interesting_int(void)
@@ -161,11 +167,18 @@ static const char *const attr_names[] = {
     "keepdims", "axis", "transA", "transB", "alpha", "beta", "ratio", "mode", "value",
     "storage_order", "allowzero"};
 
-/* Some value name of the graph: an initializer, the input, a node's output, "" (an
- * absent name is NULL, which a repeated string cannot hold). */
+/* Some value name of the graph: an initializer, the input, a node's output, "", or
+ * now and then one that nothing defines (an absent name is NULL, which a repeated
+ * string cannot hold). */
 static char *any_name(const Onnx__GraphProto *g)
 {
     static char empty[] = "";
+    static char fresh[64][4];
+    if (below(8) == 0) {
+        size_t k = below(64);
+        snprintf(fresh[k], sizeof fresh[k], "u%zu", k);
+        return fresh[k];
+    }
     size_t total = g->n_initializer + g->n_input + g->n_node + 1, k = below(total);
     if (k < g->n_initializer)
         return g->initializer[k]->name ? g->initializer[k]->name : empty;
@@ -263,12 +276,14 @@ static void mutate_node(Onnx__GraphProto *g, Onnx__NodeProto *nd)
         if (nd->n_input)
             SET(nd->n_input, nd->n_input - 1);
         break;
-    case 3: {
-        char **in = (char **)grow((void **)nd->input, nd->n_input);
+    case 3: {   /* one more input, or now and then dozens */
+        size_t more = below(4) ? 1 : 1 + below(48);
+        char **in = (char **)grow_by((void **)nd->input, nd->n_input, more);
         if (in) {
-            in[nd->n_input] = any_name(g);
+            for (size_t i = 0; i < more; i++)
+                in[nd->n_input + i] = any_name(g);
             SET(nd->input, in);
-            SET(nd->n_input, nd->n_input + 1);
+            SET(nd->n_input, nd->n_input + more);
         }
         break;
     }
