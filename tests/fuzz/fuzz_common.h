@@ -1,7 +1,8 @@
 /*
  * fuzz_common.h - what the two libFuzzer targets (fuzz_onnx.c, fuzz_modelfile.c)
  * share.  The model readers take a path, so each input is written to a file in a
- * private directory (under /dev/shm when there is one: saving fsyncs); a model that
+ * private directory (under /dev/shm when there is one: saving fsyncs; the name holds
+ * the pid, so what a crashed process leaves is removed by the next); a model that
  * loads is then run once on a tiny batch when it is small, and saved back, so the
  * layers' forward passes and both writers see what the readers let through.  Real
  * bugs end the run with abort() and a message, which libFuzzer reports with the input.
@@ -9,9 +10,11 @@
 #ifndef LOPPER_FUZZ_COMMON_H
 #define LOPPER_FUZZ_COMMON_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,37 +30,70 @@
 
 static char fuzz_dir[256];
 static int fuzz_verbose;   /* FUZZ_VERBOSE=1: say what each call returned (replaying) */
+static const char *const fuzz_files[] = {"in", "out.onnx", "out.lop", NULL};
+
+/* Remove dir/<each of fuzz_files> and dir. */
+static void fuzz_remove_dir(const char *dir)
+{
+    char path[512];
+    for (const char *const *n = fuzz_files; *n; n++) {
+        snprintf(path, sizeof path, "%s/%s", dir, *n);
+        unlink(path);
+    }
+    rmdir(dir);
+}
 
 static void fuzz_cleanup(void)
 {
-    static const char *const names[] = {"in", "out.onnx", "out.lop", NULL};
-    char path[320];
-    for (const char *const *n = names; *n; n++) {
-        snprintf(path, sizeof path, "%s/%s", fuzz_dir, *n);
-        unlink(path);
-    }
-    rmdir(fuzz_dir);
+    if (fuzz_dir[0])
+        fuzz_remove_dir(fuzz_dir);
 }
 
-/* A private directory for this process's files; one engine thread, so a run is
- * deterministic and the two cores stay for the fuzzer itself. */
+/* A crash or a timeout ends the process without atexit: the directories of dead
+ * processes (lopper-fuzz-<pid>-XXXXXX) are removed by the next one. */
+static void fuzz_sweep(const char *base)
+{
+    DIR *d = opendir(base);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long pid;
+        char path[512];
+        if (sscanf(e->d_name, "lopper-fuzz-%ld-", &pid) != 1 || pid <= 0 ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+        fuzz_remove_dir(path);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* One engine thread, so a run is deterministic and the two cores stay for the fuzzer
+ * itself. */
 static void fuzz_init(void)
 {
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(fuzz_dir, sizeof fuzz_dir, "%s/lopper-fuzz-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(fuzz_dir)) {
-        perror("fuzz: mkdtemp");
-        abort();
-    }
-    atexit(fuzz_cleanup);
     const char *v = getenv("FUZZ_VERBOSE");
     fuzz_verbose = v && atoi(v) > 0;
     setenv("LOP_THREADS", "1", 1);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
 }
 
+/* dir/name in this process's private directory, made on first use (so the parent of
+ * -jobs, which runs no input, makes none). */
 static void fuzz_path(char *out, size_t size, const char *name)
 {
+    if (!fuzz_dir[0]) {
+        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+        base = base ? base : "/tmp";
+        fuzz_sweep(base);
+        snprintf(fuzz_dir, sizeof fuzz_dir, "%s/lopper-fuzz-%ld-XXXXXX", base,
+                 (long)getpid());
+        if (!mkdtemp(fuzz_dir)) {
+            perror("fuzz: mkdtemp");
+            abort();
+        }
+        atexit(fuzz_cleanup);
+    }
     snprintf(out, size, "%s/%s", fuzz_dir, name);
 }
 
@@ -88,6 +124,7 @@ static void fuzz_write_file(const char *path, const void *data, size_t n)
 static void fuzz_bug(const char *what)
 {
     fprintf(stderr, "fuzz: BUG: %s: %s\n", what, lop_errmsg());
+    fuzz_cleanup();
     abort();
 }
 
