@@ -2,6 +2,9 @@
 #   make            build build/liblopper.a and build/liblopper.so
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/asan)
+#   make fuzz       the libFuzzer harnesses and their seed corpus (in build/fuzz);
+#                   make test runs each for FUZZ_SECONDS (20, or 0 = skip, the
+#                   default under SANITIZE=1)
 #   make demo       the main job: a short ThiNet run pruning the shipped VGG-16
 #   make bench      print the benchmark table
 # Missing Debian packages (and ONNX Runtime from npm, for the tests) are installed first
@@ -52,7 +55,7 @@ TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := tests/gradcheck.c tests/graph_build.c
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all lib lua test bench demo clean deps
+.PHONY: all lib lua test bench demo clean deps fuzz
 all: lib lua
 lib: $(BUILD)/liblopper.a $(BUILD)/liblopper.so
 lua: $(BUILD)/lopper.so $(BUILD)/lopper $(BUILD)/liblopperlua.a
@@ -117,8 +120,56 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/*.h $(BUILD)/liblopper.a $(BUI
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Iengine -Ilua -o $@ $< $(TEST_HELPERS) \
 	    $(BUILD)/liblopperlua.a $(BUILD)/liblopper.a $(LDSAN) -lcmocka $(LUA_LIBS) $(LDLIBS)
 
-test: $(TEST_BIN) lua
-	@LOPPER=$(BUILD)/lopper sh tests/run_tests.sh $(TEST_BIN) $(LUA_TESTS)
+# test_fuzz_cases builds its ONNX models with the structures protobuf-c generates.
+$(BUILD)/tests/test_fuzz_cases: CFLAGS += -I$(BUILD)/gen
+$(BUILD)/tests/test_fuzz_cases: $(ONNX_GEN)
+
+# The fuzzers' short run (tests/fuzz/run_fuzz.sh): FUZZ_SECONDS per harness, 20 by
+# default in make test and 0 (skipped) under SANITIZE=1, whose fuzz binaries would be
+# the same ones again (they always have the sanitizers); CI runs both passes.
+ifeq ($(SANITIZE),1)
+FUZZ_SECONDS ?= 0
+else
+FUZZ_SECONDS ?= 20
+endif
+
+test: $(TEST_BIN) lua $(if $(filter-out 0,$(FUZZ_SECONDS)),fuzz)
+	@LOPPER=$(BUILD)/lopper FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run_tests.sh $(TEST_BIN) \
+	    $(LUA_TESTS) tests/fuzz/run_fuzz.sh
+
+# Fuzzing (tests/fuzz/, docs/tests.md): libFuzzer targets for the two model readers,
+# built by clang with ASan + UBSan whatever SANITIZE says, from objects of their own
+# (build/fuzz/obj, the engine instrumented for coverage; never mixed with gcc's).
+# The seed corpus is generated from tiny nets, nothing binary is committed.
+FUZZ_CC      := clang
+FUZZ         := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-unused-parameter \
+                -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined $(shell pkg-config --cflags openblas 2>/dev/null)
+FUZZ_OBJ     := $(ENGINE_SRC:engine/%.c=$(FUZZ)/obj/engine/%.o) $(FUZZ)/obj/gen/onnx.pb-c.o
+FUZZ_BIN     := $(FUZZ)/fuzz_onnx $(FUZZ)/fuzz_modelfile
+
+fuzz: $(FUZZ_BIN) $(FUZZ)/corpus.stamp
+
+$(FUZZ)/gen/onnx.pb-c.c $(FUZZ)/gen/onnx.pb-c.h &: $(ONNX_PROTO) | $(DEPS_STAMP)
+	@mkdir -p $(FUZZ)/gen
+	protoc-c -I$(dir $(ONNX_PROTO)) --c_out=$(FUZZ)/gen $(ONNX_PROTO)
+
+$(FUZZ)/obj/engine/%.o: engine/%.c $(ENGINE_HDR) Makefile $(FUZZ)/gen/onnx.pb-c.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Iengine -I$(FUZZ)/gen -c $< -o $@
+
+$(FUZZ)/obj/gen/onnx.pb-c.o: $(FUZZ)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -W%,$(FUZZ_CFLAGS)) -I$(FUZZ)/gen -c $< -o $@
+
+$(FUZZ_BIN): $(FUZZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -I$(FUZZ)/gen -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
+
+$(FUZZ)/corpus.stamp: tests/fuzz/make_corpus.sh tests/fuzz/seeds.lua tests/fuzz/onnx_seeds.py \
+                      $(BUILD)/lopper
+	sh tests/fuzz/make_corpus.sh $(BUILD)/lopper $(FUZZ)
+	@touch $@
 
 $(BUILD)/bench_core: tests/bench/bench_core.c $(BUILD)/liblopper.a
 	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)

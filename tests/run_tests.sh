@@ -1,9 +1,9 @@
 #!/bin/sh
-# run_tests.sh - run every test given - C programs with cmocka's TAP output, and Lua
-# spec files run by busted through the lopper executable ($LOPPER) - and end with one
-# summary line "N passed, N failed, N skipped".  A program that crashes or
-# exits non-zero without reporting a failed case counts as one failure, so nothing
-# fails silently.
+# run_tests.sh - run every test given - C programs with cmocka's TAP output, Lua spec
+# files run by busted through the lopper executable ($LOPPER), and shell scripts that
+# print TAP lines themselves (tests/fuzz/run_fuzz.sh) - and end with one summary line
+# "N passed, N failed, N skipped".  A program that crashes or exits non-zero without
+# reporting a failed case counts as one failure, so nothing fails silently.
 passed=0
 failed=0
 skipped=0
@@ -11,6 +11,7 @@ for t in "$@"; do
     name=$(basename "$t")
     case "$t" in
     *.lua) out=$("$LOPPER" /usr/bin/busted -o TAP "$t" 2>&1) ;;
+    *.sh) out=$(sh "$t" 2>&1) ;;
     *) out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1) ;;
     esac
     rc=$?

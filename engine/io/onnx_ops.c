@@ -14,6 +14,8 @@
 
 #include "onnx_read.h"
 
+#define MAX_SHAPE 64   /* values in a folded shape constant (Concat, Gather) */
+
 /* ---- attributes ----------------------------------------------------------------- */
 
 static const Onnx__AttributeProto *attr_find(node_t *nd, const char *name)
@@ -311,6 +313,15 @@ static int op_conv(ctx *c, node_t *nd)
         return lop_onnx_fail(c, nd, "kernel_shape does not match the weight");
     if (groups < 1 || groups > MAX_DIM)
         return lop_onnx_fail(c, nd, "group %lld out of range", (long long)groups);
+    /* Before the layer allocates its weight from the input's channels: a declared
+     * input of a million channels must not cost a huge allocation. */
+    int in[3];
+    lop_node_shape(c->g, x->node, in);
+    if (w->dims[1] * groups != in[0])
+        return lop_onnx_fail(c, nd, "weight '%.80s' takes %lld input channels (%lld per group, "
+                             "%lld groups); the input has %d", w->name,
+                             (long long)(w->dims[1] * groups), (long long)w->dims[1],
+                             (long long)groups, in[0]);
     a.out_channels = (int)w->dims[0];
     a.kernel_h = (int)w->dims[2];
     a.kernel_w = (int)w->dims[3];
@@ -354,6 +365,12 @@ static int op_batchnorm(ctx *c, node_t *nd)
         return st;
     if (training != 0 || spatial != 1 || (nd->n_output > 1 && nd->output[1][0]))
         return lop_onnx_fail(c, nd, "only inference-mode batch normalization is supported");
+    int in[3];   /* checked before the layer allocates them from the input's channels */
+    lop_node_shape(c->g, x->node, in);
+    for (int k = 0; k < 4; k++)
+        if (p[k]->n != (size_t)in[0])
+            return lop_onnx_fail(c, nd, "the %s '%.80s' has %zu values for %d channels",
+                                 roles[k], p[k]->name, p[k]->n, in[0]);
     a.momentum = 1.0f - momentum;   /* ONNX keeps the old statistics' share */
     st = add_node(c, nd, LOP_BATCHNORM, &x->node, 1, &a, x->squeezed, &id);
     for (int k = 0; k < 4 && st == LOP_OK; k++)
@@ -677,6 +694,9 @@ static int op_merge(ctx *c, node_t *nd)
         for (size_t k = 0; k < nd->n_input; k++)
             if (!lop_onnx_const(c, nd, k, T_INT64, "shape") || lop_onnx_input(c, nd, k)->ndim != 1)
                 return lop_onnx_fail(c, nd, "only 1-D integer shapes can be concatenated");
+        if (total > MAX_SHAPE)   /* Concat(c, c) chains would double it each time */
+            return lop_onnx_fail(c, nd, "a constant shape of %zu values; at most %d are "
+                                 "supported", total, MAX_SHAPE);
         if ((st = lop_onnx_ints_new(out, 1, total)) != LOP_OK)
             return st;
         for (size_t k = 0, j = 0; k < nd->n_input; k++) {
@@ -739,6 +759,9 @@ static int op_gather(ctx *c, node_t *nd)
     if (x->kind == V_CONST) {
         if (axis != 0 || x->ndim != 1 || !lop_onnx_const(c, nd, 0, T_INT64, "data"))
             return lop_onnx_fail(c, nd, "only axis 0 of a 1-D integer constant is supported");
+        if (idx->n > MAX_SHAPE)
+            return lop_onnx_fail(c, nd, "a constant shape of %zu values; at most %d are "
+                                 "supported", idx->n, MAX_SHAPE);
         value *out = lop_onnx_value(c, nd->output[0], 0);
         if ((st = lop_onnx_ints_new(out, idx->ndim, idx->n)) != LOP_OK)
             return st;

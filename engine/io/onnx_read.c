@@ -360,7 +360,9 @@ static int index_names(ctx *c)
         if (!gp->node[i]->op_type || gp->node[i]->n_output < 1 || !gp->node[i]->output[0][0])
             return fail(c, "node %zu has no operator or no output", 
                         i);
-        names += gp->node[i]->n_output;
+        /* node inputs too: an undefined one gets an entry (a full table never ends a
+         * probe) */
+        names += gp->node[i]->n_output + gp->node[i]->n_input;
     }
     for (c->cap = 16; c->cap < 2 * names; c->cap *= 2)
         ;
@@ -502,6 +504,8 @@ static int add_nodes(ctx *c)
     if (!out || out->kind != V_ACT || out->node != lop_graph_size(c->g) - 1)
         return fail(c, "the graph output must be computed by the last "
                     "layer (unused branches are not supported)");
+    if (lop_graph_size(c->g) < 2)
+        return fail(c, "the graph has no layer (its output is its input)");
     return LOP_OK;
 }
 
