@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "lopper.h"
 #include "onnx.pb-c.h"
@@ -293,6 +294,48 @@ static void test_onnx_undefined_inputs_do_not_hang(void **state)
     alarm(0);
 }
 
+/* ---- .lop ----------------------------------------------------------------------- */
+
+/* A .lop header (version 1 and its attribute fields as this build writes them, read
+ * back from a file it saved) declaring a 20000 x 20000 linear layer: the reader let
+ * lop_graph_add allocate and fill 400 million values (1.5 GB, 7 s) before finding that
+ * the 200-byte file cannot hold them. */
+static void test_lop_layer_size_checked_before_allocating(void **state)
+{
+    lop_graph *g = lop_graph_new(1);
+    lop_attrs a = lop_attrs_input(20000, 0, 0);
+    int x, fc;
+    assert_int_equal(lop_graph_add(g, LOP_INPUT, "input", NULL, 0, &a, &x), LOP_OK);
+    a = lop_attrs_default();
+    a.out_channels = 2;
+    assert_int_equal(lop_graph_add(g, LOP_LINEAR, "fc", &x, 1, &a, &fc), LOP_OK);
+    snprintf(path, sizeof path, "%s/model.lop", dir);
+    assert_int_equal(lop_graph_save(g, path), LOP_OK);
+    lop_graph_free(g);
+    /* the header up to "params", with the layer made 20000 wide */
+    gzFile gz = gzopen(path, "rb");
+    assert_non_null(gz);
+    char text[4096];
+    int n = gzread(gz, text, sizeof text - 1);
+    gzclose(gz);
+    assert_true(n > 0);
+    text[n] = '\0';
+    char *cut = strstr(text, "params ");
+    char *width = strstr(text, "out_channels=2 ");
+    assert_non_null(cut);
+    assert_non_null(width);
+    *cut = '\0';
+    char header[4200];
+    snprintf(header, sizeof header, "%.*sout_channels=20000 %sparams 2\nend\n",
+             (int)(width - text), text, width + strlen("out_channels=2 "));
+    gz = gzopen(path, "wb");
+    assert_non_null(gz);
+    assert_int_equal(gzwrite(gz, header, (unsigned)strlen(header)), (int)strlen(header));
+    assert_int_equal(gzclose(gz), Z_OK);
+    assert_refused("node 1 'fc': parameters add up to 400020000 values, more than the file "
+                   "can hold");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_onnx_graph_without_a_layer),
     cmocka_unit_test(test_onnx_conv_weight_checked_before_allocating),
@@ -300,6 +343,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_onnx_folded_shapes_are_bounded),
     cmocka_unit_test(test_onnx_gathered_shapes_are_bounded),
     cmocka_unit_test(test_onnx_undefined_inputs_do_not_hang),
+    cmocka_unit_test(test_lop_layer_size_checked_before_allocating),
 };
 
 static int make_dir(void **state)

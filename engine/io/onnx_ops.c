@@ -315,13 +315,13 @@ static int op_conv(ctx *c, node_t *nd)
         return lop_onnx_fail(c, nd, "group %lld out of range", (long long)groups);
     /* Before the layer allocates its weight from the input's channels: a declared
      * input of a million channels must not cost a huge allocation. */
-    int in[3];
-    lop_node_shape(c->g, x->node, in);
-    if (w->dims[1] * groups != in[0])
+    int shape[3];
+    lop_node_shape(c->g, x->node, shape);
+    if (w->dims[1] * groups != shape[0])
         return lop_onnx_fail(c, nd, "weight '%.80s' takes %lld input channels (%lld per group, "
                              "%lld groups); the input has %d", w->name,
                              (long long)(w->dims[1] * groups), (long long)w->dims[1],
-                             (long long)groups, in[0]);
+                             (long long)groups, shape[0]);
     a.out_channels = (int)w->dims[0];
     a.kernel_h = (int)w->dims[2];
     a.kernel_w = (int)w->dims[3];
