@@ -174,14 +174,15 @@ int lop_onnx_take_pad(ctx *c, value *v)
     int id, st = pad_layer(c, v->pad_node, "", v->node, v->pad, &id);
     if (st != LOP_OK)
         return st;
-    /* the Pad's own output too, when v is an alias of it, so later readers share it */
+    /* v now stands for the layer; so does the Pad's own output when v is an alias of
+     * it (an Identity after the Pad), so that its other readers share the layer */
     value *own = lop_onnx_value(c, v->pad_node->output[0], 0);
-    value *both[2] = {v, own};
-    for (int i = 0; i < 2; i++)
-        if (both[i] && both[i]->pad_node == v->pad_node && has_pad(both[i])) {
-            memset(both[i]->pad, 0, sizeof both[i]->pad);
-            both[i]->node = id;
-        }
+    if (own && own != v && has_pad(own)) {
+        memset(own->pad, 0, sizeof own->pad);
+        own->node = id;
+    }
+    memset(v->pad, 0, sizeof v->pad);
+    v->node = id;
     return LOP_OK;
 }
 

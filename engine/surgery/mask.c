@@ -66,16 +66,11 @@ int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n)
     else if (!keep || n != grp->channels)
         st = lop_fail(LOP_EINVAL, "mask: '%s' has %d channels, the mask %d",
                       g->nodes[node]->name, grp->channels, keep ? n : 0);
-    else {
-        int any = 0;
-        for (int c = 0; c < n; c++)
-            any |= keep[c] != 0;
-        if (!any)
-            st = lop_fail(LOP_EINVAL, "mask: a mask must keep at least one channel of '%s'",
-                          g->nodes[node]->name);
-        else   /* so that removing the masked channels later is a valid prune */
-            st = lop_group_check_slices(g, grp, keep, node, "mask");
-    }
+    else if (lop_count_kept(keep, n) == 0)
+        st = lop_fail(LOP_EINVAL, "mask: a mask must keep at least one channel of '%s'",
+                      g->nodes[node]->name);
+    else   /* so that removing the masked channels later is a valid prune */
+        st = lop_group_check_slices(g, grp, keep, node, "mask");
     /* allocate every member's mask first, so a failure changes nothing */
     unsigned char **fresh = NULL;
     if (st == LOP_OK && !(fresh = lop_calloc((size_t)g->n, sizeof *fresh)))
