@@ -25,7 +25,7 @@ endif
 
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -fPIC $(OPT) $(shell pkg-config --cflags openblas 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -lprotobuf-c -lz -lm \
+LDLIBS  := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -lprotobuf-c -lpng -lturbojpeg -lz -lm \
            -lpthread
 LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)

@@ -255,12 +255,109 @@ int lop_graph_save_onnx(const lop_graph *g, const char *path, const lop_onnx_opt
 
 /* ==== data: data sets and batches (engine/data/) ================================= */
 
+typedef struct lop_augment {
+    int crop_pad;          /* random crop after zero padding by this many pixels,
+                              0 <= crop_pad <= min(H, W) */
+    int flip;              /* random horizontal flip with probability 1/2 */
+} lop_augment;
+
+/* A source produces the images of a streamed data set on demand (image folders, .npy
+ * files): sets too large for memory, decoded on worker threads ahead of the engine.
+ * Sources are refcounted; a data set and its subsets share one. */
+typedef struct lop_source lop_source;
+struct lop_source {
+    int c, h, w;           /* every image it produces is c x h x w floats */
+    int workers;           /* decoding threads a loader runs for it (>= 1) */
+    int skip_bad;          /* a bad image leaves its batch (counted) instead of failing */
+    /* Write image `item` (0-based, of the source) into out.  seed != 0 asks for the
+     * source's random training augmentation drawn from that seed (a random crop, a
+     * flip); seed 0 for the deterministic evaluation transform.  Called from several
+     * threads at once on distinct items.  A bad item returns LOP_EIO or LOP_EFORMAT
+     * with a message naming the file in why (never through lop_fail: it runs on a
+     * worker thread). */
+    int (*read)(lop_source *s, int item, uint64_t seed, float *out, char *why,
+                size_t whylen);
+    void (*destroy)(lop_source *s);  /* frees everything, s included */
+    int refs;              /* lop_source_retain / lop_source_release */
+    long skipped;          /* bad images skipped so far (updated atomically) */
+    char first_skipped[256];   /* the first one's message */
+};
+lop_source *lop_source_retain(lop_source *s);
+void lop_source_release(lop_source *s);
+
+/* A data set: images in memory, or from a source; labels are always in memory. */
 typedef struct lop_dataset {
-    lop_tensor *images;    /* [N, C, H, W], values as read (0..1 for image files) */
+    lop_tensor *images;    /* [N, C, H, W], values as read (0..1 for image files);
+                              NULL for a streamed set */
     int *labels;           /* N labels in [0, classes) */
     int n;
     int classes;
+    lop_source *source;    /* streamed sets only (one reference held) */
+    int *source_item;      /* streamed: item i is source item source_item[i] (NULL: i) */
 } lop_dataset;
+
+/* C, H, W of every image of d (in memory or streamed). */
+void lop_dataset_shape(const lop_dataset *d, int chw[3]);
+/* LOP_OK when d's images fit g's input, otherwise an error that says both shapes:
+ * "<who>: the images are 1x28x28, the network takes 3x224x224". */
+int lop_dataset_check_input(const lop_dataset *d, const lop_graph *g, const char *who);
+
+/* Batches of d's items order[0..n) in that order, `batch` at a time: what training,
+ * evaluation, sampling and calibration iterate over.  In memory, each batch is
+ * gathered on the caller's thread by lop_dataset_batch (aug and rng exactly as
+ * there).  Streamed, the source's workers produce images up to a few batches ahead
+ * of the caller; with rng (training) the loader draws one seed per item from rng
+ * when opened, in order, and the item's source augmentation and aug (applied after
+ * the source, as lop_dataset_batch does, from an rng seeded with the item's seed)
+ * depend on that seed alone, so results do not depend on the number of workers.
+ * Without rng every item gets the evaluation transform and aug must be inactive. */
+typedef struct lop_loader lop_loader;
+int lop_loader_open(const lop_dataset *d, const int *order, int n, int batch,
+                    const lop_augment *aug, lop_rng *rng, lop_loader **out);
+/* The next batch into x (resized to [count, C, H, W]) and labels (count entries, may
+ * be NULL); *count = 0 after the last.  A bad streamed image fails the call with its
+ * message, or with the source's skip_bad leaves the batch, which is then smaller
+ * (possibly empty: count 0 is returned only at the end, empty batches are passed
+ * over). */
+int lop_loader_next(lop_loader *l, lop_tensor **x, int *labels, int *count);
+void lop_loader_close(lop_loader *l);   /* stops and joins the workers; NULL is fine */
+
+/* An image folder: root/<class>/<image>, classes sorted by name (bytewise), images
+ * sorted by name within a class; PNG and JPEG (by content, not extension; other files
+ * are an error naming them unless skip_bad), 8-bit grey or colour (palette, 16-bit
+ * and alpha PNGs converted), converted to `channels` (grey -> colour repeats the
+ * plane, colour -> grey is 0.299 R + 0.587 G + 0.114 B).  Each image: resize so the
+ * shorter side is `resize` (0: no resize), then crop size_h x size_w - centred for
+ * evaluation, at a random place when training with random_crop - then flip
+ * left-right with probability 1/2 when training with flip, then x = (v / 255 -
+ * mean[c]) / std[c].  An image smaller than the crop after the resize is an error
+ * naming it. */
+typedef struct lop_folder_opts {
+    int channels;          /* 1 or 3 (default 3) */
+    int size_h, size_w;    /* output size (required) */
+    int resize;            /* shorter side before cropping; 0 = none (default) */
+    int random_crop;       /* training: crop at a random place (default 0) */
+    int flip;              /* training: random left-right flip (default 0) */
+    float mean[3], std[3]; /* per channel (default 0 and 1) */
+    int workers;           /* decoding threads (default 2) */
+    int skip_bad;          /* skip unreadable images, counted (default 0) */
+} lop_folder_opts;
+lop_folder_opts lop_folder_opts_default(void);
+int lop_dataset_open_folder(const char *root, const lop_folder_opts *o, lop_dataset *out);
+
+/* NumPy .npy images (uint8 or float32, [N, C, H, W] or [N, H, W, C] - told by
+ * channels_last - or [N, H, W] for one channel) and labels (a 1-D integer array of
+ * N: int8..int64 or uint8..uint64), memory-mapped: images are converted per batch
+ * (uint8 / 255, float32 as stored), then x = (v - mean[c]) / std[c].  Labels must be
+ * in 0..classes-1 (classes = 1 + the largest label unless given). */
+typedef struct lop_npy_opts {
+    int channels_last;     /* images are [N, H, W, C] (default 0: [N, C, H, W]) */
+    int classes;           /* 0 = 1 + the largest label */
+    float mean[3], std[3]; /* per channel (default 0 and 1); more channels use [0] */
+} lop_npy_opts;
+lop_npy_opts lop_npy_opts_default(void);
+int lop_dataset_open_npy(const char *images_path, const char *labels_path,
+                         const lop_npy_opts *o, lop_dataset *out);
 
 /* Fashion-MNIST / MNIST IDX files, gzip-compressed or plain.  Pixels become 0..1. */
 int lop_dataset_load_idx(const char *images_path, const char *labels_path,
@@ -279,11 +376,6 @@ int lop_dataset_normalize(lop_dataset *d, const float *mean, const float *std,
 /* perm = a seeded random permutation of 0..n-1. */
 void lop_shuffle(int *perm, int n, lop_rng *rng);
 
-typedef struct lop_augment {
-    int crop_pad;          /* random crop after zero padding by this many pixels,
-                              0 <= crop_pad <= min(H, W) */
-    int flip;              /* random horizontal flip with probability 1/2 */
-} lop_augment;
 
 /* Gather items idx[0..count) into x ([count, C, H, W], resized as needed) and labels
  * (may be NULL), applying aug (may be NULL) with rng (required when aug is active).

@@ -9,6 +9,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev zlib1g-dev
 libreadline-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libcmocka-dev lua-busted
+libpng-dev libturbojpeg0-dev python3-numpy
 dataset-fashion-mnist python3-onnx python3-torch python3-torchvision"
 # The fuzz harnesses (make fuzz, run briefly by make test): clang, and libFuzzer's
 # runtime, which Debian ships in compiler-rt's development package.
