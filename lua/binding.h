@@ -58,6 +58,10 @@ lop_graph *lopl_check_net(lua_State *L, int arg);
 int lopl_check_node_ref(lua_State *L, int net_arg, int arg);
 void lopl_push_node(lua_State *L, int net_arg, int id);
 lop_dataset *lopl_check_dataset(lua_State *L, int arg);
+/* A new closed dataset userdata on the stack for an engine call to fill; once filled,
+ * lopl_dataset_loaded opens it (a failure leaves it closed for the collector). */
+lopl_dataset *lopl_new_dataset(lua_State *L);
+void lopl_dataset_loaded(lua_State *L, lopl_dataset *u);
 
 /* Option tables.  lopl_check_opts raises unless the value at arg is absent or a table
  * whose keys are all among `known` (NULL-terminated), naming an unknown key; it

@@ -31,7 +31,7 @@ lop_dataset *lopl_check_dataset(lua_State *L, int arg)
 }
 
 /* An empty (closed) dataset userdata, to be filled by an engine call. */
-static lopl_dataset *new_dataset(lua_State *L)
+lopl_dataset *lopl_new_dataset(lua_State *L)
 {
     lopl_dataset *u = lua_newuserdatauv(L, sizeof *u, 0);
     memset(&u->d, 0, sizeof u->d);
@@ -40,10 +40,12 @@ static lopl_dataset *new_dataset(lua_State *L)
     return u;
 }
 
-static void set_loaded(lua_State *L, lopl_dataset *u)
+/* Mark a dataset userdata filled by the engine (streamed sets hold only labels). */
+void lopl_dataset_loaded(lua_State *L, lopl_dataset *u)
 {
     u->loaded = 1;
-    lopl_account(L, u->d.images->numel * sizeof(float));
+    lopl_account(L, u->d.images ? u->d.images->numel * sizeof(float)
+                                : (size_t)u->d.n * sizeof(int));
 }
 
 /* A tensor userdata holding nothing yet, so an allocation failure after it cannot leak. */
@@ -95,10 +97,10 @@ static int ds_subset(lua_State *L)
     if (first < 1 || count < 1 || first > d->n || count > d->n - first + 1)
         return luaL_error(L, "subset: %I items from item %I do not fit in a data set of %d",
                           count, first, d->n);
-    lopl_dataset *u = new_dataset(L);
+    lopl_dataset *u = lopl_new_dataset(L);
     if (lop_dataset_subset(d, (int)first - 1, (int)count, &u->d) != LOP_OK)
         return lopl_fail(L, "subset");
-    set_loaded(L, u);
+    lopl_dataset_loaded(L, u);
     return 1;
 }
 
@@ -254,10 +256,10 @@ static int ds_tostring(lua_State *L)
  * closed on failure). */
 static int load_idx_into(lua_State *L, const char *images, const char *labels)
 {
-    lopl_dataset *u = new_dataset(L);
+    lopl_dataset *u = lopl_new_dataset(L);
     int st = lop_dataset_load_idx(images, labels, &u->d);
     if (st == LOP_OK)
-        set_loaded(L, u);
+        lopl_dataset_loaded(L, u);
     return st;
 }
 
@@ -290,10 +292,10 @@ static int data_cifar10(lua_State *L)
         paths[k] = lua_tostring(L, -1);   /* stays alive: the table holds it */
         lua_pop(L, 1);
     }
-    lopl_dataset *u = new_dataset(L);
+    lopl_dataset *u = lopl_new_dataset(L);
     if (lop_dataset_load_cifar10(paths, (int)n, &u->d) != LOP_OK)
         return lopl_fail(L, "data.cifar10");
-    set_loaded(L, u);
+    lopl_dataset_loaded(L, u);
     return 1;
 }
 
@@ -315,10 +317,10 @@ static void fashion_split(lua_State *L, const char *dir, const char *prefix, int
         if (size > u->d.n)
             luaL_error(L, "fashion_mnist: %s_size %d is more than the %d images there",
                        strcmp(prefix, "train") ? "test" : "train", size, u->d.n);
-        lopl_dataset *part = new_dataset(L);
+        lopl_dataset *part = lopl_new_dataset(L);
         if (lop_dataset_subset(&u->d, 0, size, &part->d) != LOP_OK)
             lopl_fail(L, "fashion_mnist");
-        set_loaded(L, part);
+        lopl_dataset_loaded(L, part);
         lop_dataset_free(&u->d);   /* the full set is large: release it now */
         u->loaded = 0;
         u = part;
