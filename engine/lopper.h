@@ -344,6 +344,16 @@ typedef struct lop_folder_opts {
 } lop_folder_opts;
 lop_folder_opts lop_folder_opts_default(void);
 int lop_dataset_open_folder(const char *root, const lop_folder_opts *o, lop_dataset *out);
+/* Name of class k (the folder's name) of a data set opened from an image folder (or a
+ * subset of one); NULL for any other data set or k outside 0..classes-1. */
+const char *lop_folder_class_name(const lop_dataset *d, int k);
+/* One image file into a new [C, H, W] tensor *out.  With o, exactly what an image
+ * folder with options o makes of it (seed as lop_source.read takes it; channels is
+ * not used).  Without (o NULL), its decoded 8-bit values unscaled (0..255), at its own
+ * size, converted to `channels` as a folder would (0: as stored, 1 for a grey file,
+ * 3 for a colour one). */
+int lop_image_read(const char *path, const lop_folder_opts *o, int channels, uint64_t seed,
+                   lop_tensor **out);
 
 /* NumPy .npy images (uint8 or float32, [N, C, H, W] or [N, H, W, C] - told by
  * channels_last - or [N, H, W] for one channel) and labels (a 1-D integer array of

@@ -393,6 +393,7 @@ void lopl_open_data(lua_State *L)
         {"idx", data_idx},
         {"cifar10", data_cifar10},
         {"fashion_mnist", data_fashion_mnist},
+        {"folder", lopl_data_folder}, {"read_image", lopl_data_read_image},   /* l_folder.c */
         {NULL, NULL},
     };
     lopl_newmeta(L, LOPL_DATASET, methods, meta);
