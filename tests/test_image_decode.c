@@ -4,8 +4,8 @@
  * RGB, alpha dropped, palettes with and without tRNS, 1/2/4-bit grey, 16-bit as
  * round(v / 257), interlaced, a gAMA chunk ignored), colour to grey with 0.299 /
  * 0.587 / 0.114, JPEG against its source pixels, and every way a file is refused:
- * truncated (PNG and JPEG, at many lengths), corrupt, not an image, too many pixels
- * declared, and each allocation failing in turn.
+ * truncated (PNG and JPEG, at many lengths), corrupt, a chunk longer than the file,
+ * not an image, too many pixels declared, and each allocation failing in turn.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -248,6 +248,17 @@ static void test_truncated(void **state)
     for (size_t cut = 8; cut < len; cut += cut < 64 ? 1 : 7)
         decode_fails(png, cut, LOP_IMAGE_MAX_PIXELS, LOP_EFORMAT, "PNG decoding failed");
     decode_fails(png, len - 1, LOP_IMAGE_MAX_PIXELS, LOP_EFORMAT, "truncated");
+    /* What fuzz_image found: a chunk after IHDR declaring 0x08000300 bytes (a tEXt
+     * here) in a file of a few hundred.  libpng allocates that much before reading
+     * it; the decoder refuses the file first. */
+    const unsigned char text[] = {0x08, 0x00, 0x03, 0x00, 't', 'E', 'X', 't', 'a', 0, 'b'};
+    unsigned char *bad = malloc(len + sizeof text);
+    memcpy(bad, png, 33);                       /* signature and IHDR */
+    memcpy(bad + 33, text, sizeof text);
+    memcpy(bad + 33 + sizeof text, png + 33, len - 33);
+    decode_fails(bad, len + sizeof text, LOP_IMAGE_MAX_PIXELS, LOP_EFORMAT,
+                 "the file ends inside a chunk");
+    free(bad);
     /* A flipped byte in the pixel data: the chunk's CRC no longer matches. */
     png[len / 2] ^= 0x55;
     decode_fails(png, len, LOP_IMAGE_MAX_PIXELS, LOP_EFORMAT, "PNG decoding failed");

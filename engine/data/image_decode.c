@@ -80,9 +80,31 @@ static void png_read_memory(png_structp png, png_bytep dst, size_t n)
     in->pos += n;
 }
 
+/* Whether every chunk up to IEND fits in the file.  libpng allocates a chunk's
+ * declared length before reading it, so without this a few hundred bytes could make
+ * it ask for up to 2 GB (found by fuzz_image). */
+static int chunks_fit(const unsigned char *data, size_t len)
+{
+    size_t at = LOP_IMAGE_MAGIC_LEN;
+    while (at + 8 <= len) {
+        const unsigned char *c = data + at;
+        size_t n = (size_t)c[0] << 24 | (size_t)c[1] << 16 | (size_t)c[2] << 8 | c[3];
+        if (n > len - at - 8 || len - at - 8 - n < 4)
+            return 0;
+        if (memcmp(c + 4, "IEND", 4) == 0)
+            break;
+        at += 12 + n;
+    }
+    return 1;
+}
+
 static int decode_png(const unsigned char *data, size_t len, long max_pixels, lop_image *out,
                       char *why, size_t whylen)
 {
+    if (!chunks_fit(data, len)) {
+        snprintf(why, whylen, "PNG decoding failed: the file ends inside a chunk (truncated)");
+        return LOP_EFORMAT;
+    }
     png_input in = {data, len, 0, why, whylen};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &in, png_on_error,
                                              png_on_warning);
@@ -163,6 +185,10 @@ static int decode_jpeg(const unsigned char *data, size_t len, long max_pixels, l
     }
     if (too_large(w, h, max_pixels, why, whylen))
         goto done;
+    if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
+        snprintf(why, whylen, "CMYK JPEG not supported (convert it to RGB)");
+        goto done;
+    }
     int c = colorspace == TJCS_GRAY ? 1 : 3;
     if (!(px = lop_malloc((size_t)w * (size_t)h * (size_t)c))) {
         st = LOP_ENOMEM;
