@@ -26,8 +26,9 @@ static int opt_channel_values(lua_State *L, int arg, const char *fn, const char 
     } else if (t == LUA_TTABLE) {
         lua_Integer len = luaL_len(L, -1);
         if (len != 1 && len != channels)
-            luaL_error(L, "%s: option '%s' needs 1 or %d values, got %I", fn, key, channels,
-                       len);
+            luaL_error(L, channels == 1 ? "%s: option '%s' needs 1 value, got %I"
+                                        : "%s: option '%s' needs 1 or 3 values, got %I",
+                       fn, key, len);
         for (int c = 0; c < (int)len; c++) {
             if (lua_geti(L, -1, c + 1) != LUA_TNUMBER)
                 luaL_error(L, "%s: option '%s': value %d is not a number", fn, key, c + 1);
