@@ -9,8 +9,9 @@ the numeric one ("0".."9"), or with --names fashion by Fashion-MNIST's class nam
 Files are named by the item's index in the IDX file, zero-padded to 5 digits or more,
 so the folder lists a class's items in file order.  Needs PIL (python3-pil).
 
-    /usr/bin/python3 scripts/tools/write_image_folder.py OUT \\
-        [--images F] [--labels F] [--first 0] [--count N] [--format png|jpeg] [--quality 95]
+    /usr/bin/python3 scripts/tools/write_image_folder.py OUT [--split train|test]
+        [--images F --labels F] [--first 0] [--count N] [--format png|jpeg]
+        [--quality 95] [--names index|fashion]
 """
 import argparse
 import gzip
@@ -47,8 +48,10 @@ def read_idx(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="folder to create (class folders go inside)")
-    ap.add_argument("--images", default=f"{FMNIST}/t10k-images-idx3-ubyte.gz")
-    ap.add_argument("--labels", default=f"{FMNIST}/t10k-labels-idx1-ubyte.gz")
+    ap.add_argument("--split", choices=["train", "test"], default="test",
+                    help="which Fashion-MNIST split, unless --images and --labels say")
+    ap.add_argument("--images", help="IDX images (gzip or plain)")
+    ap.add_argument("--labels", help="IDX labels (gzip or plain)")
     ap.add_argument("--first", type=int, default=0, help="first item (0-based)")
     ap.add_argument("--count", type=int, default=0, help="items to write (0: to the end)")
     ap.add_argument("--format", choices=["png", "jpeg"], default="png")
@@ -56,6 +59,9 @@ def main():
     ap.add_argument("--names", choices=["index", "fashion"], default="index",
                     help="class folder names: the label, or Fashion-MNIST's class names")
     a = ap.parse_args()
+    prefix = "train" if a.split == "train" else "t10k"
+    a.images = a.images or f"{FMNIST}/{prefix}-images-idx3-ubyte.gz"
+    a.labels = a.labels or f"{FMNIST}/{prefix}-labels-idx1-ubyte.gz"
 
     (n, h, w), pixels = read_idx(a.images)
     (nl,), labels = read_idx(a.labels)
