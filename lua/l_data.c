@@ -393,6 +393,7 @@ void lopl_open_data(lua_State *L)
         {"idx", data_idx},
         {"cifar10", data_cifar10},
         {"fashion_mnist", data_fashion_mnist},
+        {"npy", lopl_data_npy},
         {NULL, NULL},
     };
     lopl_newmeta(L, LOPL_DATASET, methods, meta);
