@@ -61,6 +61,19 @@ static void write_bytes(const char *path, const void *data, size_t len)
     assert_int_equal(fclose(f), 0);
 }
 
+/* The contents of path, which must be exactly len bytes long (freed by the caller). */
+static void *read_exactly(const char *path, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    unsigned char *buf = malloc(len + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, len + 1, f), len);
+    fclose(f);
+    return buf;
+}
+
 /* A .npy file by hand: magic, version major.0, the header's length (2 bytes for 1.0,
  * 4 otherwise, little-endian), the header text as given, then len data bytes. */
 static const char *write_npy(const char *name, int major, const char *header,
@@ -206,106 +219,98 @@ static void open_fails(const char *images, const char *labels, const lop_npy_opt
     assert_int_equal(count_maps(), maps);
 }
 
-/* The images file `header` + data must be refused with fragment in the message. */
-static void bad_images(int major, const char *header, const void *data, size_t len,
-                       const char *fragment)
-{
-    const char *p = write_npy("bad.npy", major, header, data, len);
-    open_fails(p, labels2(), NULL, LOP_EFORMAT, fragment, p);
-}
+/* Images files refused for their header or size: header text, data bytes (zeros),
+ * what the message must say. */
+static const struct { const char *header; size_t len; const char *fragment; } bad_images[] = {
+    {"{'descr': '|u1', 'fortran_order': False}", 8, "no 'shape' key"},
+    {"{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 2, 2), 'x': 1}", 8,
+     "unknown key 'x'"},
+    {"{'descr': '|u1', 'descr': '|u1', 'fortran_order': False, 'shape': (8,)}", 8,
+     "given twice"},
+    {HDR("|u1", "(8)"), 8, "not a tuple"},
+    {HDR("|u1", "[2, 1, 2, 2]"), 8, "expected '('"},
+    {HDR("|u1", "(2, -1, 2, 2)"), 8, "expected a dimension"},
+    {HDR("|u1", "(2, 01, 2, 2)"), 8, "leading zero"},
+    {HDR("|u1", "(2, 2147483648, 2, 2)"), 8, "larger than 2147483647"},
+    {HDR("|u1", "(1, 1, 1, 1, 1, 1, 1, 1, 8)"), 8, "more than 8 dimensions"},
+    {HDR("|u1", "(2 1, 2, 2)"), 8, "expected ',' or ')'"},
+    {"{'descr': '|u1', 'fortran_order': No, 'shape': (2, 1, 2, 2)}", 8,
+     "expected True or False"},
+    {"{'descr': '|u1', 'fortran_order': Falsey, 'shape': (2, 1, 2, 2)}", 8,
+     "expected True or False"},
+    {"{'descr': '|u1\\n', 'fortran_order': False, 'shape': (2, 1, 2, 2)}", 8,
+     "unexpected character in a string"},
+    {"{'descr': '|u1, 'fortran_order': False, 'shape': (2, 1, 2, 2)}", 8,
+     "expected ',' or '}'"},
+    {"{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 2, 2)", 8,
+     "expected ',' or '}'"},
+    {"{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 2, 2), 7: 1}", 8,
+     "expected a quoted string"},
+    {HDR("|u1", "(2, 1, 2, 2)") "x", 8, "unexpected text after the dict"},
+    {"'descr': '|u1'", 8, "expected '{'"},
+    {"", 8, "expected '{'"},
+    {"{'descr': '|u1', 'fortran_order': True, 'shape': (2, 1, 2, 2), }", 8,
+     "np.ascontiguousarray"},
+    /* dtypes: not a plain type, no byte order, or not one images may have */
+    {HDR("<U1", "(2, 1, 2, 2)"), 8, "unsupported dtype '<U1'"},
+    {HDR("=f4", "(2, 1, 1, 1)"), 8, "unsupported dtype '=f4'"},
+    {HDR("|f4", "(2, 1, 1, 1)"), 8, "unsupported dtype '|f4'"},
+    {HDR("float32", "(2, 1, 1, 1)"), 8, "unsupported dtype 'float32'"},
+    {HDR("<f8", "(2, 1, 1, 0)"), 0, "images of dtype '<f8'"},
+    {HDR("|i1", "(2, 1, 2, 2)"), 8, "images of dtype '|i1'"},
+    {HDR("|b1", "(2, 1, 2, 2)"), 8, "images of dtype '|b1'"},
+    /* shapes images cannot have */
+    {HDR("|u1", "(8,)"), 8, "expected [N, C, H, W]"},
+    {HDR("|u1", "(2, 1, 1, 2, 2)"), 8, "expected [N, C, H, W]"},
+    {HDR("|u1", "(0, 1, 2, 2)"), 0, "holds no images"},
+    {HDR("|u1", "(2, 1, 0, 2)"), 0, "are empty"},
+    {HDR("|u1", "(2, 2048, 1, 1)"), 4096,
+     "2048 channels, more than 1024 (are they [N, H, W, C]? set channels_last)"},
+    {HDR("|u1", "(2147483647, 2147483647, 2147483647, 2)"), 8, "is too large"},
+    /* data size against the shape: both sizes named */
+    {HDR("|u1", "(2, 1, 2, 2)"), 7, "needs 8 bytes of data, the file has 7"},
+    {HDR("|u1", "(2, 1, 2, 2)"), 0, "needs 8 bytes of data, the file has 0"},
+    {HDR("|u1", "(2, 1, 2, 2)"), 9, "the file has 9 bytes of data after its header, the "
+                                    "shape (2, 1, 2, 2) of '|u1' needs 8"},
+};
 
 static void test_header_refusals(void **state)
 {
-    const unsigned char *d = two_u8;
-    bad_images(1, "{'descr': '|u1', 'fortran_order': False}", d, 8, "no 'shape' key");
-    bad_images(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 2, 2), 'x': 1}",
-               d, 8, "unknown key 'x'");
-    bad_images(1, "{'descr': '|u1', 'descr': '|u1', 'fortran_order': False, 'shape': (8,)}",
-               d, 8, "given twice");
-    bad_images(1, HDR("|u1", "(8)"), d, 8, "not a tuple");
-    bad_images(1, HDR("|u1", "[2, 1, 2, 2]"), d, 8, "expected '('");
-    bad_images(1, HDR("|u1", "(2, -1, 2, 2)"), d, 8, "expected a dimension");
-    bad_images(1, HDR("|u1", "(2, 01, 2, 2)"), d, 8, "leading zero");
-    bad_images(1, HDR("|u1", "(2, 2147483648, 2, 2)"), d, 8, "larger than 2147483647");
-    bad_images(1, HDR("|u1", "(1, 1, 1, 1, 1, 1, 1, 1, 8)"), d, 8, "more than 8 dimensions");
-    bad_images(1, HDR("|u1", "(2 1, 2, 2)"), d, 8, "expected ',' or ')'");
-    bad_images(1, "{'descr': '|u1', 'fortran_order': No, 'shape': (2, 1, 2, 2)}", d, 8,
-               "expected True or False");
-    bad_images(1, "{'descr': '|u1', 'fortran_order': Falsey, 'shape': (2, 1, 2, 2)}", d, 8,
-               "expected True or False");
-    bad_images(1, "{'descr': '|u1\\n', 'fortran_order': False, 'shape': (2, 1, 2, 2)}", d, 8,
-               "unexpected character in a string");
-    bad_images(1, "{'descr': '|u1, 'fortran_order': False, 'shape': (2, 1, 2, 2)}", d, 8,
-               "expected ',' or '}'");
-    bad_images(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 2, 2)", d, 8,
-               "expected ',' or '}'");
-    bad_images(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 2, 2), 7: 1}", d,
-               8, "expected a quoted string");
-    bad_images(1, HDR("|u1", "(2, 1, 2, 2)") "x", d, 8, "unexpected text after the dict");
-    bad_images(1, "'descr': '|u1'", d, 8, "expected '{'");
-    bad_images(1, "", d, 8, "expected '{'");
-    bad_images(1, "{'descr': '|u1', 'fortran_order': True, 'shape': (2, 1, 2, 2), }", d, 8,
-               "np.ascontiguousarray");
-    /* dtypes: not a plain type, no byte order, or not one images may have */
-    bad_images(1, HDR("<U1", "(2, 1, 2, 2)"), d, 8, "unsupported dtype '<U1'");
-    bad_images(1, HDR("=f4", "(2, 1, 1, 1)"), d, 8, "unsupported dtype '=f4'");
-    bad_images(1, HDR("|f4", "(2, 1, 1, 1)"), d, 8, "unsupported dtype '|f4'");
-    bad_images(1, HDR("float32", "(2, 1, 1, 1)"), d, 8, "unsupported dtype 'float32'");
-    bad_images(1, HDR("<f8", "(2, 1, 1, 0)"), d, 0, "images of dtype '<f8'");
-    bad_images(1, HDR("|i1", "(2, 1, 2, 2)"), d, 8, "images of dtype '|i1'");
-    bad_images(1, HDR("|b1", "(2, 1, 2, 2)"), d, 8, "images of dtype '|b1'");
-    /* shapes images cannot have */
-    bad_images(1, HDR("|u1", "(8,)"), d, 8, "expected [N, C, H, W]");
-    bad_images(1, HDR("|u1", "(2, 1, 1, 2, 2)"), d, 8, "expected [N, C, H, W]");
-    bad_images(1, HDR("|u1", "(0, 1, 2, 2)"), d, 0, "holds no images");
-    bad_images(1, HDR("|u1", "(2, 1, 0, 2)"), d, 0, "are empty");
     static const unsigned char zeros[4096];
-    bad_images(1, HDR("|u1", "(2, 2048, 1, 1)"), zeros, 4096, "2048 channels, more than 1024 (are they "
-               "[N, H, W, C]? set channels_last)");
-    bad_images(1, HDR("|u1", "(2147483647, 2147483647, 2147483647, 2)"), d, 8,
-               "is too large");
-    /* data size against the shape: both sizes named */
-    bad_images(1, HDR("|u1", "(2, 1, 2, 2)"), d, 7, "needs 8 bytes of data, the file has 7");
-    bad_images(1, HDR("|u1", "(2, 1, 2, 2)"), d, 0, "needs 8 bytes of data, the file has 0");
-    unsigned char nine[9] = {0};
-    bad_images(1, HDR("|u1", "(2, 1, 2, 2)"), nine, 9,
-               "the file has 9 bytes of data after its header, the shape (2, 1, 2, 2) of "
-               "'|u1' needs 8");
+    for (size_t i = 0; i < sizeof bad_images / sizeof bad_images[0]; i++) {
+        const char *p = write_npy("bad.npy", 1, bad_images[i].header, zeros, bad_images[i].len);
+        open_fails(p, labels2(), NULL, LOP_EFORMAT, bad_images[i].fragment, p);
+    }
     /* magic, version, truncated headers */
-    const char *lab = labels2();
-    const char *p = path_of("magic.npy");
-    write_bytes(p, "\x93NUMPX\x01\x00\x02\x00{}", 12);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "not a .npy file", p);
-    write_bytes(p, "PK\x03\x04", 4);   /* an .npz (zip) */
-    open_fails(p, lab, NULL, LOP_EFORMAT, "not a .npy file", p);
-    write_bytes(p, "\x93NUM", 4);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "truncated", p);
-    write_bytes(p, "\x93NUMPY\x01\x00\x50", 9);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "truncated", p);
-    write_bytes(p, "\x93NUMPY\x02\x00\x50\x00\x00", 11);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "truncated", p);
-    write_bytes(p, "\x93NUMPY\x01\x00\x50\x00{'descr'", 17);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "header of 80 bytes runs past the end of the file", p);
-    write_bytes(p, "\x93NUMPY\x02\x00\xff\xff\xff\xff{}", 14);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "runs past the end", p);
-    write_bytes(p, "\x93NUMPY\x04\x00\x02\x00\x00\x00{}", 14);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "version 4.0 is not supported", p);
-    write_bytes(p, "\x93NUMPY\x01\x01\x02\x00{}", 12);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "version 1.1 is not supported", p);
-    write_bytes(p, "", 0);
-    open_fails(p, lab, NULL, LOP_EFORMAT, "empty file", p);
+    static const struct { const char *bytes; size_t len; const char *fragment; } rows[] = {
+        {"\x93NUMPX\x01\x00\x02\x00{}", 12, "not a .npy file"},
+        {"PK\x03\x04", 4, "not a .npy file"},   /* an .npz (zip) */
+        {"\x93NUM", 4, "truncated"},
+        {"\x93NUMPY\x01\x00\x50", 9, "truncated"},
+        {"\x93NUMPY\x02\x00\x50\x00\x00", 11, "truncated"},
+        {"\x93NUMPY\x01\x00\x50\x00{'descr'", 17,
+         "header of 80 bytes runs past the end of the file"},
+        {"\x93NUMPY\x02\x00\xff\xff\xff\xff{}", 14, "runs past the end"},
+        {"\x93NUMPY\x04\x00\x02\x00\x00\x00{}", 14, "version 4.0 is not supported"},
+        {"\x93NUMPY\x01\x01\x02\x00{}", 12, "version 1.1 is not supported"},
+        {"", 0, "empty file"},
+    };
+    const char *lab = labels2(), *p = path_of("magic.npy");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        write_bytes(p, rows[i].bytes, rows[i].len);
+        open_fails(p, lab, NULL, LOP_EFORMAT, rows[i].fragment, p);
+    }
     open_fails(path_of("missing.npy"), lab, NULL, LOP_EIO, "cannot open", "missing.npy");
     open_fails(dir, lab, NULL, LOP_EIO, "is not a regular file", dir);
     /* Every truncation of a good file is refused. */
-    const char *good = write_npy("good.npy", 1, HDR("|u1", "(2, 1, 2, 2)"), two_u8, 8);
-    FILE *f = fopen(good, "rb");
-    unsigned char whole[256];
-    size_t len = fread(whole, 1, sizeof whole, f);
-    fclose(f);
+    const char *hdr = HDR("|u1", "(2, 1, 2, 2)");
+    size_t len = 10 + strlen(hdr) + 8;
+    unsigned char *whole = read_exactly(write_npy("good.npy", 1, hdr, two_u8, 8), len);
     for (size_t cut = 0; cut < len; cut++) {
         write_bytes(p, whole, cut);
         open_fails(p, lab, NULL, LOP_EFORMAT, "", p);
     }
+    free(whole);
 }
 
 static void test_label_refusals(void **state)
@@ -323,7 +328,7 @@ static void test_label_refusals(void **state)
                "is given)", p);
     static const int64_t huge[2] = {1, 100000};
     p = write_npy("huge.npy", 1, HDR("<i8", "(2,)"), huge, 16);
-    open_fails(im, p, NULL, LOP_EFORMAT, "index 1 is 100000, outside 0..99999", p);
+    open_fails(im, p, NULL, LOP_EFORMAT, "index 1 is 100000, outside 0..99999 (the most classes allowed)", p);
     static const uint64_t top[2] = {UINT64_MAX, 0};
     p = write_npy("top.npy", 1, HDR("<u8", "(2,)"), top, 16);
     open_fails(im, p, NULL, LOP_EFORMAT, "index 0 is 18446744073709551615", p);
@@ -371,21 +376,6 @@ typedef struct fixture {
     int n, c, h, w, channels_last, classes, want_classes;
     float mean[3], std[3];
 } fixture;
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(*len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, *len, f), *len);
-    fclose(f);
-    return buf;
-}
 
 /* The fixtures' manifest (make_fixtures.py wrote it); returns the number of cases. */
 static int load_manifest(fixture *fx, int cap)
@@ -436,17 +426,14 @@ static void check_fixture(const fixture *fx)
     assert_true(d.source->workers >= 1);
     assert_null(d.source_item);
     char name[96];
-    size_t len;
     snprintf(name, sizeof name, "fx/%.63s.i32", fx->name);
-    int32_t *labels = (int32_t *)slurp(path_of(name), &len);
-    assert_int_equal(len, (size_t)fx->n * 4);
+    int32_t *labels = read_exactly(path_of(name), (size_t)fx->n * 4);
     for (int i = 0; i < fx->n; i++)
         assert_int_equal(d.labels[i], labels[i]);
     free(labels);
-    snprintf(name, sizeof name, "fx/%.63s.f32", fx->name);
-    unsigned char *want = slurp(path_of(name), &len);
     size_t item = (size_t)fx->c * fx->h * fx->w * 4;
-    assert_int_equal(len, item * fx->n);
+    snprintf(name, sizeof name, "fx/%.63s.f32", fx->name);
+    unsigned char *want = read_exactly(path_of(name), item * fx->n);
     for (int i = 0; i < fx->n; i++) {
         float *x = read_item(&d, i);
         if (memcmp(x, want + item * i, item) != 0)

@@ -5,7 +5,6 @@
  * (uint8 / 255 or float32 as stored, NHWC to NCHW, then (v - mean) / std) on the
  * loader's worker threads.  The labels are small: read whole, checked, kept in memory.
  */
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -193,8 +192,8 @@ static int read_labels(const lop_npy_file *f, int n, const char *images_path, in
                 snprintf(val, sizeof val, "%llu", (unsigned long long)u);
             lop_free(labels);
             return lop_fail(LOP_EFORMAT, "%s: the label at index %d is %s, outside 0..%d (%s)",
-                            f->path, i, val, limit - 1,
-                            *classes ? "classes is given" : "at most 100000 classes");
+                            f->path, i, val, limit - 1, *classes ? "classes is given"
+                                                                 : "the most classes allowed");
         }
         labels[i] = (int)u;
         if (labels[i] > top)

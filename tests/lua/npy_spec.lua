@@ -15,10 +15,8 @@ local streamed = lop.data.tensor ~= nil
 local it_streamed = streamed and it or pending
 
 local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
+  local f <close> = assert(io.open(path, "rb"))
+  return f:read("a")
 end
 
 -- The cases of DIR/manifest.txt (see make_fixtures.py), in order.
