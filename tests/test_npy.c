@@ -96,14 +96,23 @@ static const char *write_npy(const char *name, int major, const char *header,
     return path;
 }
 
-/* Mappings of this process: a failed open must leave none behind. */
-static int count_maps(void)
+/* How many mappings of this process show the file at path (its whole name ends the
+ * line): a failed open must leave none, an open set exactly its images file's one. */
+static int mapped(const char *path)
 {
     FILE *f = fopen("/proc/self/maps", "r");
     assert_non_null(f);
-    int n = 0, c;
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
+    char *line = NULL;
+    size_t cap = 0, plen = strlen(path);
+    ssize_t len;
+    int n = 0;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] == '\n')
+            line[--len] = '\0';
+        n += (size_t)len > plen && line[len - plen - 1] == ' ' &&
+             strcmp(line + len - plen, path) == 0;
+    }
+    free(line);
     fclose(f);
     return n;
 }
@@ -150,9 +159,12 @@ static void open_two(const char *images, const float *want)
 {
     lop_dataset d;
     lop_npy_opts o = lop_npy_opts_default();
-    int st = lop_dataset_open_npy(images, labels2(), &o, &d);
+    const char *labels = labels2();
+    int st = lop_dataset_open_npy(images, labels, &o, &d);
     if (st != LOP_OK)
         fail_msg("%s: %s", images, lop_errmsg());
+    assert_int_equal(mapped(images), 1);   /* the images stay mapped, the labels do not */
+    assert_int_equal(mapped(labels), 0);
     assert_int_equal(d.n, 2);
     assert_int_equal(d.classes, 2);
     assert_null(d.images);
@@ -168,6 +180,7 @@ static void open_two(const char *images, const float *want)
         free(x);
     }
     close_set(&d);
+    assert_int_equal(mapped(images), 0);
 }
 
 static void test_header_spellings(void **state)
@@ -209,14 +222,14 @@ static void open_fails(const char *images, const char *labels, const lop_npy_opt
     lop_dataset d, before;
     memset(&d, 0x5a, sizeof d);
     before = d;
-    int maps = count_maps();
     int got = lop_dataset_open_npy(images, labels, &o, &d);
     const char *msg = lop_errmsg();
     if (got != st || !strstr(msg, fragment) || (names && !strstr(msg, names)))
         fail_msg("%s: got %s \"%s\", expected %s with \"%s\"", images, lop_status_name(got),
                  msg, lop_status_name(st), fragment);
     assert_memory_equal(&d, &before, sizeof d);
-    assert_int_equal(count_maps(), maps);
+    assert_int_equal(mapped(images), 0);
+    assert_int_equal(mapped(labels), 0);
 }
 
 /* Images files refused for their header or size: header text, data bytes (zeros),
@@ -635,7 +648,6 @@ static void test_alloc_failures(void **state)
     lop_dataset d;
     int failed = 0;
     for (long k = 1; k < 100; k++) {
-        int maps = count_maps();
         lop_debug_fail_alloc(k);
         int st = lop_dataset_open_npy(im, lb, &o, &d);
         lop_debug_fail_alloc(0);
@@ -644,7 +656,8 @@ static void test_alloc_failures(void **state)
             break;
         }
         assert_int_equal(st, LOP_ENOMEM);
-        assert_int_equal(count_maps(), maps);
+        assert_int_equal(mapped(im), 0);
+        assert_int_equal(mapped(lb), 0);
         failed++;
     }
     assert_true(failed >= 2);   /* the labels and the source */
