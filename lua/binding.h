@@ -95,5 +95,7 @@ void lopl_open_net(lua_State *L);
 void lopl_open_data(lua_State *L);
 void lopl_open_train(lua_State *L);
 void lopl_open_select(lua_State *L);
+/* lop.data.npy (l_npy.c), registered in lopl_open_data's table. */
+int lopl_data_npy(lua_State *L);
 
 #endif

@@ -479,6 +479,7 @@ void lopl_open_data(lua_State *L)
         {"cifar10", data_cifar10},
         {"tensor", data_tensor},
         {"fashion_mnist", data_fashion_mnist},
+        {"npy", lopl_data_npy},
         {NULL, NULL},
     };
     lopl_newmeta(L, LOPL_DATASET, methods, meta);

@@ -13,11 +13,12 @@ dir=${FUZZ_DIR:-build/fuzz}
 secs=${FUZZ_SECONDS:-20}
 n=0
 failed=0
-for h in onnx modelfile; do
+for h in onnx modelfile npy; do
     n=$((n + 1))
     case $h in
     onnx) corpus=$dir/corpus_onnx dict=tests/fuzz/onnx.dict ;;
     modelfile) corpus=$dir/corpus_lop dict=tests/fuzz/lop.dict ;;
+    npy) corpus=$dir/corpus_npy dict=tests/fuzz/npy.dict ;;
     esac
     if [ "$secs" -eq 0 ]; then
         echo "ok $n - fuzz_$h # SKIP FUZZ_SECONDS=0 (make test SANITIZE=1: make test runs the same binaries)"
