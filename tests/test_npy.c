@@ -117,16 +117,6 @@ static int mapped(const char *path)
     return n;
 }
 
-/* Until lop_dataset_free releases sources (the loader's merge), the test does it. */
-static void close_set(lop_dataset *d)
-{
-    lop_source *s = d->source;
-    d->source = NULL;
-    if (s)
-        s->destroy(s);
-    lop_dataset_free(d);
-}
-
 /* Item `item` of d's source into a fresh buffer (freed by the caller). */
 static float *read_item(const lop_dataset *d, int item)
 {
@@ -179,7 +169,7 @@ static void open_two(const char *images, const float *want)
         }
         free(x);
     }
-    close_set(&d);
+    lop_dataset_free(&d);
     assert_int_equal(mapped(images), 0);
 }
 
@@ -379,7 +369,7 @@ static void test_label_refusals(void **state)
     lop_dataset d;
     assert_int_equal(lop_dataset_open_npy(im, lab, &o, &d), LOP_OK);
     assert_int_equal(d.classes, 100000);
-    close_set(&d);
+    lop_dataset_free(&d);
 }
 
 /* ---- arrays numpy wrote ---------------------------------------------------------- */
@@ -454,7 +444,7 @@ static void check_fixture(const fixture *fx)
         free(x);
     }
     free(want);
-    close_set(&d);
+    lop_dataset_free(&d);
 }
 
 static void test_numpy_files(void **state)
@@ -488,7 +478,7 @@ static void test_fashion_mnist(void **state)
         free(x);
     }
     lop_dataset_free(&idx);
-    close_set(&d);
+    lop_dataset_free(&d);
 }
 
 /* ---- the source ------------------------------------------------------------------- */
@@ -544,7 +534,7 @@ static void test_read_threads_and_range(void **state)
     assert_int_equal(d.source->read(d.source, N, 0, x, why, sizeof why), LOP_EINVAL);
     assert_non_null(strstr(why, "thr.npy: item 64 is outside 0..63"));
     assert_int_equal(d.source->read(d.source, -1, 0, x, why, sizeof why), LOP_EINVAL);
-    close_set(&d);
+    lop_dataset_free(&d);
 }
 
 /* More than 3 channels use mean[0] and std[0] for all; 2 channels use [0] and [1]. */
@@ -574,7 +564,7 @@ static void test_channel_parameters(void **state)
             assert_memory_equal(&x[k], &ref, sizeof ref);
         }
         free(x);
-        close_set(&d);
+        lop_dataset_free(&d);
     }
 }
 
@@ -636,7 +626,7 @@ static void test_mapped_not_read(void **state)
     print_message("# resident memory grew by %ld kB opening and reading 2 items of a "
                   "%zu MB file\n", grown, item * N >> 20);
     assert_true(grown < 16 * 1024);
-    close_set(&d);
+    lop_dataset_free(&d);
 }
 
 /* Each allocation of an open failing in turn: LOP_ENOMEM, nothing leaked or mapped. */
@@ -652,7 +642,7 @@ static void test_alloc_failures(void **state)
         int st = lop_dataset_open_npy(im, lb, &o, &d);
         lop_debug_fail_alloc(0);
         if (st == LOP_OK) {
-            close_set(&d);
+            lop_dataset_free(&d);
             break;
         }
         assert_int_equal(st, LOP_ENOMEM);

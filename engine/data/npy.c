@@ -258,6 +258,7 @@ int lop_dataset_open_npy(const char *images_path, const char *labels_path,
     s->read = npy_read;
     s->destroy = npy_destroy;
     s->refs = 1;
+    s->kind = ".npy";
 
     memset(out, 0, sizeof *out);
     out->labels = labels;

@@ -106,10 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st != LOP_OK)
         return 0;
     check_set(&d, &o);
-    /* Until lop_dataset_free releases sources (the loader's merge), release it here. */
-    lop_source *s = d.source;
-    d.source = NULL;
-    s->destroy(s);
     lop_dataset_free(&d);
     return 0;
 }
