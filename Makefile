@@ -147,7 +147,8 @@ FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-unused-par
                 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined $(shell pkg-config --cflags openblas 2>/dev/null)
 FUZZ_OBJ     := $(ENGINE_SRC:engine/%.c=$(FUZZ)/obj/engine/%.o) $(FUZZ)/obj/gen/onnx.pb-c.o
-FUZZ_BIN     := $(FUZZ)/fuzz_onnx $(FUZZ)/fuzz_modelfile $(FUZZ)/fuzz_image
+FUZZ_BIN     := $(FUZZ)/fuzz_onnx $(FUZZ)/fuzz_modelfile $(FUZZ)/fuzz_npy \
+                $(FUZZ)/fuzz_image
 
 fuzz: $(FUZZ_BIN) $(FUZZ)/corpus.stamp
 
@@ -167,8 +168,7 @@ $(FUZZ_BIN): $(FUZZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -I$(FUZZ)/gen -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 
 $(FUZZ)/corpus.stamp: tests/fuzz/make_corpus.sh tests/fuzz/seeds.lua tests/fuzz/onnx_seeds.py \
-                      tests/fuzz/image_seeds.py \
-                      $(BUILD)/lopper
+                      tests/fuzz/npy_seeds.py tests/fuzz/image_seeds.py $(BUILD)/lopper
 	sh tests/fuzz/make_corpus.sh $(BUILD)/lopper $(FUZZ)
 	@touch $@
 

@@ -1,9 +1,9 @@
 /*
  * internal.h - structures and helpers shared by the engine's source files but not by
- * its users, in the order of the subsystems (core, layers, graph, io, surgery, select):
- * error setting and the allocator every engine allocation goes through (so tests can
- * make it fail), the thread pool, the node and graph records, the per-kind layer
- * table, and the few helpers one subsystem offers the ones above it.
+ * its users, in the order of the subsystems (core, layers, graph, io, data, surgery,
+ * select): error setting and the allocator every engine allocation goes through (so
+ * tests can make it fail), the thread pool, the node and graph records, the per-kind
+ * layer table, and the few helpers one subsystem offers the ones above it.
  */
 #ifndef LOPPER_INTERNAL_H
 #define LOPPER_INTERNAL_H
@@ -158,6 +158,25 @@ void lop_floats_to_le(unsigned char *dst, const float *src, size_t n);
 void lop_floats_from_le(float *dst, const unsigned char *src, size_t n);
 /* The .lop reader alone (lop_graph_load picks it or the ONNX reader by content). */
 int lop_graph_load_lop(const char *path, lop_graph **out);
+
+/* ---- data: what data sets, sources and loaders share (engine/data/) ------------- */
+
+/* Refuse (LOP_EINVAL, the message starting with fn) anything but a loaded data set, in
+ * memory or streamed. */
+int lop_dataset_check(const lop_dataset *d, const char *fn);
+/* One c x h x w item from src into dst with aug (NULL or inactive: a copy), drawing
+ * from rng as lop_dataset_batch documents. */
+void lop_augment_apply(float *dst, const float *src, int c, int h, int w,
+                       const lop_augment *aug, lop_rng *rng);
+/* The seed of the next item of a training pass: never 0 (the evaluation transform). */
+uint64_t lop_item_seed(lop_rng *rng);
+/* Item `item` of s with seed, then aug (active only with a seed) from an rng seeded
+ * from it; scratch holds an item when aug is active.  Runs on any thread: a failure's
+ * message goes to why (never empty then), never to lop_fail. */
+int lop_source_read_item(lop_source *s, int item, uint64_t seed, const lop_augment *aug,
+                         float *out, float *scratch, char *why, size_t whylen);
+/* Count one skipped bad image of s (atomically); the first one's message is kept. */
+void lop_source_note_skip(lop_source *s, const char *why);
 
 /* ---- surgery (engine/surgery/) -------------------------------------------------- */
 

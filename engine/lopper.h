@@ -263,7 +263,8 @@ typedef struct lop_augment {
 
 /* A source produces the images of a streamed data set on demand (image folders, .npy
  * files): sets too large for memory, decoded on worker threads ahead of the engine.
- * Sources are refcounted; a data set and its subsets share one. */
+ * Sources are refcounted; a data set and its subsets share one.  An opener makes it
+ * zeroed but for its fields, with refs = 1 (the data set's reference). */
 typedef struct lop_source lop_source;
 struct lop_source {
     int c, h, w;           /* every image it produces is c x h x w floats */
@@ -281,6 +282,7 @@ struct lop_source {
     int refs;              /* lop_source_retain / lop_source_release */
     long skipped;          /* bad images skipped so far (updated atomically) */
     char first_skipped[256];   /* the first one's message */
+    const char *kind;      /* what it reads, for messages: "image folder", ".npy" (or NULL) */
 };
 lop_source *lop_source_retain(lop_source *s);
 void lop_source_release(lop_source *s);
@@ -308,9 +310,10 @@ int lop_dataset_check_input(const lop_dataset *d, const lop_graph *g, const char
  * there).  Streamed, the source's workers produce images up to a few batches ahead
  * of the caller; with rng (training) the loader draws one seed per item from rng
  * when opened, in order, and the item's source augmentation and aug (applied after
- * the source, as lop_dataset_batch does, from an rng seeded with the item's seed)
- * depend on that seed alone, so results do not depend on the number of workers.
- * Without rng every item gets the evaluation transform and aug must be inactive. */
+ * the source, as lop_dataset_batch does, from an rng seeded with the item's seed
+ * xor a constant, so the two draw independently) depend on that seed alone, so
+ * results do not depend on the number of workers.  Without rng every item gets the
+ * evaluation transform and aug must be inactive. */
 typedef struct lop_loader lop_loader;
 int lop_loader_open(const lop_dataset *d, const int *order, int n, int batch,
                     const lop_augment *aug, lop_rng *rng, lop_loader **out);
@@ -320,6 +323,8 @@ int lop_loader_open(const lop_dataset *d, const int *order, int n, int batch,
  * (possibly empty: count 0 is returned only at the end, empty batches are passed
  * over). */
 int lop_loader_next(lop_loader *l, lop_tensor **x, int *labels, int *count);
+/* Entries of order used so far: delivered in batches or skipped (progress reports). */
+int lop_loader_done(const lop_loader *l);
 void lop_loader_close(lop_loader *l);   /* stops and joins the workers; NULL is fine */
 
 /* An image folder: root/<class>/<image>, classes sorted by name (bytewise), images
@@ -374,24 +379,35 @@ int lop_dataset_load_idx(const char *images_path, const char *labels_path,
                          lop_dataset *out);
 /* CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin), concatenated. */
 int lop_dataset_load_cifar10(const char *const *paths, int npaths, lop_dataset *out);
+/* An in-memory data set holding a copy of images ([N, C, H, W], finite values) and of
+ * labels (N, in 0..classes-1; classes = 0 means 1 + the largest label). */
+int lop_dataset_from_tensor(const lop_tensor *images, const int *labels, int classes,
+                            lop_dataset *out);
+/* Frees what d holds (a streamed set releases its source); d becomes all zero. */
 void lop_dataset_free(lop_dataset *d);
-/* Copy of items [start, start + count). */
+/* Items [start, start + count): a copy in memory; of a streamed set, a set sharing its
+ * source (the items mapped through source_item, the labels copied). */
 int lop_dataset_subset(const lop_dataset *d, int start, int count, lop_dataset *out);
 /* Zero-pad every image in place to size x size, centred (28 -> 32 pads 2 per side);
- * an odd difference puts the extra row/column at the bottom/right. */
+ * an odd difference puts the extra row/column at the bottom/right.  In memory only:
+ * a streamed set's size and normalisation are its opener's options. */
 int lop_dataset_pad(lop_dataset *d, int size);
-/* x = (x - mean[c]) / std[c] for each of the nchannels channels (1 or C values). */
+/* x = (x - mean[c]) / std[c] for each of the nchannels channels (1 or C values); in
+ * memory only. */
 int lop_dataset_normalize(lop_dataset *d, const float *mean, const float *std,
                           int nchannels);
 /* perm = a seeded random permutation of 0..n-1. */
 void lop_shuffle(int *perm, int n, lop_rng *rng);
 
-
 /* Gather items idx[0..count) into x ([count, C, H, W], resized as needed) and labels
  * (may be NULL), applying aug (may be NULL) with rng (required when aug is active).
  * For each item in order the rng draws dy = below(2p+1) - p, then dx likewise, then
  * mirror = below(2) (nothing is drawn for a disabled augmentation), and
- * out[c][y][x] = in[c][y + dy][xs + dx] with xs = mirror ? W-1-x : x, zero outside. */
+ * out[c][y][x] = in[c][y + dy][xs + dx] with xs = mirror ? W-1-x : x, zero outside.
+ * A streamed set reads each item through its source on the caller's thread, as a
+ * loader would: with rng, one seed per item drawn in order (the source's training
+ * transform, then aug from an rng seeded with it); without, the evaluation transform.
+ * A bad image fails the call (skip_bad does not apply: the count is fixed). */
 int lop_dataset_batch(const lop_dataset *d, const int *idx, int count,
                       const lop_augment *aug, lop_rng *rng, lop_tensor **x, int *labels);
 

@@ -95,6 +95,8 @@ void lopl_open_net(lua_State *L);
 void lopl_open_data(lua_State *L);
 void lopl_open_train(lua_State *L);
 void lopl_open_select(lua_State *L);
+/* lop.data.npy (l_npy.c), registered in lopl_open_data's table. */
+int lopl_data_npy(lua_State *L);
 /* lop.data.folder and lop.data.read_image (l_folder.c), in lopl_open_data's table. */
 int lopl_data_folder(lua_State *L);
 int lopl_data_read_image(lua_State *L);

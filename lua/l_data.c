@@ -1,12 +1,15 @@
 /*
  * l_data.c - data sets in Lua: loading IDX (MNIST, Fashion-MNIST) and CIFAR-10 files,
- * the ready-made Fashion-MNIST train/test pair the reference models use, and what a
- * script does with a data set (size, copy a range, pad, normalise, look at an item,
- * gather an augmented batch).  Items are 1-based; labels are the class indices as
- * stored in the files, 0..classes-1.  Every loader and method that makes a data set
- * creates its userdata first and lets the engine fill it, so a failure leaves a
- * closed data set for the collector, never a leak.
+ * the ready-made Fashion-MNIST train/test pair the reference models use, a set made
+ * from a tensor, and what a script does with a data set (size, copy a range, pad,
+ * normalise, look at an item, gather an augmented batch).  Streamed sets (image
+ * folders, .npy files) are the same userdata: every method but pad and normalize works
+ * on them, reading items through their source.  Items are 1-based; labels are the
+ * class indices as stored in the files, 0..classes-1.  Every loader and method that
+ * makes a data set creates its userdata first and lets the engine fill it, so a
+ * failure leaves a closed data set for the collector, never a leak.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "binding.h"
@@ -74,13 +77,24 @@ static int ds_size(lua_State *L)
 
 static int ds_shape(lua_State *L)
 {
-    const lop_dataset *d = lopl_check_dataset(L, 1);
+    int chw[3];
+    lop_dataset_shape(lopl_check_dataset(L, 1), chw);
     lua_createtable(L, 3, 0);
-    for (int i = 1; i < 4; i++) {
-        lua_pushinteger(L, d->images->shape[i]);
-        lua_rawseti(L, -2, i);
+    for (int i = 0; i < 3; i++) {
+        lua_pushinteger(L, chw[i]);
+        lua_rawseti(L, -2, i + 1);
     }
     return 1;
+}
+
+/* Padding and normalisation rewrite images in memory; a streamed set's are options of
+ * its opener. */
+static void refuse_streamed(lua_State *L, const lop_dataset *d, const char *fn)
+{
+    if (d->source)
+        luaL_error(L, "%s: the data set is streamed from %s, not held in memory; set its "
+                   "image size and normalisation in the options of the function that "
+                   "opened it", fn, d->source->kind ? d->source->kind : "files");
 }
 
 static int ds_classes(lua_State *L)
@@ -108,6 +122,7 @@ static int ds_subset(lua_State *L)
 static int ds_pad(lua_State *L)
 {
     lop_dataset *d = lopl_check_dataset(L, 1);
+    refuse_streamed(L, d, "pad");
     lua_Integer size = luaL_checkinteger(L, 2);
     if (size < d->images->shape[2] || size < d->images->shape[3] || size > 65536)
         return luaL_argerror(L, 2, lua_pushfstring(L, "cannot pad %dx%d images to %I",
@@ -147,6 +162,7 @@ static int check_channel_values(lua_State *L, int arg, int c, float *out)
 static int ds_normalize(lua_State *L)
 {
     lop_dataset *d = lopl_check_dataset(L, 1);
+    refuse_streamed(L, d, "normalize");
     int c = d->images->shape[1];
     /* Scratch in a userdata: freed by the collector whatever is raised below. */
     float *mean = lua_newuserdatauv(L, 2 * (size_t)c * sizeof(float), 0), *std = mean + c;
@@ -163,16 +179,18 @@ static int ds_normalize(lua_State *L)
     return 1;
 }
 
-/* ds:image(i) -> a copy of item i as a [C, H, W] tensor. */
+/* ds:image(i) -> a copy of item i as a [C, H, W] tensor (a streamed set's evaluation
+ * transform). */
 static int ds_image(lua_State *L)
 {
     const lop_dataset *d = lopl_check_dataset(L, 1);
     int i = check_item(L, d, 2, "image");
-    int shape[3] = {d->images->shape[1], d->images->shape[2], d->images->shape[3]};
-    lopl_tensor *t = new_tensor(L);
-    if (!(t->t = lop_tensor_new(3, shape)))
+    lopl_tensor *one = new_tensor(L);   /* [1, C, H, W], collected */
+    if (lop_dataset_batch(d, &i, 1, NULL, NULL, &one->t, NULL) != LOP_OK)
         return lopl_fail(L, "image");
-    memcpy(t->t->data, d->images->data + (size_t)i * t->t->numel, t->t->numel * sizeof(float));
+    lopl_tensor *t = new_tensor(L);
+    if (!(t->t = lop_tensor_view(one->t, 0, 3, one->t->shape + 1)))
+        return lopl_fail(L, "image");
     return 1;
 }
 
@@ -191,13 +209,19 @@ static int ds_batch(lua_State *L)
     const lop_dataset *d = lopl_check_dataset(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     lopl_check_opts(L, 3, "batch", known);
-    int h = d->images->shape[2], w = d->images->shape[3];
+    int chw[3];
+    lop_dataset_shape(d, chw);
+    int h = chw[1], w = chw[2];
     lop_augment aug = {0};
     aug.crop_pad = lopl_opt_int(L, 3, "batch", "crop", 0, 0);
     if (aug.crop_pad > h || aug.crop_pad > w)
         return luaL_error(L, "batch: option 'crop' must be at most %d for %dx%d images",
                           h < w ? h : w, h, w);
     aug.flip = lopl_opt_bool(L, 3, "batch", "flip", 0);
+    /* A streamed set's own random transforms need a seed too: given one, or crop or
+     * flip, it draws them; otherwise it gets its evaluation transform. */
+    int seeded = lopl_push_opt(L, 3, "seed") != LUA_TNIL || aug.crop_pad || aug.flip;
+    lua_pop(L, 1);
     lop_rng rng;
     lop_rng_seed(&rng, (uint64_t)lopl_opt_int(L, 3, "batch", "seed", 1, 0));
     lua_Integer count = luaL_len(L, 2);
@@ -217,7 +241,8 @@ static int ds_batch(lua_State *L)
         lua_pop(L, 1);
     }
     lopl_tensor *x = new_tensor(L);
-    if (lop_dataset_batch(d, idx, (int)count, &aug, &rng, &x->t, labels) != LOP_OK)
+    if (lop_dataset_batch(d, idx, (int)count, &aug, seeded ? &rng : NULL, &x->t, labels) !=
+        LOP_OK)
         return lopl_fail(L, "batch");
     lopl_account(L, x->t->numel * sizeof(float));
     lua_createtable(L, (int)count, 0);
@@ -225,6 +250,20 @@ static int ds_batch(lua_State *L)
         lua_pushinteger(L, labels[k]);
         lua_rawseti(L, -2, k + 1);
     }
+    return 2;
+}
+
+/* ds:skipped() -> how many bad images loops over the set's source skipped, and the
+ * first one's message (nil when none); 0 for a set in memory. */
+static int ds_skipped(lua_State *L)
+{
+    const lop_dataset *d = lopl_check_dataset(L, 1);
+    long n = d->source ? __atomic_load_n(&d->source->skipped, __ATOMIC_ACQUIRE) : 0;
+    lua_pushinteger(L, n);
+    if (n > 0)
+        lua_pushstring(L, d->source->first_skipped);
+    else
+        lua_pushnil(L);
     return 2;
 }
 
@@ -244,9 +283,12 @@ static int ds_tostring(lua_State *L)
         lua_pushliteral(L, "dataset (closed)");
         return 1;
     }
-    const int *s = u->d.images->shape;
-    lua_pushfstring(L, "dataset %d x %dx%dx%d, %d classes", u->d.n, s[1], s[2], s[3],
-                    u->d.classes);
+    int chw[3];
+    lop_dataset_shape(&u->d, chw);
+    const lop_source *src = u->d.source;
+    lua_pushfstring(L, "dataset %d x %dx%dx%d, %d classes%s%s", u->d.n, chw[0], chw[1], chw[2],
+                    u->d.classes, src ? ", streamed" : "",
+                    src && src->kind ? lua_pushfstring(L, " (%s)", src->kind) : "");
     return 1;
 }
 
@@ -295,6 +337,49 @@ static int data_cifar10(lua_State *L)
     lopl_dataset *u = lopl_new_dataset(L);
     if (lop_dataset_load_cifar10(paths, (int)n, &u->d) != LOP_OK)
         return lopl_fail(L, "data.cifar10");
+    lopl_dataset_loaded(L, u);
+    return 1;
+}
+
+/* lop.data.tensor(images, labels [, classes]) -> ds holding a copy of images (a
+ * [N, C, H, W] tensor of finite values) with labels, a list of N class indices
+ * 0..classes-1 (classes defaults to 1 + the largest label). */
+static int data_tensor(lua_State *L)
+{
+    const char *fn = "data.tensor";
+    const lop_tensor *t = lopl_check_tensor(L, 1);
+    if (t->ndim != 4)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "expected an [N, C, H, W] tensor, got "
+                                                   "%d dimensions", t->ndim));
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    if (n != t->shape[0])
+        return luaL_argerror(L, 2, lua_pushfstring(L, "%I labels for %d images", n,
+                                                   t->shape[0]));
+    int classes = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        lua_Integer k = luaL_checkinteger(L, 3);
+        if (k < 1 || k > INT_MAX - 1)
+            return luaL_argerror(L, 3, "expected a number of classes >= 1");
+        classes = (int)k;
+    }
+    lua_Integer top = classes ? classes - 1 : INT_MAX - 1;
+    int *labels = lua_newuserdatauv(L, (size_t)n * sizeof *labels, 0);
+    for (lua_Integer k = 0; k < n; k++) {
+        int ok = 0, type = lua_geti(L, 2, k + 1);
+        lua_Integer v = type == LUA_TNUMBER ? lua_tointegerx(L, -1, &ok) : 0;
+        if (!ok)
+            return luaL_error(L, "%s: label %I is %s, not a class index", fn, k + 1,
+                              type == LUA_TNUMBER ? lua_pushfstring(L, "%f", lua_tonumber(L, -1))
+                                                  : luaL_typename(L, -1));
+        if (v < 0 || v > top)
+            return luaL_error(L, "%s: label %I is %I, outside 0..%I", fn, k + 1, v, top);
+        labels[k] = (int)v;
+        lua_pop(L, 1);
+    }
+    lopl_dataset *u = lopl_new_dataset(L);
+    if (lop_dataset_from_tensor(t, labels, classes, &u->d) != LOP_OK)
+        return lopl_fail(L, fn);
     lopl_dataset_loaded(L, u);
     return 1;
 }
@@ -383,7 +468,7 @@ void lopl_open_data(lua_State *L)
         {"size", ds_size},   {"shape", ds_shape},         {"classes", ds_classes},
         {"subset", ds_subset}, {"pad", ds_pad},           {"normalize", ds_normalize},
         {"image", ds_image}, {"label", ds_label},         {"batch", ds_batch},
-        {"close", ds_close}, {NULL, NULL},
+        {"skipped", ds_skipped}, {"close", ds_close},     {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
         {"__tostring", ds_tostring}, {"__len", ds_size}, {"__gc", ds_close},
@@ -392,7 +477,9 @@ void lopl_open_data(lua_State *L)
     static const luaL_Reg funcs[] = {
         {"idx", data_idx},
         {"cifar10", data_cifar10},
+        {"tensor", data_tensor},
         {"fashion_mnist", data_fashion_mnist},
+        {"npy", lopl_data_npy},
         {"folder", lopl_data_folder}, {"read_image", lopl_data_read_image},   /* l_folder.c */
         {NULL, NULL},
     };

@@ -39,11 +39,14 @@ typedef struct progress {
     int fn, on_epoch, err;
     const char *broken;        /* set when a Lua function closed or changed what is in use */
     /* What the engine is working on (the net at 1, the data set at 2), to notice a Lua
-     * function closing or changing it. */
+     * function closing or changing it: a set is known by its images (which padding
+     * replaces) and labels (which streamed sets have alone). */
     lop_graph *g;
     uint64_t generation;
     int nodes;
     const lop_tensor *images;
+    const int *labels;
+    long skipped;              /* the source's count of skipped images at the start */
     /* Rate and time left count only the engine's time, not that of Lua functions
      * (on_epoch typically evaluates). */
     double start, paused, epoch_start, rate, eta;
@@ -79,7 +82,10 @@ static void progress_begin(lua_State *L, progress *s, int opts, const char *fn_n
     s->g = lopl_check_net(L, 1);
     s->generation = lop_graph_generation(s->g);
     s->nodes = lop_graph_size(s->g);
-    s->images = lopl_check_dataset(L, 2)->images;
+    const lop_dataset *d = lopl_check_dataset(L, 2);
+    s->images = d->images;
+    s->labels = d->labels;
+    s->skipped = d->source ? __atomic_load_n(&d->source->skipped, __ATOMIC_ACQUIRE) : 0;
     int t = lua_getfield(L, opts, "progress");
     if (t == LUA_TNIL)
         s->mode = isatty(2) ? SHOW_LINE : SHOW_NOTHING;
@@ -217,7 +223,7 @@ static int call_lua(progress *s, int fn)
     if (n->g != s->g || lop_graph_generation(s->g) != s->generation ||
         lop_graph_size(s->g) != s->nodes)
         s->broken = "a Lua function closed or changed the network in use";
-    else if (!d->loaded || d->d.images != s->images)
+    else if (!d->loaded || d->d.images != s->images || d->d.labels != s->labels)
         s->broken = "a Lua function closed or changed the data set in use";
     return s->broken != NULL;
 }
@@ -260,26 +266,38 @@ static int on_progress(void *ud, const lop_progress *p)
     return 0;
 }
 
-/* After the engine returned: end the line; on failure raise the error that stopped it
- * (a Lua function's own, the reason the loop had to stop, or the engine's). */
-static void progress_end(progress *s, int st)
+/* After the engine returned: end the line, say how many unreadable images the run
+ * skipped (unless a progress function takes the reports), and on failure raise the
+ * error that stopped it (a Lua function's own, the reason the loop had to stop, or the
+ * engine's).  Returns the number skipped. */
+static long progress_end(progress *s, int st)
 {
     lua_State *L = s->L;
     end_line(s);
+    const lopl_dataset *u = lua_touserdata(L, 2);
+    const lop_source *src = u->loaded ? u->d.source : NULL;
+    long skipped = src ? __atomic_load_n(&src->skipped, __ATOMIC_ACQUIRE) - s->skipped : 0;
+    if (skipped > 0 && s->mode != SHOW_CALL) {
+        fprintf(stderr, "skipped %ld unreadable images (first: %s)\n", skipped,
+                src->first_skipped);
+        fflush(stderr);
+    }
     if (st == LOP_OK)
-        return;
+        return skipped;
     if (!lua_isnil(L, s->err)) {
         lua_pushvalue(L, s->err);
         lua_error(L);
     }
     if (s->broken)
         luaL_error(L, "%s: %s", s->fn_name, s->broken);
-    lopl_fail(L, s->fn_name);
+    return lopl_fail(L, s->fn_name);
 }
 
-static int push_eval(lua_State *L, const lop_eval *e)
+static int push_eval(lua_State *L, const lop_eval *e, long skipped)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, skipped);
+    lua_setfield(L, -2, "skipped");
     lua_pushnumber(L, e->top1);
     lua_setfield(L, -2, "top1");
     lua_pushnumber(L, e->loss);
@@ -294,7 +312,8 @@ static int push_eval(lua_State *L, const lop_eval *e)
 /* lop.train(net, ds, {epochs=, batch=, lr=, momentum=, nesterov=, weight_decay=,
  * schedule=, step_epochs=, gamma=, crop=, flip=, seed=, first_epoch=1, last_epoch=epochs,
  * progress=, on_epoch=})
- * -> {top1=, loss=, n=} of the last epoch (running figures, on augmented data).
+ * -> {top1=, loss=, n=, skipped=} of the last epoch (running figures, on augmented
+ * data; skipped: unreadable images the whole run left out).
  * first_epoch/last_epoch (1-based, inclusive) run part of the schedule, e.g. to resume.
  * on_epoch(report) runs after each epoch with the progress fields plus `seconds`, the
  * epoch's wall time (the net may be evaluated there). */
@@ -341,7 +360,9 @@ static int l_train(lua_State *L)
     lua_settop(L, 3);
     o.step_epochs = lopl_opt_int(L, 3, fn, "step_epochs", 1, 1);
     o.gamma = (float)lopl_opt_number(L, 3, fn, "gamma", o.gamma, 0, 1, FLT_MAX, "> 0");
-    int h = d->images->shape[2], w = d->images->shape[3];
+    int chw[3];
+    lop_dataset_shape(d, chw);
+    int h = chw[1], w = chw[2];
     o.augment.crop_pad = lopl_opt_int(L, 3, fn, "crop", 0, 0);
     if (o.augment.crop_pad > h || o.augment.crop_pad > w)
         return luaL_error(L, "train: option 'crop' must be at most %d for %dx%d images",
@@ -363,11 +384,11 @@ static int l_train(lua_State *L)
     o.progress = on_progress;
     o.progress_ud = &s;
     lop_eval last;
-    progress_end(&s, lop_train(s.g, d, &o, &last));
-    return push_eval(L, &last);
+    long skipped = progress_end(&s, lop_train(s.g, d, &o, &last));
+    return push_eval(L, &last, skipped);
 }
 
-/* lop.evaluate(net, ds, {batch=256, progress=}) -> {top1=, loss=, n=}. */
+/* lop.evaluate(net, ds, {batch=256, progress=}) -> {top1=, loss=, n=, skipped=}. */
 static int l_evaluate(lua_State *L)
 {
     static const char *const known[] = {"batch", "progress", NULL};
@@ -382,8 +403,8 @@ static int l_evaluate(lua_State *L)
     progress s;
     progress_begin(L, &s, 3, fn);
     lop_eval e;
-    progress_end(&s, lop_evaluate(s.g, d, batch, on_progress, &s, &e));
-    return push_eval(L, &e);
+    long skipped = progress_end(&s, lop_evaluate(s.g, d, batch, on_progress, &s, &e));
+    return push_eval(L, &e, skipped);
 }
 
 void lopl_open_train(lua_State *L)

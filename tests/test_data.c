@@ -130,8 +130,10 @@ static size_t small_labels_idx(unsigned char *buf)
 }
 
 /* Sentinel contents for an output that a failing call must leave alone. */
-static const lop_dataset untouched = {(lop_tensor *)(uintptr_t)0x10, (int *)(uintptr_t)0x20,
-                                      77, 88};
+static const lop_dataset untouched = {.images = (lop_tensor *)(uintptr_t)0x10,
+                                      .labels = (int *)(uintptr_t)0x20, .n = 77, .classes = 88,
+                                      .source = (lop_source *)(uintptr_t)0x30,
+                                      .source_item = (int *)(uintptr_t)0x40};
 
 /* Leave a message that names no file, so a stale message cannot pass a check. */
 static void clear_message(void)

@@ -33,7 +33,8 @@ static void test_power_iteration_finds_the_explicit_top_eigenpair(void **state)
     assert_int_equal(lop_graph_add(g, LOP_FLATTEN, "f", &id, 1, NULL, &id), LOP_OK);
     assert_int_equal(lop_graph_add(g, LOP_LINEAR, "fc", &id, 1, &fc, &lin), LOP_OK);
     int shape[4] = {N, F, 1, 1};
-    lop_dataset d = {gradcheck_random(4, shape, 5), malloc(N * sizeof(int)), N, K};
+    lop_dataset d = {.images = gradcheck_random(4, shape, 5), .labels = malloc(N * sizeof(int)),
+                     .n = N, .classes = K};
     for (int s = 0; s < N; s++)
         d.labels[s] = s % K;
     const float *W = g->nodes[lin]->param[0]->data, *b = g->nodes[lin]->param[1]->data;

@@ -54,15 +54,6 @@ static void write_flat_png(const char *rel, unsigned char v)
     free(png);
 }
 
-/* Releases what an opened folder holds (the source directly: lop_source_release is
- * the loader's, and this test must not depend on it). */
-static void close_folder(lop_dataset *d)
-{
-    d->source->destroy(d->source);
-    d->source = NULL;
-    lop_dataset_free(d);
-}
-
 static int open_fails(const char *rel, const lop_folder_opts *o, int st, const char *says)
 {
     lop_dataset d;
@@ -134,8 +125,18 @@ static void test_order_and_labels(void **state)
             assert_true(out[j] == want_v[i] / 255.0f);
     }
     assert_int_equal(s->read(s, 7, 0, out, why, sizeof why), LOP_EINVAL);
-    close_folder(&d);
-    assert_null(lop_folder_class_name(&d, 0));
+    /* A subset shares the source, and so the names. */
+    lop_dataset sub;
+    assert_int_equal(lop_dataset_subset(&d, 4, 2, &sub), LOP_OK);
+    assert_ptr_equal(sub.source, s);
+    assert_int_equal(s->refs, 2);
+    assert_string_equal(lop_folder_class_name(&sub, 2), "a b");
+    lop_dataset_free(&d);
+    assert_int_equal(s->refs, 1);
+    assert_int_equal(s->read(s, 4, 0, out, why, sizeof why), LOP_OK);
+    assert_true(out[0] == 30 / 255.0f);
+    lop_dataset_free(&sub);
+    assert_null(lop_folder_class_name(&sub, 0));
 
     /* Three channels: the grey plane repeated. */
     o.channels = 3;
@@ -144,7 +145,7 @@ static void test_order_and_labels(void **state)
     assert_int_equal(d.source->read(d.source, 4, 0, out, why, sizeof why), LOP_OK);
     for (int j = 0; j < 90; j++)
         assert_true(out[j] == 30 / 255.0f);
-    close_folder(&d);
+    lop_dataset_free(&d);
 }
 
 /* ---- Fashion-MNIST -------------------------------------------------------------- */
@@ -193,7 +194,7 @@ static void test_fashion_mnist(void **state)
             item++;
         }
     assert_int_equal(item, FM_COUNT);
-    close_folder(&d);
+    lop_dataset_free(&d);
     lop_dataset_free(&idx);
 }
 
@@ -243,7 +244,7 @@ static void test_threads(void **state)
     assert_memory_equal(one, two, (size_t)n * 1200 * sizeof(float));
     free(one);
     free(two);
-    close_folder(&d);
+    lop_dataset_free(&d);
 }
 
 /* ---- errors --------------------------------------------------------------------- */
@@ -303,13 +304,13 @@ static void test_errors(void **state)
     assert_int_equal(d.n, 2);
     assert_int_equal(d.source->read(d.source, 1, 0, out, why, sizeof why), LOP_EFORMAT);
     assert_non_null(strstr(why, "late/a/trunc.png: PNG decoding failed"));
-    close_folder(&d);
+    lop_dataset_free(&d);
     o = grey_opts(8);   /* the 6 x 5 images are smaller than 8 x 8 */
     assert_int_equal(lop_dataset_open_folder(path_of("late"), &o, &d), LOP_OK);
     assert_int_equal(d.source->read(d.source, 0, 0, out, why, sizeof why), LOP_EFORMAT);
     assert_non_null(strstr(why, "late/a/ok.png: the image is 6x5"));
     assert_non_null(strstr(why, "smaller than the 8x8 crop"));
-    close_folder(&d);
+    lop_dataset_free(&d);
 }
 
 static void test_skip_bad(void **state)
@@ -322,7 +323,7 @@ static void test_skip_bad(void **state)
     assert_int_equal(d.source->skip_bad, 1);
     assert_int_equal(d.source->skipped, 1);
     assert_non_null(strstr(d.source->first_skipped, "text/c/notes.txt: not a PNG or JPEG"));
-    close_folder(&d);
+    lop_dataset_free(&d);
     /* Nothing left in a class is still an error. */
     make_dir("allbad");
     make_dir("allbad/a");
@@ -345,7 +346,7 @@ static void test_alloc_failures(void **state)
         lop_debug_fail_alloc(0);
         if (st == LOP_OK) {
             assert_int_equal(d.n, 7);
-            close_folder(&d);
+            lop_dataset_free(&d);
             break;
         }
         assert_int_equal(st, LOP_ENOMEM);

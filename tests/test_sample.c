@@ -46,7 +46,8 @@ static lop_graph *two_convs(uint64_t seed, int *b_id)
 static lop_dataset images(uint64_t seed)
 {
     int shape[4] = {NIMG, 2, H, H};
-    lop_dataset d = {gradcheck_random(4, shape, seed), calloc(NIMG, sizeof(int)), NIMG, 10};
+    lop_dataset d = {.images = gradcheck_random(4, shape, seed),
+                     .labels = calloc(NIMG, sizeof(int)), .n = NIMG, .classes = 10};
     return d;
 }
 

@@ -93,9 +93,7 @@ int lop_dataset_load_cifar10(const char *const *paths, int npaths, lop_dataset *
         lop_free(labels);
         return st;
     }
-    out->images = images;
-    out->labels = labels;
-    out->n = n;
-    out->classes = CIFAR_CLASSES;
+    *out = (lop_dataset){.images = images, .labels = labels, .n = n,
+                         .classes = CIFAR_CLASSES};
     return LOP_OK;
 }

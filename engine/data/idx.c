@@ -157,9 +157,7 @@ int lop_dataset_load_idx(const char *images_path, const char *labels_path,
         if (labels[i] > max_label)
             max_label = labels[i];
     /* Ten classes for (Fashion-)MNIST even when a small subset misses the top ones. */
-    out->images = images;
-    out->labels = labels;
-    out->n = n;
-    out->classes = max_label < 10 ? 10 : max_label + 1;
+    *out = (lop_dataset){.images = images, .labels = labels, .n = n,
+                         .classes = max_label < 10 ? 10 : max_label + 1};
     return LOP_OK;
 }

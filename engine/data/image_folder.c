@@ -458,6 +458,7 @@ int lop_dataset_open_folder(const char *root, const lop_folder_opts *o, lop_data
     f->base.read = folder_read;
     f->base.destroy = folder_destroy;
     f->base.refs = 1;
+    f->base.kind = "image folder";
     int *labels = NULL;
     if (!(f->root = lop_malloc(root_len + 1))) {
         st = LOP_ENOMEM;

@@ -5,7 +5,8 @@
  * Hv ~ (g(w + eps v) - g(w - eps v)) / (2 eps) with eps scaled to ||w||, so no Hessian
  * is ever formed.  The loss is averaged over a fixed calibration set; batchnorm runs
  * on batch statistics (as in training) and its running statistics, the weights and
- * the random state are restored afterwards, so the network is left as it was.  A
+ * the random state are restored afterwards, so the network is left as it was (the
+ * calibration images are read once, through a loader, and kept for every product).  A
  * filter's importance is then the L1 norm of the eigenvector's entries for it (times
  * its squared weight norm when weighted), the ranking that lop_select_top cuts.
  */
@@ -14,16 +15,40 @@
 
 #include "internal.h"
 
-/* What one gradient evaluation needs: the calibration batches and scratch. */
+/* What one gradient evaluation needs: the calibration batches, read once (so a
+ * streamed set is decoded once, not twice per iteration), and scratch. */
 typedef struct hess_job {
     lop_graph *g;
     lop_node *layer;
-    const lop_dataset *d;
-    int images, batch;
-    lop_tensor *x, *dlogits;
-    int *labels, *order;
+    int batch, nbatches, nx;
+    lop_tensor **x;        /* nx tensors, the first nbatches a batch of two images or more */
+    int *labels;           /* batch k's at labels + k * batch */
+    lop_tensor *dlogits;
     lop_rng rng0;
 } hess_job;
+
+/* Read the calibration set, the first `images` entries of order, into j.  A batch of
+ * one image is left out (batchnorm needs two samples). */
+static int read_calibration(hess_job *j, const lop_dataset *d, const int *order, int images)
+{
+    int count;
+    j->nx = (images + j->batch - 1) / j->batch;
+    j->x = lop_calloc((size_t)j->nx, sizeof *j->x);
+    j->labels = lop_malloc((size_t)j->nx * j->batch * sizeof *j->labels);
+    if (!j->x || !j->labels)
+        return LOP_ENOMEM;
+    lop_loader *l;
+    int st = lop_loader_open(d, order, images, j->batch, NULL, NULL, &l);
+    while (st == LOP_OK &&
+           (st = lop_loader_next(l, &j->x[j->nbatches], j->labels + (size_t)j->nbatches *
+                                 j->batch, &count)) == LOP_OK && count > 0)
+        if (count >= 2)
+            j->nbatches++;
+    lop_loader_close(l);
+    if (st == LOP_OK && j->nbatches == 0)
+        st = lop_fail(LOP_EINVAL, "hessian: need at least two calibration images");
+    return st;
+}
 
 /* Mean gradient of the loss w.r.t. the layer's weights over the calibration set. */
 static int gradient(hess_job *j, float *out)
@@ -31,32 +56,25 @@ static int gradient(hess_job *j, float *out)
     lop_tensor *grad = j->layer->grad[0];
     size_t count = grad->numel;
     memset(out, 0, count * sizeof *out);
-    int nbatches = 0, st = LOP_OK;
-    for (int start = 0; start < j->images && st == LOP_OK; start += j->batch) {
-        int n = j->images - start < j->batch ? j->images - start : j->batch;
-        if (n < 2)
-            break;   /* batchnorm needs two samples */
+    int st = LOP_OK;
+    for (int k = 0; k < j->nbatches && st == LOP_OK; k++) {
         double loss;
         j->g->rng = j->rng0;   /* the same dropout masks for every evaluation */
-        if ((st = lop_dataset_batch(j->d, j->order + start, n, NULL, NULL, &j->x, j->labels)) !=
-                LOP_OK ||
-            (st = lop_graph_forward(j->g, j->x, 1)) != LOP_OK)
+        if ((st = lop_graph_forward(j->g, j->x[k], 1)) != LOP_OK)
             break;
         lop_tensor *logits = lop_graph_output(j->g);
         if ((st = lop_tensor_ensure(&j->dlogits, logits->ndim, logits->shape)) != LOP_OK ||
-            (st = lop_softmax_xent(logits, j->labels, &loss, j->dlogits, NULL)) != LOP_OK)
+            (st = lop_softmax_xent(logits, j->labels + (size_t)k * j->batch, &loss,
+                                   j->dlogits, NULL)) != LOP_OK)
             break;
         lop_graph_zero_grad(j->g);
         if ((st = lop_graph_backward(j->g, j->dlogits)) != LOP_OK)
             break;
         for (size_t i = 0; i < count; i++)
             out[i] += grad->data[i];
-        nbatches++;
     }
-    if (st == LOP_OK && nbatches == 0)
-        st = lop_fail(LOP_EINVAL, "hessian: need at least two calibration images");
     for (size_t i = 0; st == LOP_OK && i < count; i++)
-        out[i] /= (float)nbatches;
+        out[i] /= (float)j->nbatches;
     return st;
 }
 
@@ -127,30 +145,33 @@ int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hess
                     double *eigenvalue, float *eigenvector, int *iterations)
 {
     int st = lop_check_filter_layer(g, node, "hessian");
+    if (st == LOP_OK)
+        st = lop_dataset_check_input(d, g, "hessian");
     if (st != LOP_OK)
         return st;
     if (o->images < 2 || o->images > d->n || o->batch < 2 || o->max_iter < 1 || !(o->tol > 0))
         return lop_fail(LOP_EINVAL, "hessian: need 2 <= images <= %d, batch >= 2, "
                         "max_iter >= 1 and tol > 0", d->n);
-    hess_job j = {.g = g, .layer = g->nodes[node], .d = d, .images = o->images,
-                  .batch = o->batch};
+    hess_job j = {.g = g, .layer = g->nodes[node], .batch = o->batch};
     size_t count = j.layer->param[0]->numel;
     snapshot snap = {0};
     float *v = lop_malloc(count * sizeof *v), *hv = lop_malloc(count * sizeof *hv);
     float *scratch = lop_malloc(count * sizeof *scratch);
-    j.labels = lop_malloc((size_t)o->batch * sizeof(int));
-    j.order = lop_malloc((size_t)d->n * sizeof(int));
-    st = (!v || !hv || !scratch || !j.labels || !j.order) ? LOP_ENOMEM : LOP_OK;
+    int *order = lop_malloc((size_t)d->n * sizeof *order);
+    st = (!v || !hv || !scratch || !order) ? LOP_ENOMEM : LOP_OK;
+    lop_rng r;
+    lop_rng_seed(&r, o->seed);
+    if (st == LOP_OK) {
+        for (int i = 0; i < d->n; i++)
+            order[i] = i;
+        lop_shuffle(order, d->n, &r);
+        st = read_calibration(&j, d, order, o->images);
+    }
     if (st == LOP_OK)
         st = snapshot_take(g, &snap);
     double lambda = 0;
     int it = 0;
     if (st == LOP_OK) {
-        lop_rng r;
-        lop_rng_seed(&r, o->seed);
-        for (int i = 0; i < d->n; i++)
-            j.order[i] = i;
-        lop_shuffle(j.order, d->n, &r);
         for (size_t i = 0; i < count; i++)
             v[i] = (float)lop_rng_normal(&r);
         j.rng0 = r;
@@ -188,10 +209,12 @@ int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hess
         if (iterations)
             *iterations = it;
     }
-    lop_tensor_release(j.x);
-    lop_tensor_release(j.dlogits);
+    for (int k = 0; j.x && k < j.nx; k++)
+        lop_tensor_release(j.x[k]);
+    lop_free(j.x);
     lop_free(j.labels);
-    lop_free(j.order);
+    lop_tensor_release(j.dlogits);
+    lop_free(order);
     lop_free(v);
     lop_free(hv);
     lop_free(scratch);

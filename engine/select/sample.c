@@ -68,6 +68,8 @@ static int check_sample(const lop_graph *g, const lop_dataset *d, int node,
         return lop_fail(LOP_EINVAL, "sample: node %d is not a conv2d", node);
     const lop_node *n = g->nodes[node];
     int st = lop_check_ungrouped(g, node, "sample");
+    if (st == LOP_OK)
+        st = lop_dataset_check_input(d, g, "sample");
     if (st != LOP_OK)
         return st;
     if (o->images < 1 || o->points < 1)
@@ -77,10 +79,6 @@ static int check_sample(const lop_graph *g, const lop_dataset *d, int node,
         return lop_fail(LOP_EINVAL, "sample: %d images asked, the data set has %d", o->images,
                         d->n);
     const lop_node *in = g->nodes[0];
-    for (int i = 0; i < in->ndim; i++)
-        if (!d->images || d->images->ndim != in->ndim + 1 ||
-            d->images->shape[i + 1] != in->dims[i])
-            return lop_fail(LOP_ESHAPE, "sample: the images do not fit the network's input");
     if (ref) {
         int rid = lop_graph_find(ref, n->name);
         if (rid < 0 || ref->nodes[rid]->kind != LOP_CONV2D)
@@ -226,6 +224,7 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
 
     lop_stats s = {0};
     buffers b = {0};
+    lop_loader *loader = NULL;
     s.node = node;
     s.generation = g->generation;
     s.c = c;
@@ -267,11 +266,11 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
     for (int i = 0; i < d->n; i++)
         b.order[i] = i;
     lop_shuffle(b.order, d->n, &rng);
-    for (int start = 0; start < o->images && st == LOP_OK; start += batch) {
-        int count = o->images - start < batch ? o->images - start : batch;
-        if ((st = lop_dataset_batch(d, b.order + start, count, NULL, NULL, &b.x, NULL)) !=
-                LOP_OK ||
-            (st = lop_graph_forward(g, b.x, 0)) != LOP_OK ||
+    if ((st = lop_loader_open(d, b.order, o->images, batch, NULL, NULL, &loader)) != LOP_OK)
+        goto done;
+    int count;
+    while ((st = lop_loader_next(loader, &b.x, NULL, &count)) == LOP_OK && count > 0) {
+        if ((st = lop_graph_forward(g, b.x, 0)) != LOP_OK ||
             (ref && (st = lop_graph_forward(ref, b.x, 0)) != LOP_OK))
             break;
         const float *xin = src->out->data;
@@ -338,7 +337,10 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
         }
         s.m += m;
     }
+    if (st == LOP_OK && s.m == 0)
+        st = lop_fail(LOP_EIO, "sample: every image was skipped as unreadable");
 done:
+    lop_loader_close(loader);
     buffers_free(&b);
     if (st != LOP_OK) {
         lop_stats_free(&s);

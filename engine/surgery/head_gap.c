@@ -39,17 +39,19 @@ static int accumulate(lop_graph *old, lop_graph *fresh, int gap, const lop_datas
                       int images, int batch, double *G, double *R, int c, int k)
 {
     lop_tensor *x = NULL;
-    int *order = lop_malloc((size_t)batch * sizeof(int));
-    int st = order ? LOP_OK : LOP_ENOMEM;
-    for (int start = 0; start < images && st == LOP_OK; start += batch) {
-        int count = images - start < batch ? images - start : batch;
-        for (int i = 0; i < count; i++)
-            order[i] = start + i;
-        if ((st = lop_dataset_batch(d, order, count, NULL, NULL, &x, NULL)) != LOP_OK ||
-            (st = lop_graph_forward(old, x, 0)) != LOP_OK ||
+    lop_loader *l = NULL;
+    int *order = lop_malloc((size_t)images * sizeof(int));
+    int st = order ? LOP_OK : LOP_ENOMEM, count, used = 0;
+    for (int i = 0; st == LOP_OK && i < images; i++)
+        order[i] = i;
+    if (st == LOP_OK)
+        st = lop_loader_open(d, order, images, batch, NULL, NULL, &l);
+    while (st == LOP_OK && (st = lop_loader_next(l, &x, NULL, &count)) == LOP_OK && count > 0) {
+        if ((st = lop_graph_forward(old, x, 0)) != LOP_OK ||
             (st = lop_graph_forward(fresh, x, 0)) != LOP_OK)
             break;
         const float *t = lop_graph_output(old)->data, *f = lop_node_output(fresh, gap)->data;
+        used += count;
         for (int s = 0; s < count; s++) {
             const float *fs = f + (size_t)s * c, *ts = t + (size_t)s * k;
             for (int i = 0; i <= c; i++) {
@@ -63,6 +65,10 @@ static int accumulate(lop_graph *old, lop_graph *fresh, int gap, const lop_datas
             }
         }
     }
+    lop_loader_close(l);
+    if (st == LOP_OK && used == 0)
+        st = lop_fail(LOP_EIO, "replace_head_gap: every calibration image was skipped as "
+                      "unreadable");
     lop_tensor_release(x);
     lop_free(order);
     return st;
@@ -97,14 +103,9 @@ static int fit_head(lop_graph *old, lop_graph *fresh, int gap, int lin, const lo
 
 static int check_calibration(const lop_graph *g, const lop_dataset *d, int images)
 {
-    const lop_node *in = g->nodes[0];
-    if (!d->images || d->images->ndim != in->ndim + 1)
-        return lop_fail(LOP_ESHAPE, "replace_head_gap: the calibration images do not fit the "
-                        "network's input");
-    for (int i = 0; i < in->ndim; i++)
-        if (d->images->shape[i + 1] != in->dims[i])
-            return lop_fail(LOP_ESHAPE, "replace_head_gap: the calibration images do not fit "
-                            "the network's input");
+    int st = lop_dataset_check_input(d, g, "replace_head_gap");
+    if (st != LOP_OK)
+        return st;
     if (images < 1 || images > d->n)
         return lop_fail(LOP_EINVAL, "replace_head_gap: %d calibration images asked, the data "
                         "set has %d", images, d->n);

@@ -1,7 +1,8 @@
 /*
  * train.c - the training and evaluation loops: seeded shuffling and augmentation,
- * batches through forward / softmax cross-entropy / backward / SGD, the learning-rate
- * schedule, a progress callback after every batch, and resuming at an epoch boundary.
+ * batches (from a lop_loader, so streamed data sets train like ones in memory) through
+ * forward / softmax cross-entropy / backward / SGD, the learning-rate schedule, a
+ * progress callback after every batch, and resuming at an epoch boundary.
  */
 #include <stdlib.h>
 
@@ -23,22 +24,19 @@ lop_train_opts lop_train_opts_default(void)
     return o;
 }
 
-/* The output must be [B, K] logits with K covering the dataset's classes. */
-static int check_classifier(const lop_graph *g, const lop_dataset *d)
+/* The images must fit the input, and the output must be [B, K] logits with K covering
+ * the dataset's classes. */
+static int check_classifier(const lop_graph *g, const lop_dataset *d, const char *who)
 {
     if (g->n < 2)
         return lop_fail(LOP_ESTATE, "the graph needs an input and at least one layer");
-    const lop_node *in = g->nodes[0], *out = g->nodes[g->n - 1];
+    int st = lop_dataset_check_input(d, g, who);
+    if (st != LOP_OK)
+        return st;
+    const lop_node *out = g->nodes[g->n - 1];
     if (out->ndim != 1 || out->dims[0] < d->classes)
         return lop_fail(LOP_ESHAPE, "the network's output must be %d class scores per image",
                         d->classes);
-    if (!d->images || d->images->ndim != in->ndim + 1)
-        return lop_fail(LOP_ESHAPE, "the dataset's images do not fit the network's input");
-    for (int i = 0; i < in->ndim; i++)
-        if (d->images->shape[i + 1] != in->dims[i])
-            return lop_fail(LOP_ESHAPE, "dataset images are %dx%dx%d, the network takes %dx%dx%d",
-                            d->images->shape[1], d->images->shape[2], d->images->shape[3],
-                            in->dims[0], in->dims[1], in->dims[2]);
     return LOP_OK;
 }
 
@@ -102,11 +100,80 @@ static uint64_t epoch_seed(uint64_t seed, int epoch)
     return seed + 0x9e3779b97f4a7c15ull * (uint64_t)epoch;
 }
 
+/* Report the progress of a loop; nonzero when the callback asks to stop. */
+static int report(lop_progress_fn fn, void *ud, const lop_progress *p)
+{
+    return fn && fn(ud, p);
+}
+
+/* One epoch over b->order, batches from a loader.  A last batch of one image is left
+ * out, and so is a batch that bad images shrank to one: batchnorm needs two samples
+ * for batch statistics.  Progress counts the images used or skipped. */
+static int train_epoch(lop_graph *g, const lop_dataset *d, const lop_train_opts *o,
+                       batch_buf *b, lop_rng *rng, int epoch, lop_eval *ev)
+{
+    const long steps_per_epoch = (d->n + o->batch - 1) / o->batch;
+    const long total_steps = steps_per_epoch * o->epochs;
+    const int n = d->n % o->batch == 1 ? d->n - 1 : d->n;
+    lop_sgd sgd = o->sgd;
+    lop_loader *l;
+    int st = lop_loader_open(d, b->order, n, o->batch, &o->augment, rng, &l);
+    if (st != LOP_OK)
+        return st;
+    double loss_sum = 0;
+    long seen = 0, hits = 0;
+    int done = 0, count;
+    lop_progress p = {"train", epoch + 1, o->epochs, 0, d->n, 0, 0, sgd.lr};
+    while ((st = lop_loader_next(l, &b->x, b->labels, &count)) == LOP_OK && count > 0) {
+        done = lop_loader_done(l);
+        if (count >= 2) {
+            double loss;
+            int correct;
+            long step = (done - 1) / o->batch;
+            sgd.lr = lop_lr_at(o->schedule, o->sgd.lr,
+                               (double)(epoch * steps_per_epoch + step) / (double)total_steps,
+                               o->epochs, o->step_epochs, o->gamma);
+            if ((st = lop_graph_forward(g, b->x, 1)) != LOP_OK)
+                break;
+            lop_tensor *logits = lop_graph_output(g);
+            if ((st = lop_tensor_ensure(&b->dlogits, logits->ndim, logits->shape)) != LOP_OK ||
+                (st = lop_softmax_xent(logits, b->labels, &loss, b->dlogits, &correct)) !=
+                    LOP_OK)
+                break;
+            lop_graph_zero_grad(g);
+            if ((st = lop_graph_backward(g, b->dlogits)) != LOP_OK ||
+                (st = lop_sgd_step(g, &sgd)) != LOP_OK)
+                break;
+            loss_sum += loss * count;
+            hits += correct;
+            seen += count;
+            p.loss = loss_sum / (double)seen;
+            p.top1 = (double)hits / (double)seen;
+            p.lr = sgd.lr;
+        }
+        p.done = done;
+        if (report(o->progress, o->progress_ud, &p)) {
+            st = lop_fail(LOP_ECANCEL, "training stopped by the progress callback");
+            break;
+        }
+    }
+    lop_loader_close(l);
+    if (st == LOP_OK && seen == 0)
+        return lop_fail(LOP_EIO, "train: epoch %d had no batch of two readable images",
+                        epoch + 1);
+    /* Batches of bad images only at the end: the epoch is over all the same. */
+    p.done = n;
+    if (st == LOP_OK && done < n && report(o->progress, o->progress_ud, &p))
+        st = lop_fail(LOP_ECANCEL, "training stopped by the progress callback");
+    *ev = (lop_eval){.top1 = p.top1, .loss = p.loss, .n = seen};
+    return st;
+}
+
 int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_eval *last)
 {
     int st = check_opts(o);
     if (st == LOP_OK)
-        st = check_classifier(g, d);
+        st = check_classifier(g, d, "train");
     if (st != LOP_OK)
         return st;
     if (d->n < 2)
@@ -115,53 +182,13 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_e
     if ((st = batch_buf_init(&b, d->n, o->batch)) != LOP_OK)
         return st;
     lop_rng rng;
-    const long steps_per_epoch = (d->n + o->batch - 1) / o->batch;
-    const long total_steps = steps_per_epoch * o->epochs;
-    const int until = until_epoch(o);
-    lop_sgd sgd = o->sgd;
     lop_eval ev = {0};
-    for (int epoch = o->from_epoch; epoch < until && st == LOP_OK; epoch++) {
+    for (int epoch = o->from_epoch; epoch < until_epoch(o) && st == LOP_OK; epoch++) {
         lop_rng_seed(&rng, epoch_seed(o->seed, epoch));
         for (int i = 0; i < d->n; i++)
             b.order[i] = i;
         lop_shuffle(b.order, d->n, &rng);
-        double loss_sum = 0;
-        long seen = 0, hits = 0;
-        for (long step = 0; step < steps_per_epoch && st == LOP_OK; step++) {
-            int start = (int)(step * o->batch);
-            int count = d->n - start < o->batch ? d->n - start : o->batch;
-            if (count < 2)   /* batchnorm needs two samples for batch statistics */
-                break;
-            double loss;
-            int correct;
-            sgd.lr = lop_lr_at(o->schedule, o->sgd.lr,
-                               (double)(epoch * steps_per_epoch + step) / (double)total_steps,
-                               o->epochs, o->step_epochs, o->gamma);
-            if ((st = lop_dataset_batch(d, b.order + start, count, &o->augment, &rng, &b.x,
-                                        b.labels)) != LOP_OK ||
-                (st = lop_graph_forward(g, b.x, 1)) != LOP_OK)
-                break;
-            lop_tensor *logits = lop_graph_output(g);
-            if ((st = lop_tensor_ensure(&b.dlogits, logits->ndim, logits->shape)) != LOP_OK ||
-                (st = lop_softmax_xent(logits, b.labels, &loss, b.dlogits, &correct)) != LOP_OK)
-                break;
-            lop_graph_zero_grad(g);
-            if ((st = lop_graph_backward(g, b.dlogits)) != LOP_OK ||
-                (st = lop_sgd_step(g, &sgd)) != LOP_OK)
-                break;
-            loss_sum += loss * count;
-            hits += correct;
-            seen += count;
-            ev.loss = loss_sum / (double)seen;
-            ev.top1 = (double)hits / (double)seen;
-            ev.n = seen;
-            if (o->progress) {
-                lop_progress p = {"train", epoch + 1, o->epochs, seen, d->n, ev.loss, ev.top1,
-                                  sgd.lr};
-                if (o->progress(o->progress_ud, &p))
-                    st = lop_fail(LOP_ECANCEL, "training stopped by the progress callback");
-            }
-        }
+        st = train_epoch(g, d, o, &b, &rng, epoch, &ev);
     }
     batch_buf_free(&b);
     if (st == LOP_OK && last)
@@ -174,41 +201,46 @@ int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn 
 {
     if (batch < 1)
         return lop_fail(LOP_EINVAL, "evaluate: batch must be >= 1 (got %d)", batch);
-    int st = check_classifier(g, d);
+    int st = check_classifier(g, d, "evaluate");
     if (st != LOP_OK)
         return st;
-    if (d->n < 1)
-        return lop_fail(LOP_EINVAL, "evaluate: the dataset is empty");
     batch_buf b;
     if ((st = batch_buf_init(&b, d->n, batch)) != LOP_OK)
         return st;
+    lop_loader *l = NULL;
     double loss_sum = 0;
     long hits = 0, seen = 0;
-    for (int start = 0; start < d->n && st == LOP_OK; start += batch) {
-        int count = d->n - start < batch ? d->n - start : batch;
+    int done = 0, count;
+    lop_progress p = {"eval", 1, 1, 0, d->n, 0, 0, 0};
+    if ((st = lop_loader_open(d, b.order, d->n, batch, NULL, NULL, &l)) != LOP_OK)
+        goto end;
+    while ((st = lop_loader_next(l, &b.x, b.labels, &count)) == LOP_OK && count > 0) {
         double loss;
         int correct;
-        if ((st = lop_dataset_batch(d, b.order + start, count, NULL, NULL, &b.x, b.labels)) !=
-                LOP_OK ||
-            (st = lop_graph_forward(g, b.x, 0)) != LOP_OK ||
+        if ((st = lop_graph_forward(g, b.x, 0)) != LOP_OK ||
             (st = lop_softmax_xent(lop_graph_output(g), b.labels, &loss, NULL, &correct)) !=
                 LOP_OK)
             break;
         loss_sum += loss * count;
         hits += correct;
         seen += count;
-        if (progress) {
-            lop_progress p = {"eval", 1, 1, seen, d->n, loss_sum / (double)seen,
-                              (double)hits / (double)seen, 0};
-            if (progress(progress_ud, &p))
-                st = lop_fail(LOP_ECANCEL, "evaluation stopped by the progress callback");
+        p.done = done = lop_loader_done(l);
+        p.loss = loss_sum / (double)seen;
+        p.top1 = (double)hits / (double)seen;
+        if (report(progress, progress_ud, &p)) {
+            st = lop_fail(LOP_ECANCEL, "evaluation stopped by the progress callback");
+            break;
         }
     }
+    if (st == LOP_OK && seen == 0)
+        st = lop_fail(LOP_EIO, "evaluate: every image was skipped as unreadable");
+    p.done = d->n;
+    if (st == LOP_OK && done < d->n && report(progress, progress_ud, &p))
+        st = lop_fail(LOP_ECANCEL, "evaluation stopped by the progress callback");
+    if (st == LOP_OK && out)
+        *out = (lop_eval){.top1 = p.top1, .loss = p.loss, .n = seen};
+end:
+    lop_loader_close(l);
     batch_buf_free(&b);
-    if (st == LOP_OK && out) {
-        out->loss = loss_sum / (double)seen;
-        out->top1 = (double)hits / (double)seen;
-        out->n = seen;
-    }
     return st;
 }

@@ -30,7 +30,7 @@
 
 static char fuzz_dir[256];
 static int fuzz_verbose;   /* FUZZ_VERBOSE=1: say what each call returned (replaying) */
-static const char *const fuzz_files[] = {"in", "out.onnx", "out.lop", NULL};
+static const char *const fuzz_files[] = {"in", "labels", "out.onnx", "out.lop", NULL};
 
 /* Remove dir/<each of fuzz_files> and dir. */
 static void fuzz_remove_dir(const char *dir)
@@ -143,7 +143,7 @@ static void fuzz_check_failure(int st, const char *what)
 
 /* Whether one forward pass of g is cheap enough to run for every input (and
  * possible: a graph without a layer, which a .lop file may hold, is refused). */
-static int fuzz_small(const lop_graph *g)
+static inline int fuzz_small(const lop_graph *g)
 {
     double acts = 0;
     if (lop_graph_size(g) < 2)
@@ -157,7 +157,7 @@ static int fuzz_small(const lop_graph *g)
 
 /* One eval-mode forward pass on a fixed batch of FUZZ_BATCH samples; the engine
  * checked every shape when the graph was built, so it must not fail. */
-static void fuzz_forward(lop_graph *g)
+static inline void fuzz_forward(lop_graph *g)
 {
     int shape[1 + 3];
     int nd = lop_node_shape(g, 0, shape + 1);

@@ -8,10 +8,12 @@
 set -eu
 lopper=$1
 dir=$2
-rm -rf "$dir/corpus_onnx" "$dir/corpus_lop" "$dir/corpus_image"
-mkdir -p "$dir/corpus_onnx" "$dir/corpus_lop"
+rm -rf "$dir/corpus_onnx" "$dir/corpus_lop" "$dir/corpus_npy" \
+    "$dir/corpus_image"
+mkdir -p "$dir/corpus_onnx" "$dir/corpus_lop" "$dir/corpus_npy"
 "$lopper" tests/fuzz/seeds.lua "$dir/corpus_onnx" "$dir/corpus_lop"
 /usr/bin/python3 tests/fuzz/onnx_seeds.py "$dir/corpus_onnx"
+/usr/bin/python3 tests/fuzz/npy_seeds.py "$dir/corpus_npy"   # .npy pairs numpy writes
 for f in "$dir"/corpus_lop/*.lop; do
     gzip -dc "$f" | head -c -4 >"${f%.lop}.body"
 done

@@ -13,11 +13,12 @@ dir=${FUZZ_DIR:-build/fuzz}
 secs=${FUZZ_SECONDS:-20}
 n=0
 failed=0
-for h in onnx modelfile image; do
+for h in onnx modelfile npy image; do
     n=$((n + 1))
     case $h in
     onnx) corpus=$dir/corpus_onnx dict=tests/fuzz/onnx.dict ;;
     modelfile) corpus=$dir/corpus_lop dict=tests/fuzz/lop.dict ;;
+    npy) corpus=$dir/corpus_npy dict=tests/fuzz/npy.dict ;;
     image) corpus=$dir/corpus_image dict=tests/fuzz/image.dict ;;
     esac
     if [ "$secs" -eq 0 ]; then

@@ -1,7 +1,8 @@
 -- data_spec.lua - data sets from Lua: the Fashion-MNIST pair against the raw IDX
 -- bytes and its published statistics, the IDX and CIFAR-10 loaders and every data
--- set method on tiny files written here with hand-computed contents, and misuse that
--- must raise a message, never crash.
+-- set method on tiny files written here with hand-computed contents, data sets made
+-- from tensors (training, evaluation and sampling on one must match the set it was
+-- copied from), and misuse that must raise a message, never crash.
 local lop = require "lopper"
 local util = dofile("tests/lua/util.lua")
 
@@ -311,13 +312,119 @@ describe("a data set", function()
     end)
   end)
 
+  describe("from a tensor (lop.data.tensor)", function()
+    -- Three 2x2x3 images: value 100 * i + 10 * c + 3 * (y - 1) + x at item i, channel c.
+    local function images()
+      local t = lop.tensor(3, 2, 2, 3)
+      for i = 1, 3 do
+        for c = 1, 2 do
+          for y = 1, 2 do
+            for x = 1, 3 do t:set(100 * i + 10 * c + 3 * (y - 1) + x, i, c, y, x) end
+          end
+        end
+      end
+      return t
+    end
+
+    it("holds a copy of the images with the labels", function()
+      local t = images()
+      local ds = lop.data.tensor(t, { 4, 0, 2 })
+      assert.are.equal(3, #ds)
+      assert.are.same({ 2, 2, 3 }, ds:shape())
+      assert.are.equal(5, ds:classes())   -- 1 + the largest label
+      assert.are.same({ 4, 0, 2 }, { ds:label(1), ds:label(2), ds:label(3) })
+      assert.are.equal("dataset 3 x 2x2x3, 5 classes", tostring(ds))
+      t:fill(0)   -- a copy: the data set keeps its values
+      for i = 1, 3 do
+        local img = ds:image(i)
+        assert.are.same({ 2, 2, 3 }, img:shape())
+        for c = 1, 2 do
+          for y = 1, 2 do
+            for x = 1, 3 do
+              assert.are.equal(100 * i + 10 * c + 3 * (y - 1) + x, img:get(c, y, x))
+            end
+          end
+        end
+      end
+      local x, labels = ds:batch { 3, 1 }
+      assert.are.equal(326, x:get(1, 2, 2, 3))
+      assert.are.same({ 2, 4 }, labels)
+      assert.are.same({ 0 }, { ds:skipped() })   -- in memory: nothing is ever skipped
+      ds:normalize(100, 2):pad(4)   -- an ordinary data set
+      assert.are.equal((211 - 100) / 2, ds:image(2):get(1, 2, 1))
+      assert.are.equal(10, lop.data.tensor(images(), { 1, 1, 1 }, 10):classes())
+    end)
+
+    it("refuses what is not images with class labels", function()
+      local t, bad = images(), images()
+      bad:set(0 / 0, 2, 1, 1, 1)
+      local cases = {
+        { { lop.tensor(3, 2, 2), { 0, 0, 0 } }, "dimensions" },
+        { { t, { 0, 1 } }, "2 labels for 3 images" },
+        { { t, { 0, 1, 2, 3 } }, "4 labels for 3 images" },
+        { { t, { 0, 1.5, 2 } }, "label 2 is 1.5" },
+        { { t, { 0, "1", 2 } }, "label 2 is string" },
+        { { t, { 0, 1, -1 } }, "label 3 is -1" },
+        { { t, { 0, 1, 3 }, 3 }, "label 3 is 3, outside 0..2" },
+        { { t, { 0, 1, 2 }, 0 }, "classes" },
+        { { t, { 0, 1, 2 }, 2.5 }, "number" },
+        { { bad, { 0, 1, 2 } }, "image 2 holds" },
+        { { t, "labels" }, "table" },
+        { { {}, { 0 } }, "tensor" },
+        { { t }, "table" },
+      }
+      for k, c in ipairs(cases) do
+        local ok, err = pcall(lop.data.tensor, table.unpack(c[1], 1, 3))
+        assert.is_false(ok, "case " .. k .. " should fail")
+        assert.truthy(tostring(err):find(c[2], 1, true), ("case %d: %s"):format(k, err))
+      end
+    end)
+
+    it("trains, evaluates and samples like the data set it was copied from", function()
+      local src = lop.data.fashion_mnist { pad = false, train_size = 161, test_size = 10 }
+      local all = {}
+      for i = 1, #src.train do all[i] = i end
+      local x, labels = src.train:batch(all)
+      local copy = lop.data.tensor(x, labels, 10)
+      local function net()
+        local n = lop.net { input = { 1, 28, 28 }, seed = 4 }
+        local y = n:conv2d("c", "input", { out = 4, kernel = 3, stride = 2 })
+        y = n:relu("r", n:batchnorm("bn", y))
+        n:linear("fc", n:global_avgpool("gap", y), { out = 10 })
+        return n
+      end
+      local a, b = net(), net()
+      local opts = { epochs = 2, batch = 32, crop = 2, flip = true, seed = 7, progress = false }
+      local ra, rb = lop.train(a, src.train, opts), lop.train(b, copy, opts)
+      assert.are.same(ra, rb)   -- 161 = 5 batches of 32 and one image left out
+      assert.are.equal(160, ra.n)
+      assert.are.equal(0, ra.skipped)
+      local probe = src.test:batch { 1, 2 }
+      assert.are.same(a:forward(probe):totable(), b:forward(probe):totable())
+      local quiet = { progress = false }
+      local ea, eb = lop.evaluate(a, src.train, quiet), lop.evaluate(b, copy, quiet)
+      assert.are.same(ea, eb)
+      assert.are.equal(161, eb.n)
+      assert.are.equal(0, eb.skipped)
+      local sa = lop.sample(a, src.train, "c", { images = 50, points = 3 })
+      local sb = lop.sample(b, copy, "c", { images = 50, points = 3 })
+      assert.are.equal(150, sb:samples())
+      assert.are.same(lop.select.thinet(sa, { keep = 0.5 }), lop.select.thinet(sb, { keep = 0.5 }))
+      local bad = lop.data.tensor(lop.tensor(4, 3, 28, 28), { 0, 1, 2, 3 })
+      local ok, err = pcall(lop.train, a, bad, quiet)
+      assert.is_false(ok)
+      local want = "train: the images are 3x28x28, the network takes 1x28x28"
+      assert.truthy(err:find(want, 1, true), err)
+    end)
+  end)
+
   it("closes once; a closed data set refuses use", function()
     local ds = small()
     ds:close()
     ds:close()
     assert.are.equal("dataset (closed)", tostring(ds))
     for _, m in ipairs { "size", "shape", "classes", "image", "label", "subset", "pad",
-                         "normalize", "batch" } do
+                         "normalize", "batch", "skipped" } do
       local ok, err = pcall(ds[m], ds, 1, 1)
       assert.is_false(ok)
       assert.truthy(err:find("closed"), m)

@@ -4,9 +4,9 @@
 -- (same labels, the folder's order), the same images as JPEG (quality 95) within a
 -- stated error of the originals and identical to PIL's own decode, the resize + crop
 -- and colour-to-grey conversion against PIL on generated images, normalisation, class
--- names, skip_bad, and misuse that must raise a message naming the file or option.
--- Training and evaluation on a folder need the streaming loader: that case runs once
--- lop.data.tensor exists.
+-- names, skip_bad (at open and while a loop reads), misuse that must raise a message
+-- naming the file or option, and training and evaluation streaming a folder through
+-- the loader, equal to the same images in memory.
 local lop = require "lopper"
 local util = dofile("tests/lua/util.lua")
 
@@ -88,10 +88,14 @@ describe("lop.data.folder", function()
   end)
 
   it("reads every PNG pixel-identical to lop.data.fashion_mnist", function()
-    for _, i in ipairs(order) do
+    local ds = lop.data.folder(DIR .. "/png", { size = 28, channels = 1 })
+    assert.are.same({ 1, 28, 28 }, ds:shape())
+    assert.matches("streamed", tostring(ds))
+    for j, i in ipairs(order) do
+      local want = util.flatten(fm:image(i + 1):totable())
+      assert.are.equal(0, (diff(util.flatten(ds:image(j):totable()), want)))
       local t = lop.data.read_image(file_of(DIR .. "/png", i, "png"), { size = 28, channels = 1 })
-      local worst = diff(util.flatten(t:totable()), util.flatten(fm:image(i + 1):totable()))
-      assert.are.equal(0, worst)
+      assert.are.equal(0, (diff(util.flatten(t:totable()), want)))
     end
   end)
 
@@ -333,24 +337,64 @@ describe("lop.data.read_image", function()
   end)
 end)
 
--- Training and evaluation stream a folder through the loader (lop.data.tensor comes
--- with it); until then this case is pending.
 describe("lop.train and lop.evaluate on a folder", function()
-  local run = lop.data.tensor and it or pending
-  run("evaluate a folder as the same images in memory, and train on it", function()
-    local ds = lop.data.folder(DIR .. "/png", { size = 28, channels = 1, workers = 2 })
+  local function small_net()
     local net = lop.net { input = { 1, 28, 28 }, seed = 3 }
     net:conv2d("c1", "input", { out = 8, kernel = 3, pad = 1 })
     net:relu("r1", "c1")
     net:global_avgpool("g", "r1")
     net:flatten("f", "g")
     net:linear("fc", "f", { out = 10 })
-    local a = lop.evaluate(net, ds, { progress = false })
-    local b = lop.evaluate(net, fm, { progress = false })
+    return net
+  end
+  local quiet = function() end
+
+  it("evaluate a folder as the same images in memory, and train on it", function()
+    local ds = lop.data.folder(DIR .. "/png", { size = 28, channels = 1, workers = 2 })
+    local net = small_net()
+    local a = lop.evaluate(net, ds, { progress = quiet })
+    local b = lop.evaluate(net, fm, { progress = quiet })
     assert.are.equal(COUNT, a.n)
     assert.are.equal(b.top1, a.top1)
     assert.is_true(math.abs(a.loss - b.loss) < 1e-5)
-    local r = lop.train(net, ds, { epochs = 1, batch = 50, lr = 0.05, progress = false })
-    assert.is_true(r.loss == r.loss and r.n == COUNT)
+    -- Training with the folder's own flips: the same with 1 and 3 workers.
+    local function train(workers)
+      local t = lop.data.folder(DIR .. "/png", { size = 28, channels = 1, flip = true,
+                                                 workers = workers })
+      local n = small_net()
+      local r = lop.train(n, t, { epochs = 1, batch = 50, lr = 0.05, progress = quiet })
+      return r, n:node("fc"):weight():totable()
+    end
+    local r1, w1 = train(1)
+    local r3, w3 = train(3)
+    assert.are.equal(COUNT, r1.n)
+    assert.is_true(r1.loss == r1.loss)
+    assert.are.equal(r1.loss, r3.loss)
+    assert.are.same(w1, w3)
+  end)
+
+  it("leaves a damaged image out of its batch with skip_bad", function()
+    sh("rm -rf " .. DIR .. "/cut && mkdir -p " .. DIR .. "/cut && cp -r " .. DIR ..
+       "/png/0 " .. DIR .. "/png/1 " .. DIR .. "/cut/")
+    local victim = file_of(DIR .. "/cut", order[5], "png")   -- a class-0 image
+    local f = assert(io.open(victim, "rb"))
+    local bytes = f:read("a")
+    f:close()
+    f = assert(io.open(victim, "wb"))
+    f:write(bytes:sub(1, #bytes // 2))
+    f:close()
+    local o = { size = 28, channels = 1 }
+    local ds = lop.data.folder(DIR .. "/cut", o)   -- the scan reads only the header
+    local ok, err = pcall(lop.evaluate, small_net(), ds, { progress = quiet })
+    assert.is_false(ok)
+    assert.matches("PNG decoding failed", err)
+    o.skip_bad = true
+    ds = lop.data.folder(DIR .. "/cut", o)
+    local r = lop.evaluate(small_net(), ds, { progress = quiet })
+    assert.are.equal(#ds - 1, r.n)
+    assert.are.equal(1, r.skipped)
+    local n, first = ds:skipped()
+    assert.are.equal(1, n)
+    assert.is_truthy(first:find(victim, 1, true), first)
   end)
 end)
