@@ -39,7 +39,8 @@ local opt = lop.options(arg, {
   points = {default = 10, type = "int", min = 1, help = "sampled positions per image"},
   epochs = {default = 0, type = "int", min = 0, help = "fine-tuning epochs at the end"},
   step_epochs = {default = 0, type = "int", min = 0,
-                 help = "fine-tuning epochs after each pruned group"},
+                 help = "fine-tuning epochs after each pruned group (the refits then "
+                        .. "match the net as fine-tuned, not the original)"},
   lr = {default = 0.005, type = "number", min = 0, exclusive_min = true,
         help = "fine-tuning learning rate (cosine within each fine-tune)"},
   batch = {default = 64, type = "int", min = 2, help = "fine-tuning minibatch"},
@@ -121,15 +122,18 @@ local function check_classes(ds, what)
   end
 end
 
-local data = open(opt.data, "--data", "train", opt.labels, 0)
+-- Fine-tuning crops at random (--random-crop): lop.train pads and crops an in-memory or
+-- .npy set, while a folder crops larger images itself - opened a second time for that,
+-- since calibration must see the images as --val does.
+local folder = opt.data ~= "fashion-mnist" and not npy(opt.data)
+local data, crop = open(opt.data, "--data", "train", opt.labels, folder and 0 or opt.random_crop)
 check_classes(data, "--data")
 local val = opt.val and open(opt.val, "--val", "test", opt.val_labels, 0)
 if val then check_classes(val, "--val") end
--- Fine-tuning sees augmented images; a folder does its own crops, so it is opened again.
-local tune = {data = data, crop = 0, flip = opt.flip, lr = opt.lr, batch = opt.batch,
+local tune = {data = data, crop = crop, flip = opt.flip, lr = opt.lr, batch = opt.batch,
               seed = opt.seed, progress = opt.progress, val = val}
-if opt.random_crop > 0 and (opt.epochs > 0 or opt.step_epochs > 0) then
-  tune.data, tune.crop = open(opt.data, "--data", "train", opt.labels, opt.random_crop)
+if folder and opt.random_crop > 0 and (opt.epochs > 0 or opt.step_epochs > 0) then
+  tune.data = open(opt.data, "--data", "train", opt.labels, opt.random_crop)
 end
 
 print(("%s: input %s, %.2fM params, %.2fM FLOPs (multiply-add = 2); %d calibration "
@@ -139,6 +143,9 @@ print(("%s: input %s, %.2fM params, %.2fM FLOPs (multiply-add = 2); %d calibrati
 
 -- The plan, and one keep fraction for all its pruned groups.
 local plan = pruner.plan(original, {solver = opt.solver})
+if opt.step_epochs > 0 then   -- targets from the net itself: no block sums to match
+  for _, e in ipairs(plan) do e.residual = false end
+end
 local ok, widths = pcall(pruner.widths, original, plan, opt.speedup)
 print("\nplan (groups in graph order):")
 print(pruner.describe(plan, ok and widths.counts or nil))
@@ -154,7 +161,8 @@ local done = pruner.prune(net, data, plan, widths.counts, setmetatable({
   train = tune.data}, {__index = tune}))
 if opt.epochs > 0 then
   print("final fine-tune")
-  pruner.finetune(net, tune.data, opt.epochs, tune, "at the end")
+  -- (no validation pass here: the table below has it)
+  pruner.finetune(net, tune.data, opt.epochs, setmetatable({val = false}, {__index = tune}))
 end
 
 print("\n" .. (lop.compare(original, net, {data = val, reps = opt.reps})))

@@ -313,14 +313,16 @@ end
 -- with the block sum when the consumer ends a residual block), pruner.select
 -- (how.solver, default lasso), lop.reconstruct (how.refit, default weights), then
 -- how.step_epochs of fine-tuning on how.train (default data; pruner.finetune's
--- settings).  Prints a line per
--- group through how.log (default print) and warnings through how.warn (default: on
--- stderr), and returns the lines as records {producer, consumer, before, after,
--- seconds, error}.
+-- settings).  With step_epochs the targets come from the net itself, as ThiNet's do:
+-- the layers after a fine-tuned one have learnt its new outputs, and a refit back to
+-- the original's would undo that.  Prints a line per group through how.log (default
+-- print) and warnings through how.warn (default: on stderr), and returns the lines as
+-- records {producer, consumer, before, after, seconds, error}.
 function pruner.prune(net, data, plan, counts, how)
   how = how or {}
   local log = how.log or print
   local images, points = math.min(how.images or 500, #data), how.points or 10
+  local reference = (how.step_epochs or 0) == 0 and how.original or nil
   local todo = {}
   for i, e in ipairs(plan) do
     if e.consumer and counts[i] < e.channels then todo[#todo + 1] = i end
@@ -329,8 +331,8 @@ function pruner.prune(net, data, plan, counts, how)
   for step, i in ipairs(todo) do
     local e, t0 = plan[i], lop.clock()
     local s = lop.sample(net, data, e.consumer, {images = images, points = points,
-                         seed = how.seed, reference = how.original,
-                         residual = e.residual and how.original ~= nil})
+                         seed = how.seed, reference = reference,
+                         residual = e.residual and reference ~= nil})
     local sampled = lop.clock() - t0
     local keep = pruner.select(s, {solver = how.solver or "lasso", keep = counts[i] / e.channels,
                                    slices = e.slices, seed = how.seed, conv = e.consumer,
