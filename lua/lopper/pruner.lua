@@ -240,12 +240,12 @@ end
 local function to_stderr(line) io.stderr:write(line, "\n") end
 
 -- pruner.select(s, {solver =, keep = fraction, slices = 1, seed = 1, conv = name, warn =})
--- -> the
--- 1-based input channels of the sampled conv to keep, by lop.select[solver].  In a group
--- a grouped convolution slices, the same count is kept in each slice: l1 does so itself,
--- first takes the first of each slice, lasso ranks each slice by |beta|, random draws
--- each slice's channels (Lua's generator, seeded); thinet cannot.  A LASSO that stopped
--- before converging is reported (naming conv) through warn, by default on stderr.
+-- -> the 1-based input channels of the sampled conv to keep, by lop.select[solver].  In
+-- a group a grouped convolution slices, the same count is kept in each slice: l1 does
+-- so itself, first takes the first of each slice, lasso ranks each slice by |beta|,
+-- random draws each slice's channels (Lua's generator, seeded); thinet cannot.  A LASSO
+-- that stopped before converging is reported (naming conv) through warn, by default on
+-- stderr.
 function pruner.select(s, how)
   local solver, frac, slices = how.solver, how.keep, how.slices or 1
   local c = s:channels()
