@@ -55,19 +55,20 @@ local function common_spec()
   }
 end
 
--- lop.load and lop.data.fashion_mnist for recipes: what they fail on (a missing file,
--- one that is not a model, a directory without the data set) is the user's mistake,
--- reported as the one line that names it.  Raised without a source position, it is
--- printed without the traceback a bug in the code deserves.
-local function users_mistake(f, ...)
+-- lop.load and the data openers for recipes: what they fail on (a missing file, one
+-- that is not a model, a directory without the data set) is the user's mistake,
+-- reported as the one line that names it (recipe.users_mistake(f, ...) calls f so).
+-- Raised without a source position, it is printed without the traceback a bug in the
+-- code deserves.
+function recipe.users_mistake(f, ...)
   local ok, result = pcall(f, ...)
   if not ok then error(result, 0) end
   return result
 end
 
-function recipe.load(path) return users_mistake(lop.load, path) end
+function recipe.load(path) return recipe.users_mistake(lop.load, path) end
 
-function recipe.fashion_mnist(opts) return users_mistake(lop.data.fashion_mnist, opts) end
+function recipe.fashion_mnist(opts) return recipe.users_mistake(lop.data.fashion_mnist, opts) end
 
 -- The warning line for a LASSO selection that stopped before converging (info is the
 -- third result of lop.select.lasso), naming the conv whose inputs it chose; nil when
@@ -105,15 +106,8 @@ end
 
 -- Channels to keep of conv `name`'s input, by the recipe's solver, from statistics s.
 function Recipe:select(name, s, keep_fraction)
-  local solver, frac = self.opt.solver, keep_fraction or self.opt.keep
-  if solver == "random" then return lop.select.random(s, {keep = frac, seed = self.opt.seed}) end
-  if solver == "lasso" then
-    local keep, _, info = lop.select.lasso(s, {keep = frac})
-    local warning = recipe.lasso_warning(name, info)
-    if warning then io.stderr:write(warning, "\n") end
-    return keep
-  end
-  return lop.select[solver](s, {keep = frac})
+  return lop.pruner.select(s, {solver = self.opt.solver, keep = keep_fraction or self.opt.keep,
+                               seed = self.opt.seed, conv = name})
 end
 
 -- Prune the input channels of conv `name` (and the filters producing them): sample,

@@ -1,0 +1,425 @@
+-- pruner.lua - the core of scripts/prune.lua, the recipe that prunes ANY convolutional
+-- network (an ONNX import or a .lop) without knowing its architecture: what can be
+-- pruned and what cannot is read off the channel groups, so the same code handles a
+-- VGG, a ResNet, a MobileNet's depthwise pairs and a DenseNet's concatenations.  Kept
+-- here, apart from the command line, so a script or a test can run each step itself.
+--
+--   local p = lop.pruner
+--   local plan = p.plan(net, {solver = "lasso"})     -- a line per group: prune or why not
+--   local w = p.widths(net, plan, 2)                 -- keep counts for 2x fewer FLOPs
+--   print(p.describe(plan, w.counts))
+--   p.prune(net, data.train, plan, w.counts, {original = original})   -- He et al.
+--
+-- A group is pruned when it has exactly one consumer and that consumer is an ungrouped
+-- conv2d reading exactly the group (what lop.reconstruct needs): its input channels
+-- are selected on samples of that conv (targets from the original network, He et
+-- al.'s correction of accumulated error; a block's last conv matches the original
+-- block sum) and refitted by least squares.  Everything else is skipped with a reason.
+local lop = ...
+
+local pruner = {}
+lop.pruner = pruner
+
+-- ---- the plan ----------------------------------------------------------------------
+
+-- Who reads each node's output: name -> list of distinct reader names.
+local function readers_of(net)
+  local readers = {}
+  for _, h in ipairs(net:nodes()) do
+    for _, src in ipairs(h:inputs()) do
+      local r = readers[src] or {}
+      if r[#r] ~= h.name then r[#r + 1] = h.name end
+      readers[src] = r
+    end
+  end
+  return readers
+end
+
+-- Whether conv ends a residual block the way lop.sample's residual targets need: it
+-- feeds one batchnorm only, which feeds one two-input add only.
+local function ends_block(net, readers, conv)
+  local bn = readers[conv] or {}
+  if #bn ~= 1 or net:node(bn[1]).kind ~= "batchnorm" then return false end
+  local add = readers[bn[1]] or {}
+  return #add == 1 and net:node(add[1]).kind == "add" and #net:node(add[1]):inputs() == 2
+end
+
+local function listed(names)
+  local shown = table.move(names, 1, math.min(3, #names), 1, {})
+  if #names > 3 then shown[#shown + 1] = ("... (%d more)"):format(#names - 3) end
+  return table.concat(shown, ", ")
+end
+
+-- Why group g cannot be pruned by refitting its consumer, or nil when it can.
+local function skip_reason(net, g, producers, consumers, solver)
+  if not g.prunable then return "not prunable: " .. g.why end
+  if #producers > 1 then
+    return ("residual stage of %d producers (block outputs + shortcuts): pruned inside "
+            .. "its blocks only, as He et al."):format(#producers)
+  end
+  if #consumers == 0 then return "no layer reads it" end
+  if #consumers > 1 then
+    local names = {}
+    for i, m in ipairs(consumers) do names[i] = m.node end
+    return ("%d consumers (%s): only a group read by one convolution can be refitted")
+           :format(#consumers, listed(names))
+  end
+  local m = consumers[1]
+  local conv = net:node(m.node)
+  if conv.kind ~= "conv2d" then
+    return ("its consumer %s is a %s layer"):format(m.node, conv.kind)
+  end
+  local groups = conv:attrs().groups
+  if groups > 1 then
+    return ("its consumer %s is a grouped convolution (%d groups)"):format(m.node, groups)
+  end
+  local inputs = conv:weight():shape()[2]
+  if m.offset ~= 0 or inputs ~= g.channels then
+    return ("its consumer %s reads a concatenation (the group is %d of its %d input "
+            .. "channels)"):format(m.node, g.channels, inputs)
+  end
+  if g.slices > 1 and solver == "thinet" then
+    return ("a grouped convolution splits it into %d slices and --solver thinet cannot "
+            .. "keep as many in each (lasso, l1, first and random can)"):format(g.slices)
+  end
+  return nil
+end
+
+-- pruner.plan(net, {solver = "lasso"}) -> one entry per channel group in graph order:
+-- {producer, channels, slices, members (node names), consumer = the conv refitted and
+-- residual (whether it ends a block) when pruned, reason when skipped}.  The solver
+-- matters only for groups a grouped convolution slices (thinet cannot select per slice).
+function pruner.plan(net, opts)
+  local solver = (opts or {}).solver or "lasso"
+  local readers = readers_of(net)
+  local plan = {}
+  for _, g in ipairs(net:groups()) do
+    local producers, consumers, members = {}, {}, {}
+    for i, m in ipairs(g.members) do
+      members[i] = m.node
+      if m.role == "producer" then producers[#producers + 1] = m.node end
+      if m.role == "consumer" then consumers[#consumers + 1] = m end
+    end
+    local e = {producer = g.producer or g.members[1].node, channels = g.channels,
+               slices = g.slices, members = members,
+               reason = skip_reason(net, g, producers, consumers, solver)}
+    if not e.reason then
+      e.consumer = consumers[1].node
+      e.residual = ends_block(net, readers, e.consumer)
+    end
+    plan[#plan + 1] = e
+  end
+  return plan
+end
+
+-- ---- widths: one keep fraction for every pruned group, bisected to a FLOPs target ---
+
+-- Channels kept of c in `slices` equal slices at keep fraction f: the same count in
+-- each slice, at least one (as lop.select's rules count: ceil(f * c / slices)).
+local function kept(f, c, slices)
+  local per = c // slices
+  return slices * math.max(1, math.min(per, math.ceil(f * per - 1e-9)))
+end
+
+-- The first n / slices channels of each of the slices of c (1-based, increasing).
+local function first_per_slice(c, slices, n)
+  local per, k, keep = c // slices, n // slices, {}
+  for j = 0, slices - 1 do
+    for i = 1, k do keep[#keep + 1] = j * per + i end
+  end
+  return keep
+end
+
+-- FLOPs of net with plan entry i cut to counts[i] channels (first ones), on a clone.
+local function flops_with(net, plan, counts)
+  local copy = net:clone()
+  for i, e in ipairs(plan) do
+    local n = counts[i]
+    if n and n < e.channels then copy:prune(e.producer, first_per_slice(e.channels, e.slices, n)) end
+  end
+  local f = copy:flops()
+  copy:close()
+  return f
+end
+
+-- The error for a target below what the smallest widths reach: the best speed-up and
+-- the share of FLOPs in layers no pruned group touches.
+local function unreachable(net, plan, speedup, least)
+  local touched, pruned = {}, 0
+  for _, e in ipairs(plan) do
+    if e.consumer then
+      pruned = pruned + 1
+      for _, name in ipairs(e.members) do touched[name] = true end
+    end
+  end
+  local fixed, total = 0, net:flops()
+  for _, h in ipairs(net:nodes()) do
+    if not touched[h.name] then fixed = fixed + h:flops() end
+  end
+  return ("a %gx speed-up cannot be reached: with one channel per slice left in each of "
+          .. "the %d pruned groups the network still has %.4g MFLOPs, a speed-up of %.2fx at "
+          .. "most; %.1f%% of the FLOPs are in layers no pruned group touches (see the "
+          .. "skipped groups and their reasons in the plan)")
+         :format(speedup, pruned, least / 1e6, total / least, 100 * fixed / total)
+end
+
+-- pruner.widths(net, plan, speedup) -> {fraction, counts (counts[i] for each pruned
+-- plan entry i), flops (after), before, target}: the largest keep fraction f shared by
+-- every pruned group whose counts (kept(f, ...)) bring the network's FLOPs, counted on
+-- a pruned clone, to at most before / speedup.  Raises when even one channel per slice
+-- everywhere is not enough.  The one place widths are chosen: a per-layer allocation
+-- replaces this function.
+function pruner.widths(net, plan, speedup)
+  local any = false
+  for _, e in ipairs(plan) do any = any or e.consumer ~= nil end
+  if not any then error("no channel group can be pruned (every group is skipped; see the plan)", 0) end
+  local before = net:flops()
+  local target = before / speedup
+  local seen = {}
+  local function at(f)
+    local counts, key = {}, {}
+    for i, e in ipairs(plan) do
+      if e.consumer then counts[i] = kept(f, e.channels, e.slices); key[#key + 1] = counts[i] end
+    end
+    key = table.concat(key, ",")
+    seen[key] = seen[key] or flops_with(net, plan, counts)
+    return seen[key], counts
+  end
+  local least = at(0)
+  if least > target then error(unreachable(net, plan, speedup, least), 0) end
+  local lo, hi = 0, 1
+  if at(1) <= target then lo = 1 end
+  while hi - lo > 1e-9 do
+    local mid = (lo + hi) / 2
+    if at(mid) <= target then lo = mid else hi = mid end
+  end
+  local flops, counts = at(lo)
+  return {fraction = lo, counts = counts, flops = flops, before = before, target = target}
+end
+
+-- The plan as text: a line per group - producer, channels, and the keep count (with the
+-- conv refitted) or the reason it is skipped.
+function pruner.describe(plan, counts)
+  local lines, wide = {}, 0
+  for _, e in ipairs(plan) do wide = math.max(wide, #e.producer) end
+  for i, e in ipairs(plan) do
+    local what
+    if e.consumer then
+      what = ("prune -> %s, refit %s%s"):format(counts and counts[i] or "?", e.consumer,
+                                                 e.residual and " (block sum)" or "")
+    else
+      what = "skip: " .. e.reason
+    end
+    local ch = e.slices > 1 and ("%d ch in %d slices"):format(e.channels, e.slices)
+                            or ("%d ch"):format(e.channels)
+    lines[i] = ("%3d  %-" .. wide .. "s  %-18s %s"):format(i, e.producer, ch, what)
+  end
+  return table.concat(lines, "\n")
+end
+
+-- ---- selection ---------------------------------------------------------------------
+
+-- The k highest scores of each slice (ties to the lower channel), as 1-based increasing
+-- channels.
+local function top_per_slice(score, slices, k)
+  local per, keep = #score // slices, {}
+  for j = 0, slices - 1 do
+    local idx = {}
+    for i = 1, per do idx[i] = j * per + i end
+    table.sort(idx, function(a, b)
+      if score[a] ~= score[b] then return score[a] > score[b] end
+      return a < b
+    end)
+    local top = table.move(idx, 1, k, 1, {})
+    table.sort(top)
+    table.move(top, 1, k, #keep + 1, keep)
+  end
+  return keep
+end
+
+local function to_stderr(line) io.stderr:write(line, "\n") end
+
+-- pruner.select(s, {solver =, keep = fraction, slices = 1, seed = 1, conv = name, warn =})
+-- -> the 1-based input channels of the sampled conv to keep, by lop.select[solver].  In
+-- a group a grouped convolution slices, the same count is kept in each slice: l1 does
+-- so itself, first takes the first of each slice, lasso ranks each slice by |beta|,
+-- random draws each slice's channels (Lua's generator, seeded); thinet cannot.  A LASSO
+-- that stopped before converging is reported (naming conv) through warn, by default on
+-- stderr.
+function pruner.select(s, how)
+  local solver, frac, slices = how.solver, how.keep, how.slices or 1
+  local c = s:channels()
+  local k = math.max(1, math.min(c // slices, math.ceil(frac * (c // slices) - 1e-9)))
+  if solver == "l1" then return (lop.select.l1(s, {keep = frac})) end
+  if solver == "first" and slices > 1 then return first_per_slice(c, slices, k * slices) end
+  if solver == "random" then
+    if slices == 1 then return lop.select.random(s, {keep = frac, seed = how.seed}) end
+    math.randomseed(how.seed or 1)
+    local score = {}
+    for i = 1, c do score[i] = math.random() end
+    return top_per_slice(score, slices, k)
+  end
+  if solver == "lasso" then
+    local keep, beta, info = lop.select.lasso(s, {keep = frac})
+    local warning = lop.recipe.lasso_warning(how.conv or "the sampled conv", info)
+    if warning then (how.warn or to_stderr)(warning) end
+    if slices == 1 then return keep end
+    for i = 1, c do beta[i] = math.abs(beta[i]) end
+    return top_per_slice(beta, slices, k)
+  end
+  if slices > 1 then
+    error(("lop.pruner.select: %s ranks the whole axis and cannot keep as many channels in "
+           .. "each of %d slices"):format(solver, slices), 2)
+  end
+  return lop.select[solver](s, {keep = frac})
+end
+
+-- ---- pruning -----------------------------------------------------------------------
+
+-- pruner.finetune(net, data, epochs, how): lop.train with the recipe's settings (how.lr,
+-- batch, crop, flip, seed, progress); prints the epochs and, with how.val, the
+-- validation top-1 after (label says after what).
+function pruner.finetune(net, data, epochs, how, label)
+  local log = how.log or print
+  lop.train(net, data, {epochs = epochs, lr = how.lr, batch = how.batch, crop = how.crop,
+                        flip = how.flip, seed = how.seed, progress = how.progress,
+                        on_epoch = function(e)
+                          log(("    epoch %d/%d  train loss %.4f top-1 %.2f%%  %.0f s")
+                              :format(e.epoch, epochs, e.loss, 100 * e.top1, e.seconds))
+                        end})
+  if how.val then
+    local e = lop.evaluate(net, how.val, {progress = how.progress})
+    log(("  fine-tuned %s: validation top-1 %.2f%%"):format(label, 100 * e.top1))
+  end
+end
+
+-- A warning when a weights refit of conv on `kept` input channels has fewer than 3
+-- samples per unknown (kept x kernel area + a bias per filter): least squares then
+-- nearly interpolates the samples, reports a tiny error and generalises badly (VGG-16's
+-- conv4_2 at 177 of 256 channels: 2000 samples, error 0, top-1 down 25 points; 5000
+-- samples, error 0.014, no loss).  nil otherwise.
+local function few_samples(net, conv, samples, kept)
+  local k = net:node(conv):attrs().kernel
+  local unknowns = kept * k[1] * k[2] + 1
+  if samples >= 3 * unknowns then return nil end
+  return ("warning: %d samples for the %d weights of each filter of %s: the refit may fit "
+          .. "the samples rather than the data; use at least %d (--images x --points), "
+          .. "or --refit scale"):format(samples, unknowns, conv, 3 * unknowns)
+end
+
+-- pruner.prune(net, data, plan, counts, how) prunes, in plan order, each planned group
+-- to counts[i] channels: lop.sample of its consumer (how.images, default 500, at most
+-- the data set's size; how.points 10; how.seed 1; targets from how.original when given,
+-- with the block sum when the consumer ends a residual block), pruner.select
+-- (how.solver, default lasso), lop.reconstruct (how.refit, default weights), then
+-- how.step_epochs of fine-tuning on how.train (default data; pruner.finetune's
+-- settings).  With step_epochs the targets come from the net itself, as ThiNet's do:
+-- the layers after a fine-tuned one have learnt its new outputs, and a refit back to
+-- the original's would undo that.  Prints a line per group through how.log (default
+-- print) and warnings through how.warn (default: on stderr), and returns the lines as
+-- records {producer, consumer, before, after, seconds, error}.
+function pruner.prune(net, data, plan, counts, how)
+  how = how or {}
+  local log = how.log or print
+  local images, points = math.min(how.images or 500, #data), how.points or 10
+  local reference = (how.step_epochs or 0) == 0 and how.original or nil
+  local todo = {}
+  for i, e in ipairs(plan) do
+    if e.consumer and counts[i] < e.channels then todo[#todo + 1] = i end
+  end
+  local done = {}
+  for step, i in ipairs(todo) do
+    local e, t0 = plan[i], lop.clock()
+    local s = lop.sample(net, data, e.consumer, {images = images, points = points,
+                         seed = how.seed, reference = reference,
+                         residual = e.residual and reference ~= nil})
+    local sampled = lop.clock() - t0
+    local keep = pruner.select(s, {solver = how.solver or "lasso", keep = counts[i] / e.channels,
+                                   slices = e.slices, seed = how.seed, conv = e.consumer,
+                                   warn = how.warn})
+    local refit = how.refit or "weights"
+    local warning = refit == "weights" and few_samples(net, e.consumer, s:samples(), #keep)
+    if warning then (how.warn or to_stderr)(warning) end
+    local _, err = lop.reconstruct(net, e.consumer, s, keep, {mode = refit})
+    s:close()
+    local r = {producer = e.producer, consumer = e.consumer, before = e.channels,
+               after = #keep, seconds = lop.clock() - t0, error = err}
+    done[#done + 1] = r
+    log(("[%d/%d] %s: %d -> %d channels, sampled %d images x %d points in %.1f s, %s, "
+         .. "refit error %.3g"):format(step, #todo, e.producer, r.before, r.after, images,
+                                       points, sampled, how.solver or "lasso", err))
+    if (how.step_epochs or 0) > 0 then
+      local each = setmetatable({seed = (how.seed or 1) + step}, {__index = how})
+      pruner.finetune(net, how.train or data, how.step_epochs, each, "after " .. e.producer)
+    end
+  end
+  return done
+end
+
+-- ---- data --------------------------------------------------------------------------
+
+local function dims(t) return table.concat(t, "x") end
+
+-- pruner.open_data(spec, shape, o) -> a data set of images shaped `shape` (the
+-- network's input {C, H, W}), and the crop lop.train should add when fine-tuning on it.
+-- spec is one of:
+--   "fashion-mnist": the Debian package's split o.split ("train" or "test"), zero-padded
+--     to H (the model must take 1 x H x H, H >= 28), normalised as the shipped models
+--     were trained unless o.normalize == "none";
+--   a .npy file of images (lop.data.npy; o.labels the .npy of labels, o.channels_last);
+--   an image folder root/<class>/<image> (lop.data.folder: shorter side resized to
+--     o.resize, default max(H, W), centre-cropped to H x W, in C channels; o.workers,
+--     o.skip_bad).
+-- o.mean / o.std (a number, or a list per channel) or o.normalize ("imagenet" or "none")
+-- normalise folder and .npy images.  o.random_crop = N asks for training crops up to N
+-- pixels off centre: a folder is then resized N pixels larger on every side and
+-- cropped at random (its own augmentation, crop 0 returned), other sets are padded by N
+-- zeros and cropped by lop.train (N returned).  Errors are one line naming o.what (the
+-- option, "--data") and, for images of another shape, both shapes.
+function pruner.open_data(spec, shape, o)
+  local what = ("%s %s"):format(o.what or "data", spec)
+  local function fail(fmt, ...) error(what .. ": " .. fmt:format(...), 0) end
+  if #shape ~= 3 then fail("the model takes %s features, not images", dims(shape)) end
+  local c, h, w = shape[1], shape[2], shape[3]
+  local crop = o.random_crop or 0
+  local ds
+  if spec == "fashion-mnist" then
+    if o.mean or o.std or (o.normalize or "none") ~= "none" then
+      fail("its images are normalised as the shipped models were trained (mean 0.2860, "
+           .. "std 0.3530); only --normalize none changes that")
+    end
+    if c ~= 1 or h ~= w or h < 28 then
+      fail("the images are 1x28x28 (zero-padded to a square of at least 28), the model "
+           .. "takes %s", dims(shape))
+    end
+    local sets = lop.recipe.fashion_mnist{pad = h, normalize = o.normalize ~= "none",
+                                          train_size = o.split == "test" and 1 or nil,
+                                          test_size = o.split ~= "test" and 1 or nil}
+    ds = sets[o.split == "test" and "test" or "train"]
+    sets[o.split == "test" and "train" or "test"]:close()
+  else
+    local norm = {mean = o.mean, std = o.std, normalize = o.normalize}
+    if spec:match("%.npy$") then
+      if not lop.data.npy then fail("lop.data.npy is not in this build") end
+      if not o.labels then fail("images in a .npy file need their labels (a .npy of N integers)") end
+      ds = lop.recipe.users_mistake(lop.data.npy, spec, o.labels,
+             {channels_last = o.channels_last, mean = norm.mean, std = norm.std,
+              normalize = norm.normalize})
+    else
+      if not lop.data.folder then fail("lop.data.folder is not in this build") end
+      local resize = (o.resize or math.max(h, w)) + 2 * crop
+      ds = lop.recipe.users_mistake(lop.data.folder, spec,
+             {size = {h, w}, resize = resize, channels = c, random_crop = crop > 0 or nil,
+              mean = norm.mean, std = norm.std, normalize = norm.normalize,
+              workers = o.workers, skip_bad = o.skip_bad})
+      crop = 0
+    end
+  end
+  local got = ds:shape()
+  if got[1] ~= c or got[2] ~= h or got[3] ~= w then
+    fail("the images are %s, the model takes %s", dims(got), dims(shape))
+  end
+  return ds, crop
+end
+
+return pruner

@@ -1,0 +1,180 @@
+-- prune.lua - prune any imported CNN (ONNX or .lop) to a FLOPs target without knowing
+-- its architecture: every channel group read by exactly one plain convolution has its
+-- channels selected on calibration images (--solver) and that convolution refitted by
+-- least squares (--refit), with targets from the original network (He et al.); every
+-- other group - residual stages, concatenations, depthwise-only or linear consumers -
+-- is skipped with its reason.  One keep fraction for all pruned groups, bisected to
+-- --speedup.  The work is lop.pruner's (lua/lopper/pruner.lua); this file is its
+-- command line.
+--
+--   build/lopper scripts/prune.lua --model net.onnx --data train/ --val val/ \
+--       --speedup 2 --solver lasso --out net.pruned.onnx
+local lop = require "lopper"
+local pruner = lop.pruner
+
+local opt = lop.options(arg, {
+  model = {type = "string", required = true, metavar = "FILE",
+           help = "the trained model: ONNX or .lop"},
+  data = {type = "string", required = true, metavar = "DIR|FILE.npy|fashion-mnist",
+          help = "calibration and fine-tuning images: an image folder root/<class>/<image>, "
+                 .. "a .npy of images (with --labels) or fashion-mnist (its train split)"},
+  labels = {type = "string", metavar = "FILE.npy", help = "labels of --data as a .npy"},
+  val = {type = "string", metavar = "DIR|FILE.npy|fashion-mnist", default_text = "none",
+         help = "validation images for the accuracy in the before/after table (the same "
+                .. "forms; fashion-mnist: its test split); without it, no accuracy"},
+  val_labels = {type = "string", metavar = "FILE.npy", help = "labels of --val as a .npy"},
+  channels_last = {default = false, help = ".npy images are N x H x W x C"},
+  out = {type = "string", required = true, metavar = "FILE",
+         help = "the pruned model: .onnx or .lop, by extension"},
+  fold_batchnorm = {default = false, help = "fold batchnorm into the convs (ONNX --out only)"},
+  speedup = {default = 2, type = "number", min = 1, exclusive_min = true,
+             help = "target FLOPs before / FLOPs after"},
+  solver = {default = "lasso", choices = {"lasso", "thinet", "l1", "first", "random"},
+            help = "channel selection rule"},
+  refit = {default = "weights", choices = {"weights", "scale"},
+           help = "least-squares refit of the consumer: all its weights and bias, or one "
+                  .. "factor per kept channel (ThiNet's)"},
+  images = {default = 500, type = "int", min = 1,
+            help = "calibration images per pruned group (at most the data set's)"},
+  points = {default = 10, type = "int", min = 1, help = "sampled positions per image"},
+  epochs = {default = 0, type = "int", min = 0, help = "fine-tuning epochs at the end"},
+  step_epochs = {default = 0, type = "int", min = 0,
+                 help = "fine-tuning epochs after each pruned group (the refits then "
+                        .. "match the net as fine-tuned, not the original)"},
+  lr = {default = 0.005, type = "number", min = 0, exclusive_min = true,
+        help = "fine-tuning learning rate (cosine within each fine-tune)"},
+  batch = {default = 64, type = "int", min = 2, help = "fine-tuning minibatch"},
+  mean = {type = "string", metavar = "X[,X,X]",
+          help = "subtract from folder and .npy images (one number, or one per channel)"},
+  std = {type = "string", metavar = "X[,X,X]", help = "then divide by this"},
+  normalize = {choices = {"imagenet", "none"}, default_text = "none (fashion-mnist: as "
+               .. "the shipped models were trained)",
+               help = "a named normalisation instead of --mean/--std"},
+  resize = {type = "int", min = 1, default_text = "the model's input size",
+            help = "folders: shorter side before the centre crop to the model's input"},
+  random_crop = {default = 0, type = "int", min = 0,
+                 help = "fine-tuning: random crops up to N pixels off centre"},
+  flip = {default = false, help = "fine-tuning: random left-right flips"},
+  workers = {type = "int", min = 1, default_text = "lop.data.folder's",
+             help = "folders: decoding threads"},
+  skip_bad = {default = false, help = "folders: leave out unreadable images (counted)"},
+  seed = {default = 1, type = "int", min = 0, help = "sampling, selection, shuffling"},
+  progress = {type = "bool", default_text = "when stderr is a terminal",
+              help = "show progress lines on stderr"},
+  reps = {default = 20, type = "int", min = 1, help = "timed passes per latency figure"},
+}, {description = "Prune any CNN (ONNX or .lop) to a FLOPs target: the plain channel "
+                  .. "groups are selected and refitted, the others skipped with a reason."})
+
+-- Refuse a bad request before any work.
+local kind = opt.out:match("%.(%w+)$")
+if kind ~= "onnx" and kind ~= "lop" then
+  error(("--out %s: the name must end in .onnx or .lop"):format(opt.out), 0)
+end
+if opt.fold_batchnorm and kind ~= "onnx" then
+  error("--fold-batchnorm applies to an ONNX --out only", 0)
+end
+if opt.normalize and (opt.mean or opt.std) then
+  error("--normalize and --mean/--std exclude each other", 0)
+end
+if (opt.mean == nil) ~= (opt.std == nil) then error("--mean and --std go together", 0) end
+local function npy(spec) return spec ~= nil and spec:match("%.npy$") ~= nil end
+if (opt.labels ~= nil) ~= npy(opt.data) then
+  error("--labels goes with a .npy --data, and only with one", 0)
+end
+if (opt.val_labels ~= nil) ~= npy(opt.val) then
+  error("--val-labels goes with a .npy --val, and only with one", 0)
+end
+
+io.stdout:setvbuf("line")
+local original = lop.recipe.load(opt.model)   -- the reference: never changed
+local shape = original:input_shape()
+
+-- --mean / --std: one number, or one per channel.
+local function numbers(option, text, positive)
+  if not text then return nil end
+  local v = {}
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local x = tonumber(item)
+    if not x or (positive and x <= 0) then
+      error(("--%s %s: expected %snumbers separated by commas"):format(option, text,
+            positive and "positive " or ""), 0)
+    end
+    v[#v + 1] = x
+  end
+  if #v ~= 1 and #v ~= shape[1] then
+    error(("--%s %s: give one number or %d (one per channel)"):format(option, text, shape[1]), 0)
+  end
+  return #v == 1 and v[1] or v
+end
+
+local common = {mean = numbers("mean", opt.mean), std = numbers("std", opt.std, true),
+                normalize = opt.normalize, channels_last = opt.channels_last,
+                resize = opt.resize, workers = opt.workers, skip_bad = opt.skip_bad}
+local function open(spec, what, split, labels, crop)
+  local o = setmetatable({what = what, split = split, labels = labels, random_crop = crop},
+                         {__index = common})
+  return pruner.open_data(spec, shape, o)
+end
+local outputs = original:output_shape()
+local function check_classes(ds, what)
+  if #outputs == 1 and ds:classes() > outputs[1] then
+    error(("%s: %d classes, but the model has %d outputs"):format(what, ds:classes(), outputs[1]), 0)
+  end
+end
+
+-- Fine-tuning crops at random (--random-crop): lop.train pads and crops an in-memory or
+-- .npy set, while a folder crops larger images itself - opened a second time for that,
+-- since calibration must see the images as --val does.
+local folder = opt.data ~= "fashion-mnist" and not npy(opt.data)
+local data, crop = open(opt.data, "--data", "train", opt.labels, folder and 0 or opt.random_crop)
+check_classes(data, "--data")
+local val = opt.val and open(opt.val, "--val", "test", opt.val_labels, 0)
+if val then check_classes(val, "--val") end
+local tune = {data = data, crop = crop, flip = opt.flip, lr = opt.lr, batch = opt.batch,
+              seed = opt.seed, progress = opt.progress, val = val}
+if folder and opt.random_crop > 0 and (opt.epochs > 0 or opt.step_epochs > 0) then
+  tune.data = open(opt.data, "--data", "train", opt.labels, opt.random_crop)
+end
+
+print(("%s: input %s, %.2fM params, %.2fM FLOPs (multiply-add = 2); %d calibration "
+       .. "images%s"):format(opt.model, table.concat(shape, "x"), original:params() / 1e6,
+                            original:flops() / 1e6, #data,
+                            val and (", %d validation images"):format(#val) or ", no --val"))
+
+-- The plan, and one keep fraction for all its pruned groups.
+local plan = pruner.plan(original, {solver = opt.solver})
+if opt.step_epochs > 0 then   -- targets from the net itself: no block sums to match
+  for _, e in ipairs(plan) do e.residual = false end
+end
+local ok, widths = pcall(pruner.widths, original, plan, opt.speedup)
+print("\nplan (groups in graph order):")
+print(pruner.describe(plan, ok and widths.counts or nil))
+if not ok then error(widths, 0) end
+print(("\ntarget %.2fx fewer FLOPs (%.2fM -> at most %.2fM): keep fraction %.4f of every "
+       .. "pruned group gives %.2fM FLOPs, %.2fx\n"):format(opt.speedup, widths.before / 1e6,
+      widths.target / 1e6, widths.fraction, widths.flops / 1e6, widths.before / widths.flops))
+
+local net = original:clone()
+local done = pruner.prune(net, data, plan, widths.counts, setmetatable({
+  original = original, images = opt.images, points = opt.points, seed = opt.seed,
+  solver = opt.solver, refit = opt.refit, step_epochs = opt.step_epochs,
+  train = tune.data}, {__index = tune}))
+if opt.epochs > 0 then
+  print("final fine-tune")
+  -- (no validation pass here: the table below has it)
+  pruner.finetune(net, tune.data, opt.epochs, setmetatable({val = false}, {__index = tune}))
+end
+
+print("\n" .. (lop.compare(original, net, {data = val, reps = opt.reps})))
+print(("\npruned %d groups:"):format(#done))
+for _, r in ipairs(done) do
+  print(("  %s: %d -> %d channels (refit %s, error %.3g)"):format(r.producer, r.before,
+        r.after, r.consumer, r.error))
+end
+local skipped = {}
+for _, e in ipairs(plan) do if e.reason then skipped[#skipped + 1] = e end end
+print(("skipped %d groups:"):format(#skipped))
+for _, e in ipairs(skipped) do print(("  %s (%d channels): %s"):format(e.producer, e.channels, e.reason)) end
+
+net:save(opt.out, opt.fold_batchnorm and {fold_batchnorm = true} or nil)
+print("wrote " .. opt.out)

@@ -1,0 +1,327 @@
+-- prune_recipe_spec.lua - scripts/prune.lua, the recipe that prunes any CNN, and its
+-- core lop.pruner, on small nets built here:
+--   - a planted problem (half of conv1's filters are positive multiples of the other
+--     half, and relu(a z) = a relu(z) for a > 0) that a 2x pruning must solve exactly:
+--     the pruned net reproduces the original logits on held-out images;
+--   - the FLOPs target: the keep fraction found is the largest one the channel counts
+--     allow, checked against FLOPs counted by hand;
+--   - a net with a residual block, a depthwise pair, a conv read by two convs, a
+--     concatenation, a grouped consumer, a sliced group and a linear head: the plan
+--     prunes the plain groups and skips the rest with its reasons; the command line
+--     prints the plan and the before/after table and writes an ONNX file that reads
+--     back, passes python3-onnx's checker and gives the outputs of the same pruning
+--     done in this process;
+--   - one-line errors, before any work where they can be: an unreachable --speedup
+--     (with the reachable figure), a bad --out, a missing model, images of another shape.
+local lop = require "lopper"
+local util = dofile("tests/lua/util.lua")
+
+local LOPPER = os.getenv("LOPPER") or "build/lopper"
+local pruner = lop.pruner
+local quiet = function() end
+
+-- Fashion-MNIST at 28x28, as the command line opens it for a 1x28x28 model.
+local fm = lop.data.fashion_mnist{pad = 28, train_size = 2000, test_size = 64}
+
+local function range(n)
+  local t = {}
+  for i = 1, n do t[i] = i end
+  return t
+end
+
+local function outputs(net, x) return net:forward(x):totable() end
+
+local function entry(plan, producer)
+  for _, e in ipairs(plan) do if e.producer == producer then return e end end
+  error("no plan entry for " .. producer)
+end
+
+-- ---- (1) a planted problem ----------------------------------------------------------
+
+-- conv1 -> relu -> conv2 -> relu -> gap -> fc, where conv1's filter 2j (and bias) is
+-- a_j times filter 2j-1, so channel 2j = a_j * channel 2j-1 after the relu, and conv2
+-- reads channel 2j with its weights for channel 2j-1 divided by a_j: each pair adds the
+-- same contribution twice.  Keeping one channel of every pair and refitting conv2 is
+-- exact; keeping the first four (both of pairs 1 and 2) is not.
+local SCALE = {0.5, 2, 1.5, 3}
+
+local function planted()
+  local net = lop.net{input = {1, 28, 28}, seed = 11}
+  net:conv2d("conv1", "input", {out = 8, kernel = 3, pad = 1})
+  net:relu("relu1", "conv1")
+  net:conv2d("conv2", "relu1", {out = 6, kernel = 3, pad = 1})
+  net:relu("relu2", "conv2")
+  net:global_avgpool("gap", "relu2")
+  net:linear("fc", "gap", {out = 10})
+  local w1, b1, w2 = net:node("conv1"):weight(), net:node("conv1"):bias(),
+                     net:node("conv2"):weight()
+  for j, a in ipairs(SCALE) do
+    local src, dst = 2 * j - 1, 2 * j
+    b1:set(math.abs(b1:get(src)) + 0.1, src)    -- some activity through every relu
+    b1:set(a * b1:get(src), dst)
+    for ky = 1, 3 do
+      for kx = 1, 3 do
+        w1:set(a * w1:get(src, 1, ky, kx), dst, 1, ky, kx)
+        for o = 1, 6 do w2:set(w2:get(o, src, ky, kx) / a, o, dst, ky, kx) end
+      end
+    end
+  end
+  return net
+end
+
+describe("lop.pruner", function()
+  it("solves a planted 2x problem exactly with lasso and a weights refit", function()
+    local original = planted()
+    local plan = pruner.plan(original)
+    assert.are.equal("conv2", entry(plan, "conv1").consumer)
+    assert.is_false(entry(plan, "conv1").residual)
+    local x = fm.test:batch(range(64))
+    for _, solver in ipairs{"lasso", "first"} do
+      local net = original:clone()
+      -- (LASSO's coordinate descent meets two equal columns per pair here and may stop
+      -- at its sweep cap: warn is quiet)
+      local done = pruner.prune(net, fm.train, plan, {4}, {original = original, images = 200,
+                                solver = solver, log = quiet, warn = quiet})
+      assert.are.equal(1, #done)
+      assert.are.same({6, 4, 3, 3}, net:node("conv2"):weight():shape())
+      assert.are.equal(4, net:node("conv1"):weight():shape()[1])
+      local err = util.rel_err(outputs(net, x), outputs(original, x))
+      if solver == "lasso" then
+        assert.is_true(done[1].error < 1e-6, done[1].error)
+        assert.is_true(err < 1e-5, ("held-out logits differ by %g"):format(err))
+      else   -- first-k keeps both channels of pairs 1 and 2: the control must fail
+        assert.is_true(done[1].error > 1e-3 and err > 1e-3, ("first-k: %g"):format(err))
+      end
+    end
+  end)
+
+  -- ---- (2) the FLOPs target ---------------------------------------------------------
+
+  it("finds the largest shared keep fraction under the FLOPs target", function()
+    -- conv a (1 -> A) relu, max-pool 2, conv b (A -> B) relu, conv c (B -> 16) relu, gap,
+    -- linear 16 -> 10; no conv biases.  FLOPs by hand (multiply-add = 2): conv
+    -- 2 k k cin cout H W, relu 1 and max-pool k k per output value, gap 1 per input value.
+    local function hand(A, B)
+      return 2 * 9 * A * 784 + A * 784 + 4 * A * 196
+           + 2 * 9 * A * B * 196 + B * 196
+           + 2 * 9 * B * 16 * 196 + 16 * 196 + 16 * 196 + 2 * 16 * 10
+    end
+    local net = lop.net{input = {1, 28, 28}, seed = 5}
+    net:conv2d("a", "input", {out = 12, kernel = 3, pad = 1, bias = false})
+    net:relu("a_relu", "a")
+    net:maxpool("pool", "a_relu", {kernel = 2})
+    net:conv2d("b", "pool", {out = 20, kernel = 3, pad = 1, bias = false})
+    net:relu("b_relu", "b")
+    net:conv2d("c", "b_relu", {out = 16, kernel = 3, pad = 1, bias = false})
+    net:relu("c_relu", "c")
+    net:global_avgpool("gap", "c_relu")
+    net:linear("fc", "gap", {out = 10})
+    assert.are.equal(hand(12, 20), net:flops())
+    local plan = pruner.plan(net)
+    for _, speedup in ipairs{1.5, 2, 3} do
+      local w = pruner.widths(net, plan, speedup)
+      local A, B = w.counts[1], w.counts[2]
+      local target = hand(12, 20) / speedup
+      assert.are.equal(hand(A, B), w.flops)
+      assert.is_true(hand(A, B) <= target)
+      -- the next fraction at which a count grows (counts are ceil(f c)) overshoots
+      local f = math.min(A / 12, B / 20) + 1e-7
+      assert.is_true(hand(math.ceil(f * 12), math.ceil(f * 20)) > target, speedup)
+      -- and pruning for real lands on the same count
+      local copy = net:clone()
+      pruner.prune(copy, fm.train, plan, w.counts, {original = net, images = 64, log = quiet})
+      assert.are.equal(w.flops, copy:flops())
+    end
+  end)
+end)
+
+-- ---- (3) a mixed net: what is pruned, what is skipped and why --------------------------
+
+-- stem (a residual stage with the block's conv2), a basic block, a depthwise pair
+-- (e_conv -> dw -> p_conv), p_conv read by two convs, their concatenation read by
+-- m_conv, m_conv read by a grouped conv, the grouped conv's sliced output read by
+-- h_conv, and a linear head.
+local function mixed()
+  local net = lop.net{input = {1, 28, 28}, seed = 3}
+  local x = net:conv2d("stem", "input", {out = 8, kernel = 3, pad = 1, stride = 2})
+  x = net:relu("stem_relu", net:batchnorm("stem_bn", x))
+  local a = net:relu("b_relu1", net:batchnorm("b_bn1", net:conv2d("b_conv1", x,
+                     {out = 8, kernel = 3, pad = 1})))
+  a = net:batchnorm("b_bn2", net:conv2d("b_conv2", a, {out = 8, kernel = 3, pad = 1}))
+  x = net:relu("b_relu", net:add("b_add", {x, a}))
+  x = net:relu("e_relu", net:conv2d("e_conv", x, {out = 16, kernel = 1}))
+  x = net:relu("dw_relu", net:conv2d("dw", x, {out = 16, kernel = 3, pad = 1, groups = 16}))
+  x = net:relu("p_relu", net:conv2d("p_conv", x, {out = 8, kernel = 1}))
+  local c1 = net:conv2d("c1", x, {out = 8, kernel = 3, pad = 1})
+  local c2 = net:conv2d("c2", x, {out = 8, kernel = 1})
+  x = net:relu("m_relu", net:conv2d("m_conv", net:concat("cat", {c1, c2}), {out = 16, kernel = 1}))
+  x = net:relu("g_relu", net:conv2d("g_conv", x, {out = 16, kernel = 3, pad = 1, groups = 4}))
+  x = net:relu("h_relu", net:conv2d("h_conv", x, {out = 16, kernel = 1}))
+  net:linear("fc", net:global_avgpool("gap", x), {out = 10})
+  return net
+end
+
+local SKIPS = {
+  stem = "residual stage of 2 producers (block outputs + shortcuts): pruned inside its "
+         .. "blocks only, as He et al.",
+  p_conv = "2 consumers (c1, c2): only a group read by one convolution can be refitted",
+  c1 = "its consumer m_conv reads a concatenation (the group is 8 of its 16 input channels)",
+  c2 = "its consumer m_conv reads a concatenation (the group is 8 of its 16 input channels)",
+  m_conv = "its consumer g_conv is a grouped convolution (4 groups)",
+  h_conv = "its consumer fc is a linear layer",
+  fc = "not prunable: it reaches the network output",
+}
+
+describe("the plan of a mixed net", function()
+  local net = mixed()
+  local plan = pruner.plan(net)
+
+  it("prunes the plain groups and skips the others with their reasons", function()
+    local pruned = {}
+    for _, e in ipairs(plan) do
+      if e.consumer then pruned[#pruned + 1] = e.producer
+      else assert.are.equal(SKIPS[e.producer], e.reason) end
+    end
+    assert.are.same({"b_conv1", "e_conv", "g_conv"}, pruned)
+    assert.are.equal(#pruned + 7, #plan)
+    local block, pair, sliced = entry(plan, "b_conv1"), entry(plan, "e_conv"), entry(plan, "g_conv")
+    assert.are.equal("b_conv2", block.consumer)
+    assert.is_true(block.residual)                  -- b_conv2 -> b_bn2 -> b_add
+    assert.are.equal("p_conv", pair.consumer)       -- the depthwise conv goes with the group
+    assert.is_false(pair.residual)
+    assert.truthy(table.concat(pair.members, " "):find("dw", 1, true))
+    assert.are.equal(4, sliced.slices)
+    assert.are.equal("h_conv", sliced.consumer)
+    -- thinet cannot keep as many channels in each slice
+    assert.truthy(entry(pruner.plan(net, {solver = "thinet"}), "g_conv").reason
+                  :find("splits it into 4 slices and --solver thinet", 1, true))
+  end)
+
+  it("keeps counts that are multiples of the slices, and each rule keeps as many per slice", function()
+    local w = pruner.widths(net, plan, 1.5)
+    for i, e in ipairs(plan) do
+      if e.consumer then
+        assert.are.equal(0, w.counts[i] % e.slices)
+        assert.is_true(w.counts[i] >= e.slices and w.counts[i] < e.channels)
+      end
+    end
+    local s = lop.sample(net, fm.train, "h_conv", {images = 32, points = 4})
+    for _, solver in ipairs{"lasso", "random", "first", "l1"} do
+      local keep = pruner.select(s, {solver = solver, keep = 0.5, slices = 4, seed = 2})
+      local per = {0, 0, 0, 0}
+      for _, k in ipairs(keep) do per[(k - 1) // 4 + 1] = per[(k - 1) // 4 + 1] + 1 end
+      assert.are.same({2, 2, 2, 2}, per, solver)
+    end
+    assert.are.same({1, 2, 5, 6, 9, 10, 13, 14},
+                    pruner.select(s, {solver = "first", keep = 0.5, slices = 4}))
+    s:close()
+  end)
+
+  it("fine-tunes after each pruned group when asked, reporting validation top-1", function()
+    local copy, lines = net:clone(), {}
+    local w = pruner.widths(net, plan, 1.5)
+    local before = copy:node("fc"):weight():clone()
+    pruner.prune(copy, fm.train, plan, w.counts, {original = net, images = 32, step_epochs = 1,
+                 batch = 64, lr = 0.01, val = fm.test, progress = false,
+                 log = function(line) lines[#lines + 1] = line end})
+    local text = table.concat(lines, "\n")
+    for _, producer in ipairs{"b_conv1", "e_conv", "g_conv"} do
+      assert.truthy(text:find("fine-tuned after " .. producer .. ": validation top-1", 1, true), text)
+    end
+    assert.truthy(text:find("epoch 1/1  train loss", 1, true), text)
+    -- the head is no member of a pruned group: only training changes it
+    local after = copy:node("fc"):weight()
+    assert.is_true(util.rel_err(after:totable(), before:totable()) > 1e-4)
+  end)
+
+  it("runs from the command line, and its ONNX output is the same pruning", function()
+    local model, out = util.tmpfile(".lop"), util.tmpfile(".onnx")
+    net:save(model)
+    local code, text = util.run(("%s scripts/prune.lua --model %s --data fashion-mnist "
+      .. "--val fashion-mnist --speedup 1.5 --images 64 --points 5 --reps 2 --out %s")
+      :format(LOPPER, model, out))
+    assert.are.equal(0, code, text)
+    for _, want in ipairs{"plan (groups in graph order):", "prune -> 4, refit b_conv2 (block sum)",
+                          "skip: " .. SKIPS.p_conv, "[3/3] g_conv: 16 -> 8 channels",
+                          "FLOPs count a multiply-add as 2", "top-1", "pruned 3 groups:",
+                          "skipped 7 groups:", "wrote " .. out} do
+      assert.truthy(text:find(want, 1, true), want .. " not in:\n" .. text)
+    end
+    util.check_onnx(out)
+    -- the same steps here, on the same data, give the same network
+    local original = lop.load(model)
+    local w = pruner.widths(original, plan, 1.5)
+    local here = original:clone()
+    local train = lop.data.fashion_mnist{pad = 28, test_size = 1}.train
+    pruner.prune(here, train, plan, w.counts, {original = original, images = 64, points = 5,
+                                              log = quiet})
+    local back = lop.load(out)
+    assert.are.equal(here:flops(), back:flops())
+    assert.are.equal(here:params(), back:params())
+    local x = fm.test:batch(range(16))
+    assert.is_true(util.rel_err(outputs(back, x), outputs(here, x)) < 1e-5)
+    os.remove(model)
+    os.remove(out)
+  end)
+end)
+
+-- ---- (4) errors ------------------------------------------------------------------------
+
+describe("scripts/prune.lua refuses", function()
+  local model = util.tmpfile(".lop")
+  setup(function() mixed():save(model) end)
+  teardown(function() os.remove(model) end)
+  local function prune(args)
+    return util.run(("%s scripts/prune.lua --model %s --data fashion-mnist %s")
+                    :format(LOPPER, model, args))
+  end
+
+  it("an unreachable --speedup, saying what can be reached", function()
+    -- the smallest widths, counted here: one channel per slice in every pruned group
+    local net = lop.load(model)
+    local before = net:flops()
+    for _, e in ipairs(pruner.plan(net)) do
+      if e.consumer then
+        local keep = {}
+        for j = 0, e.slices - 1 do keep[#keep + 1] = j * e.channels // e.slices + 1 end
+        net:prune(e.producer, keep)
+      end
+    end
+    local code, text = prune("--speedup 50 --out /tmp/never.onnx")
+    assert.are_not.equal(0, code)
+    assert.truthy(text:find("a 50x speed-up cannot be reached", 1, true), text)
+    assert.truthy(text:find(("a speed-up of %.2fx at most"):format(before / net:flops()), 1, true), text)
+    assert.truthy(text:find("skip: " .. SKIPS.stem, 1, true), text)   -- the plan came first
+  end)
+
+  it("a bad --out before any work", function()
+    for _, args in ipairs{"--out pruned.txt", "--out pruned.lop --fold-batchnorm"} do
+      local code, text = prune(args)
+      assert.are_not.equal(0, code)
+      assert.truthy(text:find("--out", 1, true) or text:find("--fold-batchnorm", 1, true), text)
+      assert.is_nil(text:find("plan", 1, true), text)
+    end
+  end)
+
+  it("a missing model file", function()
+    local code, text = util.run(("%s scripts/prune.lua --model /nonexistent/net.onnx --data "
+                                 .. "fashion-mnist --out x.onnx"):format(LOPPER))
+    assert.are_not.equal(0, code)
+    assert.truthy(text:find("/nonexistent/net.onnx", 1, true), text)
+    assert.is_nil(text:find("traceback", 1, true), text)
+  end)
+
+  it("images of another shape, naming both shapes", function()
+    local rgb = lop.net{input = {3, 28, 28}}
+    rgb:linear("fc", rgb:global_avgpool("gap", rgb:conv2d("conv", "input", {out = 4, kernel = 3})),
+               {out = 10})
+    local path = util.tmpfile(".lop")
+    rgb:save(path)
+    local code, text = util.run(("%s scripts/prune.lua --model %s --data fashion-mnist --out x.onnx")
+                                :format(LOPPER, path))
+    os.remove(path)
+    assert.are_not.equal(0, code)
+    assert.truthy(text:find("--data fashion-mnist: the images are 1x28x28", 1, true), text)
+    assert.truthy(text:find("the model takes 3x28x28", 1, true), text)
+  end)
+end)
