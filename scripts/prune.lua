@@ -89,25 +89,8 @@ io.stdout:setvbuf("line")
 local original = lop.recipe.load(opt.model)   -- the reference: never changed
 local shape = original:input_shape()
 
--- --mean / --std: one number, or one per channel.
-local function numbers(option, text, positive)
-  if not text then return nil end
-  local v = {}
-  for item in (text .. ","):gmatch("([^,]*),") do
-    local x = tonumber(item)
-    if not x or (positive and x <= 0) then
-      error(("--%s %s: expected %snumbers separated by commas"):format(option, text,
-            positive and "positive " or ""), 0)
-    end
-    v[#v + 1] = x
-  end
-  if #v ~= 1 and #v ~= shape[1] then
-    error(("--%s %s: give one number or %d (one per channel)"):format(option, text, shape[1]), 0)
-  end
-  return #v == 1 and v[1] or v
-end
-
-local common = {mean = numbers("mean", opt.mean), std = numbers("std", opt.std, true),
+local common = {mean = pruner.channel_values("mean", opt.mean, shape[1]),
+                std = pruner.channel_values("std", opt.std, shape[1], true),
                 normalize = opt.normalize, channels_last = opt.channels_last,
                 resize = opt.resize, workers = opt.workers, skip_bad = opt.skip_bad}
 local function open(spec, what, split, labels, crop)
@@ -136,9 +119,10 @@ if folder and opt.random_crop > 0 and (opt.epochs > 0 or opt.step_epochs > 0) th
   tune.data = open(opt.data, "--data", "train", opt.labels, opt.random_crop)
 end
 
-print(("%s: input %s, %.2fM params, %.2fM FLOPs (multiply-add = 2); %d calibration "
-       .. "images%s"):format(opt.model, table.concat(shape, "x"), original:params() / 1e6,
-                            original:flops() / 1e6, #data,
+print(("%s: input %s, %.2fM params, %.2fM FLOPs (multiply-add = 2); %d images in --data "
+       .. "(%d sampled per pruned group)%s"):format(opt.model, table.concat(shape, "x"),
+                            original:params() / 1e6, original:flops() / 1e6, #data,
+                            math.min(opt.images, #data),
                             val and (", %d validation images"):format(#val) or ", no --val"))
 
 -- The plan, and one keep fraction for all its pruned groups.

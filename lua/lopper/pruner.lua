@@ -376,6 +376,26 @@ local function dims(t) return table.concat(t, "x") end
 -- cropped at random (its own augmentation, crop 0 returned), other sets are padded by N
 -- zeros and cropped by lop.train (N returned).  Errors are one line naming o.what (the
 -- option, "--data") and, for images of another shape, both shapes.
+-- pruner.channel_values(option, text, channels, positive) -> the value of --mean or
+-- --std: nil for nil, one number, or a list of one number per channel, from "X" or
+-- "X,Y,Z"; anything else raises naming the option.
+function pruner.channel_values(option, text, channels, positive)
+  if not text then return nil end
+  local v = {}
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local x = tonumber(item)
+    if not x or (positive and x <= 0) then
+      error(("--%s %s: expected %snumbers separated by commas"):format(option, text,
+            positive and "positive " or ""), 0)
+    end
+    v[#v + 1] = x
+  end
+  if #v ~= 1 and #v ~= channels then
+    error(("--%s %s: give one number or %d (one per channel)"):format(option, text, channels), 0)
+  end
+  return #v == 1 and v[1] or v
+end
+
 function pruner.open_data(spec, shape, o)
   local what = ("%s %s"):format(o.what or "data", spec)
   local function fail(fmt, ...) error(what .. ": " .. fmt:format(...), 0) end
