@@ -55,8 +55,9 @@ for net in $NETS; do
     # shellcheck disable=SC2086  # DATA is a list of words
     if $LOPPER scripts/prune.lua --model "$DIR/${net}_bn.onnx" --speedup 2 --images 200 \
            $DATA "$@" --out "$OUT/$net.pruned.onnx" >"$log" 2>&1; then
-        printf '%-16s %s; %s; %s\n' "$net" "$(grep -m1 '^pruned ' "$log")" \
-            "$(grep -m1 '^skipped ' "$log")" "$(grep -m1 '^FLOPs ' "$log" | tr -s ' ')"
+        printf '%-16s %s %s FLOPs before, after, ratio: %s\n' "$net" \
+            "$(grep -m1 '^pruned ' "$log" | tr -d :)," "$(grep -m1 '^skipped ' "$log" | tr -d :);" \
+            "$(grep -m1 '^FLOPs ' "$log" | tr -s ' ' | cut -d' ' -f2-)"
     else
         printf '%-16s failed: %s\n' "$net" "$(tail -n 1 "$log")"
     fi
