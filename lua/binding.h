@@ -81,6 +81,21 @@ int lopl_push_opt(lua_State *L, int arg, const char *key);
 /* The integer at stack index idx, in [min, INT_MAX]; key names it in messages. */
 int lopl_to_int(lua_State *L, int idx, const char *what, const char *key, int min);
 
+/* Normalisation options of a data opener (l_normalize.c): mean = and std = (a number,
+ * or a list of 1 to 3, one per channel) or normalize = "imagenet" | "none" (default).
+ * lopl_opt_normalization parses them from the table at arg (raising on a wrong type,
+ * a std <= 0, or the preset together with numbers); mean/std hold the values (one
+ * number repeated; 0 and 1 when absent), nmean/nstd how many were given.
+ * lopl_normalization_misfit pushes and returns a message when they do not fit images
+ * of `channels` channels (source says whose, e.g. a file name), NULL when they do. */
+typedef struct lopl_norm {
+    float mean[3], std[3];
+    int nmean, nstd, preset;
+} lopl_norm;
+void lopl_opt_normalization(lua_State *L, int arg, const char *fn, lopl_norm *out);
+const char *lopl_normalization_misfit(lua_State *L, const lopl_norm *n, int channels,
+                                      const char *source);
+
 /* The keep list at arg: 1-based channel indices (in 1..channels when channels > 0),
  * any order, no duplicates; returned 0-based and sorted in a userdata pushed on the
  * stack, with *count entries. */

@@ -9,43 +9,6 @@
 
 #include "binding.h"
 
-/* ImageNet's channel statistics (torchvision's Normalize for its pretrained models). */
-static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
-static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
-
-/* Option `key` at arg: a number for every channel, or a list of 1 or `channels`
- * numbers; into v (3 entries).  Returns whether it was given. */
-static int opt_channel_values(lua_State *L, int arg, const char *fn, const char *key,
-                              int channels, float *v)
-{
-    int t = lopl_push_opt(L, arg, key);
-    int n = 0;
-    if (t == LUA_TNUMBER) {
-        v[0] = v[1] = v[2] = (float)lua_tonumber(L, -1);
-        n = 1;
-    } else if (t == LUA_TTABLE) {
-        lua_Integer len = luaL_len(L, -1);
-        if (len != 1 && len != channels)
-            luaL_error(L, channels == 1 ? "%s: option '%s' needs 1 value, got %I"
-                                        : "%s: option '%s' needs 1 or 3 values, got %I",
-                       fn, key, len);
-        for (int c = 0; c < (int)len; c++) {
-            if (lua_geti(L, -1, c + 1) != LUA_TNUMBER)
-                luaL_error(L, "%s: option '%s': value %d is not a number", fn, key, c + 1);
-            v[c] = (float)lua_tonumber(L, -1);
-            lua_pop(L, 1);
-        }
-        for (int c = (int)len; c < 3; c++)
-            v[c] = v[0];
-        n = 1;
-    } else if (t != LUA_TNIL) {
-        luaL_error(L, "%s: option '%s' must be a number or a list of numbers, got %s", fn,
-                   key, luaL_typename(L, -1));
-    }
-    lua_pop(L, 1);
-    return n;
-}
-
 /* size = n | {h, w}: into o->size_h, o->size_w. */
 static void opt_size(lua_State *L, int arg, const char *fn, lop_folder_opts *o)
 {
@@ -76,24 +39,13 @@ static void check_pipeline(lua_State *L, int arg, const char *fn, lop_folder_opt
         luaL_error(L, "%s: option 'channels' must be 1 or 3, got %d", fn, o->channels);
     o->random_crop = lopl_opt_bool(L, arg, fn, "random_crop", 0);
     o->flip = lopl_opt_bool(L, arg, fn, "flip", 0);
-    int given = opt_channel_values(L, arg, fn, "mean", o->channels, o->mean);
-    given |= opt_channel_values(L, arg, fn, "std", o->channels, o->std);
-    for (int c = 0; c < o->channels; c++)
-        if (o->std[c] == 0)
-            luaL_error(L, "%s: option 'std' must not be 0", fn);
-    int t = lopl_push_opt(L, arg, "normalize");
-    const char *preset = t == LUA_TNIL ? "none" : t == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    if (strcmp(preset, "imagenet") == 0) {
-        if (given)
-            luaL_error(L, "%s: give normalize = \"imagenet\" or mean/std, not both", fn);
-        if (o->channels != 3)
-            luaL_error(L, "%s: normalize = \"imagenet\" needs channels = 3", fn);
-        memcpy(o->mean, imagenet_mean, sizeof o->mean);
-        memcpy(o->std, imagenet_std, sizeof o->std);
-    } else if (strcmp(preset, "none") != 0) {
-        luaL_error(L, "%s: option 'normalize' must be \"imagenet\" or \"none\"", fn);
-    }
-    lua_pop(L, 1);
+    lopl_norm norm;
+    lopl_opt_normalization(L, arg, fn, &norm);
+    const char *misfit = lopl_normalization_misfit(L, &norm, o->channels, "the folder (option 'channels')");
+    if (misfit)
+        luaL_error(L, "%s: %s", fn, misfit);
+    memcpy(o->mean, norm.mean, sizeof o->mean);
+    memcpy(o->std, norm.std, sizeof o->std);
 }
 
 /* lop.data.folder(root, {size=, resize=0, channels=3, random_crop=false, flip=false,

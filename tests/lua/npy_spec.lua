@@ -85,8 +85,8 @@ describe("lop.data.npy", function()
       {{im, lb, {normalize = "yes"}}, "option 'normalize' must be \"imagenet\" or \"none\""},
       {{im, lb, {normalize = true}}, "option 'normalize' must be"},
       {{im, lb, {normalize = "imagenet", mean = 0.5}}, "not both"},
-      {{im, lb, {std = 0}}, "std must be positive"},
-      {{im, lb, {std = {1, -1}}}, "channel 1 has mean 0 and std -1"},
+      {{im, lb, {std = 0}}, "option 'std' must be positive"},
+      {{im, lb, {std = {1, -1}}}, "option 'std' must be positive, got -1"},
       {{im, lb, {mean = 0 / 0}}, "std must be positive and both finite"},
       {{im, lb, {classes = 100001}}, "classes must be in 0..100000"},
     }
