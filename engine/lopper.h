@@ -24,8 +24,9 @@
  *     lop_graph_save(g, "model.lop");                   // atomic: temp file + rename
  *
  * Threads: the engine splits layers across its own worker threads, one per core
- * (LOP_THREADS=n overrides), and then runs OpenBLAS single-threaded inside them.
- * Graphs are not shared between threads; separate graphs may run concurrently.
+ * (LOP_THREADS=n or lop_set_threads overrides), and then runs OpenBLAS single-threaded
+ * inside them.  Results are bit-identical whatever the number of threads.  Graphs are
+ * not shared between threads; separate graphs may run concurrently.
  *
  * Tensors are float32, contiguous, row-major (NCHW), at most 4 dimensions, reference
  * counted; a view shares its base's storage.  Nodes of a graph are kept in
@@ -64,6 +65,12 @@ enum {
 const char *lop_errmsg(void);
 /* Symbolic name of a status code ("LOP_EINVAL"). */
 const char *lop_status_name(int status);
+
+/* Run the engine's layers on n threads (1..64, the caller's included) from now on,
+ * instead of one per core or LOP_THREADS.  Call it while no engine work runs on other
+ * threads.  LOP_EINVAL for n out of range; fewer threads run if the system refuses to
+ * start more.  Results do not depend on n. */
+int lop_set_threads(int n);
 
 /* Test hook: make the n-th allocation from now fail (n >= 1), or never (n = 0).
  * Returns how many allocations were made since the last call. */

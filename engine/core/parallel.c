@@ -3,9 +3,10 @@
  * products, batchnorm, pooling and elementwise layers cost as much as the GEMMs on
  * small networks, and OpenBLAS only parallelises inside each GEMM while its idle
  * threads spin.  So the engine splits whole layers across a persistent pool of
- * threads (one per core, LOP_THREADS to override) and runs OpenBLAS single-threaded
- * inside them.  A call from inside a worker, or while another thread owns the pool,
- * simply runs inline.
+ * threads (one per core, LOP_THREADS or lop_set_threads to override) and runs OpenBLAS
+ * single-threaded inside them.  A call from inside a worker, or while another thread
+ * owns the pool, simply runs inline.  Workers beyond the count in use sleep through
+ * the jobs.
  */
 #include <cblas.h>
 #include <pthread.h>
@@ -19,11 +20,13 @@
 
 static struct {
     pthread_once_t once;
-    int nthreads;
+    int nthreads;                  /* threads a job runs on, the caller included */
+    int started;                   /* the same plus sleeping workers */
     pthread_mutex_t owner;         /* held by the caller running a job on the pool */
     pthread_mutex_t lock;          /* guards the job fields below */
     pthread_cond_t start, done;
-    unsigned long generation;
+    unsigned long generation;      /* counts the jobs started */
+    unsigned long born[MAX_THREADS];   /* the count when each worker was started */
     int pending;
     lop_range_fn fn;
     void *ctx;
@@ -31,6 +34,7 @@ static struct {
 } pool = {
     .once = PTHREAD_ONCE_INIT,
     .nthreads = 1,
+    .started = 1,
     .owner = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .start = PTHREAD_COND_INITIALIZER,
@@ -39,9 +43,9 @@ static struct {
 
 static _Thread_local int inside_job;
 
-static void run_share(int w)
+static void run_share(int w, int threads)
 {
-    long begin = pool.n * w / pool.nthreads, end = pool.n * (w + 1) / pool.nthreads;
+    long begin = pool.n * w / threads, end = pool.n * (w + 1) / threads;
     if (begin < end)
         pool.fn(pool.ctx, begin, end, w);
 }
@@ -49,20 +53,41 @@ static void run_share(int w)
 static void *worker_main(void *arg)
 {
     int w = (int)(intptr_t)arg;
-    unsigned long seen = 0;
+    unsigned long seen = pool.born[w];
     inside_job = 1;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
         while (pool.generation == seen)
             pthread_cond_wait(&pool.start, &pool.lock);
         seen = pool.generation;
+        int threads = pool.nthreads;
+        if (w >= threads)
+            continue;
         pthread_mutex_unlock(&pool.lock);
-        run_share(w);
+        run_share(w, threads);
         pthread_mutex_lock(&pool.lock);
         if (--pool.pending == 0)
             pthread_cond_signal(&pool.done);
     }
     return NULL;
+}
+
+/* Start workers until `want` threads exist in all (or creating one fails); returns how
+ * many exist.  Called with no job running. */
+static int start_workers(int want)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    while (pool.started < want) {
+        pthread_t t;
+        pool.born[pool.started] = pool.generation;
+        if (pthread_create(&t, &attr, worker_main, (void *)(intptr_t)pool.started) != 0)
+            break;
+        pool.started++;
+    }
+    pthread_attr_destroy(&attr);
+    return pool.started < want ? pool.started : want;
 }
 
 static void pool_init(void)
@@ -75,18 +100,7 @@ static void pool_init(void)
         want = 1;
     if (want > MAX_THREADS)
         want = MAX_THREADS;
-    int started = 1;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (int w = 1; w < want; w++) {
-        pthread_t t;
-        if (pthread_create(&t, &attr, worker_main, (void *)(intptr_t)w) != 0)
-            break;
-        started++;
-    }
-    pthread_attr_destroy(&attr);
-    pool.nthreads = started;
+    pool.nthreads = start_workers((int)want);
     /* Always: with one engine thread (LOP_THREADS=1, one core) the user asked for one
      * core, and OpenBLAS threads spinning beside busy processes cost a time slice each. */
     openblas_set_num_threads(1);
@@ -96,6 +110,22 @@ int lop_parallel_threads(void)
 {
     pthread_once(&pool.once, pool_init);
     return pool.nthreads;
+}
+
+int lop_set_threads(int n)
+{
+    if (n < 1 || n > MAX_THREADS)
+        return lop_fail(LOP_EINVAL, "lop_set_threads: %d threads, expected 1..%d", n,
+                        MAX_THREADS);
+    if (inside_job)
+        return lop_fail(LOP_ESTATE, "lop_set_threads: called from inside a parallel job");
+    pthread_once(&pool.once, pool_init);
+    pthread_mutex_lock(&pool.owner);       /* waits for a running job to end */
+    pthread_mutex_lock(&pool.lock);
+    pool.nthreads = start_workers(n);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.owner);
+    return LOP_OK;
 }
 
 void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx)
@@ -108,6 +138,7 @@ void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx)
         fn(ctx, 0, n, 0);
         return;
     }
+    threads = pool.nthreads;   /* as lop_set_threads left it, now that no job runs */
     pthread_mutex_lock(&pool.lock);
     pool.fn = fn;
     pool.ctx = ctx;
@@ -118,7 +149,7 @@ void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx)
     pthread_mutex_unlock(&pool.lock);
 
     inside_job = 1;
-    run_share(0);
+    run_share(0, threads);
     inside_job = 0;
 
     pthread_mutex_lock(&pool.lock);
