@@ -37,6 +37,12 @@ typedef void (*lop_range_fn)(void *ctx, long begin, long end, int worker);
 void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx);
 int lop_parallel_threads(void);
 
+/* Results must not depend on the number of threads: work that sums over a split (a
+ * weight gradient over images, a BLAS product's cut) splits into LOP_PARTS parts (or
+ * fewer, by problem size alone), never one share per worker; each part keeps its own
+ * partial result, and the parts are added in part order on one thread. */
+#define LOP_PARTS 8
+
 /* Solve (A + ridge * mean(diag A) * I) X = B for a symmetric positive semi-definite
  * A (n x n), B and X n x k, all row-major doubles; the ridge grows (x100, up to six
  * times) until the Cholesky factorisation succeeds. */

@@ -31,6 +31,9 @@ enum {
     STENCIL_MAX_OUT = 64,
     STENCIL_MAX_OUT_WIDE_MAP = 128,
     STENCIL_WIDE_MAP = 16,
+    /* Chunks a batch is cut into at least (when it has the images), whatever the
+     * number of threads: enough for 4 threads to share. */
+    MIN_CHUNKS = 4,
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -316,9 +319,11 @@ static void col2im(const float *col, int nb, const conv_geom *q, float *work, fl
 
 /* Images per chunk: enough for COLS_TARGET product columns while the chunk's scratch
  * stays under SCRATCH_CAP and its padded planes' offsets within int (but always at
- * least one image), and small enough that every worker thread gets a chunk.  The
- * direct path multiplies each image in place, so it takes them one at a time. */
-static int chunk_images(const conv_geom *q, int batch, int threads)
+ * least one image), and small enough for MIN_CHUNKS chunks.  It depends on the shapes
+ * only, never on the number of threads, so that the weight gradient sums the same
+ * products in the same order on any number of threads.  The direct path multiplies
+ * each image in place, so it takes them one at a time. */
+static int chunk_images(const conv_geom *q, int batch)
 {
     if (q->direct)
         return 1;
@@ -328,7 +333,7 @@ static int chunk_images(const conv_geom *q, int batch, int threads)
         nb = SCRATCH_CAP / per_image;
     if (nb > (size_t)INT_MAX / 2 / image_pitch(q))
         nb = (size_t)INT_MAX / 2 / image_pitch(q);
-    size_t share = ((size_t)batch + (size_t)threads - 1) / (size_t)threads;
+    size_t share = ((size_t)batch + MIN_CHUNKS - 1) / MIN_CHUNKS;
     if (nb > share)
         nb = share;
     return nb < 1 ? 1 : (int)nb;
@@ -338,10 +343,12 @@ static int chunk_images(const conv_geom *q, int batch, int threads)
  * for each worker the columns and the (un)folding's work space (neither on the direct
  * and stencil paths), product rows
  * [O, nb * HW'] (needed only when a chunk holds several images, since one image's rows
- * already are its NCHW layout; not on the stencil path), for backward private weight
- * and bias gradient sums, and the stencil kernels' work space. */
+ * already are its NCHW layout; not on the stencil path) and the stencil kernels' work
+ * space; then, for backward, the weight and bias gradient sums of parts 1.. (part 0
+ * sums into the node's own). */
 typedef struct conv_scratch {
-    size_t packed, col, rows, grads, stencil, per_worker;
+    size_t packed, col, rows, stencil, per_worker, grads;
+    int threads;
     float *base;
 } conv_scratch;
 
@@ -351,6 +358,10 @@ typedef struct conv_job {
     const float *x, *w, *bias, *dy;
     float *y, *dx, *dw, *db;
     int batch, nb;
+    /* Backward: the chunks are cut into `parts` runs of consecutive chunks (by shapes
+     * alone), each summing its weight and bias gradients apart. */
+    long chunks;
+    int parts;
     conv_scratch s;
     /* The stencil path's plans: st is the forward pass's, or the input gradient's
      * in backward; wgrad the weight gradient's (the forward geometry). */
@@ -358,8 +369,8 @@ typedef struct conv_job {
     int slices;               /* stencil forward: jobs per image */
 } conv_job;
 
-static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, int backward,
-                            size_t wsize, conv_scratch *s)
+static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t wsize,
+                            conv_scratch *s)
 {
     const conv_geom *q = &j->q;
     size_t ncols = (size_t)j->nb * q->hwo;
@@ -367,19 +378,22 @@ static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, int ba
     s->col = q->direct || q->stencil ? 0 : (size_t)q->c * q->kh * q->kw * ncols +
                                            unfold_floats(q, j->nb);
     s->rows = j->nb > 1 && !q->stencil ? (size_t)q->o * ncols : 0;
-    s->grads = backward ? wsize + (size_t)q->o : 0;
+    s->grads = wsize ? wsize + (size_t)q->o : 0;
     s->stencil = 0;
     if (q->stencil) {
         s->stencil = lop_stencil_scratch_floats(&j->st);
-        size_t wgrad = backward ? lop_stencil_wgrad_floats(&j->wgrad, j->nb) : 0;
+        size_t wgrad = wsize ? lop_stencil_wgrad_floats(&j->wgrad, j->nb) : 0;
         if (wgrad > s->stencil)
             s->stencil = wgrad;
     }
-    s->per_worker = s->col + s->rows + s->grads + s->stencil;
+    s->per_worker = s->col + s->rows + s->stencil;
+    s->threads = threads;
     s->base = NULL;
-    if (s->packed + s->per_worker == 0)
+    size_t total = s->packed + s->per_worker * (size_t)threads +
+                   s->grads * (size_t)(j->parts - 1);
+    if (total == 0)
         return LOP_OK;
-    s->base = lop_graph_scratch(g, s->packed + s->per_worker * (size_t)threads);
+    s->base = lop_graph_scratch(g, total);
     return s->base ? LOP_OK : LOP_ENOMEM;
 }
 
@@ -389,18 +403,27 @@ static float *worker_scratch(const conv_scratch *s, int worker)
     return s->base ? s->base + s->packed + (size_t)worker * s->per_worker : NULL;
 }
 
-/* Where worker w sums its weight and bias gradients: straight into the node's for
- * worker 0; the others into private sums in their scratch, added up after the pass. */
-static float *private_grads(const conv_scratch *s, int worker)
+/* Part p's own weight and bias gradient sums (p >= 1), after the workers' scratch. */
+static float *part_sums(const conv_scratch *s, int part)
 {
-    return worker_scratch(s, worker) + s->col + s->rows;
+    return s->base + s->packed + s->per_worker * (size_t)s->threads +
+           s->grads * (size_t)(part - 1);
 }
 
-static void worker_grads(const conv_job *j, int worker, float **dw, float **db)
+/* Where part p sums its weight and bias gradients: straight into the node's for part
+ * 0, the others into their own sums, added to the node's in part order afterwards. */
+static void part_grads(const conv_job *j, int part, float **dw, float **db)
 {
-    float *mine = worker == 0 ? NULL : private_grads(&j->s, worker);
-    *dw = worker == 0 ? j->dw : mine;
-    *db = !j->db ? NULL : worker == 0 ? j->db : mine + (j->s.grads - j->q.o);
+    float *mine = part == 0 ? NULL : part_sums(&j->s, part);
+    *dw = part == 0 ? j->dw : mine;
+    *db = !j->db ? NULL : part == 0 ? j->db : mine + (j->s.grads - j->q.o);
+}
+
+/* The chunks [*c0, *c1) of part p. */
+static void part_chunks(const conv_job *j, long part, long *c0, long *c1)
+{
+    *c0 = j->chunks * part / j->parts;
+    *c1 = j->chunks * (part + 1) / j->parts;
 }
 
 /* db[oc] += the output gradient of m images [m, O, HW'] summed over channel oc. */
@@ -513,14 +536,16 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     j.bias = n->attr.bias ? n->param[PARAM_BIAS]->data : NULL;
     j.y = n->out->data;
     j.batch = lop_node_batch(n);
-    j.nb = q->stencil ? 1 : chunk_images(q, j.batch, threads);
+    j.nb = q->stencil ? 1 : chunk_images(q, j.batch);
+    j.chunks = (j.batch + j.nb - 1) / j.nb;
+    j.parts = 1;
     if (q->stencil)
         lop_stencil_plan(&j.st, q->c, q->h, q->w, q->o, q->kh, q->kw, q->ph, q->pw);
-    int st = conv_scratch_get(g, &j, threads, 0, 0, &j.s);
+    int st = conv_scratch_get(g, &j, threads, 0, &j.s);
     if (st != LOP_OK)
         return st;
     if (!q->stencil) {
-        lop_parallel_for((j.batch + j.nb - 1) / j.nb, 1, forward_chunks, &j);
+        lop_parallel_for(j.chunks, 1, forward_chunks, &j);
         return LOP_OK;
     }
     lop_stencil_pack(&j.st, j.w, 0, j.s.base);
@@ -531,62 +556,71 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     return LOP_OK;
 }
 
-/* Worker 0 adds its weight and bias gradients straight into the node's; the others
- * sum into private buffers that are added afterwards, in a fixed order. */
-static void backward_chunks(void *ctx, long first, long last, int worker)
+/* One chunk's backward: its bias and weight gradients added into db and dw, its input
+ * gradient into dX. */
+static void backward_chunk(const conv_job *j, long chunk, float *col, float *rows, float *dw,
+                           float *db)
 {
-    const conv_job *j = ctx;
     const conv_geom *q = &j->q;
-    float *col = worker_scratch(&j->s, worker), *rows = col + j->s.col, *dw, *db;
-    worker_grads(j, worker, &dw, &db);
-    for (long chunk = first; chunk < last; chunk++) {
-        int b0, m;
-        const float *src = chunk_source(j, chunk, col, &b0, &m);
-        int ncols = m * q->hwo;
-        float *dxb = j->dx + (size_t)b0 * q->c * q->h * q->w;
-        const float *d = j->dy + (size_t)b0 * q->o * q->hwo;
-        if (db)
-            add_bias_grad(d, m, q, db);
-        if (m > 1) {
-            images_to_rows(d, m, q, rows);
-            d = rows;
-        }
-        /* The direct path adds W^T dY straight into dX; otherwise group g's columns,
-         * once used for its dW, are overwritten by its column gradient. */
-        float *dcol = q->direct ? dxb : col;
-        for (int gi = 0; gi < q->groups; gi++) {
-            const float *dg = d + (size_t)gi * q->og * ncols;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->og, q->k, ncols, 1.0f, dg,
-                        ncols, src + (size_t)gi * q->k * ncols, ncols, 1.0f,
-                        dw + (size_t)gi * q->og * q->k, q->k);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->k, ncols, q->og, 1.0f,
-                        j->w + (size_t)gi * q->og * q->k, q->k, dg, ncols,
-                        q->direct ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols, ncols);
-        }
-        if (!q->direct)
-            col2im(col, m, q, unfold_work(j, col), dxb);
+    int b0, m;
+    const float *src = chunk_source(j, chunk, col, &b0, &m);
+    int ncols = m * q->hwo;
+    float *dxb = j->dx + (size_t)b0 * q->c * q->h * q->w;
+    const float *d = j->dy + (size_t)b0 * q->o * q->hwo;
+    if (db)
+        add_bias_grad(d, m, q, db);
+    if (m > 1) {
+        images_to_rows(d, m, q, rows);
+        d = rows;
     }
+    /* The direct path adds W^T dY straight into dX; otherwise group g's columns,
+     * once used for its dW, are overwritten by its column gradient. */
+    float *dcol = q->direct ? dxb : col;
+    for (int gi = 0; gi < q->groups; gi++) {
+        const float *dg = d + (size_t)gi * q->og * ncols;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->og, q->k, ncols, 1.0f, dg,
+                    ncols, src + (size_t)gi * q->k * ncols, ncols, 1.0f,
+                    dw + (size_t)gi * q->og * q->k, q->k);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->k, ncols, q->og, 1.0f,
+                    j->w + (size_t)gi * q->og * q->k, q->k, dg, ncols,
+                    q->direct ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols, ncols);
+    }
+    if (!q->direct)
+        col2im(col, m, q, unfold_work(j, col), dxb);
 }
 
-/* The stencil path backward, a chunk of images at a time: bias and weight gradients
- * into the worker's sums, each image's input gradient added into dX. */
-static void stencil_backward_chunks(void *ctx, long first, long last, int worker)
+/* The stencil path's chunk: bias and weight gradients into db and dw, each image's
+ * input gradient added into dX. */
+static void stencil_backward_chunk(const conv_job *j, long chunk, float *work, float *dw,
+                                   float *db)
+{
+    const conv_geom *q = &j->q;
+    int b0 = (int)chunk * j->nb;
+    int m = j->batch - b0 < j->nb ? j->batch - b0 : j->nb;
+    const float *dy = j->dy + (size_t)b0 * q->o * q->hwo;
+    if (db)
+        add_bias_grad(dy, m, q, db);
+    lop_stencil_wgrad(&j->wgrad, j->x + (size_t)b0 * q->c * q->h * q->w, dy, m, work, dw);
+    for (int b = 0; b < m; b++)
+        lop_stencil_image(&j->st, j->s.base, dy + (size_t)b * q->o * q->hwo, NULL, 0,
+                          j->st.blocks, 1, work, j->dx + (size_t)(b0 + b) * q->c * q->h * q->w);
+}
+
+/* Parts [first, last), each summing its weight and bias gradients apart, its chunks
+ * in order. */
+static void backward_parts(void *ctx, long first, long last, int worker)
 {
     const conv_job *j = ctx;
-    const conv_geom *q = &j->q;
-    float *work = private_grads(&j->s, worker) + j->s.grads, *dw, *db;
-    worker_grads(j, worker, &dw, &db);
-    for (long chunk = first; chunk < last; chunk++) {
-        int b0 = (int)chunk * j->nb;
-        int m = j->batch - b0 < j->nb ? j->batch - b0 : j->nb;
-        const float *dy = j->dy + (size_t)b0 * q->o * q->hwo;
-        if (db)
-            add_bias_grad(dy, m, q, db);
-        lop_stencil_wgrad(&j->wgrad, j->x + (size_t)b0 * q->c * q->h * q->w, dy, m, work, dw);
-        for (int b = 0; b < m; b++)
-            lop_stencil_image(&j->st, j->s.base, dy + (size_t)b * q->o * q->hwo, NULL, 0,
-                              j->st.blocks, 1, work,
-                              j->dx + (size_t)(b0 + b) * q->c * q->h * q->w);
+    float *col = worker_scratch(&j->s, worker), *dw, *db;
+    for (long part = first; part < last; part++) {
+        long c0, c1;
+        part_chunks(j, part, &c0, &c1);
+        part_grads(j, (int)part, &dw, &db);
+        for (long chunk = c0; chunk < c1; chunk++)
+            if (j->q.stencil)
+                stencil_backward_chunk(j, chunk, col, dw, db);
+            else
+                backward_chunk(j, chunk, col, col + j->s.col, dw, db);
     }
 }
 
@@ -603,7 +637,9 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.dw = n->grad[PARAM_WEIGHT]->data;
     j.db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
     j.batch = lop_node_batch(n);
-    j.nb = chunk_images(&j.q, j.batch, threads);
+    j.nb = chunk_images(&j.q, j.batch);
+    j.chunks = (j.batch + j.nb - 1) / j.nb;
+    j.parts = j.chunks < LOP_PARTS ? (int)j.chunks : LOP_PARTS;
     const conv_geom *q = &j.q;
     if (q->stencil) {   /* the weight gradient; the input gradient as the adjoint stencil */
         lop_stencil_plan(&j.wgrad, q->c, q->h, q->w, q->o, q->kh, q->kw, q->ph, q->pw);
@@ -611,17 +647,16 @@ static int conv_backward(lop_graph *g, lop_node *n)
                          q->kw - 1 - q->pw);
     }
     size_t wsize = n->param[PARAM_WEIGHT]->numel;
-    int st = conv_scratch_get(g, &j, threads, 1, wsize, &j.s);
+    int st = conv_scratch_get(g, &j, threads, wsize, &j.s);
     if (st != LOP_OK)
         return st;
     if (q->stencil)
         lop_stencil_pack(&j.st, j.w, 1, j.s.base);
-    for (int w = 1; w < threads; w++)
-        memset(private_grads(&j.s, w), 0, j.s.grads * sizeof(float));
-    lop_parallel_for((j.batch + j.nb - 1) / j.nb, 1,
-                     q->stencil ? stencil_backward_chunks : backward_chunks, &j);
-    for (int w = 1; w < threads; w++) {
-        const float *part = private_grads(&j.s, w);
+    if (j.parts > 1)
+        memset(part_sums(&j.s, 1), 0, j.s.grads * (size_t)(j.parts - 1) * sizeof(float));
+    lop_parallel_for(j.parts, 1, backward_parts, &j);
+    for (int p = 1; p < j.parts; p++) {
+        const float *part = part_sums(&j.s, p);
         for (size_t i = 0; i < wsize; i++)
             j.dw[i] += part[i];
         for (int oc = 0; j.db && oc < j.q.o; oc++)

@@ -58,7 +58,10 @@ static int linear_init(const lop_graph *g, lop_node *n, lop_rng *rng)
  * multiply-adds worth a thread. */
 #define GRAIN (1L << 18)
 
-/* One row-major product C = op(A) op(B) + beta C and the side it is cut along. */
+/* One row-major product C = op(A) op(B) + beta C, the side it is cut along and into
+ * how many parts.  The parts depend on the shapes only: OpenBLAS's kernels for a row
+ * or column of C can differ with the product's size (its Haswell kernels do), so a
+ * cut per thread would make the result depend on the number of threads. */
 typedef struct gemm_job {
     CBLAS_TRANSPOSE ta, tb;
     int m, n, k, lda, ldb, ldc;
@@ -66,29 +69,36 @@ typedef struct gemm_job {
     float beta;
     float *c;
     int by_rows;
+    long side, parts;
 } gemm_job;
 
-static void gemm_share(void *ctx, long p0, long p1, int worker)
+static void gemm_parts(void *ctx, long first, long last, int worker)
 {
     const gemm_job *j = ctx;
-    int len = (int)(p1 - p0);
-    if (j->by_rows)
-        cblas_sgemm(CblasRowMajor, j->ta, j->tb, len, j->n, j->k, 1.0f,
-                    j->a + (j->ta == CblasNoTrans ? p0 * j->lda : p0), j->lda, j->b, j->ldb,
-                    j->beta, j->c + p0 * j->ldc, j->ldc);
-    else
-        cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->m, len, j->k, 1.0f, j->a, j->lda,
-                    j->b + (j->tb == CblasNoTrans ? p0 : p0 * j->ldb), j->ldb, j->beta,
-                    j->c + p0, j->ldc);
+    for (long part = first; part < last; part++) {
+        long p0 = j->side * part / j->parts, p1 = j->side * (part + 1) / j->parts;
+        int len = (int)(p1 - p0);
+        if (j->by_rows)
+            cblas_sgemm(CblasRowMajor, j->ta, j->tb, len, j->n, j->k, 1.0f,
+                        j->a + (j->ta == CblasNoTrans ? p0 * j->lda : p0), j->lda, j->b,
+                        j->ldb, j->beta, j->c + p0 * j->ldc, j->ldc);
+        else
+            cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->m, len, j->k, 1.0f, j->a, j->lda,
+                        j->b + (j->tb == CblasNoTrans ? p0 : p0 * j->ldb), j->ldb, j->beta,
+                        j->c + p0, j->ldc);
+    }
 }
 
 static void parallel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
                            const float *a, int lda, const float *b, int ldb, float beta,
                            float *c, int ldc)
 {
-    gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, a, b, beta, c, m >= n};
-    long side = j.by_rows ? m : n, across = j.by_rows ? n : m;
-    lop_parallel_for(side, 1 + GRAIN / (across * k), gemm_share, &j);
+    gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, a, b, beta, c, m >= n, 0, 0};
+    long across = j.by_rows ? n : m;
+    j.side = j.by_rows ? m : n;
+    j.parts = j.side / (1 + GRAIN / (across * k));
+    j.parts = j.parts < 1 ? 1 : j.parts > LOP_PARTS ? LOP_PARTS : j.parts;
+    lop_parallel_for(j.parts, 1, gemm_parts, &j);
 }
 
 static int linear_forward(lop_graph *g, lop_node *n, int train)

@@ -1,0 +1,194 @@
+/*
+ * test_threads.c - a seed gives the same model whatever the number of threads.  A
+ * small CNN covering every convolution path (im2col, the thin stencil kernel, the
+ * unfolding-free 1x1 product, a strided and a grouped conv), batchnorm, ReLU, max
+ * pooling, a residual add and a linear head is trained for a few SGD steps on 1, 2
+ * and 3 threads from the same seed; the parameters must agree bit for bit, and so
+ * must lop_evaluate's loss and lop_sample's statistics on the trained network.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "graph_build.h"
+
+enum { C = 3, H = 16, NIMG = 80, CLASSES = 4, BATCH = 40, HIDDEN = 64 };
+
+static int conv_as(lop_graph *g, const char *name, int in, int cout, int k, int stride,
+                   int groups)
+{
+    lop_attrs a = lop_attrs_default();
+    a.out_channels = cout;
+    a.kernel_h = a.kernel_w = k;
+    a.stride_h = a.stride_w = stride;
+    a.pad_h = a.pad_w = k / 2;
+    a.groups = groups;
+    return add1(g, LOP_CONV2D, name, in, &a);
+}
+
+static int bn_relu(lop_graph *g, const char *name, int in)
+{
+    char bn[32], relu[32];
+    snprintf(bn, sizeof bn, "%s_bn", name);
+    snprintf(relu, sizeof relu, "%s_relu", name);
+    lop_attrs a = lop_attrs_default();
+    return add1(g, LOP_RELU, relu, add1(g, LOP_BATCHNORM, bn, in, &a), &a);
+}
+
+/* 3x16x16 -> stencil conv 8 -> 1x1 direct conv 24 (16x16 = 256 columns) -> grouped
+ * 3x3 conv 24 (3 groups) + residual add -> max pool -> im2col conv 96 (3x3) ->
+ * strided conv 96 (4x4 out) -> flatten -> linear 64 (a product wide enough to be
+ * cut between threads) -> linear 4.  Convolutions are followed by batchnorm and ReLU. */
+static lop_graph *small_cnn(int *sampled)
+{
+    int x;
+    lop_graph *g = new_graph(3, C, H, H, &x);
+    lop_attrs a = lop_attrs_default();
+    int s = bn_relu(g, "stem", conv_as(g, "stem", x, 8, 3, 1, 1));
+    int d = bn_relu(g, "wide", conv_as(g, "wide", s, 24, 1, 1, 1));
+    int gr = conv_as(g, "grouped", d, 24, 3, 1, 3);
+    int sum;
+    int ins[2] = {gr, d};
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "add", ins, 2, &a, &sum), LOP_OK);
+    a.kernel_h = a.kernel_w = 2;
+    int p = add1(g, LOP_MAXPOOL, "pool", sum, &a);
+    int big = bn_relu(g, "big", conv_as(g, "big", p, 96, 3, 1, 1));
+    int down = bn_relu(g, "down", conv_as(g, "down", big, 96, 3, 2, 1));
+    a = lop_attrs_default();
+    int f = add1(g, LOP_FLATTEN, "flat", down, &a);
+    a.out_channels = HIDDEN;
+    int hidden = add1(g, LOP_RELU, "fc1_relu", add1(g, LOP_LINEAR, "fc1", f, &a), &a);
+    a.out_channels = CLASSES;
+    add1(g, LOP_LINEAR, "fc2", hidden, &a);
+    *sampled = lop_graph_find(g, "big");
+    return g;
+}
+
+static void random_set(lop_dataset *d)
+{
+    int shape[4] = {NIMG, C, H, H};
+    lop_tensor *t = lop_tensor_new(4, shape);
+    assert_non_null(t);
+    int labels[NIMG];
+    uint64_t s = 12345;
+    for (size_t i = 0; i < t->numel; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        t->data[i] = (float)((s >> 40) / (double)(1 << 24)) - 0.5f;
+    }
+    for (int i = 0; i < NIMG; i++)
+        labels[i] = (i * 7 + i / 3) % CLASSES;
+    assert_int_equal(lop_dataset_from_tensor(t, labels, CLASSES, d), LOP_OK);
+    lop_tensor_release(t);
+}
+
+/* What one run produces: every parameter, the evaluation, the sampled statistics. */
+typedef struct run {
+    float *params;
+    size_t nparams;
+    lop_eval ev;
+    lop_stats st;
+} run;
+
+/* Every parameter of g, in node order, in one malloc'ed array of *n floats. */
+static float *params_of(const lop_graph *g, size_t *n)
+{
+    float *all = NULL;
+    *n = 0;
+    for (int id = 0; id < lop_graph_size(g); id++)
+        for (int k = 0; k < lop_node_nparams(g, id); k++) {
+            const lop_tensor *p = lop_node_param(g, id, k);
+            all = realloc(all, (*n + p->numel) * sizeof(float));
+            assert_non_null(all);
+            memcpy(all + *n, p->data, p->numel * sizeof(float));
+            *n += p->numel;
+        }
+    return all;
+}
+
+static void train_on(int threads, const lop_dataset *d, run *r)
+{
+    assert_int_equal(lop_set_threads(threads), LOP_OK);
+    int node;
+    lop_graph *g = small_cnn(&node);
+    lop_train_opts o = lop_train_opts_default();
+    o.epochs = 2;
+    o.batch = BATCH;
+    o.seed = 3;
+    lop_eval last;
+    assert_int_equal(lop_train(g, d, &o, &last), LOP_OK);
+    assert_int_equal(lop_evaluate(g, d, BATCH, NULL, NULL, &r->ev), LOP_OK);
+    lop_sample_opts so = lop_sample_opts_default();
+    so.images = NIMG;
+    so.batch = BATCH;
+    assert_int_equal(lop_sample(g, d, node, &so, NULL, &r->st), LOP_OK);
+    r->params = params_of(g, &r->nparams);
+    lop_graph_free(g);
+}
+
+static void assert_same_doubles(const double *a, const double *b, size_t n)
+{
+    assert_memory_equal(a, b, n * sizeof(double));
+}
+
+static void same_model_on_1_2_3_threads(void **state)
+{
+    (void)state;
+    lop_dataset d;
+    random_set(&d);
+    run r[3];
+    for (int t = 0; t < 3; t++)
+        train_on(t + 1, &d, &r[t]);
+    for (int t = 1; t < 3; t++) {
+        assert_int_equal(r[t].nparams, r[0].nparams);
+        assert_memory_equal(r[t].params, r[0].params, r[0].nparams * sizeof(float));
+        assert_memory_equal(&r[t].ev.loss, &r[0].ev.loss, sizeof(double));
+        assert_memory_equal(&r[t].ev.top1, &r[0].ev.top1, sizeof(double));
+        const lop_stats *a = &r[0].st, *b = &r[t].st;
+        size_t D = (size_t)a->c * a->kh * a->kw;
+        assert_int_equal(b->m, a->m);
+        assert_same_doubles(b->P, a->P, D * D);
+        assert_same_doubles(b->C, a->C, D * a->n);
+        assert_same_doubles(b->xsum, a->xsum, D);
+        assert_same_doubles(b->ysum, a->ysum, (size_t)a->n);
+        assert_same_doubles(&b->yy, &a->yy, 1);
+        assert_same_doubles(b->A, a->A, (size_t)a->c * a->c);
+        assert_same_doubles(b->r, a->r, (size_t)a->c);
+    }
+    /* The training moved the weights (a run that changed nothing would pass too). */
+    int node;
+    size_t n;
+    lop_graph *fresh = small_cnn(&node);
+    float *initial = params_of(fresh, &n);
+    assert_int_equal(n, r[0].nparams);
+    assert_memory_not_equal(initial, r[0].params, n * sizeof(float));
+    free(initial);
+    lop_graph_free(fresh);
+    for (int t = 0; t < 3; t++) {
+        free(r[t].params);
+        lop_stats_free(&r[t].st);
+    }
+    lop_dataset_free(&d);
+}
+
+static void thread_counts_out_of_range_are_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(lop_set_threads(0), LOP_EINVAL);
+    assert_non_null(strstr(lop_errmsg(), "lop_set_threads"));
+    assert_int_equal(lop_set_threads(65), LOP_EINVAL);
+    assert_int_equal(lop_set_threads(2), LOP_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(same_model_on_1_2_3_threads),
+        cmocka_unit_test(thread_counts_out_of_range_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
