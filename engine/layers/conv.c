@@ -557,9 +557,8 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
 }
 
 /* One chunk's backward: its bias and weight gradients added into db and dw, its input
- * gradient into dX. */
-static void backward_chunk(const conv_job *j, long chunk, float *col, float *rows, float *dw,
-                           float *db)
+ * gradient into dX; col is the worker's scratch. */
+static void backward_chunk(const conv_job *j, long chunk, float *col, float *dw, float *db)
 {
     const conv_geom *q = &j->q;
     int b0, m;
@@ -570,6 +569,7 @@ static void backward_chunk(const conv_job *j, long chunk, float *col, float *row
     if (db)
         add_bias_grad(d, m, q, db);
     if (m > 1) {
+        float *rows = col + j->s.col;
         images_to_rows(d, m, q, rows);
         d = rows;
     }
@@ -620,7 +620,7 @@ static void backward_parts(void *ctx, long first, long last, int worker)
             if (j->q.stencil)
                 stencil_backward_chunk(j, chunk, col, dw, db);
             else
-                backward_chunk(j, chunk, col, col + j->s.col, dw, db);
+                backward_chunk(j, chunk, col, dw, db);
     }
 }
 
