@@ -38,3 +38,14 @@ int conv(lop_graph *g, const char *name, int in, int cout, int bias)
     a.bias = bias;
     return add1(g, LOP_CONV2D, name, in, &a);
 }
+
+int conv_k(lop_graph *g, const char *name, int in, int cout, int k, int stride, int groups)
+{
+    lop_attrs a = lop_attrs_default();
+    a.out_channels = cout;
+    a.kernel_h = a.kernel_w = k;
+    a.stride_h = a.stride_w = stride;
+    a.pad_h = a.pad_w = k / 2;
+    a.groups = groups;
+    return add1(g, LOP_CONV2D, name, in, &a);
+}

@@ -17,4 +17,8 @@ int add1(lop_graph *g, lop_kind kind, const char *name, int in, const lop_attrs 
 /* A 3x3 conv2d with padding 1 and cout filters, with or without bias; returns its id. */
 int conv(lop_graph *g, const char *name, int in, int cout, int bias);
 
+/* A k x k conv2d (padding k / 2, with bias) of cout filters, the given stride and
+ * groups; returns its id. */
+int conv_k(lop_graph *g, const char *name, int in, int cout, int k, int stride, int groups);
+
 #endif

@@ -19,18 +19,6 @@
 
 enum { C = 3, H = 16, NIMG = 80, CLASSES = 4, BATCH = 40, HIDDEN = 64 };
 
-static int conv_as(lop_graph *g, const char *name, int in, int cout, int k, int stride,
-                   int groups)
-{
-    lop_attrs a = lop_attrs_default();
-    a.out_channels = cout;
-    a.kernel_h = a.kernel_w = k;
-    a.stride_h = a.stride_w = stride;
-    a.pad_h = a.pad_w = k / 2;
-    a.groups = groups;
-    return add1(g, LOP_CONV2D, name, in, &a);
-}
-
 static int bn_relu(lop_graph *g, const char *name, int in)
 {
     char bn[32], relu[32];
@@ -49,16 +37,16 @@ static lop_graph *small_cnn(int *sampled)
     int x;
     lop_graph *g = new_graph(3, C, H, H, &x);
     lop_attrs a = lop_attrs_default();
-    int s = bn_relu(g, "stem", conv_as(g, "stem", x, 8, 3, 1, 1));
-    int d = bn_relu(g, "wide", conv_as(g, "wide", s, 24, 1, 1, 1));
-    int gr = conv_as(g, "grouped", d, 24, 3, 1, 3);
+    int s = bn_relu(g, "stem", conv_k(g, "stem", x, 8, 3, 1, 1));
+    int d = bn_relu(g, "wide", conv_k(g, "wide", s, 24, 1, 1, 1));
+    int gr = conv_k(g, "grouped", d, 24, 3, 1, 3);
     int sum;
     int ins[2] = {gr, d};
     assert_int_equal(lop_graph_add(g, LOP_ADD, "add", ins, 2, &a, &sum), LOP_OK);
     a.kernel_h = a.kernel_w = 2;
     int p = add1(g, LOP_MAXPOOL, "pool", sum, &a);
-    int big = bn_relu(g, "big", conv_as(g, "big", p, 96, 3, 1, 1));
-    int down = bn_relu(g, "down", conv_as(g, "down", big, 96, 3, 2, 1));
+    int big = bn_relu(g, "big", conv_k(g, "big", p, 96, 3, 1, 1));
+    int down = bn_relu(g, "down", conv_k(g, "down", big, 96, 3, 2, 1));
     a = lop_attrs_default();
     int f = add1(g, LOP_FLATTEN, "flat", down, &a);
     a.out_channels = HIDDEN;
