@@ -170,6 +170,11 @@ int lop_graph_load_lop(const char *path, lop_graph **out);
 /* Refuse (LOP_EINVAL, the message starting with fn) anything but a loaded data set, in
  * memory or streamed. */
 int lop_dataset_check(const lop_dataset *d, const char *fn);
+/* The source's item behind item i of a streamed set d. */
+static inline int lop_dataset_source_item(const lop_dataset *d, int i)
+{
+    return d->source_item ? d->source_item[i] : i;
+}
 /* One c x h x w item from src into dst with aug (NULL or inactive: a copy), drawing
  * from rng as lop_dataset_batch documents. */
 void lop_augment_apply(float *dst, const float *src, int c, int h, int w,

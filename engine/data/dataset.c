@@ -140,7 +140,7 @@ static int subset_streamed(const lop_dataset *d, int start, int count, lop_datas
         return LOP_ENOMEM;
     }
     for (int i = 0; i < count; i++)
-        items[i] = d->source_item ? d->source_item[start + i] : start + i;
+        items[i] = lop_dataset_source_item(d, start + i);
     memcpy(labels, d->labels + start, (size_t)count * sizeof *labels);
     *out = (lop_dataset){.labels = labels, .n = count, .classes = d->classes,
                          .source = lop_source_retain(d->source), .source_item = items};
@@ -301,7 +301,7 @@ static int batch_streamed(const lop_dataset *d, const int *idx, int count,
     char why[256];
     for (int k = 0; k < count && st == LOP_OK; k++) {
         uint64_t seed = rng ? lop_item_seed(rng) : 0;
-        int at = d->source_item ? d->source_item[idx[k]] : idx[k];
+        int at = lop_dataset_source_item(d, idx[k]);
         st = lop_source_read_item(d->source, at, seed, aug, x + (size_t)k * item, scratch,
                                   why, sizeof why);
         if (st != LOP_OK)

@@ -197,7 +197,7 @@ static int open_streamed(lop_loader *l, const lop_dataset *d, const int *order, 
             return LOP_ENOMEM;
     }
     for (int k = 0; k < l->n; k++) {
-        l->items[k] = d->source_item ? d->source_item[order[k]] : order[k];
+        l->items[k] = lop_dataset_source_item(d, order[k]);
         l->labels[k] = d->labels[order[k]];
         if (rng)
             l->seeds[k] = lop_item_seed(&draws);
