@@ -1,7 +1,8 @@
 #!/bin/sh
 # install_deps.sh - install the Debian 12 packages Lopper builds, tests and runs with
 # (python3-onnx, -torch and -torchvision only as test references: the ONNX specs
-# build their fixtures with them), and ONNX Runtime from npm (below).  Called by the
+# build their fixtures with them; python3-numpy and python3-pil write the .npy files and
+# image folders the data specs read back), and ONNX Runtime from npm (below).  Called by the
 # Makefile before the first build, so a fresh machine needs no manual step; uses
 # apt-get directly as root and sudo otherwise.  Installs only what is missing, so it
 # is quick (and offline-safe) once everything is there.
@@ -9,7 +10,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev zlib1g-dev
 libreadline-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libcmocka-dev lua-busted
-libpng-dev libturbojpeg0-dev python3-numpy
+libpng-dev libturbojpeg0-dev python3-numpy python3-pil
 dataset-fashion-mnist python3-onnx python3-torch python3-torchvision"
 # The fuzz harnesses (make fuzz, run briefly by make test): clang, and libFuzzer's
 # runtime, which Debian ships in compiler-rt's development package.
