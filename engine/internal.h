@@ -151,6 +151,8 @@ void lop_graph_swap_in(lop_graph *g, lop_graph *fresh);
 
 /* Forward pass that also records each node's wall time in seconds (may be NULL). */
 int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds);
+/* Backward pass that also records each node's wall time in seconds (may be NULL). */
+int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds);
 
 
 /* ---- io: what the file formats share (engine/io/files.c) ------------------------ */

@@ -239,6 +239,14 @@ lop_tensor *lop_graph_input_grad(const lop_graph *g);
  * milliseconds. */
 int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms);
 
+/* Wall time of the fastest of `reps` training steps at batch size `batch` (forward in
+ * training mode, softmax cross-entropy's gradient for a classifier's [B, K] output or
+ * a random one, backward, one SGD step), in milliseconds, and per node the fastest of
+ * its forward (fwd_ms[i]) and backward (bwd_ms[i]) passes (either may be NULL).  The
+ * steps run on a clone: g's weights and statistics do not change. */
+int lop_graph_time_train(const lop_graph *g, int batch, int reps, double *fwd_ms,
+                         double *bwd_ms, double *total_ms);
+
 /* ==== io: model files (engine/io/) =============================================== */
 
 /* Save a .lop file atomically (temporary file in the same directory, then rename).  A

@@ -158,24 +158,41 @@ static int net_clone(lua_State *L)
 }
 
 /* net:time{batch = 1, reps = 20} -> fastest pass's total ms, {node name -> ms}. */
+/* name -> milliseconds, one entry per node. */
+static void push_node_ms(lua_State *L, lop_graph *g, const double *ms)
+{
+    int n = lop_graph_size(g);
+    lua_createtable(L, 0, n);
+    for (int i = 0; i < n; i++) {
+        lua_pushnumber(L, ms[i]);
+        lua_setfield(L, -2, lop_node_name(g, i));
+    }
+}
+
+/* net:time{batch, reps} -> forward ms, {node = ms};
+ * net:time{batch, reps, train = true} -> training step ms, {node = forward ms},
+ * {node = backward ms}. */
 static int net_time(lua_State *L)
 {
-    static const char *const known[] = {"batch", "reps", NULL};
+    static const char *const known[] = {"batch", "reps", "train", NULL};
     lop_graph *g = lopl_check_net(L, 1);
     lopl_check_opts(L, 2, "net:time", known);
     int batch = lopl_opt_int(L, 2, "net:time", "batch", 1, 1);
     int reps = lopl_opt_int(L, 2, "net:time", "reps", 20, 1);
+    int train = lopl_opt_bool(L, 2, "net:time", "train", 0);
     int n = lop_graph_size(g);
-    double *node_ms = lua_newuserdatauv(L, (size_t)n * sizeof *node_ms, 0), total;
-    if (lop_graph_time(g, batch, reps, node_ms, &total) != LOP_OK)
+    double *fwd = lua_newuserdatauv(L, (size_t)n * sizeof *fwd, 0);
+    double *bwd = lua_newuserdatauv(L, (size_t)n * sizeof *bwd, 0), total;
+    int st = train ? lop_graph_time_train(g, batch, reps, fwd, bwd, &total)
+                   : lop_graph_time(g, batch, reps, fwd, &total);
+    if (st != LOP_OK)
         return lopl_fail(L, "net:time");
     lua_pushnumber(L, total);
-    lua_createtable(L, 0, n);
-    for (int i = 0; i < n; i++) {
-        lua_pushnumber(L, node_ms[i]);
-        lua_setfield(L, -2, lop_node_name(g, i));
-    }
-    return 2;
+    push_node_ms(L, g, fwd);
+    if (!train)
+        return 2;
+    push_node_ms(L, g, bwd);
+    return 3;
 }
 
 static int net_close(lua_State *L)

@@ -164,10 +164,35 @@ static void test_timing_reports_every_node(void **state)
     lop_graph_free(g);
 }
 
+static void test_training_timing_leaves_the_graph_alone(void **state)
+{
+    (void)state;
+    lop_graph *g = lop_graph_new(1);
+    assert_int_equal(build(g), LOP_OK);
+    int n = lop_graph_size(g);
+    lop_tensor *before = lop_tensor_clone(lop_node_param(g, 1, 0));
+    double fwd[8], bwd[8], total;
+    assert_int_equal(lop_graph_time_train(g, 4, 3, fwd, bwd, &total), LOP_OK);
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        assert_true(fwd[i] >= 0 && bwd[i] >= 0);
+        sum += fwd[i] + bwd[i];
+    }
+    /* The step holds every node's forward and backward pass and the SGD update. */
+    assert_true(sum > 0 && sum <= total * (1 + 1e-9));
+    /* The clone took the steps: the weights are the same bits as before. */
+    const lop_tensor *w = lop_node_param(g, 1, 0);
+    assert_memory_equal(w->data, before->data, w->numel * sizeof(float));
+    assert_int_equal(lop_graph_time_train(g, 4, 0, NULL, NULL, &total), LOP_EINVAL);
+    lop_tensor_release(before);
+    lop_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_match_hand_computation),
+        cmocka_unit_test(test_training_timing_leaves_the_graph_alone),
         cmocka_unit_test(test_invalid_adds_leave_graph_unchanged),
         cmocka_unit_test(test_every_allocation_failure_is_clean),
         cmocka_unit_test(test_forward_shape_and_order_errors),

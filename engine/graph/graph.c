@@ -382,7 +382,7 @@ lop_tensor *lop_graph_output(const lop_graph *g)
     return g->n ? g->nodes[g->n - 1]->out : NULL;
 }
 
-int lop_graph_backward(lop_graph *g, const lop_tensor *dout)
+int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds)
 {
     if (!g->trained_forward)
         return lop_fail(LOP_ESTATE, "backward needs a training-mode forward pass first");
@@ -400,11 +400,19 @@ int lop_graph_backward(lop_graph *g, const lop_tensor *dout)
     memcpy(last->dout->data, dout->data, dout->numel * sizeof(float));
     for (int i = g->n - 1; i > 0; i--) {
         lop_node *n = g->nodes[i];
+        double t0 = node_seconds ? lop_seconds() : 0;
         int st = lop_layer_ops_of(n->kind)->backward(g, n);
         if (st != LOP_OK)
             return st;
+        if (node_seconds)
+            node_seconds[i] = lop_seconds() - t0;
     }
     return LOP_OK;
+}
+
+int lop_graph_backward(lop_graph *g, const lop_tensor *dout)
+{
+    return lop_graph_backward_timed(g, dout, NULL);
 }
 
 void lop_graph_zero_grad(lop_graph *g)

@@ -257,6 +257,18 @@ describe("net:forward", function()
       assert.is_number(per_node[e[1]])
     end
   end)
+
+  it("times training steps node by node without changing the net", function()
+    local net = every_builder()
+    local w = net:node("conv1"):weight():clone()
+    local step, fwd, bwd = net:time{batch = 2, reps = 2, train = true}
+    local sum = 0
+    for _, e in ipairs(EXPECTED) do
+      sum = sum + fwd[e[1]] + bwd[e[1]]
+    end
+    assert.is_true(step > 0 and sum <= step * (1 + 1e-9))
+    assert.are.same(w:totable(), net:node("conv1"):weight():totable())
+  end)
 end)
 
 describe("model files", function()
