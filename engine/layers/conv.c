@@ -17,6 +17,7 @@
 
 #include "internal.h"
 #include "layers/conv_stencil.h"
+#include "layers/conv_winograd.h"
 
 enum {
     COLS_TARGET = 4096,       /* columns per product worth batching images to reach */
@@ -34,6 +35,11 @@ enum {
     /* Chunks a batch is cut into at least (when it has the images), whatever the
      * number of threads: enough for 4 threads to share. */
     MIN_CHUNKS = 4,
+    /* Winograd: tiles per chunk worth batching images to reach, and the smallest
+     * layers (channels in and out, output map) it runs. */
+    WINO_TILES_TARGET = 512,
+    WINO_MIN_CHANNELS = 64,
+    WINO_MIN_MAP = 4,
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -48,7 +54,30 @@ typedef struct conv_geom {
     int hwo;                  /* ho * wo */
     int direct;               /* 1x1 stride 1, no padding, one group, wide: no im2col */
     int stencil;              /* stride 1, one group, thin: conv_stencil.c */
+    int winograd;             /* 3x3 stride 1, one group, wide: conv_winograd.c */
 } conv_geom;
+
+/* lop_debug_conv_winograd's choice: -1 the rule, 0 never, 1 on every layer it can run. */
+static int winograd_mode = -1;
+
+void lop_debug_conv_winograd(int mode)
+{
+    winograd_mode = mode;
+}
+
+/* Layers the Winograd kernels can run: 3x3, stride 1, one group, padding up to 2. */
+static int winograd_fits(const conv_geom *q)
+{
+    return q->kh == 3 && q->kw == 3 && q->sh == 1 && q->sw == 1 && q->groups == 1 &&
+           q->ph <= 2 && q->pw <= 2;
+}
+
+/* Where Winograd measurably beats the stencil and im2col paths (see WINO_* above). */
+static int winograd_pays(const conv_geom *q)
+{
+    return q->c >= WINO_MIN_CHANNELS && q->o >= WINO_MIN_CHANNELS && q->ho >= WINO_MIN_MAP &&
+           q->wo >= WINO_MIN_MAP;
+}
 
 static void geom_of(const lop_graph *g, const lop_node *n, conv_geom *q)
 {
@@ -77,6 +106,10 @@ static void geom_of(const lop_graph *g, const lop_node *n, conv_geom *q)
                  q->ph < q->kh && q->pw < q->kw &&
                  (q->o <= STENCIL_MAX_OUT ||
                   (q->o <= STENCIL_MAX_OUT_WIDE_MAP && q->wo >= STENCIL_WIDE_MAP));
+    q->winograd = winograd_fits(q) &&
+                  (winograd_mode < 0 ? winograd_pays(q) : winograd_mode > 0);
+    if (q->winograd)
+        q->stencil = 0;
 }
 
 /* Output size along one axis, or 0 when the kernel does not fit the padded input. */
@@ -328,7 +361,15 @@ static int chunk_images(const conv_geom *q, int batch)
     if (q->direct)
         return 1;
     size_t per_image = ((size_t)q->c * q->kh * q->kw + (size_t)q->o) * (size_t)q->hwo;
-    size_t nb = ((size_t)COLS_TARGET + (size_t)q->hwo - 1) / (size_t)q->hwo;
+    size_t cols = (size_t)q->hwo, target = COLS_TARGET;
+    if (q->winograd) {  /* transformed tiles of the output (forward) or input (dx) */
+        size_t out = (size_t)((q->ho + 1) / 2) * (size_t)((q->wo + 1) / 2);
+        size_t in = (size_t)((q->h + 1) / 2) * (size_t)((q->w + 1) / 2);
+        cols = out;
+        target = WINO_TILES_TARGET;
+        per_image = 16 * ((size_t)q->c + (size_t)q->o) * (out > in ? out : in);
+    }
+    size_t nb = (target + cols - 1) / cols;
     if (nb > SCRATCH_CAP / per_image)
         nb = SCRATCH_CAP / per_image;
     if (nb > (size_t)INT_MAX / 2 / image_pitch(q))
@@ -363,10 +404,14 @@ typedef struct conv_job {
     long chunks;
     int parts;
     conv_scratch s;
+    /* The Winograd path's plans: the forward convolution (also the weight gradient's)
+     * and, in backward, the input gradient's. */
+    lop_wino wf, wdx;
     /* The stencil path's plans: st is the forward pass's, or the input gradient's
      * in backward; wgrad the weight gradient's (the forward geometry). */
     lop_stencil st, wgrad;
     int slices;               /* stencil forward: jobs per image */
+    int b0, m;                /* Winograd forward: the chunk its steps share out */
 } conv_job;
 
 static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t wsize,
@@ -374,15 +419,22 @@ static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t
 {
     const conv_geom *q = &j->q;
     size_t ncols = (size_t)j->nb * q->hwo;
-    s->packed = q->stencil ? lop_stencil_weight_floats(&j->st) : 0;
-    s->col = q->direct || q->stencil ? 0 : (size_t)q->c * q->kh * q->kw * ncols +
-                                           unfold_floats(q, j->nb);
-    s->rows = j->nb > 1 && !q->stencil ? (size_t)q->o * ncols : 0;
+    s->packed = q->stencil ? lop_stencil_weight_floats(&j->st)
+                : q->winograd ? lop_wino_weight_floats(&j->wf) : 0;
+    s->col = q->direct || q->stencil || q->winograd
+                 ? 0 : (size_t)q->c * q->kh * q->kw * ncols + unfold_floats(q, j->nb);
+    s->rows = j->nb > 1 && !q->stencil && !q->winograd ? (size_t)q->o * ncols : 0;
     s->grads = wsize ? wsize + (size_t)q->o : 0;
     s->stencil = 0;
     if (q->stencil) {
         s->stencil = lop_stencil_scratch_floats(&j->st);
         size_t wgrad = wsize ? lop_stencil_wgrad_floats(&j->wgrad, j->nb) : 0;
+        if (wgrad > s->stencil)
+            s->stencil = wgrad;
+    }
+    if (q->winograd) {   /* the stencil kernels' share holds the Winograd ones' */
+        s->stencil = lop_wino_scratch_floats(wsize ? &j->wdx : &j->wf, j->nb);
+        size_t wgrad = wsize ? lop_wino_wgrad_floats(&j->wf, j->nb) : 0;
         if (wgrad > s->stencil)
             s->stencil = wgrad;
     }
@@ -472,13 +524,19 @@ static float *unfold_work(const conv_job *j, float *col)
     return col + (size_t)j->q.c * j->q.kh * j->q.kw * j->nb * j->q.hwo;
 }
 
+/* Chunk `chunk`'s first image *b0 and image count *m. */
+static void chunk_span(const conv_job *j, long chunk, int *b0, int *m)
+{
+    *b0 = (int)chunk * j->nb;
+    *m = j->batch - *b0 < j->nb ? j->batch - *b0 : j->nb;
+}
+
 /* Chunk `chunk`'s first image *b0 and image count *m; returns the right-hand side of
  * its products: the input itself on the direct path, else its columns in col. */
 static const float *chunk_source(const conv_job *j, long chunk, float *col, int *b0, int *m)
 {
     const conv_geom *q = &j->q;
-    *b0 = (int)chunk * j->nb;
-    *m = j->batch - *b0 < j->nb ? j->batch - *b0 : j->nb;
+    chunk_span(j, chunk, b0, m);
     const float *xb = j->x + (size_t)*b0 * q->c * q->h * q->w;
     if (q->direct)
         return xb;
@@ -525,6 +583,70 @@ static void stencil_chunks(void *ctx, long first, long last, int worker)
     }
 }
 
+/* The Winograd path forward, a chunk of images per job. */
+static void winograd_chunks(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    const conv_geom *q = &j->q;
+    float *scratch = worker_scratch(&j->s, worker);
+    for (long chunk = first; chunk < last; chunk++) {
+        int b0, m;
+        chunk_span(j, chunk, &b0, &m);
+        lop_wino_chunk(&j->wf, j->s.base, j->x + (size_t)b0 * q->c * q->h * q->w, m, j->bias,
+                       0, scratch, j->y + (size_t)b0 * q->o * q->hwo);
+    }
+}
+
+/* With fewer chunks than threads (a single image, say), each chunk's three steps are
+ * shared out in turn: input channels (each worker transforming from its own plane),
+ * tile positions, output channels; the transformed tiles V and products M live in
+ * worker 0's scratch after its plane.  Every value is computed as on one thread. */
+static float *winograd_shared_v(const conv_job *j)
+{
+    return worker_scratch(&j->s, 0) + lop_wino_plane_floats(&j->wf);
+}
+
+static float *winograd_shared_m(const conv_job *j)
+{
+    return winograd_shared_v(j) + (size_t)LOP_WINO_TILE * j->q.c * j->m * j->wf.tiles;
+}
+
+static void winograd_share_input(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    lop_wino_input(&j->wf, j->x + (size_t)j->b0 * j->q.c * j->q.h * j->q.w, j->m, (int)first,
+                   (int)last, worker_scratch(&j->s, worker), winograd_shared_v(j));
+}
+
+static void winograd_share_products(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    lop_wino_products(&j->wf, j->s.base, winograd_shared_v(j), j->m, (int)first, (int)last,
+                      winograd_shared_m(j));
+}
+
+static void winograd_share_output(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    lop_wino_output(&j->wf, winograd_shared_m(j), j->m, (int)first, (int)last, j->bias, 0,
+                    j->y + (size_t)j->b0 * j->q.o * j->q.hwo);
+}
+
+static void winograd_forward(conv_job *j, int threads)
+{
+    lop_wino_pack(&j->wf, j->w, 0, j->s.base);
+    if (j->chunks >= threads) {
+        lop_parallel_for(j->chunks, 1, winograd_chunks, j);
+        return;
+    }
+    for (long chunk = 0; chunk < j->chunks; chunk++) {
+        chunk_span(j, chunk, &j->b0, &j->m);
+        lop_parallel_for(j->q.c, 1, winograd_share_input, j);
+        lop_parallel_for(LOP_WINO_TILE, 1, winograd_share_products, j);
+        lop_parallel_for(j->q.o, 1, winograd_share_output, j);
+    }
+}
+
 static int conv_forward(lop_graph *g, lop_node *n, int train)
 {
     conv_job j;
@@ -541,9 +663,15 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     j.parts = 1;
     if (q->stencil)
         lop_stencil_plan(&j.st, q->c, q->h, q->w, q->o, q->kh, q->kw, q->ph, q->pw);
+    if (q->winograd)
+        lop_wino_plan(&j.wf, q->c, q->h, q->w, q->o, q->ph, q->pw);
     int st = conv_scratch_get(g, &j, threads, 0, &j.s);
     if (st != LOP_OK)
         return st;
+    if (q->winograd) {
+        winograd_forward(&j, threads);
+        return LOP_OK;
+    }
     if (!q->stencil) {
         lop_parallel_for(j.chunks, 1, forward_chunks, &j);
         return LOP_OK;
@@ -595,8 +723,8 @@ static void stencil_backward_chunk(const conv_job *j, long chunk, float *work, f
                                    float *db)
 {
     const conv_geom *q = &j->q;
-    int b0 = (int)chunk * j->nb;
-    int m = j->batch - b0 < j->nb ? j->batch - b0 : j->nb;
+    int b0, m;
+    chunk_span(j, chunk, &b0, &m);
     const float *dy = j->dy + (size_t)b0 * q->o * q->hwo;
     if (db)
         add_bias_grad(dy, m, q, db);
@@ -604,6 +732,22 @@ static void stencil_backward_chunk(const conv_job *j, long chunk, float *work, f
     for (int b = 0; b < m; b++)
         lop_stencil_image(&j->st, j->s.base, dy + (size_t)b * q->o * q->hwo, NULL, 0,
                           j->st.blocks, 1, work, j->dx + (size_t)(b0 + b) * q->c * q->h * q->w);
+}
+
+/* The Winograd path's chunk: bias and weight gradients into db and dw, the input
+ * gradient (the adjoint convolution) added into dX. */
+static void winograd_backward_chunk(const conv_job *j, long chunk, float *work, float *dw,
+                                    float *db)
+{
+    const conv_geom *q = &j->q;
+    int b0, m;
+    chunk_span(j, chunk, &b0, &m);
+    const float *dy = j->dy + (size_t)b0 * q->o * q->hwo;
+    if (db)
+        add_bias_grad(dy, m, q, db);
+    lop_wino_wgrad(&j->wf, j->x + (size_t)b0 * q->c * q->h * q->w, dy, m, work, dw);
+    lop_wino_chunk(&j->wdx, j->s.base, dy, m, NULL, 1, work,
+                   j->dx + (size_t)b0 * q->c * q->h * q->w);
 }
 
 /* Parts [first, last), each summing its weight and bias gradients apart, its chunks
@@ -619,6 +763,8 @@ static void backward_parts(void *ctx, long first, long last, int worker)
         for (long chunk = c0; chunk < c1; chunk++)
             if (j->q.stencil)
                 stencil_backward_chunk(j, chunk, col, dw, db);
+            else if (j->q.winograd)
+                winograd_backward_chunk(j, chunk, col, dw, db);
             else
                 backward_chunk(j, chunk, col, dw, db);
     }
@@ -646,12 +792,18 @@ static int conv_backward(lop_graph *g, lop_node *n)
         lop_stencil_plan(&j.st, q->o, q->ho, q->wo, q->c, q->kh, q->kw, q->kh - 1 - q->ph,
                          q->kw - 1 - q->pw);
     }
+    if (q->winograd) {  /* the input gradient: the flipped, transposed kernel, pad 2 - p */
+        lop_wino_plan(&j.wf, q->c, q->h, q->w, q->o, q->ph, q->pw);
+        lop_wino_plan(&j.wdx, q->o, q->ho, q->wo, q->c, 2 - q->ph, 2 - q->pw);
+    }
     size_t wsize = n->param[PARAM_WEIGHT]->numel;
     int st = conv_scratch_get(g, &j, threads, wsize, &j.s);
     if (st != LOP_OK)
         return st;
     if (q->stencil)
         lop_stencil_pack(&j.st, j.w, 1, j.s.base);
+    if (q->winograd)
+        lop_wino_pack(&j.wdx, j.w, 1, j.s.base);
     if (j.parts > 1)
         memset(part_sums(&j.s, 1), 0, j.s.grads * (size_t)(j.parts - 1) * sizeof(float));
     lop_parallel_for(j.parts, 1, backward_parts, &j);

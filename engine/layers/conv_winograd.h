@@ -1,0 +1,64 @@
+/*
+ * conv_winograd.h - Winograd F(2x2,3x3) kernels of conv_winograd.c for 3x3 stride-1
+ * ungrouped convolutions, shared only with conv.c, which chooses them per layer.
+ */
+#ifndef LOPPER_CONV_WINOGRAD_H
+#define LOPPER_CONV_WINOGRAD_H
+
+#include <stddef.h>
+
+/* A 3x3 stride-1 convolution of c x h x w images into o channels, padded ph x pw
+ * (each 0..2), cut into 2x2 output tiles: tiles = th * tw per image, the last row and
+ * column of tiles partial when the output size is odd.  A chunk of m images is worked
+ * in the transformed domain as 16 products, one per position xi of the 4x4 tile:
+ * M[xi] (o x T) = U[xi] (o x c) V[xi] (c x T), T = m * tiles.
+ *
+ * lop_wino_pack writes U [16][o][c] (lop_wino_weight_floats) from weights w
+ * [o][c][3][3], or with adjoint from the weights [c][o][3][3] of the layer whose input
+ * gradient the plan computes (flipped and transposed): that plan takes the layer's
+ * output gradient as input (c = the layer's outputs), gives o = the layer's inputs and
+ * pads 2 - ph x 2 - pw.
+ *
+ * A chunk's scratch (lop_wino_scratch_floats) is laid out as [plane | V | M]: the
+ * zero-padded plane one worker transforms a channel from, then V [16][c][T] and
+ * M [16][o][T].  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
+ * y [m][o][ho][wo]: y = conv(x) + bias (bias may be NULL) or, with accumulate,
+ * y += conv(x).  The steps are exported so that one image's work can be shared by
+ * several threads (input channels, tile positions, output channels), each with its
+ * own plane. */
+enum { LOP_WINO_TILE = 16 };  /* positions of a transformed 4x4 tile: the products */
+typedef struct lop_wino {
+    int c, h, w, o, ph, pw;
+    int ho, wo, th, tw, tiles;
+    int plane_h, plane_w;     /* the zero-padded plane: 2 * th + 2 by 2 * tw + 2 */
+} lop_wino;
+
+void lop_wino_plan(lop_wino *p, int c, int h, int w, int o, int ph, int pw);
+size_t lop_wino_weight_floats(const lop_wino *p);
+void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, float *u);
+size_t lop_wino_plane_floats(const lop_wino *p);
+size_t lop_wino_scratch_floats(const lop_wino *p, int m);
+void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
+                    const float *bias, int accumulate, float *scratch, float *y);
+/* The steps: input channels [c0, c1) into V; the products of positions [xi0, xi1);
+ * output channels [o0, o1) out of M. */
+void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *plane,
+                    float *v);
+void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m, int xi0,
+                       int xi1, float *mm);
+void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
+                     const float *bias, int accumulate, float *y);
+/* dw [o][c][3][3] += the weight gradient of the plan's convolution over m images x
+ * [m][c][h][w] and output gradients dy [m][o][ho][wo]: dU[xi] = dM[xi] V[xi]^T with
+ * dM = A dY A^T per tile, then dw += G^T dU G; scratch holds lop_wino_wgrad_floats(p, m)
+ * floats. */
+size_t lop_wino_wgrad_floats(const lop_wino *p, int m);
+void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
+                    float *scratch, float *dw);
+
+/* For tests and benchmarks (conv.c): mode 1 runs every 3x3 stride-1 ungrouped layer
+ * with padding up to 2 on these kernels, 0 none, -1 (the default) those conv.c's
+ * measured rule picks.  Not thread-safe: set it between passes. */
+void lop_debug_conv_winograd(int mode);
+
+#endif
