@@ -172,7 +172,7 @@ $(FUZZ)/corpus.stamp: tests/fuzz/make_corpus.sh tests/fuzz/seeds.lua tests/fuzz/
 	sh tests/fuzz/make_corpus.sh $(BUILD)/lopper $(FUZZ)
 	@touch $@
 
-$(BUILD)/bench_core: tests/bench/bench_core.c $(BUILD)/liblopper.a
+$(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/liblopper.a
 	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)
 
 bench: $(BUILD)/bench_core lua

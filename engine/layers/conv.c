@@ -598,12 +598,12 @@ static void winograd_chunks(void *ctx, long first, long last, int worker)
 }
 
 /* With fewer chunks than threads (a single image, say), each chunk's three steps are
- * shared out in turn: input channels (each worker transforming from its own plane),
+ * shared out in turn: input channels (each worker in its own work space),
  * tile positions, output channels; the transformed tiles V and products M live in
- * worker 0's scratch after its plane.  Every value is computed as on one thread. */
+ * worker 0's scratch after its work space.  Every value is computed as on one thread. */
 static float *winograd_shared_v(const conv_job *j)
 {
-    return worker_scratch(&j->s, 0) + lop_wino_plane_floats(&j->wf);
+    return worker_scratch(&j->s, 0) + lop_wino_work_floats(&j->wf);
 }
 
 static float *winograd_shared_m(const conv_job *j)
@@ -629,7 +629,7 @@ static void winograd_share_output(void *ctx, long first, long last, int worker)
 {
     const conv_job *j = ctx;
     lop_wino_output(&j->wf, winograd_shared_m(j), j->m, (int)first, (int)last, j->bias, 0,
-                    j->y + (size_t)j->b0 * j->q.o * j->q.hwo);
+                    worker_scratch(&j->s, worker), j->y + (size_t)j->b0 * j->q.o * j->q.hwo);
 }
 
 static void winograd_forward(conv_job *j, int threads)

@@ -44,8 +44,9 @@ size_t lop_wino_weight_floats(const lop_wino *p)
     return (size_t)TILE * p->o * p->c;
 }
 
-/* The plane, then four rows of the row transform of one row of tiles. */
-size_t lop_wino_plane_floats(const lop_wino *p)
+/* The input step's plane and four rows of its row transform; the output steps use
+ * 4 * tw floats of it. */
+size_t lop_wino_work_floats(const lop_wino *p)
 {
     return (size_t)(p->plane_h + 4) * p->plane_w;
 }
@@ -53,7 +54,7 @@ size_t lop_wino_plane_floats(const lop_wino *p)
 size_t lop_wino_scratch_floats(const lop_wino *p, int m)
 {
     size_t cols = (size_t)m * p->tiles;
-    return lop_wino_plane_floats(p) + (size_t)TILE * (p->c + p->o) * cols;
+    return lop_wino_work_floats(p) + (size_t)TILE * (p->c + p->o) * cols;
 }
 
 size_t lop_wino_wgrad_floats(const lop_wino *p, int m)
@@ -61,21 +62,27 @@ size_t lop_wino_wgrad_floats(const lop_wino *p, int m)
     return lop_wino_scratch_floats(p, m) + lop_wino_weight_floats(p);
 }
 
-/* u[16] (stride `step`) = G g G^T for one 3x3 kernel g[3][3]. */
-static void weight_tile(const float g[9], float *u, size_t step)
+/* Kernels transformed side by side, LANES at a time, so that the loops over them
+ * vectorise. */
+enum { LANES = 8 };
+
+/* u[16][LANES] = G g G^T for LANES kernels g[9][LANES]. */
+static void weight_tiles(const float g[9][LANES], float u[TILE][LANES])
 {
-    float r[4][3];
-    for (int j = 0; j < 3; j++) {
-        r[0][j] = g[j];
-        r[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        r[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        r[3][j] = g[6 + j];
-    }
-    for (int i = 0; i < 4; i++) {
-        u[(size_t)(4 * i) * step] = r[i][0];
-        u[(size_t)(4 * i + 1) * step] = 0.5f * (r[i][0] + r[i][1] + r[i][2]);
-        u[(size_t)(4 * i + 2) * step] = 0.5f * (r[i][0] - r[i][1] + r[i][2]);
-        u[(size_t)(4 * i + 3) * step] = r[i][2];
+    for (int l = 0; l < LANES; l++) {
+        float r[4][3];
+        for (int j = 0; j < 3; j++) {
+            r[0][j] = g[j][l];
+            r[1][j] = 0.5f * (g[j][l] + g[3 + j][l] + g[6 + j][l]);
+            r[2][j] = 0.5f * (g[j][l] - g[3 + j][l] + g[6 + j][l]);
+            r[3][j] = g[6 + j][l];
+        }
+        for (int i = 0; i < 4; i++) {
+            u[4 * i][l] = r[i][0];
+            u[4 * i + 1][l] = 0.5f * (r[i][0] + r[i][1] + r[i][2]);
+            u[4 * i + 2][l] = 0.5f * (r[i][0] - r[i][1] + r[i][2]);
+            u[4 * i + 3][l] = r[i][2];
+        }
     }
 }
 
@@ -83,26 +90,34 @@ void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, float *u)
 {
     size_t step = (size_t)p->o * p->c;
     for (int oc = 0; oc < p->o; oc++)
-        for (int ic = 0; ic < p->c; ic++) {
-            float g[9];
-            if (adjoint) {
-                const float *k = w + ((size_t)ic * p->o + oc) * 9;
-                for (int i = 0; i < 9; i++)
-                    g[i] = k[8 - i];
-            } else {
-                memcpy(g, w + ((size_t)oc * p->c + ic) * 9, sizeof g);
+        for (int ic0 = 0; ic0 < p->c; ic0 += LANES) {
+            int n = p->c - ic0 < LANES ? p->c - ic0 : LANES;
+            float g[9][LANES] = {{0}}, t[TILE][LANES];
+            for (int l = 0; l < n; l++) {
+                int ic = ic0 + l;
+                for (int e = 0; e < 9; e++)
+                    g[e][l] = adjoint ? w[((size_t)ic * p->o + oc) * 9 + 8 - e]
+                                      : w[((size_t)oc * p->c + ic) * 9 + e];
             }
-            weight_tile(g, u + (size_t)oc * p->c + ic, step);
+            weight_tiles(g, t);
+            float *dst = u + (size_t)oc * p->c + ic0;
+            for (int xi = 0; xi < TILE; xi++)
+                memcpy(dst + (size_t)xi * step, t[xi], (size_t)n * sizeof(float));
         }
 }
 
-/* Channel ch of m images into V: each 4x4 tile d of the zero-padded plane becomes
- * B^T d B, the row transform done once per row of tiles over the plane's width. */
-void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *plane,
+/* Channels [c0, c1) of m images into V: each 4x4 tile d of the zero-padded plane
+ * becomes B^T d B.  The row transform runs once per row of tiles over the plane's
+ * width, the column transform over the row of tiles into four contiguous runs. */
+void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *work,
                     float *v)
 {
-    int pw = p->plane_w;
-    float *t0 = plane + (size_t)p->plane_h * pw, *t1 = t0 + pw, *t2 = t1 + pw, *t3 = t2 + pw;
+    float *plane = work;
+    int pw = p->plane_w, tw = p->tw;
+    float *rows[4];
+    rows[0] = plane + (size_t)p->plane_h * pw;
+    for (int i = 1; i < 4; i++)
+        rows[i] = rows[i - 1] + pw;
     size_t cols = (size_t)m * p->tiles, step = (size_t)p->c * cols;
     memset(plane, 0, (size_t)p->plane_h * pw * sizeof *plane);
     for (int ch = c0; ch < c1; ch++)
@@ -113,24 +128,29 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
                        (size_t)p->w * sizeof *src);
             float *out = v + (size_t)ch * cols + (size_t)b * p->tiles;
             for (int ty = 0; ty < p->th; ty++) {
-                const float *r0 = plane + (size_t)(2 * ty) * pw, *r1 = r0 + pw, *r2 = r1 + pw,
-                            *r3 = r2 + pw;
+                const float *restrict r0 = plane + (size_t)(2 * ty) * pw;
+                const float *restrict r1 = r0 + pw, *restrict r2 = r1 + pw,
+                                      *restrict r3 = r2 + pw;
+                float *restrict t0 = rows[0], *restrict t1 = rows[1], *restrict t2 = rows[2],
+                                *restrict t3 = rows[3];
                 for (int i = 0; i < pw; i++) {
                     t0[i] = r0[i] - r2[i];
                     t1[i] = r1[i] + r2[i];
                     t2[i] = r2[i] - r1[i];
                     t3[i] = r1[i] - r3[i];
                 }
-                const float *rows[4] = {t0, t1, t2, t3};
-                for (int tx = 0; tx < p->tw; tx++) {
-                    size_t t = (size_t)ty * p->tw + tx;
-                    for (int i = 0; i < 4; i++) {
-                        const float *a = rows[i] + 2 * tx;
-                        float *o = out + (size_t)(4 * i) * step + t;
-                        o[0] = a[0] - a[2];
-                        o[step] = a[1] + a[2];
-                        o[2 * step] = a[2] - a[1];
-                        o[3 * step] = a[1] - a[3];
+                for (int i = 0; i < 4; i++) {
+                    const float *restrict a = rows[i];
+                    float *restrict o0 = out + (size_t)(4 * i) * step + (size_t)ty * tw;
+                    float *restrict o1 = o0 + step, *restrict o2 = o1 + step,
+                                    *restrict o3 = o2 + step;
+                    for (int tx = 0; tx < tw; tx++) {
+                        float a0 = a[2 * tx], a1 = a[2 * tx + 1], a2 = a[2 * tx + 2],
+                              a3 = a[2 * tx + 3];
+                        o0[tx] = a0 - a2;
+                        o1[tx] = a1 + a2;
+                        o2[tx] = a2 - a1;
+                        o3[tx] = a1 - a3;
                     }
                 }
             }
@@ -147,102 +167,123 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
                     0.0f, mm + (size_t)xi * p->o * cols, cols);
 }
 
-/* Output channels [o0, o1) of m images: each tile's 2x2 outputs A^T M A, cropped at
- * the odd edges. */
+/* Output channels [o0, o1) of m images: each row of tiles' 2x2 outputs A^T M A into
+ * two output rows of 2 * tw in work, then into y cropped to wo. */
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
-                     const float *bias, int accumulate, float *y)
+                     const float *bias, int accumulate, float *work, float *y)
 {
+    int tw = p->tw;
     size_t cols = (size_t)m * p->tiles, step = (size_t)p->o * cols;
+    float *restrict y0 = work, *restrict y1 = work + 2 * tw;
     for (int oc = o0; oc < o1; oc++)
         for (int b = 0; b < m; b++) {
             float *dst = y + ((size_t)b * p->o + oc) * p->ho * p->wo;
             const float *src = mm + (size_t)oc * cols + (size_t)b * p->tiles;
             float add = bias ? bias[oc] : 0.0f;
-            for (int ty = 0; ty < p->th; ty++)
-                for (int tx = 0; tx < p->tw; tx++) {
-                    const float *s = src + (size_t)ty * p->tw + tx;
-                    float r[2][4];
+            for (int ty = 0; ty < p->th; ty++) {
+                const float *restrict s = src + (size_t)ty * tw;
+                for (int tx = 0; tx < tw; tx++) {
+                    float r0[4], r1[4];
                     for (int j = 0; j < 4; j++) {
-                        float m0 = s[(size_t)j * step], m1 = s[(size_t)(4 + j) * step];
-                        float m2 = s[(size_t)(8 + j) * step], m3 = s[(size_t)(12 + j) * step];
-                        r[0][j] = m0 + m1 + m2;
-                        r[1][j] = m1 - m2 - m3;
+                        float m0 = s[(size_t)j * step + tx], m1 = s[(size_t)(4 + j) * step + tx];
+                        float m2 = s[(size_t)(8 + j) * step + tx];
+                        float m3 = s[(size_t)(12 + j) * step + tx];
+                        r0[j] = m0 + m1 + m2;
+                        r1[j] = m1 - m2 - m3;
                     }
-                    int oy = 2 * ty, ox = 2 * tx;
-                    int ny = oy + 1 < p->ho ? 2 : 1, nx = ox + 1 < p->wo ? 2 : 1;
-                    for (int i = 0; i < ny; i++) {
-                        float out[2] = {r[i][0] + r[i][1] + r[i][2], r[i][1] - r[i][2] - r[i][3]};
-                        float *d = dst + (size_t)(oy + i) * p->wo + ox;
-                        for (int k = 0; k < nx; k++)
-                            d[k] = accumulate ? d[k] + out[k] : out[k] + add;
-                    }
+                    y0[2 * tx] = r0[0] + r0[1] + r0[2];
+                    y0[2 * tx + 1] = r0[1] - r0[2] - r0[3];
+                    y1[2 * tx] = r1[0] + r1[1] + r1[2];
+                    y1[2 * tx + 1] = r1[1] - r1[2] - r1[3];
                 }
+                for (int i = 0; i < 2 && 2 * ty + i < p->ho; i++) {
+                    float *restrict d = dst + (size_t)(2 * ty + i) * p->wo;
+                    const float *restrict r = i ? y1 : y0;
+                    if (accumulate)
+                        for (int k = 0; k < p->wo; k++)
+                            d[k] += r[k];
+                    else
+                        for (int k = 0; k < p->wo; k++)
+                            d[k] = r[k] + add;
+                }
+            }
         }
 }
 
 void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
                     const float *bias, int accumulate, float *scratch, float *y)
 {
-    float *v = scratch + lop_wino_plane_floats(p);
+    float *v = scratch + lop_wino_work_floats(p);
     float *mm = v + (size_t)TILE * p->c * m * p->tiles;
     lop_wino_input(p, x, m, 0, p->c, scratch, v);
     lop_wino_products(p, u, v, m, 0, TILE, mm);
-    lop_wino_output(p, mm, m, 0, p->o, bias, accumulate, y);
+    lop_wino_output(p, mm, m, 0, p->o, bias, accumulate, scratch, y);
 }
 
-/* dM [16][o][T] = A dY A^T per tile, dY's 2x2 tile zero beyond the output's edges. */
-static void output_grad_tiles(const lop_wino *p, const float *dy, int m, float *dm)
+/* dM [16][o][T] = A dY A^T per tile, dY's 2x2 tile zero beyond the output's edges:
+ * each row of tiles' two output rows are copied into work (2 * tw wide, zero-filled
+ * beyond wo and ho), then transformed into sixteen contiguous runs. */
+static void output_grad_tiles(const lop_wino *p, const float *dy, int m, float *work,
+                              float *dm)
 {
+    int tw = p->tw;
     size_t cols = (size_t)m * p->tiles, step = (size_t)p->o * cols;
+    float *restrict d0 = work, *restrict d1 = work + 2 * tw;
+    memset(work, 0, (size_t)4 * tw * sizeof *work);
     for (int oc = 0; oc < p->o; oc++)
         for (int b = 0; b < m; b++) {
             const float *src = dy + ((size_t)b * p->o + oc) * p->ho * p->wo;
             float *out = dm + (size_t)oc * cols + (size_t)b * p->tiles;
-            for (int ty = 0; ty < p->th; ty++)
-                for (int tx = 0; tx < p->tw; tx++) {
-                    int oy = 2 * ty, ox = 2 * tx;
-                    int ny = oy + 1 < p->ho ? 2 : 1, nx = ox + 1 < p->wo ? 2 : 1;
-                    float d[2][2] = {{0, 0}, {0, 0}};
-                    for (int i = 0; i < ny; i++)
-                        for (int k = 0; k < nx; k++)
-                            d[i][k] = src[(size_t)(oy + i) * p->wo + ox + k];
-                    float e[4][2];   /* A d: rows d0, d0 + d1, d0 - d1, -d1 */
-                    for (int k = 0; k < 2; k++) {
-                        e[0][k] = d[0][k];
-                        e[1][k] = d[0][k] + d[1][k];
-                        e[2][k] = d[0][k] - d[1][k];
-                        e[3][k] = -d[1][k];
-                    }
-                    float *o = out + (size_t)ty * p->tw + tx;
+            for (int ty = 0; ty < p->th; ty++) {
+                memcpy(d0, src + (size_t)(2 * ty) * p->wo, (size_t)p->wo * sizeof *d0);
+                if (2 * ty + 1 < p->ho)
+                    memcpy(d1, src + (size_t)(2 * ty + 1) * p->wo, (size_t)p->wo * sizeof *d1);
+                else
+                    memset(d1, 0, (size_t)p->wo * sizeof *d1);
+                float *restrict o = out + (size_t)ty * tw;
+                for (int tx = 0; tx < tw; tx++) {
+                    float a0 = d0[2 * tx], a1 = d0[2 * tx + 1];
+                    float b0 = d1[2 * tx], b1 = d1[2 * tx + 1];
+                    /* A d: rows d0, d0 + d1, d0 - d1, -d1; then the same on columns. */
+                    float e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
                     for (int i = 0; i < 4; i++) {
-                        o[(size_t)(4 * i) * step] = e[i][0];
-                        o[(size_t)(4 * i + 1) * step] = e[i][0] + e[i][1];
-                        o[(size_t)(4 * i + 2) * step] = e[i][0] - e[i][1];
-                        o[(size_t)(4 * i + 3) * step] = -e[i][1];
+                        o[(size_t)(4 * i) * step + tx] = e[i][0];
+                        o[(size_t)(4 * i + 1) * step + tx] = e[i][0] + e[i][1];
+                        o[(size_t)(4 * i + 2) * step + tx] = e[i][0] - e[i][1];
+                        o[(size_t)(4 * i + 3) * step + tx] = -e[i][1];
                     }
                 }
+            }
         }
 }
 
-/* dw [o][c][3][3] += G^T dU G for every channel pair, dU [16][o][c]. */
+/* dw [o][c][3][3] += G^T dU G for every channel pair, dU [16][o][c], LANES pairs at a
+ * time. */
 static void add_weight_grads(const lop_wino *p, const float *du, float *dw)
 {
     size_t step = (size_t)p->o * p->c;
-    for (size_t k = 0; k < step; k++) {
-        float s[3][4];
-        for (int j = 0; j < 4; j++) {
-            float x0 = du[(size_t)j * step + k], x1 = du[(size_t)(4 + j) * step + k];
-            float x2 = du[(size_t)(8 + j) * step + k], x3 = du[(size_t)(12 + j) * step + k];
-            s[0][j] = x0 + 0.5f * (x1 + x2);
-            s[1][j] = 0.5f * (x1 - x2);
-            s[2][j] = 0.5f * (x1 + x2) + x3;
+    for (size_t k0 = 0; k0 < step; k0 += LANES) {
+        size_t n = step - k0 < LANES ? step - k0 : LANES;
+        float x[TILE][LANES] = {{0}}, d[9][LANES];
+        for (int xi = 0; xi < TILE; xi++)
+            memcpy(x[xi], du + (size_t)xi * step + k0, n * sizeof(float));
+        for (int l = 0; l < LANES; l++) {
+            float s[3][4];
+            for (int j = 0; j < 4; j++) {
+                float x0 = x[j][l], x1 = x[4 + j][l], x2 = x[8 + j][l], x3 = x[12 + j][l];
+                s[0][j] = x0 + 0.5f * (x1 + x2);
+                s[1][j] = 0.5f * (x1 - x2);
+                s[2][j] = 0.5f * (x1 + x2) + x3;
+            }
+            for (int i = 0; i < 3; i++) {
+                d[3 * i][l] = s[i][0] + 0.5f * (s[i][1] + s[i][2]);
+                d[3 * i + 1][l] = 0.5f * (s[i][1] - s[i][2]);
+                d[3 * i + 2][l] = 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+            }
         }
-        float *d = dw + k * 9;
-        for (int i = 0; i < 3; i++) {
-            d[3 * i] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
-            d[3 * i + 1] += 0.5f * (s[i][1] - s[i][2]);
-            d[3 * i + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
-        }
+        for (size_t l = 0; l < n; l++)
+            for (int e = 0; e < 9; e++)
+                dw[(k0 + l) * 9 + e] += d[e][l];
     }
 }
 
@@ -250,11 +291,11 @@ void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
                     float *scratch, float *dw)
 {
     int cols = m * p->tiles;
-    float *v = scratch + lop_wino_plane_floats(p);
+    float *v = scratch + lop_wino_work_floats(p);
     float *dm = v + (size_t)TILE * p->c * cols;
     float *du = dm + (size_t)TILE * p->o * cols;
     lop_wino_input(p, x, m, 0, p->c, scratch, v);
-    output_grad_tiles(p, dy, m, dm);
+    output_grad_tiles(p, dy, m, scratch, dm);
     for (int xi = 0; xi < TILE; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
                     dm + (size_t)xi * p->o * cols, cols, v + (size_t)xi * p->c * cols, cols,

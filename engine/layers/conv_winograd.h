@@ -19,13 +19,13 @@
  * output gradient as input (c = the layer's outputs), gives o = the layer's inputs and
  * pads 2 - ph x 2 - pw.
  *
- * A chunk's scratch (lop_wino_scratch_floats) is laid out as [plane | V | M]: the
- * zero-padded plane one worker transforms a channel from, then V [16][c][T] and
- * M [16][o][T].  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
+ * A chunk's scratch (lop_wino_scratch_floats) is laid out as [work | V | M]: one
+ * worker's own lop_wino_work_floats (the zero-padded plane it transforms a channel
+ * from, and rows for the transforms), then V [16][c][T] and M [16][o][T].  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
  * y [m][o][ho][wo]: y = conv(x) + bias (bias may be NULL) or, with accumulate,
  * y += conv(x).  The steps are exported so that one image's work can be shared by
  * several threads (input channels, tile positions, output channels), each with its
- * own plane. */
+ * own work space. */
 enum { LOP_WINO_TILE = 16 };  /* positions of a transformed 4x4 tile: the products */
 typedef struct lop_wino {
     int c, h, w, o, ph, pw;
@@ -36,18 +36,18 @@ typedef struct lop_wino {
 void lop_wino_plan(lop_wino *p, int c, int h, int w, int o, int ph, int pw);
 size_t lop_wino_weight_floats(const lop_wino *p);
 void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, float *u);
-size_t lop_wino_plane_floats(const lop_wino *p);
+size_t lop_wino_work_floats(const lop_wino *p);
 size_t lop_wino_scratch_floats(const lop_wino *p, int m);
 void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
                     const float *bias, int accumulate, float *scratch, float *y);
 /* The steps: input channels [c0, c1) into V; the products of positions [xi0, xi1);
  * output channels [o0, o1) out of M. */
-void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *plane,
+void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *work,
                     float *v);
 void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m, int xi0,
                        int xi1, float *mm);
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
-                     const float *bias, int accumulate, float *y);
+                     const float *bias, int accumulate, float *work, float *y);
 /* dw [o][c][3][3] += the weight gradient of the plan's convolution over m images x
  * [m][c][h][w] and output gradients dy [m][o][ho][wo]: dU[xi] = dM[xi] V[xi]^T with
  * dM = A dY A^T per tile, then dw += G^T dU G; scratch holds lop_wino_wgrad_floats(p, m)

@@ -1,0 +1,182 @@
+/*
+ * bench_winograd.c - the measurements behind conv.c's rule for Winograd F(2x2,3x3):
+ * one 3x3 pad-1 convolution C -> O at batch 64 (and batch 1 forward), each pass timed
+ * on the path conv.c would take without Winograd (stencil or im2col) and on Winograd,
+ * interleaved round by round in one process, on 1 and 2 threads; the fastest round of
+ * each is reported in ms, with the ratio current / Winograd (above 1: Winograd wins).
+ * Backward (weight and input gradient together, as the layer runs them) is split by
+ * timing the Winograd kernels alone on one thread.  Numbers are reported, never
+ * asserted.  `make build/bench_winograd && build/bench_winograd [rounds]`.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers/conv_winograd.h"
+#include "lopper.h"
+
+enum { BATCH = 64 };
+
+typedef struct shape { int c, o, map; } shape;
+
+static const shape shapes[] = {
+    {16, 16, 32}, {16, 16, 16}, {16, 16, 8}, {16, 16, 4}, {16, 16, 2},
+    {32, 32, 32}, {32, 32, 16}, {32, 32, 8}, {32, 32, 4}, {32, 32, 2},
+    {64, 64, 32}, {64, 64, 16}, {64, 64, 8}, {64, 64, 4}, {64, 64, 2},
+    {128, 128, 32}, {128, 128, 16}, {128, 128, 8}, {128, 128, 4}, {128, 128, 2},
+    {256, 256, 16}, {256, 256, 8}, {256, 256, 4}, {256, 256, 2},
+    {512, 512, 4}, {512, 512, 2},
+    {3, 64, 32}, {32, 64, 16}, {64, 128, 16}, {128, 256, 8}, {256, 512, 4}, {128, 64, 16},
+};
+enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_winograd: %s: %s\n", what, lop_errmsg());
+    exit(1);
+}
+
+static lop_tensor *random_tensor(int ndim, const int *dims, unsigned seed)
+{
+    lop_tensor *t = lop_tensor_new(ndim, dims);
+    if (!t)
+        die("tensor");
+    for (size_t i = 0; i < t->numel; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        t->data[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    return t;
+}
+
+/* Fastest of `rounds` rounds, per mode (0 current, 1 Winograd) interleaved, of the
+ * forward at batch 64, backward at batch 64 and forward at batch 1 (ms per pass). */
+static void time_layer(const shape *s, int rounds, double best[2][3])
+{
+    lop_graph *g = lop_graph_new(1);
+    lop_attrs in = lop_attrs_input(s->c, s->map, s->map), a = lop_attrs_default();
+    a.out_channels = s->o;
+    a.kernel_h = a.kernel_w = 3;
+    a.pad_h = a.pad_w = 1;
+    int x, id;
+    if (lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x) != LOP_OK ||
+        lop_graph_add(g, LOP_CONV2D, "conv", &x, 1, &a, &id) != LOP_OK)
+        die("graph");
+    int xd[4] = {BATCH, s->c, s->map, s->map}, yd[4] = {BATCH, s->o, s->map, s->map};
+    int x1[4] = {1, s->c, s->map, s->map};
+    lop_tensor *xt = random_tensor(4, xd, 1), *dy = random_tensor(4, yd, 2);
+    lop_tensor *one = random_tensor(4, x1, 3);
+    double flops = 2.0 * s->c * s->o * 9 * s->map * s->map * BATCH;
+    int reps = (int)(2e9 / flops) + 1, reps1 = reps * 8;
+    if (reps > 20)
+        reps = 20;
+    if (reps1 > 200)
+        reps1 = 200;
+    for (int m = 0; m < 2; m++)
+        for (int p = 0; p < 3; p++)
+            best[m][p] = 1e30;
+    for (int r = 0; r < rounds; r++)
+        for (int m = 0; m < 2; m++) {
+            lop_debug_conv_winograd(m);
+            double t[3];
+            double t0 = lop_seconds();
+            for (int i = 0; i < reps; i++)
+                if (lop_graph_forward(g, xt, 1) != LOP_OK)
+                    die("forward");
+            t[0] = (lop_seconds() - t0) / reps;
+            t0 = lop_seconds();
+            for (int i = 0; i < reps; i++)
+                if (lop_graph_backward(g, dy) != LOP_OK)
+                    die("backward");
+            t[1] = (lop_seconds() - t0) / reps;
+            t0 = lop_seconds();
+            for (int i = 0; i < reps1; i++)
+                if (lop_graph_forward(g, one, 0) != LOP_OK)
+                    die("forward 1");
+            t[2] = (lop_seconds() - t0) / reps1;
+            for (int p = 0; p < 3; p++)
+                if (1e3 * t[p] < best[m][p])
+                    best[m][p] = 1e3 * t[p];
+        }
+    lop_debug_conv_winograd(-1);
+    lop_tensor_release(xt);
+    lop_tensor_release(dy);
+    lop_tensor_release(one);
+    lop_graph_free(g);
+}
+
+/* The Winograd backward's two halves on one thread over the whole batch in chunks of
+ * nb images (ms): weight gradient, input gradient. */
+static void split_backward(const shape *s, int nb, double *wgrad, double *dx)
+{
+    lop_wino f, d;
+    lop_wino_plan(&f, s->c, s->map, s->map, s->o, 1, 1);
+    lop_wino_plan(&d, s->o, s->map, s->map, s->c, 1, 1);
+    int xd[4] = {BATCH, s->c, s->map, s->map}, yd[4] = {BATCH, s->o, s->map, s->map};
+    int wd[4] = {s->o, s->c, 3, 3};
+    lop_tensor *xt = random_tensor(4, xd, 1), *dy = random_tensor(4, yd, 2);
+    lop_tensor *w = random_tensor(4, wd, 3), *dw = random_tensor(4, wd, 4);
+    lop_tensor *dxt = random_tensor(4, xd, 5);
+    size_t need = lop_wino_wgrad_floats(&f, nb), other = lop_wino_scratch_floats(&d, nb);
+    float *scratch = malloc((need > other ? need : other) * sizeof *scratch);
+    float *u = malloc(lop_wino_weight_floats(&d) * sizeof *u);
+    if (!scratch || !u)
+        die("scratch");
+    *wgrad = *dx = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = lop_seconds();
+        for (int b = 0; b < BATCH; b += nb)
+            lop_wino_wgrad(&f, xt->data + (size_t)b * s->c * s->map * s->map,
+                           dy->data + (size_t)b * s->o * s->map * s->map,
+                           BATCH - b < nb ? BATCH - b : nb, scratch, dw->data);
+        double t1 = lop_seconds();
+        lop_wino_pack(&d, w->data, 1, u);
+        for (int b = 0; b < BATCH; b += nb)
+            lop_wino_chunk(&d, u, dy->data + (size_t)b * s->o * s->map * s->map,
+                           BATCH - b < nb ? BATCH - b : nb, NULL, 1, scratch,
+                           dxt->data + (size_t)b * s->c * s->map * s->map);
+        double t2 = lop_seconds();
+        if (1e3 * (t1 - t0) < *wgrad)
+            *wgrad = 1e3 * (t1 - t0);
+        if (1e3 * (t2 - t1) < *dx)
+            *dx = 1e3 * (t2 - t1);
+    }
+    free(scratch);
+    free(u);
+    lop_tensor_release(xt);
+    lop_tensor_release(dy);
+    lop_tensor_release(w);
+    lop_tensor_release(dw);
+    lop_tensor_release(dxt);
+}
+
+int main(int argc, char **argv)
+{
+    int rounds = argc > 1 ? atoi(argv[1]) : 3;
+    for (int threads = 2; threads >= 1; threads--) {
+        if (lop_set_threads(threads) != LOP_OK)
+            die("threads");
+        printf("%d thread(s), batch %d, fastest of %d rounds, ms (current / Winograd = ratio)\n",
+               threads, BATCH, rounds);
+        printf("%-16s %-22s %-22s %-22s %s\n", "C->O map", "forward", "backward",
+               "forward batch 1", "1-thread Winograd wgrad / dx");
+        for (int i = 0; i < NSHAPES; i++) {
+            const shape *s = &shapes[i];
+            double best[2][3];
+            time_layer(s, rounds, best);
+            printf("%4d->%-4d %2dx%-2d", s->c, s->o, s->map, s->map);
+            for (int p = 0; p < 3; p++)
+                printf("  %7.3f/%7.3f=%4.2f", best[0][p], best[1][p], best[0][p] / best[1][p]);
+            if (threads == 1) {
+                int tiles = (s->map + 1) / 2 * ((s->map + 1) / 2);
+                int nb = (512 + tiles - 1) / tiles;
+                nb = nb > 16 ? 16 : nb;
+                double wg, dx;
+                split_backward(s, nb, &wg, &dx);
+                printf("  %7.3f / %7.3f", wg, dx);
+            }
+            printf("\n");
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
