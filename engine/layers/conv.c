@@ -603,12 +603,12 @@ static void winograd_chunks(void *ctx, long first, long last, int worker)
  * worker 0's scratch after its work space.  Every value is computed as on one thread. */
 static float *winograd_shared_v(const conv_job *j)
 {
-    return worker_scratch(&j->s, 0) + lop_wino_work_floats(&j->wf);
+    return lop_wino_v(&j->wf, worker_scratch(&j->s, 0));
 }
 
 static float *winograd_shared_m(const conv_job *j)
 {
-    return winograd_shared_v(j) + (size_t)LOP_WINO_TILE * j->q.c * j->m * j->wf.tiles;
+    return lop_wino_m(&j->wf, j->m, worker_scratch(&j->s, 0));
 }
 
 static void winograd_share_input(void *ctx, long first, long last, int worker)
@@ -632,9 +632,19 @@ static void winograd_share_output(void *ctx, long first, long last, int worker)
                     worker_scratch(&j->s, worker), j->y + (size_t)j->b0 * j->q.o * j->q.hwo);
 }
 
+/* The transformed weights, shared out by output channels: forward U from the
+ * forward plan, backward U' (the adjoint) from the input gradient's. */
+static void winograd_pack_share(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    int adjoint = j->dy != NULL;
+    lop_wino_pack(adjoint ? &j->wdx : &j->wf, j->w, adjoint, (int)first, (int)last,
+                  j->s.base);
+}
+
 static void winograd_forward(conv_job *j, int threads)
 {
-    lop_wino_pack(&j->wf, j->w, 0, j->s.base);
+    lop_parallel_for(j->q.o, 1, winograd_pack_share, j);
     if (j->chunks >= threads) {
         lop_parallel_for(j->chunks, 1, winograd_chunks, j);
         return;
@@ -657,6 +667,7 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     j.w = n->param[PARAM_WEIGHT]->data;
     j.bias = n->attr.bias ? n->param[PARAM_BIAS]->data : NULL;
     j.y = n->out->data;
+    j.dy = NULL;
     j.batch = lop_node_batch(n);
     j.nb = q->stencil ? 1 : chunk_images(q, j.batch);
     j.chunks = (j.batch + j.nb - 1) / j.nb;
@@ -803,7 +814,7 @@ static int conv_backward(lop_graph *g, lop_node *n)
     if (q->stencil)
         lop_stencil_pack(&j.st, j.w, 1, j.s.base);
     if (q->winograd)
-        lop_wino_pack(&j.wdx, j.w, 1, j.s.base);
+        lop_parallel_for(q->c, 1, winograd_pack_share, &j);
     if (j.parts > 1)
         memset(part_sums(&j.s, 1), 0, j.s.grads * (size_t)(j.parts - 1) * sizeof(float));
     lop_parallel_for(j.parts, 1, backward_parts, &j);

@@ -22,6 +22,14 @@
 
 enum { TILE = LOP_WINO_TILE };
 
+/* Floats from one position's matrix to the next's: n and a cache line more, so that
+ * the sixteen streams a transform reads or writes at once do not fall into the same
+ * cache sets (n is often a power of two). */
+static size_t slab(size_t n)
+{
+    return n + 16;
+}
+
 void lop_wino_plan(lop_wino *p, int c, int h, int w, int o, int ph, int pw)
 {
     p->c = c;
@@ -41,7 +49,7 @@ void lop_wino_plan(lop_wino *p, int c, int h, int w, int o, int ph, int pw)
 
 size_t lop_wino_weight_floats(const lop_wino *p)
 {
-    return (size_t)TILE * p->o * p->c;
+    return TILE * slab((size_t)p->o * p->c);
 }
 
 /* The input step's plane and four rows of its row transform; the output steps use
@@ -54,7 +62,17 @@ size_t lop_wino_work_floats(const lop_wino *p)
 size_t lop_wino_scratch_floats(const lop_wino *p, int m)
 {
     size_t cols = (size_t)m * p->tiles;
-    return lop_wino_work_floats(p) + (size_t)TILE * (p->c + p->o) * cols;
+    return lop_wino_work_floats(p) + TILE * (slab(p->c * cols) + slab(p->o * cols));
+}
+
+float *lop_wino_v(const lop_wino *p, float *scratch)
+{
+    return scratch + lop_wino_work_floats(p);
+}
+
+float *lop_wino_m(const lop_wino *p, int m, float *scratch)
+{
+    return lop_wino_v(p, scratch) + TILE * slab((size_t)p->c * m * p->tiles);
 }
 
 size_t lop_wino_wgrad_floats(const lop_wino *p, int m)
@@ -62,48 +80,40 @@ size_t lop_wino_wgrad_floats(const lop_wino *p, int m)
     return lop_wino_scratch_floats(p, m) + lop_wino_weight_floats(p);
 }
 
-/* Kernels transformed side by side, LANES at a time, so that the loops over them
- * vectorise. */
-enum { LANES = 8 };
-
-/* u[16][LANES] = G g G^T for LANES kernels g[9][LANES]. */
-static void weight_tiles(const float g[9][LANES], float u[TILE][LANES])
+/* U = G g G^T for the kernels of output channels [o0, o1), each row of them into
+ * sixteen contiguous runs.  Kernel (oc, ic) is w[oc][ic] or, adjoint, the flipped
+ * w[ic][oc]. */
+void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o1, float *u)
 {
-    for (int l = 0; l < LANES; l++) {
-        float r[4][3];
-        for (int j = 0; j < 3; j++) {
-            r[0][j] = g[j][l];
-            r[1][j] = 0.5f * (g[j][l] + g[3 + j][l] + g[6 + j][l]);
-            r[2][j] = 0.5f * (g[j][l] - g[3 + j][l] + g[6 + j][l]);
-            r[3][j] = g[6 + j][l];
-        }
-        for (int i = 0; i < 4; i++) {
-            u[4 * i][l] = r[i][0];
-            u[4 * i + 1][l] = 0.5f * (r[i][0] + r[i][1] + r[i][2]);
-            u[4 * i + 2][l] = 0.5f * (r[i][0] - r[i][1] + r[i][2]);
-            u[4 * i + 3][l] = r[i][2];
+    size_t step = slab((size_t)p->o * p->c);
+    size_t so = adjoint ? 9 : (size_t)p->c * 9, si = adjoint ? (size_t)p->o * 9 : 9;
+    for (int oc = o0; oc < o1; oc++) {
+        float *restrict dst = u + (size_t)oc * p->c;
+        for (int ic = 0; ic < p->c; ic++) {
+            const float *k = w + oc * so + ic * si;
+            float g[9];   /* taps read one by one: gathered loads are slower here */
+            if (adjoint) {
+                g[0] = k[8], g[1] = k[7], g[2] = k[6], g[3] = k[5], g[4] = k[4];
+                g[5] = k[3], g[6] = k[2], g[7] = k[1], g[8] = k[0];
+            } else {
+                memcpy(g, k, sizeof g);
+            }
+            float r[4][3];
+            for (int j = 0; j < 3; j++) {
+                r[0][j] = g[j];
+                r[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                r[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                r[3][j] = g[6 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+                float *d = dst + (size_t)(4 * i) * step + ic;
+                d[0] = r[i][0];
+                d[step] = 0.5f * (r[i][0] + r[i][1] + r[i][2]);
+                d[2 * step] = 0.5f * (r[i][0] - r[i][1] + r[i][2]);
+                d[3 * step] = r[i][2];
+            }
         }
     }
-}
-
-void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, float *u)
-{
-    size_t step = (size_t)p->o * p->c;
-    for (int oc = 0; oc < p->o; oc++)
-        for (int ic0 = 0; ic0 < p->c; ic0 += LANES) {
-            int n = p->c - ic0 < LANES ? p->c - ic0 : LANES;
-            float g[9][LANES] = {{0}}, t[TILE][LANES];
-            for (int l = 0; l < n; l++) {
-                int ic = ic0 + l;
-                for (int e = 0; e < 9; e++)
-                    g[e][l] = adjoint ? w[((size_t)ic * p->o + oc) * 9 + 8 - e]
-                                      : w[((size_t)oc * p->c + ic) * 9 + e];
-            }
-            weight_tiles(g, t);
-            float *dst = u + (size_t)oc * p->c + ic0;
-            for (int xi = 0; xi < TILE; xi++)
-                memcpy(dst + (size_t)xi * step, t[xi], (size_t)n * sizeof(float));
-        }
 }
 
 /* Channels [c0, c1) of m images into V: each 4x4 tile d of the zero-padded plane
@@ -118,7 +128,7 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
     rows[0] = plane + (size_t)p->plane_h * pw;
     for (int i = 1; i < 4; i++)
         rows[i] = rows[i - 1] + pw;
-    size_t cols = (size_t)m * p->tiles, step = (size_t)p->c * cols;
+    size_t cols = (size_t)m * p->tiles, step = slab(p->c * cols);
     memset(plane, 0, (size_t)p->plane_h * pw * sizeof *plane);
     for (int ch = c0; ch < c1; ch++)
         for (int b = 0; b < m; b++) {
@@ -161,10 +171,11 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
                        int xi1, float *mm)
 {
     int cols = m * p->tiles;
+    size_t us = slab((size_t)p->o * p->c), vs = slab((size_t)p->c * cols);
+    size_t ms = slab((size_t)p->o * cols);
     for (int xi = xi0; xi < xi1; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->o, cols, p->c, 1.0f,
-                    u + (size_t)xi * p->o * p->c, p->c, v + (size_t)xi * p->c * cols, cols,
-                    0.0f, mm + (size_t)xi * p->o * cols, cols);
+                    u + xi * us, p->c, v + xi * vs, cols, 0.0f, mm + xi * ms, cols);
 }
 
 /* Output channels [o0, o1) of m images: each row of tiles' 2x2 outputs A^T M A into
@@ -173,7 +184,7 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
                      const float *bias, int accumulate, float *work, float *y)
 {
     int tw = p->tw;
-    size_t cols = (size_t)m * p->tiles, step = (size_t)p->o * cols;
+    size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
     float *restrict y0 = work, *restrict y1 = work + 2 * tw;
     for (int oc = o0; oc < o1; oc++)
         for (int b = 0; b < m; b++) {
@@ -213,8 +224,8 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
 void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
                     const float *bias, int accumulate, float *scratch, float *y)
 {
-    float *v = scratch + lop_wino_work_floats(p);
-    float *mm = v + (size_t)TILE * p->c * m * p->tiles;
+    float *v = lop_wino_v(p, scratch);
+    float *mm = lop_wino_m(p, m, scratch);
     lop_wino_input(p, x, m, 0, p->c, scratch, v);
     lop_wino_products(p, u, v, m, 0, TILE, mm);
     lop_wino_output(p, mm, m, 0, p->o, bias, accumulate, scratch, y);
@@ -227,7 +238,7 @@ static void output_grad_tiles(const lop_wino *p, const float *dy, int m, float *
                               float *dm)
 {
     int tw = p->tw;
-    size_t cols = (size_t)m * p->tiles, step = (size_t)p->o * cols;
+    size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
     float *restrict d0 = work, *restrict d1 = work + 2 * tw;
     memset(work, 0, (size_t)4 * tw * sizeof *work);
     for (int oc = 0; oc < p->o; oc++)
@@ -257,33 +268,26 @@ static void output_grad_tiles(const lop_wino *p, const float *dy, int m, float *
         }
 }
 
-/* dw [o][c][3][3] += G^T dU G for every channel pair, dU [16][o][c], LANES pairs at a
- * time. */
+/* dw [o][c][3][3] += G^T dU G for every channel pair, dU [16][o][c]. */
 static void add_weight_grads(const lop_wino *p, const float *du, float *dw)
 {
-    size_t step = (size_t)p->o * p->c;
-    for (size_t k0 = 0; k0 < step; k0 += LANES) {
-        size_t n = step - k0 < LANES ? step - k0 : LANES;
-        float x[TILE][LANES] = {{0}}, d[9][LANES];
-        for (int xi = 0; xi < TILE; xi++)
-            memcpy(x[xi], du + (size_t)xi * step + k0, n * sizeof(float));
-        for (int l = 0; l < LANES; l++) {
-            float s[3][4];
-            for (int j = 0; j < 4; j++) {
-                float x0 = x[j][l], x1 = x[4 + j][l], x2 = x[8 + j][l], x3 = x[12 + j][l];
-                s[0][j] = x0 + 0.5f * (x1 + x2);
-                s[1][j] = 0.5f * (x1 - x2);
-                s[2][j] = 0.5f * (x1 + x2) + x3;
-            }
-            for (int i = 0; i < 3; i++) {
-                d[3 * i][l] = s[i][0] + 0.5f * (s[i][1] + s[i][2]);
-                d[3 * i + 1][l] = 0.5f * (s[i][1] - s[i][2]);
-                d[3 * i + 2][l] = 0.5f * (s[i][1] + s[i][2]) + s[i][3];
-            }
+    size_t pairs = (size_t)p->o * p->c, step = slab(pairs);
+    for (size_t k = 0; k < pairs; k++) {
+        const float *x = du + k;
+        float s[3][4];
+        for (int j = 0; j < 4; j++) {
+            float x0 = x[j * step], x1 = x[(4 + j) * step];
+            float x2 = x[(8 + j) * step], x3 = x[(12 + j) * step];
+            s[0][j] = x0 + 0.5f * (x1 + x2);
+            s[1][j] = 0.5f * (x1 - x2);
+            s[2][j] = 0.5f * (x1 + x2) + x3;
         }
-        for (size_t l = 0; l < n; l++)
-            for (int e = 0; e < 9; e++)
-                dw[(k0 + l) * 9 + e] += d[e][l];
+        float *d = dw + k * 9;
+        for (int i = 0; i < 3; i++) {
+            d[3 * i] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
+            d[3 * i + 1] += 0.5f * (s[i][1] - s[i][2]);
+            d[3 * i + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+        }
     }
 }
 
@@ -291,14 +295,14 @@ void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
                     float *scratch, float *dw)
 {
     int cols = m * p->tiles;
-    float *v = scratch + lop_wino_work_floats(p);
-    float *dm = v + (size_t)TILE * p->c * cols;
-    float *du = dm + (size_t)TILE * p->o * cols;
+    size_t vs = slab((size_t)p->c * cols), ms = slab((size_t)p->o * cols);
+    size_t us = slab((size_t)p->o * p->c);
+    float *v = lop_wino_v(p, scratch), *dm = lop_wino_m(p, m, scratch);
+    float *du = dm + TILE * ms;
     lop_wino_input(p, x, m, 0, p->c, scratch, v);
     output_grad_tiles(p, dy, m, scratch, dm);
     for (int xi = 0; xi < TILE; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
-                    dm + (size_t)xi * p->o * cols, cols, v + (size_t)xi * p->c * cols, cols,
-                    0.0f, du + (size_t)xi * p->o * p->c, p->c);
+                    dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);
     add_weight_grads(p, du, dw);
 }

@@ -13,15 +13,16 @@
  * in the transformed domain as 16 products, one per position xi of the 4x4 tile:
  * M[xi] (o x T) = U[xi] (o x c) V[xi] (c x T), T = m * tiles.
  *
- * lop_wino_pack writes U [16][o][c] (lop_wino_weight_floats) from weights w
- * [o][c][3][3], or with adjoint from the weights [c][o][3][3] of the layer whose input
+ * lop_wino_pack writes U [16][o][c] (lop_wino_weight_floats; output channels
+ * [o0, o1) of it) from weights w [o][c][3][3], or with adjoint from the weights [c][o][3][3] of the layer whose input
  * gradient the plan computes (flipped and transposed): that plan takes the layer's
  * output gradient as input (c = the layer's outputs), gives o = the layer's inputs and
  * pads 2 - ph x 2 - pw.
  *
  * A chunk's scratch (lop_wino_scratch_floats) is laid out as [work | V | M]: one
  * worker's own lop_wino_work_floats (the zero-padded plane it transforms a channel
- * from, and rows for the transforms), then V [16][c][T] and M [16][o][T].  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
+ * from, and rows for the transforms), then V [16][c][T] and M [16][o][T] (at
+ * lop_wino_v and lop_wino_m; each position's matrix a little apart from the next).  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
  * y [m][o][ho][wo]: y = conv(x) + bias (bias may be NULL) or, with accumulate,
  * y += conv(x).  The steps are exported so that one image's work can be shared by
  * several threads (input channels, tile positions, output channels), each with its
@@ -35,9 +36,11 @@ typedef struct lop_wino {
 
 void lop_wino_plan(lop_wino *p, int c, int h, int w, int o, int ph, int pw);
 size_t lop_wino_weight_floats(const lop_wino *p);
-void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, float *u);
+void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o1, float *u);
 size_t lop_wino_work_floats(const lop_wino *p);
 size_t lop_wino_scratch_floats(const lop_wino *p, int m);
+float *lop_wino_v(const lop_wino *p, float *scratch);
+float *lop_wino_m(const lop_wino *p, int m, float *scratch);
 void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
                     const float *bias, int accumulate, float *scratch, float *y);
 /* The steps: input channels [c0, c1) into V; the products of positions [xi0, xi1);

@@ -129,7 +129,7 @@ static void split_backward(const shape *s, int nb, double *wgrad, double *dx)
                            dy->data + (size_t)b * s->o * s->map * s->map,
                            BATCH - b < nb ? BATCH - b : nb, scratch, dw->data);
         double t1 = lop_seconds();
-        lop_wino_pack(&d, w->data, 1, u);
+        lop_wino_pack(&d, w->data, 1, 0, d.o, u);
         for (int b = 0; b < BATCH; b += nb)
             lop_wino_chunk(&d, u, dy->data + (size_t)b * s->o * s->map * s->map,
                            BATCH - b < nb ? BATCH - b : nb, NULL, 1, scratch,
