@@ -35,11 +35,16 @@ enum {
     /* Chunks a batch is cut into at least (when it has the images), whatever the
      * number of threads: enough for 4 threads to share. */
     MIN_CHUNKS = 4,
-    /* Winograd: tiles per chunk worth batching images to reach, and the smallest
-     * layers (channels in and out, output map) it runs. */
+    /* Winograd: tiles per chunk worth batching images to reach; the rule's bounds
+     * (winograd_pays). */
     WINO_TILES_TARGET = 512,
-    WINO_MIN_CHANNELS = 64,
-    WINO_MIN_MAP = 4,
+    WINO_MIN_CHANNELS = 32,
+    WINO_MIN_CHANNELS_SMALL_MAP = 16,
+    WINO_MIN_CHANNELS_ANY_MAP = 128,
+    WINO_SMALL_MAP_TILES = 16,        /* 8x8 outputs */
+    WINO_TINY_MAP_TILES = 4,          /* 4x4 */
+    WINO_WIDE_MAP_TILES = 64,         /* 16x16 */
+    WINO_FULL_BATCH = 8,
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -72,14 +77,37 @@ static int winograd_fits(const conv_geom *q)
            q->ph <= 2 && q->pw <= 2;
 }
 
-/* Where Winograd measurably beats the stencil and im2col paths (see WINO_* above). */
-static int winograd_pays(const conv_geom *q)
+/* Where Winograd measurably beats the stencil and im2col paths, for the forward pass
+ * at `batch` images or the backward pass (weight and input gradient), by the numbers
+ * of tests/bench/bench_winograd.c in docs/performance.md ("Winograd F(2x2,3x3)"):
+ * - Backward at batch 64 it wins 1.1-7x from 32 channels (in and out) on, and from 16
+ *   on maps of 4x4 and less; it loses on a 2x2 map with 128 channels or more (0.6-0.9:
+ *   with one tile per image the weight gradient's products are too thin for the
+ *   16 x O x C transformed gradient they write).
+ * - Forward at batch 64 it wins 1.1-2x from 32 channels on maps up to 8x8 and from 128
+ *   channels on any map; from 32 to 64 channels on 16x16 and 32x32 maps it ties, and
+ *   on a 2x2 map with 256 channels or more it is not clearly faster.
+ * - Forward at batch 1 the weight transform and the transformed weights (16/9 of the
+ *   weights' bytes) are paid for one image: it wins (1.1-1.7x) only on maps of 16x16
+ *   and more, and loses up to 10x on small maps with many channels; below
+ *   WINO_FULL_BATCH images only wide maps take it. */
+static int winograd_pays(const conv_geom *q, int backward, int batch)
 {
-    return q->c >= WINO_MIN_CHANNELS && q->o >= WINO_MIN_CHANNELS && q->ho >= WINO_MIN_MAP &&
-           q->wo >= WINO_MIN_MAP;
+    int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
+    int tiles = ((q->ho + 1) / 2) * ((q->wo + 1) / 2);
+    if (backward)
+        return (narrow >= WINO_MIN_CHANNELS ||
+                (narrow >= WINO_MIN_CHANNELS_SMALL_MAP && tiles <= WINO_TINY_MAP_TILES)) &&
+               !(tiles <= 1 && wide >= WINO_MIN_CHANNELS_ANY_MAP);
+    return narrow >= WINO_MIN_CHANNELS &&
+           (tiles <= WINO_SMALL_MAP_TILES || narrow >= WINO_MIN_CHANNELS_ANY_MAP) &&
+           !(tiles <= 1 && wide >= 2 * WINO_MIN_CHANNELS_ANY_MAP) &&
+           (batch >= WINO_FULL_BATCH || tiles >= WINO_WIDE_MAP_TILES);
 }
 
-static void geom_of(const lop_graph *g, const lop_node *n, conv_geom *q)
+/* The geometry of node n for its forward or backward pass (which may take different
+ * paths). */
+static void geom_of(const lop_graph *g, const lop_node *n, int backward, conv_geom *q)
 {
     const lop_node *in = lop_input_node(g, n, 0);
     const lop_attrs *a = &n->attr;
@@ -107,7 +135,8 @@ static void geom_of(const lop_graph *g, const lop_node *n, conv_geom *q)
                  (q->o <= STENCIL_MAX_OUT ||
                   (q->o <= STENCIL_MAX_OUT_WIDE_MAP && q->wo >= STENCIL_WIDE_MAP));
     q->winograd = winograd_fits(q) &&
-                  (winograd_mode < 0 ? winograd_pays(q) : winograd_mode > 0);
+                  (winograd_mode < 0 ? winograd_pays(q, backward, lop_node_batch(n))
+                                     : winograd_mode > 0);
     if (q->winograd)
         q->stencil = 0;
 }
@@ -660,7 +689,7 @@ static void winograd_forward(conv_job *j, int threads)
 static int conv_forward(lop_graph *g, lop_node *n, int train)
 {
     conv_job j;
-    geom_of(g, n, &j.q);
+    geom_of(g, n, 0, &j.q);
     const conv_geom *q = &j.q;
     int threads = lop_parallel_threads();
     j.x = lop_input_node(g, n, 0)->out->data;
@@ -784,7 +813,7 @@ static void backward_parts(void *ctx, long first, long last, int worker)
 static int conv_backward(lop_graph *g, lop_node *n)
 {
     conv_job j;
-    geom_of(g, n, &j.q);
+    geom_of(g, n, 1, &j.q);
     int threads = lop_parallel_threads();
     const lop_node *in = lop_input_node(g, n, 0);
     j.x = in->out->data;

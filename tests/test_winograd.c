@@ -1,0 +1,327 @@
+/*
+ * test_winograd.c - the Winograd F(2x2,3x3) kernels (engine/layers/conv_winograd.c)
+ * against the textbook seven-loop convolution in double: forward (with bias, and
+ * accumulating), input gradient (the adjoint plan) and weight gradient (adding onto
+ * what dw held), on odd shapes - odd and unequal H and W so that partial tiles occur,
+ * padding 0, 1 and 2 (2 - p for the adjoint), channel counts that are multiples of
+ * nothing, 1x1 and 2x2 maps, batches of 1 and 5, a single image's steps split by
+ * ranges as conv.c shares them out over threads; then the layer through a graph:
+ * finite differences, and weight gradients byte-identical on 1 and 2 threads.
+ *
+ * Error bound.  For every output, |y - y_ref| <= C_BOUND * eps * S, eps = 2^-23 the
+ * float epsilon and S the largest sum of |w| |x| over one output's terms (for the
+ * gradients: |w| |dy| over one input's, |dy| |x| over one weight's).  Why a small
+ * constant: B^T and A have entries 0 and +-1 and G entries 0, +-1/2 and 1, so in one
+ * dimension the absolute transforms |A^T| (|G| |g| . |B^T| |d|) sum, per output, 8
+ * products |g_k| |d_l| where the convolution has 3 (ratio 8/3), in two dimensions 64
+ * where it has 9 (ratio 7.1); each transformed value passes through at most 4
+ * roundings before the products and 4 after, and the products' sums over channels
+ * round as a direct convolution's do.  So the error is that of a direct convolution
+ * grown by at most about 7 x (4 + 4 + 1), some 64 eps * S if every rounding added up;
+ * with random signs they mostly cancel.  Measured on the cases below (uniform data in
+ * [-1, 1], printed by the tests): at most 1.13 eps * S forward and 1.09 eps * S for
+ * the gradients.  C_BOUND = 4 leaves a margin of 3.5x over that and lies well inside
+ * the worst case.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gradcheck.h"
+#include "layers/conv_winograd.h"
+#include "lopper.h"
+
+#define C_BOUND 4.0
+#define EPS_F32 1.1920928955078125e-7
+
+typedef struct wcase {
+    const char *what;
+    int c, h, w, o, ph, pw, batch;
+} wcase;
+
+static const wcase cases[] = {
+    {"odd map, pad 1", 3, 7, 5, 5, 1, 1, 5},
+    {"unpadded, H != W", 5, 9, 6, 7, 0, 0, 1},
+    {"pad 2, even map", 2, 5, 8, 3, 2, 2, 5},
+    {"1x1 map", 7, 1, 1, 4, 1, 1, 5},
+    {"2x2 map", 4, 2, 2, 3, 1, 1, 1},
+    {"mixed pads 2 and 1", 3, 2, 3, 6, 2, 1, 5},
+    {"pad 1 x 0, wider", 6, 11, 4, 9, 1, 0, 2},
+    {"one output", 1, 3, 3, 1, 0, 0, 1},
+    {"more channels", 13, 6, 7, 11, 1, 1, 3},
+};
+enum { NCASES = sizeof cases / sizeof cases[0] };
+
+static int out_h(const wcase *k) { return k->h + 2 * k->ph - 2; }
+static int out_w(const wcase *k) { return k->w + 2 * k->pw - 2; }
+
+static float *uniform(size_t n, uint64_t seed)
+{
+    int dims[1] = {(int)n};
+    lop_tensor *t = gradcheck_random(1, dims, seed);
+    assert_non_null(t);
+    float *f = malloc(n * sizeof *f);
+    assert_non_null(f);
+    memcpy(f, t->data, n * sizeof *f);
+    lop_tensor_release(t);
+    return f;
+}
+
+/* The textbook convolution in double with the sums of absolute terms beside each
+ * result: y and ys per output; with dy, dx / dxs per input and dw / dws per weight. */
+static void naive(const wcase *k, const float *x, const float *w, const float *bias,
+                  const float *dy, double *y, double *ys, double *dx, double *dxs, double *dw,
+                  double *dws)
+{
+    int ho = out_h(k), wo = out_w(k);
+    size_t nx = (size_t)k->batch * k->c * k->h * k->w, nw = (size_t)k->o * k->c * 9;
+    if (dy) {
+        memset(dx, 0, nx * sizeof *dx);
+        memset(dxs, 0, nx * sizeof *dxs);
+        memset(dw, 0, nw * sizeof *dw);
+        memset(dws, 0, nw * sizeof *dws);
+    }
+    for (int b = 0; b < k->batch; b++)
+        for (int oc = 0; oc < k->o; oc++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++) {
+                    size_t yi = (((size_t)b * k->o + oc) * ho + oy) * wo + ox;
+                    double s = bias ? bias[oc] : 0.0, sa = 0, g = dy ? dy[yi] : 0.0;
+                    for (int ci = 0; ci < k->c; ci++)
+                        for (int ki = 0; ki < 3; ki++)
+                            for (int kj = 0; kj < 3; kj++) {
+                                int iy = oy - k->ph + ki, ix = ox - k->pw + kj;
+                                if (iy < 0 || iy >= k->h || ix < 0 || ix >= k->w)
+                                    continue;
+                                size_t xi = (((size_t)b * k->c + ci) * k->h + iy) * k->w + ix;
+                                size_t wi = ((size_t)oc * k->c + ci) * 9 + ki * 3 + kj;
+                                s += (double)x[xi] * w[wi];
+                                sa += fabs((double)x[xi] * w[wi]);
+                                if (dy) {
+                                    dx[xi] += g * w[wi];
+                                    dxs[xi] += fabs(g * w[wi]);
+                                    dw[wi] += g * x[xi];
+                                    dws[wi] += fabs(g * x[xi]);
+                                }
+                            }
+                    if (y) {
+                        y[yi] = s;
+                        ys[yi] = sa;
+                    }
+                }
+}
+
+static double worst_ratio = 0;
+
+/* Every |got - (base + want)| within C_BOUND * eps * max(sums); records the ratio. */
+static void assert_bounded(const float *got, const float *base, const double *want,
+                           const double *sums, size_t n, const char *what, const char *which)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s = sums[i] > s ? sums[i] : s;
+    double bound = C_BOUND * EPS_F32 * (s > 0 ? s : 1.0);
+    for (size_t i = 0; i < n; i++) {
+        double ref = want[i] + (base ? base[i] : 0.0f);
+        double err = fabs((double)got[i] - ref);
+        if (s > 0 && err / (EPS_F32 * s) > worst_ratio)
+            worst_ratio = err / (EPS_F32 * s);
+        if (err > bound)
+            fail_msg("%s, %s[%zu]: got %.9g, want %.9g (error %.3g, bound %.3g)", what, which,
+                     i, (double)got[i], ref, err, bound);
+    }
+}
+
+static float *scratch_for(size_t floats)
+{
+    float *s = malloc(floats * sizeof *s);
+    assert_non_null(s);
+    return s;
+}
+
+/* Forward: y = conv(x) + bias in one chunk of the whole batch, then y += conv(x)
+ * image by image with the steps split into ranges (as conv.c shares them out). */
+static void test_forward_matches_naive(void **state)
+{
+    (void)state;
+    worst_ratio = 0;
+    for (int ci = 0; ci < NCASES; ci++) {
+        const wcase *k = &cases[ci];
+        size_t nx = (size_t)k->batch * k->c * k->h * k->w, nw = (size_t)k->o * k->c * 9;
+        size_t ny = (size_t)k->batch * k->o * out_h(k) * out_w(k);
+        float *x = uniform(nx, 1 + ci), *w = uniform(nw, 2 + ci), *bias = uniform(k->o, 3);
+        double *ref = malloc(ny * sizeof *ref), *sums = malloc(ny * sizeof *sums);
+        assert_true(ref && sums);
+        lop_wino p;
+        lop_wino_plan(&p, k->c, k->h, k->w, k->o, k->ph, k->pw);
+        assert_int_equal(p.ho, out_h(k));
+        assert_int_equal(p.wo, out_w(k));
+        float *u = scratch_for(lop_wino_weight_floats(&p));
+        float *scratch = scratch_for(lop_wino_scratch_floats(&p, k->batch));
+        float *y = malloc(ny * sizeof *y), *y1 = malloc(ny * sizeof *y1);
+        assert_true(y && y1);
+        /* packed in two ranges of output channels */
+        lop_wino_pack(&p, w, 0, 0, k->o / 2, u);
+        lop_wino_pack(&p, w, 0, k->o / 2, k->o, u);
+        lop_wino_chunk(&p, u, x, k->batch, bias, 0, scratch, y);
+        naive(k, x, w, bias, NULL, ref, sums, NULL, NULL, NULL, NULL);
+        assert_bounded(y, NULL, ref, sums, ny, k->what, "y");
+
+        memcpy(y1, y, ny * sizeof *y);
+        naive(k, x, w, NULL, NULL, ref, sums, NULL, NULL, NULL, NULL);
+        size_t xs = (size_t)k->c * k->h * k->w, ys = (size_t)k->o * p.ho * p.wo;
+        for (int b = 0; b < k->batch; b++) {
+            float *work2 = scratch_for(lop_wino_work_floats(&p));
+            lop_wino_input(&p, x + b * xs, 1, 0, k->c / 2, scratch, lop_wino_v(&p, scratch));
+            lop_wino_input(&p, x + b * xs, 1, k->c / 2, k->c, work2, lop_wino_v(&p, scratch));
+            for (int xi = 0; xi < LOP_WINO_TILE; xi += 5)
+                lop_wino_products(&p, u, lop_wino_v(&p, scratch), 1, xi,
+                                  xi + 5 < LOP_WINO_TILE ? xi + 5 : LOP_WINO_TILE,
+                                  lop_wino_m(&p, 1, scratch));
+            lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 0, 1, NULL, 1, work2,
+                            y1 + b * ys);
+            lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 1, k->o, NULL, 1, scratch,
+                            y1 + b * ys);
+            free(work2);
+        }
+        assert_bounded(y1, y, ref, sums, ny, k->what, "y accumulated");
+        free(x), free(w), free(bias), free(ref), free(sums), free(u), free(scratch);
+        free(y), free(y1);
+    }
+    print_message("worst forward error / (eps * S): %.3f\n", worst_ratio);
+}
+
+/* The input gradient through the adjoint plan (pad 2 - p, flipped transposed
+ * weights), added onto what dx held; the weight gradient added onto what dw held. */
+static void test_gradients_match_naive(void **state)
+{
+    (void)state;
+    worst_ratio = 0;
+    for (int ci = 0; ci < NCASES; ci++) {
+        const wcase *k = &cases[ci];
+        size_t nx = (size_t)k->batch * k->c * k->h * k->w, nw = (size_t)k->o * k->c * 9;
+        size_t ny = (size_t)k->batch * k->o * out_h(k) * out_w(k);
+        float *x = uniform(nx, 10 + ci), *w = uniform(nw, 20 + ci), *dy = uniform(ny, 30 + ci);
+        float *dx = uniform(nx, 40), *dx0 = malloc(nx * sizeof *dx0);
+        float *dw = uniform(nw, 50), *dw0 = malloc(nw * sizeof *dw0);
+        double *rx = malloc(nx * sizeof *rx), *sx = malloc(nx * sizeof *sx);
+        double *rw = malloc(nw * sizeof *rw), *sw = malloc(nw * sizeof *sw);
+        assert_true(dx0 && dw0 && rx && sx && rw && sw);
+        memcpy(dx0, dx, nx * sizeof *dx);
+        memcpy(dw0, dw, nw * sizeof *dw);
+        naive(k, x, w, NULL, dy, NULL, NULL, rx, sx, rw, sw);
+
+        lop_wino f, d;
+        lop_wino_plan(&f, k->c, k->h, k->w, k->o, k->ph, k->pw);
+        lop_wino_plan(&d, k->o, out_h(k), out_w(k), k->c, 2 - k->ph, 2 - k->pw);
+        assert_int_equal(d.ho, k->h);
+        assert_int_equal(d.wo, k->w);
+        float *u = scratch_for(lop_wino_weight_floats(&d));
+        size_t need = lop_wino_scratch_floats(&d, k->batch);
+        if (lop_wino_wgrad_floats(&f, k->batch) > need)
+            need = lop_wino_wgrad_floats(&f, k->batch);
+        float *scratch = scratch_for(need);
+        lop_wino_pack(&d, w, 1, 0, k->c, u);
+        lop_wino_chunk(&d, u, dy, k->batch, NULL, 1, scratch, dx);
+        assert_bounded(dx, dx0, rx, sx, nx, k->what, "dx");
+        lop_wino_wgrad(&f, x, dy, k->batch, scratch, dw);
+        assert_bounded(dw, dw0, rw, sw, nw, k->what, "dw");
+        free(x), free(w), free(dy), free(dx), free(dx0), free(dw), free(dw0);
+        free(rx), free(sx), free(rw), free(sw), free(u), free(scratch);
+    }
+    print_message("worst gradient error / (eps * S): %.3f\n", worst_ratio);
+}
+
+/* x -> conv -> conv (Winograd when forced or chosen), padded `pad` and 1. */
+static lop_graph *two_layers(int c, int h, int w, int o, int pad)
+{
+    lop_graph *g = lop_graph_new(5);
+    assert_non_null(g);
+    lop_attrs in = lop_attrs_input(c, h, w), a = lop_attrs_default();
+    a.out_channels = o;
+    a.kernel_h = a.kernel_w = 3;
+    a.pad_h = a.pad_w = pad;
+    int x, c1, c2;
+    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x), LOP_OK);
+    assert_int_equal(lop_graph_add(g, LOP_CONV2D, "c1", &x, 1, &a, &c1), LOP_OK);
+    a.pad_h = a.pad_w = 1;
+    assert_int_equal(lop_graph_add(g, LOP_CONV2D, "c2", &c1, 1, &a, &c2), LOP_OK);
+    return g;
+}
+
+static void test_layer_matches_finite_differences(void **state)
+{
+    (void)state;
+    lop_debug_conv_winograd(1);
+    static const int shapes[][5] = {{3, 7, 5, 4, 1}, {2, 5, 6, 3, 2}, {4, 6, 7, 5, 0}};
+    for (int i = 0; i < 3; i++) {
+        const int *s = shapes[i];
+        lop_graph *g = two_layers(s[0], s[1], s[2], s[3], s[4]);
+        int dims[4] = {3, s[0], s[1], s[2]};
+        lop_tensor *x = gradcheck_random(4, dims, 60 + (uint64_t)i);
+        assert_non_null(x);
+        /* The loss is linear in each input and weight, so central differences are
+         * exact but for rounding, which a step of 0.1 keeps small. */
+        double err = gradcheck_graph(g, x, 1, 0.1, 70 + (uint64_t)i);
+        if (!(err >= 0 && err < 1e-2))
+            fail_msg("shape %d: worst relative gradient error %g", i, err);
+        lop_tensor_release(x);
+        lop_graph_free(g);
+    }
+    lop_debug_conv_winograd(-1);
+}
+
+/* The weight (and input) gradients of a layer conv.c's own rule runs on Winograd,
+ * over a batch cut into several chunks and parts, are the same bytes on 1 and 2
+ * threads. */
+static void gradients_on(int threads, lop_graph *g, const lop_tensor *x, const lop_tensor *dy,
+                         float **dw, float **dx)
+{
+    assert_int_equal(lop_set_threads(threads), LOP_OK);
+    lop_graph_zero_grad(g);
+    assert_int_equal(lop_graph_forward(g, x, 1), LOP_OK);
+    assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
+    int id = lop_graph_find(g, "c1");
+    const lop_tensor *gw = lop_node_grad(g, id, 0), *gx = lop_graph_input_grad(g);
+    *dw = malloc(gw->numel * sizeof **dw);
+    *dx = malloc(gx->numel * sizeof **dx);
+    assert_true(*dw && *dx);
+    memcpy(*dw, gw->data, gw->numel * sizeof **dw);
+    memcpy(*dx, gx->data, gx->numel * sizeof **dx);
+}
+
+static void test_same_bytes_on_1_and_2_threads(void **state)
+{
+    (void)state;
+    lop_graph *g = two_layers(128, 8, 8, 128, 1);
+    int dims[4] = {24, 128, 8, 8}, ydims[4] = {24, 128, 8, 8};
+    lop_tensor *x = gradcheck_random(4, dims, 80), *dy = gradcheck_random(4, ydims, 81);
+    assert_true(x && dy);
+    float *dw1, *dx1, *dw2, *dx2;
+    gradients_on(1, g, x, dy, &dw1, &dx1);
+    gradients_on(2, g, x, dy, &dw2, &dx2);
+    const lop_tensor *w = lop_node_param(g, lop_graph_find(g, "c1"), 0);
+    assert_memory_equal(dw1, dw2, w->numel * sizeof *dw1);
+    assert_memory_equal(dx1, dx2, x->numel * sizeof *dx1);
+    free(dw1), free(dx1), free(dw2), free(dx2);
+    lop_tensor_release(x);
+    lop_tensor_release(dy);
+    lop_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_matches_naive),
+        cmocka_unit_test(test_gradients_match_naive),
+        cmocka_unit_test(test_layer_matches_finite_differences),
+        cmocka_unit_test(test_same_bytes_on_1_and_2_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
