@@ -1,12 +1,13 @@
 /*
  * bench_winograd.c - the measurements behind conv.c's rule for Winograd F(2x2,3x3):
- * one 3x3 pad-1 convolution C -> O at batch 64 (and batch 1 forward), each pass timed
+ * one 3x3 pad-1 convolution C -> O at batch 64 (and a small batch forward, 1 unless
+ * given), each pass timed
  * on the path conv.c would take without Winograd (stencil or im2col) and on Winograd,
  * interleaved round by round in one process, on 1 and 2 threads; the fastest round of
  * each is reported in ms, with the ratio current / Winograd (above 1: Winograd wins).
  * Backward (weight and input gradient together, as the layer runs them) is split by
  * timing the Winograd kernels alone on one thread.  Numbers are reported, never
- * asserted.  `make build/bench_winograd && build/bench_winograd [rounds]`.
+ * asserted.  `make build/bench_winograd && build/bench_winograd [rounds [small batch]]`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +50,9 @@ static lop_tensor *random_tensor(int ndim, const int *dims, unsigned seed)
 }
 
 /* Fastest of `rounds` rounds, per mode (0 current, 1 Winograd) interleaved, of the
- * forward at batch 64, backward at batch 64 and forward at batch 1 (ms per pass). */
-static void time_layer(const shape *s, int rounds, double best[2][3])
+ * forward at batch 64, backward at batch 64 and forward at batch `small` (ms per
+ * pass). */
+static void time_layer(const shape *s, int rounds, int small, double best[2][3])
 {
     lop_graph *g = lop_graph_new(1);
     lop_attrs in = lop_attrs_input(s->c, s->map, s->map), a = lop_attrs_default();
@@ -62,11 +64,11 @@ static void time_layer(const shape *s, int rounds, double best[2][3])
         lop_graph_add(g, LOP_CONV2D, "conv", &x, 1, &a, &id) != LOP_OK)
         die("graph");
     int xd[4] = {BATCH, s->c, s->map, s->map}, yd[4] = {BATCH, s->o, s->map, s->map};
-    int x1[4] = {1, s->c, s->map, s->map};
+    int x1[4] = {small, s->c, s->map, s->map};
     lop_tensor *xt = random_tensor(4, xd, 1), *dy = random_tensor(4, yd, 2);
     lop_tensor *one = random_tensor(4, x1, 3);
     double flops = 2.0 * s->c * s->o * 9 * s->map * s->map * BATCH;
-    int reps = (int)(2e9 / flops) + 1, reps1 = reps * 8;
+    int reps = (int)(2e9 / flops) + 1, reps1 = reps * BATCH / small;
     if (reps > 20)
         reps = 20;
     if (reps1 > 200)
@@ -151,18 +153,22 @@ static void split_backward(const shape *s, int nb, double *wgrad, double *dx)
 
 int main(int argc, char **argv)
 {
-    int rounds = argc > 1 ? atoi(argv[1]) : 3;
+    int rounds = argc > 1 ? atoi(argv[1]) : 3, small = argc > 2 ? atoi(argv[2]) : 1;
+    if (rounds < 1 || small < 1 || small > BATCH) {
+        fprintf(stderr, "usage: bench_winograd [rounds [small batch, 1..%d]]\n", BATCH);
+        return 1;
+    }
     for (int threads = 2; threads >= 1; threads--) {
         if (lop_set_threads(threads) != LOP_OK)
             die("threads");
         printf("%d thread(s), batch %d, fastest of %d rounds, ms (current / Winograd = ratio)\n",
                threads, BATCH, rounds);
-        printf("%-16s %-22s %-22s %-22s %s\n", "C->O map", "forward", "backward",
-               "forward batch 1", "1-thread Winograd wgrad / dx");
+        printf("%-16s %-22s %-22s forward batch %-8d %s\n", "C->O map", "forward", "backward",
+               small, "1-thread Winograd wgrad / dx");
         for (int i = 0; i < NSHAPES; i++) {
             const shape *s = &shapes[i];
             double best[2][3];
-            time_layer(s, rounds, best);
+            time_layer(s, rounds, small, best);
             printf("%4d->%-4d %2dx%-2d", s->c, s->o, s->map, s->map);
             for (int p = 0; p < 3; p++)
                 printf("  %7.3f/%7.3f=%4.2f", best[0][p], best[1][p], best[0][p] / best[1][p]);
