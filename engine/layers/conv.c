@@ -41,12 +41,12 @@ enum {
      * (winograd_pays). */
     WINO_TILES_TARGET = 512,
     WINO_MIN_CHANNELS = 32,
-    WINO_MIN_CHANNELS_SMALL_MAP = 16,
+    WINO_MIN_CHANNELS_TINY_MAP = 16,
     WINO_MIN_CHANNELS_ANY_MAP = 128,
     WINO_SMALL_MAP_TILES = 16,        /* 8x8 outputs */
-    WINO_TINY_MAP_TILES = 4,          /* 4x4 */
+    WINO_TINY_MAP_TILES = 1,          /* 2x2 */
     WINO_WIDE_MAP_TILES = 64,         /* 16x16 */
-    WINO_FULL_BATCH = 8,
+    WINO_FULL_BATCH = 32,
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -80,30 +80,34 @@ static int winograd_fits(const conv_geom *q)
 }
 
 /* Where Winograd measurably beats the stencil and im2col paths, for the forward pass
- * at `batch` images or the backward pass (weight and input gradient), by the numbers
- * of tests/bench/bench_winograd.c in docs/performance.md ("Winograd F(2x2,3x3)"):
- * - Backward at batch 64 it wins 1.1-7x from 32 channels (in and out) on, and from 16
- *   on maps of 4x4 and less; it loses on a 2x2 map with 128 channels or more (0.6-0.9:
- *   with one tile per image the weight gradient's products are too thin for the
- *   16 x O x C transformed gradient they write).
- * - Forward at batch 64 it wins 1.1-2x from 32 channels on maps up to 8x8 and from 128
- *   channels on any map; from 32 to 64 channels on 16x16 and 32x32 maps it ties, and
- *   on a 2x2 map with 256 channels or more it is not clearly faster.
- * - Forward at batch 1 the weight transform and the transformed weights (16/9 of the
- *   weights' bytes) are paid for one image: it wins (1.1-1.7x) only on maps of 16x16
- *   and more, and loses up to 10x on small maps with many channels; below
- *   WINO_FULL_BATCH images only wide maps take it. */
+ * at `batch` images or the backward pass (weight and input gradient together), by
+ * the table of tests/bench/bench_winograd.c in docs/performance.md ("Winograd
+ * F(2x2,3x3)"; ratios old path / Winograd, 2 threads and 1 thread, batch 64):
+ * - Backward wins from 32 channels (in and out) on, 1.1-1.4 on 32 -> 32 and 1.5-2.4
+ *   on 64 -> 64 of 16x16 and wider maps, 1.3-8x on smaller maps; with 16 channels only
+ *   on 2x2 maps (3.2 / 4.1; 16 -> 16 4x4 gave 1.98 / 0.85).  It loses on a 2x2 map
+ *   with 128 channels or more (0.64-0.90 on 2 threads): with one tile per image the
+ *   weight gradient's products are too thin for the 16 x O x C floats they write.
+ * - Forward wins from 32 channels on maps up to 8x8 (1.1-7.6) and from 128 channels on
+ *   any map (1.3-1.9); 32 and 64 channels on 16x16 and 32x32 maps tie or lose
+ *   (0.75-1.06, but for one 1.35), and on a 2x2 map 256 channels or more are not
+ *   clearly faster (1.31 / 1.12, 0.93 / 1.00).
+ * - On small batches the weight transform and the transformed weights (16/9 of the
+ *   weights' bytes) are paid for few images.  At batch 1 it loses on small maps
+ *   (0.1-0.8 from 4x4 with 128 channels) and wins on 16x16 and wider maps from 128
+ *   channels (1.06-1.7); at batch 8 it still loses with 32 channels (0.68-0.98) and on
+ *   4x4 maps from 256 channels (0.54-1.07); at batch 32 those tie or win (0.97-1.24).
+ *   So below WINO_FULL_BATCH images only the wide maps take it. */
 static int winograd_pays(const conv_geom *q, int backward, int batch)
 {
     int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
     int tiles = ((q->ho + 1) / 2) * ((q->wo + 1) / 2);
+    int enough = narrow >= WINO_MIN_CHANNELS ||
+                 (narrow >= WINO_MIN_CHANNELS_TINY_MAP && tiles <= WINO_TINY_MAP_TILES);
     if (backward)
-        return (narrow >= WINO_MIN_CHANNELS ||
-                (narrow >= WINO_MIN_CHANNELS_SMALL_MAP && tiles <= WINO_TINY_MAP_TILES)) &&
-               !(tiles <= 1 && wide >= WINO_MIN_CHANNELS_ANY_MAP);
-    return narrow >= WINO_MIN_CHANNELS &&
-           (tiles <= WINO_SMALL_MAP_TILES || narrow >= WINO_MIN_CHANNELS_ANY_MAP) &&
-           !(tiles <= 1 && wide >= 2 * WINO_MIN_CHANNELS_ANY_MAP) &&
+        return enough && !(tiles <= WINO_TINY_MAP_TILES && wide >= WINO_MIN_CHANNELS_ANY_MAP);
+    return enough && (tiles <= WINO_SMALL_MAP_TILES || narrow >= WINO_MIN_CHANNELS_ANY_MAP) &&
+           !(tiles <= WINO_TINY_MAP_TILES && wide >= 2 * WINO_MIN_CHANNELS_ANY_MAP) &&
            (batch >= WINO_FULL_BATCH || tiles >= WINO_WIDE_MAP_TILES);
 }
 
