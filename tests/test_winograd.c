@@ -145,97 +145,114 @@ static float *scratch_for(size_t floats)
     return s;
 }
 
+/* Floats of case k's input, weights and output. */
+static void sizes(const wcase *k, size_t *nx, size_t *nw, size_t *ny)
+{
+    *nx = (size_t)k->batch * k->c * k->h * k->w;
+    *nw = (size_t)k->o * k->c * 9;
+    *ny = (size_t)k->batch * k->o * out_h(k) * out_w(k);
+}
+
+/* Run check on every case; print the worst error ratio it met. */
+static void each_case(void (*check)(const wcase *k, int ci), const char *what)
+{
+    worst_ratio = 0;
+    for (int ci = 0; ci < NCASES; ci++)
+        check(&cases[ci], ci);
+    print_message("worst %s error / (eps * S): %.3f\n", what, worst_ratio);
+}
+
 /* Forward: y = conv(x) + bias in one chunk of the whole batch, then y += conv(x)
  * image by image with the steps split into ranges (as conv.c shares them out). */
+static void forward_case(const wcase *k, int ci)
+{
+    size_t nx, nw, ny;
+    sizes(k, &nx, &nw, &ny);
+    float *x = uniform(nx, 1 + ci), *w = uniform(nw, 2 + ci), *bias = uniform(k->o, 3);
+    double *ref = malloc(ny * sizeof *ref), *sums = malloc(ny * sizeof *sums);
+    assert_true(ref && sums);
+    lop_wino p;
+    lop_wino_plan(&p, k->c, k->h, k->w, k->o, k->ph, k->pw);
+    assert_int_equal(p.ho, out_h(k));
+    assert_int_equal(p.wo, out_w(k));
+    float *u = scratch_for(lop_wino_weight_floats(&p));
+    float *scratch = scratch_for(lop_wino_scratch_floats(&p, k->batch));
+    float *y = malloc(ny * sizeof *y), *y1 = malloc(ny * sizeof *y1);
+    assert_true(y && y1);
+    /* packed in two ranges of output channels */
+    lop_wino_pack(&p, w, 0, 0, k->o / 2, u);
+    lop_wino_pack(&p, w, 0, k->o / 2, k->o, u);
+    lop_wino_chunk(&p, u, x, k->batch, bias, 0, scratch, y);
+    naive(k, x, w, bias, NULL, ref, sums, NULL, NULL, NULL, NULL);
+    assert_bounded(y, NULL, ref, sums, ny, k->what, "y");
+
+    memcpy(y1, y, ny * sizeof *y);
+    naive(k, x, w, NULL, NULL, ref, sums, NULL, NULL, NULL, NULL);
+    size_t xs = (size_t)k->c * k->h * k->w, ys = (size_t)k->o * p.ho * p.wo;
+    for (int b = 0; b < k->batch; b++) {
+        float *work2 = scratch_for(lop_wino_work_floats(&p));
+        lop_wino_input(&p, x + b * xs, 1, 0, k->c / 2, scratch, lop_wino_v(&p, scratch));
+        lop_wino_input(&p, x + b * xs, 1, k->c / 2, k->c, work2, lop_wino_v(&p, scratch));
+        for (int xi = 0; xi < LOP_WINO_TILE; xi += 5)
+            lop_wino_products(&p, u, lop_wino_v(&p, scratch), 1, xi,
+                              xi + 5 < LOP_WINO_TILE ? xi + 5 : LOP_WINO_TILE,
+                              lop_wino_m(&p, 1, scratch));
+        lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 0, 1, NULL, 1, work2,
+                        y1 + b * ys);
+        lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 1, k->o, NULL, 1, scratch,
+                        y1 + b * ys);
+        free(work2);
+    }
+    assert_bounded(y1, y, ref, sums, ny, k->what, "y accumulated");
+    free(x), free(w), free(bias), free(ref), free(sums), free(u), free(scratch);
+    free(y), free(y1);
+}
+
 static void test_forward_matches_naive(void **state)
 {
     (void)state;
-    worst_ratio = 0;
-    for (int ci = 0; ci < NCASES; ci++) {
-        const wcase *k = &cases[ci];
-        size_t nx = (size_t)k->batch * k->c * k->h * k->w, nw = (size_t)k->o * k->c * 9;
-        size_t ny = (size_t)k->batch * k->o * out_h(k) * out_w(k);
-        float *x = uniform(nx, 1 + ci), *w = uniform(nw, 2 + ci), *bias = uniform(k->o, 3);
-        double *ref = malloc(ny * sizeof *ref), *sums = malloc(ny * sizeof *sums);
-        assert_true(ref && sums);
-        lop_wino p;
-        lop_wino_plan(&p, k->c, k->h, k->w, k->o, k->ph, k->pw);
-        assert_int_equal(p.ho, out_h(k));
-        assert_int_equal(p.wo, out_w(k));
-        float *u = scratch_for(lop_wino_weight_floats(&p));
-        float *scratch = scratch_for(lop_wino_scratch_floats(&p, k->batch));
-        float *y = malloc(ny * sizeof *y), *y1 = malloc(ny * sizeof *y1);
-        assert_true(y && y1);
-        /* packed in two ranges of output channels */
-        lop_wino_pack(&p, w, 0, 0, k->o / 2, u);
-        lop_wino_pack(&p, w, 0, k->o / 2, k->o, u);
-        lop_wino_chunk(&p, u, x, k->batch, bias, 0, scratch, y);
-        naive(k, x, w, bias, NULL, ref, sums, NULL, NULL, NULL, NULL);
-        assert_bounded(y, NULL, ref, sums, ny, k->what, "y");
-
-        memcpy(y1, y, ny * sizeof *y);
-        naive(k, x, w, NULL, NULL, ref, sums, NULL, NULL, NULL, NULL);
-        size_t xs = (size_t)k->c * k->h * k->w, ys = (size_t)k->o * p.ho * p.wo;
-        for (int b = 0; b < k->batch; b++) {
-            float *work2 = scratch_for(lop_wino_work_floats(&p));
-            lop_wino_input(&p, x + b * xs, 1, 0, k->c / 2, scratch, lop_wino_v(&p, scratch));
-            lop_wino_input(&p, x + b * xs, 1, k->c / 2, k->c, work2, lop_wino_v(&p, scratch));
-            for (int xi = 0; xi < LOP_WINO_TILE; xi += 5)
-                lop_wino_products(&p, u, lop_wino_v(&p, scratch), 1, xi,
-                                  xi + 5 < LOP_WINO_TILE ? xi + 5 : LOP_WINO_TILE,
-                                  lop_wino_m(&p, 1, scratch));
-            lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 0, 1, NULL, 1, work2,
-                            y1 + b * ys);
-            lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 1, k->o, NULL, 1, scratch,
-                            y1 + b * ys);
-            free(work2);
-        }
-        assert_bounded(y1, y, ref, sums, ny, k->what, "y accumulated");
-        free(x), free(w), free(bias), free(ref), free(sums), free(u), free(scratch);
-        free(y), free(y1);
-    }
-    print_message("worst forward error / (eps * S): %.3f\n", worst_ratio);
+    each_case(forward_case, "forward");
 }
 
 /* The input gradient through the adjoint plan (pad 2 - p, flipped transposed
  * weights), added onto what dx held; the weight gradient added onto what dw held. */
+static void gradients_case(const wcase *k, int ci)
+{
+    size_t nx, nw, ny;
+    sizes(k, &nx, &nw, &ny);
+    float *x = uniform(nx, 10 + ci), *w = uniform(nw, 20 + ci), *dy = uniform(ny, 30 + ci);
+    float *dx = uniform(nx, 40), *dx0 = malloc(nx * sizeof *dx0);
+    float *dw = uniform(nw, 50), *dw0 = malloc(nw * sizeof *dw0);
+    double *rx = malloc(nx * sizeof *rx), *sx = malloc(nx * sizeof *sx);
+    double *rw = malloc(nw * sizeof *rw), *sw = malloc(nw * sizeof *sw);
+    assert_true(dx0 && dw0 && rx && sx && rw && sw);
+    memcpy(dx0, dx, nx * sizeof *dx);
+    memcpy(dw0, dw, nw * sizeof *dw);
+    naive(k, x, w, NULL, dy, NULL, NULL, rx, sx, rw, sw);
+
+    lop_wino f, d;
+    lop_wino_plan(&f, k->c, k->h, k->w, k->o, k->ph, k->pw);
+    lop_wino_plan(&d, k->o, out_h(k), out_w(k), k->c, 2 - k->ph, 2 - k->pw);
+    assert_int_equal(d.ho, k->h);
+    assert_int_equal(d.wo, k->w);
+    float *u = scratch_for(lop_wino_weight_floats(&d));
+    size_t need = lop_wino_scratch_floats(&d, k->batch);
+    if (lop_wino_wgrad_floats(&f, k->batch) > need)
+        need = lop_wino_wgrad_floats(&f, k->batch);
+    float *scratch = scratch_for(need);
+    lop_wino_pack(&d, w, 1, 0, k->c, u);
+    lop_wino_chunk(&d, u, dy, k->batch, NULL, 1, scratch, dx);
+    assert_bounded(dx, dx0, rx, sx, nx, k->what, "dx");
+    lop_wino_wgrad(&f, x, dy, k->batch, scratch, dw);
+    assert_bounded(dw, dw0, rw, sw, nw, k->what, "dw");
+    free(x), free(w), free(dy), free(dx), free(dx0), free(dw), free(dw0);
+    free(rx), free(sx), free(rw), free(sw), free(u), free(scratch);
+}
+
 static void test_gradients_match_naive(void **state)
 {
     (void)state;
-    worst_ratio = 0;
-    for (int ci = 0; ci < NCASES; ci++) {
-        const wcase *k = &cases[ci];
-        size_t nx = (size_t)k->batch * k->c * k->h * k->w, nw = (size_t)k->o * k->c * 9;
-        size_t ny = (size_t)k->batch * k->o * out_h(k) * out_w(k);
-        float *x = uniform(nx, 10 + ci), *w = uniform(nw, 20 + ci), *dy = uniform(ny, 30 + ci);
-        float *dx = uniform(nx, 40), *dx0 = malloc(nx * sizeof *dx0);
-        float *dw = uniform(nw, 50), *dw0 = malloc(nw * sizeof *dw0);
-        double *rx = malloc(nx * sizeof *rx), *sx = malloc(nx * sizeof *sx);
-        double *rw = malloc(nw * sizeof *rw), *sw = malloc(nw * sizeof *sw);
-        assert_true(dx0 && dw0 && rx && sx && rw && sw);
-        memcpy(dx0, dx, nx * sizeof *dx);
-        memcpy(dw0, dw, nw * sizeof *dw);
-        naive(k, x, w, NULL, dy, NULL, NULL, rx, sx, rw, sw);
-
-        lop_wino f, d;
-        lop_wino_plan(&f, k->c, k->h, k->w, k->o, k->ph, k->pw);
-        lop_wino_plan(&d, k->o, out_h(k), out_w(k), k->c, 2 - k->ph, 2 - k->pw);
-        assert_int_equal(d.ho, k->h);
-        assert_int_equal(d.wo, k->w);
-        float *u = scratch_for(lop_wino_weight_floats(&d));
-        size_t need = lop_wino_scratch_floats(&d, k->batch);
-        if (lop_wino_wgrad_floats(&f, k->batch) > need)
-            need = lop_wino_wgrad_floats(&f, k->batch);
-        float *scratch = scratch_for(need);
-        lop_wino_pack(&d, w, 1, 0, k->c, u);
-        lop_wino_chunk(&d, u, dy, k->batch, NULL, 1, scratch, dx);
-        assert_bounded(dx, dx0, rx, sx, nx, k->what, "dx");
-        lop_wino_wgrad(&f, x, dy, k->batch, scratch, dw);
-        assert_bounded(dw, dw0, rw, sw, nw, k->what, "dw");
-        free(x), free(w), free(dy), free(dx), free(dx0), free(dw), free(dw0);
-        free(rx), free(sx), free(rw), free(sw), free(u), free(scratch);
-    }
-    print_message("worst gradient error / (eps * S): %.3f\n", worst_ratio);
+    each_case(gradients_case, "gradient");
 }
 
 /* x -> conv -> conv (Winograd when forced or chosen), padded `pad` and 1. */

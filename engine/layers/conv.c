@@ -763,37 +763,28 @@ static void backward_chunk(const conv_job *j, long chunk, float *col, float *dw,
         col2im(col, m, q, unfold_work(j, col), dxb);
 }
 
-/* The stencil path's chunk: bias and weight gradients into db and dw, each image's
- * input gradient added into dX. */
-static void stencil_backward_chunk(const conv_job *j, long chunk, float *work, float *dw,
-                                   float *db)
+/* The stencil or Winograd path's chunk: bias and weight gradients into db and dw,
+ * the input gradient (the adjoint convolution) added into dX. */
+static void kernel_backward_chunk(const conv_job *j, long chunk, float *work, float *dw,
+                                  float *db)
 {
     const conv_geom *q = &j->q;
     int b0, m;
     chunk_span(j, chunk, &b0, &m);
     const float *dy = j->dy + (size_t)b0 * q->o * q->hwo;
+    const float *x = j->x + (size_t)b0 * q->c * q->h * q->w;
+    float *dx = j->dx + (size_t)b0 * q->c * q->h * q->w;
     if (db)
         add_bias_grad(dy, m, q, db);
-    lop_stencil_wgrad(&j->wgrad, j->x + (size_t)b0 * q->c * q->h * q->w, dy, m, work, dw);
+    if (q->winograd) {
+        lop_wino_wgrad(&j->wf, x, dy, m, work, dw);
+        lop_wino_chunk(&j->wdx, j->s.base, dy, m, NULL, 1, work, dx);
+        return;
+    }
+    lop_stencil_wgrad(&j->wgrad, x, dy, m, work, dw);
     for (int b = 0; b < m; b++)
         lop_stencil_image(&j->st, j->s.base, dy + (size_t)b * q->o * q->hwo, NULL, 0,
-                          j->st.blocks, 1, work, j->dx + (size_t)(b0 + b) * q->c * q->h * q->w);
-}
-
-/* The Winograd path's chunk: bias and weight gradients into db and dw, the input
- * gradient (the adjoint convolution) added into dX. */
-static void winograd_backward_chunk(const conv_job *j, long chunk, float *work, float *dw,
-                                    float *db)
-{
-    const conv_geom *q = &j->q;
-    int b0, m;
-    chunk_span(j, chunk, &b0, &m);
-    const float *dy = j->dy + (size_t)b0 * q->o * q->hwo;
-    if (db)
-        add_bias_grad(dy, m, q, db);
-    lop_wino_wgrad(&j->wf, j->x + (size_t)b0 * q->c * q->h * q->w, dy, m, work, dw);
-    lop_wino_chunk(&j->wdx, j->s.base, dy, m, NULL, 1, work,
-                   j->dx + (size_t)b0 * q->c * q->h * q->w);
+                          j->st.blocks, 1, work, dx + (size_t)b * q->c * q->h * q->w);
 }
 
 /* Parts [first, last), each summing its weight and bias gradients apart, its chunks
@@ -807,10 +798,8 @@ static void backward_parts(void *ctx, long first, long last, int worker)
         part_chunks(j, part, &c0, &c1);
         part_grads(j, (int)part, &dw, &db);
         for (long chunk = c0; chunk < c1; chunk++)
-            if (j->q.stencil)
-                stencil_backward_chunk(j, chunk, col, dw, db);
-            else if (j->q.winograd)
-                winograd_backward_chunk(j, chunk, col, dw, db);
+            if (j->q.stencil || j->q.winograd)
+                kernel_backward_chunk(j, chunk, col, dw, db);
             else
                 backward_chunk(j, chunk, col, dw, db);
     }
