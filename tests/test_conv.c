@@ -3,9 +3,10 @@
  * against the textbook seven-loop convolution (every path: strided, padded, 1x1 without
  * im2col, grouped, depthwise, non-square, batches split into several chunks with a
  * remainder, thin stride-1 layers on the stencil kernel, one image split over
- * threads, 3x3 layers on Winograd F(2x2,3x3) by the rule and every case forced onto it), input gradients accumulating over several consumers, gradients against
- * finite differences, Kaiming initialisation
- * statistics, FLOP and parameter counts by hand, and attribute validation.
+ * threads, 3x3 layers on Winograd F(2x2,3x3) by the rule and every case forced onto
+ * it), input gradients accumulating over several consumers, gradients against finite
+ * differences, Kaiming initialisation statistics, FLOP and parameter counts by hand,
+ * and attribute validation.
  */
 #include <math.h>
 #include <setjmp.h>
