@@ -69,23 +69,22 @@ int lop_graph_fold_batchnorm(lop_graph *g, int *folded)
         *folded = 0;
     if (g->n < 2)
         return LOP_OK;
-    int *partner = lop_malloc(2 * (size_t)g->n * sizeof *partner), *map = NULL, *in = NULL;
-    int pairs = partner ? pair_up(g, partner) : -1, most = 1, first = g->n;
-    int st = pairs < 0 ? LOP_ENOMEM : LOP_OK;
-    lop_graph *fresh = NULL;
-    if (st == LOP_OK)
-        map = partner + g->n;
-    for (int i = 0; st == LOP_OK && i < g->n; i++) {
-        most = g->nodes[i]->ninputs > most ? g->nodes[i]->ninputs : most;
-        if (partner[i] >= 0 && first == g->n)
-            first = i;   /* a conv: the nodes before it are copied as they are */
-        map[i] = i;
+    int *partner = lop_malloc(2 * (size_t)g->n * sizeof *partner);
+    int pairs = partner ? pair_up(g, partner) : -1;
+    if (pairs <= 0) {
+        lop_free(partner);
+        return pairs < 0 ? LOP_ENOMEM : LOP_OK;
     }
-    if (st != LOP_OK || pairs == 0)
-        goto done;
-    if ((st = lop_graph_prefix(g, first, &fresh)) == LOP_OK &&
-        !(in = lop_malloc((size_t)most * sizeof *in)))
-        st = LOP_ENOMEM;
+    int *map = partner + g->n, first = 0, most = 1;   /* map: old id -> new id */
+    while (partner[first] < 0)
+        first++;   /* the first conv folded into: the nodes before it stay as they are */
+    for (int i = 0; i < g->n; i++) {
+        map[i] = i;
+        most = g->nodes[i]->ninputs > most ? g->nodes[i]->ninputs : most;
+    }
+    lop_graph *fresh = NULL;
+    int *in = lop_malloc((size_t)most * sizeof *in);
+    int st = in ? lop_graph_prefix(g, first, &fresh) : LOP_ENOMEM;
     for (int i = first; i < g->n && st == LOP_OK; i++) {
         const lop_node *n = g->nodes[i];
         if (n->kind == LOP_BATCHNORM && partner[i] >= 0) {
@@ -104,7 +103,6 @@ int lop_graph_fold_batchnorm(lop_graph *g, int *folded)
         if (folded)
             *folded = pairs;
     }
-done:
     lop_graph_free(fresh);
     lop_free(in);
     lop_free(partner);
