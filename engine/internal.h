@@ -150,6 +150,8 @@ int lop_node_add_param(lop_node *n, const char *name, int ndim, const int *shape
 
 /* Batchnorm node bn at inference on channel c: y = scale * x + shift. */
 void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);
+/* The same in double: what folding a batchnorm into a convolution computes with. */
+void lop_batchnorm_affine_double(const lop_node *bn, int c, double *scale, double *shift);
 
 /* Scratch memory shared by all layers of a graph: at least count floats, valid
  * until the next call. */

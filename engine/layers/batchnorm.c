@@ -299,6 +299,14 @@ void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift)
     *shift = bn->param[BN_BETA]->data[c] - a * bn->param[BN_MEAN]->data[c];
 }
 
+void lop_batchnorm_affine_double(const lop_node *bn, int c, double *scale, double *shift)
+{
+    double a = bn->param[BN_GAMMA]->data[c] / sqrt((double)bn->param[BN_VAR]->data[c] +
+                                                    bn->attr.eps);
+    *scale = a;
+    *shift = bn->param[BN_BETA]->data[c] - a * bn->param[BN_MEAN]->data[c];
+}
+
 const lop_layer_ops lop_batchnorm_ops = {
     .infer = bn_infer,
     .init = bn_init,
