@@ -71,6 +71,7 @@ typedef struct lop_node {
     /* Runtime state of the last forward/backward, owned by the node. */
     lop_tensor *out;                   /* [B, dims...] */
     lop_tensor *dout;                  /* gradient w.r.t. out, same shape */
+    int dout_written;                  /* dout holds a value in this backward pass */
     lop_tensor *saved[LOP_MAX_SAVED];  /* layer-private (BN x-hat, pool argmax, ...) */
 } lop_node;
 
@@ -87,6 +88,25 @@ static inline lop_node *lop_input_node(const lop_graph *g, const lop_node *n, in
 {
     return g->nodes[n->inputs[k]];
 }
+
+/* The gradient of n's k-th input, for n's backward to write into.  A backward pass
+ * does not zero the gradients first: the first layer to reach an input's gradient
+ * writes it (*overwrite is then 1: store, do not add), the others add into it.
+ * Zeroing every gradient and adding into it cost a write and a read pass over every
+ * activation of the network per step.  Call it once per input (an input read twice
+ * gets 1 then 0) before starting the work. */
+static inline float *lop_input_grad(const lop_graph *g, const lop_node *n, int k,
+                                    int *overwrite)
+{
+    lop_node *in = g->nodes[n->inputs[k]];
+    *overwrite = !in->dout_written;
+    in->dout_written = 1;
+    return in->dout->data;
+}
+
+/* The same for a backward that only adds (scatters) into its input's gradient: the
+ * gradient is zeroed first if nothing has written it yet in this pass. */
+float *lop_input_grad_zeroed(const lop_graph *g, const lop_node *n, int k);
 
 /* Batch size of the last forward (from n->out), 0 if none. */
 static inline int lop_node_batch(const lop_node *n)
@@ -130,6 +150,8 @@ int lop_node_add_param(lop_node *n, const char *name, int ndim, const int *shape
 
 /* Batchnorm node bn at inference on channel c: y = scale * x + shift. */
 void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);
+/* The same in double: what folding a batchnorm into a convolution computes with. */
+void lop_batchnorm_affine_double(const lop_node *bn, int c, double *scale, double *shift);
 
 /* Scratch memory shared by all layers of a graph: at least count floats, valid
  * until the next call. */

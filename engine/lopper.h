@@ -177,7 +177,7 @@ lop_attrs lop_attrs_input(int c, int h, int w);
 int lop_softmax_xent(const lop_tensor *logits, const int *labels, double *loss,
                      lop_tensor *dlogits, int *correct);
 
-/* ==== graph: building, running, timing (engine/graph/) =========================== */
+/* ==== graph: building, running, timing, folding (engine/graph/) ================== */
 
 typedef struct lop_graph lop_graph;
 
@@ -246,6 +246,18 @@ int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *t
  * steps run on a clone: g's weights and statistics do not change. */
 int lop_graph_time_train(const lop_graph *g, int batch, int reps, double *fwd_ms,
                          double *bwd_ms, double *total_ms);
+
+/* Fold every batchnorm whose input is a conv2d that only it reads into that conv, for
+ * inference: w'[o] = w[o] gamma[o] / sqrt(var[o] + eps) and b'[o] = (b[o] - mean[o])
+ * gamma[o] / sqrt(var[o] + eps) + beta[o] (a conv without bias gains one), computed in
+ * double; the batchnorm goes and its readers read the conv, which keeps its name.
+ * Evaluation gives the same outputs (to rounding); training the result trains a
+ * different model (a biased conv, no batch statistics).  A batchnorm after anything
+ * else (a pool, a linear layer, a conv others read too) stays.  *folded (may be NULL)
+ * receives the count.  A new generation when anything was folded (ids after the first
+ * fold shift); on failure the graph is unchanged.  The ONNX writer's fold_batchnorm
+ * is this, on a clone. */
+int lop_graph_fold_batchnorm(lop_graph *g, int *folded);
 
 /* ==== io: model files (engine/io/) =============================================== */
 

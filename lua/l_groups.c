@@ -1,7 +1,8 @@
 /*
  * l_groups.c - channel groups and pruning from Lua: net:groups(), net:group_of(node)
  * and net:prune(group, keep); net:insert_pick(conv), which gives a conv's inputs a group
- * of their own.  A group is a plain table (channels, slices, prunable, why, members,
+ * of their own; net:fold_batchnorm(), batchnorm folded into convolutions for
+ * inference.  A group is a plain table (channels, slices, prunable, why, members,
  * producer) that prints as its chain of members, or - a long one - as its producers
  * and consumers by name; it remembers the graph generation it came from, so pruning
  * with a group from before another surgery is an error rather than a cut in the wrong
@@ -167,6 +168,17 @@ static int net_remove_masked(lua_State *L)
     if (lop_graph_remove_masked(g, &removed) != LOP_OK)
         return lopl_fail(L, "net:remove_masked");
     lua_pushinteger(L, removed);
+    return 1;
+}
+
+/* net:fold_batchnorm() -> number of batchnorms folded into the conv before them. */
+static int net_fold_batchnorm(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    int folded = 0;
+    if (lop_graph_fold_batchnorm(g, &folded) != LOP_OK)
+        return lopl_fail(L, "net:fold_batchnorm");
+    lua_pushinteger(L, folded);
     return 1;
 }
 
@@ -364,6 +376,7 @@ const luaL_Reg lopl_net_surgery[] = {
     {"remove_masked", net_remove_masked},
     {"replace_head_gap", net_replace_head_gap},
     {"insert_pick", net_insert_pick},
+    {"fold_batchnorm", net_fold_batchnorm},
     {NULL, NULL},
 };
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "../engine/internal.h"
 #include "gradcheck.h"
 #include "graph_build.h"
 #include "lopper.h"
@@ -305,6 +306,45 @@ static void test_grad_add(void **state)
     ins[2] = x;   /* the identity shortcut of a residual block */
     assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 3, NULL, NULL), LOP_OK);
     check(g, random_input(g, 2, 11), 1);
+}
+
+/* Backward writes each gradient on its first use and adds into it after: an input
+ * read twice by one add, a node read by an add and a batchnorm (the add runs its
+ * backward first, the batchnorm adds), and a branch nothing reads (its gradient must
+ * be zero, not stale). */
+static void test_grad_shared_and_unread_outputs(void **state)
+{
+    (void)state;
+    int x, ins[2];
+    lop_graph *g = new_graph(3, 2, 4, 4, &x);
+    int c = conv(g, "c", x, 3, 1);
+    int r = add1(g, LOP_RELU, "r", c, NULL);
+    conv(g, "unread", r, 2, 1);
+    ins[0] = ins[1] = r;
+    int twice;
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "twice", ins, 2, NULL, &twice), LOP_OK);
+    int bn = add1(g, LOP_BATCHNORM, "bn", r, NULL);
+    ins[0] = twice;
+    ins[1] = bn;
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 2, NULL, NULL), LOP_OK);
+    lop_tensor *x0 = random_input(g, 3, 21);
+    lop_tensor *dy = lop_tensor_new(4, (int[]){3, 3, 4, 4});
+    assert_non_null(dy);
+    lop_tensor_fill(dy, 1.0f);
+    /* Leave NaN in the unread branch's gradient buffer: the next backward pass must
+     * treat it as zero. */
+    int unread = lop_graph_find(g, "unread");
+    assert_int_equal(lop_graph_forward(g, x0, 1), LOP_OK);
+    assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
+    lop_tensor_fill(g->nodes[unread]->dout, NAN);
+    lop_graph_zero_grad(g);
+    assert_int_equal(lop_graph_forward(g, x0, 1), LOP_OK);
+    assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
+    const lop_tensor *dw = lop_node_grad(g, unread, 0);
+    for (size_t i = 0; i < dw->numel; i++)
+        assert_true(dw->data[i] == 0.0f);
+    lop_tensor_release(dy);
+    check(g, x0, 1);
 }
 
 static void test_grad_concat(void **state)
@@ -1236,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_grad_flatten_linear),
         cmocka_unit_test(test_grad_linear_with_and_without_bias),
         cmocka_unit_test(test_grad_add),
+        cmocka_unit_test(test_grad_shared_and_unread_outputs),
         cmocka_unit_test(test_grad_concat),
         cmocka_unit_test(test_grad_dropout),
         cmocka_unit_test(test_param_grads_accumulate),

@@ -382,6 +382,20 @@ lop_tensor *lop_graph_output(const lop_graph *g)
     return g->n ? g->nodes[g->n - 1]->out : NULL;
 }
 
+static void zero_unwritten(lop_node *n)
+{
+    if (!n->dout_written)
+        memset(n->dout->data, 0, n->dout->numel * sizeof(float));
+    n->dout_written = 1;
+}
+
+float *lop_input_grad_zeroed(const lop_graph *g, const lop_node *n, int k)
+{
+    lop_node *in = g->nodes[n->inputs[k]];
+    zero_unwritten(in);
+    return in->dout->data;
+}
+
 int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds)
 {
     if (!g->trained_forward)
@@ -394,19 +408,21 @@ int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_
         int st = lop_tensor_ensure(&n->dout, n->out->ndim, n->out->shape);
         if (st != LOP_OK)
             return st;
-        if (i < g->n - 1)
-            memset(n->dout->data, 0, n->dout->numel * sizeof(float));
+        n->dout_written = 0;
     }
     memcpy(last->dout->data, dout->data, dout->numel * sizeof(float));
+    last->dout_written = 1;
     for (int i = g->n - 1; i > 0; i--) {
         lop_node *n = g->nodes[i];
         double t0 = node_seconds ? lop_seconds() : 0;
+        zero_unwritten(n);   /* a node nothing reads has a zero gradient */
         int st = lop_layer_ops_of(n->kind)->backward(g, n);
         if (st != LOP_OK)
             return st;
         if (node_seconds)
             node_seconds[i] = lop_seconds() - t0;
     }
+    zero_unwritten(g->nodes[0]);
     return LOP_OK;
 }
 

@@ -7,7 +7,8 @@
  * Global average pooling is written as ReduceMean over the spatial axes without
  * keepdims (so no Flatten is needed before a linear layer), a channel pick as Gather
  * on axis 1 with a constant index, a linear layer as Gemm with transB=1, relu6 as
- * Clip to [0, 6], a pad layer as Pad with constant zeros.
+ * Clip to [0, 6], a pad layer as Pad with constant zeros.  With fold_batchnorm the
+ * writer writes a clone with batchnorm folded into convolutions (fold_batchnorm.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,15 +24,10 @@
 
 typedef struct writer {
     const lop_graph *g;
-    int fold;                    /* fold batchnorm into the conv before it */
     void **blocks;               /* every allocation, freed together */
     size_t nblocks, cap;
     int oom;
     Onnx__GraphProto graph;
-    const char **out_name;       /* per node: the value its output is (a folded
-                                    batchnorm's is its conv's) */
-    int *folded;                 /* per node: the batchnorm folded into this conv, the
-                                    conv this batchnorm is folded into, or -1 */
 } writer;
 
 /* ---- memory: one list of blocks, freed at the end -------------------------------- */
@@ -142,16 +138,15 @@ static Onnx__NodeProto *node_new(writer *w, int id, const char *op)
     n->op_type = (char *)op;
     for (int k = 0; k < lop_node_ninputs(w->g, id); k++)
         push(w, (void ***)&n->input, &n->n_input,
-             (void *)w->out_name[lop_node_input(w->g, id, k)]);
-    push(w, (void ***)&n->output, &n->n_output, (void *)w->out_name[id]);
+             (void *)lop_node_name(w->g, lop_node_input(w->g, id, k)));
+    push(w, (void ***)&n->output, &n->n_output, (void *)lop_node_name(w->g, id));
     push(w, (void ***)&w->graph.node, &w->graph.n_node, n);
     return n;
 }
 
-/* An initializer "<node>@<what>" of the given shape, values scale[i] * x[i] + shift[i]
- * per leading-axis slice when scale is not NULL (folding), and add it as n's input. */
+/* An initializer "<node>@<what>" holding t, added as n's input. */
 static void init_floats(writer *w, Onnx__NodeProto *n, int id, const char *what,
-                        const lop_tensor *t, const float *scale, const float *shift)
+                        const lop_tensor *t)
 {
     Onnx__TensorProto *tp = wmalloc(w, sizeof *tp);
     int64_t *dims = wmalloc(w, (size_t)t->ndim * sizeof *dims);
@@ -160,12 +155,7 @@ static void init_floats(writer *w, Onnx__NodeProto *n, int id, const char *what,
     if (!tp || !dims || !v || !name || !n)
         return;
     onnx__tensor_proto__init(tp);
-    size_t inner = t->numel / (size_t)t->shape[0];
-    for (size_t i = 0; i < t->numel; i++) {
-        size_t o = i / inner;
-        v[i] = scale ? t->data[i] * scale[o] + (shift ? shift[o] : 0.0f) : t->data[i];
-    }
-    lop_floats_to_le((unsigned char *)v, v, t->numel);
+    lop_floats_to_le((unsigned char *)v, t->data, t->numel);
     for (int i = 0; i < t->ndim; i++)
         dims[i] = t->shape[i];
     tp->name = name;
@@ -187,7 +177,7 @@ static void init_param(writer *w, Onnx__NodeProto *n, int id, const char *param)
     char suffix[32];
     snprintf(suffix, sizeof suffix, "@%s", param);
     if (k >= 0)
-        init_floats(w, n, id, suffix, lop_node_param(w->g, id, k), NULL, NULL);
+        init_floats(w, n, id, suffix, lop_node_param(w->g, id, k));
 }
 
 /* An INT64 initializer "<node>@<what>" of n values as an input of node nd. */
@@ -254,31 +244,6 @@ static Onnx__ValueInfoProto *value_info(writer *w, const char *name, int ndim,
 
 /* ---- nodes ---------------------------------------------------------------------- */
 
-/* With folding, pair each batchnorm with the conv before it when the batchnorm is
- * that conv's only reader (and the conv is not the output). */
-static int plan_folds(writer *w)
-{
-    int n = lop_graph_size(w->g);
-    int *readers = lop_calloc((size_t)n, sizeof *readers);
-    if (!readers)
-        return LOP_ENOMEM;
-    readers[n - 1] = 1;
-    for (int i = 0; i < n; i++) {
-        w->folded[i] = -1;
-        for (int k = 0; k < lop_node_ninputs(w->g, i); k++)
-            readers[lop_node_input(w->g, i, k)]++;
-    }
-    for (int i = 0; w->fold && i < n; i++) {
-        int conv = lop_node_kind(w->g, i) == LOP_BATCHNORM ? lop_node_input(w->g, i, 0) : -1;
-        if (conv >= 0 && lop_node_kind(w->g, conv) == LOP_CONV2D && readers[conv] == 1) {
-            w->folded[i] = conv;
-            w->folded[conv] = i;
-        }
-    }
-    lop_free(readers);
-    return LOP_OK;
-}
-
 static void window_attrs(writer *w, Onnx__NodeProto *n, const lop_attrs *a)
 {
     int64_t k[2] = {a->kernel_h, a->kernel_w};
@@ -290,39 +255,6 @@ static void window_attrs(writer *w, Onnx__NodeProto *n, const lop_attrs *a)
     attr_ints(w, n, "pads", p, 4);
 }
 
-/* A convolution; bn >= 0 is a batchnorm folded into it. */
-static int write_conv(writer *w, int id, int bn)
-{
-    const lop_attrs *a = lop_node_attrs(w->g, id);
-    Onnx__NodeProto *n = node_new(w, id, "Conv");
-    if (!n)
-        return LOP_ENOMEM;
-    window_attrs(w, n, a);
-    int64_t d[2] = {1, 1};
-    attr_ints(w, n, "dilations", d, 2);
-    attr_int(w, n, "group", a->groups);
-    if (bn < 0) {
-        init_param(w, n, id, "weight");
-        init_param(w, n, id, "bias");
-        return LOP_OK;
-    }
-    int c = a->out_channels, kb = lop_node_find_param(w->g, id, "bias");
-    float *scale = lop_malloc(3 * (size_t)c * sizeof *scale);
-    if (!scale)
-        return LOP_ENOMEM;
-    float *shift = scale + c, *zero = shift + c;
-    for (int o = 0; o < c; o++) {
-        lop_batchnorm_affine(w->g->nodes[bn], o, &scale[o], &shift[o]);
-        zero[o] = 0.0f;
-    }
-    const lop_tensor *bias = kb >= 0 ? lop_node_param(w->g, id, kb) : NULL;
-    lop_tensor zeros = {.ndim = 1, .shape = {c}, .numel = (size_t)c, .data = zero};
-    init_floats(w, n, id, "@weight", lop_node_param(w->g, id, 0), scale, NULL);
-    init_floats(w, n, id, "@bias", bias ? bias : &zeros, scale, shift);
-    lop_free(scale);
-    return LOP_OK;
-}
-
 static int write_node(writer *w, int id)
 {
     const lop_attrs *a = lop_node_attrs(w->g, id);
@@ -331,10 +263,16 @@ static int write_node(writer *w, int id)
     case LOP_INPUT:
         break;
     case LOP_CONV2D:
-        return write_conv(w, id, w->folded[id]);
+        if ((n = node_new(w, id, "Conv"))) {
+            int64_t d[2] = {1, 1};
+            window_attrs(w, n, a);
+            attr_ints(w, n, "dilations", d, 2);
+            attr_int(w, n, "group", a->groups);
+        }
+        init_param(w, n, id, "weight");
+        init_param(w, n, id, "bias");
+        break;
     case LOP_BATCHNORM:
-        if (w->folded[id] >= 0)
-            break;
         if ((n = node_new(w, id, "BatchNormalization"))) {
             attr_float(w, n, "epsilon", a->eps);
             attr_float(w, n, "momentum", 1.0f - a->momentum);
@@ -352,8 +290,8 @@ static int write_node(writer *w, int id)
         lop_tensor min = {.ndim = 0, .shape = {1}, .numel = 1, .data = &lo};
         lop_tensor max = {.ndim = 0, .shape = {1}, .numel = 1, .data = &hi};
         n = node_new(w, id, "Clip");
-        init_floats(w, n, id, "@min", &min, NULL, NULL);
-        init_floats(w, n, id, "@max", &max, NULL, NULL);
+        init_floats(w, n, id, "@min", &min);
+        init_floats(w, n, id, "@max", &max);
         break;
     }
     case LOP_PAD: {
@@ -400,7 +338,7 @@ static int write_node(writer *w, int id)
         n = node_new(w, id, "Dropout");
         {
             lop_tensor ratio = {.ndim = 0, .shape = {1}, .numel = 1, .data = (float *)&a->p};
-            init_floats(w, n, id, "@ratio", &ratio, NULL, NULL);
+            init_floats(w, n, id, "@ratio", &ratio);
         }
         break;
     case LOP_PICK: {
@@ -458,27 +396,23 @@ static int build_graph(writer *w)
                             lop_node_name(g, i));
     onnx__graph_proto__init(&w->graph);
     w->graph.name = "lopper";
-    int st = plan_folds(w);
-    for (int i = 0; i < n && st == LOP_OK; i++) {
-        int bn_folded = lop_node_kind(g, i) == LOP_BATCHNORM && w->folded[i] >= 0;
-        w->out_name[i] = bn_folded ? w->out_name[w->folded[i]] : lop_node_name(g, i);
-    }
+    int st = LOP_OK;
     for (int i = 0; i < n && st == LOP_OK; i++)
         st = write_node(w, i);
     if (st != LOP_OK)
         return st;
     int nd = lop_node_shape(g, 0, shape);
     push(w, (void ***)&w->graph.input, &w->graph.n_input,
-         value_info(w, w->out_name[0], nd, shape));
+         value_info(w, lop_node_name(g, 0), nd, shape));
     nd = lop_node_shape(g, n - 1, shape);
     push(w, (void ***)&w->graph.output, &w->graph.n_output,
-         value_info(w, w->out_name[n - 1], nd, shape));
+         value_info(w, lop_node_name(g, n - 1), nd, shape));
     return w->oom ? LOP_ENOMEM : LOP_OK;
 }
 
-int lop_graph_save_onnx(const lop_graph *g, const char *path, const lop_onnx_opts *o)
+static int write_model(const lop_graph *g, const char *path)
 {
-    writer w = {.g = g, .fold = o && o->fold_batchnorm};
+    writer w = {.g = g};
     uint8_t *buf = NULL;
     Onnx__ModelProto m;
     Onnx__OperatorSetIdProto opset;
@@ -494,9 +428,7 @@ int lop_graph_save_onnx(const lop_graph *g, const char *path, const lop_onnx_opt
     m.opset_import = opsets;
     m.n_opset_import = 1;
     m.graph = &w.graph;
-    w.out_name = lop_calloc((size_t)lop_graph_size(g) + 1, sizeof *w.out_name);
-    w.folded = lop_calloc((size_t)lop_graph_size(g) + 1, sizeof *w.folded);
-    int st = w.out_name && w.folded ? build_graph(&w) : LOP_ENOMEM;
+    int st = build_graph(&w);
     size_t len = st == LOP_OK ? onnx__model_proto__get_packed_size(&m) : 0;
     if (st == LOP_OK && len > MAX_BYTES)
         st = lop_fail(LOP_EINVAL, "cannot save %s: %zu bytes, more than ONNX's 2 GiB", path,
@@ -511,7 +443,17 @@ int lop_graph_save_onnx(const lop_graph *g, const char *path, const lop_onnx_opt
     for (size_t i = 0; i < w.nblocks; i++)
         lop_free(w.blocks[i]);
     lop_free(w.blocks);
-    lop_free(w.out_name);
-    lop_free(w.folded);
+    return st;
+}
+
+int lop_graph_save_onnx(const lop_graph *g, const char *path, const lop_onnx_opts *o)
+{
+    if (!o || !o->fold_batchnorm)
+        return write_model(g, path);
+    lop_graph *folded = lop_graph_clone(g);   /* batchnorm folded: lop_graph_fold_batchnorm */
+    int st = folded ? lop_graph_fold_batchnorm(folded, NULL) : LOP_ENOMEM;
+    if (st == LOP_OK)
+        st = write_model(folded, path);
+    lop_graph_free(folded);
     return st;
 }

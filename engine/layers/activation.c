@@ -30,6 +30,7 @@ typedef struct elem_job {
     const float *a, *b;
     float *out;
     float cap;
+    int overwrite;            /* backward: store into out instead of adding */
 } elem_job;
 
 /* ---- relu and relu6: y = min(max(x, 0), cap), cap = +inf for relu, 6 for relu6 ---- */
@@ -52,7 +53,7 @@ static void clamp_range(void *ctx, long begin, long end, int worker)
 
 static int clamp_forward(lop_graph *g, lop_node *n, int train)
 {
-    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data, cap_of(n)};
+    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data, cap_of(n), 0};
     lop_parallel_for((long)n->out->numel, LOP_GRAIN, clamp_range, &j);
     return LOP_OK;
 }
@@ -65,14 +66,18 @@ static void clamp_grad_range(void *ctx, long begin, long end, int worker)
     const elem_job *j = ctx;
     const float *y = j->a, *dy = j->b, cap = j->cap;
     float *dx = j->out;
-    for (long i = begin; i < end; i++)
-        dx[i] += y[i] > 0.0f && y[i] < cap ? dy[i] : 0.0f;
+    if (j->overwrite)
+        for (long i = begin; i < end; i++)
+            dx[i] = y[i] > 0.0f && y[i] < cap ? dy[i] : 0.0f;
+    else
+        for (long i = begin; i < end; i++)
+            dx[i] += y[i] > 0.0f && y[i] < cap ? dy[i] : 0.0f;
 }
 
 static int clamp_backward(lop_graph *g, lop_node *n)
 {
-    elem_job j = {n->out->data, n->dout->data, lop_input_node(g, n, 0)->dout->data,
-                  cap_of(n)};
+    elem_job j = {n->out->data, n->dout->data, NULL, cap_of(n), 0};
+    j.out = lop_input_grad(g, n, 0, &j.overwrite);
     lop_parallel_for((long)n->out->numel, LOP_GRAIN, clamp_grad_range, &j);
     return LOP_OK;
 }
@@ -139,14 +144,18 @@ static void dropout_grad_range(void *ctx, long begin, long end, int worker)
     const elem_job *j = ctx;
     const float *mask = j->a, *dy = j->b;
     float *dx = j->out;
-    for (long i = begin; i < end; i++)
-        dx[i] += dy[i] * mask[i];
+    if (j->overwrite)
+        for (long i = begin; i < end; i++)
+            dx[i] = dy[i] * mask[i];
+    else
+        for (long i = begin; i < end; i++)
+            dx[i] += dy[i] * mask[i];
 }
 
 static int dropout_backward(lop_graph *g, lop_node *n)
 {
-    elem_job j = {.a = n->saved[0]->data, .b = n->dout->data,
-                  .out = lop_input_node(g, n, 0)->dout->data};
+    elem_job j = {.a = n->saved[0]->data, .b = n->dout->data};
+    j.out = lop_input_grad(g, n, 0, &j.overwrite);
     lop_parallel_for((long)n->out->numel, LOP_GRAIN, dropout_grad_range, &j);
     return LOP_OK;
 }

@@ -12,7 +12,9 @@
 #include "internal.h"
 
 enum { BN_GAMMA, BN_BETA, BN_MEAN, BN_VAR };
-enum { SAVED_XHAT, SAVED_INVSTD };
+/* Backward recomputes x-hat from the input and these two per-channel values: storing
+ * it would cost a write pass over the activation in every training forward. */
+enum { SAVED_MEAN, SAVED_INVSTD };
 
 static int bn_infer(const lop_graph *g, lop_node *n)
 {
@@ -110,8 +112,9 @@ static float plane_sqdev(const float *x, size_t s, float m)
     return total;
 }
 
-/* sum of a and of a .* b over the plane */
-static void plane_sum_dot(const float *a, const float *b, size_t s, float *sa, float *sab)
+/* sum of a and of a .* (b - shift) over the plane */
+static void plane_sum_dot(const float *a, const float *b, float shift, size_t s, float *sa,
+                          float *sab)
 {
     float acc[LANES] = {0}, dot[LANES] = {0}, ta = 0.0f, tab = 0.0f;
     size_t i = 0;
@@ -119,14 +122,14 @@ static void plane_sum_dot(const float *a, const float *b, size_t s, float *sa, f
         for (; i + LANES <= s; i += LANES)
             for (int k = 0; k < LANES; k++) {
                 acc[k] += a[i + k];
-                dot[k] += a[i + k] * b[i + k];
+                dot[k] += a[i + k] * (b[i + k] - shift);
             }
         ta = fold(acc);
         tab = fold(dot);
     }
     for (; i < s; i++) {
         ta += a[i];
-        tab += a[i] * b[i];
+        tab += a[i] * (b[i] - shift);
     }
     *sa = ta;
     *sab = tab;
@@ -136,8 +139,8 @@ static void plane_sum_dot(const float *a, const float *b, size_t s, float *sa, f
 typedef struct bn_job {
     const lop_node *n;
     const float *x, *dy;
-    float *y, *xhat, *invstd, *dx;
-    int nb, nc, train;
+    float *y, *mean, *invstd, *dx;
+    int nb, nc, train, overwrite;
     size_t s;
 } bn_job;
 
@@ -180,6 +183,7 @@ static void forward_channels(void *ctx, long c0, long c1, int worker)
             channel_stats(j, c, &dmean, &m2);
             mean = (float)dmean;
             is = (float)(1.0 / sqrt(m2 / (double)m + eps));
+            j->mean[c] = mean;
             j->invstd[c] = is;
             rmean[c] = (1.0f - mom) * rmean[c] + mom * mean;
             rvar[c] = (1.0f - mom) * rvar[c] + mom * (float)(m2 / (double)(m - 1));
@@ -193,17 +197,8 @@ static void forward_channels(void *ctx, long c0, long c1, int worker)
             size_t off = ((size_t)b * j->nc + c) * s;
             const float *xp = j->x + off;
             float *yp = j->y + off;
-            if (j->train) {
-                float *hp = j->xhat + off;
-                for (size_t i = 0; i < s; i++) {
-                    float h = (xp[i] - mean) * is;
-                    hp[i] = h;
-                    yp[i] = gc * h + bc;
-                }
-            } else {
-                for (size_t i = 0; i < s; i++)
-                    yp[i] = (xp[i] - mean) * scale + bc;
-            }
+            for (size_t i = 0; i < s; i++)
+                yp[i] = (xp[i] - mean) * scale + bc;
         }
     }
 }
@@ -225,12 +220,12 @@ static int bn_forward(lop_graph *g, lop_node *n, int train)
             return lop_fail(LOP_ESHAPE,
                             "batchnorm '%s': training needs more than one value per channel "
                             "(batch %d)", n->name, j.nb);
-        int st = lop_tensor_ensure(&n->saved[SAVED_XHAT], n->out->ndim, n->out->shape);
+        int st = lop_tensor_ensure(&n->saved[SAVED_MEAN], 1, &j.nc);
         if (st == LOP_OK)
             st = lop_tensor_ensure(&n->saved[SAVED_INVSTD], 1, &j.nc);
         if (st != LOP_OK)
             return st;
-        j.xhat = n->saved[SAVED_XHAT]->data;
+        j.mean = n->saved[SAVED_MEAN]->data;
         j.invstd = n->saved[SAVED_INVSTD]->data;
     }
     lop_parallel_for(j.nc, 1 + LOP_GRAIN / (long)m, forward_channels, &j);
@@ -245,25 +240,32 @@ static void backward_channels(void *ctx, long c0, long c1, int worker)
     float *dgamma = n->grad[BN_GAMMA]->data, *dbeta = n->grad[BN_BETA]->data;
     size_t s = j->s, m = (size_t)j->nb * s;
     for (int c = (int)c0; c < (int)c1; c++) {
-        double sdy = 0.0, sdyh = 0.0;
+        /* x-hat = (x - mean) * invstd, recomputed from the input */
+        float mean = j->mean[c], is = j->invstd[c];
+        double sdy = 0.0, sdyd = 0.0;   /* sums of dy and of dy * (x - mean) */
         for (int b = 0; b < j->nb; b++) {
             size_t off = ((size_t)b * j->nc + c) * s;
-            float pdy, pdyh;
-            plane_sum_dot(j->dy + off, j->xhat + off, s, &pdy, &pdyh);
+            float pdy, pdyd;
+            plane_sum_dot(j->dy + off, j->x + off, mean, s, &pdy, &pdyd);
             sdy += pdy;
-            sdyh += pdyh;
+            sdyd += pdyd;
         }
+        double sdyh = sdyd * is;
         dbeta[c] += (float)sdy;
         dgamma[c] += (float)sdyh;
         /* dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) */
-        float k = gamma[c] * j->invstd[c];
+        float k = gamma[c] * is;
         float mdy = (float)(sdy / (double)m), mdyh = (float)(sdyh / (double)m);
         for (int b = 0; b < j->nb; b++) {
             size_t off = ((size_t)b * j->nc + c) * s;
-            const float *dyp = j->dy + off, *hp = j->xhat + off;
+            const float *dyp = j->dy + off, *xp = j->x + off;
             float *dxp = j->dx + off;
-            for (size_t i = 0; i < s; i++)
-                dxp[i] += k * (dyp[i] - mdy - hp[i] * mdyh);
+            if (j->overwrite)
+                for (size_t i = 0; i < s; i++)
+                    dxp[i] = k * (dyp[i] - mdy - (xp[i] - mean) * is * mdyh);
+            else
+                for (size_t i = 0; i < s; i++)
+                    dxp[i] += k * (dyp[i] - mdy - (xp[i] - mean) * is * mdyh);
         }
     }
 }
@@ -272,14 +274,15 @@ static int bn_backward(lop_graph *g, lop_node *n)
 {
     bn_job j = {
         .n = n,
+        .x = lop_input_node(g, n, 0)->out->data,
         .dy = n->dout->data,
-        .dx = lop_input_node(g, n, 0)->dout->data,
-        .xhat = n->saved[SAVED_XHAT]->data,
+        .mean = n->saved[SAVED_MEAN]->data,
         .invstd = n->saved[SAVED_INVSTD]->data,
         .nb = lop_node_batch(n),
         .nc = n->dims[0],
         .s = spatial(n),
     };
+    j.dx = lop_input_grad(g, n, 0, &j.overwrite);
     lop_parallel_for(j.nc, 1 + LOP_GRAIN / (long)((size_t)j.nb * j.s), backward_channels, &j);
     return LOP_OK;
 }
@@ -292,6 +295,14 @@ static double bn_flops(const lop_graph *g, const lop_node *n)
 void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift)
 {
     float a = bn->param[BN_GAMMA]->data[c] / sqrtf(bn->param[BN_VAR]->data[c] + bn->attr.eps);
+    *scale = a;
+    *shift = bn->param[BN_BETA]->data[c] - a * bn->param[BN_MEAN]->data[c];
+}
+
+void lop_batchnorm_affine_double(const lop_node *bn, int c, double *scale, double *shift)
+{
+    double a = bn->param[BN_GAMMA]->data[c] / sqrt((double)bn->param[BN_VAR]->data[c] +
+                                                    bn->attr.eps);
     *scale = a;
     *shift = bn->param[BN_BETA]->data[c] - a * bn->param[BN_MEAN]->data[c];
 }

@@ -814,7 +814,7 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.x = in->out->data;
     j.w = n->param[PARAM_WEIGHT]->data;
     j.dy = n->dout->data;
-    j.dx = in->dout->data;
+    j.dx = lop_input_grad_zeroed(g, n, 0);
     j.dw = n->grad[PARAM_WEIGHT]->data;
     j.db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
     j.batch = lop_node_batch(n);

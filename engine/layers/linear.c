@@ -123,9 +123,11 @@ static int linear_backward(lop_graph *g, lop_node *n)
     const lop_node *src = lop_input_node(g, n, 0);
     const float *dy = n->dout->data, *x = src->out->data, *w = n->param[LIN_WEIGHT]->data;
     int nb = lop_node_batch(n), out = n->dims[0], in = n->param[LIN_WEIGHT]->shape[1];
-    /* dx += dy W;  dW += dy^T x;  db += column sums of dy */
-    parallel_sgemm(CblasNoTrans, CblasNoTrans, nb, in, out, dy, out, w, in, 1.0f,
-                   src->dout->data, in);
+    /* dx (+)= dy W;  dW += dy^T x;  db += column sums of dy */
+    int overwrite;
+    float *dx = lop_input_grad(g, n, 0, &overwrite);
+    parallel_sgemm(CblasNoTrans, CblasNoTrans, nb, in, out, dy, out, w, in,
+                   overwrite ? 0.0f : 1.0f, dx, in);
     parallel_sgemm(CblasTrans, CblasNoTrans, out, in, nb, dy, out, x, in, 1.0f,
                    n->grad[LIN_WEIGHT]->data, in);
     if (n->attr.bias) {

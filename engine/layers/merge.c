@@ -90,21 +90,41 @@ static int add_forward(lop_graph *g, lop_node *n, int train)
 }
 
 /* Each worker owns the same range of every input's gradient, so an input given
- * twice is still updated by one thread. */
+ * twice is still updated by one thread.  grads[k] is input k's gradient, written
+ * (not added to) when overwrite[k]. */
+typedef struct add_grad_job {
+    const lop_node *n;
+    float **grads;
+    unsigned char *overwrite;
+} add_grad_job;
+
 static void add_grad_range(void *ctx, long begin, long end, int worker)
 {
-    const merge_job *j = ctx;
+    const add_grad_job *j = ctx;
     const float *dy = j->n->dout->data + begin;
+    size_t count = (size_t)(end - begin);
     for (int k = 0; k < j->n->ninputs; k++)
-        accumulate(lop_input_node(j->g, j->n, k)->dout->data + begin, dy,
-                   (size_t)(end - begin));
+        if (j->overwrite[k])
+            memcpy(j->grads[k] + begin, dy, count * sizeof *dy);
+        else
+            accumulate(j->grads[k] + begin, dy, count);
 }
 
 static int add_backward(lop_graph *g, lop_node *n)
 {
-    merge_job j = {g, n};
-    lop_parallel_for((long)n->out->numel, LOP_GRAIN, add_grad_range, &j);
-    return LOP_OK;
+    add_grad_job j = {n, lop_malloc((size_t)n->ninputs * sizeof *j.grads),
+                      lop_malloc((size_t)n->ninputs)};
+    int st = j.grads && j.overwrite ? LOP_OK : LOP_ENOMEM;
+    for (int k = 0; st == LOP_OK && k < n->ninputs; k++) {
+        int overwrite;
+        j.grads[k] = lop_input_grad(g, n, k, &overwrite);
+        j.overwrite[k] = (unsigned char)overwrite;
+    }
+    if (st == LOP_OK)
+        lop_parallel_for((long)n->out->numel, LOP_GRAIN, add_grad_range, &j);
+    lop_free(j.grads);
+    lop_free(j.overwrite);
+    return st;
 }
 
 static double add_flops(const lop_graph *g, const lop_node *n)
@@ -188,6 +208,8 @@ static void concat_grad_samples(void *ctx, long first, long last, int worker)
 
 static int concat_backward(lop_graph *g, lop_node *n)
 {
+    for (int k = 0; k < n->ninputs; k++)
+        lop_input_grad_zeroed(g, n, k);
     merge_job j = {g, n};
     lop_parallel_for(lop_node_batch(n), 1 + LOP_GRAIN / (long)sample_size(n), concat_grad_samples,
                      &j);
@@ -239,6 +261,7 @@ static void flatten_grad_range(void *ctx, long begin, long end, int worker)
 
 static int flatten_backward(lop_graph *g, lop_node *n)
 {
+    lop_input_grad_zeroed(g, n, 0);
     merge_job j = {g, n};
     lop_parallel_for((long)n->out->numel, LOP_GRAIN, flatten_grad_range, &j);
     return LOP_OK;

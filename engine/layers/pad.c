@@ -106,7 +106,7 @@ static int pad_backward(lop_graph *g, lop_node *n)
 {
     pad_job j = job_of(g, n);
     j.dy = n->dout->data;
-    j.dx = lop_input_node(g, n, 0)->dout->data;
+    j.dx = lop_input_grad_zeroed(g, n, 0);
     run_planes(n, &j, crop_planes);
     return LOP_OK;
 }

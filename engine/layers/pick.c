@@ -79,9 +79,10 @@ static int pick_backward(lop_graph *g, lop_node *n)
     const int c = in->dims[0], k = n->dims[0], batch = lop_node_batch(n);
     const size_t plane = (size_t)n->dims[1] * n->dims[2];
     const float *idx = n->param[0]->data;
+    float *grad = lop_input_grad_zeroed(g, n, 0);
     for (int b = 0; b < batch; b++)
         for (int j = 0; j < k; j++) {
-            float *dx = in->dout->data + ((size_t)b * c + (int)idx[j]) * plane;
+            float *dx = grad + ((size_t)b * c + (int)idx[j]) * plane;
             const float *dy = n->dout->data + ((size_t)b * k + j) * plane;
             for (size_t i = 0; i < plane; i++)
                 dx[i] += dy[i];

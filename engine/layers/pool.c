@@ -246,8 +246,8 @@ static void maxpool_grad_planes(void *ctx, long q0, long q1, int worker)
 static int maxpool_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data, .dx = in->dout->data,
-                  .arg = n->saved[0]->data};
+    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data,
+                  .dx = lop_input_grad_zeroed(g, n, 0), .arg = n->saved[0]->data};
     run_planes(&j, planes(n), maxpool_grad_planes);
     return LOP_OK;
 }
@@ -339,7 +339,8 @@ static void avgpool_grad_planes(void *ctx, long q0, long q1, int worker)
 static int avgpool_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data, .dx = in->dout->data};
+    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data,
+                  .dx = lop_input_grad_zeroed(g, n, 0)};
     run_planes(&j, planes(n), avgpool_grad_planes);
     return LOP_OK;
 }
@@ -409,7 +410,7 @@ static int gap_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
     pool_job j = {.p = {.h = in->dims[1], .w = in->dims[2]}, .dy = n->dout->data,
-                  .dx = in->dout->data};
+                  .dx = lop_input_grad_zeroed(g, n, 0)};
     run_planes(&j, planes(n), gap_grad_planes);
     return LOP_OK;
 }
