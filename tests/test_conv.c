@@ -77,6 +77,12 @@ static const conv_case cases[] = {
     {"im2col, 2x2 maps", 3, 2, 2, 65, 3, 3, 1, 1, 1, 1, 1, 1, 3},
     {"im2col, 4x4 maps", 4, 4, 4, 66, 3, 3, 1, 1, 1, 1, 1, 0, 3},
     {"im2col, 8x8 maps", 2, 8, 8, 65, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+    /* Fewer chunks than 4: each chunk's products cut into slices for the threads, by
+     * output channels (a small map), or by positions (a wide map, few channels; 992
+     * positions, so the last slice is not a multiple of 16). */
+    {"one image, sliced by channels", 64, 8, 8, 160, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"two-image chunks, sliced by channels", 64, 8, 8, 160, 3, 3, 1, 1, 1, 1, 1, 0, 5},
+    {"one image, sliced by positions", 3, 64, 61, 30, 7, 7, 2, 2, 3, 3, 1, 1, 1},
     /* Winograd by conv.c's own rule: 32+ channels on a map of up to 8x8 at 32+
      * images takes it both ways (odd width: partial tiles); 128 channels on a 16x16
      * map forward even for one image, its steps shared out over the threads. */

@@ -163,6 +163,42 @@ static void same_model_on_1_2_3_threads(void **state)
     lop_dataset_free(&d);
 }
 
+/* Batches smaller than a convolution's chunk count cut its products' output rows into
+ * slices shared out over the threads (conv.c, row_slices): still the same bytes. */
+static void small_batches_same_on_1_2_3_threads(void **state)
+{
+    (void)state;
+    int node;
+    lop_graph *g = small_cnn(&node);
+    for (int batch = 1; batch <= 3; batch += 2) {
+        int shape[4] = {batch, C, H, H};
+        lop_tensor *x = lop_tensor_new(4, shape);
+        assert_non_null(x);
+        lop_rng r;
+        lop_rng_seed(&r, (uint64_t)batch);
+        for (size_t i = 0; i < x->numel; i++)
+            x->data[i] = (float)lop_rng_normal(&r);
+        float *first = NULL;
+        size_t n = 0;
+        for (int t = 1; t <= 3; t++) {
+            assert_int_equal(lop_set_threads(t), LOP_OK);
+            assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
+            const lop_tensor *y = lop_graph_output(g);
+            if (!first) {
+                n = y->numel;
+                first = malloc(n * sizeof *first);
+                assert_non_null(first);
+                memcpy(first, y->data, n * sizeof *first);
+            } else {
+                assert_memory_equal(y->data, first, n * sizeof *first);
+            }
+        }
+        free(first);
+        lop_tensor_release(x);
+    }
+    lop_graph_free(g);
+}
+
 static void thread_counts_out_of_range_are_refused(void **state)
 {
     (void)state;
@@ -176,6 +212,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_model_on_1_2_3_threads),
+        cmocka_unit_test(small_batches_same_on_1_2_3_threads),
         cmocka_unit_test(thread_counts_out_of_range_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

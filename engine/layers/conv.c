@@ -37,6 +37,12 @@ enum {
     /* Chunks a batch is cut into at least (when it has the images), whatever the
      * number of threads: enough for 4 threads to share. */
     MIN_CHUNKS = 4,
+    /* Fewest output channels per row slice of a small batch's products, and the
+     * fewest FLOPs of a chunk's products worth slicing (below it, handing slices to
+     * threads cost more than it saved: ResNet-20's 32- and 64-channel layers). */
+    ROWS_PER_SLICE_MIN = 16,
+    COLUMN_ALIGN = 16,        /* column slices start at multiples of this */
+    SLICE_MIN_FLOPS = 4000000,
     /* Winograd: tiles per chunk worth batching images to reach; the rule's bounds
      * (winograd_pays). */
     WINO_TILES_TARGET = 512,
@@ -445,8 +451,10 @@ typedef struct conv_job {
     /* The stencil path's plans: st is the forward pass's, or the input gradient's
      * in backward; wgrad the weight gradient's (the forward geometry). */
     lop_stencil st, wgrad;
-    int slices;               /* stencil forward: jobs per image */
-    int b0, m;                /* Winograd forward: the chunk its steps share out */
+    int slices;               /* stencil forward: jobs per image; else row slices */
+    int b0, m;                /* Winograd and sliced forward: the chunk shared out */
+    const float *src;         /* sliced forward: the chunk's columns (or input) */
+    float *rows;              /* sliced forward: its product rows */
 } conv_job;
 
 static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t wsize,
@@ -527,14 +535,14 @@ static void add_bias_grad(const float *dy, int m, const conv_geom *q, float *db)
     }
 }
 
-/* Product rows [O, m * HW'] -> m images [O, HW'] plus bias (bias may be NULL).  With
- * m == 1 the layouts coincide and rows may be y itself. */
+/* Product rows [O, m * HW'] -> m images [O, HW'] plus bias (bias may be NULL), for
+ * output channels [o0, o1).  With m == 1 the layouts coincide and rows may be y. */
 static void rows_to_images(const float *rows, int m, const conv_geom *q, const float *bias,
-                           float *y)
+                           int o0, int o1, float *y)
 {
     size_t ncols = (size_t)m * q->hwo;
     for (int b = 0; b < m; b++)
-        for (int oc = 0; oc < q->o; oc++) {
+        for (int oc = o0; oc < o1; oc++) {
             const float *s = rows + (size_t)oc * ncols + (size_t)b * q->hwo;
             float *d = y + ((size_t)b * q->o + oc) * q->hwo;
             float bv = bias ? bias[oc] : 0.0f;
@@ -597,7 +605,68 @@ static void forward_chunks(void *ctx, long first, long last, int worker)
                         src + (size_t)gi * q->k * ncols, ncols, 0.0f,
                         dst + (size_t)gi * q->og * ncols, ncols);
         if (m > 1 || j->bias)
-            rows_to_images(dst, m, q, j->bias, yb);
+            rows_to_images(dst, m, q, j->bias, 0, q->o, yb);
+    }
+}
+
+/* Whether a chunk of m images is sliced by its columns (output positions) rather than
+ * its rows (output channels): each slice packs its own copy of the other operand, so
+ * the cut goes across the larger one - columns for a wide map and few channels (a
+ * stem), rows for many channels on a small map.  Column slices need m == 1, where the
+ * product rows are the output image itself. */
+static int slice_by_columns(const conv_geom *q, int m)
+{
+    return m == 1 && q->hwo > q->o;
+}
+
+/* A chunk's products cut into this many slices (im2col and direct paths): a batch of
+ * fewer chunks than MIN_CHUNKS - a single image above all - would otherwise keep one
+ * thread busy and the others idle.  Shapes alone set the cut. */
+static int row_slices(const conv_geom *q, long chunks, int nb)
+{
+    double flops = 2.0 * q->o * q->k * (double)nb * q->hwo;   /* one chunk's products */
+    if (q->groups != 1 || chunks >= MIN_CHUNKS || flops < SLICE_MIN_FLOPS)
+        return 1;
+    int slices = slice_by_columns(q, nb) ? q->hwo / COLUMN_ALIGN : q->o / ROWS_PER_SLICE_MIN;
+    return slices < 1 ? 1 : slices > MIN_CHUNKS ? MIN_CHUNKS : slices;
+}
+
+/* Slice `slice` of `count` of n: [*lo, *hi), cut at multiples of `align` (the last
+ * slice takes the rest). */
+static void slice_of(int n, long slice, int count, int align, int *lo, int *hi)
+{
+    *lo = (int)((long)n * slice / count) / align * align;
+    *hi = slice + 1 == count ? n : (int)((long)n * (slice + 1) / count) / align * align;
+}
+
+/* Slices [first, last) of the products of the chunk j->src unfolds (images j->b0 ..
+ * j->b0 + j->m - 1): a range of output positions of a single image, or a range of
+ * output channels [o0, o1). */
+static void forward_slices(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    const conv_geom *q = &j->q;
+    int ncols = j->m * q->hwo;
+    float *yb = j->y + (size_t)j->b0 * q->o * q->hwo;
+    float *dst = j->m == 1 ? yb : j->rows;
+    for (long slice = first; slice < last; slice++) {
+        if (slice_by_columns(q, j->m)) {
+            int p0, p1;
+            slice_of(ncols, slice, j->slices, COLUMN_ALIGN, &p0, &p1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q->o, p1 - p0, q->k, 1.0f,
+                        j->w, q->k, j->src + p0, ncols, 0.0f, yb + p0, ncols);
+            for (int oc = 0; j->bias && oc < q->o; oc++)
+                for (int p = p0; p < p1; p++)
+                    yb[(size_t)oc * ncols + p] += j->bias[oc];
+            continue;
+        }
+        int o0, o1;
+        slice_of(q->o, slice, j->slices, 1, &o0, &o1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o1 - o0, ncols, q->k, 1.0f,
+                    j->w + (size_t)o0 * q->k, q->k, j->src, ncols, 0.0f,
+                    dst + (size_t)o0 * ncols, ncols);
+        if (j->m > 1 || j->bias)
+            rows_to_images(dst, j->m, q, j->bias, o0, o1, yb);
     }
 }
 
@@ -719,7 +788,18 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
         return LOP_OK;
     }
     if (!q->stencil) {
-        lop_parallel_for(j.chunks, 1, forward_chunks, &j);
+        j.slices = row_slices(q, j.chunks, j.nb);
+        if (j.slices == 1) {
+            lop_parallel_for(j.chunks, 1, forward_chunks, &j);
+            return LOP_OK;
+        }
+        /* The first worker's scratch holds the columns, which every slice reads. */
+        float *col = worker_scratch(&j.s, 0);
+        j.rows = col ? col + j.s.col : NULL;
+        for (long chunk = 0; chunk < j.chunks; chunk++) {
+            j.src = chunk_source(&j, chunk, col, &j.b0, &j.m);
+            lop_parallel_for(j.slices, 1, forward_slices, &j);
+        }
         return LOP_OK;
     }
     lop_stencil_pack(&j.st, j.w, 0, j.s.base);
