@@ -20,6 +20,8 @@ local opt = lop.options(arg, {
           help = "comma-separated networks to run (default all: vgg-small, resnet-small, "
                  .. "vgg16, resnet20, resnet18)"},
   torch = {default = true, help = "compare with PyTorch (needs /usr/bin/python3 with torch)"},
+  seconds = {default = 3, type = "number", min = 0, exclusive_min = true,
+             help = "time per figure per side per round, roughly (caps the reps)"},
 }, {description = "Lopper against PyTorch on the same ONNX networks: forward, training, latency."})
 
 io.stdout:setvbuf("line")   -- progress goes to stderr between the lines
@@ -55,20 +57,20 @@ local function run(cmd)
   return out
 end
 
--- Each network: how its ONNX file is made (once; later runs reuse it) and its reps
--- (forward, training, latency).  ResNet-18 at 224x224 trains at several seconds a
--- step on two cores, so it takes few reps.
+-- Each network: how its ONNX file is made (once; later runs reuse it) and its most
+-- reps (forward, training, latency); fewer when they would take more than --seconds
+-- (ResNet-18 at 224x224 trains at several seconds a step on two cores: one or two).
 local NETS = {
-  {name = "vgg-small", input = "1x28x28", reps = {30, 15, 100},
+  {name = "vgg-small", input = "1x28x28", reps = {50, 20, 200},
    make = function(path) vgg_small():save(path) end},
-  {name = "resnet-small", input = "1x28x28", reps = {30, 15, 100},
+  {name = "resnet-small", input = "1x28x28", reps = {50, 20, 200},
    make = function(path) resnet{depth = 20, input = {1, 28, 28}}:save(path) end},
-  {name = "vgg16", input = "1x32x32", reps = {20, 8, 50},
+  {name = "vgg16", input = "1x32x32", reps = {30, 12, 100},
    make = function(path) lop.load("models/vgg16.lop"):save(path) end},
-  {name = "resnet20", input = "1x32x32", reps = {20, 8, 50},
+  {name = "resnet20", input = "1x32x32", reps = {30, 12, 100},
    make = function(path) lop.load("models/resnet20.lop"):save(path) end},
-  {name = "resnet18", input = "3x224x224", reps = {3, 2, 10}, note = "torchvision, seeded "
-   .. "random weights; few reps: best of %d forward, %d training, %d latency passes per round",
+  {name = "resnet18", input = "3x224x224", reps = {3, 2, 20}, note = "torchvision's, seeded "
+   .. "random weights",
    make = function(path) run(("%s %sexport_resnet18.py '%s'"):format(PY, HERE, path)) end},
 }
 
@@ -82,6 +84,15 @@ local function have_torch()
   return opt.torch and os.execute(PY .. " -c 'import torch, onnx' 2>/dev/null") == true
 end
 
+-- The reps each figure gets: as many as fit in --seconds by one timed pass of each
+-- kind (a training step taken as 3 forward passes), at most the network's.
+local function fit_reps(net, most)
+  local fwd = net:time{batch = 64, reps = 1}
+  local lat = net:time{batch = 1, reps = 1}
+  local function fit(ms, cap) return math.max(1, math.min(cap, opt.seconds * 1e3 // ms)) end
+  return {fit(fwd, most[1]), fit(3 * fwd, most[2]), fit(lat, most[3])}
+end
+
 local function lopper_side(net, reps)
   return {fwd = 64e3 / net:time{batch = 64, reps = reps[1]},
           train = 64e3 / net:time{batch = 64, reps = reps[2], train = true},
@@ -90,8 +101,8 @@ end
 
 local info_printed = false
 local function torch_side(path, reps)
-  local out = run(("%s %storch_speed.py %s'%s' %d %d %d"):format(
-    PY, HERE, info_printed and "" or "--info ", path, reps[1], reps[2], reps[3]))
+  local out = run(("%s %storch_speed.py %s'%s' %d %d %d %g"):format(
+    PY, HERE, info_printed and "" or "--info ", path, reps[1], reps[2], reps[3], opt.seconds))
   local info = out:match("^(torch [^\n]*)\n")
   if info then print("PyTorch: " .. info); info_printed = true end
   local fwd, train, lat, conv = out:match("speed (%S+) (%S+) (%S+) (%S+)")
@@ -134,13 +145,14 @@ for _, n in ipairs(NETS) do
     if not exists(path) then n.make(path) end
     local net = lop.load(path)
     local mine, theirs
+    local reps = fit_reps(net, n.reps)
     for round = 1, opt.rounds do
       local torch_first = round % 2 == 0
-      if use_torch and torch_first then theirs = keep_best(theirs, torch_side(path, n.reps)) end
-      mine = keep_best(mine, lopper_side(net, n.reps))
-      if use_torch and not torch_first then theirs = keep_best(theirs, torch_side(path, n.reps)) end
+      if use_torch and torch_first then theirs = keep_best(theirs, torch_side(path, reps)) end
+      mine = keep_best(mine, lopper_side(net, reps))
+      if use_torch and not torch_first then theirs = keep_best(theirs, torch_side(path, reps)) end
     end
-    rows[#rows + 1] = {net = n, flops = net:flops(), mine = mine, theirs = theirs}
+    rows[#rows + 1] = {net = n, flops = net:flops(), mine = mine, theirs = theirs, reps = reps}
     net:close()
     io.stderr:write(("bench_speed: %s done at %.0f s\n"):format(n.name, lop.clock() - t0))
   end
@@ -172,9 +184,11 @@ for _, r in ipairs(rows) do
 end
 print()
 for _, r in ipairs(rows) do
-  if r.net.note then print(r.net.name .. ": " .. r.net.note:format(table.unpack(r.net.reps))) end
-  if r.theirs then print(r.net.name .. ": PyTorch's convolutions ran on " .. r.theirs.conv) end
+  print(("%s: %d forward, %d training, %d latency passes per round%s%s%s"):format(r.net.name,
+        r.reps[1], r.reps[2], r.reps[3], use_torch and " (PyTorch: as many, or fewer within "
+        .. opt.seconds .. " s)" or "", r.theirs and "; PyTorch's convolutions ran on "
+        .. r.theirs.conv or "", r.net.note and "; " .. r.net.note or ""))
 end
-print(("Fastest pass of each figure's reps, best of %d alternating rounds; PyTorch 2 threads "
-       .. "(torch.set_num_threads(2)); training GFLOP/s count 3x the forward FLOPs; %.0f s")
-      :format(opt.rounds, lop.clock() - t0))
+print(("Each figure: the fastest pass of its reps, best of %d alternating rounds; PyTorch on 2 "
+       .. "threads (torch.set_num_threads(2)); training GFLOP/s count 3x the forward FLOPs; "
+       .. "%.0f s"):format(opt.rounds, lop.clock() - t0))
