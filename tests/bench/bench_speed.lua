@@ -70,7 +70,7 @@ local NETS = {
   {name = "resnet20", input = "1x32x32", reps = {30, 12, 100},
    make = function(path) lop.load("models/resnet20.lop"):save(path) end},
   {name = "resnet18", input = "3x224x224", reps = {3, 2, 20}, note = "torchvision's, seeded "
-   .. "random weights",
+   .. "random weights", needs_torch = true,
    make = function(path) run(("%s %sexport_resnet18.py '%s'"):format(PY, HERE, path)) end},
 }
 
@@ -140,8 +140,11 @@ os.execute(("mkdir -p '%s'"):format(opt.dir))
 local t0 = lop.clock()
 local rows = {}
 for _, n in ipairs(NETS) do
-  if next(only) == nil or only[n.name] then
-    local path = ("%s/%s.onnx"):format(opt.dir, n.name)
+  local path = ("%s/%s.onnx"):format(opt.dir, n.name)
+  local wanted = next(only) == nil or only[n.name]
+  if wanted and n.needs_torch and not use_torch and not exists(path) then
+    print(("(%s left out: its ONNX file is written by PyTorch)"):format(n.name))
+  elseif wanted then
     if not exists(path) then n.make(path) end
     local net = lop.load(path)
     local mine, theirs
@@ -189,6 +192,6 @@ for _, r in ipairs(rows) do
         .. opt.seconds .. " s)" or "", r.theirs and "; PyTorch's convolutions ran on "
         .. r.theirs.conv or "", r.net.note and "; " .. r.net.note or ""))
 end
-print(("Each figure: the fastest pass of its reps, best of %d alternating rounds; PyTorch on 2 "
-       .. "threads (torch.set_num_threads(2)); training GFLOP/s count 3x the forward FLOPs; "
-       .. "%.0f s"):format(opt.rounds, lop.clock() - t0))
+print(("Each figure: the fastest pass of its reps, best of %d alternating rounds%s; training "
+       .. "GFLOP/s count 3x the forward FLOPs; %.0f s"):format(opt.rounds, use_torch and
+       "; PyTorch on 2 threads (torch.set_num_threads(2))" or "", lop.clock() - t0))
