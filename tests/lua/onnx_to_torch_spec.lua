@@ -11,28 +11,12 @@
 -- Skipped, with a message, when /usr/bin/python3 lacks torch or onnx.
 local lop = require "lopper"
 local util = dofile("tests/lua/util.lua")
+local ort = dofile("tests/ort/ort.lua")   -- for its raw float32 file helpers
+local write_f32, read_f32 = ort.write_f32, ort.read_f32
 
 local TOL = 1e-4   -- relative, as util.rel_err measures
 local CONVERTER = "tests/bench/onnx_to_torch.py"
 local have_torch = util.run(util.PYTHON .. " -c 'import torch, onnx'") == 0
-
-local function write_f32(path, values)
-  local f = assert(io.open(path, "wb"))
-  for i = 1, #values, 1000 do
-    f:write(string.pack("<" .. ("f"):rep(math.min(1000, #values - i + 1)),
-                        table.unpack(values, i, math.min(#values, i + 999))))
-  end
-  f:close()
-end
-
-local function read_f32(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  local out = {}
-  for i = 1, #s // 4 do out[i] = string.unpack("<f", s, 4 * i - 3) end
-  return out
-end
 
 -- A fixed input batch as a flat list and as a tensor.
 local function fixed_input(shape)
@@ -55,13 +39,7 @@ local function fixed_input(shape)
   return flat, x
 end
 
-local function flat_output(y)
-  local out = {}
-  for b = 1, y:shape()[1] do
-    for j = 1, y:shape()[2] do out[#out + 1] = y:get(b, j) end
-  end
-  return out
-end
+local function flat_output(y) return util.flatten(y:totable()) end
 
 -- Batchnorm statistics and affine terms away from 0 and 1, so that they matter.
 local function randomize_bn(net, name, seed)
