@@ -175,15 +175,17 @@ $(FUZZ)/corpus.stamp: tests/fuzz/make_corpus.sh tests/fuzz/seeds.lua tests/fuzz/
 $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/liblopper.a
 	$(CC) $(CFLAGS) -Iengine -o $@ $< $(BUILD)/liblopper.a $(LDSAN) $(LDLIBS)
 
+# Issue 18's table against PyTorch (when /usr/bin/python3 has torch and onnx), the
+# pruned rows of docs/results.md re-timed on 1 and 2 threads, then the engine's own
+# benches.  ONNX files and recreated pruned models are kept in build/bench/.
 bench: $(BUILD)/bench_core lua
 	$(BUILD)/bench_core
+	$(BUILD)/lopper tests/bench/bench_speed.lua
+	LOP_THREADS=1 $(BUILD)/lopper tests/bench/bench_pruned.lua
+	LOP_THREADS=2 $(BUILD)/lopper tests/bench/bench_pruned.lua
 	$(BUILD)/lopper tests/bench/bench_prune.lua
 	$(BUILD)/lopper tests/bench/bench_select.lua
 	$(BUILD)/lopper tests/bench/bench_data.lua
-	@if /usr/bin/python3 -c "import torch" 2>/dev/null; then \
-	    echo "--- PyTorch (python3-torch) on the same networks, for comparison"; \
-	    /usr/bin/python3 tests/bench/bench_torch.py; \
-	else echo "(python3-torch not installed: no PyTorch comparison)"; fi
 
 # A short ThiNet run: fine-tuning on a 10,000-image subset keeps it to minutes.
 demo: lua
