@@ -454,6 +454,7 @@ typedef struct conv_job {
     int slices;               /* stencil forward: jobs per image; else row slices */
     int b0, m;                /* Winograd and sliced forward: the chunk shared out */
     const float *src;         /* sliced forward: the chunk's columns (or input) */
+    int overwrite;            /* backward: the input gradient is stored, not added to */
     float *rows;              /* sliced forward: its product rows */
 } conv_job;
 
@@ -837,10 +838,14 @@ static void backward_chunk(const conv_job *j, long chunk, float *col, float *dw,
                     dw + (size_t)gi * q->og * q->k, q->k);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->k, ncols, q->og, 1.0f,
                     j->w + (size_t)gi * q->og * q->k, q->k, dg, ncols,
-                    q->direct ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols, ncols);
+                    q->direct && !j->overwrite ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols,
+                    ncols);
     }
-    if (!q->direct)
+    if (!q->direct) {
+        if (j->overwrite)   /* col2im adds its columns into the images */
+            memset(dxb, 0, (size_t)m * q->c * q->h * q->w * sizeof *dxb);
         col2im(col, m, q, unfold_work(j, col), dxb);
+    }
 }
 
 /* The stencil or Winograd path's chunk: bias and weight gradients into db and dw,
@@ -858,13 +863,14 @@ static void kernel_backward_chunk(const conv_job *j, long chunk, float *work, fl
         add_bias_grad(dy, m, q, db);
     if (q->winograd) {
         lop_wino_wgrad(&j->wf, x, dy, m, work, dw);
-        lop_wino_chunk(&j->wdx, j->s.base, dy, m, NULL, 1, work, dx);
+        lop_wino_chunk(&j->wdx, j->s.base, dy, m, NULL, !j->overwrite, work, dx);
         return;
     }
     lop_stencil_wgrad(&j->wgrad, x, dy, m, work, dw);
     for (int b = 0; b < m; b++)
         lop_stencil_image(&j->st, j->s.base, dy + (size_t)b * q->o * q->hwo, NULL, 0,
-                          j->st.blocks, 1, work, dx + (size_t)b * q->c * q->h * q->w);
+                          j->st.blocks, !j->overwrite, work,
+                          dx + (size_t)b * q->c * q->h * q->w);
 }
 
 /* Parts [first, last), each summing its weight and bias gradients apart, its chunks
@@ -894,7 +900,7 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.x = in->out->data;
     j.w = n->param[PARAM_WEIGHT]->data;
     j.dy = n->dout->data;
-    j.dx = lop_input_grad_zeroed(g, n, 0);
+    j.dx = lop_input_grad(g, n, 0, &j.overwrite);
     j.dw = n->grad[PARAM_WEIGHT]->data;
     j.db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
     j.batch = lop_node_batch(n);
