@@ -34,8 +34,9 @@ typedef float vec __attribute__((vector_size(STENCIL_LANES * sizeof(float)), ali
  * slack at the end); test_conv ran clean under ASan with them instrumented. */
 #define UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
 
-/* An empty statement that needs v in a vector register (x86; elsewhere nothing). */
-#if defined(__x86_64__) || defined(__i386__)
+/* An empty statement that needs v in a vector register (x86 with AVX, where a vec
+ * fits one; elsewhere nothing). */
+#if defined(__AVX__) && (defined(__x86_64__) || defined(__i386__))
 #define IN_REGISTER(v) __asm__("" : "+v"(v))
 #else
 #define IN_REGISTER(v) ((void)0)
