@@ -13,13 +13,12 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import onnx_to_torch  # noqa: E402
+import torch_speed  # noqa: E402  (sets 2 threads)
 
-torch.set_num_threads(2)
-BATCH = 64
+BATCH = torch_speed.BATCH
 # profiler operator -> (engine kind, pass)
 OPS = {
     "aten::mkldnn_convolution": ("conv2d", 0),
@@ -46,17 +45,9 @@ def main():
         sys.stderr.write("usage: torch_kinds.py MODEL.onnx [STEPS]\n")
         sys.exit(2)
     steps = int(sys.argv[2]) if len(sys.argv) == 3 else 5
-    net = onnx_to_torch.load(sys.argv[1]).train()
+    net = onnx_to_torch.load(sys.argv[1])
     x = torch.randn(BATCH, *net.input_shape, generator=torch.Generator().manual_seed(7))
-    y = torch.arange(BATCH) % net(x).shape[1]
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                          weight_decay=5e-4)
-
-    def step():
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-
+    step = torch_speed.training_step(net, x)
     for _ in range(2):
         step()
     with torch.profiler.profile() as prof:
