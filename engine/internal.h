@@ -72,7 +72,7 @@ typedef struct lop_node {
     lop_tensor *out;                   /* [B, dims...] */
     lop_tensor *dout;                  /* gradient w.r.t. out, same shape */
     int dout_written;                  /* dout holds a value in this backward pass */
-    lop_tensor *saved[LOP_MAX_SAVED];  /* layer-private (BN x-hat, pool argmax, ...) */
+    lop_tensor *saved[LOP_MAX_SAVED];  /* layer-private (BN batch stats, pool argmax, ...) */
 } lop_node;
 
 struct lop_graph {

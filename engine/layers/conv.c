@@ -451,7 +451,7 @@ typedef struct conv_job {
     /* The stencil path's plans: st is the forward pass's, or the input gradient's
      * in backward; wgrad the weight gradient's (the forward geometry). */
     lop_stencil st, wgrad;
-    int slices;               /* stencil forward: jobs per image; else row slices */
+    int slices;               /* stencil forward: jobs per image; else product slices */
     int b0, m;                /* Winograd and sliced forward: the chunk shared out */
     const float *src;         /* sliced forward: the chunk's columns (or input) */
     int overwrite;            /* backward: the input gradient is stored, not added to */
