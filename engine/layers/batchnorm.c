@@ -255,18 +255,17 @@ static void backward_channels(void *ctx, long c0, long c1, int worker)
         dgamma[c] += (float)sdyh;
         /* dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) */
         float k = gamma[c] * is;
-        float mdy = (float)(sdy / (double)m);
-        float slope = (float)(sdyh / (double)m * is);   /* xhat * mean(dy * xhat) per x */
+        float mdy = (float)(sdy / (double)m), mdyh = (float)(sdyh / (double)m);
         for (int b = 0; b < j->nb; b++) {
             size_t off = ((size_t)b * j->nc + c) * s;
             const float *dyp = j->dy + off, *xp = j->x + off;
             float *dxp = j->dx + off;
             if (j->overwrite)
                 for (size_t i = 0; i < s; i++)
-                    dxp[i] = k * (dyp[i] - mdy - (xp[i] - mean) * slope);
+                    dxp[i] = k * (dyp[i] - mdy - (xp[i] - mean) * is * mdyh);
             else
                 for (size_t i = 0; i < s; i++)
-                    dxp[i] += k * (dyp[i] - mdy - (xp[i] - mean) * slope);
+                    dxp[i] += k * (dyp[i] - mdy - (xp[i] - mean) * is * mdyh);
         }
     }
 }
