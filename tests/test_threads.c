@@ -4,7 +4,9 @@
  * unfolding-free 1x1 product, a strided and a grouped conv), batchnorm, ReLU, max
  * pooling, a residual add and a linear head is trained for a few SGD steps on 1, 2
  * and 3 threads from the same seed; the parameters must agree bit for bit, and so
- * must lop_evaluate's loss and lop_sample's statistics on the trained network.
+ * must lop_evaluate's loss and lop_sample's statistics on the trained network.  The
+ * pool itself must run every index of every job exactly once, whether its workers
+ * are still polling for the next job or have gone to sleep.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "graph_build.h"
+#include "internal.h"
 
 enum { C = 3, H = 16, NIMG = 80, CLASSES = 4, BATCH = 40, HIDDEN = 64 };
 
@@ -199,6 +203,47 @@ static void small_batches_same_on_1_2_3_threads(void **state)
     lop_graph_free(g);
 }
 
+enum { JOBS = 3000, MOST = 257 };
+typedef struct {
+    int hits[MOST];
+    int bad_worker;
+} tally;
+
+static void count_range(void *ctx, long begin, long end, int worker)
+{
+    tally *t = ctx;
+    if (worker < 0 || worker >= lop_parallel_threads())
+        t->bad_worker = 1;
+    for (long i = begin; i < end; i++)
+        t->hits[i]++;   /* shares do not overlap: no two threads touch one index */
+}
+
+/* Jobs of 1..MOST indices back to back (the workers still polling), with pauses of
+ * 0.3 ms now and then (longer than the poll: they sleep) and thread counts changed in
+ * between; each index must be counted exactly once per job. */
+static void pool_runs_every_index_once_polling_or_asleep(void **state)
+{
+    (void)state;
+    for (int threads = 1; threads <= 3; threads++) {
+        assert_int_equal(lop_set_threads(threads), LOP_OK);
+        for (int j = 0; j < JOBS; j++) {
+            tally t = {{0}, 0};
+            long n = 1 + (j * 37) % MOST;
+            lop_parallel_for(n, 1, count_range, &t);
+            for (long i = 0; i < MOST; i++)
+                if (t.hits[i] != (i < n))
+                    fail_msg("threads %d, job %d: index %ld run %d times", threads, j, i,
+                             t.hits[i]);
+            assert_false(t.bad_worker);
+            if (j % 100 == 99) {
+                struct timespec pause = {0, 300000};
+                nanosleep(&pause, NULL);
+            }
+        }
+    }
+    assert_int_equal(lop_set_threads(2), LOP_OK);
+}
+
 static void thread_counts_out_of_range_are_refused(void **state)
 {
     (void)state;
@@ -213,6 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_model_on_1_2_3_threads),
         cmocka_unit_test(small_batches_same_on_1_2_3_threads),
+        cmocka_unit_test(pool_runs_every_index_once_polling_or_asleep),
         cmocka_unit_test(thread_counts_out_of_range_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,16 +7,25 @@
  * single-threaded inside them.  A call from inside a worker, or while another thread
  * owns the pool, simply runs inline.  Workers beyond the count in use sleep through
  * the jobs.
+ *
+ * A layer at batch 1 takes tens of microseconds, about what waking a sleeping thread
+ * costs, so a worker that has finished a job, and the caller waiting for the others,
+ * first spin for up to SPIN_NS on the job counters before they sleep on the condition
+ * variables: back-to-back layers then hand over without a system call, and a thread
+ * idle for longer still gives its core away.
  */
 #include <cblas.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define MAX_THREADS 64
+#define SPIN_NS 100000L   /* how long a thread polls for the next job before sleeping */
 
 static struct {
     pthread_once_t once;
@@ -25,9 +34,11 @@ static struct {
     pthread_mutex_t owner;         /* held by the caller running a job on the pool */
     pthread_mutex_t lock;          /* guards the job fields below */
     pthread_cond_t start, done;
-    unsigned long generation;      /* counts the jobs started */
+    /* generation and pending change under lock but are also polled without it: the
+     * job fields are written before generation's release store. */
+    atomic_ulong generation;       /* counts the jobs started */
     unsigned long born[MAX_THREADS];   /* the count when each worker was started */
-    int pending;
+    atomic_int pending;            /* workers still running the current job */
     lop_range_fn fn;
     void *ctx;
     long n;
@@ -43,6 +54,46 @@ static struct {
 
 static _Thread_local int inside_job;
 
+static long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* A worker's poll, for up to SPIN_NS, until a job after `seen` starts; and the
+ * caller's, until no worker is left running the job.  Each returns whether it saw it. */
+static int spin_until_new_job(unsigned long seen)
+{
+    long deadline = now_ns() + SPIN_NS;
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(&pool.generation, memory_order_acquire) != seen)
+            return 1;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() > deadline)
+            return 0;
+    }
+}
+
+static int spin_until_done(void)
+{
+    long deadline = now_ns() + SPIN_NS;
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(&pool.pending, memory_order_acquire) == 0)
+            return 1;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() > deadline)
+            return 0;
+    }
+}
+
 static void run_share(int w, int threads)
 {
     long begin = pool.n * w / threads, end = pool.n * (w + 1) / threads;
@@ -55,19 +106,25 @@ static void *worker_main(void *arg)
     int w = (int)(intptr_t)arg;
     unsigned long seen = pool.born[w];
     inside_job = 1;
-    pthread_mutex_lock(&pool.lock);
     for (;;) {
-        while (pool.generation == seen)
-            pthread_cond_wait(&pool.start, &pool.lock);
-        seen = pool.generation;
+        if (!spin_until_new_job(seen)) {
+            pthread_mutex_lock(&pool.lock);
+            while (atomic_load(&pool.generation) == seen)
+                pthread_cond_wait(&pool.start, &pool.lock);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        /* A job cannot end before every worker in use has run it, so no job of this
+         * worker's is skipped here. */
+        seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
         int threads = pool.nthreads;
         if (w >= threads)
             continue;
-        pthread_mutex_unlock(&pool.lock);
         run_share(w, threads);
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.pending == 0)
+        if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool.lock);   /* the caller may be about to sleep */
             pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
     }
     return NULL;
 }
@@ -81,7 +138,7 @@ static int start_workers(int want)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     while (pool.started < want) {
         pthread_t t;
-        pool.born[pool.started] = pool.generation;
+        pool.born[pool.started] = atomic_load(&pool.generation);
         if (pthread_create(&t, &attr, worker_main, (void *)(intptr_t)pool.started) != 0)
             break;
         pool.started++;
@@ -139,12 +196,12 @@ void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx)
         return;
     }
     threads = pool.nthreads;   /* as lop_set_threads left it, now that no job runs */
-    pthread_mutex_lock(&pool.lock);
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n = n;
-    pool.pending = threads - 1;
-    pool.generation++;
+    atomic_store_explicit(&pool.pending, threads - 1, memory_order_relaxed);
+    pthread_mutex_lock(&pool.lock);    /* a worker may be between its check and its sleep */
+    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool.start);
     pthread_mutex_unlock(&pool.lock);
 
@@ -152,9 +209,11 @@ void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx)
     run_share(0, threads);
     inside_job = 0;
 
-    pthread_mutex_lock(&pool.lock);
-    while (pool.pending > 0)
-        pthread_cond_wait(&pool.done, &pool.lock);
-    pthread_mutex_unlock(&pool.lock);
+    if (!spin_until_done()) {
+        pthread_mutex_lock(&pool.lock);
+        while (atomic_load(&pool.pending) > 0)
+            pthread_cond_wait(&pool.done, &pool.lock);
+        pthread_mutex_unlock(&pool.lock);
+    }
     pthread_mutex_unlock(&pool.owner);
 }
