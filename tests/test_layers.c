@@ -308,6 +308,35 @@ static void test_grad_add(void **state)
     check(g, random_input(g, 2, 11), 1);
 }
 
+/* More inputs than add's backward takes in one pass (32): 40 inputs, x and two
+ * linears given many times over, so each input's gradient is written by its first
+ * copy and added to by copies in the same and in later passes. */
+static void test_grad_add_many_inputs(void **state)
+{
+    (void)state;
+    int x, ins[40];
+    lop_graph *g = new_graph(1, 5, 0, 0, &x);
+    int a = linear(g, "a", x, 5, 1), b = linear(g, "b", x, 5, 0);
+    for (int k = 0; k < 40; k++)
+        ins[k] = k % 3 == 0 ? x : k % 3 == 1 ? a : b;
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 40, NULL, NULL), LOP_OK);
+    /* by hand: a's and b's gradients are dy times their number of copies (x's also
+     * gets the linears' share: finite differences check it) */
+    lop_tensor *in = random_input(g, 3, 18);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    lop_tensor *dy = gradcheck_random(2, lop_graph_output(g)->shape, 19);
+    assert_non_null(dy);
+    assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
+    const int copies[2] = {13, 13}, node[2] = {a, b};
+    for (int m = 0; m < 2; m++) {
+        const lop_tensor *d = g->nodes[node[m]]->dout;
+        for (size_t i = 0; i < d->numel; i++)
+            assert_float_equal(d->data[i], copies[m] * dy->data[i], 1e-5);
+    }
+    lop_tensor_release(dy);
+    check(g, in, 1);
+}
+
 /* Backward writes each gradient on its first use and adds into it after: an input
  * read twice by one add, a node read by an add and a batchnorm (the add runs its
  * backward first, the batchnorm adds), and a branch nothing reads (its gradient must
@@ -1276,6 +1305,7 @@ int main(void)
         cmocka_unit_test(test_grad_flatten_linear),
         cmocka_unit_test(test_grad_linear_with_and_without_bias),
         cmocka_unit_test(test_grad_add),
+        cmocka_unit_test(test_grad_add_many_inputs),
         cmocka_unit_test(test_grad_shared_and_unread_outputs),
         cmocka_unit_test(test_grad_concat),
         cmocka_unit_test(test_grad_dropout),

@@ -89,42 +89,60 @@ static int add_forward(lop_graph *g, lop_node *n, int train)
     return LOP_OK;
 }
 
-/* Each worker owns the same range of every input's gradient, so an input given
- * twice is still updated by one thread.  grads[k] is input k's gradient, written
- * (not added to) when overwrite[k]. */
-typedef struct add_grad_job {
-    const lop_node *n;
-    float **grads;
-    unsigned char *overwrite;
-} add_grad_job;
+/* A backward pass takes its node's inputs in groups of up to MERGE_GROUP (nearly every
+ * add or concat is one group), one parallel pass per group, so the per-input write
+ * flags live on the stack and a training step allocates nothing.  Inputs keep their
+ * order, so an input given twice is written by its first copy and added to by the
+ * next, as in one pass. */
+#define MERGE_GROUP 32
 
+typedef struct grad_job {
+    const lop_graph *g;
+    const lop_node *n;
+    int k0, k1;                            /* this pass's inputs: [k0, k1) */
+    unsigned char overwrite[MERGE_GROUP];  /* input k0 + i's gradient is stored, not added to */
+} grad_job;
+
+/* dx = dy or dx += dy, as lop_input_grad said. */
+static void pass_back(float *dx, const float *dy, size_t count, int overwrite)
+{
+    if (overwrite)
+        memcpy(dx, dy, count * sizeof *dy);
+    else
+        accumulate(dx, dy, count);
+}
+
+/* Run fn over [0, count) once per group of inputs, after claiming their gradients. */
+static void backward_by_groups(lop_graph *g, lop_node *n, long count, long grain,
+                               lop_range_fn fn)
+{
+    grad_job j = {.g = g, .n = n};
+    for (j.k0 = 0; j.k0 < n->ninputs; j.k0 = j.k1) {
+        j.k1 = n->ninputs - j.k0 < MERGE_GROUP ? n->ninputs : j.k0 + MERGE_GROUP;
+        for (int k = j.k0; k < j.k1; k++) {
+            int overwrite;
+            lop_input_grad(g, n, k, &overwrite);
+            j.overwrite[k - j.k0] = (unsigned char)overwrite;
+        }
+        lop_parallel_for(count, grain, fn, &j);
+    }
+}
+
+/* Each worker owns the same range of every input's gradient, so an input given
+ * twice is still updated by one thread. */
 static void add_grad_range(void *ctx, long begin, long end, int worker)
 {
-    const add_grad_job *j = ctx;
+    const grad_job *j = ctx;
     const float *dy = j->n->dout->data + begin;
-    size_t count = (size_t)(end - begin);
-    for (int k = 0; k < j->n->ninputs; k++)
-        if (j->overwrite[k])
-            memcpy(j->grads[k] + begin, dy, count * sizeof *dy);
-        else
-            accumulate(j->grads[k] + begin, dy, count);
+    for (int k = j->k0; k < j->k1; k++)
+        pass_back(lop_input_node(j->g, j->n, k)->dout->data + begin, dy,
+                  (size_t)(end - begin), j->overwrite[k - j->k0]);
 }
 
 static int add_backward(lop_graph *g, lop_node *n)
 {
-    add_grad_job j = {n, lop_malloc((size_t)n->ninputs * sizeof *j.grads),
-                      lop_malloc((size_t)n->ninputs)};
-    int st = j.grads && j.overwrite ? LOP_OK : LOP_ENOMEM;
-    for (int k = 0; st == LOP_OK && k < n->ninputs; k++) {
-        int overwrite;
-        j.grads[k] = lop_input_grad(g, n, k, &overwrite);
-        j.overwrite[k] = (unsigned char)overwrite;
-    }
-    if (st == LOP_OK)
-        lop_parallel_for((long)n->out->numel, LOP_GRAIN, add_grad_range, &j);
-    lop_free(j.grads);
-    lop_free(j.overwrite);
-    return st;
+    backward_by_groups(g, n, (long)n->out->numel, LOP_GRAIN, add_grad_range);
+    return LOP_OK;
 }
 
 static double add_flops(const lop_graph *g, const lop_node *n)
