@@ -123,8 +123,9 @@ static inline int lop_node_batch(const lop_node *n)
  *    for kinds without parameters); rng for random weights;
  *  - forward: inputs' ->out hold [B, ...]; n->out is already allocated as
  *    [B, n->dims]; fill it (train selects training behaviour);
- *  - backward: n->dout holds the gradient w.r.t. n->out; ADD (+=) the gradient w.r.t.
- *    each input into that input's ->dout (already allocated and zeroed) and add
+ *  - backward: n->dout holds the gradient w.r.t. n->out; pass the gradient w.r.t.
+ *    each input into that input's ->dout (allocated, not zeroed), storing or adding
+ *    as lop_input_grad says (or adding after lop_input_grad_zeroed), and add
  *    parameter gradients into n->grad[k];
  *  - flops: FLOPs of one sample's forward (multiply-add = 2); NULL means none.
  */

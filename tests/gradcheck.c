@@ -1,7 +1,8 @@
 /*
  * gradcheck.c - central-difference gradient checking for any graph.  The loss is a
  * fixed random projection of the output, so every output element's gradient path is
- * exercised; entries are sampled so big layers stay quick to check.
+ * exercised; entries are sampled so big layers stay quick to check.  Also the check
+ * that a backward pass never adds into a gradient buffer left over from the last one.
  */
 #include <math.h>
 #include <string.h>
@@ -59,6 +60,8 @@ static double check_tensor(lop_graph *g, lop_tensor *value, const float *analyti
         double a = analytic[i];
         double denom = fabs(a) + fabs(numeric);
         double rel = fabs(a - numeric) / (denom > 1e-3 ? denom : 1e-3);
+        if (isnan(rel))
+            rel = HUGE_VAL;   /* a NaN gradient is as wrong as can be, not skipped */
         if (rel > worst)
             worst = rel;
     }
@@ -127,4 +130,49 @@ done:
     lop_tensor_release(xc);
     g->rng = rng0;
     return worst;
+}
+
+/* Every node's activation gradient set to NaN. */
+static void fill_grads_nan(lop_graph *g)
+{
+    for (int i = 0; i < g->n; i++)
+        lop_tensor_fill(g->nodes[i]->dout, NAN);
+}
+
+static int all_finite(const lop_tensor *t)
+{
+    for (size_t i = 0; i < t->numel; i++)
+        if (!isfinite(t->data[i]))
+            return 0;
+    return 1;
+}
+
+int gradcheck_poisoned(lop_graph *g, const lop_tensor *x, uint64_t seed)
+{
+    lop_rng rng0 = g->rng;
+    lop_tensor *R = NULL;
+    int result = -1;
+    if (lop_graph_forward(g, x, 1) != LOP_OK)
+        goto done;
+    const lop_tensor *out = lop_graph_output(g);
+    R = gradcheck_random(out->ndim, out->shape, seed);
+    if (!R || lop_graph_backward(g, R) != LOP_OK)
+        goto done;
+    fill_grads_nan(g);
+    lop_graph_zero_grad(g);
+    g->rng = rng0;
+    if (lop_graph_forward(g, x, 1) != LOP_OK || lop_graph_backward(g, R) != LOP_OK)
+        goto done;
+    result = 1;
+    for (int i = 0; i < g->n; i++) {
+        const lop_node *n = g->nodes[i];
+        result &= all_finite(n->dout);
+        for (int p = 0; p < n->nparams; p++)
+            result &= !n->grad[p] || all_finite(n->grad[p]);
+    }
+    fill_grads_nan(g);
+done:
+    lop_tensor_release(R);
+    g->rng = rng0;
+    return result;
 }

@@ -95,6 +95,14 @@ static void check(lop_graph *g, lop_tensor *x, int train)
     lop_graph_free(g);
 }
 
+/* check() on gradient buffers an earlier pass left full of NaN, after asserting that a
+ * pass on them leaves every gradient finite (check() only samples entries). */
+static void check_poisoned(lop_graph *g, lop_tensor *x)
+{
+    assert_int_equal(gradcheck_poisoned(g, x, 98), 1);
+    check(g, x, 1);
+}
+
 /* ---- gradient checks ---- */
 
 static void test_grad_batchnorm_maps(void **state)
@@ -397,6 +405,51 @@ static void test_grad_concat(void **state)
     assert_int_equal(lop_node_shape(g, 3, shape), 1);
     assert_int_equal(shape[0], 7);
     check(g, random_input(g, 3, 13), 1);
+}
+
+/* Concat writes the gradients it reaches first and adds into the others: x and a
+ * (given twice: stored, then added) are first reached by cat; b by conv t, which
+ * runs its backward before cat; x is then added to by convs a and b.  Then a
+ * concat of 36 inputs, more than one pass of its backward takes (32). */
+static void test_grad_concat_written_or_added(void **state)
+{
+    (void)state;
+    int x, ins[36];
+    lop_graph *g = new_graph(3, 2, 4, 4, &x);
+    int a = conv(g, "a", x, 2, 1), b = conv(g, "b", x, 2, 1);
+    ins[0] = x;
+    ins[1] = ins[2] = a;
+    ins[3] = b;
+    int cat;
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 4, NULL, &cat), LOP_OK);
+    ins[0] = cat;
+    ins[1] = conv(g, "t", b, 8, 1);
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 2, NULL, NULL), LOP_OK);
+    check_poisoned(g, random_input(g, 2, 40));
+
+    g = new_graph(1, 5, 0, 0, &x);
+    a = linear(g, "a", x, 3, 1);
+    b = linear(g, "b", x, 2, 0);
+    for (int k = 0; k < 36; k++)
+        ins[k] = k % 3 == 0 ? x : k % 3 == 1 ? a : b;
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 36, NULL, NULL), LOP_OK);
+    check_poisoned(g, random_input(g, 3, 41));
+}
+
+/* Global average pooling writes c's gradient (g1 runs its backward first), flatten
+ * and g0 add into it; d's gradient is gd's alone. */
+static void test_grad_global_avgpool_written_or_added(void **state)
+{
+    (void)state;
+    int x, ins[4];
+    lop_graph *g = new_graph(3, 2, 4, 5, &x);
+    int c = conv(g, "c", x, 3, 1), d = conv(g, "d", x, 2, 1);
+    ins[0] = add1(g, LOP_GLOBAL_AVGPOOL, "g0", c, NULL);
+    ins[1] = add1(g, LOP_FLATTEN, "f", c, NULL);
+    ins[2] = add1(g, LOP_GLOBAL_AVGPOOL, "g1", c, NULL);
+    ins[3] = add1(g, LOP_GLOBAL_AVGPOOL, "gd", d, NULL);
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 4, NULL, NULL), LOP_OK);
+    check_poisoned(g, random_input(g, 3, 42));
 }
 
 static void test_grad_dropout(void **state)
@@ -1308,6 +1361,8 @@ int main(void)
         cmocka_unit_test(test_grad_add_many_inputs),
         cmocka_unit_test(test_grad_shared_and_unread_outputs),
         cmocka_unit_test(test_grad_concat),
+        cmocka_unit_test(test_grad_concat_written_or_added),
+        cmocka_unit_test(test_grad_global_avgpool_written_or_added),
         cmocka_unit_test(test_grad_dropout),
         cmocka_unit_test(test_param_grads_accumulate),
         cmocka_unit_test(test_maxpool_forward_by_hand),

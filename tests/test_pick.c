@@ -1,7 +1,8 @@
 /*
  * test_pick.c - the channel pick layer and lop_graph_insert_pick: forward against a
- * hand-made gather, backward against finite differences (repeated and permuted
- * indices), bad indices refused, and the insertion surgery on a residual block - the
+ * hand-made gather, backward against finite differences (repeated, permuted and
+ * unpicked channels; a gradient the pick stores or adds into, on buffers full of
+ * NaN), bad indices refused, and the insertion surgery on a residual block - the
  * output does not change, the conv's inputs become a prunable group while the block
  * input stays whole, pruning that group equals zeroing the dropped input slices of
  * the conv, and the result survives a save/load round trip.
@@ -72,6 +73,41 @@ static void test_backward_matches_finite_differences(void **state)
     assert_true(worst >= 0 && worst < 1e-2);
     lop_tensor_release(in);
     lop_graph_free(g);
+}
+
+/* Finite differences on gradient buffers an earlier pass left full of NaN, after a
+ * pass on them that must leave every gradient finite.  The graphs are linear in each
+ * entry, so a step of 0.1 has no truncation error and less float rounding than 0.01
+ * (at 0.01, roundoff reaches 3% on a small weight gradient). */
+static void check_poisoned(lop_graph *g, uint64_t seed)
+{
+    lop_tensor *in = input(2, 3, 4, 4, seed);
+    assert_int_equal(gradcheck_poisoned(g, in, 98), 1);
+    double worst = gradcheck_graph(g, in, 1, 0.1, 99);
+    assert_true(worst >= 0 && worst < 1e-2);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+/* A pick that reaches c's gradient first stores it: channels 0 and 2 unpicked (zero),
+ * channel 1 picked twice (stored, then added).  Then c read by two picks: p2 runs
+ * its backward first (channel 2 twice, the rest unpicked), p1 adds into it. */
+static void test_backward_writes_or_adds(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 3, 4, 4, &x);
+    int c = conv(g, "c", x, 4, 1);
+    conv(g, "d", pick(g, "p", c, 3, (const float[]){3, 1, 1}), 2, 1);
+    check_poisoned(g, 10);
+
+    g = new_graph(3, 3, 4, 4, &x);
+    c = conv(g, "c", x, 4, 1);
+    int ins[2];
+    ins[0] = conv(g, "d", pick(g, "p1", c, 5, (const float[]){3, 1, 1, 0, 3}), 2, 1);
+    ins[1] = pick(g, "p2", c, 2, (const float[]){2, 2});
+    assert_int_equal(lop_graph_add(g, LOP_ADD, "sum", ins, 2, NULL, NULL), LOP_OK);
+    check_poisoned(g, 11);
 }
 
 static void test_bad_index_is_an_error(void **state)
@@ -225,6 +261,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_is_a_gather),
         cmocka_unit_test(test_backward_matches_finite_differences),
+        cmocka_unit_test(test_backward_writes_or_adds),
         cmocka_unit_test(test_bad_index_is_an_error),
         cmocka_unit_test(test_insert_pick_then_prune),
         cmocka_unit_test(test_insert_pick_refusals_leave_graph_unchanged),

@@ -212,25 +212,24 @@ static int concat_forward(lop_graph *g, lop_node *n, int train)
 
 static void concat_grad_samples(void *ctx, long first, long last, int worker)
 {
-    const merge_job *j = ctx;
+    const grad_job *j = ctx;
     size_t osz = sample_size(j->n), off = 0;
-    for (int k = 0; k < j->n->ninputs; k++) {
+    for (int k = 0; k < j->k0; k++)
+        off += sample_size(lop_input_node(j->g, j->n, k));
+    for (int k = j->k0; k < j->k1; k++) {
         const lop_node *in = lop_input_node(j->g, j->n, k);
         size_t isz = sample_size(in);
         for (long b = first; b < last; b++)
-            accumulate(in->dout->data + (size_t)b * isz,
-                       j->n->dout->data + (size_t)b * osz + off, isz);
+            pass_back(in->dout->data + (size_t)b * isz,
+                      j->n->dout->data + (size_t)b * osz + off, isz, j->overwrite[k - j->k0]);
         off += isz;
     }
 }
 
 static int concat_backward(lop_graph *g, lop_node *n)
 {
-    for (int k = 0; k < n->ninputs; k++)
-        lop_input_grad_zeroed(g, n, k);
-    merge_job j = {g, n};
-    lop_parallel_for(lop_node_batch(n), 1 + LOP_GRAIN / (long)sample_size(n), concat_grad_samples,
-                     &j);
+    backward_by_groups(g, n, lop_node_batch(n), 1 + LOP_GRAIN / (long)sample_size(n),
+                       concat_grad_samples);
     return LOP_OK;
 }
 

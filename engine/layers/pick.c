@@ -73,20 +73,42 @@ static int pick_forward(lop_graph *g, lop_node *n, int train)
     return LOP_OK;
 }
 
+/* A channel's gradient is the sum of its picks' gradients, in pick order.  When the
+ * pick is the first to reach its input's gradient (lop_input_grad), each channel's
+ * first pick stores and the channels nothing picks are zeroed, so the gradient is
+ * never zeroed as a whole first.  first[ch], in the graph's scratch, is the first
+ * pick of channel ch or -1 (floats hold pick numbers up to 65536 exactly). */
 static int pick_backward(lop_graph *g, lop_node *n)
 {
     lop_node *in = lop_input_node(g, n, 0);
     const int c = in->dims[0], k = n->dims[0], batch = lop_node_batch(n);
     const size_t plane = (size_t)n->dims[1] * n->dims[2];
     const float *idx = n->param[0]->data;
-    float *grad = lop_input_grad_zeroed(g, n, 0);
-    for (int b = 0; b < batch; b++)
+    float *first = lop_graph_scratch(g, (size_t)c);
+    if (!first)
+        return LOP_ENOMEM;
+    for (int ch = 0; ch < c; ch++)
+        first[ch] = -1.0f;
+    for (int j = k - 1; j >= 0; j--)
+        first[(int)idx[j]] = (float)j;
+    int overwrite;
+    float *grad = lop_input_grad(g, n, 0, &overwrite);
+    for (int b = 0; b < batch; b++) {
+        float *dx = grad + (size_t)b * c * plane;
+        const float *dy = n->dout->data + (size_t)b * k * plane;
         for (int j = 0; j < k; j++) {
-            float *dx = grad + ((size_t)b * c + (int)idx[j]) * plane;
-            const float *dy = n->dout->data + ((size_t)b * k + j) * plane;
-            for (size_t i = 0; i < plane; i++)
-                dx[i] += dy[i];
+            float *to = dx + (size_t)idx[j] * plane;
+            const float *from = dy + (size_t)j * plane;
+            if (overwrite && first[(int)idx[j]] == (float)j)
+                memcpy(to, from, plane * sizeof(float));
+            else
+                for (size_t i = 0; i < plane; i++)
+                    to[i] += from[i];
         }
+        for (int ch = 0; overwrite && ch < c; ch++)
+            if (first[ch] < 0)
+                memset(dx + (size_t)ch * plane, 0, plane * sizeof(float));
+    }
     return LOP_OK;
 }
 

@@ -139,6 +139,7 @@ typedef struct pool_job {
     pool_geom p;
     const float *x, *dy;
     float *y, *dx, *arg;
+    int overwrite;         /* backward: dx is stored, not added to (lop_input_grad) */
 } pool_job;
 
 static void run_planes(pool_job *j, long np, lop_range_fn fn)
@@ -401,16 +402,20 @@ static void gap_grad_planes(void *ctx, long q0, long q1, int worker)
     for (long q = q0; q < q1; q++) {
         float *dx = j->dx + (size_t)q * s;
         float d = j->dy[q] * inv;
-        for (size_t i = 0; i < s; i++)
-            dx[i] += d;
+        if (j->overwrite)
+            for (size_t i = 0; i < s; i++)
+                dx[i] = d;
+        else
+            for (size_t i = 0; i < s; i++)
+                dx[i] += d;
     }
 }
 
 static int gap_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    pool_job j = {.p = {.h = in->dims[1], .w = in->dims[2]}, .dy = n->dout->data,
-                  .dx = lop_input_grad_zeroed(g, n, 0)};
+    pool_job j = {.p = {.h = in->dims[1], .w = in->dims[2]}, .dy = n->dout->data};
+    j.dx = lop_input_grad(g, n, 0, &j.overwrite);
     run_planes(&j, planes(n), gap_grad_planes);
     return LOP_OK;
 }
