@@ -207,11 +207,18 @@ describe("recipes", function()
     os.execute(("rm -rf '%s' '%s'"):format(dir, page))
   end)
 
+  -- The hessian recipe masks half the filters of ten layers with no refit and, in the
+  -- smoke run, no fine-tuning between them: SMOKE's one final epoch (8 steps on 256
+  -- images) left it at chance - top-1 on the 500 test images 0.202, 0.128, 0.092,
+  -- 0.178, 0.088 for --seed 1 to 5 - so any change to the engine's last bits could
+  -- flip the 0.2 check.  Three final epochs (a later --final overrides SMOKE's; about
+  -- 2 s more) gave 0.70 to 0.77 for the same seeds: the check can still fail, when
+  -- the recipe stops learning, but not by rounding.
   for _, case in ipairs{
     {"thinet_vgg16", ""},
     {"thinet_gap_vgg16", ""},
     {"lasso_vgg16", "--speedup 2"},
-    {"hessian", "--hessian_images 8 --max_iter 2"},
+    {"hessian", "--hessian_images 8 --max_iter 2 --final 3"},
   } do
     it(case[1] .. ".lua runs end to end on the shipped VGG-16", function()
       local out = tmp .. "." .. case[1] .. ".lop"
