@@ -852,7 +852,7 @@ static void test_pools_ceil_mode_by_hand(void **state)
             lop_attrs a = pool_attrs(cases[ci].k, cases[ci].s, cases[ci].p);
             a.ceil_mode = 1;
             a.exclude_pad = m == 2;
-            char name[8];
+            char name[16];
             snprintf(name, sizeof name, "p%d", m);
             ids[m] = add1(g, m == 0 ? LOP_MAXPOOL : LOP_AVGPOOL, name, x, &a);
         }
