@@ -8,8 +8,9 @@
  * in place when the map is wide enough for that to be as fast as batching.  Thin
  * stride-1 layers (few output channels) run on conv_stencil.c instead, forward and
  * backward, because there the unfolding costs more than the products.  3x3 stride-1
- * layers of enough channels run on Winograd F(2x2,3x3) (conv_winograd.c), 2.25x fewer
- * multiplies, where measured faster for the pass (winograd_pays).
+ * layers of enough channels run on Winograd F(4x4,3x3) or F(2x2,3x3)
+ * (conv_winograd.c), 4x or 2.25x fewer multiplies, where measured faster for the pass
+ * (winograd_tile).
  */
 #include <limits.h>
 #include <math.h>
@@ -53,6 +54,13 @@ enum {
     WINO_TINY_MAP_TILES = 1,          /* 2x2 */
     WINO_WIDE_MAP_TILES = 64,         /* 16x16 */
     WINO_FULL_BATCH = 32,
+    /* F(4x4,3x3): tiles per chunk (each 36 positions, where F(2x2)'s have 16: fewer
+     * keep a chunk's transformed tiles in cache; 128 measured faster than 64, 256 and
+     * 512 on 14x14 to 32x32 maps); its rule's bounds (winograd_f4_pays). */
+    WINO_F4_TILES_TARGET = 128,
+    WINO_F4_MIN_CHANNELS = 64,
+    WINO_F4_MIN_TILES = 4,            /* 5x5 to 8x8 outputs */
+    WINO_F4_WIDE_MAP_TILES = 64,      /* 32x32 */
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -67,15 +75,17 @@ typedef struct conv_geom {
     int hwo;                  /* ho * wo */
     int direct;               /* 1x1 stride 1, no padding, one group, wide: no im2col */
     int stencil;              /* stride 1, one group, thin: conv_stencil.c */
-    int winograd;             /* 3x3 stride 1, one group, wide: conv_winograd.c */
+    int winograd;             /* 3x3 stride 1, one group, wide: conv_winograd.c's output
+                               * tile size r (2 or 4), else 0 */
 } conv_geom;
 
-/* lop_debug_conv_winograd's choice: -1 the rule, 0 never, 1 on every layer it can run. */
+/* lop_debug_conv_winograd's choice: 0 never, 2 or 4 that tile size on every layer it
+ * can run, anything else (-1) the rules. */
 static int winograd_mode = -1;
 
 void lop_debug_conv_winograd(int mode)
 {
-    winograd_mode = mode;
+    winograd_mode = mode == 0 || mode == 2 || mode == 4 ? mode : -1;
 }
 
 /* Layers the Winograd kernels can run: 3x3, stride 1, one group, padding up to 2. */
@@ -117,6 +127,40 @@ static int winograd_pays(const conv_geom *q, int backward, int batch)
            (batch >= WINO_FULL_BATCH || tiles >= WINO_WIDE_MAP_TILES);
 }
 
+/* Where F(4x4,3x3) beats both F(2x2,3x3) and the other paths, by the same table
+ * ("Winograd F(4x4,3x3)" in docs/performance.md; 2 threads, batch 64, ratios old path
+ * / F(4x4), in brackets / F(2x2)):
+ * - from 64 channels in and out on maps of 7x7 and wider (4 tiles or more): forward
+ *   1.07-2.6 (1.01-2.0), backward 1.0-2.1 (1.0-1.9), but backward from 128 channels
+ *   on 7x7 and 8x8 maps, where F(2x2) wins (1.35-1.85 against 1.22-1.81);
+ * - with 32 channels only on maps whose sides are multiples of 4 (no partial tiles):
+ *   1.08-1.28 both ways on 8x8 to 32x32; 14x14 loses (0.69 / 0.73);
+ * - maps of one to three tiles (4x4 and smaller) are F(2x2)'s, which wins or ties
+ *   there, and 16 channels never gain (0.65-1.06);
+ * - below WINO_FULL_BATCH images only maps of 32x32 and wider from 64 channels
+ *   (1.39-1.73 at batch 1, where F(2x2) gives 1.17-1.59). */
+static int winograd_f4_pays(const conv_geom *q, int backward, int batch)
+{
+    int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
+    int tiles = ((q->ho + 3) / 4) * ((q->wo + 3) / 4);
+    if (batch < WINO_FULL_BATCH)
+        return tiles >= WINO_F4_WIDE_MAP_TILES && narrow >= WINO_F4_MIN_CHANNELS;
+    if (tiles < WINO_F4_MIN_TILES ||
+        (backward && wide >= WINO_MIN_CHANNELS_ANY_MAP && tiles <= WINO_F4_MIN_TILES))
+        return 0;
+    return narrow >= WINO_F4_MIN_CHANNELS ||
+           (narrow >= WINO_MIN_CHANNELS && q->ho % 4 == 0 && q->wo % 4 == 0);
+}
+
+/* The Winograd tile size r for a layer: 4 where winograd_f4_pays, else 2 where
+ * winograd_pays, else 0 (another path). */
+static int winograd_tile(const conv_geom *q, int backward, int batch)
+{
+    if (winograd_f4_pays(q, backward, batch))
+        return 4;
+    return winograd_pays(q, backward, batch) ? 2 : 0;
+}
+
 /* The geometry of node n for its forward or backward pass (which may take different
  * paths). */
 static void geom_of(const lop_graph *g, const lop_node *n, int backward, conv_geom *q)
@@ -146,9 +190,9 @@ static void geom_of(const lop_graph *g, const lop_node *n, int backward, conv_ge
                  q->ph < q->kh && q->pw < q->kw &&
                  (q->o <= STENCIL_MAX_OUT ||
                   (q->o <= STENCIL_MAX_OUT_WIDE_MAP && q->wo >= STENCIL_WIDE_MAP));
-    q->winograd = winograd_fits(q) &&
-                  (winograd_mode < 0 ? winograd_pays(q, backward, lop_node_batch(n))
-                                     : winograd_mode > 0);
+    q->winograd = !winograd_fits(q) ? 0
+                  : winograd_mode < 0 ? winograd_tile(q, backward, lop_node_batch(n))
+                                      : winograd_mode;
     if (q->winograd)
         q->stencil = 0;
 }
@@ -404,11 +448,13 @@ static int chunk_images(const conv_geom *q, int batch)
     size_t per_image = ((size_t)q->c * q->kh * q->kw + (size_t)q->o) * (size_t)q->hwo;
     size_t cols = (size_t)q->hwo, target = COLS_TARGET;
     if (q->winograd) {  /* transformed tiles of the output (forward) or input (dx) */
-        size_t out = (size_t)((q->ho + 1) / 2) * (size_t)((q->wo + 1) / 2);
-        size_t in = (size_t)((q->h + 1) / 2) * (size_t)((q->w + 1) / 2);
+        int r = q->winograd;
+        size_t out = (size_t)((q->ho + r - 1) / r) * (size_t)((q->wo + r - 1) / r);
+        size_t in = (size_t)((q->h + r - 1) / r) * (size_t)((q->w + r - 1) / r);
         cols = out;
-        target = WINO_TILES_TARGET;
-        per_image = 16 * ((size_t)q->c + (size_t)q->o) * (out > in ? out : in);
+        target = r == 4 ? WINO_F4_TILES_TARGET : WINO_TILES_TARGET;
+        per_image = (size_t)(r + 2) * (r + 2) * ((size_t)q->c + (size_t)q->o) *
+                    (out > in ? out : in);
     }
     size_t nb = (target + cols - 1) / cols;
     if (nb > SCRATCH_CAP / per_image)
@@ -757,7 +803,7 @@ static void winograd_forward(conv_job *j, int threads)
     for (long chunk = 0; chunk < j->chunks; chunk++) {
         chunk_span(j, chunk, &j->b0, &j->m);
         lop_parallel_for(j->q.c, 1, winograd_share_input, j);
-        lop_parallel_for(LOP_WINO_TILE, 1, winograd_share_products, j);
+        lop_parallel_for(j->wf.positions, 1, winograd_share_products, j);
         lop_parallel_for(j->q.o, 1, winograd_share_output, j);
     }
 }
@@ -780,7 +826,7 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     if (q->stencil)
         lop_stencil_plan(&j.st, q->c, q->h, q->w, q->o, q->kh, q->kw, q->ph, q->pw);
     if (q->winograd)
-        lop_wino_plan(&j.wf, q->c, q->h, q->w, q->o, q->ph, q->pw);
+        lop_wino_plan(&j.wf, q->winograd, q->c, q->h, q->w, q->o, q->ph, q->pw);
     int st = conv_scratch_get(g, &j, threads, 0, &j.s);
     if (st != LOP_OK)
         return st;
@@ -914,8 +960,8 @@ static int conv_backward(lop_graph *g, lop_node *n)
                          q->kw - 1 - q->pw);
     }
     if (q->winograd) {  /* the input gradient: the flipped, transposed kernel, pad 2 - p */
-        lop_wino_plan(&j.wf, q->c, q->h, q->w, q->o, q->ph, q->pw);
-        lop_wino_plan(&j.wdx, q->o, q->ho, q->wo, q->c, 2 - q->ph, 2 - q->pw);
+        lop_wino_plan(&j.wf, q->winograd, q->c, q->h, q->w, q->o, q->ph, q->pw);
+        lop_wino_plan(&j.wdx, q->winograd, q->o, q->ho, q->wo, q->c, 2 - q->ph, 2 - q->pw);
     }
     size_t wsize = n->param[PARAM_WEIGHT]->numel;
     int st = conv_scratch_get(g, &j, threads, wsize, &j.s);

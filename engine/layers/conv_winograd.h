@@ -1,6 +1,7 @@
 /*
- * conv_winograd.h - Winograd F(2x2,3x3) kernels of conv_winograd.c for 3x3 stride-1
- * ungrouped convolutions, shared only with conv.c, which chooses them per layer.
+ * conv_winograd.h - Winograd F(2x2,3x3) and F(4x4,3x3) kernels of conv_winograd.c for
+ * 3x3 stride-1 ungrouped convolutions, shared only with conv.c, which chooses them per
+ * layer.
  */
 #ifndef LOPPER_CONV_WINOGRAD_H
 #define LOPPER_CONV_WINOGRAD_H
@@ -8,33 +9,35 @@
 #include <stddef.h>
 
 /* A 3x3 stride-1 convolution of c x h x w images into o channels, padded ph x pw
- * (each 0..2), cut into 2x2 output tiles: tiles = th * tw per image, the last row and
- * column of tiles partial when the output size is odd.  A chunk of m images is worked
- * in the transformed domain as 16 products, one per position xi of the 4x4 tile:
+ * (each 0..2), cut into r x r output tiles (r = 2 or 4): tiles = th * tw per image,
+ * the last row and column of tiles partial when r does not divide the output size.  A
+ * chunk of m images is worked in the transformed domain as positions = (r + 2)^2
+ * products, one per position xi of the (r + 2) x (r + 2) tile:
  * M[xi] (o x T) = U[xi] (o x c) V[xi] (c x T), T = m * tiles.
  *
- * lop_wino_pack writes U [16][o][c] (lop_wino_weight_floats; output channels
- * [o0, o1) of it) from weights w [o][c][3][3], or with adjoint from the weights [c][o][3][3] of the layer whose input
- * gradient the plan computes (flipped and transposed): that plan takes the layer's
- * output gradient as input (c = the layer's outputs), gives o = the layer's inputs and
- * pads 2 - ph x 2 - pw.
+ * lop_wino_pack writes U [positions][o][c] (lop_wino_weight_floats; output channels
+ * [o0, o1) of it) from weights w [o][c][3][3], or with adjoint from the weights
+ * [c][o][3][3] of the layer whose input gradient the plan computes (flipped and
+ * transposed): that plan takes the layer's output gradient as input (c = the layer's
+ * outputs), gives o = the layer's inputs and pads 2 - ph x 2 - pw.
  *
  * A chunk's scratch (lop_wino_scratch_floats) is laid out as [work | V | M]: one
  * worker's own lop_wino_work_floats (the zero-padded plane it transforms a channel
- * from, and rows for the transforms), then V [16][c][T] and M [16][o][T] (at
- * lop_wino_v and lop_wino_m; each position's matrix a little apart from the next).  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
+ * from, and rows for the transforms), then V [positions][c][T] and M [positions][o][T]
+ * (at lop_wino_v and lop_wino_m; each position's matrix a little apart from the
+ * next).  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
  * y [m][o][ho][wo]: y = conv(x) + bias (bias may be NULL) or, with accumulate,
  * y += conv(x).  The steps are exported so that one image's work can be shared by
  * several threads (input channels, tile positions, output channels), each with its
  * own work space. */
-enum { LOP_WINO_TILE = 16 };  /* positions of a transformed 4x4 tile: the products */
 typedef struct lop_wino {
+    int r, alpha, positions;  /* output tile r x r, input tile alpha = r + 2 square */
     int c, h, w, o, ph, pw;
     int ho, wo, th, tw, tiles;
-    int plane_h, plane_w;     /* the zero-padded plane: 2 * th + 2 by 2 * tw + 2 */
+    int plane_h, plane_w;     /* the zero-padded plane: r * th + 2 by r * tw + 2 */
 } lop_wino;
 
-void lop_wino_plan(lop_wino *p, int c, int h, int w, int o, int ph, int pw);
+void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw);
 size_t lop_wino_weight_floats(const lop_wino *p);
 void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o1, float *u);
 size_t lop_wino_work_floats(const lop_wino *p);
@@ -59,9 +62,10 @@ size_t lop_wino_wgrad_floats(const lop_wino *p, int m);
 void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
                     float *scratch, float *dw);
 
-/* For tests and benchmarks (conv.c): mode 1 runs every 3x3 stride-1 ungrouped layer
- * with padding up to 2 on these kernels, 0 none, -1 (the default) those conv.c's
- * measured rule picks.  Not thread-safe: set it between passes. */
+/* For tests and benchmarks (conv.c): mode 2 or 4 runs every 3x3 stride-1 ungrouped
+ * layer with padding up to 2 on these kernels with that tile size, 0 none, -1 (the
+ * default) those conv.c's measured rules pick.  Not thread-safe: set it between
+ * passes. */
 void lop_debug_conv_winograd(int mode);
 
 #endif

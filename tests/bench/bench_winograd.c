@@ -1,13 +1,13 @@
 /*
- * bench_winograd.c - the measurements behind conv.c's rule for Winograd F(2x2,3x3):
- * one 3x3 pad-1 convolution C -> O at batch 64 (and a small batch forward, 1 unless
- * given), each pass timed
- * on the path conv.c would take without Winograd (stencil or im2col) and on Winograd,
- * interleaved round by round in one process, on 1 and 2 threads; the fastest round of
- * each is reported in ms, with the ratio current / Winograd (above 1: Winograd wins).
- * Backward (weight and input gradient together, as the layer runs them) is split by
- * timing the Winograd kernels alone on one thread.  Numbers are reported, never
- * asserted.  `make build/bench_winograd && build/bench_winograd [rounds [small batch]]`.
+ * bench_winograd.c - the measurements behind conv.c's rules for Winograd F(2x2,3x3) and
+ * F(4x4,3x3): one 3x3 pad-1 convolution C -> O at batch 64 (and a small batch forward,
+ * 1 unless given), each pass timed on the path conv.c would take without Winograd
+ * (stencil or im2col), on F(2x2) and on F(4x4), interleaved round by round in one
+ * process, on 1 and 2 threads; the fastest round of each is reported in ms, with the
+ * ratios current / F(2x2) and current / F(4x4) (above 1: Winograd wins).  Backward
+ * (weight and input gradient together, as the layer runs them) is split by timing each
+ * tile size's kernels alone on one thread.  Numbers are reported, never asserted.
+ * `make build/bench_winograd && build/bench_winograd [rounds [small batch]]`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 #include "layers/conv_winograd.h"
 #include "lopper.h"
 
-enum { BATCH = 64 };
+enum { BATCH = 64, MODES = 3 };
 
 typedef struct shape { int c, o, map; } shape;
 
@@ -28,6 +28,8 @@ static const shape shapes[] = {
     {256, 256, 16}, {256, 256, 8}, {256, 256, 4}, {256, 256, 2},
     {512, 512, 4}, {512, 512, 2},
     {3, 64, 32}, {32, 64, 16}, {64, 128, 16}, {128, 256, 8}, {256, 512, 4}, {128, 64, 16},
+    /* the 28x28 networks' maps (vgg-small, resnet-small) */
+    {16, 16, 28}, {32, 32, 28}, {32, 32, 14}, {64, 64, 14}, {64, 64, 7}, {128, 128, 7},
 };
 enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
 
@@ -52,7 +54,7 @@ static lop_tensor *random_tensor(int ndim, const int *dims, unsigned seed)
 /* Fastest of `rounds` rounds, per mode (0 current, 1 Winograd) interleaved, of the
  * forward at batch 64, backward at batch 64 and forward at batch `small` (ms per
  * pass). */
-static void time_layer(const shape *s, int rounds, int small, double best[2][3])
+static void time_layer(const shape *s, int rounds, int small, double best[MODES][3])
 {
     lop_graph *g = lop_graph_new(1);
     lop_attrs in = lop_attrs_input(s->c, s->map, s->map), a = lop_attrs_default();
@@ -73,12 +75,12 @@ static void time_layer(const shape *s, int rounds, int small, double best[2][3])
         reps = 20;
     if (reps1 > 200)
         reps1 = 200;
-    for (int m = 0; m < 2; m++)
+    for (int m = 0; m < MODES; m++)
         for (int p = 0; p < 3; p++)
             best[m][p] = 1e30;
     for (int r = 0; r < rounds; r++)
-        for (int m = 0; m < 2; m++) {
-            lop_debug_conv_winograd(m);
+        for (int m = 0; m < MODES; m++) {
+            lop_debug_conv_winograd(2 * m);   /* none, F(2x2), F(4x4) */
             double t[3];
             double t0 = lop_seconds();
             for (int i = 0; i < reps; i++)
@@ -108,11 +110,11 @@ static void time_layer(const shape *s, int rounds, int small, double best[2][3])
 
 /* The Winograd backward's two halves on one thread over the whole batch in chunks of
  * nb images (ms): weight gradient, input gradient. */
-static void split_backward(const shape *s, int nb, double *wgrad, double *dx)
+static void split_backward(const shape *s, int r, int nb, double *wgrad, double *dx)
 {
     lop_wino f, d;
-    lop_wino_plan(&f, s->c, s->map, s->map, s->o, 1, 1);
-    lop_wino_plan(&d, s->o, s->map, s->map, s->c, 1, 1);
+    lop_wino_plan(&f, r, s->c, s->map, s->map, s->o, 1, 1);
+    lop_wino_plan(&d, r, s->o, s->map, s->map, s->c, 1, 1);
     int xd[4] = {BATCH, s->c, s->map, s->map}, yd[4] = {BATCH, s->o, s->map, s->map};
     int wd[4] = {s->o, s->c, 3, 3};
     lop_tensor *xt = random_tensor(4, xd, 1), *dy = random_tensor(4, yd, 2);
@@ -124,7 +126,7 @@ static void split_backward(const shape *s, int nb, double *wgrad, double *dx)
     if (!scratch || !u)
         die("scratch");
     *wgrad = *dx = 1e30;
-    for (int r = 0; r < 3; r++) {
+    for (int round = 0; round < 3; round++) {
         double t0 = lop_seconds();
         for (int b = 0; b < BATCH; b += nb)
             lop_wino_wgrad(&f, xt->data + (size_t)b * s->c * s->map * s->map,
@@ -161,23 +163,24 @@ int main(int argc, char **argv)
     for (int threads = 2; threads >= 1; threads--) {
         if (lop_set_threads(threads) != LOP_OK)
             die("threads");
-        printf("%d thread(s), batch %d, fastest of %d rounds, ms (current / Winograd = ratio)\n",
-               threads, BATCH, rounds);
-        printf("%-16s %-22s %-22s forward batch %-8d %s\n", "C->O map", "forward", "backward",
-               small, "1-thread Winograd wgrad / dx");
+        printf("%d thread(s), batch %d, fastest of %d rounds, ms: current path, F(2x2), "
+               "F(4x4) (ratios current / F(2x2), current / F(4x4))\n", threads, BATCH, rounds);
+        printf("%-16s %-36s %-36s forward batch %-18d %s\n", "C->O map", "forward", "backward",
+               small, "1-thread wgrad / dx F(2x2), F(4x4)");
         for (int i = 0; i < NSHAPES; i++) {
             const shape *s = &shapes[i];
-            double best[2][3];
+            double best[MODES][3];
             time_layer(s, rounds, small, best);
             printf("%4d->%-4d %2dx%-2d", s->c, s->o, s->map, s->map);
             for (int p = 0; p < 3; p++)
-                printf("  %7.3f/%7.3f=%4.2f", best[0][p], best[1][p], best[0][p] / best[1][p]);
-            if (threads == 1) {
-                int tiles = (s->map + 1) / 2 * ((s->map + 1) / 2);
+                printf("  %7.3f/%7.3f/%7.3f=%4.2f/%4.2f", best[0][p], best[1][p], best[2][p],
+                       best[0][p] / best[1][p], best[0][p] / best[2][p]);
+            for (int r = 2; threads == 1 && r <= 4; r += 2) {
+                int tiles = (s->map + r - 1) / r * ((s->map + r - 1) / r);
                 int nb = (512 + tiles - 1) / tiles;
                 nb = nb > 16 ? 16 : nb;
                 double wg, dx;
-                split_backward(s, nb, &wg, &dx);
+                split_backward(s, r, nb, &wg, &dx);
                 printf("  %7.3f / %7.3f", wg, dx);
             }
             printf("\n");
