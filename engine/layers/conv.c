@@ -54,6 +54,7 @@ enum {
     WINO_TINY_MAP_TILES = 1,          /* 2x2 */
     WINO_WIDE_MAP_TILES = 64,         /* 16x16 */
     WINO_FULL_BATCH = 32,
+    WINO_SMALL_BATCH_CHANNELS = 64,
     /* F(4x4,3x3): tiles per chunk (each 36 positions, where F(2x2)'s have 16: fewer
      * keep a chunk's transformed tiles in cache; 128 measured faster than 64, 256 and
      * 512 on 14x14 to 32x32 maps); its rule's bounds (winograd_f4_pays). */
@@ -109,11 +110,14 @@ static int winograd_fits(const conv_geom *q)
  *   (0.75-1.06, but for one 1.35), and on a 2x2 map 256 channels or more are not
  *   clearly faster (1.31 / 1.12, 0.93 / 1.00).
  * - On small batches the weight transform and the transformed weights (16/9 of the
- *   weights' bytes) are paid for few images.  At batch 1 it loses on small maps
- *   (0.1-0.8 from 4x4 with 128 channels) and wins on 16x16 and wider maps from 128
- *   channels (1.06-1.7); at batch 8 it still loses with 32 channels (0.68-0.98) and on
- *   4x4 maps from 256 channels (0.54-1.07); at batch 32 those tie or win (0.97-1.24).
- *   So below WINO_FULL_BATCH images only the wide maps take it. */
+ *   weights' bytes) are paid for few images.  At batch 1 (2 threads / 1 thread) it
+ *   wins from 64 channels in and out on 16x16 and wider maps (1.23-1.93 / 1.17-1.50)
+ *   and with 64 channels exactly on any even map (1.19-1.56 / 1.12-1.25), loses with
+ *   fewer channels (0.5-1.0), on maps with partial tiles (64 -> 64 7x7: 0.93 / 1.05)
+ *   and from 128 channels on 8x8 and smaller maps (0.1-0.9); at batch 8 it lost with
+ *   32 channels (0.68-0.98) and on 4x4 maps from 256 channels (0.54-1.07); at batch 32
+ *   those tie or win (0.97-1.24).  So below WINO_FULL_BATCH images only those it wins
+ *   on at batch 1 take it. */
 static int winograd_pays(const conv_geom *q, int backward, int batch)
 {
     int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
@@ -122,9 +126,12 @@ static int winograd_pays(const conv_geom *q, int backward, int batch)
                  (narrow >= WINO_MIN_CHANNELS_TINY_MAP && tiles <= WINO_TINY_MAP_TILES);
     if (backward)
         return enough && !(tiles <= WINO_TINY_MAP_TILES && wide >= WINO_MIN_CHANNELS_ANY_MAP);
+    if (batch < WINO_FULL_BATCH)
+        return narrow >= WINO_SMALL_BATCH_CHANNELS &&
+               (tiles >= WINO_WIDE_MAP_TILES || wide <= WINO_SMALL_BATCH_CHANNELS) &&
+               q->ho % 2 == 0 && q->wo % 2 == 0;
     return enough && (tiles <= WINO_SMALL_MAP_TILES || narrow >= WINO_MIN_CHANNELS_ANY_MAP) &&
-           !(tiles <= WINO_TINY_MAP_TILES && wide >= 2 * WINO_MIN_CHANNELS_ANY_MAP) &&
-           (batch >= WINO_FULL_BATCH || tiles >= WINO_WIDE_MAP_TILES);
+           !(tiles <= WINO_TINY_MAP_TILES && wide >= 2 * WINO_MIN_CHANNELS_ANY_MAP);
 }
 
 /* Where F(4x4,3x3) beats both F(2x2,3x3) and the other paths, by the same table
