@@ -96,10 +96,11 @@ static int winograd_fits(const conv_geom *q)
            q->ph <= 2 && q->pw <= 2;
 }
 
-/* Where Winograd measurably beats the stencil and im2col paths, for the forward pass
- * at `batch` images or the backward pass (weight and input gradient together), by
- * the table of tests/bench/bench_winograd.c in docs/performance.md ("Winograd
- * F(2x2,3x3)"; ratios old path / Winograd, 2 threads and 1 thread, batch 64):
+/* Where Winograd F(2x2,3x3) measurably beats the stencil and im2col paths, for the
+ * forward pass at `batch` images or the backward pass (weight and input gradient
+ * together), by tests/bench/bench_winograd.c (ratios old path / Winograd, 2 threads
+ * and 1 thread, batch 64, in its first run; docs/performance.md, "Winograd", has the
+ * latest, where F(4x4) takes over many of these layers):
  * - Backward wins from 32 channels (in and out) on, 1.1-1.4 on 32 -> 32 and 1.5-2.4
  *   on 64 -> 64 of 16x16 and wider maps, 1.3-8x on smaller maps; with 16 channels only
  *   on 2x2 maps (3.2 / 4.1; 16 -> 16 4x4 gave 1.98 / 0.85).  It loses on a 2x2 map
@@ -134,8 +135,8 @@ static int winograd_pays(const conv_geom *q, int backward, int batch)
            !(tiles <= WINO_TINY_MAP_TILES && wide >= 2 * WINO_MIN_CHANNELS_ANY_MAP);
 }
 
-/* Where F(4x4,3x3) beats both F(2x2,3x3) and the other paths, by the same table
- * ("Winograd F(4x4,3x3)" in docs/performance.md; 2 threads, batch 64, ratios old path
+/* Where F(4x4,3x3) beats both F(2x2,3x3) and the other paths, by the same bench
+ * (the table in docs/performance.md, "Winograd"; 2 threads, batch 64, ratios old path
  * / F(4x4), in brackets / F(2x2)):
  * - from 64 channels in and out on maps of 7x7 and wider (4 tiles or more): forward
  *   1.07-2.6 (1.01-2.0), backward 1.0-2.1 (1.0-1.9), but backward from 128 channels

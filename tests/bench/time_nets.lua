@@ -1,5 +1,5 @@
 -- time_nets.lua - whole-network timings for comparing two builds (docs/performance.md,
--- "Winograd F(2x2,3x3)"): for each model given (default models/vgg16.lop and
+-- "Winograd"): for each model given (default models/vgg16.lop and
 -- models/resnet20.lop), a training step at batch 64, a forward pass at batch 64 and at
 -- batch 1, as one line each of total ms and then the per-node ms of its conv2d layers
 -- (training: forward/backward).  Run two builds in alternation and keep each line's
