@@ -54,7 +54,7 @@ enum {
     WINO_TINY_MAP_TILES = 1,          /* 2x2 */
     WINO_WIDE_MAP_TILES = 64,         /* 16x16 */
     WINO_FULL_BATCH = 32,
-    WINO_SMALL_BATCH_CHANNELS = 64,
+    WINO_MIN_CHANNELS_WIDE_MAP = 64,  /* backward, and below WINO_FULL_BATCH */
     /* F(4x4,3x3): tiles per chunk (each 36 positions, where F(2x2)'s have 16: fewer
      * keep a chunk's transformed tiles in cache; 128 measured faster than 64, 256 and
      * 512 on 14x14 to 32x32 maps); its rule's bounds (winograd_f4_pays). */
@@ -101,11 +101,15 @@ static int winograd_fits(const conv_geom *q)
  * together), by tests/bench/bench_winograd.c (ratios old path / Winograd, 2 threads
  * and 1 thread, batch 64, in its first run; docs/performance.md, "Winograd", has the
  * latest, where F(4x4) takes over many of these layers):
- * - Backward wins from 32 channels (in and out) on, 1.1-1.4 on 32 -> 32 and 1.5-2.4
- *   on 64 -> 64 of 16x16 and wider maps, 1.3-8x on smaller maps; with 16 channels only
- *   on 2x2 maps (3.2 / 4.1; 16 -> 16 4x4 gave 1.98 / 0.85).  It loses on a 2x2 map
- *   with 128 channels or more (0.64-0.90 on 2 threads): with one tile per image the
- *   weight gradient's products are too thin for the 16 x O x C floats they write.
+ * - Backward wins from 32 channels (in and out) on, 1.5-2.4 on 64 -> 64 of 16x16 and
+ *   wider maps, 1.3-8x on smaller maps; with 16 channels only on 2x2 maps (3.2 / 4.1;
+ *   16 -> 16 4x4 gave 1.98 / 0.85).  It loses on a 2x2 map with 128 channels or more
+ *   (0.64-0.90 on 2 threads): with one tile per image the weight gradient's products
+ *   are too thin for the 16 x O x C floats they write.  With fewer than 64 channels on
+ *   maps wider than 8x8 it gained 1.1-1.4 at first, but ties or loses since the
+ *   stencil kernel's weight gradient got faster (32 -> 32 14x14 to 32x32: 0.88-1.00;
+ *   F(4x4) takes those whose sides are multiples of 4); resnet-small's four 32 -> 32
+ *   14x14 layers' backward went from 14.6 to 13.1 ms on the stencil path.
  * - Forward wins from 32 channels on maps up to 8x8 (1.1-7.6) and from 128 channels on
  *   any map (1.3-1.9); 32 and 64 channels on 16x16 and 32x32 maps tie or lose
  *   (0.75-1.06, but for one 1.35), and on a 2x2 map 256 channels or more are not
@@ -126,10 +130,11 @@ static int winograd_pays(const conv_geom *q, int backward, int batch)
     int enough = narrow >= WINO_MIN_CHANNELS ||
                  (narrow >= WINO_MIN_CHANNELS_TINY_MAP && tiles <= WINO_TINY_MAP_TILES);
     if (backward)
-        return enough && !(tiles <= WINO_TINY_MAP_TILES && wide >= WINO_MIN_CHANNELS_ANY_MAP);
+        return enough && !(tiles <= WINO_TINY_MAP_TILES && wide >= WINO_MIN_CHANNELS_ANY_MAP) &&
+               !(narrow < WINO_MIN_CHANNELS_WIDE_MAP && tiles > WINO_SMALL_MAP_TILES);
     if (batch < WINO_FULL_BATCH)
-        return narrow >= WINO_SMALL_BATCH_CHANNELS &&
-               (tiles >= WINO_WIDE_MAP_TILES || wide <= WINO_SMALL_BATCH_CHANNELS) &&
+        return narrow >= WINO_MIN_CHANNELS_WIDE_MAP &&
+               (tiles >= WINO_WIDE_MAP_TILES || wide <= WINO_MIN_CHANNELS_WIDE_MAP) &&
                q->ho % 2 == 0 && q->wo % 2 == 0;
     return enough && (tiles <= WINO_SMALL_MAP_TILES || narrow >= WINO_MIN_CHANNELS_ANY_MAP) &&
            !(tiles <= WINO_TINY_MAP_TILES && wide >= 2 * WINO_MIN_CHANNELS_ANY_MAP);
