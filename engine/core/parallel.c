@@ -18,8 +18,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -68,25 +68,25 @@ static void cpu_relax(void)
 #endif
 }
 
-/* A worker's poll, for up to SPIN_NS, until a job after `seen` starts; and the
- * caller's, until no worker is left running the job.  Each returns whether it saw it. */
-static int spin_until_new_job(unsigned long seen)
+/* What a worker polls for: a job after `seen` has started; and the caller: no worker
+ * is left running the job (seen unused). */
+static int job_started(unsigned long seen)
 {
-    long deadline = now_ns() + SPIN_NS;
-    for (int i = 1;; i++) {
-        if (atomic_load_explicit(&pool.generation, memory_order_acquire) != seen)
-            return 1;
-        cpu_relax();
-        if (i % 64 == 0 && now_ns() > deadline)
-            return 0;
-    }
+    return atomic_load_explicit(&pool.generation, memory_order_acquire) != seen;
 }
 
-static int spin_until_done(void)
+static int job_done(unsigned long seen)
+{
+    (void)seen;
+    return atomic_load_explicit(&pool.pending, memory_order_acquire) == 0;
+}
+
+/* Polls ready(seen) for up to SPIN_NS; returns whether it came true. */
+static int spin_until(int (*ready)(unsigned long), unsigned long seen)
 {
     long deadline = now_ns() + SPIN_NS;
     for (int i = 1;; i++) {
-        if (atomic_load_explicit(&pool.pending, memory_order_acquire) == 0)
+        if (ready(seen))
             return 1;
         cpu_relax();
         if (i % 64 == 0 && now_ns() > deadline)
@@ -107,9 +107,9 @@ static void *worker_main(void *arg)
     unsigned long seen = pool.born[w];
     inside_job = 1;
     for (;;) {
-        if (!spin_until_new_job(seen)) {
+        if (!spin_until(job_started, seen)) {
             pthread_mutex_lock(&pool.lock);
-            while (atomic_load(&pool.generation) == seen)
+            while (!job_started(seen))
                 pthread_cond_wait(&pool.start, &pool.lock);
             pthread_mutex_unlock(&pool.lock);
         }
@@ -209,9 +209,9 @@ void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx)
     run_share(0, threads);
     inside_job = 0;
 
-    if (!spin_until_done()) {
+    if (!spin_until(job_done, 0)) {
         pthread_mutex_lock(&pool.lock);
-        while (atomic_load(&pool.pending) > 0)
+        while (!job_done(0))
             pthread_cond_wait(&pool.done, &pool.lock);
         pthread_mutex_unlock(&pool.lock);
     }
