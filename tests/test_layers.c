@@ -437,18 +437,19 @@ static void test_grad_concat_written_or_added(void **state)
 }
 
 /* Global average pooling writes c's gradient (g1 runs its backward first), flatten
- * and g0 add into it; d's gradient is gd's alone. */
+ * and g0 add into it; flatten writes d's gradient (fd runs first) and gd adds. */
 static void test_grad_global_avgpool_written_or_added(void **state)
 {
     (void)state;
-    int x, ins[4];
+    int x, ins[5];
     lop_graph *g = new_graph(3, 2, 4, 5, &x);
     int c = conv(g, "c", x, 3, 1), d = conv(g, "d", x, 2, 1);
     ins[0] = add1(g, LOP_GLOBAL_AVGPOOL, "g0", c, NULL);
     ins[1] = add1(g, LOP_FLATTEN, "f", c, NULL);
     ins[2] = add1(g, LOP_GLOBAL_AVGPOOL, "g1", c, NULL);
     ins[3] = add1(g, LOP_GLOBAL_AVGPOOL, "gd", d, NULL);
-    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 4, NULL, NULL), LOP_OK);
+    ins[4] = add1(g, LOP_FLATTEN, "fd", d, NULL);
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, 5, NULL, NULL), LOP_OK);
     check_poisoned(g, random_input(g, 3, 42));
 }
 

@@ -17,7 +17,8 @@ static size_t sample_size(const lop_node *n)
     return lop_shape_numel(n->ndim, n->dims);
 }
 
-/* dx += dy: how every layer here passes a gradient back. */
+/* dx += dy: add's sum, and each gradient passed back to an input that another
+ * consumer has written first. */
 static void accumulate(float *dx, const float *dy, size_t count)
 {
     for (size_t i = 0; i < count; i++)
@@ -128,9 +129,11 @@ static void backward_by_groups(lop_graph *g, lop_node *n, long count, long grain
     }
 }
 
-/* Each worker owns the same range of every input's gradient, so an input given
- * twice is still updated by one thread. */
-static void add_grad_range(void *ctx, long begin, long end, int worker)
+/* Every input's gradient is the output's as it is (add, and flatten's single input,
+ * whose gradient has the output's elements in the same order).  Each worker owns the
+ * same range of every input's gradient, so an input given twice is still updated by
+ * one thread. */
+static void same_grad_range(void *ctx, long begin, long end, int worker)
 {
     const grad_job *j = ctx;
     const float *dy = j->n->dout->data + begin;
@@ -141,7 +144,7 @@ static void add_grad_range(void *ctx, long begin, long end, int worker)
 
 static int add_backward(lop_graph *g, lop_node *n)
 {
-    backward_by_groups(g, n, (long)n->out->numel, LOP_GRAIN, add_grad_range);
+    backward_by_groups(g, n, (long)n->out->numel, LOP_GRAIN, same_grad_range);
     return LOP_OK;
 }
 
@@ -269,18 +272,9 @@ static int flatten_forward(lop_graph *g, lop_node *n, int train)
     return LOP_OK;
 }
 
-static void flatten_grad_range(void *ctx, long begin, long end, int worker)
-{
-    const merge_job *j = ctx;
-    accumulate(lop_input_node(j->g, j->n, 0)->dout->data + begin, j->n->dout->data + begin,
-               (size_t)(end - begin));
-}
-
 static int flatten_backward(lop_graph *g, lop_node *n)
 {
-    lop_input_grad_zeroed(g, n, 0);
-    merge_job j = {g, n};
-    lop_parallel_for((long)n->out->numel, LOP_GRAIN, flatten_grad_range, &j);
+    backward_by_groups(g, n, (long)n->out->numel, LOP_GRAIN, same_grad_range);
     return LOP_OK;
 }
 
