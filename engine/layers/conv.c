@@ -89,6 +89,12 @@ void lop_debug_conv_winograd(int mode)
     winograd_mode = mode == 0 || mode == 2 || mode == 4 ? mode : -1;
 }
 
+/* Winograd tiles of side r covering an h x w map (the last row and column partial). */
+static int tiles_of(int h, int w, int r)
+{
+    return ((h + r - 1) / r) * ((w + r - 1) / r);
+}
+
 /* Layers the Winograd kernels can run: 3x3, stride 1, one group, padding up to 2. */
 static int winograd_fits(const conv_geom *q)
 {
@@ -126,7 +132,7 @@ static int winograd_fits(const conv_geom *q)
 static int winograd_pays(const conv_geom *q, int backward, int batch)
 {
     int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
-    int tiles = ((q->ho + 1) / 2) * ((q->wo + 1) / 2);
+    int tiles = tiles_of(q->ho, q->wo, 2);
     int enough = narrow >= WINO_MIN_CHANNELS ||
                  (narrow >= WINO_MIN_CHANNELS_TINY_MAP && tiles <= WINO_TINY_MAP_TILES);
     if (backward)
@@ -155,7 +161,7 @@ static int winograd_pays(const conv_geom *q, int backward, int batch)
 static int winograd_f4_pays(const conv_geom *q, int backward, int batch)
 {
     int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
-    int tiles = ((q->ho + 3) / 4) * ((q->wo + 3) / 4);
+    int tiles = tiles_of(q->ho, q->wo, 4);
     if (batch < WINO_FULL_BATCH)
         return tiles >= WINO_F4_WIDE_MAP_TILES && narrow >= WINO_F4_MIN_CHANNELS;
     if (tiles < WINO_F4_MIN_TILES ||
@@ -462,8 +468,7 @@ static int chunk_images(const conv_geom *q, int batch)
     size_t cols = (size_t)q->hwo, target = COLS_TARGET;
     if (q->winograd) {  /* transformed tiles of the output (forward) or input (dx) */
         int r = q->winograd;
-        size_t out = (size_t)((q->ho + r - 1) / r) * (size_t)((q->wo + r - 1) / r);
-        size_t in = (size_t)((q->h + r - 1) / r) * (size_t)((q->w + r - 1) / r);
+        size_t out = (size_t)tiles_of(q->ho, q->wo, r), in = (size_t)tiles_of(q->h, q->w, r);
         cols = out;
         target = r == 4 ? WINO_F4_TILES_TARGET : WINO_TILES_TARGET;
         per_image = (size_t)(r + 2) * (r + 2) * ((size_t)q->c + (size_t)q->o) *

@@ -26,8 +26,7 @@ static size_t slab(size_t n)
 void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw)
 {
     p->r = r;
-    p->alpha = r + 2;
-    p->positions = p->alpha * p->alpha;
+    p->positions = (r + 2) * (r + 2);
     p->c = c;
     p->h = h;
     p->w = w;
@@ -48,11 +47,11 @@ size_t lop_wino_weight_floats(const lop_wino *p)
     return (size_t)p->positions * slab((size_t)p->o * p->c);
 }
 
-/* The input step's plane and alpha rows of its row transform; the output steps use
+/* The input step's plane and r + 2 rows of its row transform; the output steps use
  * r rows of r * tw floats of it. */
 size_t lop_wino_work_floats(const lop_wino *p)
 {
-    return (size_t)(p->plane_h + p->alpha) * p->plane_w;
+    return (size_t)(p->plane_h + p->r + 2) * p->plane_w;
 }
 
 size_t lop_wino_scratch_floats(const lop_wino *p, int m)

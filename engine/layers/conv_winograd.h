@@ -31,7 +31,7 @@
  * several threads (input channels, tile positions, output channels), each with its
  * own work space. */
 typedef struct lop_wino {
-    int r, alpha, positions;  /* output tile r x r, input tile alpha = r + 2 square */
+    int r, positions;         /* output tile r x r; positions of the (r + 2)^2 input tile */
     int c, h, w, o, ph, pw;
     int ho, wo, th, tw, tiles;
     int plane_h, plane_w;     /* the zero-padded plane: r * th + 2 by r * tw + 2 */
