@@ -18,15 +18,7 @@
 
 #include "internal.h"
 #include "layers/conv_stencil.h"
-
-/* One vector of floats: 16 with AVX-512, else 8 (AVX2; narrower ISAs split it). */
-#ifdef __AVX512F__
-#define STENCIL_LANES 16
-#else
-#define STENCIL_LANES 8
-#endif
-typedef float vec __attribute__((vector_size(STENCIL_LANES * sizeof(float)), aligned(4),
-                                 may_alias));
+#include "layers/vec.h"
 
 /* The two inner kernels are left out of sanitizer builds' instrumentation, like BLAS:
  * checking each of their vector loads made the sanitized test suite 4-5x slower.
@@ -34,17 +26,9 @@ typedef float vec __attribute__((vector_size(STENCIL_LANES * sizeof(float)), ali
  * slack at the end); test_conv ran clean under ASan with them instrumented. */
 #define UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
 
-/* An empty statement that needs v in a vector register (x86 with AVX, where a vec
- * fits one; elsewhere nothing). */
-#if defined(__AVX__) && (defined(__x86_64__) || defined(__i386__))
-#define IN_REGISTER(v) __asm__("" : "+v"(v))
-#else
-#define IN_REGISTER(v) ((void)0)
-#endif
-
 enum {
     STENCIL_VECS = 2,                                 /* vectors of positions per block */
-    STENCIL_SPAN = STENCIL_VECS * STENCIL_LANES,      /* positions per block */
+    STENCIL_SPAN = STENCIL_VECS * VEC_LANES,          /* positions per block */
 };
 
 /* The offset of the last kernel tap in the flattened padded image: how far past an
@@ -129,7 +113,7 @@ static void block_kernel(const lop_stencil *s, const float *wb, const float *xp,
                 vec in[STENCIL_VECS];
 #pragma GCC unroll 4
                 for (int v = 0; v < STENCIL_VECS; v++)
-                    in[v] = *(const vec *)(xrow + j + v * STENCIL_LANES);
+                    in[v] = *(const vec *)(xrow + j + v * VEC_LANES);
 #pragma GCC unroll 16
                 for (int r = 0; r < STENCIL_OUT; r++) {
 #pragma GCC unroll 4
@@ -142,7 +126,7 @@ static void block_kernel(const lop_stencil *s, const float *wb, const float *xp,
     for (int r = 0; r < STENCIL_OUT; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < STENCIL_VECS; v++)
-            *(vec *)(out + (size_t)r * s->span + p + v * STENCIL_LANES) = acc[r][v];
+            *(vec *)(out + (size_t)r * s->span + p + v * VEC_LANES) = acc[r][v];
 }
 
 void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x,
@@ -189,7 +173,7 @@ enum {
 static size_t wgrad_positions(const lop_stencil *s, int m)
 {
     size_t n = (size_t)m * s->frame;
-    return (n + STENCIL_LANES - 1) / STENCIL_LANES * STENCIL_LANES;
+    return (n + VEC_LANES - 1) / VEC_LANES * VEC_LANES;
 }
 
 /* Floats per input channel: the positions and what the last tap reads past them. */
@@ -209,7 +193,7 @@ static void wgrad_block(const float *const dy[WGRAD_OUT], const float *const x[W
                         size_t n, float sums[WGRAD_OUT][WGRAD_TAPS])
 {
     vec acc[WGRAD_OUT][WGRAD_TAPS] = {{{0}}};
-    for (size_t p = 0; p < n; p += STENCIL_LANES) {
+    for (size_t p = 0; p < n; p += VEC_LANES) {
         vec d[WGRAD_OUT], in[WGRAD_TAPS];
 #pragma GCC unroll 16
         for (int r = 0; r < WGRAD_OUT; r++)
@@ -236,7 +220,7 @@ static void wgrad_block(const float *const dy[WGRAD_OUT], const float *const x[W
     for (int r = 0; r < WGRAD_OUT; r++)
         for (int t = 0; t < WGRAD_TAPS; t++) {
             float sum = 0.0f;
-            for (int l = 0; l < STENCIL_LANES; l++)
+            for (int l = 0; l < VEC_LANES; l++)
                 sum += acc[r][t][l];
             sums[r][t] = sum;
         }

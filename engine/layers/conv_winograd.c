@@ -17,7 +17,8 @@
 
 /* Floats from one position's matrix to the next's: n and a cache line more, so that
  * the streams a transform reads or writes at once do not fall into the same cache
- * sets (n is often a power of two). */
+ * sets (n is often a power of two), and output_row's whole-vector reads past the last
+ * tile stay inside the matrix's own slab. */
 static size_t slab(size_t n)
 {
     return n + 16;
@@ -38,8 +39,9 @@ void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int p
     p->th = (p->ho + r - 1) / r;
     p->tw = (p->wo + r - 1) / r;
     p->tiles = p->th * p->tw;
+    p->pitch = r * ((p->tw + VEC_LANES - 1) / VEC_LANES * VEC_LANES);
     p->plane_h = r * p->th + 2;
-    p->plane_w = r * p->tw + 2;
+    p->plane_w = p->pitch + r;
 }
 
 size_t lop_wino_weight_floats(const lop_wino *p)
@@ -47,11 +49,10 @@ size_t lop_wino_weight_floats(const lop_wino *p)
     return (size_t)p->positions * slab((size_t)p->o * p->c);
 }
 
-/* The input step's plane and r + 2 rows of its row transform; the output steps use
- * r rows of r * tw floats of it. */
+/* The input step's plane; the output steps use r rows of pitch floats of it. */
 size_t lop_wino_work_floats(const lop_wino *p)
 {
-    return (size_t)(p->plane_h + p->r + 2) * p->plane_w;
+    return (size_t)p->plane_h * p->plane_w;
 }
 
 size_t lop_wino_scratch_floats(const lop_wino *p, int m)
@@ -106,7 +107,7 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
                     float *v)
 {
     const lop_wino_tiles *t = tiles_of(p);
-    float *plane = work, *rows = work + (size_t)p->plane_h * p->plane_w;
+    float *plane = work;
     int pw = p->plane_w;
     size_t cols = (size_t)m * p->tiles, step = slab(p->c * cols);
     memset(plane, 0, (size_t)p->plane_h * pw * sizeof *plane);
@@ -118,7 +119,7 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
                        (size_t)p->w * sizeof *src);
             float *out = v + (size_t)ch * cols + (size_t)b * p->tiles;
             for (int ty = 0; ty < p->th; ty++)
-                t->input_row(plane + (size_t)(p->r * ty) * pw, pw, p->tw, rows,
+                t->input_row(plane + (size_t)(p->r * ty) * pw, pw, p->tw,
                              out + (size_t)ty * p->tw, step);
         }
 }
@@ -135,7 +136,7 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
 }
 
 /* Output channels [o0, o1) of m images: each row of tiles' outputs into r rows of
- * r * tw in work, then into y cropped to wo. */
+ * pitch floats in work, then into y cropped to wo. */
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
                      const float *bias, int accumulate, float *work, float *y)
 {
@@ -148,10 +149,10 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
             const float *src = mm + (size_t)oc * cols + (size_t)b * p->tiles;
             float add = bias ? bias[oc] : 0.0f;
             for (int ty = 0; ty < p->th; ty++) {
-                t->output_row(src + (size_t)ty * tw, step, tw, work);
+                t->output_row(src + (size_t)ty * tw, step, tw, work, p->pitch);
                 for (int i = 0; i < r && r * ty + i < p->ho; i++) {
                     float *restrict d = dst + (size_t)(r * ty + i) * p->wo;
-                    const float *restrict row = work + (size_t)i * r * tw;
+                    const float *restrict row = work + (size_t)i * p->pitch;
                     if (accumulate)
                         for (int k = 0; k < p->wo; k++)
                             d[k] += row[k];
@@ -174,7 +175,7 @@ void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
 }
 
 /* dM [positions][o][T] = A dY A^T per tile, dY's tile zero beyond the output's edges:
- * each row of tiles' r output rows are copied into work (r * tw wide, zero beyond wo
+ * each row of tiles' r output rows are copied into work (pitch wide, zero beyond wo
  * and ho), then transformed into contiguous runs. */
 static void output_grad_tiles(const lop_wino *p, const float *dy, int m, float *work,
                               float *dm)
@@ -182,21 +183,21 @@ static void output_grad_tiles(const lop_wino *p, const float *dy, int m, float *
     const lop_wino_tiles *t = tiles_of(p);
     int r = p->r, tw = p->tw;
     size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
-    memset(work, 0, (size_t)r * r * tw * sizeof *work);
+    memset(work, 0, (size_t)r * p->pitch * sizeof *work);
     for (int oc = 0; oc < p->o; oc++)
         for (int b = 0; b < m; b++) {
             const float *src = dy + ((size_t)b * p->o + oc) * p->ho * p->wo;
             float *out = dm + (size_t)oc * cols + (size_t)b * p->tiles;
             for (int ty = 0; ty < p->th; ty++) {
                 for (int i = 0; i < r; i++) {
-                    float *row = work + (size_t)i * r * tw;
+                    float *row = work + (size_t)i * p->pitch;
                     if (r * ty + i < p->ho)
                         memcpy(row, src + (size_t)(r * ty + i) * p->wo,
                                (size_t)p->wo * sizeof *row);
                     else
                         memset(row, 0, (size_t)p->wo * sizeof *row);
                 }
-                t->output_grad_row(work, tw, out + (size_t)ty * tw, step);
+                t->output_grad_row(work, p->pitch, tw, out + (size_t)ty * tw, step);
             }
         }
 }

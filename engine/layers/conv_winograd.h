@@ -23,7 +23,8 @@
  *
  * A chunk's scratch (lop_wino_scratch_floats) is laid out as [work | V | M]: one
  * worker's own lop_wino_work_floats (the zero-padded plane it transforms a channel
- * from, and rows for the transforms), then V [positions][c][T] and M [positions][o][T]
+ * from, or the output rows of a row of tiles), then V [positions][c][T] and M
+ * [positions][o][T]
  * (at lop_wino_v and lop_wino_m; each position's matrix a little apart from the
  * next).  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
  * y [m][o][ho][wo]: y = conv(x) + bias (bias may be NULL) or, with accumulate,
@@ -34,7 +35,9 @@ typedef struct lop_wino {
     int r, positions;         /* output tile r x r; positions of the (r + 2)^2 input tile */
     int c, h, w, o, ph, pw;
     int ho, wo, th, tw, tiles;
-    int plane_h, plane_w;     /* the zero-padded plane: r * th + 2 by r * tw + 2 */
+    int pitch;                /* a row of tiles' output rows in the work space: r * tw
+                               * rounded up to whole vectors (conv_winograd_tiles.h) */
+    int plane_h, plane_w;     /* the zero-padded plane: r * th + 2 by pitch + r */
 } lop_wino;
 
 void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw);

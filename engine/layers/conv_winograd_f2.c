@@ -24,68 +24,78 @@ static void pack_kernel(const float *g, float *dst, size_t step)
     }
 }
 
-/* The row transform once over the plane's width, then the column transform over the
- * row of tiles into four contiguous runs per transformed row. */
-static void input_row(const float *plane, int pw, int tw, float *rows, float *out,
-                      size_t step)
+/* VEC_LANES tiles at a time: each of the four plane rows' columns 2 tx .. 2 tx + 3
+ * split into four vectors over the tiles, then B^T d B in registers, down the columns
+ * and along the rows. */
+static void input_row(const float *plane, int pw, int tw, float *out, size_t step)
 {
-    const float *restrict r0 = plane, *restrict r1 = r0 + pw, *restrict r2 = r1 + pw,
-                         *restrict r3 = r2 + pw;
-    float *restrict t0 = rows, *restrict t1 = t0 + pw, *restrict t2 = t1 + pw,
-                    *restrict t3 = t2 + pw;
-    for (int i = 0; i < pw; i++) {
-        t0[i] = r0[i] - r2[i];
-        t1[i] = r1[i] + r2[i];
-        t2[i] = r2[i] - r1[i];
-        t3[i] = r1[i] - r3[i];
-    }
-    for (int i = 0; i < 4; i++) {
-        const float *restrict a = rows + (size_t)i * pw;
-        float *restrict o0 = out + (size_t)(4 * i) * step;
-        float *restrict o1 = o0 + step, *restrict o2 = o1 + step, *restrict o3 = o2 + step;
-        for (int tx = 0; tx < tw; tx++) {
-            float a0 = a[2 * tx], a1 = a[2 * tx + 1], a2 = a[2 * tx + 2], a3 = a[2 * tx + 3];
-            o0[tx] = a0 - a2;
-            o1[tx] = a1 + a2;
-            o2[tx] = a2 - a1;
-            o3[tx] = a1 - a3;
+    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+        vec d[4][4];
+        for (int i = 0; i < 4; i++) {
+            const float *row = plane + (size_t)i * pw + 2 * tx;
+            vec_deinterleave(vec_load(row), vec_load(row + VEC_LANES), &d[i][0], &d[i][1]);
+            vec_deinterleave(vec_load(row + 2), vec_load(row + 2 + VEC_LANES), &d[i][2],
+                             &d[i][3]);
+        }
+        vec t[4][4];
+        for (int j = 0; j < 4; j++) {
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        int n = tiles_left(tw, tx);
+        for (int i = 0; i < 4; i++) {
+            float *o = out + (size_t)(4 * i) * step + tx;
+            vec_store_first(o, t[i][0] - t[i][2], n);
+            vec_store_first(o + step, t[i][1] + t[i][2], n);
+            vec_store_first(o + 2 * step, t[i][2] - t[i][1], n);
+            vec_store_first(o + 3 * step, t[i][1] - t[i][3], n);
         }
     }
 }
 
-static void output_row(const float *m, size_t step, int tw, float *rows)
+/* VEC_LANES tiles at a time: A^T M A in registers, each output row's two columns
+ * interleaved into place. */
+static void output_row(const float *m, size_t step, int tw, float *rows, int pitch)
 {
-    const float *restrict s = m;
-    float *restrict y0 = rows, *restrict y1 = rows + 2 * tw;
-    for (int tx = 0; tx < tw; tx++) {
-        float r0[4], r1[4];
+    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+        vec r0[4], r1[4];
         for (int j = 0; j < 4; j++) {
-            float m0 = s[(size_t)j * step + tx], m1 = s[(size_t)(4 + j) * step + tx];
-            float m2 = s[(size_t)(8 + j) * step + tx], m3 = s[(size_t)(12 + j) * step + tx];
+            vec m0 = vec_load(m + (size_t)j * step + tx);
+            vec m1 = vec_load(m + (size_t)(4 + j) * step + tx);
+            vec m2 = vec_load(m + (size_t)(8 + j) * step + tx);
+            vec m3 = vec_load(m + (size_t)(12 + j) * step + tx);
             r0[j] = m0 + m1 + m2;
             r1[j] = m1 - m2 - m3;
         }
-        y0[2 * tx] = r0[0] + r0[1] + r0[2];
-        y0[2 * tx + 1] = r0[1] - r0[2] - r0[3];
-        y1[2 * tx] = r1[0] + r1[1] + r1[2];
-        y1[2 * tx + 1] = r1[1] - r1[2] - r1[3];
+        float *y0 = rows + 2 * tx, *y1 = y0 + pitch;
+        vec lo, hi;
+        vec_interleave(r0[0] + r0[1] + r0[2], r0[1] - r0[2] - r0[3], &lo, &hi);
+        vec_store(y0, lo);
+        vec_store(y0 + VEC_LANES, hi);
+        vec_interleave(r1[0] + r1[1] + r1[2], r1[1] - r1[2] - r1[3], &lo, &hi);
+        vec_store(y1, lo);
+        vec_store(y1 + VEC_LANES, hi);
     }
 }
 
-static void output_grad_row(const float *rows, int tw, float *out, size_t step)
+static void output_grad_row(const float *rows, int pitch, int tw, float *out, size_t step)
 {
-    const float *restrict d0 = rows, *restrict d1 = rows + 2 * tw;
-    float *restrict o = out;
-    for (int tx = 0; tx < tw; tx++) {
-        float a0 = d0[2 * tx], a1 = d0[2 * tx + 1];
-        float b0 = d1[2 * tx], b1 = d1[2 * tx + 1];
+    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+        const float *d0 = rows + 2 * tx, *d1 = d0 + pitch;
+        vec a0, a1, b0, b1;
+        vec_deinterleave(vec_load(d0), vec_load(d0 + VEC_LANES), &a0, &a1);
+        vec_deinterleave(vec_load(d1), vec_load(d1 + VEC_LANES), &b0, &b1);
         /* A d: rows d0, d0 + d1, d0 - d1, -d1; then the same on columns. */
-        float e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
+        vec e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
+        int n = tiles_left(tw, tx);
         for (int i = 0; i < 4; i++) {
-            o[(size_t)(4 * i) * step + tx] = e[i][0];
-            o[(size_t)(4 * i + 1) * step + tx] = e[i][0] + e[i][1];
-            o[(size_t)(4 * i + 2) * step + tx] = e[i][0] - e[i][1];
-            o[(size_t)(4 * i + 3) * step + tx] = -e[i][1];
+            float *o = out + (size_t)(4 * i) * step + tx;
+            vec_store_first(o, e[i][0], n);
+            vec_store_first(o + step, e[i][0] + e[i][1], n);
+            vec_store_first(o + 2 * step, e[i][0] - e[i][1], n);
+            vec_store_first(o + 3 * step, -e[i][1], n);
         }
     }
 }

@@ -27,10 +27,10 @@ static inline void g_of(const float *s, float *t)
     t[5] = s[2];
 }
 
-static inline void bt_of(const float *s, float *t)
+static inline void bt_of(const vec *s, vec *t)
 {
-    float a = s[4] - 4 * s[2], b = s[3] - 4 * s[1];   /* rows 1 and 2 */
-    float c = s[4] - s[2], d = 2 * (s[3] - s[1]);       /* rows 3 and 4 */
+    vec a = s[4] - 4 * s[2], b = s[3] - 4 * s[1];   /* rows 1 and 2 */
+    vec c = s[4] - s[2], d = 2 * (s[3] - s[1]);       /* rows 3 and 4 */
     t[0] = 4 * s[0] - 5 * s[2] + s[4];
     t[1] = a + b;
     t[2] = a - b;
@@ -39,19 +39,19 @@ static inline void bt_of(const float *s, float *t)
     t[5] = 4 * s[1] - 5 * s[3] + s[5];
 }
 
-static inline void at_of(const float *s, float *t)
+static inline void at_of(const vec *s, vec *t)
 {
-    float p1 = s[1] + s[2], m1 = s[1] - s[2], p2 = s[3] + s[4], m2 = s[3] - s[4];
+    vec p1 = s[1] + s[2], m1 = s[1] - s[2], p2 = s[3] + s[4], m2 = s[3] - s[4];
     t[0] = s[0] + p1 + p2;
     t[1] = m1 + 2 * m2;
     t[2] = p1 + 4 * p2;
     t[3] = m1 + 8 * m2 + s[5];
 }
 
-static inline void a_of(const float *s, float *t)
+static inline void a_of(const vec *s, vec *t)
 {
-    float even1 = s[0] + s[2], odd1 = s[1] + s[3];
-    float even2 = s[0] + 4 * s[2], odd2 = 2 * s[1] + 8 * s[3];
+    vec even1 = s[0] + s[2], odd1 = s[1] + s[3];
+    vec even2 = s[0] + 4 * s[2], odd2 = 2 * s[1] + 8 * s[3];
     t[0] = s[0];
     t[1] = even1 + odd1;
     t[2] = even1 - odd1;
@@ -85,73 +85,100 @@ static void pack_kernel(const float *g, float *dst, size_t step)
     }
 }
 
-/* B^T down the six plane rows over the plane's width, then along each transformed
- * row, tile by tile, into six contiguous runs. */
-static void input_row(const float *plane, int pw, int tw, float *rows, float *out,
-                      size_t step)
+/* The 4 * VEC_LANES floats from p split by column modulo 4 into q[0..3]. */
+static inline void split4(const float *p, vec q[4])
 {
-    const float *restrict a0 = plane, *restrict a1 = a0 + pw, *restrict a2 = a1 + pw,
-                         *restrict a3 = a2 + pw, *restrict a4 = a3 + pw, *restrict a5 = a4 + pw;
-    float *restrict t0 = rows, *restrict t1 = t0 + pw, *restrict t2 = t1 + pw,
-                    *restrict t3 = t2 + pw, *restrict t4 = t3 + pw, *restrict t5 = t4 + pw;
-    for (int i = 0; i < pw; i++) {
-        float a = a4[i] - 4 * a2[i], b = a3[i] - 4 * a1[i];
-        float c = a4[i] - a2[i], d = 2 * (a3[i] - a1[i]);
-        t0[i] = 4 * a0[i] - 5 * a2[i] + a4[i];
-        t1[i] = a + b;
-        t2[i] = a - b;
-        t3[i] = c + d;
-        t4[i] = c - d;
-        t5[i] = 4 * a1[i] - 5 * a3[i] + a5[i];
-    }
-    for (int i = 0; i < ALPHA; i++) {
-        const float *restrict a = rows + (size_t)i * pw;
-        float *restrict o = out + (size_t)(ALPHA * i) * step;
-        for (int tx = 0; tx < tw; tx++) {
-            float t[ALPHA];
-            bt_of(a + R * tx, t);
-            for (int j = 0; j < ALPHA; j++)
-                o[j * step + tx] = t[j];
+    vec e0, o0, e1, o1;
+    vec_deinterleave(vec_load(p), vec_load(p + VEC_LANES), &e0, &o0);
+    vec_deinterleave(vec_load(p + 2 * VEC_LANES), vec_load(p + 3 * VEC_LANES), &e1, &o1);
+    vec_deinterleave(e0, e1, &q[0], &q[2]);
+    vec_deinterleave(o0, o1, &q[1], &q[3]);
+}
+
+/* split4 undone: q[0..3] interleaved into 4 * VEC_LANES floats at p. */
+static inline void join4(const vec q[4], float *p)
+{
+    vec x0, x1, z0, z1, w0, w1;
+    vec_interleave(q[0], q[2], &x0, &x1);
+    vec_interleave(q[1], q[3], &z0, &z1);
+    vec_interleave(x0, z0, &w0, &w1);
+    vec_store(p, w0);
+    vec_store(p + VEC_LANES, w1);
+    vec_interleave(x1, z1, &w0, &w1);
+    vec_store(p + 2 * VEC_LANES, w0);
+    vec_store(p + 3 * VEC_LANES, w1);
+}
+
+/* VEC_LANES tiles at a time: each of the six plane rows' columns 4 tx .. 4 tx + 5
+ * split into six vectors over the tiles and transformed along the row, then B^T down
+ * each column of the tile into its six runs. */
+static void input_row(const float *plane, int pw, int tw, float *out, size_t step)
+{
+    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+        vec along[ALPHA][ALPHA];
+        for (int i = 0; i < ALPHA; i++) {
+            const float *row = plane + (size_t)i * pw + R * tx;
+            vec d[ALPHA + 2];
+            split4(row, d);
+            split4(row + R, d + R);   /* columns 4 tx + 4 and 4 tx + 5 */
+            bt_of(d, along[i]);
+        }
+        int n = tiles_left(tw, tx);
+        for (int j = 0; j < ALPHA; j++) {
+            vec col[ALPHA], t[ALPHA];
+            for (int i = 0; i < ALPHA; i++)
+                col[i] = along[i][j];
+            bt_of(col, t);
+            for (int i = 0; i < ALPHA; i++)
+                vec_store_first(out + (size_t)(ALPHA * i + j) * step + tx, t[i], n);
         }
     }
 }
 
-static void output_row(const float *m, size_t step, int tw, float *rows)
+/* VEC_LANES tiles at a time: A^T down each column of the tile, then along each row
+ * into its four output columns, interleaved into place. */
+static void output_row(const float *m, size_t step, int tw, float *rows, int pitch)
 {
-    const float *restrict s = m;
-    for (int tx = 0; tx < tw; tx++) {
-        float down[R][ALPHA];   /* A^T down each column of the tile */
+    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+        vec down[R][ALPHA];
         for (int j = 0; j < ALPHA; j++) {
-            float col[ALPHA], t[R];
+            vec col[ALPHA], t[R];
             for (int i = 0; i < ALPHA; i++)
-                col[i] = s[(size_t)(ALPHA * i + j) * step + tx];
+                col[i] = vec_load(m + (size_t)(ALPHA * i + j) * step + tx);
             at_of(col, t);
             for (int i = 0; i < R; i++)
                 down[i][j] = t[i];
         }
-        for (int i = 0; i < R; i++)   /* then along each row */
-            at_of(down[i], rows + (size_t)i * R * tw + R * tx);
+        for (int i = 0; i < R; i++) {
+            vec y[R];
+            at_of(down[i], y);
+            join4(y, rows + (size_t)i * pitch + R * tx);
+        }
     }
 }
 
-static void output_grad_row(const float *rows, int tw, float *out, size_t step)
+/* VEC_LANES tiles at a time: each dY row split into its tiles' four columns, A down
+ * each column, then along each row into the tile's 36 runs. */
+static void output_grad_row(const float *rows, int pitch, int tw, float *out, size_t step)
 {
-    float *restrict o = out;
-    for (int tx = 0; tx < tw; tx++) {
-        float down[ALPHA][R];   /* A down each column of the tile */
+    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+        vec dy[R][R], down[ALPHA][R];
+        for (int i = 0; i < R; i++)
+            split4(rows + (size_t)i * pitch + R * tx, dy[i]);
         for (int j = 0; j < R; j++) {
-            float col[R], t[ALPHA];
+            vec col[R], t[ALPHA];
             for (int i = 0; i < R; i++)
-                col[i] = rows[(size_t)i * R * tw + R * tx + j];
+                col[i] = dy[i][j];
             a_of(col, t);
             for (int i = 0; i < ALPHA; i++)
                 down[i][j] = t[i];
         }
-        for (int i = 0; i < ALPHA; i++) {   /* then along each row */
-            float t[ALPHA];
+        int n = tiles_left(tw, tx);
+        for (int i = 0; i < ALPHA; i++) {
+            vec t[ALPHA];
             a_of(down[i], t);
             for (int j = 0; j < ALPHA; j++)
-                o[(size_t)(ALPHA * i + j) * step + tx] = t[j];
+                vec_store_first(out + (size_t)(ALPHA * i + j) * step + tx, t[j], n);
         }
     }
 }

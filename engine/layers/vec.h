@@ -1,0 +1,85 @@
+/*
+ * vec.h - the one vector type of the engine's hand-vectorised kernels (conv_stencil.c,
+ * the Winograd transforms), in GCC / clang vector extensions so that the same source
+ * builds for AVX-512, AVX2 or narrower ISAs (which split each vector), and the few
+ * operations on it that the compilers do not give: a store of the first n lanes and the
+ * (de)interleaving of two vectors' lanes.
+ */
+#ifndef LOPPER_VEC_H
+#define LOPPER_VEC_H
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+/* One vector of floats: 16 with AVX-512, else 8.  Loads and stores through it may
+ * be unaligned (aligned(4)) and alias float arrays (may_alias). */
+#ifdef __AVX512F__
+#define VEC_LANES 16
+#else
+#define VEC_LANES 8
+#endif
+typedef float vec __attribute__((vector_size(VEC_LANES * sizeof(float)), aligned(4),
+                                 may_alias));
+
+/* An empty statement that needs v in a vector register (x86 with AVX, where a vec
+ * fits one; elsewhere nothing): keeps the compiler from spilling an accumulator. */
+#if defined(__AVX__) && (defined(__x86_64__) || defined(__i386__))
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define IN_REGISTER(v) ((void)0)
+#endif
+
+static inline vec vec_load(const float *p)
+{
+    return *(const vec *)p;
+}
+
+static inline void vec_store(float *p, vec v)
+{
+    *(vec *)p = v;
+}
+
+/* Stores lanes [0, n) of v at p[0..n), 0 < n <= VEC_LANES, and nothing past them. */
+static inline void vec_store_first(float *p, vec v, int n)
+{
+#ifdef __AVX512F__
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#else
+    if (n == VEC_LANES)
+        vec_store(p, v);
+    else
+        for (int l = 0; l < n; l++)
+            p[l] = v[l];
+#endif
+}
+
+/* The lanes of a and b alternated: lo = a0 b0 a1 b1 ..., hi its second half. */
+static inline void vec_interleave(vec a, vec b, vec *lo, vec *hi)
+{
+#if VEC_LANES == 16
+    *lo = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
+                                  23);
+    *hi = __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,
+                                  30, 15, 31);
+#else
+    *lo = __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
+    *hi = __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
+#endif
+}
+
+/* vec_interleave undone: the even and the odd lanes of the 2 * VEC_LANES floats lo, hi. */
+static inline void vec_deinterleave(vec lo, vec hi, vec *even, vec *odd)
+{
+#if VEC_LANES == 16
+    *even = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                    26, 28, 30);
+    *odd = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
+                                   27, 29, 31);
+#else
+    *even = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+    *odd = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
+#endif
+}
+
+#endif
