@@ -17,12 +17,15 @@
 
 /* Floats from one position's matrix to the next's: n and a cache line more, so that
  * the streams a transform reads or writes at once do not fall into the same cache
- * sets (n is often a power of two), and output_row's whole-vector reads past the last
- * tile stay inside the matrix's own slab. */
+ * sets (n is often a power of two). */
 static size_t slab(size_t n)
 {
     return n + 16;
 }
+
+/* A strip row holds whole images' rows of tiles, as many images as make it at least
+ * this many tiles long (a few vectors), so that small maps fill the vectors too. */
+enum { STRIP_TILES = 4 * VEC_LANES };
 
 void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw)
 {
@@ -39,9 +42,11 @@ void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int p
     p->th = (p->ho + r - 1) / r;
     p->tw = (p->wo + r - 1) / r;
     p->tiles = p->th * p->tw;
-    p->pitch = r * ((p->tw + VEC_LANES - 1) / VEC_LANES * VEC_LANES);
-    p->plane_h = r * p->th + 2;
-    p->plane_w = p->pitch + r;
+    p->period = p->tw + 1;
+    int per_image = p->th * p->period;
+    p->group = per_image >= STRIP_TILES ? 1 : (STRIP_TILES + per_image - 1) / per_image;
+    int tiles = p->group * per_image;
+    p->pitch = r * ((tiles + VEC_LANES - 1) / VEC_LANES * VEC_LANES) + r;
 }
 
 size_t lop_wino_weight_floats(const lop_wino *p)
@@ -49,10 +54,10 @@ size_t lop_wino_weight_floats(const lop_wino *p)
     return (size_t)p->positions * slab((size_t)p->o * p->c);
 }
 
-/* The input step's plane; the output steps use r rows of pitch floats of it. */
+/* The input step's strip row of r + 2 rows; the output steps use r of them. */
 size_t lop_wino_work_floats(const lop_wino *p)
 {
-    return (size_t)p->plane_h * p->plane_w;
+    return (size_t)(p->r + 2) * p->pitch;
 }
 
 size_t lop_wino_scratch_floats(const lop_wino *p, int m)
@@ -101,26 +106,55 @@ void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o
         }
 }
 
-/* Channels [c0, c1) of m images into V: each channel of an image is copied into the
- * zero-padded plane, then transformed a row of tiles at a time. */
+/* dst[0..n) = src[0..n) + add, or with accumulate dst[0..n) += src[0..n). */
+static void copy_row(float *restrict dst, const float *restrict src, int n, float add,
+                     int accumulate)
+{
+    for (int k = 0; k < n; k += VEC_LANES) {
+        int left = n - k < VEC_LANES ? n - k : VEC_LANES;
+        vec s = vec_load_first(src + k, left);
+        vec_store_first(dst + k, accumulate ? vec_load_first(dst + k, left) + s : s + add,
+                        left);
+    }
+}
+
+/* The images of a strip row from image b0 of m: the plan's group, or those left. */
+static int group_at(const lop_wino *p, int m, int b0)
+{
+    return m - b0 < p->group ? m - b0 : p->group;
+}
+
+/* Where row i of image b's row of tiles ty starts in a strip row. */
+static float *strip_at(const lop_wino *p, float *rows, int b, int ty, int i)
+{
+    return rows + (size_t)i * p->pitch + (size_t)(b * p->th + ty) * p->period * p->r;
+}
+
+/* Channels [c0, c1) of m images into V: the rows of each image channel's rows of
+ * tiles are copied into a strip row (zero where they reach into the padding), then
+ * transformed a strip row at a time. */
 void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *work,
                     float *v)
 {
     const lop_wino_tiles *t = tiles_of(p);
-    float *plane = work;
-    int pw = p->plane_w;
+    int alpha = p->r + 2;
     size_t cols = (size_t)m * p->tiles, step = slab(p->c * cols);
-    memset(plane, 0, (size_t)p->plane_h * pw * sizeof *plane);
+    memset(work, 0, lop_wino_work_floats(p) * sizeof *work);
     for (int ch = c0; ch < c1; ch++)
-        for (int b = 0; b < m; b++) {
-            const float *src = x + ((size_t)b * p->c + ch) * p->h * p->w;
-            for (int y = 0; y < p->h; y++)
-                memcpy(plane + (size_t)(y + p->ph) * pw + p->pw, src + (size_t)y * p->w,
-                       (size_t)p->w * sizeof *src);
-            float *out = v + (size_t)ch * cols + (size_t)b * p->tiles;
-            for (int ty = 0; ty < p->th; ty++)
-                t->input_row(plane + (size_t)(p->r * ty) * pw, pw, p->tw,
-                             out + (size_t)ty * p->tw, step);
+        for (int b0 = 0; b0 < m; b0 += p->group) {
+            int g = group_at(p, m, b0);
+            for (int b = 0; b < g; b++) {
+                const float *src = x + ((size_t)(b0 + b) * p->c + ch) * p->h * p->w;
+                for (int ty = 0; ty < p->th; ty++)
+                    for (int i = 0; i < alpha; i++) {
+                        int y = p->r * ty + i - p->ph;
+                        if (y >= 0 && y < p->h)
+                            copy_row(strip_at(p, work, b, ty, i) + p->pw,
+                                     src + (size_t)y * p->w, p->w, 0.0f, 0);
+                    }
+            }
+            t->input_tiles(work, p->pitch, g * p->th * p->period, p->period,
+                           v + (size_t)ch * cols + (size_t)b0 * p->tiles, step);
         }
 }
 
@@ -135,31 +169,26 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
                     u + xi * us, p->c, v + xi * vs, cols, 0.0f, mm + xi * ms, cols);
 }
 
-/* Output channels [o0, o1) of m images: each row of tiles' outputs into r rows of
- * pitch floats in work, then into y cropped to wo. */
+/* Output channels [o0, o1) of m images: a strip row's outputs at a time into work,
+ * then into y cropped to ho x wo. */
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
                      const float *bias, int accumulate, float *work, float *y)
 {
     const lop_wino_tiles *t = tiles_of(p);
-    int r = p->r, tw = p->tw;
+    int r = p->r;
     size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
     for (int oc = o0; oc < o1; oc++)
-        for (int b = 0; b < m; b++) {
-            float *dst = y + ((size_t)b * p->o + oc) * p->ho * p->wo;
-            const float *src = mm + (size_t)oc * cols + (size_t)b * p->tiles;
+        for (int b0 = 0; b0 < m; b0 += p->group) {
+            int g = group_at(p, m, b0);
+            t->output_tiles(mm + (size_t)oc * cols + (size_t)b0 * p->tiles, step,
+                            g * p->th * p->period, p->period, work, p->pitch);
             float add = bias ? bias[oc] : 0.0f;
-            for (int ty = 0; ty < p->th; ty++) {
-                t->output_row(src + (size_t)ty * tw, step, tw, work, p->pitch);
-                for (int i = 0; i < r && r * ty + i < p->ho; i++) {
-                    float *restrict d = dst + (size_t)(r * ty + i) * p->wo;
-                    const float *restrict row = work + (size_t)i * p->pitch;
-                    if (accumulate)
-                        for (int k = 0; k < p->wo; k++)
-                            d[k] += row[k];
-                    else
-                        for (int k = 0; k < p->wo; k++)
-                            d[k] = row[k] + add;
-                }
+            for (int b = 0; b < g; b++) {
+                float *dst = y + ((size_t)(b0 + b) * p->o + oc) * p->ho * p->wo;
+                for (int ty = 0; ty < p->th; ty++)
+                    for (int i = 0; i < r && r * ty + i < p->ho; i++)
+                        copy_row(dst + (size_t)(r * ty + i) * p->wo,
+                                 strip_at(p, work, b, ty, i), p->wo, add, accumulate);
             }
         }
 }
@@ -175,30 +204,27 @@ void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
 }
 
 /* dM [positions][o][T] = A dY A^T per tile, dY's tile zero beyond the output's edges:
- * each row of tiles' r output rows are copied into work (pitch wide, zero beyond wo
- * and ho), then transformed into contiguous runs. */
-static void output_grad_tiles(const lop_wino *p, const float *dy, int m, float *work,
-                              float *dm)
+ * each image channel's rows of tiles are copied into a strip row of r rows (zero beyond
+ * wo and ho), then transformed a strip row at a time. */
+static void output_grad_transform(const lop_wino *p, const float *dy, int m, float *work,
+                                  float *dm)
 {
     const lop_wino_tiles *t = tiles_of(p);
-    int r = p->r, tw = p->tw;
+    int r = p->r;
     size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
     memset(work, 0, (size_t)r * p->pitch * sizeof *work);
     for (int oc = 0; oc < p->o; oc++)
-        for (int b = 0; b < m; b++) {
-            const float *src = dy + ((size_t)b * p->o + oc) * p->ho * p->wo;
-            float *out = dm + (size_t)oc * cols + (size_t)b * p->tiles;
-            for (int ty = 0; ty < p->th; ty++) {
-                for (int i = 0; i < r; i++) {
-                    float *row = work + (size_t)i * p->pitch;
-                    if (r * ty + i < p->ho)
-                        memcpy(row, src + (size_t)(r * ty + i) * p->wo,
-                               (size_t)p->wo * sizeof *row);
-                    else
-                        memset(row, 0, (size_t)p->wo * sizeof *row);
-                }
-                t->output_grad_row(work, p->pitch, tw, out + (size_t)ty * tw, step);
+        for (int b0 = 0; b0 < m; b0 += p->group) {
+            int g = group_at(p, m, b0);
+            for (int b = 0; b < g; b++) {
+                const float *src = dy + ((size_t)(b0 + b) * p->o + oc) * p->ho * p->wo;
+                for (int ty = 0; ty < p->th; ty++)
+                    for (int i = 0; i < r && r * ty + i < p->ho; i++)
+                        copy_row(strip_at(p, work, b, ty, i), src + (size_t)(r * ty + i) * p->wo,
+                                 p->wo, 0.0f, 0);
             }
+            t->output_grad_tiles(work, p->pitch, g * p->th * p->period, p->period,
+                                 dm + (size_t)oc * cols + (size_t)b0 * p->tiles, step);
         }
 }
 
@@ -212,7 +238,7 @@ void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
     float *v = lop_wino_v(p, scratch), *dm = lop_wino_m(p, m, scratch);
     float *du = dm + (size_t)p->positions * ms;
     lop_wino_input(p, x, m, 0, p->c, scratch, v);
-    output_grad_tiles(p, dy, m, scratch, dm);
+    output_grad_transform(p, dy, m, scratch, dm);
     for (int xi = 0; xi < p->positions; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
                     dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);

@@ -22,9 +22,8 @@
  * outputs), gives o = the layer's inputs and pads 2 - ph x 2 - pw.
  *
  * A chunk's scratch (lop_wino_scratch_floats) is laid out as [work | V | M]: one
- * worker's own lop_wino_work_floats (the zero-padded plane it transforms a channel
- * from, or the output rows of a row of tiles), then V [positions][c][T] and M
- * [positions][o][T]
+ * worker's own lop_wino_work_floats (the strip row that the transforms read or
+ * write), then V [positions][c][T] and M [positions][o][T]
  * (at lop_wino_v and lop_wino_m; each position's matrix a little apart from the
  * next).  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
  * y [m][o][ho][wo]: y = conv(x) + bias (bias may be NULL) or, with accumulate,
@@ -35,9 +34,9 @@ typedef struct lop_wino {
     int r, positions;         /* output tile r x r; positions of the (r + 2)^2 input tile */
     int c, h, w, o, ph, pw;
     int ho, wo, th, tw, tiles;
-    int pitch;                /* a row of tiles' output rows in the work space: r * tw
-                               * rounded up to whole vectors (conv_winograd_tiles.h) */
-    int plane_h, plane_w;     /* the zero-padded plane: r * th + 2 by pitch + r */
+    int period;               /* a strip row's tiles per row of tiles: tw + 1 */
+    int group;                /* images per strip row (conv_winograd_tiles.h) */
+    int pitch;                /* floats from one row of a strip row to the next */
 } lop_wino;
 
 void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw);

@@ -109,42 +109,49 @@ static inline void join4(const vec q[4], float *p)
     vec_store(p + 3 * VEC_LANES, w1);
 }
 
-/* VEC_LANES tiles at a time: each of the six plane rows' columns 4 tx .. 4 tx + 5
- * split into six vectors over the tiles and transformed along the row, then B^T down
- * each column of the tile into its six runs. */
-static void input_row(const float *plane, int pw, int tw, float *out, size_t step)
+/* VEC_LANES tiles of the strip row at a time: each of its six rows' columns
+ * 4 v .. 4 v + 5 split into six vectors over the tiles and transformed along the row,
+ * then B^T down each column of the tile into its six runs. */
+static void input_tiles(const float *rows, int pitch, int tiles, int period, float *out,
+                        size_t step)
 {
-    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+    for (int v = 0; v < tiles; v += VEC_LANES) {
         vec along[ALPHA][ALPHA];
         for (int i = 0; i < ALPHA; i++) {
-            const float *row = plane + (size_t)i * pw + R * tx;
+            const float *row = rows + (size_t)i * pitch + R * v;
             vec d[ALPHA + 2];
             split4(row, d);
-            split4(row + R, d + R);   /* columns 4 tx + 4 and 4 tx + 5 */
+            split4(row + R, d + R);   /* columns 4 v + 4 and 4 v + 5 */
             bt_of(d, along[i]);
         }
-        int n = tiles_left(tw, tx);
+        int first;
+        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
         for (int j = 0; j < ALPHA; j++) {
             vec col[ALPHA], t[ALPHA];
             for (int i = 0; i < ALPHA; i++)
                 col[i] = along[i][j];
             bt_of(col, t);
             for (int i = 0; i < ALPHA; i++)
-                vec_store_first(out + (size_t)(ALPHA * i + j) * step + tx, t[i], n);
+                vec_store_selected(out + (size_t)(ALPHA * i + j) * step + first, t[i], real);
         }
     }
 }
 
-/* VEC_LANES tiles at a time: A^T down each column of the tile, then along each row
- * into its four output columns, interleaved into place. */
-static void output_row(const float *m, size_t step, int tw, float *rows, int pitch)
+/* VEC_LANES tiles of the strip row at a time: A^T down each column of the real tiles,
+ * then along each row into its four output columns, spread over the tiles' lanes and
+ * interleaved into place. */
+static void output_tiles(const float *m, size_t step, int tiles, int period, float *rows,
+                         int pitch)
 {
-    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+    for (int v = 0; v < tiles; v += VEC_LANES) {
+        int first;
+        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
+        int n = __builtin_popcount(real);
         vec down[R][ALPHA];
         for (int j = 0; j < ALPHA; j++) {
             vec col[ALPHA], t[R];
             for (int i = 0; i < ALPHA; i++)
-                col[i] = vec_load(m + (size_t)(ALPHA * i + j) * step + tx);
+                col[i] = vec_load_first(m + (size_t)(ALPHA * i + j) * step + first, n);
             at_of(col, t);
             for (int i = 0; i < R; i++)
                 down[i][j] = t[i];
@@ -152,19 +159,22 @@ static void output_row(const float *m, size_t step, int tw, float *rows, int pit
         for (int i = 0; i < R; i++) {
             vec y[R];
             at_of(down[i], y);
-            join4(y, rows + (size_t)i * pitch + R * tx);
+            for (int j = 0; j < R; j++)
+                y[j] = vec_spread(y[j], real);
+            join4(y, rows + (size_t)i * pitch + R * v);
         }
     }
 }
 
-/* VEC_LANES tiles at a time: each dY row split into its tiles' four columns, A down
- * each column, then along each row into the tile's 36 runs. */
-static void output_grad_row(const float *rows, int pitch, int tw, float *out, size_t step)
+/* VEC_LANES tiles of the strip row at a time: each dY row split into its tiles' four
+ * columns, A down each column, then along each row into the tile's 36 runs. */
+static void output_grad_tiles(const float *rows, int pitch, int tiles, int period,
+                              float *out, size_t step)
 {
-    for (int tx = 0; tx < tw; tx += VEC_LANES) {
+    for (int v = 0; v < tiles; v += VEC_LANES) {
         vec dy[R][R], down[ALPHA][R];
         for (int i = 0; i < R; i++)
-            split4(rows + (size_t)i * pitch + R * tx, dy[i]);
+            split4(rows + (size_t)i * pitch + R * v, dy[i]);
         for (int j = 0; j < R; j++) {
             vec col[R], t[ALPHA];
             for (int i = 0; i < R; i++)
@@ -173,12 +183,13 @@ static void output_grad_row(const float *rows, int pitch, int tw, float *out, si
             for (int i = 0; i < ALPHA; i++)
                 down[i][j] = t[i];
         }
-        int n = tiles_left(tw, tx);
+        int first;
+        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
         for (int i = 0; i < ALPHA; i++) {
             vec t[ALPHA];
             a_of(down[i], t);
             for (int j = 0; j < ALPHA; j++)
-                vec_store_first(out + (size_t)(ALPHA * i + j) * step + tx, t[j], n);
+                vec_store_selected(out + (size_t)(ALPHA * i + j) * step + first, t[j], real);
         }
     }
 }
@@ -202,5 +213,5 @@ static void weight_grad(const float *du, size_t step, float *dw)
     }
 }
 
-const lop_wino_tiles lop_wino_f4 = {pack_kernel, input_row, output_row, output_grad_row,
-                                    weight_grad};
+const lop_wino_tiles lop_wino_f4 = {pack_kernel, input_tiles, output_tiles,
+                                    output_grad_tiles, weight_grad};

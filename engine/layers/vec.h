@@ -40,17 +40,57 @@ static inline void vec_store(float *p, vec v)
     *(vec *)p = v;
 }
 
+/* Lanes [0, n) of a vector from p[0..n), 0 <= n <= VEC_LANES, the others 0; nothing
+ * past p[n - 1] is read. */
+static inline vec vec_load_first(const float *p, int n)
+{
+#ifdef __AVX512F__
+    return (vec)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#else
+    vec v = {0};
+    for (int l = 0; l < n; l++)
+        v[l] = p[l];
+    return v;
+#endif
+}
+
 /* Stores lanes [0, n) of v at p[0..n), 0 < n <= VEC_LANES, and nothing past them. */
 static inline void vec_store_first(float *p, vec v, int n)
 {
 #ifdef __AVX512F__
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
 #else
-    if (n == VEC_LANES)
-        vec_store(p, v);
-    else
-        for (int l = 0; l < n; l++)
-            p[l] = v[l];
+    for (int l = 0; l < n; l++)
+        p[l] = v[l];
+#endif
+}
+
+/* The lanes of v that mask selects (bit l for lane l), stored in order at p[0..):
+ * as many floats as mask has bits. */
+static inline void vec_store_selected(float *p, vec v, unsigned mask)
+{
+#ifdef __AVX512F__
+    __m512 packed = _mm512_maskz_compress_ps((__mmask16)mask, (__m512)v);
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << __builtin_popcount(mask)) - 1), packed);
+#else
+    for (int l = 0, k = 0; l < VEC_LANES; l++)
+        if (mask >> l & 1)
+            p[k++] = v[l];
+#endif
+}
+
+/* vec_store_selected undone in registers: v's first lanes spread in order over the
+ * lanes that mask selects, the others 0. */
+static inline vec vec_spread(vec v, unsigned mask)
+{
+#ifdef __AVX512F__
+    return (vec)_mm512_maskz_expand_ps((__mmask16)mask, (__m512)v);
+#else
+    vec s = {0};
+    for (int l = 0, k = 0; l < VEC_LANES; l++)
+        if (mask >> l & 1)
+            s[l] = v[k++];
+    return s;
 #endif
 }
 
