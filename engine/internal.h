@@ -104,10 +104,6 @@ static inline float *lop_input_grad(const lop_graph *g, const lop_node *n, int k
     return in->dout->data;
 }
 
-/* The same for a backward that only adds (scatters) into its input's gradient: the
- * gradient is zeroed first if nothing has written it yet in this pass. */
-float *lop_input_grad_zeroed(const lop_graph *g, const lop_node *n, int k);
-
 /* Batch size of the last forward (from n->out), 0 if none. */
 static inline int lop_node_batch(const lop_node *n)
 {
@@ -125,8 +121,7 @@ static inline int lop_node_batch(const lop_node *n)
  *    [B, n->dims]; fill it (train selects training behaviour);
  *  - backward: n->dout holds the gradient w.r.t. n->out; pass the gradient w.r.t.
  *    each input into that input's ->dout (allocated, not zeroed), storing or adding
- *    as lop_input_grad says (or adding after lop_input_grad_zeroed), and add
- *    parameter gradients into n->grad[k];
+ *    as lop_input_grad says, and add parameter gradients into n->grad[k];
  *  - flops: FLOPs of one sample's forward (multiply-add = 2); NULL means none.
  */
 typedef struct lop_layer_ops {

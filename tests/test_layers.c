@@ -453,6 +453,43 @@ static void test_grad_global_avgpool_written_or_added(void **state)
     check_poisoned(g, random_input(g, 3, 42));
 }
 
+/* Pools and pad sharing one input x of (c, h, w) maps, each flattened into one concat:
+ * 2x2 max windows of stride 2 (on odd sizes the last row and column stay out), 3x3 max
+ * windows of stride 2 in ceil mode and 3x3 averages of stride 2, both padded by 1, and
+ * an asymmetric pad.  Backward runs the consumer added last first: it stores x's
+ * gradient, the others add into it; `first` picks which kind comes last. */
+enum { SHARED_KINDS = 4 };
+static lop_graph *pools_and_pad_sharing_x(int c, int h, int w, int first)
+{
+    const lop_kind kinds[SHARED_KINDS] = {LOP_MAXPOOL, LOP_MAXPOOL, LOP_AVGPOOL, LOP_PAD};
+    lop_attrs a[SHARED_KINDS] = {pool_attrs(2, 2, 0), pool_attrs(3, 2, 1), pool_attrs(3, 2, 1),
+                                 pad_attrs(1, 0, 2, 1)};
+    a[1].ceil_mode = 1;
+    int x, ins[SHARED_KINDS];
+    lop_graph *g = new_graph(3, c, h, w, &x);
+    for (int i = 1; i <= SHARED_KINDS; i++) {
+        int k = (first + i) % SHARED_KINDS;
+        char name[8], flat[8];
+        snprintf(name, sizeof name, "n%d", k);
+        snprintf(flat, sizeof flat, "f%d", k);
+        ins[i - 1] = add1(g, LOP_FLATTEN, flat, add1(g, kinds[k], name, x, &a[k]), NULL);
+    }
+    assert_int_equal(lop_graph_add(g, LOP_CONCAT, "cat", ins, SHARED_KINDS, NULL, NULL),
+                     LOP_OK);
+    return g;
+}
+
+/* Each kind writing x's gradient once (on NaN-filled buffers) and adding into it in
+ * the other orders, against finite differences. */
+static void test_grad_pools_and_pad_written_or_added(void **state)
+{
+    (void)state;
+    for (int first = 0; first < SHARED_KINDS; first++) {
+        lop_graph *g = pools_and_pad_sharing_x(2, 7, 7, first);
+        check_poisoned(g, distinct_input(g, 2, 43 + first));
+    }
+}
+
 static void test_grad_dropout(void **state)
 {
     (void)state;
@@ -611,13 +648,16 @@ static void naive_pool(int is_max, const lop_attrs *at, const float *x, const fl
 }
 
 /* input (c, h, w) -> one pool (kind with attrs a, or global average when a is NULL),
- * batch samples; shape, forward and backward against naive loops. */
+ * batch samples; shape, forward and backward against naive loops.  The backward
+ * compared runs on gradient buffers left full of NaN (the pool writes its input's
+ * gradient first), so a cell the pool fails to store - one no window covers - shows. */
 static void check_pool(lop_kind kind, const lop_attrs *a, int c, int h, int w, int batch)
 {
     int x;
     lop_graph *g = new_graph(3, c, h, w, &x);
     add1(g, kind, "pool", x, a);
     lop_tensor *in = distinct_input(g, batch, 21);
+    assert_int_equal(gradcheck_poisoned(g, in, 23), 1);
     assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
     const lop_tensor *out = lop_graph_output(g);
     if (a) {
@@ -790,6 +830,7 @@ static void test_pad_forward_and_backward_match_definition(void **state)
         assert_int_equal(lop_node_params(g, p), 0);
         assert_float_equal(lop_node_flops(g, p), 0, 0);
         lop_tensor *in = random_input(g, 2, 50 + ci);
+        assert_int_equal(gradcheck_poisoned(g, in, 70 + ci), 1);   /* the crop is stored */
         assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
         const lop_tensor *out = lop_graph_output(g);
         lop_tensor *r = gradcheck_random(out->ndim, out->shape, 60 + ci);
@@ -876,7 +917,9 @@ static void test_pools_ceil_mode_by_hand(void **state)
 }
 
 /* Averages and maxima on odd shapes and every mode, forward and backward, against
- * naive loops that count each window's cells one by one. */
+ * naive loops that count each window's cells one by one.  Windows that do not overlap
+ * leave cells out: 2x2 stride 2 on 7x7 the last row and column, stride 3 the rows and
+ * columns between windows too. */
 static void test_pools_match_definition(void **state)
 {
     (void)state;
@@ -885,7 +928,9 @@ static void test_pools_match_definition(void **state)
         {7, 5, 3, 2, 1, 0, 1}, {7, 5, 3, 2, 1, 1, 0}, {7, 5, 3, 2, 1, 1, 1},
         {6, 9, 2, 2, 1, 1, 0}, {6, 9, 2, 2, 1, 1, 1}, {8, 3, 3, 3, 0, 1, 0},
         {1, 4, 2, 2, 0, 1, 1}, {11, 10, 5, 3, 2, 1, 0}, {11, 10, 5, 3, 2, 1, 1},
-        {4, 4, 4, 1, 2, 0, 1}, {9, 9, 3, 1, 1, 1, 1},
+        {4, 4, 4, 1, 2, 0, 1}, {9, 9, 3, 1, 1, 1, 1}, {7, 7, 2, 2, 0, 0, 0},
+        {7, 7, 2, 3, 0, 0, 0}, {8, 7, 2, 3, 1, 1, 0}, {6, 7, 2, 2, 1, 0, 1},
+        {7, 7, 2, 2, 0, 1, 0}, {5, 7, 3, 3, 1, 0, 0},
     };
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const int *q = geoms[gi];
@@ -1097,6 +1142,7 @@ static void test_split_pad_relu6(void **state)
     lop_tensor *in = random_input(g, BIG_B, 25);
     for (size_t i = 0; i < in->numel; i++)
         in->data[i] *= 8.0f;   /* both kinks in play */
+    assert_int_equal(gradcheck_poisoned(g, in, 27), 1);   /* stored on NaN-filled buffers */
     assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
     const lop_tensor *out = lop_graph_output(g);
     lop_tensor *r = gradcheck_random(out->ndim, out->shape, 26);
@@ -1120,6 +1166,37 @@ static void test_split_pad_relu6(void **state)
                                    v > 0 && v < 6 ? d : 0, 0);
             }
     }
+    lop_tensor_release(r);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+/* The input gradient that pools and pad sharing x write and add, on 1 and 2 threads,
+ * over NaN-filled buffers: the same bits. */
+static void test_split_pools_and_pad_same_bits(void **state)
+{
+    (void)state;
+    lop_graph *g = pools_and_pad_sharing_x(BIG_C, BIG_HW + 1, BIG_HW + 1, 0);
+    lop_tensor *in = distinct_input(g, BIG_B, 28);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    const lop_tensor *out = lop_graph_output(g);
+    lop_tensor *r = gradcheck_random(out->ndim, out->shape, 29);
+    float *dx[2];
+    size_t len = in->numel * sizeof(float);
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(lop_set_threads(t + 1), LOP_OK);
+        assert_int_equal(gradcheck_poisoned(g, in, 30), 1);
+        assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+        assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+        dx[t] = malloc(len);
+        assert_non_null(dx[t]);
+        memcpy(dx[t], lop_graph_input_grad(g)->data, len);
+    }
+    assert_memory_equal(dx[0], dx[1], len);
+    for (size_t i = 0; i < in->numel; i++)
+        assert_true(isfinite(dx[0][i]));
+    free(dx[0]);
+    free(dx[1]);
     lop_tensor_release(r);
     lop_tensor_release(in);
     lop_graph_free(g);
@@ -1364,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_grad_concat),
         cmocka_unit_test(test_grad_concat_written_or_added),
         cmocka_unit_test(test_grad_global_avgpool_written_or_added),
+        cmocka_unit_test(test_grad_pools_and_pad_written_or_added),
         cmocka_unit_test(test_grad_dropout),
         cmocka_unit_test(test_param_grads_accumulate),
         cmocka_unit_test(test_maxpool_forward_by_hand),
@@ -1381,6 +1459,7 @@ int main(void)
         cmocka_unit_test(test_split_relu_add_concat_flatten),
         cmocka_unit_test(test_split_pad_relu6),
         cmocka_unit_test(test_split_pools),
+        cmocka_unit_test(test_split_pools_and_pad_same_bits),
         cmocka_unit_test(test_split_linear),
         cmocka_unit_test(test_forward_allocation_failures_are_clean),
         cmocka_unit_test(test_invalid_layers_leave_graph_unchanged),

@@ -389,13 +389,6 @@ static void zero_unwritten(lop_node *n)
     n->dout_written = 1;
 }
 
-float *lop_input_grad_zeroed(const lop_graph *g, const lop_node *n, int k)
-{
-    lop_node *in = g->nodes[n->inputs[k]];
-    zero_unwritten(in);
-    return in->dout->data;
-}
-
 int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds)
 {
     if (!g->trained_forward)

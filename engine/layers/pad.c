@@ -46,6 +46,7 @@ static int pad_infer(const lop_graph *g, lop_node *n)
  * and the tensors of one pass.  Work is split into runs of whole planes. */
 typedef struct pad_job {
     int h, w, oh, ow, top, left;
+    int overwrite;         /* backward: dx is stored, not added to (lop_input_grad) */
     const float *x, *dy;
     float *y, *dx;
 } pad_job;
@@ -86,7 +87,9 @@ static int pad_forward(lop_graph *g, lop_node *n, int train)
     return LOP_OK;
 }
 
-/* The gradient of the input is the part of the output's gradient it was copied to. */
+/* The gradient of the input is the part of the output's gradient it was copied to:
+ * every input cell has one, so the crop is stored when this pad writes the gradient
+ * first, and added otherwise. */
 static void crop_planes(void *ctx, long q0, long q1, int worker)
 {
     const pad_job *j = ctx;
@@ -95,9 +98,13 @@ static void crop_planes(void *ctx, long q0, long q1, int worker)
         float *dx = j->dx + (size_t)q * isz;
         const float *dy = j->dy + (size_t)q * osz;
         for (int i = 0; i < j->h; i++) {
-            const float *row = dy + (size_t)(i + j->top) * j->ow + j->left;
-            for (int k = 0; k < j->w; k++)
-                dx[(size_t)i * j->w + k] += row[k];
+            const float *restrict row = dy + (size_t)(i + j->top) * j->ow + j->left;
+            float *restrict out = dx + (size_t)i * j->w;
+            if (j->overwrite)
+                memcpy(out, row, (size_t)j->w * sizeof *out);
+            else
+                for (int k = 0; k < j->w; k++)
+                    out[k] += row[k];
         }
     }
 }
@@ -106,7 +113,7 @@ static int pad_backward(lop_graph *g, lop_node *n)
 {
     pad_job j = job_of(g, n);
     j.dy = n->dout->data;
-    j.dx = lop_input_grad_zeroed(g, n, 0);
+    j.dx = lop_input_grad(g, n, 0, &j.overwrite);
     run_planes(n, &j, crop_planes);
     return LOP_OK;
 }

@@ -147,6 +147,20 @@ static void run_planes(pool_job *j, long np, lop_range_fn fn)
     lop_parallel_for(np, 1 + LOP_GRAIN / ((long)j->p.h * j->p.w), fn, j);
 }
 
+/* Plane q of the input's gradient, for a windowed pool's backward to add into.  When
+ * this pool writes the gradient first, the plane is cleared here, by the worker that
+ * then adds into it while the plane is still in its cache: input cells no window
+ * covers (a 7x7 map under 2x2 windows of stride 2 leaves the last row and column out)
+ * get their 0, and overlapping windows still add.  Clearing the whole gradient before
+ * the pass had cost one more write and read of it through memory. */
+static float *grad_plane(const pool_job *j, long q, size_t isz)
+{
+    float *dx = j->dx + (size_t)q * isz;
+    if (j->overwrite)
+        memset(dx, 0, isz * sizeof *dx);
+    return dx;
+}
+
 /* ---- maxpool: padded cells never win; the argmax of each window is saved (as a float
  * index within its plane) so backward routes the gradient to it ---- */
 
@@ -237,7 +251,7 @@ static void maxpool_grad_planes(void *ctx, long q0, long q1, int worker)
     const pool_job *j = ctx;
     size_t isz = (size_t)j->p.h * j->p.w, osz = (size_t)j->p.oh * j->p.ow;
     for (long q = q0; q < q1; q++) {
-        float *dx = j->dx + (size_t)q * isz;
+        float *dx = grad_plane(j, q, isz);
         const float *arg = j->arg + (size_t)q * osz, *dy = j->dy + (size_t)q * osz;
         for (size_t i = 0; i < osz; i++)
             dx[(size_t)arg[i]] += dy[i];
@@ -247,8 +261,8 @@ static void maxpool_grad_planes(void *ctx, long q0, long q1, int worker)
 static int maxpool_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data,
-                  .dx = lop_input_grad_zeroed(g, n, 0), .arg = n->saved[0]->data};
+    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data, .arg = n->saved[0]->data};
+    j.dx = lop_input_grad(g, n, 0, &j.overwrite);
     run_planes(&j, planes(n), maxpool_grad_planes);
     return LOP_OK;
 }
@@ -320,7 +334,7 @@ static void avgpool_grad_planes(void *ctx, long q0, long q1, int worker)
     const pool_geom *p = &j->p;
     size_t isz = (size_t)p->h * p->w, osz = (size_t)p->oh * p->ow;
     for (long q = q0; q < q1; q++) {
-        float *dx = j->dx + (size_t)q * isz;
+        float *dx = grad_plane(j, q, isz);
         const float *dy = j->dy + (size_t)q * osz;
         for (int oh = 0; oh < p->oh; oh++) {
             int h0, h1;
@@ -340,8 +354,8 @@ static void avgpool_grad_planes(void *ctx, long q0, long q1, int worker)
 static int avgpool_backward(lop_graph *g, lop_node *n)
 {
     const lop_node *in = lop_input_node(g, n, 0);
-    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data,
-                  .dx = lop_input_grad_zeroed(g, n, 0)};
+    pool_job j = {.p = geom_of(in, n), .dy = n->dout->data};
+    j.dx = lop_input_grad(g, n, 0, &j.overwrite);
     run_planes(&j, planes(n), avgpool_grad_planes);
     return LOP_OK;
 }
