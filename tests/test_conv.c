@@ -3,8 +3,8 @@
  * against the textbook seven-loop convolution (every path: strided, padded, 1x1 without
  * im2col, grouped, depthwise, non-square, batches split into several chunks with a
  * remainder, thin stride-1 layers on the stencil kernel, one image split over
- * threads, 3x3 layers on Winograd F(2x2,3x3) by the rule and every case forced onto
- * it), input gradients accumulating over several consumers, gradients against finite
+ * threads; every case also forced onto Winograd F(2x2,3x3) and F(4x4,3x3) and
+ * run by conv.c's rule of which takes what), input gradients accumulating over several consumers, gradients against finite
  * differences, Kaiming initialisation statistics, FLOP and parameter counts by hand,
  * and attribute validation.
  */
@@ -83,9 +83,10 @@ static const conv_case cases[] = {
     {"one image, sliced by channels", 64, 8, 8, 160, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {"two-image chunks, sliced by channels", 64, 8, 8, 160, 3, 3, 1, 1, 1, 1, 1, 0, 5},
     {"one image, sliced by positions", 3, 64, 61, 30, 7, 7, 2, 2, 3, 3, 1, 1, 1},
-    /* Winograd by conv.c's own rule: 32+ channels on a map of up to 8x8 at 32+
-     * images takes it both ways (odd width: partial tiles); 128 channels on a 16x16
-     * map forward even for one image, its steps shared out over the threads. */
+    /* Winograd by conv.c's own rule (test_winograd_path_matches_naive): 32 channels
+     * on an 8x7 map at 33 images take F(4x4) both ways (partial tiles); 128 channels
+     * on a 16x16 map F(2x2) forward even for one image, its steps shared out over the
+     * threads. */
     {"winograd by the rule", 32, 8, 7, 33, 3, 3, 1, 1, 1, 1, 1, 1, 33},
     {"winograd by the rule, one image", 128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 0, 1},
 };
@@ -355,7 +356,8 @@ static void test_gradients_match_finite_differences(void **state)
  * group, padding up to 2) forced onto them, with either tile size: forward, backward
  * and finite differences (at a step of 1e-2 one case's worst error was 1.4%; F(4x4)
  * rounds ten times more, so its differences take a step of 1 - exact but for rounding,
- * the layer being linear - and its tolerances are ten times wider). */
+ * the layer being linear - and its tolerances are ten times wider); then as conv.c's
+ * rule picks, with F(4x4)'s tolerances. */
 static void test_winograd_path_matches_naive(void **state)
 {
     for (int r = 2; r <= 4; r += 2) {
@@ -366,8 +368,14 @@ static void test_winograd_path_matches_naive(void **state)
         test_input_gradient_accumulates_across_consumers(state);
         gradients_match_finite_differences(r == 4 ? 1.0 : 0.1);
     }
-    tol_scale = 1.0;
+    /* conv.c's own rule, which picks F(4x4) for many of these layers. */
     lop_debug_conv_winograd(-1);
+    tol_scale = 10.0;
+    test_forward_matches_naive(state);
+    test_backward_matches_naive(state);
+    gradients_match_finite_differences(1.0);
+    tol_scale = 1.0;
+    lop_debug_conv_winograd(0);
 }
 
 static void test_init_is_kaiming_normal(void **state)
@@ -533,6 +541,9 @@ int main(void)
 {
     /* At least two workers, so that chunks and a single image's blocks are split. */
     setenv("LOP_THREADS", "2", 0);
+    /* The other paths at their own tolerances; test_winograd_path_matches_naive runs
+     * the cases on the Winograd kernels and by conv.c's rule. */
+    lop_debug_conv_winograd(0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_backward_matches_naive),

@@ -44,24 +44,22 @@ enum {
     ROWS_PER_SLICE_MIN = 16,
     COLUMN_ALIGN = 16,        /* column slices start at multiples of this */
     SLICE_MIN_FLOPS = 4000000,
-    /* Winograd: tiles per chunk worth batching images to reach; the rule's bounds
-     * (winograd_pays). */
+    /* Winograd: tiles per chunk worth batching images to reach (F(4x4)'s tiles have
+     * 36 positions where F(2x2)'s have 16: fewer keep a chunk's transformed tiles in
+     * cache; 128 measured faster than 64, 256 and 512 on 14x14 to 32x32 maps); the
+     * bounds of the rule (winograd_tile). */
     WINO_TILES_TARGET = 512,
-    WINO_MIN_CHANNELS = 32,
-    WINO_MIN_CHANNELS_TINY_MAP = 16,
-    WINO_MIN_CHANNELS_ANY_MAP = 128,
-    WINO_SMALL_MAP_TILES = 16,        /* 8x8 outputs */
-    WINO_TINY_MAP_TILES = 1,          /* 2x2 */
-    WINO_WIDE_MAP_TILES = 64,         /* 16x16 */
-    WINO_FULL_BATCH = 32,
-    WINO_MIN_CHANNELS_WIDE_MAP = 64,  /* backward, and below WINO_FULL_BATCH */
-    /* F(4x4,3x3): tiles per chunk (each 36 positions, where F(2x2)'s have 16: fewer
-     * keep a chunk's transformed tiles in cache; 128 measured faster than 64, 256 and
-     * 512 on 14x14 to 32x32 maps); its rule's bounds (winograd_f4_pays). */
     WINO_F4_TILES_TARGET = 128,
-    WINO_F4_MIN_CHANNELS = 64,
-    WINO_F4_MIN_TILES = 4,            /* 5x5 to 8x8 outputs */
-    WINO_F4_WIDE_MAP_TILES = 64,      /* 32x32 */
+    WINO_FULL_BATCH = 32,
+    WINO_MIN_CHANNELS = 16,
+    WINO_MIN_CHANNELS_SMALL_BATCH = 32,
+    WINO_F4_MIN_TILES = 4,             /* F(4x4) tiles: 5x5 and wider maps */
+    WINO_F4_SMALL_MAP_WIDE = 128,      /* 3x3 and 4x4 maps, forward */
+    WINO_TINY_MAP_WIDE = 256,          /* 1x1 and 2x2 maps: forward; backward half */
+    WINO_SMALL_BATCH_F4_TILES = 49,    /* F(4x4) tiles: 25x25 and wider maps */
+    WINO_SMALL_BATCH_TILES = 49,       /* F(2x2) tiles: 13x13 and wider maps */
+    WINO_SMALL_BATCH_MID_TILES = 16,   /* F(2x2) tiles: 7x7 and wider maps */
+    WINO_SMALL_BATCH_MID_WIDE = 64,
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -102,82 +100,52 @@ static int winograd_fits(const conv_geom *q)
            q->ph <= 2 && q->pw <= 2;
 }
 
-/* Where Winograd F(2x2,3x3) measurably beats the stencil and im2col paths, for the
- * forward pass at `batch` images or the backward pass (weight and input gradient
- * together), by tests/bench/bench_winograd.c (ratios old path / Winograd, 2 threads
- * and 1 thread, batch 64, in its first run; docs/performance.md, "Winograd", has the
- * latest, where F(4x4) takes over many of these layers):
- * - Backward wins from 32 channels (in and out) on, 1.5-2.4 on 64 -> 64 of 16x16 and
- *   wider maps, 1.3-8x on smaller maps; with 16 channels only on 2x2 maps (3.2 / 4.1;
- *   16 -> 16 4x4 gave 1.98 / 0.85).  It loses on a 2x2 map with 128 channels or more
- *   (0.64-0.90 on 2 threads): with one tile per image the weight gradient's products
- *   are too thin for the 16 x O x C floats they write.  With fewer than 64 channels on
- *   maps wider than 8x8 it gained 1.1-1.4 at first, but ties or loses since the
- *   stencil kernel's weight gradient got faster (32 -> 32 14x14 to 32x32: 0.88-1.00;
- *   F(4x4) takes those whose sides are multiples of 4); resnet-small's four 32 -> 32
- *   14x14 layers' backward went from 14.6 to 13.1 ms on the stencil path.
- * - Forward wins from 32 channels on maps up to 8x8 (1.1-7.6) and from 128 channels on
- *   any map (1.3-1.9); 32 and 64 channels on 16x16 and 32x32 maps tie or lose
- *   (0.75-1.06, but for one 1.35), and on a 2x2 map 256 channels or more are not
- *   clearly faster (1.31 / 1.12, 0.93 / 1.00).
- * - On small batches the weight transform and the transformed weights (16/9 of the
- *   weights' bytes) are paid for few images.  At batch 1 (2 threads / 1 thread) it
- *   wins from 64 channels in and out on 16x16 and wider maps (1.23-1.93 / 1.17-1.50)
- *   and with 64 channels exactly on any even map (1.19-1.56 / 1.12-1.25), loses with
- *   fewer channels (0.5-1.0), on maps with partial tiles (64 -> 64 7x7: 0.93 / 1.05)
- *   and from 128 channels on 8x8 and smaller maps (0.1-0.9); at batch 8 it lost with
- *   32 channels (0.68-0.98) and on 4x4 maps from 256 channels (0.54-1.07); at batch 32
- *   those tie or win (0.97-1.24).  So below WINO_FULL_BATCH images only those it wins
- *   on at batch 1 take it. */
-static int winograd_pays(const conv_geom *q, int backward, int batch)
-{
-    int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
-    int tiles = tiles_of(q->ho, q->wo, 2);
-    int enough = narrow >= WINO_MIN_CHANNELS ||
-                 (narrow >= WINO_MIN_CHANNELS_TINY_MAP && tiles <= WINO_TINY_MAP_TILES);
-    if (backward)
-        return enough && !(tiles <= WINO_TINY_MAP_TILES && wide >= WINO_MIN_CHANNELS_ANY_MAP) &&
-               !(narrow < WINO_MIN_CHANNELS_WIDE_MAP && tiles > WINO_SMALL_MAP_TILES);
-    if (batch < WINO_FULL_BATCH)
-        return narrow >= WINO_MIN_CHANNELS_WIDE_MAP &&
-               (tiles >= WINO_WIDE_MAP_TILES || wide <= WINO_MIN_CHANNELS_WIDE_MAP) &&
-               q->ho % 2 == 0 && q->wo % 2 == 0;
-    return enough && (tiles <= WINO_SMALL_MAP_TILES || narrow >= WINO_MIN_CHANNELS_ANY_MAP) &&
-           !(tiles <= WINO_TINY_MAP_TILES && wide >= 2 * WINO_MIN_CHANNELS_ANY_MAP);
-}
-
-/* Where F(4x4,3x3) beats both F(2x2,3x3) and the other paths, by the same bench
- * (the table in docs/performance.md, "Winograd"; 2 threads, batch 64, ratios old path
- * / F(4x4), in brackets / F(2x2)):
- * - from 64 channels in and out on maps of 7x7 and wider (4 tiles or more): forward
- *   1.07-2.6 (1.01-2.0), backward 1.0-2.1 (1.0-1.9), but backward from 128 channels
- *   on 7x7 and 8x8 maps, where F(2x2) wins (1.35-1.85 against 1.22-1.81);
- * - with 32 channels only on maps whose sides are multiples of 4 (no partial tiles):
- *   1.08-1.28 both ways on 8x8 to 32x32; 14x14 loses (0.69 / 0.73);
- * - maps of one to three tiles (4x4 and smaller) are F(2x2)'s, which wins or ties
- *   there, and 16 channels never gain (0.65-1.06);
- * - below WINO_FULL_BATCH images only maps of 32x32 and wider from 64 channels
- *   (1.39-1.73 at batch 1, where F(2x2) gives 1.17-1.59). */
-static int winograd_f4_pays(const conv_geom *q, int backward, int batch)
-{
-    int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
-    int tiles = tiles_of(q->ho, q->wo, 4);
-    if (batch < WINO_FULL_BATCH)
-        return tiles >= WINO_F4_WIDE_MAP_TILES && narrow >= WINO_F4_MIN_CHANNELS;
-    if (tiles < WINO_F4_MIN_TILES ||
-        (backward && wide >= WINO_MIN_CHANNELS_ANY_MAP && tiles <= WINO_F4_MIN_TILES))
-        return 0;
-    return narrow >= WINO_F4_MIN_CHANNELS ||
-           (narrow >= WINO_MIN_CHANNELS && q->ho % 4 == 0 && q->wo % 4 == 0);
-}
-
-/* The Winograd tile size r for a layer: 4 where winograd_f4_pays, else 2 where
- * winograd_pays, else 0 (another path). */
+/* The Winograd tile size r (4 or 2) for a layer's forward pass at `batch` images or
+ * its backward pass (weight and input gradient together), 0 for the stencil or
+ * im2col path: where each measurably wins, by tests/bench/bench_winograd.c (2 threads,
+ * ratios old path / F(2x2) and / F(4x4); the table is in docs/performance.md,
+ * "Winograd"):
+ * - From WINO_FULL_BATCH images (and backward at any batch), from 16 channels in and
+ *   out (3 -> 64 loses: 0.63 / 0.87):
+ *   - F(4x4) on maps of 5x5 and more (F(4x4) tiles >= 4): 1.19-2.98 forward and
+ *     1.28-2.78 backward on 16 to 256 channels, 7x7 to 32x32 maps, where F(2x2) gives
+ *     0.88-1.97 / 1.03-2.07;
+ *   - on 3x3 and 4x4 maps F(4x4) forward up to 128 channels (1.23-2.41 against
+ *     F(2x2)'s 1.11-2.17), else F(2x2): forward 1.37-1.52 from 256 channels (F(4x4)
+ *     1.19-1.22), backward 1.09-2.46 on 16 to 512 (F(4x4) 0.84-2.47);
+ *   - on 1x1 and 2x2 maps F(2x2), forward up to 256 channels (1.10-4.83; 512: 0.98),
+ *     backward up to 128 (1.05-5.13; 256 and 512: 0.63-0.68).
+ * - Below WINO_FULL_BATCH the weight transform and the transformed weights are paid
+ *   for few images; at batch 1, from 32 channels:
+ *   - F(4x4) on maps of 25x25 and more: 1.43-2.03 (F(2x2) 1.23-1.91; 16 channels
+ *     1.00);
+ *   - F(2x2) on maps of 13x13 and more (1.04-1.83, F(4x4) 0.86-1.46), and up to 64
+ *     channels on 7x7 and 8x8 maps (1.08-1.16); it loses with 16 channels (0.70 on
+ *     16x16), on smaller maps and from 128 channels on 8x8 and smaller maps
+ *     (0.10-0.80).
+ * The rule depends on shapes and batch alone, never on the number of threads: a seed
+ * gives the same bits on any number of them. */
 static int winograd_tile(const conv_geom *q, int backward, int batch)
 {
-    if (winograd_f4_pays(q, backward, batch))
+    int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
+    int tiles2 = tiles_of(q->ho, q->wo, 2), tiles4 = tiles_of(q->ho, q->wo, 4);
+    if (!backward && batch < WINO_FULL_BATCH) {
+        if (narrow < WINO_MIN_CHANNELS_SMALL_BATCH)
+            return 0;
+        if (tiles4 >= WINO_SMALL_BATCH_F4_TILES)
+            return 4;
+        return tiles2 >= WINO_SMALL_BATCH_TILES ||
+                       (tiles2 >= WINO_SMALL_BATCH_MID_TILES &&
+                        wide <= WINO_SMALL_BATCH_MID_WIDE)
+                   ? 2 : 0;
+    }
+    if (narrow < WINO_MIN_CHANNELS)
+        return 0;
+    if (tiles4 >= WINO_F4_MIN_TILES)
         return 4;
-    return winograd_pays(q, backward, batch) ? 2 : 0;
+    if (tiles2 > 1)   /* 3x3 and 4x4 maps */
+        return !backward && wide <= WINO_F4_SMALL_MAP_WIDE ? 4 : 2;
+    return wide <= (backward ? WINO_TINY_MAP_WIDE / 2 : WINO_TINY_MAP_WIDE) ? 2 : 0;
 }
 
 /* The geometry of node n for its forward or backward pass (which may take different
@@ -455,8 +423,9 @@ static void col2im(const float *col, int nb, const conv_geom *q, float *work, fl
 }
 
 /* Images per chunk: enough for COLS_TARGET product columns (on the Winograd path
- * WINO_TILES_TARGET tiles) while the chunk's scratch stays under SCRATCH_CAP and its padded planes' offsets within int (but always at
- * least one image), and small enough for MIN_CHUNKS chunks.  It depends on the shapes
+ * WINO_TILES_TARGET tiles) while the chunk's scratch stays under SCRATCH_CAP and its
+ * padded planes' offsets within int (but always at least one image), and small enough
+ * for MIN_CHUNKS chunks.  It depends on the shapes
  * only, never on the number of threads, so that the weight gradient sums the same
  * products in the same order on any number of threads.  The direct path multiplies
  * each image in place, so it takes them one at a time. */
