@@ -51,7 +51,7 @@ enum {
     WINO_TILES_TARGET = 512,
     WINO_F4_TILES_TARGET = 128,
     WINO_FULL_BATCH = 32,
-    WINO_MIN_CHANNELS = 16,
+    WINO_MIN_CHANNELS = 8,
     WINO_MIN_CHANNELS_SMALL_BATCH = 32,
     WINO_F4_MIN_TILES = 4,             /* F(4x4) tiles: 5x5 and wider maps */
     WINO_F4_SMALL_MAP_WIDE = 128,      /* 3x3 and 4x4 maps, forward */
@@ -105,11 +105,13 @@ static int winograd_fits(const conv_geom *q)
  * im2col path: where each measurably wins, by tests/bench/bench_winograd.c (2 threads,
  * ratios old path / F(2x2) and / F(4x4); the table is in docs/performance.md,
  * "Winograd"):
- * - From WINO_FULL_BATCH images (and backward at any batch), from 16 channels in and
- *   out (3 -> 64 loses: 0.63 / 0.87):
+ * - From WINO_FULL_BATCH images (and backward at any batch), from 8 channels in and
+ *   out (3 -> 64 loses: 0.63 / 0.87; 4 -> 4 ties backward, 0.96-1.03):
  *   - F(4x4) on maps of 5x5 and more (F(4x4) tiles >= 4): 1.19-2.98 forward and
  *     1.28-2.78 backward on 16 to 256 channels, 7x7 to 32x32 maps, where F(2x2) gives
- *     0.88-1.97 / 1.03-2.07;
+ *     0.88-1.97 / 1.03-2.07; pruned widths such as 8 -> 16, 16 -> 8 and 8 -> 8 on 32x32
+ *     1.08-1.90 forward and 1.02-1.17 backward, 32 -> 15, 15 -> 32 and 12 -> 12 on
+ *     16x16 1.5-1.8 both ways;
  *   - on 3x3 and 4x4 maps F(4x4) forward up to 128 channels (1.23-2.41 against
  *     F(2x2)'s 1.11-2.17), else F(2x2): forward 1.37-1.52 from 256 channels (F(4x4)
  *     1.19-1.22), backward 1.09-2.46 on 16 to 512 (F(4x4) 0.84-2.47);
