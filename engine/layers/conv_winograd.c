@@ -89,7 +89,8 @@ static const lop_wino_tiles *tiles_of(const lop_wino *p)
 }
 
 /* U = G g G^T for the kernels of output channels [o0, o1), each row of them into
- * `positions` contiguous runs.  Kernel (oc, ic) is w[oc][ic] or, adjoint, the flipped
+ * `positions` contiguous runs, VEC_LANES input channels at a time (their taps
+ * gathered into vectors).  Kernel (oc, ic) is w[oc][ic] or, adjoint, the flipped
  * w[ic][oc]. */
 void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o1, float *u)
 {
@@ -97,12 +98,13 @@ void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o
     size_t step = slab((size_t)p->o * p->c);
     size_t so = adjoint ? 9 : (size_t)p->c * 9, si = adjoint ? (size_t)p->o * 9 : 9;
     for (int oc = o0; oc < o1; oc++)
-        for (int ic = 0; ic < p->c; ic++) {
+        for (int ic = 0; ic < p->c; ic += VEC_LANES) {
+            int n = p->c - ic < VEC_LANES ? p->c - ic : VEC_LANES;
             const float *k = w + oc * so + ic * si;
-            float g[9];   /* taps read one by one: gathered loads are slower here */
+            vec g[9];
             for (int i = 0; i < 9; i++)
-                g[i] = adjoint ? k[8 - i] : k[i];
-            t->pack_kernel(g, u + (size_t)oc * p->c + ic, step);
+                g[i] = vec_gather_first(k + (adjoint ? 8 - i : i), (int)si, n);
+            t->pack_kernels(g, n, u + (size_t)oc * p->c + ic, step);
         }
 }
 
@@ -242,6 +244,7 @@ void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
     for (int xi = 0; xi < p->positions; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
                     dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);
-    for (size_t k = 0; k < pairs; k++)   /* dw += G^T dU G, dU [positions][o][c] */
-        t->weight_grad(du + k, us, dw + k * 9);
+    for (size_t k = 0; k < pairs; k += VEC_LANES)   /* dw += G^T dU G, dU [positions][o][c] */
+        t->weight_grads(du + k, us, pairs - k < VEC_LANES ? (int)(pairs - k) : VEC_LANES,
+                        dw + k * 9);
 }

@@ -6,9 +6,9 @@
  */
 #include "layers/conv_winograd_tiles.h"
 
-static void pack_kernel(const float *g, float *dst, size_t step)
+static void pack_kernels(const vec *g, int n, float *dst, size_t step)
 {
-    float r[4][3];
+    vec r[4][3];
     for (int j = 0; j < 3; j++) {
         r[0][j] = g[j];
         r[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
@@ -17,10 +17,10 @@ static void pack_kernel(const float *g, float *dst, size_t step)
     }
     for (int i = 0; i < 4; i++) {
         float *d = dst + (size_t)(4 * i) * step;
-        d[0] = r[i][0];
-        d[step] = 0.5f * (r[i][0] + r[i][1] + r[i][2]);
-        d[2 * step] = 0.5f * (r[i][0] - r[i][1] + r[i][2]);
-        d[3 * step] = r[i][2];
+        vec_store_first(d, r[i][0], n);
+        vec_store_first(d + step, 0.5f * (r[i][0] + r[i][1] + r[i][2]), n);
+        vec_store_first(d + 2 * step, 0.5f * (r[i][0] - r[i][1] + r[i][2]), n);
+        vec_store_first(d + 3 * step, r[i][2], n);
     }
 }
 
@@ -112,22 +112,24 @@ static void output_grad_tiles(const float *rows, int pitch, int tiles, int perio
     }
 }
 
-static void weight_grad(const float *du, size_t step, float *dw)
+static void weight_grads(const float *du, size_t step, int n, float *dw)
 {
-    float s[3][4];
+    vec s[3][4], taps[9];
     for (int j = 0; j < 4; j++) {
-        float x0 = du[j * step], x1 = du[(4 + j) * step];
-        float x2 = du[(8 + j) * step], x3 = du[(12 + j) * step];
+        vec x0 = vec_load_first(du + j * step, n), x1 = vec_load_first(du + (4 + j) * step, n);
+        vec x2 = vec_load_first(du + (8 + j) * step, n);
+        vec x3 = vec_load_first(du + (12 + j) * step, n);
         s[0][j] = x0 + 0.5f * (x1 + x2);
         s[1][j] = 0.5f * (x1 - x2);
         s[2][j] = 0.5f * (x1 + x2) + x3;
     }
     for (int i = 0; i < 3; i++) {
-        dw[3 * i] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
-        dw[3 * i + 1] += 0.5f * (s[i][1] - s[i][2]);
-        dw[3 * i + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+        taps[3 * i] = s[i][0] + 0.5f * (s[i][1] + s[i][2]);
+        taps[3 * i + 1] = 0.5f * (s[i][1] - s[i][2]);
+        taps[3 * i + 2] = 0.5f * (s[i][1] + s[i][2]) + s[i][3];
     }
+    lop_wino_add_taps(taps, n, dw);
 }
 
-const lop_wino_tiles lop_wino_f2 = {pack_kernel, input_tiles, output_tiles,
-                                    output_grad_tiles, weight_grad};
+const lop_wino_tiles lop_wino_f2 = {pack_kernels, input_tiles, output_tiles,
+                                    output_grad_tiles, weight_grads};

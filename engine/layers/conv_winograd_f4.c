@@ -16,14 +16,14 @@ enum { ALPHA = 6, R = 4 };
 /* The one-dimensional transforms t = M s: G (6x3) on a kernel row or column, B^T
  * (6x6) on an input one, A^T (4x6) on a product one; for the weight gradient A (6x4)
  * on an output gradient one and G^T (3x6) on a weight gradient one. */
-static inline void g_of(const float *s, float *t)
+static inline void g_of(const vec *s, vec *t)
 {
-    float even = s[0] + s[2], far = s[0] / 24 + s[2] / 6;
-    t[0] = s[0] / 4;
-    t[1] = -(even + s[1]) / 6;
-    t[2] = -(even - s[1]) / 6;
-    t[3] = far + s[1] / 12;
-    t[4] = far - s[1] / 12;
+    vec even = s[0] + s[2], far = s[0] * (1.0f / 24) + s[2] * (1.0f / 6);
+    t[0] = s[0] * 0.25f;
+    t[1] = -(even + s[1]) * (1.0f / 6);
+    t[2] = -(even - s[1]) * (1.0f / 6);
+    t[3] = far + s[1] * (1.0f / 12);
+    t[4] = far - s[1] * (1.0f / 12);
     t[5] = s[2];
 }
 
@@ -60,28 +60,28 @@ static inline void a_of(const vec *s, vec *t)
     t[5] = s[3];
 }
 
-static inline void gt_of(const float *s, float *t)
+static inline void gt_of(const vec *s, vec *t)
 {
-    float p1 = s[1] + s[2], m1 = s[2] - s[1], p2 = s[3] + s[4], m2 = s[3] - s[4];
-    t[0] = s[0] / 4 - p1 / 6 + p2 / 24;
-    t[1] = m1 / 6 + m2 / 12;
-    t[2] = (p2 - p1) / 6 + s[5];
+    vec p1 = s[1] + s[2], m1 = s[2] - s[1], p2 = s[3] + s[4], m2 = s[3] - s[4];
+    t[0] = s[0] * 0.25f - p1 * (1.0f / 6) + p2 * (1.0f / 24);
+    t[1] = m1 * (1.0f / 6) + m2 * (1.0f / 12);
+    t[2] = (p2 - p1) * (1.0f / 6) + s[5];
 }
 
-static void pack_kernel(const float *g, float *dst, size_t step)
+static void pack_kernels(const vec *g, int n, float *dst, size_t step)
 {
-    float rows[ALPHA][3];   /* G down each column of g */
+    vec rows[ALPHA][3];   /* G down each column of g */
     for (int j = 0; j < 3; j++) {
-        float col[3] = {g[j], g[3 + j], g[6 + j]}, t[ALPHA];
+        vec col[3] = {g[j], g[3 + j], g[6 + j]}, t[ALPHA];
         g_of(col, t);
         for (int i = 0; i < ALPHA; i++)
             rows[i][j] = t[i];
     }
     for (int i = 0; i < ALPHA; i++) {   /* then along each row */
-        float t[ALPHA];
+        vec t[ALPHA];
         g_of(rows[i], t);
         for (int j = 0; j < ALPHA; j++)
-            dst[(size_t)(ALPHA * i + j) * step] = t[j];
+            vec_store_first(dst + (size_t)(ALPHA * i + j) * step, t[j], n);
     }
 }
 
@@ -194,24 +194,21 @@ static void output_grad_tiles(const float *rows, int pitch, int tiles, int perio
     }
 }
 
-static void weight_grad(const float *du, size_t step, float *dw)
+static void weight_grads(const float *du, size_t step, int n, float *dw)
 {
-    float down[3][ALPHA];   /* G^T down each column of dU */
+    vec down[3][ALPHA], taps[9];   /* G^T down each column of dU */
     for (int j = 0; j < ALPHA; j++) {
-        float col[ALPHA], t[3];
+        vec col[ALPHA], t[3];
         for (int i = 0; i < ALPHA; i++)
-            col[i] = du[(size_t)(ALPHA * i + j) * step];
+            col[i] = vec_load_first(du + (size_t)(ALPHA * i + j) * step, n);
         gt_of(col, t);
         for (int i = 0; i < 3; i++)
             down[i][j] = t[i];
     }
-    for (int i = 0; i < 3; i++) {   /* then along each row */
-        float t[3];
-        gt_of(down[i], t);
-        for (int j = 0; j < 3; j++)
-            dw[3 * i + j] += t[j];
-    }
+    for (int i = 0; i < 3; i++)   /* then along each row */
+        gt_of(down[i], taps + 3 * i);
+    lop_wino_add_taps(taps, n, dw);
 }
 
-const lop_wino_tiles lop_wino_f4 = {pack_kernel, input_tiles, output_tiles,
-                                    output_grad_tiles, weight_grad};
+const lop_wino_tiles lop_wino_f4 = {pack_kernels, input_tiles, output_tiles,
+                                    output_grad_tiles, weight_grads};

@@ -14,14 +14,16 @@
  * transforms read or write (junk ones are skipped); a strip row has `tiles` tiles,
  * junk included, and `pitch` floats from one of its rows to the next (at least
  * r * tiles rounded up to whole vectors, + r, which whole-vector reads reach).
- * - pack_kernel: U = G g G^T of one 3x3 kernel g into dst[xi * step];
+ * - pack_kernels: U = G g G^T of the n <= VEC_LANES 3x3 kernels whose taps are the
+ *   lanes of g[0..8] into dst[xi * step + lane];
  * - input_tiles: B^T d B of each tile of a strip row of alpha rows (of the
  *   zero-padded input) into out[xi * step + real tile];
  * - output_tiles: A^T M A of each tile, M at m[xi * step + real tile], into a strip
  *   row of r output rows;
  * - output_grad_tiles: A dY A^T of each tile, dY in a strip row of r rows (zero
  *   beyond the output's edges), into out[xi * step + real tile];
- * - weight_grad: dw[0..8] += G^T dU G for one channel pair, dU at du[xi * step].
+ * - weight_grads: dw[9 l .. 9 l + 8] += G^T dU G for the n <= VEC_LANES channel pairs
+ *   l, dU at du[xi * step + l].
  */
 #ifndef LOPPER_CONV_WINOGRAD_TILES_H
 #define LOPPER_CONV_WINOGRAD_TILES_H
@@ -30,17 +32,29 @@
 #include "layers/vec.h"
 
 typedef struct lop_wino_tiles {
-    void (*pack_kernel)(const float *g, float *dst, size_t step);
+    void (*pack_kernels)(const vec *g, int n, float *dst, size_t step);
     void (*input_tiles)(const float *rows, int pitch, int tiles, int period, float *out,
                         size_t step);
     void (*output_tiles)(const float *m, size_t step, int tiles, int period, float *rows,
                          int pitch);
     void (*output_grad_tiles)(const float *rows, int pitch, int tiles, int period,
                               float *out, size_t step);
-    void (*weight_grad)(const float *du, size_t step, float *dw);
+    void (*weight_grads)(const float *du, size_t step, int n, float *dw);
 } lop_wino_tiles;
 
 extern const lop_wino_tiles lop_wino_f2, lop_wino_f4;
+
+/* dw[9 l + j] += taps[j] lane l for the first n lanes: weight_grads' results, tap by
+ * tap, added into n consecutive 3x3 kernels. */
+static inline void lop_wino_add_taps(const vec taps[9], int n, float *dw)
+{
+    float t[9][VEC_LANES];
+    for (int j = 0; j < 9; j++)
+        vec_store(t[j], taps[j]);
+    for (int l = 0; l < n; l++)
+        for (int j = 0; j < 9; j++)
+            dw[9 * l + j] += t[j][l];
+}
 
 /* The strip row's tiles [v, v + VEC_LANES) that are real, as a lane mask; *first is
  * the first one's index among the real tiles. */

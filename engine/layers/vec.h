@@ -54,6 +54,23 @@ static inline vec vec_load_first(const float *p, int n)
 #endif
 }
 
+/* Lanes [0, n) of a vector from p[0], p[stride], ..., p[(n - 1) * stride], the others
+ * 0; nothing else is read. */
+static inline vec vec_gather_first(const float *p, int stride, int n)
+{
+#ifdef __AVX512F__
+    __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i at = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride));
+    return (vec)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)((1u << n) - 1),
+                                         at, p, 4);
+#else
+    vec v = {0};
+    for (int l = 0; l < n; l++)
+        v[l] = p[(size_t)l * stride];
+    return v;
+#endif
+}
+
 /* Stores lanes [0, n) of v at p[0..n), 0 < n <= VEC_LANES, and nothing past them. */
 static inline void vec_store_first(float *p, vec v, int n)
 {
