@@ -54,12 +54,13 @@ enum {
     WINO_MIN_CHANNELS = 8,
     WINO_MIN_CHANNELS_SMALL_BATCH = 32,
     WINO_F4_MIN_TILES = 4,             /* F(4x4) tiles: 5x5 and wider maps */
-    WINO_F4_SMALL_MAP_WIDE = 128,      /* 3x3 and 4x4 maps, forward */
+    WINO_SMALL_MAP_WIDE = 128,         /* channels up to which F(4x4) wins on small maps */
     WINO_TINY_MAP_WIDE = 256,          /* 1x1 and 2x2 maps: forward; backward half */
     WINO_SMALL_BATCH_F4_TILES = 49,    /* F(4x4) tiles: 25x25 and wider maps */
-    WINO_SMALL_BATCH_TILES = 49,       /* F(2x2) tiles: 13x13 and wider maps */
+    WINO_SMALL_BATCH_MID_F4_TILES = 16,   /* F(4x4) tiles: 13x13 and wider maps */
     WINO_SMALL_BATCH_MID_TILES = 16,   /* F(2x2) tiles: 7x7 and wider maps */
-    WINO_SMALL_BATCH_MID_WIDE = 64,
+    WINO_SMALL_BATCH_MID_WIDE = 256,   /* channels up to which F(2x2) wins there */
+    WINO_SMALL_BATCH_TINY_WIDE = 64,   /* ... and on smaller maps */
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -102,29 +103,28 @@ static int winograd_fits(const conv_geom *q)
 
 /* The Winograd tile size r (4 or 2) for a layer's forward pass at `batch` images or
  * its backward pass (weight and input gradient together), 0 for the stencil or
- * im2col path: where each measurably wins, by tests/bench/bench_winograd.c (2 threads,
- * ratios old path / F(2x2) and / F(4x4); the table is in docs/performance.md,
- * "Winograd"):
+ * im2col path: where each measurably wins, by tests/bench/bench_winograd.c (ratios old
+ * path / F(2x2) and / F(4x4), 2 threads, 1 thread in brackets where it disagrees; the
+ * table is in docs/performance.md, "Winograd"):
  * - From WINO_FULL_BATCH images (and backward at any batch), from 8 channels in and
- *   out (3 -> 64 loses: 0.63 / 0.87; 4 -> 4 ties backward, 0.96-1.03):
- *   - F(4x4) on maps of 5x5 and more (F(4x4) tiles >= 4): 1.19-2.98 forward and
- *     1.28-2.78 backward on 16 to 256 channels, 7x7 to 32x32 maps, where F(2x2) gives
- *     0.88-1.97 / 1.03-2.07; pruned widths such as 8 -> 16, 16 -> 8 and 8 -> 8 on 32x32
+ *   out (3 -> 64 loses: 0.73 / 0.89; 4 -> 4 ties backward, 0.96-1.03):
+ *   - F(4x4) on maps of 5x5 and more (F(4x4) tiles >= 4): 1.31-3.44 forward and
+ *     1.34-3.62 backward on 16 to 512 channels, 7x7 to 56x56 maps, where F(2x2) gives
+ *     1.07-2.20 / 1.02-2.33; pruned widths such as 8 -> 16, 16 -> 8 and 8 -> 8 on 32x32
  *     1.08-1.90 forward and 1.02-1.17 backward, 32 -> 15, 15 -> 32 and 12 -> 12 on
  *     16x16 1.5-1.8 both ways;
- *   - on 3x3 and 4x4 maps F(4x4) forward up to 128 channels (1.23-2.41 against
- *     F(2x2)'s 1.11-2.17), else F(2x2): forward 1.37-1.52 from 256 channels (F(4x4)
- *     1.19-1.22), backward 1.09-2.46 on 16 to 512 (F(4x4) 0.84-2.47);
- *   - on 1x1 and 2x2 maps F(2x2), forward up to 256 channels (1.10-4.83; 512: 0.98),
- *     backward up to 128 (1.05-5.13; 256 and 512: 0.63-0.68).
+ *   - on 3x3 and 4x4 maps F(4x4) up to 128 channels (1.65-3.41, F(2x2) 1.38-2.90;
+ *     128 backward 1.40 against 1.46), else F(2x2) (1.28-1.47 from 256 channels,
+ *     F(4x4) 1.07-1.51);
+ *   - on 1x1 and 2x2 maps F(2x2), forward up to 256 channels (1.27-5.32; 512: 0.95),
+ *     backward up to 128 (1.09-6.12; 256 and 512: 0.81-0.95).
  * - Below WINO_FULL_BATCH the weight transform and the transformed weights are paid
- *   for few images; at batch 1, from 32 channels:
- *   - F(4x4) on maps of 25x25 and more: 1.43-2.03 (F(2x2) 1.23-1.91; 16 channels
- *     1.00);
- *   - F(2x2) on maps of 13x13 and more (1.04-1.83, F(4x4) 0.86-1.46), and up to 64
- *     channels on 7x7 and 8x8 maps (1.08-1.16); it loses with 16 channels (0.70 on
- *     16x16), on smaller maps and from 128 channels on 8x8 and smaller maps
- *     (0.10-0.80).
+ *   for few images; at batch 1, from 32 channels (16 -> 16 on 28x28: 0.87 [1.29]):
+ *   - on maps of 25x25 and more F(4x4): 1.58-3.34 (F(2x2) 1.16-2.14);
+ *   - on 13x13 to 24x24 maps F(4x4) up to 128 channels (1.35-3.57), else F(2x2)
+ *     (256 on 14x14: 1.86 against 1.71 [1.44 against 1.06]);
+ *   - on 7x7 and 8x8 maps F(2x2) up to 256 channels (1.15-2.44 [1.05-1.61]; 512:
+ *     0.80 [0.52]), on smaller maps up to 64 (1.33-2.30 [1.28-1.95]; 128: 0.25-0.68).
  * The rule depends on shapes and batch alone, never on the number of threads: a seed
  * gives the same bits on any number of them. */
 static int winograd_tile(const conv_geom *q, int backward, int batch)
@@ -136,17 +136,18 @@ static int winograd_tile(const conv_geom *q, int backward, int batch)
             return 0;
         if (tiles4 >= WINO_SMALL_BATCH_F4_TILES)
             return 4;
-        return tiles2 >= WINO_SMALL_BATCH_TILES ||
-                       (tiles2 >= WINO_SMALL_BATCH_MID_TILES &&
-                        wide <= WINO_SMALL_BATCH_MID_WIDE)
-                   ? 2 : 0;
+        if (tiles4 >= WINO_SMALL_BATCH_MID_F4_TILES)
+            return wide <= WINO_SMALL_MAP_WIDE ? 4 : 2;
+        if (tiles2 >= WINO_SMALL_BATCH_MID_TILES)
+            return wide <= WINO_SMALL_BATCH_MID_WIDE ? 2 : 0;
+        return wide <= WINO_SMALL_BATCH_TINY_WIDE ? 2 : 0;
     }
     if (narrow < WINO_MIN_CHANNELS)
         return 0;
     if (tiles4 >= WINO_F4_MIN_TILES)
         return 4;
     if (tiles2 > 1)   /* 3x3 and 4x4 maps */
-        return !backward && wide <= WINO_F4_SMALL_MAP_WIDE ? 4 : 2;
+        return wide <= WINO_SMALL_MAP_WIDE ? 4 : 2;
     return wide <= (backward ? WINO_TINY_MAP_WIDE / 2 : WINO_TINY_MAP_WIDE) ? 2 : 0;
 }
 
