@@ -4,9 +4,9 @@
  * im2col, grouped, depthwise, non-square, batches split into several chunks with a
  * remainder, thin stride-1 layers on the stencil kernel, one image split over
  * threads; every case also forced onto Winograd F(2x2,3x3) and F(4x4,3x3) and
- * run by conv.c's rule of which takes what), input gradients accumulating over several consumers, gradients against finite
- * differences, Kaiming initialisation statistics, FLOP and parameter counts by hand,
- * and attribute validation.
+ * run by conv.c's rule of which takes what), input gradients accumulating over
+ * several consumers, gradients against finite differences, Kaiming initialisation
+ * statistics, FLOP and parameter counts by hand, and attribute validation.
  */
 #include <math.h>
 #include <setjmp.h>

@@ -222,8 +222,8 @@ static void output_grad_transform(const lop_wino *p, const float *dy, int m, flo
                 const float *src = dy + ((size_t)(b0 + b) * p->o + oc) * p->ho * p->wo;
                 for (int ty = 0; ty < p->th; ty++)
                     for (int i = 0; i < r && r * ty + i < p->ho; i++)
-                        copy_row(strip_at(p, work, b, ty, i), src + (size_t)(r * ty + i) * p->wo,
-                                 p->wo, 0.0f, 0);
+                        copy_row(strip_at(p, work, b, ty, i),
+                                 src + (size_t)(r * ty + i) * p->wo, p->wo, 0.0f, 0);
             }
             t->output_grad_tiles(work, p->pitch, g * p->th * p->period, p->period,
                                  dm + (size_t)oc * cols + (size_t)b0 * p->tiles, step);
@@ -244,7 +244,8 @@ void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
     for (int xi = 0; xi < p->positions; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
                     dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);
-    for (size_t k = 0; k < pairs; k += VEC_LANES)   /* dw += G^T dU G, dU [positions][o][c] */
+    /* dw += G^T dU G, dU [positions][o][c] */
+    for (size_t k = 0; k < pairs; k += VEC_LANES)
         t->weight_grads(du + k, us, pairs - k < VEC_LANES ? (int)(pairs - k) : VEC_LANES,
                         dw + k * 9);
 }

@@ -116,7 +116,8 @@ static void weight_grads(const float *du, size_t step, int n, float *dw)
 {
     vec s[3][4], taps[9];
     for (int j = 0; j < 4; j++) {
-        vec x0 = vec_load_first(du + j * step, n), x1 = vec_load_first(du + (4 + j) * step, n);
+        vec x0 = vec_load_first(du + j * step, n);
+        vec x1 = vec_load_first(du + (4 + j) * step, n);
         vec x2 = vec_load_first(du + (8 + j) * step, n);
         vec x3 = vec_load_first(du + (12 + j) * step, n);
         s[0][j] = x0 + 0.5f * (x1 + x2);

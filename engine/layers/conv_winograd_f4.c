@@ -132,7 +132,8 @@ static void input_tiles(const float *rows, int pitch, int tiles, int period, flo
                 col[i] = along[i][j];
             bt_of(col, t);
             for (int i = 0; i < ALPHA; i++)
-                vec_store_selected(out + (size_t)(ALPHA * i + j) * step + first, t[i], real);
+                vec_store_selected(out + (size_t)(ALPHA * i + j) * step + first, t[i],
+                                   real);
         }
     }
 }
@@ -189,7 +190,8 @@ static void output_grad_tiles(const float *rows, int pitch, int tiles, int perio
             vec t[ALPHA];
             a_of(down[i], t);
             for (int j = 0; j < ALPHA; j++)
-                vec_store_selected(out + (size_t)(ALPHA * i + j) * step + first, t[j], real);
+                vec_store_selected(out + (size_t)(ALPHA * i + j) * step + first, t[j],
+                                   real);
         }
     }
 }
