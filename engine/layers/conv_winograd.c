@@ -120,6 +120,26 @@ static void copy_row(float *restrict dst, const float *restrict src, int n, floa
     }
 }
 
+/* The strip row's tiles [v, v + VEC_LANES) that are real, as a lane mask (the last
+ * tile of each row of tiles is junk); *first is the first one's index among the real
+ * tiles. */
+static unsigned real_lanes(const lop_wino *p, int v, int tiles, int *first)
+{
+    int n = tiles - v < VEC_LANES ? tiles - v : VEC_LANES, rows = v / p->period;
+    unsigned mask = (1u << n) - 1;
+    for (int l = p->period - 1 - (v - rows * p->period); l < n; l += p->period)
+        mask &= ~(1u << l);
+    *first = v - rows;
+    return mask;
+}
+
+/* The tiles of a strip row of g images: each image's rows of tiles and a junk tile
+ * after each. */
+static int strip_tiles(const lop_wino *p, int g)
+{
+    return g * p->th * p->period;
+}
+
 /* The images of a strip row from image b0 of m: the plan's group, or those left. */
 static int group_at(const lop_wino *p, int m, int b0)
 {
@@ -155,8 +175,13 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
                                      src + (size_t)y * p->w, p->w, 0.0f, 0);
                     }
             }
-            t->input_tiles(work, p->pitch, g * p->th * p->period, p->period,
-                           v + (size_t)ch * cols + (size_t)b0 * p->tiles, step);
+            float *out = v + (size_t)ch * cols + (size_t)b0 * p->tiles;
+            for (int tv = 0, n = strip_tiles(p, g); tv < n; tv += VEC_LANES) {
+                int first;
+                unsigned real = real_lanes(p, tv, n, &first);
+                t->input_vector(work + (size_t)p->r * tv, p->pitch, real, out + first,
+                                step);
+            }
         }
 }
 
@@ -182,8 +207,12 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
     for (int oc = o0; oc < o1; oc++)
         for (int b0 = 0; b0 < m; b0 += p->group) {
             int g = group_at(p, m, b0);
-            t->output_tiles(mm + (size_t)oc * cols + (size_t)b0 * p->tiles, step,
-                            g * p->th * p->period, p->period, work, p->pitch);
+            const float *src = mm + (size_t)oc * cols + (size_t)b0 * p->tiles;
+            for (int tv = 0, n = strip_tiles(p, g); tv < n; tv += VEC_LANES) {
+                int first;
+                unsigned real = real_lanes(p, tv, n, &first);
+                t->output_vector(src + first, step, real, work + (size_t)r * tv, p->pitch);
+            }
             float add = bias ? bias[oc] : 0.0f;
             for (int b = 0; b < g; b++) {
                 float *dst = y + ((size_t)(b0 + b) * p->o + oc) * p->ho * p->wo;
@@ -225,8 +254,13 @@ static void output_grad_transform(const lop_wino *p, const float *dy, int m, flo
                         copy_row(strip_at(p, work, b, ty, i),
                                  src + (size_t)(r * ty + i) * p->wo, p->wo, 0.0f, 0);
             }
-            t->output_grad_tiles(work, p->pitch, g * p->th * p->period, p->period,
-                                 dm + (size_t)oc * cols + (size_t)b0 * p->tiles, step);
+            float *out = dm + (size_t)oc * cols + (size_t)b0 * p->tiles;
+            for (int tv = 0, n = strip_tiles(p, g); tv < n; tv += VEC_LANES) {
+                int first;
+                unsigned real = real_lanes(p, tv, n, &first);
+                t->output_grad_vector(work + (size_t)r * tv, p->pitch, real, out + first,
+                                      step);
+            }
         }
 }
 

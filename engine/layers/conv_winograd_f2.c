@@ -24,91 +24,74 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
     }
 }
 
-/* VEC_LANES tiles of the strip row at a time: each of its four rows' columns
- * 2 v .. 2 v + 3 split into four vectors over the tiles, then B^T d B in registers,
- * down the columns and along the rows. */
-static void input_tiles(const float *rows, int pitch, int tiles, int period, float *out,
-                        size_t step)
+/* Each of the four rows' columns 2 l .. 2 l + 3 for lane l split into four vectors,
+ * then B^T d B in registers, down the columns and along the rows. */
+static void input_vector(const float *rows, int pitch, unsigned real, float *out,
+                         size_t step)
 {
-    for (int v = 0; v < tiles; v += VEC_LANES) {
-        vec d[4][4];
-        for (int i = 0; i < 4; i++) {
-            const float *row = rows + (size_t)i * pitch + 2 * v;
-            vec_deinterleave(vec_load(row), vec_load(row + VEC_LANES), &d[i][0], &d[i][1]);
-            vec_deinterleave(vec_load(row + 2), vec_load(row + 2 + VEC_LANES), &d[i][2],
-                             &d[i][3]);
-        }
-        vec t[4][4];
-        for (int j = 0; j < 4; j++) {
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
-        }
-        int first;
-        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
-        for (int i = 0; i < 4; i++) {
-            float *o = out + (size_t)(4 * i) * step + first;
-            vec_store_selected(o, t[i][0] - t[i][2], real);
-            vec_store_selected(o + step, t[i][1] + t[i][2], real);
-            vec_store_selected(o + 2 * step, t[i][2] - t[i][1], real);
-            vec_store_selected(o + 3 * step, t[i][1] - t[i][3], real);
-        }
+    vec d[4][4];
+    for (int i = 0; i < 4; i++) {
+        const float *row = rows + (size_t)i * pitch;
+        vec_deinterleave(vec_load(row), vec_load(row + VEC_LANES), &d[i][0], &d[i][1]);
+        vec_deinterleave(vec_load(row + 2), vec_load(row + 2 + VEC_LANES), &d[i][2],
+                         &d[i][3]);
+    }
+    vec t[4][4];
+    for (int j = 0; j < 4; j++) {
+        t[0][j] = d[0][j] - d[2][j];
+        t[1][j] = d[1][j] + d[2][j];
+        t[2][j] = d[2][j] - d[1][j];
+        t[3][j] = d[1][j] - d[3][j];
+    }
+    for (int i = 0; i < 4; i++) {
+        float *o = out + (size_t)(4 * i) * step;
+        vec_store_selected(o, t[i][0] - t[i][2], real);
+        vec_store_selected(o + step, t[i][1] + t[i][2], real);
+        vec_store_selected(o + 2 * step, t[i][2] - t[i][1], real);
+        vec_store_selected(o + 3 * step, t[i][1] - t[i][3], real);
     }
 }
 
-/* VEC_LANES tiles of the strip row at a time: A^T M A in registers on the real
- * tiles, spread over their lanes, each output row's two columns interleaved into
- * place. */
-static void output_tiles(const float *m, size_t step, int tiles, int period, float *rows,
-                         int pitch)
+/* A^T M A in registers on the real tiles, spread over their lanes, each output row's
+ * two columns interleaved into place. */
+static void output_vector(const float *m, size_t step, unsigned real, float *rows,
+                          int pitch)
 {
-    for (int v = 0; v < tiles; v += VEC_LANES) {
-        int first;
-        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
-        int n = __builtin_popcount(real);
-        const float *s = m + first;
-        vec r0[4], r1[4];
-        for (int j = 0; j < 4; j++) {
-            vec m0 = vec_load_first(s + (size_t)j * step, n);
-            vec m1 = vec_load_first(s + (size_t)(4 + j) * step, n);
-            vec m2 = vec_load_first(s + (size_t)(8 + j) * step, n);
-            vec m3 = vec_load_first(s + (size_t)(12 + j) * step, n);
-            r0[j] = m0 + m1 + m2;
-            r1[j] = m1 - m2 - m3;
-        }
-        float *y0 = rows + 2 * v, *y1 = y0 + pitch;
-        vec lo, hi;
-        vec_interleave(vec_spread(r0[0] + r0[1] + r0[2], real),
-                       vec_spread(r0[1] - r0[2] - r0[3], real), &lo, &hi);
-        vec_store(y0, lo);
-        vec_store(y0 + VEC_LANES, hi);
-        vec_interleave(vec_spread(r1[0] + r1[1] + r1[2], real),
-                       vec_spread(r1[1] - r1[2] - r1[3], real), &lo, &hi);
-        vec_store(y1, lo);
-        vec_store(y1 + VEC_LANES, hi);
+    int n = __builtin_popcount(real);
+    vec r0[4], r1[4];
+    for (int j = 0; j < 4; j++) {
+        vec m0 = vec_load_first(m + (size_t)j * step, n);
+        vec m1 = vec_load_first(m + (size_t)(4 + j) * step, n);
+        vec m2 = vec_load_first(m + (size_t)(8 + j) * step, n);
+        vec m3 = vec_load_first(m + (size_t)(12 + j) * step, n);
+        r0[j] = m0 + m1 + m2;
+        r1[j] = m1 - m2 - m3;
     }
+    vec lo, hi;
+    vec_interleave(vec_spread(r0[0] + r0[1] + r0[2], real),
+                   vec_spread(r0[1] - r0[2] - r0[3], real), &lo, &hi);
+    vec_store(rows, lo);
+    vec_store(rows + VEC_LANES, hi);
+    vec_interleave(vec_spread(r1[0] + r1[1] + r1[2], real),
+                   vec_spread(r1[1] - r1[2] - r1[3], real), &lo, &hi);
+    vec_store(rows + pitch, lo);
+    vec_store(rows + pitch + VEC_LANES, hi);
 }
 
-static void output_grad_tiles(const float *rows, int pitch, int tiles, int period,
-                              float *out, size_t step)
+static void output_grad_vector(const float *rows, int pitch, unsigned real, float *out,
+                               size_t step)
 {
-    for (int v = 0; v < tiles; v += VEC_LANES) {
-        const float *d0 = rows + 2 * v, *d1 = d0 + pitch;
-        vec a0, a1, b0, b1;
-        vec_deinterleave(vec_load(d0), vec_load(d0 + VEC_LANES), &a0, &a1);
-        vec_deinterleave(vec_load(d1), vec_load(d1 + VEC_LANES), &b0, &b1);
-        /* A d: rows d0, d0 + d1, d0 - d1, -d1; then the same on columns. */
-        vec e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
-        int first;
-        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
-        for (int i = 0; i < 4; i++) {
-            float *o = out + (size_t)(4 * i) * step + first;
-            vec_store_selected(o, e[i][0], real);
-            vec_store_selected(o + step, e[i][0] + e[i][1], real);
-            vec_store_selected(o + 2 * step, e[i][0] - e[i][1], real);
-            vec_store_selected(o + 3 * step, -e[i][1], real);
-        }
+    vec a0, a1, b0, b1;
+    vec_deinterleave(vec_load(rows), vec_load(rows + VEC_LANES), &a0, &a1);
+    vec_deinterleave(vec_load(rows + pitch), vec_load(rows + pitch + VEC_LANES), &b0, &b1);
+    /* A d: rows d0, d0 + d1, d0 - d1, -d1; then the same on columns. */
+    vec e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
+    for (int i = 0; i < 4; i++) {
+        float *o = out + (size_t)(4 * i) * step;
+        vec_store_selected(o, e[i][0], real);
+        vec_store_selected(o + step, e[i][0] + e[i][1], real);
+        vec_store_selected(o + 2 * step, e[i][0] - e[i][1], real);
+        vec_store_selected(o + 3 * step, -e[i][1], real);
     }
 }
 
@@ -132,5 +115,5 @@ static void weight_grads(const float *du, size_t step, int n, float *dw)
     lop_wino_add_taps(taps, n, dw);
 }
 
-const lop_wino_tiles lop_wino_f2 = {pack_kernels, input_tiles, output_tiles,
-                                    output_grad_tiles, weight_grads};
+const lop_wino_tiles lop_wino_f2 = {pack_kernels, input_vector, output_vector,
+                                    output_grad_vector, weight_grads};

@@ -109,90 +109,75 @@ static inline void join4(const vec q[4], float *p)
     vec_store(p + 3 * VEC_LANES, w1);
 }
 
-/* VEC_LANES tiles of the strip row at a time: each of its six rows' columns
- * 4 v .. 4 v + 5 split into six vectors over the tiles and transformed along the row,
- * then B^T down each column of the tile into its six runs. */
-static void input_tiles(const float *rows, int pitch, int tiles, int period, float *out,
-                        size_t step)
+/* Each of the six rows' columns 4 l .. 4 l + 5 for lane l split into six vectors and
+ * transformed along the row, then B^T down each column of the tile into its six
+ * runs. */
+static void input_vector(const float *rows, int pitch, unsigned real, float *out,
+                         size_t step)
 {
-    for (int v = 0; v < tiles; v += VEC_LANES) {
-        vec along[ALPHA][ALPHA];
-        for (int i = 0; i < ALPHA; i++) {
-            const float *row = rows + (size_t)i * pitch + R * v;
-            vec d[ALPHA + 2];
-            split4(row, d);
-            split4(row + R, d + R);   /* columns 4 v + 4 and 4 v + 5 */
-            bt_of(d, along[i]);
-        }
-        int first;
-        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
-        for (int j = 0; j < ALPHA; j++) {
-            vec col[ALPHA], t[ALPHA];
-            for (int i = 0; i < ALPHA; i++)
-                col[i] = along[i][j];
-            bt_of(col, t);
-            for (int i = 0; i < ALPHA; i++)
-                vec_store_selected(out + (size_t)(ALPHA * i + j) * step + first, t[i],
-                                   real);
-        }
+    vec along[ALPHA][ALPHA];
+    for (int i = 0; i < ALPHA; i++) {
+        const float *row = rows + (size_t)i * pitch;
+        vec d[ALPHA + 2];
+        split4(row, d);
+        split4(row + R, d + R);   /* columns 4 l + 4 and 4 l + 5 */
+        bt_of(d, along[i]);
+    }
+    for (int j = 0; j < ALPHA; j++) {
+        vec col[ALPHA], t[ALPHA];
+        for (int i = 0; i < ALPHA; i++)
+            col[i] = along[i][j];
+        bt_of(col, t);
+        for (int i = 0; i < ALPHA; i++)
+            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[i], real);
     }
 }
 
-/* VEC_LANES tiles of the strip row at a time: A^T down each column of the real tiles,
- * then along each row into its four output columns, spread over the tiles' lanes and
- * interleaved into place. */
-static void output_tiles(const float *m, size_t step, int tiles, int period, float *rows,
-                         int pitch)
+/* A^T down each column of the real tiles, then along each row into its four output
+ * columns, spread over the tiles' lanes and interleaved into place. */
+static void output_vector(const float *m, size_t step, unsigned real, float *rows,
+                          int pitch)
 {
-    for (int v = 0; v < tiles; v += VEC_LANES) {
-        int first;
-        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
-        int n = __builtin_popcount(real);
-        vec down[R][ALPHA];
-        for (int j = 0; j < ALPHA; j++) {
-            vec col[ALPHA], t[R];
-            for (int i = 0; i < ALPHA; i++)
-                col[i] = vec_load_first(m + (size_t)(ALPHA * i + j) * step + first, n);
-            at_of(col, t);
-            for (int i = 0; i < R; i++)
-                down[i][j] = t[i];
-        }
-        for (int i = 0; i < R; i++) {
-            vec y[R];
-            at_of(down[i], y);
-            for (int j = 0; j < R; j++)
-                y[j] = vec_spread(y[j], real);
-            join4(y, rows + (size_t)i * pitch + R * v);
-        }
-    }
-}
-
-/* VEC_LANES tiles of the strip row at a time: each dY row split into its tiles' four
- * columns, A down each column, then along each row into the tile's 36 runs. */
-static void output_grad_tiles(const float *rows, int pitch, int tiles, int period,
-                              float *out, size_t step)
-{
-    for (int v = 0; v < tiles; v += VEC_LANES) {
-        vec dy[R][R], down[ALPHA][R];
+    int n = __builtin_popcount(real);
+    vec down[R][ALPHA];
+    for (int j = 0; j < ALPHA; j++) {
+        vec col[ALPHA], t[R];
+        for (int i = 0; i < ALPHA; i++)
+            col[i] = vec_load_first(m + (size_t)(ALPHA * i + j) * step, n);
+        at_of(col, t);
         for (int i = 0; i < R; i++)
-            split4(rows + (size_t)i * pitch + R * v, dy[i]);
-        for (int j = 0; j < R; j++) {
-            vec col[R], t[ALPHA];
-            for (int i = 0; i < R; i++)
-                col[i] = dy[i][j];
-            a_of(col, t);
-            for (int i = 0; i < ALPHA; i++)
-                down[i][j] = t[i];
-        }
-        int first;
-        unsigned real = lop_wino_real_lanes(v, tiles, period, &first);
-        for (int i = 0; i < ALPHA; i++) {
-            vec t[ALPHA];
-            a_of(down[i], t);
-            for (int j = 0; j < ALPHA; j++)
-                vec_store_selected(out + (size_t)(ALPHA * i + j) * step + first, t[j],
-                                   real);
-        }
+            down[i][j] = t[i];
+    }
+    for (int i = 0; i < R; i++) {
+        vec y[R];
+        at_of(down[i], y);
+        for (int j = 0; j < R; j++)
+            y[j] = vec_spread(y[j], real);
+        join4(y, rows + (size_t)i * pitch);
+    }
+}
+
+/* Each dY row split into the tiles' four columns, A down each column, then along each
+ * row into the tile's 36 runs. */
+static void output_grad_vector(const float *rows, int pitch, unsigned real, float *out,
+                               size_t step)
+{
+    vec dy[R][R], down[ALPHA][R];
+    for (int i = 0; i < R; i++)
+        split4(rows + (size_t)i * pitch, dy[i]);
+    for (int j = 0; j < R; j++) {
+        vec col[R], t[ALPHA];
+        for (int i = 0; i < R; i++)
+            col[i] = dy[i][j];
+        a_of(col, t);
+        for (int i = 0; i < ALPHA; i++)
+            down[i][j] = t[i];
+    }
+    for (int i = 0; i < ALPHA; i++) {
+        vec t[ALPHA];
+        a_of(down[i], t);
+        for (int j = 0; j < ALPHA; j++)
+            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[j], real);
     }
 }
 
@@ -212,5 +197,5 @@ static void weight_grads(const float *du, size_t step, int n, float *dw)
     lop_wino_add_taps(taps, n, dw);
 }
 
-const lop_wino_tiles lop_wino_f4 = {pack_kernels, input_tiles, output_tiles,
-                                    output_grad_tiles, weight_grads};
+const lop_wino_tiles lop_wino_f4 = {pack_kernels, input_vector, output_vector,
+                                    output_grad_vector, weight_grads};

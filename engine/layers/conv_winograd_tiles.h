@@ -6,22 +6,22 @@
  * matrix's positions lie `step` floats apart.
  *
  * The tile transforms run on VEC_LANES tiles at once, one tile a lane.  So that a
- * vector is full whatever the map's size, they work on a strip row: the rows of tiles
- * of one or more images laid end to end, each row of tiles a strip of `period` tiles
- * (r * period columns) of which the last is junk, there only to make room for the two
- * columns by which a row's last tile reaches past its r * tw.  Tile v of a strip row
- * starts at column r * v, and is the real tile v - v / period of the run the
- * transforms read or write (junk ones are skipped); a strip row has `tiles` tiles,
- * junk included, and `pitch` floats from one of its rows to the next (at least
- * r * tiles rounded up to whole vectors, + r, which whole-vector reads reach).
+ * vector is full whatever the map's size, conv_winograd.c lays out a strip row: the
+ * rows of tiles of one or more images end to end, each row of tiles followed by one
+ * junk tile that makes room for the two columns by which its last tile reaches past
+ * r * tw.  A vector's tiles start at `rows` (column r * lane from there), `pitch`
+ * floats from one row of the strip row to the next; `real` marks the lanes whose
+ * tiles are real, and those are the consecutive tiles of the run at out or m (junk
+ * lanes are skipped).  Whole-vector reads reach r * VEC_LANES + r - 1 columns past
+ * `rows`.
  * - pack_kernels: U = G g G^T of the n <= VEC_LANES 3x3 kernels whose taps are the
  *   lanes of g[0..8] into dst[xi * step + lane];
- * - input_tiles: B^T d B of each tile of a strip row of alpha rows (of the
- *   zero-padded input) into out[xi * step + real tile];
- * - output_tiles: A^T M A of each tile, M at m[xi * step + real tile], into a strip
- *   row of r output rows;
- * - output_grad_tiles: A dY A^T of each tile, dY in a strip row of r rows (zero
- *   beyond the output's edges), into out[xi * step + real tile];
+ * - input_vector: B^T d B of a vector of tiles of alpha rows (of the zero-padded
+ *   input) into out[xi * step + real tile];
+ * - output_vector: A^T M A of a vector of tiles, M at m[xi * step + real tile], into
+ *   r output rows;
+ * - output_grad_vector: A dY A^T of a vector of tiles, dY in r rows (zero beyond the
+ *   output's edges), into out[xi * step + real tile];
  * - weight_grads: dw[9 l .. 9 l + 8] += G^T dU G for the n <= VEC_LANES channel pairs
  *   l, dU at du[xi * step + l].
  */
@@ -33,12 +33,12 @@
 
 typedef struct lop_wino_tiles {
     void (*pack_kernels)(const vec *g, int n, float *dst, size_t step);
-    void (*input_tiles)(const float *rows, int pitch, int tiles, int period, float *out,
-                        size_t step);
-    void (*output_tiles)(const float *m, size_t step, int tiles, int period, float *rows,
-                         int pitch);
-    void (*output_grad_tiles)(const float *rows, int pitch, int tiles, int period,
-                              float *out, size_t step);
+    void (*input_vector)(const float *rows, int pitch, unsigned real, float *out,
+                         size_t step);
+    void (*output_vector)(const float *m, size_t step, unsigned real, float *rows,
+                          int pitch);
+    void (*output_grad_vector)(const float *rows, int pitch, unsigned real, float *out,
+                               size_t step);
     void (*weight_grads)(const float *du, size_t step, int n, float *dw);
 } lop_wino_tiles;
 
@@ -54,18 +54,6 @@ static inline void lop_wino_add_taps(const vec taps[9], int n, float *dw)
     for (int l = 0; l < n; l++)
         for (int j = 0; j < 9; j++)
             dw[9 * l + j] += t[j][l];
-}
-
-/* The strip row's tiles [v, v + VEC_LANES) that are real, as a lane mask; *first is
- * the first one's index among the real tiles. */
-static inline unsigned lop_wino_real_lanes(int v, int tiles, int period, int *first)
-{
-    int n = tiles - v < VEC_LANES ? tiles - v : VEC_LANES, rows = v / period;
-    unsigned mask = (1u << n) - 1;
-    for (int l = period - 1 - (v - rows * period); l < n; l += period)
-        mask &= ~(1u << l);
-    *first = v - rows;
-    return mask;
 }
 
 #endif
