@@ -90,6 +90,10 @@ $(BUILD)/obj/engine/layers/conv_stencil.o: CFLAGS += -ffp-contract=fast -O2 -mar
 # small fixed loops completely, which -O2 leaves undone (the input step ran 1.4x slower).
 $(BUILD)/obj/engine/layers/conv_winograd_f2.o $(BUILD)/obj/engine/layers/conv_winograd_f4.o: \
 	CFLAGS += -O3 -march=native
+# Every file built on layers/vec.h must see the same vector width (VEC_LANES), also
+# under SANITIZE, whose flags have no -march: conv_winograd.c lays out the strips the
+# transforms above read.
+$(BUILD)/obj/engine/layers/conv_winograd.o: CFLAGS += -march=native
 
 $(BUILD)/liblopper.a: $(ENGINE_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -113,7 +113,7 @@ static void block_kernel(const lop_stencil *s, const float *wb, const float *xp,
                 vec in[STENCIL_VECS];
 #pragma GCC unroll 4
                 for (int v = 0; v < STENCIL_VECS; v++)
-                    in[v] = *(const vec *)(xrow + j + v * VEC_LANES);
+                    in[v] = vec_load(xrow + j + v * VEC_LANES);
 #pragma GCC unroll 16
                 for (int r = 0; r < STENCIL_OUT; r++) {
 #pragma GCC unroll 4
@@ -126,7 +126,7 @@ static void block_kernel(const lop_stencil *s, const float *wb, const float *xp,
     for (int r = 0; r < STENCIL_OUT; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < STENCIL_VECS; v++)
-            *(vec *)(out + (size_t)r * s->span + p + v * VEC_LANES) = acc[r][v];
+            vec_store(out + (size_t)r * s->span + p + v * VEC_LANES, acc[r][v]);
 }
 
 void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x,
@@ -197,10 +197,10 @@ static void wgrad_block(const float *const dy[WGRAD_OUT], const float *const x[W
         vec d[WGRAD_OUT], in[WGRAD_TAPS];
 #pragma GCC unroll 16
         for (int r = 0; r < WGRAD_OUT; r++)
-            d[r] = *(const vec *)(dy[r] + p);
+            d[r] = vec_load(dy[r] + p);
 #pragma GCC unroll 16
         for (int t = 0; t < WGRAD_TAPS; t++)
-            in[t] = *(const vec *)(x[t] + p);
+            in[t] = vec_load(x[t] + p);
         /* Keep each loaded vector in a register: left alone, GCC 12 folds the loads
          * into the multiply-adds as memory operands, loading every vector four
          * times, and the kernel ran at half the forward kernel's speed, bound by its

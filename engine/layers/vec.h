@@ -12,15 +12,17 @@
 #include <immintrin.h>
 #endif
 
-/* One vector of floats: 16 with AVX-512, else 8.  Loads and stores through it may
- * be unaligned (aligned(4)) and alias float arrays (may_alias). */
+/* One vector of floats: 16 with AVX-512, else 8, naturally aligned as a variable;
+ * float arrays are read and written through vec_unaligned (vec_load, vec_store),
+ * which may be unaligned and alias them. */
 #ifdef __AVX512F__
 #define VEC_LANES 16
 #else
 #define VEC_LANES 8
 #endif
-typedef float vec __attribute__((vector_size(VEC_LANES * sizeof(float)), aligned(4),
-                                 may_alias));
+typedef float vec __attribute__((vector_size(VEC_LANES * sizeof(float))));
+typedef float vec_unaligned __attribute__((vector_size(VEC_LANES * sizeof(float)),
+                                           aligned(4), may_alias));
 
 /* An empty statement that needs v in a vector register (x86 with AVX, where a vec
  * fits one; elsewhere nothing): keeps the compiler from spilling an accumulator. */
@@ -32,12 +34,12 @@ typedef float vec __attribute__((vector_size(VEC_LANES * sizeof(float)), aligned
 
 static inline vec vec_load(const float *p)
 {
-    return *(const vec *)p;
+    return *(const vec_unaligned *)p;
 }
 
 static inline void vec_store(float *p, vec v)
 {
-    *(vec *)p = v;
+    *(vec_unaligned *)p = v;
 }
 
 /* Lanes [0, n) of a vector from p[0..n), 0 <= n <= VEC_LANES, the others 0; nothing
