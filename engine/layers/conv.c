@@ -428,9 +428,9 @@ static void col2im(const float *col, int nb, const conv_geom *q, float *work, fl
 /* Images per chunk: enough for COLS_TARGET product columns (on the Winograd path
  * WINO_TILES_TARGET tiles) while the chunk's scratch stays under SCRATCH_CAP and its
  * padded planes' offsets within int (but always at least one image), and small enough
- * for MIN_CHUNKS chunks.  It depends on the shapes
- * only, never on the number of threads, so that the weight gradient sums the same
- * products in the same order on any number of threads.  The direct path multiplies
+ * for MIN_CHUNKS chunks.  It depends on the shapes only, never on the number of
+ * threads, so that the weight gradient sums the same products in the same order on
+ * any number of threads.  The direct path multiplies
  * each image in place, so it takes them one at a time. */
 static int chunk_images(const conv_geom *q, int batch)
 {

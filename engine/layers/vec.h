@@ -1,9 +1,11 @@
 /*
  * vec.h - the one vector type of the engine's hand-vectorised kernels (conv_stencil.c,
  * the Winograd transforms), in GCC / clang vector extensions so that the same source
- * builds for AVX-512, AVX2 or narrower ISAs (which split each vector), and the few
- * operations on it that the compilers do not give: a store of the first n lanes and the
- * (de)interleaving of two vectors' lanes.
+ * builds for AVX-512, AVX2 or narrower ISAs (which split each vector), and the
+ * operations on it that the compilers do not give: loads and stores of the first n
+ * lanes, a strided gather, packing selected lanes out of a vector and spreading them
+ * back, and the (de)interleaving of two vectors' lanes.  Every file built on it must
+ * see the same VEC_LANES (the Makefile gives them the same -march).
  */
 #ifndef LOPPER_VEC_H
 #define LOPPER_VEC_H
