@@ -293,12 +293,12 @@ function pruner.finetune(net, data, epochs, how, label)
   end
 end
 
--- A warning when a weights refit of conv on `kept` input channels has fewer than 3
--- samples per unknown (kept x kernel area + a bias per filter): least squares then
--- nearly interpolates the samples, reports a tiny error and generalises badly (VGG-16's
+-- pruner.few_samples(net, conv, samples, kept): a warning when a weights refit of conv
+-- on `kept` input channels has fewer than 3 samples per unknown (kept x kernel area + a
+-- bias per filter): least squares then nearly interpolates the samples, reports a tiny error and generalises badly (VGG-16's
 -- conv4_2 at 177 of 256 channels: 2000 samples, error 0, top-1 down 25 points; 5000
 -- samples, error 0.014, no loss).  nil otherwise.
-local function few_samples(net, conv, samples, kept)
+function pruner.few_samples(net, conv, samples, kept)
   local k = net:node(conv):attrs().kernel
   local unknowns = kept * k[1] * k[2] + 1
   if samples >= 3 * unknowns then return nil end
@@ -338,7 +338,7 @@ function pruner.prune(net, data, plan, counts, how)
                                    slices = e.slices, seed = how.seed, conv = e.consumer,
                                    warn = how.warn})
     local refit = how.refit or "weights"
-    local warning = refit == "weights" and few_samples(net, e.consumer, s:samples(), #keep)
+    local warning = refit == "weights" and pruner.few_samples(net, e.consumer, s:samples(), #keep)
     if warning then (how.warn or to_stderr)(warning) end
     local _, err = lop.reconstruct(net, e.consumer, s, keep, {mode = refit})
     s:close()

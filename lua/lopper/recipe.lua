@@ -28,11 +28,10 @@ local function common_spec()
             help = "the directory of the Fashion-MNIST files"},
     solver = {default = "thinet", choices = {"thinet", "lasso", "l1", "first", "random"},
               help = "channel selection rule"},
-    refit = {choices = {"scale", "weights"},
-             default_text = "scale with --solver thinet, weights with the others",
-             help = "how the next layer is fitted to the kept channels: scale = ThiNet's "
-                    .. "one least-squares factor per kept channel, weights = a least-squares "
-                    .. "refit of all its weights and bias"},
+    refit = {default = "weights", choices = {"weights", "scale"},
+             help = "how the next layer is fitted to the kept channels: weights = a "
+                    .. "least-squares refit of all its weights and bias, scale = ThiNet's "
+                    .. "one least-squares factor per kept channel (the paper's variant)"},
     keep = {default = 0.5, type = "number", min = 0, exclusive_min = true, max = 1,
             help = "fraction of channels kept in each pruned layer"},
     images = {default = 500, type = "int", min = 1, help = "calibration images per layer"},
@@ -91,7 +90,6 @@ function recipe.start(arg, overrides, description)
   end
   local opt = lop.options(arg, spec, {description = description})
   opt.out = opt.out or (opt.model:gsub("%.lop$", "") .. ".pruned.lop")
-  opt.refit = opt.refit or (opt.solver == "thinet" and "scale" or "weights")
   io.stdout:setvbuf("line")
   local r = setmetatable({opt = opt, log = {}}, Recipe)
   r.net = recipe.load(opt.model)
@@ -123,6 +121,9 @@ function Recipe:prune_input_of(name, keep_fraction, how)
                        reference = how.reference, residual = how.residual})
   local keep = self:select(name, s, keep_fraction)
   local before = s:channels()
+  local warning = self.opt.refit == "weights"
+                  and lop.pruner.few_samples(self.net, name, s:samples(), #keep)
+  if warning then io.stderr:write(warning, "\n") end
   local _, err = lop.reconstruct(self.net, name, s, keep, {mode = self.opt.refit})
   s:close()
   print(("  %-10s input channels %4d -> %4d  (%s, %s refit, reconstruction error %.4f, %ds)")

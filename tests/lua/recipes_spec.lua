@@ -59,25 +59,26 @@ describe("recipes", function()
     check_result(model, out, output)
   end)
 
-  -- (thinet here: with the smoke run's 128 samples a full least-squares refit of every
-  -- layer would overfit them; select_spec checks the residual refit itself)
+  -- (ThiNet's scaling here: with the smoke run's 128 samples the default full refit of
+  -- every layer would overfit them; select_spec checks the residual refit itself)
   it("resnet.lua --residual picks block inputs and refits block sums (He et al.)", function()
     local model, out = R20, tmp .. ".r20r.lop"
-    local code, output = run(("%s scripts/resnet.lua --model %s --out %s --keep 0.5 "
-                              .. "--solver thinet --residual %s"):format(LOPPER, model, out, SMOKE))
+    local code, output = run(("%s scripts/resnet.lua --model %s --out %s --keep 0.5 --solver "
+                              .. "thinet --refit scale --residual %s")
+                             :format(LOPPER, model, out, SMOKE))
     assert.truthy(output:find("s3b3_conv1 input channels   64 ->   32", 1, true), output)
     assert.are.equal(0, code, output)
     check_result(model, out, output)
   end)
 
-  it("choose the refit by --refit, by default scale with thinet and weights otherwise",
+  it("choose the refit by --refit, by default the full weights refit for every solver",
      function()
     local quick = ("--model %s --out %s --keep 0.9 --train_size 256 --test_size 50 "
                    .. "--images 8 --points 2 --finetune 0 --final 0 --reps 1")
                   :format(R20, tmp .. ".refit.lop")
-    for _, case in ipairs{{"", "(thinet, scale refit,"},
+    for _, case in ipairs{{"", "(thinet, weights refit,"},
                           {"--solver l1", "(l1, weights refit,"},
-                          {"--refit weights", "(thinet, weights refit,"},
+                          {"--refit scale", "(thinet, scale refit,"},
                           {"--solver l1 --refit scale", "(l1, scale refit,"}} do
       local code, output = run(("%s scripts/resnet.lua %s %s"):format(LOPPER, quick, case[1]))
       assert.are.equal(0, code, output)
@@ -166,11 +167,11 @@ describe("recipes", function()
       assert.truthy(output:find("--solver", 1, true), output)
       code, output = run(("%s scripts/%s.lua --refit magic"):format(LOPPER, script))
       assert.are_not.equal(0, code, script)
-      assert.truthy(output:find("bad value 'magic' for --refit: expected one of scale, weights",
+      assert.truthy(output:find("bad value 'magic' for --refit: expected one of weights, scale",
                                 1, true), output)
       code, output = run(("%s scripts/%s.lua --help"):format(LOPPER, script))
       assert.are.equal(0, code, output)
-      assert.truthy(output:find("--refit scale|weights", 1, true), output)
+      assert.truthy(output:find("--refit weights|scale", 1, true), output)
     end
   end)
 
