@@ -539,6 +539,9 @@ typedef struct lop_sample_opts {
                               where a z + b is the batchnorm here (a', b' the reference's)
                               and S, S_ref the add's other input (the shortcut) here and in
                               the reference (He et al.'s residual handling); default 0 */
+    const int *ref_channels;   /* with a reference: for each output channel of the layer
+                              sampled, its channel in the reference's same layer (0-based),
+                              when this layer's outputs were pruned; NULL = the same */
 } lop_sample_opts;
 
 lop_sample_opts lop_sample_opts_default(void);
@@ -560,10 +563,20 @@ typedef struct lop_stats {
 
 /* Sample conv `node` of g on d's images (a seeded random subset), taking Y from the
  * same conv of ref when ref is not NULL (the original network, for He et al.).  A
- * grouped or depthwise conv is refused (not supported yet). */
+ * linear layer is sampled once per image (points does not apply), its input features
+ * read as c channels of kh x kw: the shape a flatten flattened, or c features of 1 x 1.
+ * A grouped or depthwise conv is refused (not supported yet). */
 int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
                lop_graph *ref, lop_stats *out);
 void lop_stats_free(lop_stats *s);
+
+/* Selection statistics for a channel group several layers read (a residual stage):
+ * the sum of the parts' A and r, each divided by its yy, so a rule on them minimises
+ * the sum of the layers' relative errors; wnorm_j = sqrt(sum ||W_j||^2 / yy) and yy =
+ * the number of parts.  The parts must be of one graph generation with the same c.
+ * out has no P or C: it selects, it cannot reconstruct (lop_reconstruct_group fits
+ * each part). */
+int lop_stats_combine(const lop_stats *const *parts, int nparts, lop_stats *out);
 
 /* ---- selection rules ------------------------------------------------------------ */
 
@@ -611,14 +624,21 @@ typedef enum {
     LOP_RECON_SCALE        /* ThiNet: one least-squares factor per kept channel */
 } lop_recon;
 
-/* Keep input channels keep[0..nkeep) (0-based, increasing) of the conv the statistics
- * were sampled at: fit what remains (mode) by least squares on the statistics, with a
+/* Keep input channels keep[0..nkeep) (0-based, increasing) of the conv (or linear
+ * layer) the statistics were sampled at: fit what remains (mode) by least squares on the statistics, with a
  * ridge relative to the Gram's mean diagonal, then remove the other channels from
  * their whole group (lop_graph_prune).  rel_error (may be NULL) receives the fit's
  * relative error on the samples, ||Y - Y'||^2 / ||Y||^2.  Statistics from before a
  * change of the network are refused.  On failure the graph is unchanged. */
 int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
                     lop_recon mode, double ridge, double *rel_error);
+/* The same for a channel group that several layers read: each of the parts (sampled at
+ * different consumers of the group, in one graph generation) is refitted to keep, then
+ * the channels are removed once.  rel_errors (may be NULL) receives one error per
+ * part.  On failure the graph is unchanged. */
+int lop_reconstruct_group(lop_graph *g, const lop_stats *const *parts, int nparts,
+                          const int *keep, int nkeep, lop_recon mode, double ridge,
+                          double *rel_errors);
 
 /* ---- Hessian importance --------------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /*
- * l_select.c - channel selection from Lua: lop.sample (statistics of one conv's
- * inputs and outputs), the selection rules lop.select.thinet / lasso / first /
+ * l_select.c - channel selection from Lua: lop.sample (statistics of one conv's or
+ * linear layer's inputs and outputs), lop.combine (of several layers reading one
+ * channel group), the selection rules lop.select.thinet / lasso / first /
  * random / l1 (all taking the statistics) and lop.select.hessian (taking the net and
- * data), and lop.reconstruct (least-squares fit + removal).  Keep lists are 1-based
+ * data), and lop.reconstruct / reconstruct_group (least-squares fit + removal).  Keep lists are 1-based
  * and increasing; `keep` in the options is the kept fraction, c' = ceil(keep * c) -
  * for l1 and hessian, whose channels may be a group that grouped convolutions slice,
  * that fraction of each slice, ranked within it.
@@ -45,13 +46,37 @@ static lop_graph *stats_net(lua_State *L, int arg, const lopl_stats *u)
     return g;
 }
 
-/* lop.sample(net, data, conv, {images = 500, points = 10, batch = 64, seed = 1,
- * reference = original_net, residual = false}) -> statistics (defaults: the engine's,
- * images at most the data set's size) */
+/* The map at the top of the stack (reference_channels): one 1-based channel of the
+ * reference per output of the layer sampled, as 0-based ints (n of them). */
+static int *check_ref_channels(lua_State *L, const char *fn, int n)
+{
+    if (!lua_istable(L, -1))
+        luaL_error(L, "%s: reference_channels must be a list of channels", fn);
+    if (luaL_len(L, -1) != n)
+        luaL_error(L, "%s: reference_channels lists %I channels, the layer has %d outputs", fn,
+                   (lua_Integer)luaL_len(L, -1), n);
+    int *map = lua_newuserdatauv(L, (size_t)n * sizeof *map, 0);
+    for (int k = 0; k < n; k++) {
+        int isint = 0;
+        lua_Integer c = 0;
+        if (lua_geti(L, -2, k + 1) == LUA_TNUMBER)
+            c = lua_tointegerx(L, -1, &isint);
+        if (!isint || c < 1 || c > 1 << 30)
+            luaL_error(L, "%s: reference_channels[%d] must be a channel index >= 1", fn, k + 1);
+        map[k] = (int)(c - 1);
+        lua_pop(L, 1);
+    }
+    return map;   /* the userdata stays on the stack, above the list */
+}
+
+/* lop.sample(net, data, layer, {images = 500, points = 10, batch = 64, seed = 1,
+ * reference = original_net, reference_channels = {...}, residual = false}) ->
+ * statistics of a conv2d or linear layer (defaults: the engine's, images at most the
+ * data set's size) */
 static int l_sample(lua_State *L)
 {
     static const char *const known[] = {"images", "points", "batch", "seed", "reference",
-                                        "residual", NULL};
+                                        "reference_channels", "residual", NULL};
     const char *fn = "lop.sample";
     lop_graph *g = lopl_check_net(L, 1);
     lop_dataset *d = lopl_check_dataset(L, 2);
@@ -67,8 +92,17 @@ static int l_sample(lua_State *L)
     if (lopl_push_opt(L, 4, "reference") != LUA_TNIL)
         ref = lopl_check_net(L, -1);
     lua_pop(L, 1);
-    if (lop_node_kind(g, node) != LOP_CONV2D)
-        return luaL_argerror(L, 3, "not a conv2d");
+    lop_kind kind = lop_node_kind(g, node);
+    if (kind != LOP_CONV2D && kind != LOP_LINEAR)
+        return luaL_argerror(L, 3, "not a conv2d or linear layer");
+    if (lopl_push_opt(L, 4, "reference_channels") != LUA_TNIL) {
+        int shape[3];
+        lop_node_shape(g, node, shape);
+        o.ref_channels = check_ref_channels(L, fn, shape[0]);
+        lua_replace(L, 4);   /* keeps the map alive until the call returns */
+    } else {
+        lua_pop(L, 1);
+    }
     lopl_stats *u = lua_newuserdatauv(L, sizeof *u, 1);
     memset(u, 0, sizeof *u);
     luaL_setmetatable(L, LOPL_STATS);
@@ -79,6 +113,51 @@ static int l_sample(lua_State *L)
     u->live = 1;
     size_t D = (size_t)u->s.c * u->s.kh * u->s.kw;
     lopl_account(L, sizeof(double) * (D * D + D * (size_t)u->s.n + (size_t)u->s.c * u->s.c));
+    return 1;
+}
+
+/* The statistics listed in the table at arg, checked live and of g (when g is not
+ * NULL), into parts (a userdata scratch pushed on the stack); returns how many. */
+static int check_stats_list(lua_State *L, int arg, const char *fn, lop_graph *net,
+                            const lop_stats ***parts)
+{
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, arg);
+    if (n < 1 || n > 1 << 16)
+        luaL_argerror(L, arg, "a list of statistics");
+    *parts = lua_newuserdatauv(L, (size_t)n * sizeof **parts, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, arg, i);
+        lopl_stats *u = luaL_testudata(L, -1, LOPL_STATS);
+        if (!u || !u->live)
+            luaL_error(L, "%s: item %I is not live statistics (lop.sample)", fn, i);
+        lua_getiuservalue(L, -1, 1);
+        lop_graph *g = lopl_check_net(L, -1);
+        if (net && g != net)
+            luaL_error(L, "%s: item %I was sampled from another network", fn, i);
+        lua_pop(L, 2);
+        (*parts)[i - 1] = &u->s;
+    }
+    return (int)n;
+}
+
+/* lop.combine({s1, s2, ...}) -> statistics a selection rule takes for a channel group
+ * that each si's layer reads (a residual stage): the sum of their relative errors */
+static int l_combine(lua_State *L)
+{
+    const lop_stats **parts;
+    int n = check_stats_list(L, 1, "lop.combine", NULL, &parts);
+    lua_geti(L, 1, 1);
+    lua_getiuservalue(L, -1, 1);   /* the net of the first, which every rule looks up */
+    lopl_stats *u = lua_newuserdatauv(L, sizeof *u, 1);
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, LOPL_STATS);
+    lua_pushvalue(L, -2);
+    lua_setiuservalue(L, -2, 1);
+    if (lop_stats_combine(parts, n, &u->s) != LOP_OK)
+        return lopl_fail(L, "lop.combine");
+    u->live = 1;
+    lopl_account(L, sizeof(double) * ((size_t)u->s.c * u->s.c + 2 * (size_t)u->s.c));
     return 1;
 }
 
@@ -249,6 +328,22 @@ static int select_hessian(lua_State *L)
     return 4;
 }
 
+/* The refit mode and ridge of the options at arg. */
+static lop_recon check_mode(lua_State *L, int arg, const char *fn, double *ridge)
+{
+    lop_recon mode = LOP_RECON_WEIGHTS;
+    if (lopl_push_opt(L, arg, "mode") != LUA_TNIL) {
+        const char *m = luaL_checkstring(L, -1);
+        if (strcmp(m, "scale") == 0)
+            mode = LOP_RECON_SCALE;
+        else if (strcmp(m, "weights") != 0)
+            luaL_error(L, "%s: mode must be 'weights' or 'scale', not '%s'", fn, m);
+    }
+    lua_pop(L, 1);
+    *ridge = lopl_opt_number(L, arg, fn, "ridge", 1e-6, 0, 0, 1, "in [0, 1]");
+    return mode;
+}
+
 /* lop.reconstruct(net, conv, s, keep, {mode = "weights" | "scale", ridge = 1e-6})
  * -> net, relative reconstruction error on the samples */
 static int l_reconstruct(lua_State *L)
@@ -264,23 +359,36 @@ static int l_reconstruct(lua_State *L)
     lua_pop(L, 1);
     if (!same_net || u->s.node != node)
         return luaL_argerror(L, 3, "statistics of another layer or network");
-    lop_recon mode = LOP_RECON_WEIGHTS;
-    if (lopl_push_opt(L, 5, "mode") != LUA_TNIL) {
-        const char *m = luaL_checkstring(L, -1);
-        if (strcmp(m, "scale") == 0)
-            mode = LOP_RECON_SCALE;
-        else if (strcmp(m, "weights") != 0)
-            return luaL_error(L, "lop.reconstruct: mode must be 'weights' or 'scale', not '%s'",
-                              m);
-    }
-    lua_pop(L, 1);
-    double ridge = lopl_opt_number(L, 5, "lop.reconstruct", "ridge", 1e-6, 0, 0, 1, "in [0, 1]");
+    double ridge;
+    lop_recon mode = check_mode(L, 5, "lop.reconstruct", &ridge);
     int n, *keep = lopl_check_keep(L, 4, "lop.reconstruct", u->s.c, &n);
     double rel_error;
     if (lop_reconstruct(g, &u->s, keep, n, mode, ridge, &rel_error) != LOP_OK)
         return lopl_fail(L, "lop.reconstruct");
     lua_settop(L, 1);
     lua_pushnumber(L, rel_error);
+    return 2;
+}
+
+/* lop.reconstruct_group(net, {s1, s2, ...}, keep, {mode =, ridge =}) -> net, {relative
+ * error of each si}: every layer sampled (each reading the same channel group) is
+ * refitted to keep, then the channels leave the group once */
+static int l_reconstruct_group(lua_State *L)
+{
+    static const char *const known[] = {"mode", "ridge", NULL};
+    const char *fn = "lop.reconstruct_group";
+    lop_graph *g = lopl_check_net(L, 1);
+    lopl_check_opts(L, 4, fn, known);
+    double ridge;
+    lop_recon mode = check_mode(L, 4, fn, &ridge);
+    const lop_stats **parts;
+    int nparts = check_stats_list(L, 2, fn, g, &parts);
+    int n, *keep = lopl_check_keep(L, 3, fn, parts[0]->c, &n);
+    double *errors = lua_newuserdatauv(L, (size_t)nparts * sizeof *errors, 0);
+    if (lop_reconstruct_group(g, parts, nparts, keep, n, mode, ridge, errors) != LOP_OK)
+        return lopl_fail(L, fn);
+    lua_pushvalue(L, 1);
+    push_numbers(L, errors, nparts);
     return 2;
 }
 
@@ -327,6 +435,10 @@ void lopl_open_select(lua_State *L)
     lua_setfield(L, -2, "sample");
     lua_pushcfunction(L, l_reconstruct);
     lua_setfield(L, -2, "reconstruct");
+    lua_pushcfunction(L, l_reconstruct_group);
+    lua_setfield(L, -2, "reconstruct_group");
+    lua_pushcfunction(L, l_combine);
+    lua_setfield(L, -2, "combine");
     luaL_newlib(L, select);
     lua_setfield(L, -2, "select");
 }

@@ -1,11 +1,12 @@
 -- prune.lua - prune any imported CNN (ONNX or .lop) to a FLOPs target without knowing
--- its architecture: every channel group read by exactly one plain convolution has its
--- channels selected on calibration images (--solver) and that convolution refitted by
--- least squares (--refit), with targets from the original network (He et al.); every
--- other group - residual stages, concatenations, depthwise-only or linear consumers -
--- is skipped with its reason.  One keep fraction for all pruned groups, bisected to
--- --speedup.  The work is lop.pruner's (lua/lopper/pruner.lua); this file is its
--- command line.
+-- its architecture: every channel group whose readers are all plain convolutions or
+-- linear layers has its channels selected on calibration images (--solver; a group
+-- several layers read, such as a residual stage, by the sum of their relative errors)
+-- and every reader refitted by least squares (--refit), with targets from the original
+-- network (He et al.); every other group - concatenations, grouped or depthwise
+-- readers - is skipped with its reason.  One keep fraction for all pruned groups,
+-- bisected to --speedup.  The work is lop.pruner's (lua/lopper/pruner.lua); this file
+-- is its command line.
 --
 --   build/lopper scripts/prune.lua --model net.onnx --data train/ --val val/ \
 --       --speedup 2 --solver lasso --out net.pruned.onnx
@@ -31,6 +32,9 @@ local opt = lop.options(arg, {
              help = "target FLOPs before / FLOPs after"},
   solver = {default = "lasso", choices = {"lasso", "thinet", "l1", "first", "random"},
             help = "channel selection rule"},
+  shared = {default = true,
+            help = "prune groups several layers read or produce too (residual stages, "
+                   .. "branches); --no-shared prunes residual networks inside blocks only"},
   refit = {default = "weights", choices = {"weights", "scale"},
            help = "least-squares refit of the consumer: all its weights and bias, or one "
                   .. "factor per kept channel (ThiNet's)"},
@@ -126,7 +130,7 @@ print(("%s: input %s, %.2fM params, %.2fM FLOPs (multiply-add = 2); %d images in
                             val and (", %d validation images"):format(#val) or ", no --val"))
 
 -- The plan, and one keep fraction for all its pruned groups.
-local plan = pruner.plan(original, {solver = opt.solver})
+local plan = pruner.plan(original, {solver = opt.solver, shared = opt.shared})
 if opt.step_epochs > 0 then   -- targets from the net itself: no block sums to match
   for _, e in ipairs(plan) do e.residual = false end
 end

@@ -10,11 +10,20 @@
 -- against the ORIGINAL block output minus what the shortcut now delivers.  All targets
 -- come from the original network, so error accumulated upstream is corrected too.
 --
+-- --stages: the residual stages are pruned too - the stem or projection shortcut and
+-- every block output of a stage lose the same channels, so adds, batchnorms and ReLUs
+-- on the block outputs shrink as well.  Each stage's channels are selected by the sum
+-- of the relative errors of every layer reading them (the stage's first convs, the
+-- next stage's first conv and shortcut, or the classifier), and each of those layers
+-- is refitted; every step takes its targets from the original network, and each
+-- block's second conv matches the original block sum, as with --residual.
+--
 -- One keep ratio for every pruned layer, found by bisection to hit the FLOPs target
 -- (--speedup), or given with --keep.
 --
 --   build/lopper scripts/resnet.lua --model models/resnet20.lop --speedup 2
 --   build/lopper scripts/resnet.lua --model models/resnet20.lop --speedup 2 --solver lasso --residual
+--   build/lopper scripts/resnet.lua --model models/resnet20.lop --speedup 2 --stages
 local lop = require "lopper"
 
 local r = lop.recipe.start(arg, {
@@ -24,7 +33,15 @@ local r = lop.recipe.start(arg, {
   residual = {default = false,
               help = "He et al.: select each block's input channels too, and refit its "
                      .. "last conv to the original block sum"},
-}, "Prune every ResNet block's inner channels (and with --residual its inputs), block by block.")
+  stages = {default = false,
+            help = "prune the residual stages too (stem or shortcut and block outputs "
+                   .. "together), every step against the original's outputs"},
+}, "Prune every ResNet block's inner channels (and with --residual its inputs, with "
+   .. "--stages the residual stages), block by block.")
+if r.opt.stages and r.opt.residual then
+  error("--stages and --residual exclude each other: --stages prunes the block inputs as "
+        .. "whole stages and matches the block sums already", 0)
+end
 
 -- Per block: its first conv (reads the block input) and second conv (reads the inner
 -- channels), by the builder's names.
@@ -35,9 +52,23 @@ for _, h in ipairs(r.net:nodes()) do
 end
 if #blocks == 0 then error("no ResNet blocks (sSbB_conv2 nodes) in " .. r.opt.model, 0) end
 
--- What gets pruned, in order: the input channels of these convs.
+-- What gets pruned, in order: the input channels of these convs (with --stages, in
+-- graph order: each stage's channels, then the inner channels of its blocks).
 local steps = {}
-for _, b in ipairs(blocks) do
+if r.opt.stages then
+  local second = {}
+  for _, b in ipairs(blocks) do second[b.second] = true end
+  for _, e in ipairs(lop.pruner.plan(r.net, {solver = r.opt.solver})) do
+    if #e.producers > 1 and e.reason then
+      print(("stage %s is not pruned: %s"):format(e.producer, e.reason))
+    elseif #e.producers > 1 then
+      steps[#steps + 1] = {conv = e.consumer, how = {reference = r.original}}
+    elseif e.consumer and second[e.consumer] then
+      steps[#steps + 1] = {conv = e.consumer, how = {reference = r.original, residual = true}}
+    end
+  end
+end
+for _, b in ipairs(r.opt.stages and {} or blocks) do
   if r.opt.residual then
     r.net:insert_pick(b.first)
     r.original:insert_pick(b.first)   -- an identity pick: same outputs, same targets
@@ -58,8 +89,8 @@ if r.opt.speedup then
     print(("note: these layers alone cannot reach %.2fx fewer FLOPs"):format(r.opt.speedup))
   end
 end
-print(("keeping %.3f of the input channels of %d convolutions in %d blocks"):format(
-  frac, #steps, #blocks))
+print(("keeping %.3f of the input channels of %d convolutions in %d blocks%s"):format(
+  frac, #steps, #blocks, r.opt.stages and " (stages included)" or ""))
 for i, s in ipairs(steps) do
   print(("step %d/%d"):format(i, #steps))
   r:prune_input_of(s.conv, frac, s.how)

@@ -6,8 +6,10 @@
  *  - scale (ThiNet): one least-squares factor per kept channel, from the Gram of the
  *    per-channel contributions.
  * The normal equations go through lop_solve_spd (LAPACK Cholesky); the channels then
- * leave every member of their group through lop_graph_prune.  Nothing changes when
- * any step fails.
+ * leave every member of their group through lop_graph_prune.  A group several layers
+ * read (a residual stage) has each of them refitted before the channels go, once.
+ * A linear layer is refitted as a conv whose kernel covers its whole input (see
+ * lop_sample).  Nothing changes when any step fails.
  */
 #include <cblas.h>
 #include <string.h>
@@ -104,60 +106,133 @@ static int fit_scales(const lop_stats *s, const int *keep, int nkeep, double rid
     return st;
 }
 
-int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
-                    lop_recon mode, double ridge, double *rel_error)
+/* One part's fitted weights, written once the channels are gone. */
+typedef struct fitted {
+    float *w, *db;
+    double residual;
+} fitted;
+
+/* Refuse statistics that cannot refit layer s->node of g to nkeep channels now. */
+static int check_part(const lop_graph *g, const lop_stats *s, int nkeep)
 {
-    if (!s || !s->P || s->node < 0 || s->node >= g->n || g->nodes[s->node]->kind != LOP_CONV2D)
-        return lop_fail(LOP_EINVAL, "reconstruct: the statistics are not of a conv2d here");
+    if (!s || s->node < 0 || s->node >= g->n ||
+        (g->nodes[s->node]->kind != LOP_CONV2D && g->nodes[s->node]->kind != LOP_LINEAR))
+        return lop_fail(LOP_EINVAL, "reconstruct: the statistics are not of a conv2d or "
+                        "linear layer here");
+    if (!s->P)
+        return lop_fail(LOP_EINVAL, "reconstruct: combined statistics select channels but "
+                        "cannot refit a layer; refit each sampled layer");
     int st = lop_check_ungrouped(g, s->node, "reconstruct");
     if (st != LOP_OK)
         return st;
+    const lop_node *layer = g->nodes[s->node];
     if (s->generation != g->generation)
         return lop_fail(LOP_ESTATE, "reconstruct: the statistics of '%s' were sampled before "
-                        "the network last changed; sample again", g->nodes[s->node]->name);
-    lop_node *conv = g->nodes[s->node];
-    if (conv->param[0]->shape[1] != s->c || conv->dims[0] != s->n)
+                        "the network last changed; sample again", layer->name);
+    const int inputs = layer->kind == LOP_LINEAR ? s->c * s->kh * s->kw : s->c;
+    if (layer->param[0]->shape[1] != inputs || layer->dims[0] != s->n)
         return lop_fail(LOP_ESTATE, "reconstruct: '%s' no longer has the sampled shape",
-                        conv->name);
+                        layer->name);
     if (nkeep < 1 || nkeep > s->c)
         return lop_fail(LOP_EINVAL, "reconstruct: cannot keep %d of %d channels", nkeep, s->c);
+    return LOP_OK;
+}
+
+/* The group that layer `node` reads, which must be exactly its c input channels, so
+ * that pruning the group keeps them; -1 (with the error set) otherwise. */
+static int group_read(const lop_graph *g, const lop_groups *gs, int node, int c)
+{
+    int gi = lop_groups_find(gs, g->nodes[node]->inputs[0]);
+    if (gi < 0 || gs->groups[gi].channels != c) {
+        lop_fail(LOP_EINVAL, "reconstruct: the input channels of '%s' are not one channel "
+                 "group", g->nodes[node]->name);
+        return -1;
+    }
+    return gi;
+}
+
+int lop_reconstruct_group(lop_graph *g, const lop_stats *const *parts, int nparts,
+                          const int *keep, int nkeep, lop_recon mode, double ridge,
+                          double *rel_errors)
+{
+    if (nparts < 1 || !parts)
+        return lop_fail(LOP_EINVAL, "reconstruct: no statistics");
+    int st = LOP_OK;
+    for (int i = 0; i < nparts && st == LOP_OK; i++) {
+        st = check_part(g, parts[i], nkeep);
+        for (int j = 0; j < i && st == LOP_OK; j++)
+            if (parts[j]->node == parts[i]->node)
+                st = lop_fail(LOP_EINVAL, "reconstruct: '%s' is sampled twice",
+                              g->nodes[parts[i]->node]->name);
+    }
+    if (st != LOP_OK)
+        return st;
+    const int c = parts[0]->c;
     for (int i = 0; i < nkeep; i++)
-        if (keep[i] < 0 || keep[i] >= s->c || (i > 0 && keep[i] <= keep[i - 1]))
+        if (keep[i] < 0 || keep[i] >= c || (i > 0 && keep[i] <= keep[i - 1]))
             return lop_fail(LOP_EINVAL, "reconstruct: keep must be increasing channels in "
-                            "0..%d", s->c - 1);
-    /* the conv's input channels must be exactly one group, so pruning it keeps them */
+                            "0..%d", c - 1);
+    /* every part reads the same group, exactly */
     lop_groups gs = {0};
     if ((st = lop_graph_groups(g, &gs)) != LOP_OK)
         return st;
-    int gi = lop_groups_find(&gs, conv->inputs[0]);
-    if (gi < 0 || gs.groups[gi].channels != s->c)
-        st = lop_fail(LOP_EINVAL, "reconstruct: the input channels of '%s' are not one "
-                      "channel group", conv->name);
+    const int group = group_read(g, &gs, parts[0]->node, c);
+    for (int i = 1; i < nparts && group >= 0 && st == LOP_OK; i++) {
+        int gi = group_read(g, &gs, parts[i]->node, parts[i]->c);
+        if (gi >= 0 && gi != group)
+            st = lop_fail(LOP_EINVAL, "reconstruct: '%s' and '%s' read different channel "
+                          "groups", g->nodes[parts[0]->node]->name,
+                          g->nodes[parts[i]->node]->name);
+        else if (gi < 0)
+            st = LOP_EINVAL;
+    }
+    const int producer = group >= 0 ? g->nodes[parts[0]->node]->inputs[0] : -1;
     lop_groups_free(&gs);
+    if (group < 0)
+        return LOP_EINVAL;
     if (st != LOP_OK)
         return st;
 
-    const int kk = s->kh * s->kw, with_bias = conv->attr.bias;
-    float *w = lop_malloc((size_t)s->n * nkeep * kk * sizeof *w);
-    float *db = lop_calloc((size_t)s->n, sizeof *db);
-    st = (!w || !db) ? LOP_ENOMEM : LOP_OK;
-    double residual = 0;
-    if (st == LOP_OK)
-        st = mode == LOP_RECON_SCALE
-                 ? fit_scales(s, keep, nkeep, ridge, conv->param[0]->data, w, &residual)
-                 : fit_weights(s, keep, nkeep, with_bias, ridge, w, db, &residual);
-    if (st == LOP_OK)
-        st = lop_graph_prune(g, conv->inputs[0], keep, nkeep);
-    if (st == LOP_OK) {
-        conv = g->nodes[s->node];
-        memcpy(conv->param[0]->data, w, (size_t)s->n * nkeep * kk * sizeof *w);
-        if (with_bias && mode == LOP_RECON_WEIGHTS)
-            for (int k = 0; k < s->n; k++)
-                conv->param[1]->data[k] += db[k];
-        if (rel_error)
-            *rel_error = s->yy > 0 ? (residual > 0 ? residual : 0) / s->yy : 0;
+    fitted *fit = lop_calloc((size_t)nparts, sizeof *fit);
+    st = fit ? LOP_OK : LOP_ENOMEM;
+    for (int i = 0; i < nparts && st == LOP_OK; i++) {
+        const lop_stats *s = parts[i];
+        const lop_node *layer = g->nodes[s->node];
+        const int kk = s->kh * s->kw, with_bias = layer->attr.bias;
+        fit[i].w = lop_malloc((size_t)s->n * nkeep * kk * sizeof *fit[i].w);
+        fit[i].db = lop_calloc((size_t)s->n, sizeof *fit[i].db);
+        st = (!fit[i].w || !fit[i].db) ? LOP_ENOMEM : LOP_OK;
+        if (st == LOP_OK)
+            st = mode == LOP_RECON_SCALE
+                     ? fit_scales(s, keep, nkeep, ridge, layer->param[0]->data, fit[i].w,
+                                  &fit[i].residual)
+                     : fit_weights(s, keep, nkeep, with_bias, ridge, fit[i].w, fit[i].db,
+                                   &fit[i].residual);
     }
-    lop_free(w);
-    lop_free(db);
+    if (st == LOP_OK)
+        st = lop_graph_prune(g, producer, keep, nkeep);
+    for (int i = 0; i < nparts && st == LOP_OK; i++) {
+        const lop_stats *s = parts[i];
+        lop_node *layer = g->nodes[s->node];
+        memcpy(layer->param[0]->data, fit[i].w,
+               (size_t)s->n * nkeep * s->kh * s->kw * sizeof *fit[i].w);
+        if (layer->attr.bias && mode == LOP_RECON_WEIGHTS)
+            for (int k = 0; k < s->n; k++)
+                layer->param[1]->data[k] += fit[i].db[k];
+        if (rel_errors)
+            rel_errors[i] = s->yy > 0 ? (fit[i].residual > 0 ? fit[i].residual : 0) / s->yy
+                                      : 0;
+    }
+    for (int i = 0; fit && i < nparts; i++) {
+        lop_free(fit[i].w);
+        lop_free(fit[i].db);
+    }
+    lop_free(fit);
     return st;
+}
+
+int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,
+                    lop_recon mode, double ridge, double *rel_error)
+{
+    return lop_reconstruct_group(g, &s, 1, keep, nkeep, mode, ridge, rel_error);
 }

@@ -1,7 +1,9 @@
 /*
  * sample.c - the statistics channel selection works from.  Calibration images run
  * through the network (and, optionally, an original reference network side by side);
- * at random output positions of one convolution its input patches X and outputs Y
+ * at random output positions of one convolution (or, for a fully connected layer, once
+ * per image, its input features read as c channels of kh x kw) its input patches X and
+ * outputs Y
  * (from the reference when given - He et al.'s correction for error accumulated
  * upstream - minus THIS conv's bias, which a refit keeps and adds back) are turned
  * into sufficient statistics, accumulated batch by batch so memory does not grow with
@@ -12,6 +14,8 @@
  * gets targets that make the block's sum match the reference's even though the
  * shortcut S (the add's other input) now differs: Y = (a' Y_ref + b' + S_ref - S - b)/a
  * minus the bias, a z + b being the batchnorm here and a' z + b' in the reference.
+ * When the layer's own outputs were pruned before, ref_channels names the reference's
+ * output channel of each of them, so the targets stay the original network's.
  */
 #include <cblas.h>
 #include <math.h>
@@ -61,13 +65,55 @@ static void buffers_free(buffers *b)
     lop_free(b->order);
 }
 
-static int check_sample(const lop_graph *g, const lop_dataset *d, int node,
-                        const lop_sample_opts *o, const lop_graph *ref)
+/* What is sampled: a conv2d's patches at ho x wo positions, or a linear layer's input
+ * features once per image, read as c channels of kh x kw (a flatten's source shape, or
+ * c features of 1 x 1) so that a channel's weights are a conv filter's. */
+typedef struct layer_view {
+    const lop_node *src;   /* the node whose output is X */
+    int linear, c, h, w, kh, kw, ho, wo, n;
+} layer_view;
+
+static int view_layer(const lop_graph *g, int node, layer_view *v)
 {
-    if (node < 0 || node >= g->n || g->nodes[node]->kind != LOP_CONV2D)
-        return lop_fail(LOP_EINVAL, "sample: node %d is not a conv2d", node);
+    const lop_node *n = g->nodes[node];
+    memset(v, 0, sizeof *v);
+    v->n = n->dims[0];
+    v->src = lop_input_node(g, n, 0);
+    if (n->kind == LOP_CONV2D) {
+        v->c = v->src->dims[0];
+        v->h = v->src->dims[1];
+        v->w = v->src->dims[2];
+        v->kh = n->attr.kernel_h;
+        v->kw = n->attr.kernel_w;
+        v->ho = n->dims[1];
+        v->wo = n->dims[2];
+        return LOP_OK;
+    }
+    if (n->kind != LOP_LINEAR)
+        return lop_fail(LOP_EINVAL, "sample: '%s' is not a conv2d or linear layer", n->name);
+    const lop_node *shape = v->src;
+    if (shape->kind == LOP_FLATTEN && lop_input_node(g, shape, 0)->ndim == 3)
+        shape = lop_input_node(g, shape, 0);
+    v->linear = 1;
+    v->c = shape->dims[0];
+    v->kh = shape->ndim == 3 ? shape->dims[1] : 1;
+    v->kw = shape->ndim == 3 ? shape->dims[2] : 1;
+    v->ho = v->wo = 1;
+    if ((size_t)v->c * v->kh * v->kw != (size_t)n->param[0]->shape[1])
+        return lop_fail(LOP_ESHAPE, "sample: '%s' reads %d features, not %dx%dx%d", n->name,
+                        n->param[0]->shape[1], v->c, v->kh, v->kw);
+    return LOP_OK;
+}
+
+static int check_sample(const lop_graph *g, const lop_dataset *d, int node,
+                        const lop_sample_opts *o, const lop_graph *ref, layer_view *v)
+{
+    if (node < 0 || node >= g->n)
+        return lop_fail(LOP_EINVAL, "sample: no node %d", node);
     const lop_node *n = g->nodes[node];
     int st = lop_check_ungrouped(g, node, "sample");
+    if (st == LOP_OK)
+        st = view_layer(g, node, v);
     if (st == LOP_OK)
         st = lop_dataset_check_input(d, g, "sample");
     if (st != LOP_OK)
@@ -78,17 +124,32 @@ static int check_sample(const lop_graph *g, const lop_dataset *d, int node,
     if (o->images > d->n)
         return lop_fail(LOP_EINVAL, "sample: %d images asked, the data set has %d", o->images,
                         d->n);
+    if (o->residual && v->linear)
+        return lop_fail(LOP_EINVAL, "sample: residual targets need a conv2d, '%s' is linear",
+                        n->name);
+    if (o->ref_channels && !ref)
+        return lop_fail(LOP_EINVAL, "sample: ref_channels without a reference network");
     const lop_node *in = g->nodes[0];
     if (ref) {
         int rid = lop_graph_find(ref, n->name);
-        if (rid < 0 || ref->nodes[rid]->kind != LOP_CONV2D)
-            return lop_fail(LOP_EINVAL, "sample: the reference network has no conv2d '%s'",
-                            n->name);
+        if (rid < 0 || ref->nodes[rid]->kind != n->kind)
+            return lop_fail(LOP_EINVAL, "sample: the reference network has no %s '%s'",
+                            lop_kind_name(n->kind), n->name);
         const lop_node *rn = ref->nodes[rid];
-        if (rn->dims[0] != n->dims[0] || rn->dims[1] != n->dims[1] || rn->dims[2] != n->dims[2])
-            return lop_fail(LOP_ESHAPE, "sample: '%s' outputs %dx%dx%d in the reference, "
-                            "%dx%dx%d here", n->name, rn->dims[0], rn->dims[1], rn->dims[2],
-                            n->dims[0], n->dims[1], n->dims[2]);
+        if (!o->ref_channels && rn->dims[0] != n->dims[0])
+            return lop_fail(LOP_ESHAPE, "sample: '%s' has %d outputs in the reference, %d here "
+                            "(pass ref_channels to say which of the reference's they are)",
+                            n->name, rn->dims[0], n->dims[0]);
+        for (int i = 1; i < n->ndim; i++)
+            if (rn->ndim != n->ndim || rn->dims[i] != n->dims[i])
+                return lop_fail(LOP_ESHAPE, "sample: '%s' outputs %dx%dx%d in the reference, "
+                                "%dx%dx%d here", n->name, rn->dims[0], rn->dims[1], rn->dims[2],
+                                n->dims[0], n->dims[1], n->dims[2]);
+        for (int k = 0; o->ref_channels && k < n->dims[0]; k++)
+            if (o->ref_channels[k] < 0 || o->ref_channels[k] >= rn->dims[0])
+                return lop_fail(LOP_EINVAL, "sample: ref_channels[%d] = %d is not a channel of "
+                                "the reference's '%s' (0..%d)", k, o->ref_channels[k], n->name,
+                                rn->dims[0] - 1);
         const lop_node *rin = ref->nodes[0];
         for (int i = 0; i < in->ndim; i++)
             if (rin->dims[i] != in->dims[i])
@@ -149,41 +210,56 @@ static int find_residual_ref(const lop_graph *g, const residual_path *rp, const 
     return LOP_OK;
 }
 
+/* The reference's output channel for channel k here (the identity without a map). */
+static int ref_channel(const lop_sample_opts *o, int k)
+{
+    return o->ref_channels ? o->ref_channels[k] : k;
+}
+
 /* The batchnorms' maps per output channel k, into affine[4 k ..]: a, b here, a', b' in
- * the reference (y = a z + b). */
+ * the reference (y = a z + b, the reference's at k's channel there). */
 static void residual_affine(const lop_graph *g, const residual_path *rp, const lop_graph *ref,
-                            const residual_path *rr, int n, float *affine)
+                            const residual_path *rr, const lop_sample_opts *o, int n,
+                            float *affine)
 {
     for (int k = 0; k < n; k++) {
         lop_batchnorm_affine(g->nodes[rp->bn], k, &affine[4 * k], &affine[4 * k + 1]);
-        lop_batchnorm_affine(ref->nodes[rr->bn], k, &affine[4 * k + 2], &affine[4 * k + 3]);
+        lop_batchnorm_affine(ref->nodes[rr->bn], ref_channel(o, k), &affine[4 * k + 2],
+                             &affine[4 * k + 3]);
     }
 }
 
-/* The residual target of output channel k at flat position `at` (see the top). */
+/* The residual target of output channel k at flat position `at` here, `at_ref` in the
+ * reference (see the top). */
 static float residual_target(const lop_graph *g, const residual_path *rp, const lop_graph *ref,
                              const residual_path *rr, const float *affine, int k, size_t at,
-                             float yref, const float *bias)
+                             size_t at_ref, float yref, const float *bias)
 {
     const float a = affine[4 * k], b = affine[4 * k + 1];
     float sum_ref = affine[4 * k + 2] * yref + affine[4 * k + 3] +
-                    ref->nodes[rr->shortcut]->out->data[at];
+                    ref->nodes[rr->shortcut]->out->data[at_ref];
     float z = fabsf(a) > 1e-12f ? (sum_ref - g->nodes[rp->shortcut]->out->data[at] - b) / a
                                 : yref;   /* a dead channel: nothing here can match */
     return z - (bias ? bias[k] : 0);
 }
 
-/* Patch of image b at output position (p, q), zero-padded, into x (D floats, channel
- * major, then kernel row, then kernel column - the weight's layout). */
-static void patch(const lop_node *conv, const float *in, int c, int h, int w, int p, int q,
+/* The patch of image b at output position (p, q), zero-padded, into x (D floats,
+ * channel major, then kernel row, then kernel column - the weight's layout); for a
+ * linear layer, the image's features. */
+static void patch(const lop_node *layer, const layer_view *v, const float *in, int p, int q,
                   float *x)
 {
-    const lop_attrs *a = &conv->attr;
+    const int c = v->c, h = v->h, w = v->w;
+    if (v->linear) {
+        memcpy(x, in, (size_t)c * v->kh * v->kw * sizeof *x);
+        return;
+    }
+    const lop_attrs *a = &layer->attr;
     for (int j = 0; j < c; j++)
         for (int u = 0; u < a->kernel_h; u++) {
             int y = p * a->stride_h - a->pad_h + u;
-            for (int v = 0; v < a->kernel_w; v++) {
-                int xx = q * a->stride_w - a->pad_w + v;
+            for (int t = 0; t < a->kernel_w; t++) {
+                int xx = q * a->stride_w - a->pad_w + t;
                 *x++ = (y >= 0 && y < h && xx >= 0 && xx < w)
                            ? in[((size_t)j * h + y) * w + xx] : 0.0f;
             }
@@ -199,19 +275,21 @@ static void add_into(double *dst, const float *src, size_t count)
 int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
                lop_graph *ref, lop_stats *out)
 {
-    int st = check_sample(g, d, node, o, ref);
+    layer_view v;
+    int st = check_sample(g, d, node, o, ref, &v);
     if (st != LOP_OK)
         return st;
     const lop_node *conv = g->nodes[node];
-    const lop_node *src = lop_input_node(g, conv, 0);
-    const int c = src->dims[0], h = src->dims[1], w = src->dims[2];
-    const int kk = conv->attr.kernel_h * conv->attr.kernel_w, D = c * kk, n = conv->dims[0];
-    const int ho = conv->dims[1], wo = conv->dims[2], batch = o->batch > 0 ? o->batch : 64;
-    const int per_batch = batch * o->points;
+    const lop_node *src = v.src;
+    const int c = v.c, kk = v.kh * v.kw, D = c * kk, n = v.n;
+    const int ho = v.ho, wo = v.wo, batch = o->batch > 0 ? o->batch : 64;
+    const int points = v.linear ? 1 : o->points;   /* a linear layer has one position */
+    const int per_batch = batch * points;
     /* rows of Z per chunk: Z holds c * rows * n floats, at most Z_FLOATS */
     const size_t zfit = (size_t)Z_FLOATS / ((size_t)n * c);
     const int zrows = zfit < 1 ? 1 : zfit > (size_t)per_batch ? per_batch : (int)zfit;
     const int rid = ref ? lop_graph_find(ref, conv->name) : node;
+    const int ref_n = ref ? ref->nodes[rid]->dims[0] : n;
     const float *W = conv->param[0]->data, *bias = conv->attr.bias ? conv->param[1]->data : NULL;
     residual_path rp, rr;
     if (o->residual) {
@@ -228,8 +306,8 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
     s.node = node;
     s.generation = g->generation;
     s.c = c;
-    s.kh = conv->attr.kernel_h;
-    s.kw = conv->attr.kernel_w;
+    s.kh = v.kh;
+    s.kw = v.kw;
     s.n = n;
     s.P = lop_calloc((size_t)D * D, sizeof(double));
     s.C = lop_calloc((size_t)D * n, sizeof(double));
@@ -253,7 +331,7 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
         goto done;
     }
     if (o->residual)
-        residual_affine(g, &rp, ref, &rr, n, b.affine);
+        residual_affine(g, &rp, ref, &rr, o, n, b.affine);
     for (int k = 0; k < n; k++)            /* ||W_j||_F over every output and tap */
         for (int j = 0; j < c; j++)
             for (int e = 0; e < kk; e++)
@@ -275,17 +353,21 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
             break;
         const float *xin = src->out->data;
         const float *yout = (ref ? ref->nodes[rid] : conv)->out->data;
-        int m = count * o->points;
+        const size_t image_in = (size_t)c * (v.linear ? (size_t)kk : (size_t)v.h * v.w);
+        int m = count * points;
         for (int im = 0; im < count; im++)
-            for (int t = 0; t < o->points; t++) {
-                int row = im * o->points + t;
-                int p = lop_rng_below(&rng, ho), q = lop_rng_below(&rng, wo);
-                patch(conv, xin + (size_t)im * c * h * w, c, h, w, p, q, b.X + (size_t)row * D);
+            for (int t = 0; t < points; t++) {
+                int row = im * points + t;
+                int p = v.linear ? 0 : lop_rng_below(&rng, ho);
+                int q = v.linear ? 0 : lop_rng_below(&rng, wo);
+                patch(conv, &v, xin + (size_t)im * image_in, p, q, b.X + (size_t)row * D);
                 for (int k = 0; k < n; k++) {
                     size_t at = (((size_t)im * n + k) * ho + p) * wo + q;
+                    size_t at_ref = (((size_t)im * ref_n + ref_channel(o, k)) * ho + p) * wo + q;
                     b.Y[(size_t)row * n + k] = o->residual
-                        ? residual_target(g, &rp, ref, &rr, b.affine, k, at, yout[at], bias)
-                        : yout[at] - (bias ? bias[k] : 0);
+                        ? residual_target(g, &rp, ref, &rr, b.affine, k, at, at_ref,
+                                          yout[at_ref], bias)
+                        : yout[at_ref] - (bias ? bias[k] : 0);
                 }
             }
         /* P += X^T X, C += X^T Y (in float per batch, summed in double) */

@@ -50,30 +50,23 @@ local function listed(names)
   return table.concat(shown, ", ")
 end
 
--- Why group g cannot be pruned by refitting its consumer, or nil when it can.
-local function skip_reason(net, g, producers, consumers, solver)
-  if not g.prunable then return "not prunable: " .. g.why end
-  if #producers > 1 then
-    return ("residual stage of %d producers (block outputs + shortcuts): pruned inside "
-            .. "its blocks only, as He et al."):format(#producers)
+-- Why consumer m (a group member) cannot be refitted to a subset of the group, or nil
+-- when it can: an ungrouped conv2d reading exactly the group, or a linear layer reading
+-- exactly the group (through a flatten or a global pooling).
+local function consumer_reason(net, g, m, solver)
+  local layer = net:node(m.node)
+  if layer.kind ~= "conv2d" and layer.kind ~= "linear" then
+    return ("its consumer %s is a %s layer"):format(m.node, layer.kind)
   end
-  if #consumers == 0 then return "no layer reads it" end
-  if #consumers > 1 then
-    local names = {}
-    for i, m in ipairs(consumers) do names[i] = m.node end
-    return ("%d consumers (%s): only a group read by one convolution can be refitted")
-           :format(#consumers, listed(names))
+  local inputs = layer:weight():shape()[2]
+  if layer.kind == "conv2d" then
+    local groups = layer:attrs().groups
+    if groups > 1 then
+      return ("its consumer %s is a grouped convolution (%d groups)"):format(m.node, groups)
+    end
+  else
+    inputs = g.channels * (m.block or 1) == inputs and g.channels or inputs
   end
-  local m = consumers[1]
-  local conv = net:node(m.node)
-  if conv.kind ~= "conv2d" then
-    return ("its consumer %s is a %s layer"):format(m.node, conv.kind)
-  end
-  local groups = conv:attrs().groups
-  if groups > 1 then
-    return ("its consumer %s is a grouped convolution (%d groups)"):format(m.node, groups)
-  end
-  local inputs = conv:weight():shape()[2]
   if m.offset ~= 0 or inputs ~= g.channels then
     return ("its consumer %s reads a concatenation (the group is %d of its %d input "
             .. "channels)"):format(m.node, g.channels, inputs)
@@ -85,12 +78,40 @@ local function skip_reason(net, g, producers, consumers, solver)
   return nil
 end
 
--- pruner.plan(net, {solver = "lasso"}) -> one entry per channel group in graph order:
--- {producer, channels, slices, members (node names), consumer = the conv refitted and
--- residual (whether it ends a block) when pruned, reason when skipped}.  The solver
--- matters only for groups a grouped convolution slices (thinet cannot select per slice).
+-- Why group g cannot be pruned by refitting its consumers, or nil when it can.  A group
+-- several layers read (a residual stage, a conv feeding two branches) is selected by
+-- the sum of their relative errors and every one is refitted, unless `shared` is false.
+local function skip_reason(net, g, producers, consumers, solver, shared)
+  if not g.prunable then return "not prunable: " .. g.why end
+  if not shared and #producers > 1 then
+    return ("residual stage of %d producers (block outputs + shortcuts): pruned inside "
+            .. "its blocks only, as He et al."):format(#producers)
+  end
+  if #consumers == 0 then return "no layer reads it" end
+  if not shared and #consumers > 1 then
+    local names = {}
+    for i, m in ipairs(consumers) do names[i] = m.node end
+    return ("%d consumers (%s): only a group read by one layer can be refitted")
+           :format(#consumers, listed(names))
+  end
+  for _, m in ipairs(consumers) do
+    local why = consumer_reason(net, g, m, solver)
+    if why then return why end
+  end
+  return nil
+end
+
+-- pruner.plan(net, {solver = "lasso", shared = true}) -> one entry per channel group in
+-- graph order: {producer, producers, channels, slices, members (node names), and when
+-- pruned consumers (the layers refitted), consumer (the first of them) and residual
+-- (whether a lone consumer ends a block); reason when skipped}.  The solver matters
+-- only for groups a grouped convolution slices (thinet cannot select per slice);
+-- shared = false skips groups several layers read or several produce, as before
+-- residual stages could be pruned.
 function pruner.plan(net, opts)
-  local solver = (opts or {}).solver or "lasso"
+  opts = opts or {}
+  local solver = opts.solver or "lasso"
+  local shared = opts.shared ~= false
   local readers = readers_of(net)
   local plan = {}
   for _, g in ipairs(net:groups()) do
@@ -100,23 +121,46 @@ function pruner.plan(net, opts)
       if m.role == "producer" then producers[#producers + 1] = m.node end
       if m.role == "consumer" then consumers[#consumers + 1] = m end
     end
-    local e = {producer = g.producer or g.members[1].node, channels = g.channels,
-               slices = g.slices, members = members,
-               reason = skip_reason(net, g, producers, consumers, solver)}
+    local e = {producer = g.producer or g.members[1].node, producers = producers,
+               channels = g.channels, slices = g.slices, members = members,
+               reason = skip_reason(net, g, producers, consumers, solver, shared)}
     if not e.reason then
-      e.consumer = consumers[1].node
-      e.residual = ends_block(net, readers, e.consumer)
+      e.consumers = {}
+      for i, m in ipairs(consumers) do e.consumers[i] = m.node end
+      e.consumer = e.consumers[1]
+      e.residual = #consumers == 1 and ends_block(net, readers, e.consumer)
     end
     plan[#plan + 1] = e
   end
   return plan
 end
 
+-- pruner.entry(net, layer, opts) -> the plan entry (pruner.plan(net, opts)) of the
+-- channel group `layer` reads; raises, with the reason, when that group cannot be
+-- pruned.
+function pruner.entry(net, layer, opts)
+  local group, why = net:group_of(net:node(layer):inputs()[1])
+  if not group then
+    error(("the input channels of %s cannot be pruned: %s"):format(layer, why), 2)
+  end
+  local key = group.producer or group.members[1].node   -- as pruner.plan names entries
+  for _, e in ipairs(pruner.plan(net, opts)) do
+    if e.producer == key then
+      if e.reason then
+        error(("the input channels of %s cannot be pruned: %s"):format(layer, e.reason), 2)
+      end
+      return e
+    end
+  end
+  error(("no channel group feeds %s"):format(layer), 2)
+end
+
 -- ---- widths: one keep fraction for every pruned group, bisected to a FLOPs target ---
 
--- Channels kept of c in `slices` equal slices at keep fraction f: the same count in
--- each slice, at least one (as lop.select's rules count: ceil(f * c / slices)).
-local function kept(f, c, slices)
+-- pruner.kept(f, c, slices): channels kept of c in `slices` equal slices at keep
+-- fraction f: the same count in each slice, at least one (as lop.select's rules count:
+-- ceil(f * c / slices)).
+function pruner.kept(f, c, slices)
   local per = c // slices
   return slices * math.max(1, math.min(per, math.ceil(f * per - 1e-9)))
 end
@@ -179,7 +223,7 @@ function pruner.widths(net, plan, speedup)
   local function at(f)
     local counts, key = {}, {}
     for i, e in ipairs(plan) do
-      if e.consumer then counts[i] = kept(f, e.channels, e.slices); key[#key + 1] = counts[i] end
+      if e.consumer then counts[i] = pruner.kept(f, e.channels, e.slices); key[#key + 1] = counts[i] end
     end
     key = table.concat(key, ",")
     seen[key] = seen[key] or flops_with(net, plan, counts)
@@ -205,7 +249,8 @@ function pruner.describe(plan, counts)
   for i, e in ipairs(plan) do
     local what
     if e.consumer then
-      what = ("prune -> %s, refit %s%s"):format(counts and counts[i] or "?", e.consumer,
+      what = ("prune -> %s, refit %s%s"):format(counts and counts[i] or "?",
+                                                 listed(e.consumers),
                                                  e.residual and " (block sum)" or "")
     else
       what = "skip: " .. e.reason
@@ -293,63 +338,109 @@ function pruner.finetune(net, data, epochs, how, label)
   end
 end
 
--- pruner.few_samples(net, conv, samples, kept): a warning when a weights refit of conv
--- on `kept` input channels has fewer than 3 samples per unknown (kept x kernel area + a
--- bias per filter): least squares then nearly interpolates the samples, reports a tiny error and generalises badly (VGG-16's
--- conv4_2 at 177 of 256 channels: 2000 samples, error 0, top-1 down 25 points; 5000
--- samples, error 0.014, no loss).  nil otherwise.
-function pruner.few_samples(net, conv, samples, kept)
-  local k = net:node(conv):attrs().kernel
-  local unknowns = kept * k[1] * k[2] + 1
+-- pruner.few_samples(net, layer, s, kept): a warning when a weights refit of `layer`
+-- (sampled as s) on `kept` input channels has fewer than 3 samples per unknown (kept x
+-- kernel area, or inputs per channel of a linear layer, + a bias per filter): least
+-- squares then nearly interpolates the samples, reports a tiny error and generalises
+-- badly (VGG-16's conv4_2 at 177 of 256 channels: 2000 samples, error 0, top-1 down 25
+-- points; 5000 samples, error 0.014, no loss).  nil otherwise.
+function pruner.few_samples(net, layer, s, kept)
+  local node = net:node(layer)
+  local area = node.kind == "linear" and node:weight():shape()[2] // s:channels()
+               or node:attrs().kernel[1] * node:attrs().kernel[2]
+  local unknowns, samples = kept * area + 1, s:samples()
   if samples >= 3 * unknowns then return nil end
   return ("warning: %d samples for the %d weights of each filter of %s: the refit may fit "
           .. "the samples rather than the data; use at least %d (--images x --points), "
-          .. "or --refit scale"):format(samples, unknowns, conv, 3 * unknowns)
+          .. "or --refit scale"):format(samples, unknowns, layer, 3 * unknowns)
+end
+
+-- Where the channels of a group pruned before came from: origins[name] lists, for
+-- each output channel of producer `name` now, its channel in the original network.
+-- pruner.prune keeps it, so that a layer whose own outputs were pruned is still
+-- sampled against the original's outputs (lop.sample's reference_channels).
+local function record_origins(origins, e, keep)
+  for _, name in ipairs(e.producers) do
+    local before, now = origins[name], {}
+    for i, k in ipairs(keep) do now[i] = before and before[k] or k end
+    origins[name] = now
+  end
+end
+
+-- pruner.prune_group(net, data, e, count, how, origins) prunes plan entry e to count
+-- channels: lop.sample of each of its consumers (how.images, default 500, at most the
+-- data set's size, a linear consumer on images x points images, one row each;
+-- how.points 10; how.seed 1; targets from how.reference when given, mapped through
+-- origins, with the block sum when a lone consumer ends a residual block), selection
+-- on their combined statistics (pruner.select, how.solver, default lasso),
+-- lop.reconstruct_group (how.refit, default weights; how.ridge, its default when nil).
+-- Warnings go through how.warn
+-- (default: on stderr).  Returns {keep, errors (one per consumer), error (their mean),
+-- sampled (seconds)}.
+function pruner.prune_group(net, data, e, count, how, origins)
+  local t0 = lop.clock()
+  local points, images = how.points or 10, math.min(how.images or 500, #data)
+  local parts = {}
+  for j, name in ipairs(e.consumers) do
+    local linear = net:node(name).kind == "linear"
+    parts[j] = lop.sample(net, data, name, {
+      images = linear and math.min(images * points, #data) or images, points = points,
+      seed = how.seed, reference = how.reference,
+      reference_channels = how.reference and origins[name] or nil,
+      residual = e.residual and how.reference ~= nil})
+  end
+  local s = #parts == 1 and parts[1] or lop.combine(parts)
+  local sampled = lop.clock() - t0
+  local keep = pruner.select(s, {solver = how.solver or "lasso", keep = count / e.channels,
+                                 slices = e.slices, seed = how.seed, conv = e.consumer,
+                                 warn = how.warn})
+  local refit = how.refit or "weights"
+  for j, part in ipairs(parts) do
+    local warning = refit == "weights"
+                    and pruner.few_samples(net, e.consumers[j], part, #keep)
+    if warning then (how.warn or to_stderr)(warning) end
+  end
+  local _, errors = lop.reconstruct_group(net, parts, keep, {mode = refit, ridge = how.ridge})
+  if s ~= parts[1] then s:close() end
+  for _, part in ipairs(parts) do part:close() end
+  record_origins(origins, e, keep)
+  local mean = 0
+  for _, x in ipairs(errors) do mean = mean + x / #errors end
+  return {keep = keep, errors = errors, error = mean, sampled = sampled}
 end
 
 -- pruner.prune(net, data, plan, counts, how) prunes, in plan order, each planned group
--- to counts[i] channels: lop.sample of its consumer (how.images, default 500, at most
--- the data set's size; how.points 10; how.seed 1; targets from how.original when given,
--- with the block sum when the consumer ends a residual block), pruner.select
--- (how.solver, default lasso), lop.reconstruct (how.refit, default weights), then
--- how.step_epochs of fine-tuning on how.train (default data; pruner.finetune's
+-- to counts[i] channels with pruner.prune_group (targets from how.original when given),
+-- then how.step_epochs of fine-tuning on how.train (default data; pruner.finetune's
 -- settings).  With step_epochs the targets come from the net itself, as ThiNet's do:
 -- the layers after a fine-tuned one have learnt its new outputs, and a refit back to
 -- the original's would undo that.  Prints a line per group through how.log (default
--- print) and warnings through how.warn (default: on stderr), and returns the lines as
--- records {producer, consumer, before, after, seconds, error}.
+-- print) and returns the lines as records {producer, consumer (the refitted layers, as
+-- text), before, after, seconds, error (the mean over the consumers)}.
 function pruner.prune(net, data, plan, counts, how)
   how = how or {}
   local log = how.log or print
   local images, points = math.min(how.images or 500, #data), how.points or 10
-  local reference = (how.step_epochs or 0) == 0 and how.original or nil
+  local step = setmetatable({reference = (how.step_epochs or 0) == 0 and how.original or nil},
+                            {__index = how})
   local todo = {}
   for i, e in ipairs(plan) do
-    if e.consumer and counts[i] < e.channels then todo[#todo + 1] = i end
+    if e.consumer and counts[i] and counts[i] < e.channels then todo[#todo + 1] = i end
   end
-  local done = {}
-  for step, i in ipairs(todo) do
+  local done, origins = {}, {}
+  for n, i in ipairs(todo) do
     local e, t0 = plan[i], lop.clock()
-    local s = lop.sample(net, data, e.consumer, {images = images, points = points,
-                         seed = how.seed, reference = reference,
-                         residual = e.residual and reference ~= nil})
-    local sampled = lop.clock() - t0
-    local keep = pruner.select(s, {solver = how.solver or "lasso", keep = counts[i] / e.channels,
-                                   slices = e.slices, seed = how.seed, conv = e.consumer,
-                                   warn = how.warn})
-    local refit = how.refit or "weights"
-    local warning = refit == "weights" and pruner.few_samples(net, e.consumer, s:samples(), #keep)
-    if warning then (how.warn or to_stderr)(warning) end
-    local _, err = lop.reconstruct(net, e.consumer, s, keep, {mode = refit})
-    s:close()
-    local r = {producer = e.producer, consumer = e.consumer, before = e.channels,
-               after = #keep, seconds = lop.clock() - t0, error = err}
+    local got = pruner.prune_group(net, data, e, counts[i], step, origins)
+    local r = {producer = e.producer, consumer = listed(e.consumers), before = e.channels,
+               after = #got.keep, seconds = lop.clock() - t0, error = got.error}
     done[#done + 1] = r
-    log(("[%d/%d] %s: %d -> %d channels, sampled %d images x %d points in %.1f s, %s, "
-         .. "refit error %.3g"):format(step, #todo, e.producer, r.before, r.after, images,
-                                       points, sampled, how.solver or "lasso", err))
+    log(("[%d/%d] %s: %d -> %d channels, sampled %d images x %d points%s in %.1f s, %s, "
+         .. "refit error %.3g"):format(n, #todo, e.producer, r.before, r.after, images,
+                                       points, #e.consumers > 1
+                                         and (" at %d layers"):format(#e.consumers) or "",
+                                       got.sampled, how.solver or "lasso", got.error))
     if (how.step_epochs or 0) > 0 then
-      local each = setmetatable({seed = (how.seed or 1) + step}, {__index = how})
+      local each = setmetatable({seed = (how.seed or 1) + n}, {__index = how})
       pruner.finetune(net, how.train or data, how.step_epochs, each, "after " .. e.producer)
     end
   end

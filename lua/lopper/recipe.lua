@@ -102,32 +102,28 @@ function recipe.start(arg, overrides, description)
   return r
 end
 
--- Channels to keep of conv `name`'s input, by the recipe's solver, from statistics s.
-function Recipe:select(name, s, keep_fraction)
-  return lop.pruner.select(s, {solver = self.opt.solver, keep = keep_fraction or self.opt.keep,
-                               seed = self.opt.seed, conv = name})
-end
-
--- Prune the input channels of conv `name` (and the filters producing them): sample,
--- select (--solver), reconstruct (--refit: scale the kept channels, or refit weights).
--- how.reference: take targets Y from this (original) network instead - He et al.'s
--- correction of the error accumulated upstream; how.residual: also match the sum of
--- the residual block this conv ends (see lop.sample).
+-- Prune the input channels of layer `name` (and the filters producing them): sample,
+-- select (--solver), reconstruct (--refit: scale the kept channels, or refit weights),
+-- through lop.pruner.prune_group - so when several layers read those channels (a
+-- residual stage), every one is sampled and refitted and the selection weighs them
+-- all.  how.reference: take targets Y from this (original) network instead - He et
+-- al.'s correction of the error accumulated upstream; how.residual: also match the sum
+-- of the residual block this conv ends (see lop.sample).
 function Recipe:prune_input_of(name, keep_fraction, how)
   how = how or {}
   local t0 = os.time()
-  local s = lop.sample(self.net, self.data.train, name, {images = self.opt.images,
-                       points = self.opt.points, seed = self.opt.seed,
-                       reference = how.reference, residual = how.residual})
-  local keep = self:select(name, s, keep_fraction)
-  local before = s:channels()
-  local warning = self.opt.refit == "weights"
-                  and lop.pruner.few_samples(self.net, name, s:samples(), #keep)
-  if warning then io.stderr:write(warning, "\n") end
-  local _, err = lop.reconstruct(self.net, name, s, keep, {mode = self.opt.refit})
-  s:close()
+  local e = lop.pruner.entry(self.net, name, {solver = self.opt.solver})
+  e.residual = how.residual and true or false
+  local count = lop.pruner.kept(keep_fraction or self.opt.keep, e.channels, e.slices)
+  self.origins = self.origins or {}
+  local got = lop.pruner.prune_group(self.net, self.data.train, e, count, {
+    images = self.opt.images, points = self.opt.points, seed = self.opt.seed,
+    solver = self.opt.solver, refit = self.opt.refit, reference = how.reference},
+    self.origins)
+  local shown = name .. (#e.consumers > 1 and (" +%d"):format(#e.consumers - 1) or "")
   print(("  %-10s input channels %4d -> %4d  (%s, %s refit, reconstruction error %.4f, %ds)")
-        :format(name, before, #keep, self.opt.solver, self.opt.refit, err, os.time() - t0))
+        :format(shown, e.channels, #got.keep, self.opt.solver, self.opt.refit, got.error,
+                os.time() - t0))
 end
 
 -- Each call sees other batches: its own seed (--seed, then +1 per call) and, for a

@@ -2,12 +2,15 @@
 -- core lop.pruner, on small nets built here:
 --   - a planted problem (half of conv1's filters are positive multiples of the other
 --     half, and relu(a z) = a relu(z) for a > 0) that a 2x pruning must solve exactly:
---     the pruned net reproduces the original logits on held-out images;
+--     the pruned net reproduces the original logits on held-out images; the same with
+--     the planted channels read by two convs (selected on their combined statistics,
+--     both refitted), and a residual stage of two producers read by a linear head;
 --   - the FLOPs target: the keep fraction found is the largest one the channel counts
 --     allow, checked against FLOPs counted by hand;
 --   - a net with a residual block, a depthwise pair, a conv read by two convs, a
 --     concatenation, a grouped consumer, a sliced group and a linear head: the plan
---     prunes the plain groups and skips the rest with its reasons; the command line
+--     prunes the groups whose every reader can be refitted and skips the rest with its
+--     reasons (with shared = false, also the stage and the group two convs read); the command line
 --     prints the plan and the before/after table and writes an ONNX file that reads
 --     back, passes python3-onnx's checker and gives the outputs of the same pruning
 --     done in this process;
@@ -95,16 +98,88 @@ describe("lop.pruner", function()
     end
   end)
 
+  -- conv1 (planted pairs) read by conv2a and conv2b, whose outputs are planted pairs
+  -- with the same factors; their sum (a residual stage of two producers) goes through
+  -- relu and gap to fc, which reads channel 2j with its weights for 2j-1 divided by a_j.
+  -- Pruning both groups 2x is exact: keep one channel of every pair, refit both convs
+  -- on their combined selection, then refit fc.
+  it("solves a planted problem of shared groups exactly: two convs, a stage and a linear head",
+     function()
+    local original = lop.net{input = {1, 28, 28}, seed = 12}
+    original:conv2d("conv1", "input", {out = 8, kernel = 3, pad = 1})
+    original:relu("relu1", "conv1")
+    for _, b in ipairs{"a", "b"} do
+      original:conv2d("conv2" .. b, "relu1", {out = 8, kernel = 3, pad = 1})
+      original:relu("relu2" .. b, "conv2" .. b)
+    end
+    original:add("sum", {"relu2a", "relu2b"})
+    original:global_avgpool("gap", "sum")
+    original:linear("fc", "gap", {out = 10})
+    local function pair(layer, readers)   -- layer's filter 2j = a_j x filter 2j-1
+      local w, b = original:node(layer):weight(), original:node(layer):bias()
+      local cin = w:shape()[2]
+      for j, a in ipairs(SCALE) do
+        local src, dst = 2 * j - 1, 2 * j
+        b:set(math.abs(b:get(src)) + 0.1, src)
+        b:set(a * b:get(src), dst)
+        for c = 1, cin do
+          for ky = 1, 3 do
+            for kx = 1, 3 do w:set(a * w:get(src, c, ky, kx), dst, c, ky, kx) end
+          end
+        end
+        for _, r in ipairs(readers) do   -- readers see channel 2j scaled back
+          local rw = original:node(r):weight()
+          local shape = rw:shape()
+          for o = 1, shape[1] do
+            if #shape == 2 then rw:set(rw:get(o, src) / a, o, dst)
+            else
+              for ky = 1, 3 do
+                for kx = 1, 3 do rw:set(rw:get(o, src, ky, kx) / a, o, dst, ky, kx) end
+              end
+            end
+          end
+        end
+      end
+    end
+    pair("conv1", {"conv2a", "conv2b"})
+    pair("conv2a", {"fc"})   -- the same factors in both producers of the stage
+    pair("conv2b", {})
+    local plan = pruner.plan(original)
+    local first, stage = entry(plan, "conv1"), entry(plan, "conv2a")
+    assert.are.same({"conv2a", "conv2b"}, first.consumers)
+    assert.are.same({"conv2a", "conv2b"}, stage.producers)
+    assert.are.same({"fc"}, stage.consumers)
+    local x = fm.test:batch(range(64))
+    for _, solver in ipairs{"lasso", "first"} do
+      local net = original:clone()
+      -- (fc's pooled features all have one sign, so its Gram with the bias column is
+      -- ill-conditioned: the default ridge, 1e-6 of the mean diagonal, would leave 5e-4)
+      local done = pruner.prune(net, fm.train, plan, {4, 4}, {original = original, images = 200,
+                                solver = solver, ridge = 1e-9, log = quiet, warn = quiet})
+      assert.are.equal(2, #done)
+      assert.are.same({4, 4, 3, 3}, net:node("conv2a"):weight():shape())
+      assert.are.same({4, 4, 3, 3}, net:node("conv2b"):weight():shape())
+      assert.are.same({10, 4}, net:node("fc"):weight():shape())
+      local err = util.rel_err(outputs(net, x), outputs(original, x))
+      if solver == "lasso" then
+        assert.is_true(done[1].error < 1e-6 and done[2].error < 1e-6, done[1].error)
+        assert.is_true(err < 1e-5, ("held-out logits differ by %g"):format(err))
+      else   -- first-k keeps both channels of pairs 1 and 2: the control must fail
+        assert.is_true(done[1].error > 1e-3 and err > 1e-3, ("first-k: %g"):format(err))
+      end
+    end
+  end)
+
   -- ---- (2) the FLOPs target ---------------------------------------------------------
 
   it("finds the largest shared keep fraction under the FLOPs target", function()
-    -- conv a (1 -> A) relu, max-pool 2, conv b (A -> B) relu, conv c (B -> 16) relu, gap,
-    -- linear 16 -> 10; no conv biases.  FLOPs by hand (multiply-add = 2): conv
+    -- conv a (1 -> A) relu, max-pool 2, conv b (A -> B) relu, conv c (B -> C) relu, gap,
+    -- linear C -> 10; no conv biases.  FLOPs by hand (multiply-add = 2): conv
     -- 2 k k cin cout H W, relu 1 and max-pool k k per output value, gap 1 per input value.
-    local function hand(A, B)
+    local function hand(A, B, C)
       return 2 * 9 * A * 784 + A * 784 + 4 * A * 196
            + 2 * 9 * A * B * 196 + B * 196
-           + 2 * 9 * B * 16 * 196 + 16 * 196 + 16 * 196 + 2 * 16 * 10
+           + 2 * 9 * B * C * 196 + C * 196 + C * 196 + 2 * C * 10
     end
     local net = lop.net{input = {1, 28, 28}, seed = 5}
     net:conv2d("a", "input", {out = 12, kernel = 3, pad = 1, bias = false})
@@ -116,17 +191,19 @@ describe("lop.pruner", function()
     net:relu("c_relu", "c")
     net:global_avgpool("gap", "c_relu")
     net:linear("fc", "gap", {out = 10})
-    assert.are.equal(hand(12, 20), net:flops())
+    assert.are.equal(hand(12, 20, 16), net:flops())
     local plan = pruner.plan(net)
+    assert.are.equal("fc", plan[3].consumer)   -- c's channels: the linear head is refitted
     for _, speedup in ipairs{1.5, 2, 3} do
       local w = pruner.widths(net, plan, speedup)
-      local A, B = w.counts[1], w.counts[2]
-      local target = hand(12, 20) / speedup
-      assert.are.equal(hand(A, B), w.flops)
-      assert.is_true(hand(A, B) <= target)
+      local A, B, C = w.counts[1], w.counts[2], w.counts[3]
+      local target = hand(12, 20, 16) / speedup
+      assert.are.equal(hand(A, B, C), w.flops)
+      assert.is_true(hand(A, B, C) <= target)
       -- the next fraction at which a count grows (counts are ceil(f c)) overshoots
-      local f = math.min(A / 12, B / 20) + 1e-7
-      assert.is_true(hand(math.ceil(f * 12), math.ceil(f * 20)) > target, speedup)
+      local f = math.min(A / 12, B / 20, C / 16) + 1e-7
+      assert.is_true(hand(math.ceil(f * 12), math.ceil(f * 20), math.ceil(f * 16)) > target,
+                     speedup)
       -- and pruning for real lands on the same count
       local copy = net:clone()
       pruner.prune(copy, fm.train, plan, w.counts, {original = net, images = 64, log = quiet})
@@ -162,39 +239,55 @@ local function mixed()
 end
 
 local SKIPS = {
-  stem = "residual stage of 2 producers (block outputs + shortcuts): pruned inside its "
-         .. "blocks only, as He et al.",
-  p_conv = "2 consumers (c1, c2): only a group read by one convolution can be refitted",
   c1 = "its consumer m_conv reads a concatenation (the group is 8 of its 16 input channels)",
   c2 = "its consumer m_conv reads a concatenation (the group is 8 of its 16 input channels)",
   m_conv = "its consumer g_conv is a grouped convolution (4 groups)",
-  h_conv = "its consumer fc is a linear layer",
   fc = "not prunable: it reaches the network output",
+}
+-- skipped as well when groups several layers read or produce are not pruned (shared = false)
+local UNSHARED = {
+  stem = "residual stage of 2 producers (block outputs + shortcuts): pruned inside its "
+         .. "blocks only, as He et al.",
+  p_conv = "2 consumers (c1, c2): only a group read by one layer can be refitted",
 }
 
 describe("the plan of a mixed net", function()
   local net = mixed()
   local plan = pruner.plan(net)
 
-  it("prunes the plain groups and skips the others with their reasons", function()
+  it("prunes the groups whose readers can all be refitted and skips the others with reasons",
+     function()
     local pruned = {}
     for _, e in ipairs(plan) do
       if e.consumer then pruned[#pruned + 1] = e.producer
       else assert.are.equal(SKIPS[e.producer], e.reason) end
     end
-    assert.are.same({"b_conv1", "e_conv", "g_conv"}, pruned)
-    assert.are.equal(#pruned + 7, #plan)
-    local block, pair, sliced = entry(plan, "b_conv1"), entry(plan, "e_conv"), entry(plan, "g_conv")
+    assert.are.same({"stem", "b_conv1", "e_conv", "p_conv", "g_conv", "h_conv"}, pruned)
+    assert.are.equal(#pruned + 4, #plan)
+    local stage, block = entry(plan, "stem"), entry(plan, "b_conv1")
+    local pair, branches = entry(plan, "e_conv"), entry(plan, "p_conv")
+    local sliced, head = entry(plan, "g_conv"), entry(plan, "h_conv")
+    assert.are.same({"stem", "b_conv2"}, stage.producers)
+    assert.are.same({"b_conv1", "e_conv"}, stage.consumers)
+    assert.is_false(stage.residual)
     assert.are.equal("b_conv2", block.consumer)
     assert.is_true(block.residual)                  -- b_conv2 -> b_bn2 -> b_add
     assert.are.equal("p_conv", pair.consumer)       -- the depthwise conv goes with the group
     assert.is_false(pair.residual)
     assert.truthy(table.concat(pair.members, " "):find("dw", 1, true))
+    assert.are.same({"c1", "c2"}, branches.consumers)
     assert.are.equal(4, sliced.slices)
     assert.are.equal("h_conv", sliced.consumer)
+    assert.are.same({"fc"}, head.consumers)         -- through the global pooling
     -- thinet cannot keep as many channels in each slice
     assert.truthy(entry(pruner.plan(net, {solver = "thinet"}), "g_conv").reason
                   :find("splits it into 4 slices and --solver thinet", 1, true))
+    -- without shared groups, the stage and the group two convs read are skipped
+    local unshared = pruner.plan(net, {shared = false})
+    for producer, why in pairs(UNSHARED) do
+      assert.are.equal(why, entry(unshared, producer).reason)
+    end
+    assert.are.equal("fc", entry(unshared, "h_conv").consumer)
   end)
 
   it("keeps counts that are multiples of the slices, and each rule keeps as many per slice", function()
@@ -220,17 +313,17 @@ describe("the plan of a mixed net", function()
   it("fine-tunes after each pruned group when asked, reporting validation top-1", function()
     local copy, lines = net:clone(), {}
     local w = pruner.widths(net, plan, 1.5)
-    local before = copy:node("fc"):weight():clone()
+    local before = copy:node("m_conv"):weight():clone()
     pruner.prune(copy, fm.train, plan, w.counts, {original = net, images = 32, step_epochs = 1,
                  batch = 64, lr = 0.01, val = fm.test, progress = false,
                  log = function(line) lines[#lines + 1] = line end})
     local text = table.concat(lines, "\n")
-    for _, producer in ipairs{"b_conv1", "e_conv", "g_conv"} do
+    for _, producer in ipairs{"stem", "b_conv1", "e_conv", "p_conv", "g_conv", "h_conv"} do
       assert.truthy(text:find("fine-tuned after " .. producer .. ": validation top-1", 1, true), text)
     end
     assert.truthy(text:find("epoch 1/1  train loss", 1, true), text)
-    -- the head is no member of a pruned group: only training changes it
-    local after = copy:node("fc"):weight()
+    -- m_conv is no member of a pruned group: only training changes it
+    local after = copy:node("m_conv"):weight()
     assert.is_true(util.rel_err(after:totable(), before:totable()) > 1e-4)
   end)
 
@@ -241,10 +334,12 @@ describe("the plan of a mixed net", function()
       .. "--val fashion-mnist --speedup 1.5 --images 64 --points 5 --reps 2 --out %s")
       :format(LOPPER, model, out))
     assert.are.equal(0, code, text)
-    for _, want in ipairs{"plan (groups in graph order):", "prune -> 4, refit b_conv2 (block sum)",
-                          "skip: " .. SKIPS.p_conv, "[3/3] g_conv: 16 -> 8 channels",
-                          "FLOPs count a multiply-add as 2", "top-1", "pruned 3 groups:",
-                          "skipped 7 groups:", "wrote " .. out} do
+    for _, want in ipairs{"plan (groups in graph order):", "prune -> 5, refit b_conv2 (block sum)",
+                          "prune -> 5, refit b_conv1, e_conv", "skip: " .. SKIPS.c1,
+                          "[1/6] stem: 8 -> 5 channels, sampled 64 images x 5 points at 2 layers",
+                          "[5/6] g_conv: 16 -> 12 channels", "FLOPs count a multiply-add as 2",
+                          "top-1", "pruned 6 groups:", "  p_conv: 8 -> 5 channels (refit c1, c2, ",
+                          "skipped 4 groups:", "wrote " .. out} do
       assert.truthy(text:find(want, 1, true), want .. " not in:\n" .. text)
     end
     util.check_onnx(out)
@@ -291,7 +386,7 @@ describe("scripts/prune.lua refuses", function()
     assert.are_not.equal(0, code)
     assert.truthy(text:find("a 50x speed-up cannot be reached", 1, true), text)
     assert.truthy(text:find(("a speed-up of %.2fx at most"):format(before / net:flops()), 1, true), text)
-    assert.truthy(text:find("skip: " .. SKIPS.stem, 1, true), text)   -- the plan came first
+    assert.truthy(text:find("skip: " .. SKIPS.m_conv, 1, true), text)   -- the plan came first
   end)
 
   it("a bad --out before any work", function()

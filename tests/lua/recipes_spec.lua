@@ -71,6 +71,25 @@ describe("recipes", function()
     check_result(model, out, output)
   end)
 
+  it("resnet.lua --stages prunes the residual stages too, refitting every reader", function()
+    local model, out = R20, tmp .. ".r20s.lop"
+    local code, output = run(("%s scripts/resnet.lua --model %s --out %s --keep 0.5 --stages "
+                              .. "--refit scale %s"):format(LOPPER, model, out, SMOKE))
+    assert.are.equal(0, code, output)
+    -- stage 1 (stem + three block outputs) is read by five convs, stage 3 by two and fc
+    assert.truthy(output:find("s1b1_conv1 +4 input channels   16 ->    8", 1, true), output)
+    assert.truthy(output:find("s3b2_conv1 +2 input channels   64 ->   32", 1, true), output)
+    local net = lop.load(out)
+    assert.are.equal(8, net:node("conv1"):shape()[1])
+    assert.are.same({10, 32}, net:node("fc"):weight():shape())
+    assert.are.equal(8, net:node("s1b2_conv1"):shape()[1])   -- inner channels as well
+    check_result(model, out, output)
+    local code2, both = run(("%s scripts/resnet.lua --model %s --stages --residual")
+                            :format(LOPPER, model))
+    assert.are_not.equal(0, code2)
+    assert.truthy(both:find("--stages and --residual exclude each other", 1, true), both)
+  end)
+
   it("choose the refit by --refit, by default the full weights refit for every solver",
      function()
     local quick = ("--model %s --out %s --keep 0.9 --train_size 256 --test_size 50 "

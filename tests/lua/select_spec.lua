@@ -330,3 +330,61 @@ describe("lop.sample residual targets", function()
     end
   end)
 end)
+
+-- Groups that several layers read (tests/test_sample_shared.c checks the numbers): from
+-- Lua, a linear layer can be sampled, statistics combined and a group refitted at once,
+-- and every misuse is a clear error, never a crash.
+describe("shared groups", function()
+  local function shared()
+    local net = lop.net{input = {1, 32, 32}, seed = 4}
+    net:relu("r", net:conv2d("a", "input", {out = 6, kernel = 3, pad = 1}))
+    net:conv2d("b", "r", {out = 4, kernel = 3, pad = 1})
+    net:conv2d("c", "r", {out = 5, kernel = 1})
+    net:linear("fc", net:global_avgpool("gap", "r"), {out = 10})
+    return net
+  end
+
+  it("sample each reader, select on the combination, refit all at once", function()
+    local net = shared()
+    local parts = {}
+    for i, layer in ipairs{"b", "c", "fc"} do
+      parts[i] = lop.sample(net, data.train, layer, {images = 32, points = 4})
+    end
+    assert.are.equal(32, parts[3]:samples())   -- a linear layer: one row per image
+    local s = lop.combine(parts)
+    assert.are.equal(6, s:channels())
+    local keep = lop.select.thinet(s, {keep = 0.5})
+    local ok, err = pcall(lop.reconstruct, net, "b", s, keep)
+    assert.is_false(ok)
+    assert.truthy(err:find("combined statistics select channels but cannot refit", 1, true), err)
+    local _, errors = lop.reconstruct_group(net, parts, keep)
+    assert.are.equal(3, #errors)
+    assert.are.same({4, 3, 3, 3}, net:node("b"):weight():shape())
+    assert.are.same({10, 3}, net:node("fc"):weight():shape())
+    assert.are.equal(3, net:node("a"):shape()[1])
+  end)
+
+  it("refuse misuse with the function's name", function()
+    local net, other = shared(), shared()
+    local sb = lop.sample(net, data.train, "b", {images = 8})
+    local so = lop.sample(other, data.train, "c", {images = 8})
+    for _, case in ipairs{
+      {lop.combine, {{}}, "a list of statistics"},
+      {lop.combine, {{1}}, "lop.combine: item 1 is not live statistics"},
+      {lop.reconstruct_group, {net, {sb, so}, {1, 2}}, "item 2 was sampled from another network"},
+      {lop.reconstruct_group, {net, {sb}, {1, 9}}, "keep[2] must be a channel in 1..6"},
+      {lop.reconstruct_group, {net, {sb}, {1}, {mode = "magic"}}, "mode must be 'weights' or 'scale'"},
+      {lop.sample, {net, data.train, "r"}, "not a conv2d or linear layer"},
+      {lop.sample, {net, data.train, "b", {reference = other, reference_channels = {1, 2}}},
+       "reference_channels lists 2 channels, the layer has 4 outputs"},
+      {lop.sample, {net, data.train, "b", {reference = other, reference_channels = {1, 2, 3, 0}}},
+       "reference_channels[4] must be a channel index >= 1"},
+      {lop.sample, {net, data.train, "b", {reference = other, reference_channels = {1, 2, 3, 5}}},
+       "ref_channels[3] = 4 is not a channel of the reference's 'b' (0..3)"},
+    } do
+      local ok, err = pcall(case[1], table.unpack(case[2]))
+      assert.is_false(ok)
+      assert.truthy(err:find(case[3], 1, true), err)
+    end
+  end)
+end)
