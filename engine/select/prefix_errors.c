@@ -14,6 +14,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -32,30 +33,39 @@ typedef struct normal_eqs {
  * when lead) for the weights refit, one row per channel from A and r for the scale. */
 static void fill(const lop_stats *s, const int *order, lop_recon mode, normal_eqs *sy)
 {
-    const int dim = sy->dim, lead = sy->lead, kk = sy->width, D = s->c * kk;
-    if (mode == LOP_RECON_SCALE) {
-        for (int i = 0; i < dim; i++) {
-            for (int j = 0; j < dim; j++)
-                sy->G[(size_t)i * dim + j] = s->A[(size_t)order[i] * s->c + order[j]];
-            sy->R[i] = s->r[order[i]];
+    const int dim = sy->dim, lead = sy->lead, w = sy->width, nrhs = sy->nrhs, c = s->c;
+    const double *gram = mode == LOP_RECON_SCALE ? s->A : s->P;
+    const double *cross = mode == LOP_RECON_SCALE ? s->r : s->C;
+    const size_t stride = (size_t)c * w;
+    for (int a = 0; a < c; a++)
+        for (int e = 0; e < w; e++) {
+            const size_t i = (size_t)lead + (size_t)a * w + e, from = (size_t)order[a] * w + e;
+            for (int b = 0; b < c; b++)
+                memcpy(sy->G + i * dim + lead + (size_t)b * w,
+                       gram + from * stride + (size_t)order[b] * w, (size_t)w * sizeof *sy->G);
+            memcpy(sy->R + i * nrhs, cross + from * nrhs, (size_t)nrhs * sizeof *sy->R);
+            if (lead)
+                sy->G[i] = sy->G[i * dim] = s->xsum[from];
         }
-        return;
-    }
-    for (int i = lead; i < dim; i++) {
-        int ri = order[(i - lead) / kk] * kk + (i - lead) % kk;
-        for (int j = lead; j < dim; j++)
-            sy->G[(size_t)i * dim + j] =
-                s->P[(size_t)ri * D + order[(j - lead) / kk] * kk + (j - lead) % kk];
-        for (int k = 0; k < sy->nrhs; k++)
-            sy->R[(size_t)i * sy->nrhs + k] = s->C[(size_t)ri * s->n + k];
-        if (lead)
-            sy->G[i] = sy->G[(size_t)i * dim] = s->xsum[ri];
-    }
     if (lead) {
         sy->G[0] = (double)s->m;
-        for (int k = 0; k < sy->nrhs; k++)
-            sy->R[k] = s->ysum[k];
+        memcpy(sy->R, s->ysum, (size_t)nrhs * sizeof *sy->R);
     }
+}
+
+/* The sum of squares of v[0..n) in eight interleaved partial sums (so that it
+ * vectorises), added in a fixed order. */
+static double sum_squares(const double *v, size_t n)
+{
+    double part[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            part[l] += v[i + l] * v[i + l];
+    for (; i < n; i++)
+        part[0] += v[i] * v[i];
+    return ((part[0] + part[1]) + (part[2] + part[3])) +
+           ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 /* Factor G + lambda I = L L' in place (row-major lower: LAPACK's column-major upper),
@@ -113,11 +123,8 @@ static int prefix_residuals(normal_eqs *sy, double yy, double lambda, int c, dou
         /* rows p..end of M and W add M[p:end, 0:end]' W[p:end] to B[0:end] */
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, end, nrhs, w, 1.0,
                     L + (size_t)p * dim, dim, W + (size_t)p * nrhs, nrhs, 1.0, B, nrhs);
-        double bb = 0;
-        for (size_t e = (size_t)p * nrhs; e < (size_t)end * nrhs; e++)
-            ww += W[e] * W[e];
-        for (size_t e = 0; e < (size_t)end * nrhs; e++)
-            bb += B[e] * B[e];
+        ww += sum_squares(W + (size_t)p * nrhs, (size_t)w * nrhs);
+        double bb = sum_squares(B, (size_t)end * nrhs);
         if (a >= 0) {
             double residual = yy - ww - lambda * bb;
             rel_error[a] = yy > 0 ? (residual > 0 ? residual : 0) / yy : 0;

@@ -1,8 +1,9 @@
 -- prefix_errors_spec.lua - lop.select.thinet_order and lop.select.errors from Lua: the
 -- order lists every channel once and its prefixes are lop.select.thinet's keep lists;
 -- the errors of a few counts equal what lop.reconstruct reports for the same channels
--- on clones of the net (sampled alike), in both refit modes; wrong arguments raise errors naming the
--- function.  Every count against lop_reconstruct is checked in tests/test_prefix_errors.c.
+-- on clones of the net (sampled alike), in both refit modes; wrong arguments raise
+-- errors naming the function.  Every count against lop_reconstruct is checked in
+-- tests/test_prefix_errors.c.
 local lop = require "lopper"
 local vgg16 = dofile("models/vgg16.lua")
 
