@@ -19,36 +19,53 @@
 
 #include "lopper.h"
 #include "gradcheck.h"
+#include "graph_build.h"
 
 enum { CIN = 6, COUT = 5, H = 6, NIMG = 24 };
 
 /* input 2xHxH -> conv "a" (CIN, 3x3 pad 1) -> relu -> conv "b" (COUT, k x k, pad k / 2,
  * with or without bias); *b receives b's id. */
-static lop_graph *two_convs(uint64_t seed, int k, int bias, int *b)
+static lop_graph *two_convs(int k, int bias, int *b)
 {
-    lop_graph *g = lop_graph_new(seed);
-    lop_attrs in = lop_attrs_input(2, H, H), c = lop_attrs_default();
-    int id;
-    c.kernel_h = c.kernel_w = 3;
-    c.pad_h = c.pad_w = 1;
-    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &id), LOP_OK);
-    c.out_channels = CIN;
-    assert_int_equal(lop_graph_add(g, LOP_CONV2D, "a", &id, 1, &c, &id), LOP_OK);
-    assert_int_equal(lop_graph_add(g, LOP_RELU, "ra", &id, 1, NULL, &id), LOP_OK);
-    c.out_channels = COUT;
-    c.kernel_h = c.kernel_w = k;
-    c.pad_h = c.pad_w = k / 2;
-    c.bias = bias;
-    assert_int_equal(lop_graph_add(g, LOP_CONV2D, "b", &id, 1, &c, b), LOP_OK);
+    int x;
+    lop_graph *g = new_graph(3, 2, H, H, &x);
+    int relu = add1(g, LOP_RELU, "ra", conv(g, "a", x, CIN, 1), NULL);
+    lop_attrs at = lop_attrs_default();
+    at.out_channels = COUT;
+    at.kernel_h = at.kernel_w = k;
+    at.pad_h = at.pad_w = k / 2;
+    at.bias = bias;
+    *b = add1(g, LOP_CONV2D, "b", relu, &at);
     return g;
 }
 
-static lop_dataset images(uint64_t seed)
+/* A clone of g whose convolutions a and b have other (seeded random) weights: a
+ * reference no count of b's channels can fit exactly. */
+static lop_graph *other_weights(const lop_graph *g, int b, uint64_t seed)
+{
+    lop_graph *o = lop_graph_clone(g);
+    assert_non_null(o);
+    const int convs[2] = {1, b};
+    for (int i = 0; i < 2; i++) {
+        lop_tensor *w = lop_node_param(o, convs[i], 0);
+        lop_tensor *r = gradcheck_random(w->ndim, w->shape, seed + (uint64_t)i);
+        memcpy(w->data, r->data, w->numel * sizeof *w->data);
+        lop_tensor_release(r);
+    }
+    return o;
+}
+
+/* Statistics of conv b on NIMG random images, the targets from ref when not NULL. */
+static lop_stats sample_b(lop_graph *g, int b, lop_graph *ref, uint64_t seed)
 {
     int shape[4] = {NIMG, 2, H, H};
     lop_dataset d = {.images = gradcheck_random(4, shape, seed),
                      .labels = calloc(NIMG, sizeof(int)), .n = NIMG, .classes = 10};
-    return d;
+    lop_sample_opts o = {.images = NIMG, .points = 10, .batch = 8, .seed = 1};
+    lop_stats s;
+    assert_int_equal(lop_sample(g, &d, b, &o, ref, &s), LOP_OK);
+    lop_dataset_free(&d);
+    return s;
 }
 
 static int by_value(const void *a, const void *b)
@@ -76,11 +93,8 @@ static double reconstructed_error(const lop_graph *g, const lop_stats *s, const 
 static void check_against_reconstruct(int k, int bias)
 {
     int b;
-    lop_graph *g = two_convs(3, k, bias, &b), *ref = two_convs(4, k, bias, &b);
-    lop_dataset d = images(5);
-    lop_sample_opts o = {.images = NIMG, .points = 10, .batch = 8, .seed = 1};
-    lop_stats s;
-    assert_int_equal(lop_sample(g, &d, b, &o, ref, &s), LOP_OK);
+    lop_graph *g = two_convs(k, bias, &b), *ref = other_weights(g, b, 4);
+    lop_stats s = sample_b(g, b, ref, 5);
     int thinet[CIN], shuffled[CIN] = {4, 1, 5, 0, 3, 2};
     assert_int_equal(lop_select_thinet_order(s.A, CIN, thinet), LOP_OK);
     const int *orders[2] = {thinet, shuffled};
@@ -107,7 +121,6 @@ static void check_against_reconstruct(int k, int bias)
                 }
             }
     lop_stats_free(&s);
-    lop_dataset_free(&d);
     lop_graph_free(g);
     lop_graph_free(ref);
 }
@@ -176,11 +189,8 @@ static void test_thinet_order_prefixes_are_thinet_keep_lists(void **state)
     free(G);
 
     int b;
-    lop_graph *g = two_convs(8, 3, 1, &b);
-    lop_dataset d = images(9);
-    lop_sample_opts o = {.images = NIMG, .points = 10, .batch = 8, .seed = 2};
-    lop_stats s;
-    assert_int_equal(lop_sample(g, &d, b, &o, NULL, &s), LOP_OK);
+    lop_graph *g = two_convs(3, 1, &b);
+    lop_stats s = sample_b(g, b, NULL, 9);
     assert_int_equal(lop_select_thinet_order(s.A, CIN, order), LOP_OK);
     for (int n = 1; n <= CIN; n++) {
         assert_int_equal(lop_select_thinet(s.A, CIN, n, keep), LOP_OK);
@@ -193,7 +203,6 @@ static void test_thinet_order_prefixes_are_thinet_keep_lists(void **state)
     assert_int_equal(lop_prefix_errors(&s, order, LOP_RECON_WEIGHTS, 1, 1e-9, err), LOP_OK);
     assert_true(err[CIN - 1] < 1e-6 && err[0] > 1e-3);
     lop_stats_free(&s);
-    lop_dataset_free(&d);
     lop_graph_free(g);
 }
 
