@@ -6,7 +6,7 @@
  * refit modes, with and without a bias, a 3x3 and a 1x1 conv, targets from another
  * network so that no count fits exactly.  A 2-channel scale case is solved by hand;
  * every prefix of ThiNet's order must be ThiNet's keep list for that count; bad
- * orders and systems are refused.
+ * orders and systems are refused, and failing allocations give LOP_ENOMEM.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -238,6 +238,36 @@ static void test_bad_requests_are_refused(void **state)
     assert_non_null(strstr(lop_errmsg(), "not positive definite"));
 }
 
+/* Each allocation failing in turn gives LOP_ENOMEM (and, under the sanitizers, no
+ * leak) until the call needs no more and gives the errors it gives without failures. */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    int b;
+    lop_graph *g = two_convs(3, 1, &b);
+    lop_stats s = sample_b(g, b, NULL, 9);
+    int order[CIN];
+    assert_int_equal(lop_select_thinet_order(s.A, CIN, order), LOP_OK);
+    for (int mode = LOP_RECON_WEIGHTS; mode <= LOP_RECON_SCALE; mode++) {
+        double want[CIN], err[CIN];
+        assert_int_equal(lop_prefix_errors(&s, order, (lop_recon)mode, 1, 1e-6, want), LOP_OK);
+        int st = LOP_ENOMEM;
+        for (long n = 1; st == LOP_ENOMEM; n++) {
+            int got[CIN];
+            lop_debug_fail_alloc(n);
+            st = lop_select_thinet_order(s.A, CIN, got);
+            if (st == LOP_OK)
+                st = lop_prefix_errors(&s, order, (lop_recon)mode, 1, 1e-6, err);
+            lop_debug_fail_alloc(0);
+            assert_true(st == LOP_OK || st == LOP_ENOMEM);
+            assert_true(n < 10);
+        }
+        assert_memory_equal(err, want, sizeof want);
+    }
+    lop_stats_free(&s);
+    lop_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_two_channel_scale_by_hand),
         cmocka_unit_test(test_thinet_order_prefixes_are_thinet_keep_lists),
         cmocka_unit_test(test_bad_requests_are_refused),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
