@@ -603,6 +603,10 @@ int lop_select_l1(const lop_graph *g, int node, int nkeep, int *keep);
 /* ThiNet: greedy removal on the Gram matrix of per-channel contributions (c x c,
  * row-major doubles: lop_stats.A). */
 int lop_select_thinet(const double *G, int c, int nkeep, int *keep);
+/* The same greedy removal run to the end: order receives all c channels from most to
+ * least worth keeping (the removals reversed), so that the first n of order, sorted,
+ * are what lop_select_thinet keeps for n. */
+int lop_select_thinet_order(const double *G, int c, int *order);
 
 /* He et al.'s LASSO on A and r = Z^T Y (lop_stats.A, .r) with each channel's
  * contribution scaled to that of a unit-norm filter by norm (lop_stats.wnorm; NULL
@@ -639,6 +643,19 @@ int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep
 int lop_reconstruct_group(lop_graph *g, const lop_stats *const *parts, int nparts,
                           const int *keep, int nkeep, lop_recon mode, double ridge,
                           double *rel_errors);
+
+/* The relative error lop_reconstruct would report when keeping the first k channels
+ * of order (a permutation of 0..c-1, most worth keeping first) with refit mode, for
+ * every k = 1..c at once: rel_error[k - 1] (c entries).  with_bias says whether the
+ * conv has a bias (the weights refit fits a change to it; lop_reconstruct reads it
+ * from the conv).  One Cholesky factorisation of the normal equations permuted into
+ * order serves every count: O(D^3 + D^2 n) for D = c kh kw patch entries, where c
+ * separate fits cost c factorisations.  The ridge is relative to the mean diagonal of
+ * the whole system (each of lop_reconstruct's fits uses its own, a difference of
+ * second order in the ridge); when it needs raising for the factorisation to
+ * succeed, every count gets the raised one. */
+int lop_prefix_errors(const lop_stats *s, const int *order, lop_recon mode, int with_bias,
+                      double ridge, double *rel_error);
 
 /* ---- Hessian importance --------------------------------------------------------- */
 

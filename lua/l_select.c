@@ -3,7 +3,9 @@
  * linear layer's inputs and outputs), lop.combine (of several layers reading one
  * channel group), the selection rules lop.select.thinet / lasso / first /
  * random / l1 (all taking the statistics) and lop.select.hessian (taking the net and
- * data), and lop.reconstruct / reconstruct_group (least-squares fit + removal).  Keep lists are 1-based
+ * data), ThiNet's full ranking lop.select.thinet_order and the reconstruction error of
+ * every kept count of a ranking, lop.select.errors, and lop.reconstruct /
+ * reconstruct_group (least-squares fit + removal).  Keep lists are 1-based
  * and increasing; `keep` in the options is the kept fraction, c' = ceil(keep * c) -
  * for l1 and hessian, whose channels may be a group that grouped convolutions slice,
  * that fraction of each slice, ranked within it.
@@ -180,7 +182,7 @@ static int carried_slices(lua_State *L, const lop_graph *g, int node, const char
     return slices;
 }
 
-/* Push 0-based increasing channel indices as a 1-based Lua array. */
+/* Push 0-based channel indices as a 1-based Lua array. */
 static void push_keep(lua_State *L, const int *keep, int n)
 {
     lua_createtable(L, n, 0);
@@ -220,6 +222,74 @@ static int select_thinet(lua_State *L)
     if (lop_select_thinet(u->s.A, u->s.c, n, keep) != LOP_OK)
         return lopl_fail(L, "lop.select.thinet");
     push_keep(L, keep, n);
+    return 1;
+}
+
+/* lop.select.thinet_order(s) -> every channel, from most to least worth keeping */
+static int select_thinet_order(lua_State *L)
+{
+    lopl_stats *u = check_stats(L, 1);
+    int *order = lua_newuserdatauv(L, (size_t)u->s.c * sizeof(int), 0);
+    if (lop_select_thinet_order(u->s.A, u->s.c, order) != LOP_OK)
+        return lopl_fail(L, "lop.select.thinet_order");
+    push_keep(L, order, u->s.c);
+    return 1;
+}
+
+/* The refit mode ("weights", the default, or "scale") and the ridge (1e-6) in the
+ * options at arg. */
+static lop_recon check_mode(lua_State *L, int arg, const char *fn, double *ridge)
+{
+    lop_recon mode = LOP_RECON_WEIGHTS;
+    if (lopl_push_opt(L, arg, "mode") != LUA_TNIL) {
+        const char *m = luaL_checkstring(L, -1);
+        if (strcmp(m, "scale") == 0)
+            mode = LOP_RECON_SCALE;
+        else if (strcmp(m, "weights") != 0)
+            luaL_error(L, "%s: mode must be 'weights' or 'scale', not '%s'", fn, m);
+    }
+    lua_pop(L, 1);
+    *ridge = lopl_opt_number(L, arg, fn, "ridge", 1e-6, 0, 0, 1, "in [0, 1]");
+    return mode;
+}
+
+/* lop.select.errors(s, order, {mode = "weights" | "scale", ridge = 1e-6}) -> the
+ * relative reconstruction error lop.reconstruct would report for the first k channels
+ * of order (every channel once, 1-based), for k = 1..c */
+static int select_errors(lua_State *L)
+{
+    static const char *const known[] = {"mode", "ridge", NULL};
+    const char *fn = "lop.select.errors";
+    lopl_stats *u = check_stats(L, 1);
+    lop_graph *g = stats_net(L, 1, u);   /* whether the conv has a bias */
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lopl_check_opts(L, 3, fn, known);
+    double ridge;
+    lop_recon mode = check_mode(L, 3, fn, &ridge);
+    const int c = u->s.c;
+    lua_Integer len = luaL_len(L, 2);
+    if (len != c)
+        return luaL_error(L, "%s: order must list all %d channels, not %I", fn, c, len);
+    int *order = lua_newuserdatauv(L, (size_t)c * sizeof(int), 0);
+    char *seen = lua_newuserdatauv(L, (size_t)c, 0);
+    memset(seen, 0, (size_t)c);
+    for (int i = 0; i < c; i++) {
+        int isint = 0;
+        lua_Integer ch = 0;
+        if (lua_geti(L, 2, i + 1) == LUA_TNUMBER)
+            ch = lua_tointegerx(L, -1, &isint);
+        if (!isint || ch < 1 || ch > c)
+            return luaL_error(L, "%s: order[%d] must be a channel in 1..%d", fn, i + 1, c);
+        if (seen[ch - 1]++)
+            return luaL_error(L, "%s: channel %d is listed twice in the order", fn, (int)ch);
+        order[i] = (int)(ch - 1);
+        lua_pop(L, 1);
+    }
+    double *err = lua_newuserdatauv(L, (size_t)c * sizeof(double), 0);
+    if (lop_prefix_errors(&u->s, order, mode, lop_node_attrs(g, u->s.node)->bias, ridge, err) !=
+        LOP_OK)
+        return lopl_fail(L, fn);
+    push_numbers(L, err, c);
     return 1;
 }
 
@@ -328,22 +398,6 @@ static int select_hessian(lua_State *L)
     return 4;
 }
 
-/* The refit mode and ridge of the options at arg. */
-static lop_recon check_mode(lua_State *L, int arg, const char *fn, double *ridge)
-{
-    lop_recon mode = LOP_RECON_WEIGHTS;
-    if (lopl_push_opt(L, arg, "mode") != LUA_TNIL) {
-        const char *m = luaL_checkstring(L, -1);
-        if (strcmp(m, "scale") == 0)
-            mode = LOP_RECON_SCALE;
-        else if (strcmp(m, "weights") != 0)
-            luaL_error(L, "%s: mode must be 'weights' or 'scale', not '%s'", fn, m);
-    }
-    lua_pop(L, 1);
-    *ridge = lopl_opt_number(L, arg, fn, "ridge", 1e-6, 0, 0, 1, "in [0, 1]");
-    return mode;
-}
-
 /* lop.reconstruct(net, conv, s, keep, {mode = "weights" | "scale", ridge = 1e-6})
  * -> net, relative reconstruction error on the samples */
 static int l_reconstruct(lua_State *L)
@@ -428,6 +482,7 @@ void lopl_open_select(lua_State *L)
     static const luaL_Reg select[] = {
         {"thinet", select_thinet}, {"lasso", select_lasso}, {"first", select_first},
         {"random", select_random}, {"l1", select_l1},       {"hessian", select_hessian},
+        {"thinet_order", select_thinet_order},                {"errors", select_errors},
         {NULL, NULL},
     };
     lopl_newmeta(L, LOPL_STATS, methods, meta);
