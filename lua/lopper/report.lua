@@ -1,6 +1,7 @@
 -- report.lua - the numbers a pruning result is judged by, in tables a person reads:
 -- lop.measure (top-1, params, FLOPs, measured latency at batch 1 and 64), lop.report
--- (the same per node) and lop.compare (two networks side by side with ratios).
+-- (the same per node), lop.compare (two networks side by side with ratios) and
+-- lop.compare_many (a row per network, ratios against the first).
 -- FLOPs count a multiply-add as 2; latency is the fastest of repeated forward passes
 -- (net:time: on a shared machine every slower pass also times the other processes).
 -- Networks compared are timed in alternation (lop.latency), because on a shared
@@ -97,6 +98,36 @@ function lop.report(net, opts)
   return table.concat(lines, "\n")
 end
 
+-- Measurements of a list of entries, each a network or a measurement from lop.measure:
+-- the networks are measured (top-1 on opts.data) and timed in alternation.  nil and
+-- the index of a measurement that has no latency.
+local function measure_all(entries, opts)
+  local out, nets, at = {}, {}, {}
+  for i, x in ipairs(entries) do
+    if type(x) == "table" then
+      out[i] = x
+    else
+      out[i] = lop.measure(x, {data = opts.data, latency = false})
+      at[#nets + 1] = i
+      nets[#nets + 1] = x
+    end
+  end
+  if #nets > 0 then
+    for k, t in ipairs(lop.latency(nets, {reps = opts.reps})) do
+      out[at[k]].ms1, out[at[k]].ms64 = t.ms1, t.ms64
+    end
+  end
+  for i, m in ipairs(out) do
+    if not m.ms1 then return nil, i end
+  end
+  return out
+end
+
+local function times(x, y) return y > 0 and ("%.2fx"):format(x / y) or "-" end
+local function percent(v) return ("%.2f%%"):format(100 * v) end
+local function points(x, y) return ("%+.2f pt"):format(100 * (y - x)) end
+local function ms(v) return ("%.3f ms"):format(v) end
+
 -- lop.compare(before, after, {data = ds, reps = 20, names = {"before", "after"}})
 -- -> table string, and the two measurements.  before and after are networks (timed
 -- in alternation) or measurements from lop.measure.  Ratios read "before / after", so
@@ -104,36 +135,85 @@ end
 function lop.compare(a, b, opts)
   opts = check_opts("lop.compare", opts, {data = true, reps = true, names = true})
   local names = opts.names or {"before", "after"}
-  local both = type(a) ~= "table" and type(b) ~= "table"
-  local function measured(x)
-    if type(x) == "table" then return x end
-    return lop.measure(x, {data = opts.data, reps = opts.reps, latency = not both})
-  end
-  local ma, mb = measured(a), measured(b)
-  if both then
-    local t = lop.latency({a, b}, {reps = opts.reps})
-    ma.ms1, ma.ms64, mb.ms1, mb.ms64 = t[1].ms1, t[1].ms64, t[2].ms1, t[2].ms64
-  end
-  if not (ma.ms1 and mb.ms1) then
+  local m = measure_all({a, b}, opts)
+  if not m then
     error("lop.compare: a measurement without latency (lop.measure with latency = false)", 2)
   end
+  local ma, mb = m[1], m[2]
   local rows = {("%-20s %12s %12s %10s"):format("", names[1], names[2], "ratio")}
   local function row(label, x, y, fmt, ratio)
     rows[#rows + 1] = ("%-20s %12s %12s %10s"):format(label, fmt(x), fmt(y), ratio)
   end
   if ma.top1 and mb.top1 then
-    row("top-1", ma.top1, mb.top1, function(v) return ("%.2f%%"):format(100 * v) end,
-        ("%+.2f pt"):format(100 * (mb.top1 - ma.top1)))
+    row("top-1", ma.top1, mb.top1, percent, points(ma.top1, mb.top1))
   end
-  local function times(x, y) return y > 0 and ("%.2fx"):format(x / y) or "-" end
   row("params", ma.params, mb.params, si, times(ma.params, mb.params))
   row("FLOPs", ma.flops, mb.flops, si, times(ma.flops, mb.flops))
-  local ms = function(v) return ("%.3f ms"):format(v) end
   row("latency, batch 1", ma.ms1, mb.ms1, ms, times(ma.ms1, mb.ms1))
   row("latency, batch 64", ma.ms64, mb.ms64, ms, times(ma.ms64, mb.ms64))
   rows[#rows + 1] = "(FLOPs count a multiply-add as 2; ratios are before/after; latency is " ..
                     "the fastest of repeated forward passes)"
   return table.concat(rows, "\n"), ma, mb
+end
+
+-- lop.compare_many({net or measurement, ...}, {names = {...}, data = ds, reps = 20})
+-- -> table string, and the measurements: one row per entry (named by names[i]) with
+-- top-1 (when every entry has one), params, FLOPs and latency at batch 1 and 64, each
+-- beside its ratio against the first entry (first / row, so 3.0x means three times
+-- fewer FLOPs; top-1 as the change in points).  The networks among the entries are
+-- timed in alternation, all of them in each round.
+function lop.compare_many(entries, opts)
+  opts = check_opts("lop.compare_many", opts, {data = true, reps = true, names = true})
+  if type(entries) ~= "table" or #entries == 0 then
+    error("lop.compare_many: expected a list of networks or measurements", 2)
+  end
+  local names = opts.names
+  if type(names) ~= "table" or #names ~= #entries then
+    error(("lop.compare_many: names must list one name per entry (%d)"):format(#entries), 2)
+  end
+  local m, bare = measure_all(entries, opts)
+  if not m then
+    error(("lop.compare_many: entry %d is a measurement without latency (lop.measure with "
+           .. "latency = false)"):format(bare), 2)
+  end
+  local top1 = true
+  for _, x in ipairs(m) do top1 = top1 and x.top1 ~= nil end
+  local first = m[1]
+  -- columns: a title, the value of a measurement, its ratio against the first
+  local columns = {}
+  if top1 then
+    columns[1] = {"top-1", function(x) return percent(x.top1) end,
+                  function(x) return points(first.top1, x.top1) end}
+  end
+  for _, q in ipairs{{"params", "params", si}, {"FLOPs", "flops", si},
+                     {"batch 1", "ms1", ms}, {"batch 64", "ms64", ms}} do
+    local title, key, fmt = q[1], q[2], q[3]
+    columns[#columns + 1] = {title, function(x) return fmt(x[key]) end,
+                             function(x) return times(first[key], x[key]) end}
+  end
+  local cells = {{""}}
+  for _, c in ipairs(columns) do table.move({c[1], ""}, 1, 2, #cells[1] + 1, cells[1]) end
+  for i, x in ipairs(m) do
+    local row = {names[i]}
+    for _, c in ipairs(columns) do
+      table.move({c[2](x), i == 1 and "" or c[3](x)}, 1, 2, #row + 1, row)
+    end
+    cells[#cells + 1] = row
+  end
+  local width = {}
+  for _, row in ipairs(cells) do
+    for j, v in ipairs(row) do width[j] = math.max(width[j] or 0, #v) end
+  end
+  local lines = {}
+  for _, row in ipairs(cells) do
+    local out = {("%-" .. width[1] .. "s"):format(row[1])}
+    for j = 2, #row do out[j] = ("%" .. width[j] .. "s"):format(row[j]) end
+    lines[#lines + 1] = table.concat(out, "  "):gsub("%s+$", "")
+  end
+  lines[#lines + 1] = ("(FLOPs count a multiply-add as 2; ratios are %s/row; batch 1 and "
+                       .. "batch 64: latency, the fastest of repeated forward passes)")
+                      :format(names[1])
+  return table.concat(lines, "\n"), m
 end
 
 -- lop.compare_layers(before, after, {batch = 64, reps = 5}) -> table string, and

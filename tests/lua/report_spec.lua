@@ -1,7 +1,7 @@
 -- report_spec.lua - the measurement helpers: lop.latency times networks in
 -- alternation and reports the fastest pass (checked with stand-in networks whose :time
--- answers are planted), lop.measure and lop.compare agree with counts done by hand on a
--- tiny real network, and malformed calls are refused with a message.
+-- answers are planted), lop.measure, lop.compare and lop.compare_many agree with counts
+-- done by hand on tiny real networks, and malformed calls are refused with a message.
 local lop = require "lopper"
 
 -- A stand-in network: :time answers from a list per batch size and logs each call.
@@ -73,6 +73,71 @@ describe("lop.measure and lop.compare", function()
     local bare = lop.measure(tiny(4), {latency = false})
     assert.has_error(function() lop.compare(bare, tiny(2)) end,
       "lop.compare: a measurement without latency (lop.measure with latency = false)")
+  end)
+end)
+
+describe("lop.compare_many", function()
+  local function tiny(out)
+    local net = lop.net{input = {1, 6, 6}}
+    net:conv2d("conv", "input", {out = out, kernel = 3, pad = 1})
+    return net
+  end
+
+  -- The row whose first cell is `name`, split at the gaps of two or more spaces.
+  local function row(text, name)
+    for line in text:gmatch("[^\n]+") do
+      if line:sub(1, #name + 2) == name .. "  " then
+        local cells = {}
+        for cell in (line .. "  "):gmatch("(.-)%s%s+") do cells[#cells + 1] = cell end
+        return cells
+      end
+    end
+  end
+
+  it("gives each entry a row with its ratios against the first", function()
+    local first = {top1 = 0.9, params = 400, flops = 2000, ms1 = 2, ms64 = 8}
+    local second = {top1 = 0.85, params = 100, flops = 500, ms1 = 0.5, ms64 = 4}
+    local third = {top1 = 0.95, params = 300, flops = 1000, ms1 = 4, ms64 = 10}
+    local text, m = lop.compare_many({first, second, third},
+                                     {names = {"base", "half", "more"}})
+    assert.are.same({first, second, third}, m)
+    assert.are.same({"base", "90.00%", "400", "2.0K", "2.000 ms", "8.000 ms"},
+                    row(text, "base"), text)
+    assert.are.same({"half", "85.00%", "-5.00 pt", "100", "4.00x", "500", "4.00x",
+                     "0.500 ms", "4.00x", "4.000 ms", "2.00x"}, row(text, "half"), text)
+    assert.are.same({"more", "95.00%", "+5.00 pt", "300", "1.33x", "1.0K", "2.00x",
+                     "4.000 ms", "0.50x", "10.000 ms", "0.80x"}, row(text, "more"), text)
+    assert.truthy(text:find("ratios are base/row", 1, true), text)
+  end)
+
+  it("measures and times the networks among the entries, and drops a missing top-1",
+     function()
+    local planted = {top1 = 0.5, params = 40, flops = 2592, ms1 = 1, ms64 = 2}
+    local text, m = lop.compare_many({planted, tiny(2), tiny(1)},
+                                     {names = {"four", "two", "one"}, reps = 3})
+    assert.are.same({20, 1296}, {m[2].params, m[2].flops})
+    assert.are.same({10, 648}, {m[3].params, m[3].flops})
+    assert.is_true(m[2].ms1 > 0 and m[2].ms64 > 0 and m[3].ms1 > 0 and m[3].ms64 > 0)
+    assert.is_nil(text:find("top-1", 1, true), text)   -- the networks have no top-1
+    local two = row(text, "two")
+    assert.are.same({"20", "2.00x", "1.3K", "2.00x"}, table.move(two, 2, 5, 1, {}), text)
+    assert.are.same({"10", "4.00x", "648", "4.00x"},
+                    table.move(row(text, "one"), 2, 5, 1, {}), text)
+    assert.are.equal(("%.3f ms"):format(m[2].ms1), two[6])
+    assert.are.equal(("%.2fx"):format(1 / m[2].ms1), two[7])
+  end)
+
+  it("refuses malformed calls", function()
+    local bare = lop.measure(tiny(4), {latency = false})
+    assert.has_error(function() lop.compare_many({tiny(4), bare}, {names = {"x", "y"}}) end,
+      "lop.compare_many: entry 2 is a measurement without latency (lop.measure with "
+      .. "latency = false)")
+    assert.has_error(function() lop.compare_many({tiny(4)}, {names = {"x", "y"}}) end,
+                     "lop.compare_many: names must list one name per entry (1)")
+    assert.has_error(function() lop.compare_many({}, {names = {}}) end,
+                     "lop.compare_many: expected a list of networks or measurements")
+    assert.has_error(function() lop.compare_many({tiny(4)}, {names = {"x"}, batch = 1}) end,
+                     "lop.compare_many: unknown option 'batch'")
   end)
 end)
 
