@@ -14,6 +14,15 @@ local function fake(name, log, answers)
   end}
 end
 
+-- conv 1 -> 4 channels, 3x3, bias, on 1x6x6: 4 * 9 + 4 = 40 params; each of the 4 * 36
+-- outputs takes 9 multiply-adds (2 FLOPs each) -> 2592 FLOPs.  Fewer outputs cut both
+-- in proportion.
+local function tiny(out)
+  local net = lop.net{input = {1, 6, 6}}
+  net:conv2d("conv", "input", {out = out, kernel = 3, pad = 1})
+  return net
+end
+
 describe("lop.latency", function()
   it("times the networks in turn, round after round, and takes the fastest pass", function()
     -- reps = 20: 20 passes at batch 1 and 10 at batch 64 over 5 rounds
@@ -45,15 +54,6 @@ describe("lop.latency", function()
 end)
 
 describe("lop.measure and lop.compare", function()
-  -- conv 1 -> 4 channels, 3x3, bias, on 1x6x6: 4 * 9 + 4 = 40 params; each of the
-  -- 4 * 36 outputs takes 9 multiply-adds (2 FLOPs each) -> 2592 FLOPs.  Halving the
-  -- outputs halves both.
-  local function tiny(out)
-    local net = lop.net{input = {1, 6, 6}}
-    net:conv2d("conv", "input", {out = out, kernel = 3, pad = 1})
-    return net
-  end
-
   it("count params and FLOPs and time both networks", function()
     local m = lop.measure(tiny(4), {reps = 3})
     assert.are.equal(40, m.params)
@@ -77,12 +77,6 @@ describe("lop.measure and lop.compare", function()
 end)
 
 describe("lop.compare_many", function()
-  local function tiny(out)
-    local net = lop.net{input = {1, 6, 6}}
-    net:conv2d("conv", "input", {out = out, kernel = 3, pad = 1})
-    return net
-  end
-
   -- The row whose first cell is `name`, split at the gaps of two or more spaces.
   local function row(text, name)
     for line in text:gmatch("[^\n]+") do
