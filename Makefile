@@ -5,7 +5,7 @@
 #   make fuzz       the libFuzzer harnesses and their seed corpus (in build/fuzz);
 #                   make test runs each for FUZZ_SECONDS (20, or 0 = skip, the
 #                   default under SANITIZE=1)
-#   make demo       the main job: a short ThiNet run pruning the shipped VGG-16
+#   make demo       the main job: the shipped VGG-16 pruned by magnitude and by Lopper
 #   make bench      print the benchmark table
 # Missing Debian packages (and ONNX Runtime from npm, for the tests) are installed first
 # by scripts/tools/install_deps.sh.
@@ -195,10 +195,12 @@ bench: $(BUILD)/bench_core lua
 	$(BUILD)/lopper tests/bench/bench_select.lua
 	$(BUILD)/lopper tests/bench/bench_data.lua
 
-# A short ThiNet run: fine-tuning on a 10,000-image subset keeps it to minutes.
+# Magnitude pruning against Lopper's reconstruction at one budget, then a short
+# fine-tune, in one table; calibrating and fine-tuning on a 10,000-image subset keeps it
+# to minutes.
 demo: lua
-	$(BUILD)/lopper scripts/thinet_vgg16.lua --model models/vgg16.lop --train_size 10000 \
-	    --finetune 0.2 --final 1 --out $(BUILD)/vgg16.thinet.lop
+	$(BUILD)/lopper scripts/demo_vgg16.lua --model models/vgg16.lop --train_size 10000 \
+	    --out $(BUILD)/vgg16.demo.lop
 
 clean:
 	rm -rf build
