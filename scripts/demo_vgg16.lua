@@ -64,9 +64,5 @@ local names = {"original", "a. magnitude (L1), no refit",
 local text = lop.compare_many({r.original, a, b, r.net},
                               {data = r.data.test, reps = r.opt.reps, names = names})
 print("\n" .. text)
-r.net:save(r.opt.out)
-print("saved c as " .. r.opt.out)
-local plot = r.opt.out:gsub("%.lop$", "") .. ".widths.svg"
-lop.write_text(plot, r:widths_svg())
-print("per-layer widths plotted in " .. plot)
+r:save()   -- c, and its widths plot
 print(("%d s in all"):format(os.time() - t0))

@@ -203,7 +203,8 @@ function Recipe:widths_svg()
 end
 
 -- The closing table (top-1, params, FLOPs, latency at batch 1 and 64, ratios), the
--- saved model and the per-layer widths plot beside it; returns both measurements.
+-- saved model and the per-layer widths plot beside it (Recipe:save); returns both
+-- measurements.
 -- The original is timed again now, in alternation with the pruned network.
 function Recipe:finish()
   local before = self.before
@@ -212,10 +213,15 @@ function Recipe:finish()
   before.ms1, before.ms64, after.ms1, after.ms64 = t[1].ms1, t[1].ms64, t[2].ms1, t[2].ms64
   local text = lop.compare(before, after)
   print("\n" .. text)
+  self:save()
+  return before, after
+end
+
+-- Save the pruned network as --out (atomically) and its per-layer widths plot beside it.
+function Recipe:save()
   self.net:save(self.opt.out)
   print("saved " .. self.opt.out)
   local plot = self.opt.out:gsub("%.lop$", "") .. ".widths.svg"
   lop.write_text(plot, self:widths_svg())
   print("per-layer widths plotted in " .. plot)
-  return before, after
 end

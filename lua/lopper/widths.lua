@@ -1,0 +1,207 @@
+-- widths.lua - how many channels each pruned group keeps, chosen for a budget instead
+-- of one shared fraction: a FLOPs target or a latency measured on this machine.  Two
+-- tables drive it, both cheap:
+--   - sensitivity: for every group, the reconstruction error of its readers for every
+--     kept count, all from one ThiNet order (lop.select.thinet_order, then
+--     lop.select.errors: one factorisation per reader, not one fit per count);
+--   - cost: what each group saves at each candidate width - FLOPs counted, or the
+--     measured milliseconds of the layers it touches (net:time per node, the group
+--     pruned alone on a copy).
+-- A greedy allocation in the style of NetAdapt / HALP then narrows, step after step,
+-- the group whose next narrowing costs the least error per saving, until the savings
+-- meet the budget; since savings of neighbouring groups do not simply add (a conv
+-- between two narrowed groups shrinks by the product), the result is measured as a
+-- whole and the allocation rerun with the shortfall until it lands within 5%.
+--
+--   local w = lop.widths.choose(original, data.train, plan, {latency_ms = 20, batch = 64})
+--   pruner.prune(net, data.train, plan, w.counts, {original = original})
+local lop = ...
+
+local widths = {}
+lop.widths = widths
+
+-- Candidate counts of entry e, from all channels down: `steps` equal steps (multiples
+-- of its slices, at least one per slice).
+local function grid(e, steps)
+  local per = e.channels // e.slices
+  local step = math.max(1, math.ceil(per / steps))
+  local counts = {}
+  for k = per, 1, -step do counts[#counts + 1] = k * e.slices end
+  if counts[#counts] ~= e.slices then counts[#counts + 1] = e.slices end
+  return counts
+end
+
+-- The first n / slices channels of each slice (1-based): what a cost is measured on.
+local function first(e, n)
+  local per, keep = e.channels // e.slices, {}
+  for j = 0, e.slices - 1 do
+    for i = 1, n // e.slices do keep[#keep + 1] = j * per + i end
+  end
+  return keep
+end
+
+local function pruned_entries(plan)
+  local list = {}
+  for i, e in ipairs(plan) do if e.consumer then list[#list + 1] = i end end
+  return list
+end
+
+-- widths.sensitivity(net, data, plan, {images = 500, points = 10, seed = 1, refit =
+-- "weights"}) -> errors[i][k]: for every pruned plan entry i, the sum over its readers
+-- of the relative reconstruction error when k channels are kept (k = 1..channels), the
+-- channels ranked once by ThiNet's greedy order on the readers' combined statistics.
+function widths.sensitivity(net, data, plan, how)
+  how = how or {}
+  local images, points = math.min(how.images or 500, #data), how.points or 10
+  local errors = {}
+  for _, i in ipairs(pruned_entries(plan)) do
+    local e, parts = plan[i], {}
+    for j, name in ipairs(e.consumers) do
+      local linear = net:node(name).kind == "linear"
+      parts[j] = lop.sample(net, data, name, {
+        images = linear and math.min(images * points, #data) or images, points = points,
+        seed = how.seed})
+    end
+    local s = #parts == 1 and parts[1] or lop.combine(parts)
+    local order = lop.select.thinet_order(s)
+    local sum = {}
+    for _, part in ipairs(parts) do
+      for k, x in ipairs(lop.select.errors(part, order, {mode = how.refit or "weights"})) do
+        sum[k] = (sum[k] or 0) + x
+      end
+    end
+    if s ~= parts[1] then s:close() end
+    for _, part in ipairs(parts) do part:close() end
+    errors[i] = sum
+  end
+  return errors
+end
+
+-- The nodes whose cost a group's width changes: its members (producers, the layers it
+-- passes through, its readers).
+local function touched(e)
+  local set = {}
+  for _, name in ipairs(e.members) do set[name] = true end
+  return set
+end
+
+-- widths.costs(net, plan, {measure = "flops" | "latency", steps = 8, batch = 64,
+-- reps = 5}) -> {grid = {[i] = counts}, saved = {[i] = {[j] = saving at grid[i][j]}},
+-- total = the whole net's FLOPs or ms}: each pruned entry narrowed alone on a copy.
+-- Latency savings are the measured drop of the touched nodes' fastest times, made
+-- non-decreasing as the group narrows (timing noise must not reward widening).
+function widths.costs(net, plan, how)
+  how = how or {}
+  local latency = how.measure == "latency"
+  local batch, reps = how.batch or 64, how.reps or 5
+  local total, base = net:flops(), nil
+  if latency then total, base = net:time{batch = batch, reps = reps} end
+  local t = {grid = {}, saved = {}, total = total}
+  for _, i in ipairs(pruned_entries(plan)) do
+    local e = plan[i]
+    local counts, saved = grid(e, how.steps or 8), {0}
+    local nodes = touched(e)
+    for j = 2, #counts do
+      local copy = net:clone()
+      copy:prune(e.producer, first(e, counts[j]))
+      local s
+      if latency then
+        local _, per = copy:time{batch = batch, reps = reps}
+        s = 0
+        for name in pairs(nodes) do s = s + (base[name] or 0) - (per[name] or 0) end
+      else
+        s = total - copy:flops()
+      end
+      copy:close()
+      saved[j] = math.max(s, saved[j - 1])
+    end
+    t.grid[i], t.saved[i] = counts, saved
+  end
+  return t
+end
+
+-- widths.allocate(plan, errors, costs, need) -> counts ({[i] = kept channels}): start
+-- from every group whole; repeatedly take the move - one group to any narrower
+-- candidate - with the least added error per added saving, until the savings reach
+-- `need`.  Raises when narrowing everything to the last candidate does not.
+function widths.allocate(plan, errors, costs, need)
+  local at, saved = {}, 0
+  local entries = pruned_entries(plan)
+  for _, i in ipairs(entries) do at[i] = 1 end
+  while saved < need do
+    local best, bi, bj
+    for _, i in ipairs(entries) do
+      local g, s, err = costs.grid[i], costs.saved[i], errors[i]
+      local j0 = at[i]
+      for j = j0 + 1, #g do
+        local gain = s[j] - s[j0]
+        if gain > 0 then
+          local ratio = (err[g[j]] - err[g[j0]]) / gain
+          if not best or ratio < best then best, bi, bj = ratio, i, j end
+        end
+      end
+    end
+    if not best then
+      error(("the budget needs %.4g saved, but narrowing every pruned group to its last "
+             .. "candidate saves %.4g"):format(need, saved), 0)
+    end
+    saved = saved + costs.saved[bi][bj] - costs.saved[bi][at[bi]]
+    at[bi] = bj
+  end
+  local counts = {}
+  for _, i in ipairs(entries) do counts[i] = costs.grid[i][at[i]] end
+  return counts
+end
+
+-- What the whole net costs with plan entries at counts (first channels): FLOPs, or the
+-- fastest of `reps` passes at `batch` in ms.
+local function measure(net, plan, counts, how)
+  local copy = net:clone()
+  for i, n in pairs(counts) do
+    if n < plan[i].channels then copy:prune(plan[i].producer, first(plan[i], n)) end
+  end
+  local c = how.measure == "latency" and copy:time{batch = how.batch or 64, reps = how.reps or 5}
+            or copy:flops()
+  copy:close()
+  return c
+end
+
+-- widths.choose(net, data, plan, how) -> {counts, cost (measured), target, total,
+-- errors (the sensitivity tables), rounds}: per-group widths for how.flops (a FLOPs
+-- target) or how.latency_ms (ms at how.batch, default 64, measured here), from
+-- widths.sensitivity (how.images, points, seed, refit) and widths.costs (how.steps,
+-- reps).  The allocation is measured as a whole and redone with the shortfall added to
+-- (or the excess taken from) the saving it asks, up to 6 rounds, until the measured
+-- cost is within 5% of the target; the closest round is returned either way (fits
+-- says whether it is within 5%).  how.log (default print) gets a line per round.
+function widths.choose(net, data, plan, how)
+  local log = how.log or print
+  local latency = how.latency_ms ~= nil
+  if latency == (how.flops ~= nil) then
+    error("lop.widths.choose: give exactly one of flops and latency_ms", 2)
+  end
+  local m = {measure = latency and "latency" or "flops", batch = how.batch, reps = how.reps,
+             steps = how.steps}
+  local errors = widths.sensitivity(net, data, plan, how)
+  local costs = widths.costs(net, plan, m)
+  local target = latency and how.latency_ms or how.flops
+  local unit = latency and "ms" or "FLOPs"
+  local need, best = costs.total - target, nil
+  for round = 1, 6 do
+    local counts = widths.allocate(plan, errors, costs, need)
+    local got = measure(net, plan, counts, m)
+    log(("widths round %d: %.4g %s measured for a target of %.4g"):format(round, got, unit,
+                                                                          target))
+    local off = math.abs(got - target) / target
+    local fits = off <= 0.05
+    if not best or off < best.off then
+      best = {counts = counts, cost = got, off = off, fits = fits, rounds = round}
+    end
+    if fits then break end
+    need = need + (got - target)
+  end
+  return {counts = best.counts, cost = best.cost, target = target, total = costs.total,
+          errors = errors, rounds = best.rounds, fits = best.fits}
+end
+
+return widths
