@@ -55,6 +55,8 @@ TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := tests/gradcheck.c tests/graph_build.c
 DEPS_STAMP := build/.deps-ok
 
+# A failed step (lua/embed.lua on a syntax error, say) leaves no half-written target.
+.DELETE_ON_ERROR:
 .PHONY: all lib lua test bench demo clean deps fuzz
 all: lib lua
 lib: $(BUILD)/liblopper.a $(BUILD)/liblopper.so

@@ -30,6 +30,16 @@ local opt = lop.options(arg, {
   fold_batchnorm = {default = false, help = "fold batchnorm into the convs (ONNX --out only)"},
   speedup = {default = 2, type = "number", min = 1, exclusive_min = true,
              help = "target FLOPs before / FLOPs after"},
+  latency_ms = {type = "number", min = 0, exclusive_min = true, metavar = "MS",
+                default_text = "none: --speedup",
+                help = "target latency instead: ms per forward pass at --latency-batch, "
+                       .. "measured on this machine (automatic widths)"},
+  latency_batch = {default = 64, type = "int", min = 1,
+                   help = "the batch size --latency-ms is measured at"},
+  widths = {default = "uniform", choices = {"uniform", "auto"},
+            help = "uniform: one keep fraction for every pruned group; auto: per group, "
+                   .. "from each group's reconstruction error at every width and what each "
+                   .. "width saves (lop.widths)"},
   solver = {default = "lasso", choices = {"lasso", "thinet", "l1", "first", "random"},
             help = "channel selection rule"},
   shared = {default = true,
@@ -129,21 +139,41 @@ print(("%s: input %s, %.2fM params, %.2fM FLOPs (multiply-add = 2); %d images in
                             math.min(opt.images, #data),
                             val and (", %d validation images"):format(#val) or ", no --val"))
 
--- The plan, and one keep fraction for all its pruned groups.
+-- The plan, and the widths: one keep fraction for all its pruned groups, or per group
+-- for the FLOPs or latency budget (lop.widths.choose).
 local plan = pruner.plan(original, {solver = opt.solver, shared = opt.shared})
 if opt.step_epochs > 0 then   -- targets from the net itself: no block sums to match
   for _, e in ipairs(plan) do e.residual = false end
 end
-local ok, widths = pcall(pruner.widths, original, plan, opt.speedup)
-print("\nplan (groups in graph order):")
-print(pruner.describe(plan, ok and widths.counts or nil))
-if not ok then error(widths, 0) end
-print(("\ntarget %.2fx fewer FLOPs (%.2fM -> at most %.2fM): keep fraction %.4f of every "
-       .. "pruned group gives %.2fM FLOPs, %.2fx\n"):format(opt.speedup, widths.before / 1e6,
-      widths.target / 1e6, widths.fraction, widths.flops / 1e6, widths.before / widths.flops))
+local counts
+if opt.widths == "auto" or opt.latency_ms then
+  print("\nchoosing widths: sensitivity of every pruned group, then its savings at each width")
+  local w = lop.widths.choose(original, data, plan, {
+    flops = not opt.latency_ms and original:flops() / opt.speedup or nil,
+    latency_ms = opt.latency_ms, batch = opt.latency_batch, images = opt.images,
+    points = opt.points, seed = opt.seed, refit = opt.refit})
+  counts = w.counts
+  print("\nplan (groups in graph order):")
+  print(pruner.describe(plan, counts))
+  print(("\ntarget %s: automatic widths measure %s (%s%.1f%% off%s)\n"):format(
+    opt.latency_ms and ("%.3g ms at batch %d"):format(opt.latency_ms, opt.latency_batch)
+                   or ("%.2fx fewer FLOPs (%.2fM)"):format(opt.speedup, w.target / 1e6),
+    opt.latency_ms and ("%.3g ms"):format(w.cost) or ("%.2fM FLOPs"):format(w.cost / 1e6),
+    w.cost >= w.target and "+" or "-", 100 * math.abs(w.cost - w.target) / w.target,
+    w.fits and "" or "; not within 5% after 8 rounds"))
+else
+  local ok, widths = pcall(pruner.widths, original, plan, opt.speedup)
+  print("\nplan (groups in graph order):")
+  print(pruner.describe(plan, ok and widths.counts or nil))
+  if not ok then error(widths, 0) end
+  counts = widths.counts
+  print(("\ntarget %.2fx fewer FLOPs (%.2fM -> at most %.2fM): keep fraction %.4f of every "
+         .. "pruned group gives %.2fM FLOPs, %.2fx\n"):format(opt.speedup, widths.before / 1e6,
+        widths.target / 1e6, widths.fraction, widths.flops / 1e6, widths.before / widths.flops))
+end
 
 local net = original:clone()
-local done = pruner.prune(net, data, plan, widths.counts, setmetatable({
+local done = pruner.prune(net, data, plan, counts, setmetatable({
   original = original, images = opt.images, points = opt.points, seed = opt.seed,
   solver = opt.solver, refit = opt.refit, step_epochs = opt.step_epochs,
   train = tune.data}, {__index = tune}))
@@ -166,3 +196,6 @@ for _, e in ipairs(skipped) do print(("  %s (%d channels): %s"):format(e.produce
 
 net:save(opt.out, opt.fold_batchnorm and {fold_batchnorm = true} or nil)
 print("wrote " .. opt.out)
+local plot = opt.out:gsub("%.%w+$", "") .. ".widths.svg"
+lop.write_text(plot, lop.widths.plot(original, net, opt.out))
+print("per-layer widths plotted in " .. plot)

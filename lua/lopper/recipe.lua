@@ -186,22 +186,6 @@ function Recipe:keep_for_flops(consumers, target, stretch)
   return k, flops_with(k)
 end
 
--- A bar chart of every convolution's output channels before and after pruning.
-function Recipe:widths_svg()
-  local names, before, after = {}, {}, {}
-  for _, node in ipairs(self.original:nodes()) do
-    if node.kind == "conv2d" and self.net:has(node.name) then
-      names[#names + 1] = node.name
-      before[#before + 1] = node:shape()[1]
-      after[#after + 1] = self.net:node(node.name):shape()[1]
-    end
-  end
-  return lop.svg.bars{title = ("%s: output channels per convolution"):format(self.opt.out),
-                      y_label = "channels", categories = names,
-                      series = {{name = "before", values = before},
-                                {name = "after", values = after}}}
-end
-
 -- The closing table (top-1, params, FLOPs, latency at batch 1 and 64, ratios), the
 -- saved model and the per-layer widths plot beside it (Recipe:save); returns both
 -- measurements.
@@ -222,6 +206,6 @@ function Recipe:save()
   self.net:save(self.opt.out)
   print("saved " .. self.opt.out)
   local plot = self.opt.out:gsub("%.lop$", "") .. ".widths.svg"
-  lop.write_text(plot, self:widths_svg())
+  lop.write_text(plot, lop.widths.plot(self.original, self.net, self.opt.out))
   print("per-layer widths plotted in " .. plot)
 end

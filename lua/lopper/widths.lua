@@ -11,7 +11,8 @@
 -- the group whose next narrowing costs the least error per saving, until the savings
 -- meet the budget; since savings of neighbouring groups do not simply add (a conv
 -- between two narrowed groups shrinks by the product), the result is measured as a
--- whole and the allocation rerun with the shortfall until it lands within 5%.
+-- whole and the allocation rerun with the shortfall until it lands within 5%.  A target
+-- above what the whole network costs keeps every group whole.
 --
 --   local w = lop.widths.choose(original, data.train, plan, {latency_ms = 20, batch = 64})
 --   pruner.prune(net, data.train, plan, w.counts, {original = original})
@@ -85,8 +86,9 @@ local function touched(e)
   return set
 end
 
--- widths.costs(net, plan, {measure = "flops" | "latency", steps = 8, batch = 64,
--- reps = 5}) -> {grid = {[i] = counts}, saved = {[i] = {[j] = saving at grid[i][j]}},
+-- widths.costs(net, plan, {measure = "flops" | "latency", steps = 32 for FLOPs, 8 for
+-- latency (each a timed pass), batch = 64, reps = 5}) -> {grid = {[i] = counts}, saved =
+-- {[i] = {[j] = saving at grid[i][j]}},
 -- total = the whole net's FLOPs or ms}: each pruned entry narrowed alone on a copy.
 -- Latency savings are the measured drop of the touched nodes' fastest times, made
 -- non-decreasing as the group narrows (timing noise must not reward widening).
@@ -99,7 +101,7 @@ function widths.costs(net, plan, how)
   local t = {grid = {}, saved = {}, total = total}
   for _, i in ipairs(pruned_entries(plan)) do
     local e = plan[i]
-    local counts, saved = grid(e, how.steps or 8), {0}
+    local counts, saved = grid(e, how.steps or (latency and 8 or 32)), {0}
     local nodes = touched(e)
     for j = 2, #counts do
       local copy = net:clone()
@@ -171,9 +173,10 @@ end
 -- target) or how.latency_ms (ms at how.batch, default 64, measured here), from
 -- widths.sensitivity (how.images, points, seed, refit) and widths.costs (how.steps,
 -- reps).  The allocation is measured as a whole and redone with the shortfall added to
--- (or the excess taken from) the saving it asks, up to 6 rounds, until the measured
--- cost is within 5% of the target; the closest round is returned either way (fits
--- says whether it is within 5%).  how.log (default print) gets a line per round.
+-- (or the excess taken from) the saving it asks - kept inside the bracket of savings
+-- measured too small and too large - up to 8 rounds, until the measured cost is within
+-- 5% of the target; the closest round is returned either way (fits says whether it is
+-- within 5%).  how.log (default print) gets a line per round.
 function widths.choose(net, data, plan, how)
   local log = how.log or print
   local latency = how.latency_ms ~= nil
@@ -186,22 +189,46 @@ function widths.choose(net, data, plan, how)
   local costs = widths.costs(net, plan, m)
   local target = latency and how.latency_ms or how.flops
   local unit = latency and "ms" or "FLOPs"
-  local need, best = costs.total - target, nil
-  for round = 1, 6 do
+  -- the saving asked is bracketed: [lo, hi] holds the savings that measured too slow /
+  -- too fast; each round tries the additive model's correction, or the middle of the
+  -- bracket when that falls outside it (timing noise must not make it oscillate)
+  local lo, hi = 0, 0
+  for i, saved in pairs(costs.saved) do hi = hi + saved[#saved] end
+  local need, best = math.min(math.max(costs.total - target, 0), hi), nil
+  for round = 1, 8 do
     local counts = widths.allocate(plan, errors, costs, need)
     local got = measure(net, plan, counts, m)
     log(("widths round %d: %.4g %s measured for a target of %.4g"):format(round, got, unit,
                                                                           target))
     local off = math.abs(got - target) / target
-    local fits = off <= 0.05
     if not best or off < best.off then
-      best = {counts = counts, cost = got, off = off, fits = fits, rounds = round}
+      best = {counts = counts, cost = got, off = off, fits = off <= 0.05, rounds = round}
     end
-    if fits then break end
-    need = need + (got - target)
+    if best.fits then break end
+    if got > target then lo = need else hi = need end
+    local nxt = need + (got - target)
+    if nxt <= lo or nxt >= hi then nxt = (lo + hi) / 2 end
+    need = nxt
   end
   return {counts = best.counts, cost = best.cost, target = target, total = costs.total,
           errors = errors, rounds = best.rounds, fits = best.fits}
+end
+
+-- widths.plot(original, pruned, title) -> SVG text: a bar chart of every convolution's
+-- output channels before and after pruning.
+function widths.plot(original, pruned, title)
+  local names, before, after = {}, {}, {}
+  for _, node in ipairs(original:nodes()) do
+    if node.kind == "conv2d" and pruned:has(node.name) then
+      names[#names + 1] = node.name
+      before[#before + 1] = node:shape()[1]
+      after[#after + 1] = pruned:node(node.name):shape()[1]
+    end
+  end
+  return lop.svg.bars{title = ("%s: output channels per convolution"):format(title),
+                      y_label = "channels", categories = names,
+                      series = {{name = "before", values = before},
+                                {name = "after", values = after}}}
 end
 
 return widths

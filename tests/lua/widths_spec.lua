@@ -1,0 +1,154 @@
+-- widths_spec.lua - lop.widths, the per-group widths for a budget:
+--   - allocate: on hand-made tables the greedy narrows the group whose narrowing costs
+--     the least error per saving, may jump several candidates at once, stops as soon
+--     as the savings meet the need, and refuses a need no allocation meets;
+--   - sensitivity: each entry's error at k kept channels equals what lop.reconstruct
+--     (or, for a group several layers read, the sum of lop.reconstruct_group's errors)
+--     reports for the first k channels of ThiNet's order, refitted on a clone;
+--   - costs: FLOPs saved at each candidate equal the FLOPs of a clone pruned here;
+--   - choose for a FLOPs target lands within 5% and its counts prune to that cost;
+--     the latency path gives counts and a measured cost (its accuracy against the
+--     budget is a benchmark's business, not a timed test's).
+local lop = require "lopper"
+
+local quiet = function() end
+local fm = lop.data.fashion_mnist{pad = 28, train_size = 600, test_size = 16}
+
+-- stem (a residual stage with the block's conv2) -> block -> conv c -> gap -> fc
+local function small()
+  local net = lop.net{input = {1, 28, 28}, seed = 21}
+  local x = net:conv2d("stem", "input", {out = 8, kernel = 3, pad = 1, stride = 2})
+  x = net:relu("stem_relu", net:batchnorm("stem_bn", x))
+  local a = net:relu("b_relu1", net:batchnorm("b_bn1", net:conv2d("b_conv1", x,
+                     {out = 12, kernel = 3, pad = 1})))
+  a = net:batchnorm("b_bn2", net:conv2d("b_conv2", a, {out = 8, kernel = 3, pad = 1}))
+  x = net:relu("b_relu", net:add("b_add", {x, a}))
+  x = net:relu("c_relu", net:conv2d("c", x, {out = 16, kernel = 3, pad = 1}))
+  net:linear("fc", net:global_avgpool("gap", x), {out = 10})
+  return net
+end
+
+local function entry_index(plan, producer)
+  for i, e in ipairs(plan) do if e.producer == producer then return i end end
+end
+
+describe("lop.widths.allocate", function()
+  -- two groups: A (8 channels) and B (4); savings and errors by candidate
+  local plan = {{producer = "A", channels = 8, consumer = "x"},
+                {producer = "B", channels = 4, consumer = "y"}}
+  local costs = {grid = {{8, 6, 4, 2}, {4, 3, 2, 1}},
+                 saved = {{0, 10, 20, 30}, {0, 1, 40, 45}}}
+  -- error at k kept channels (lists indexed by k)
+  local errors = {{0.9, 0.5, 0.5, 0.3, 0.3, 0.1, 0.05, 0},
+                  {0.8, 0.2, 0.1, 0}}
+
+  it("takes the least error per saving, jumping candidates where that pays", function()
+    -- first move: A 8->6 costs 0.1/10 = 0.01 per unit; B 4->2 costs 0.2/40 = 0.005
+    -- (B 4->3 saves 1 for 0.1: 0.1 per unit) - so B jumps straight to 2
+    assert.are.same({[1] = 8, [2] = 2}, lop.widths.allocate(plan, errors, costs, 30))
+    -- then A: 8->6 (0.01 per unit) until 50 saved
+    assert.are.same({[1] = 6, [2] = 2}, lop.widths.allocate(plan, errors, costs, 50))
+    assert.are.same({[1] = 8, [2] = 4}, lop.widths.allocate(plan, errors, costs, 0))
+  end)
+
+  it("refuses a need no allocation meets", function()
+    local ok, err = pcall(lop.widths.allocate, plan, errors, costs, 76)
+    assert.is_false(ok)
+    assert.truthy(err:find("narrowing every pruned group to its last candidate saves 75", 1, true),
+                  err)
+  end)
+end)
+
+describe("lop.widths on a small residual net", function()
+  local net = small()
+  local plan = lop.pruner.plan(net)
+  local stage, block = entry_index(plan, "stem"), entry_index(plan, "b_conv1")
+  local how = {images = 60, points = 10, seed = 3}
+  local errors = lop.widths.sensitivity(net, fm.train, plan, how)
+
+  it("gives the reconstruction error of every kept count of ThiNet's order", function()
+    for _, i in ipairs{stage, block} do
+      local e = plan[i]
+      assert.are.equal(e.channels, #errors[i])
+      -- the same order, from statistics sampled the same way
+      local parts = {}
+      for j, name in ipairs(e.consumers) do
+        parts[j] = lop.sample(net, fm.train, name, {images = 60, points = 10, seed = 3})
+      end
+      local order = lop.select.thinet_order(#parts == 1 and parts[1] or lop.combine(parts))
+      for _, k in ipairs{1, e.channels // 2, e.channels - 1} do
+        local copy = net:clone()
+        local again = {}
+        for j, name in ipairs(e.consumers) do
+          again[j] = lop.sample(copy, fm.train, name, {images = 60, points = 10, seed = 3})
+        end
+        local _, errs = lop.reconstruct_group(copy, again, table.move(order, 1, k, 1, {}))
+        local sum = 0
+        for _, x in ipairs(errs) do sum = sum + x end
+        assert.is_true(math.abs(errors[i][k] - sum) <= 1e-6 * (sum + 1e-3),
+                       ("%s at %d: %g vs %g"):format(e.producer, k, errors[i][k], sum))
+        copy:close()
+      end
+      -- fewer channels never fit better
+      for k = 2, e.channels do assert.is_true(errors[i][k] <= errors[i][k - 1] + 1e-9) end
+    end
+  end)
+
+  it("counts the FLOPs each candidate width saves", function()
+    local costs = lop.widths.costs(net, plan, {steps = 4})
+    assert.are.equal(net:flops(), costs.total)
+    assert.are.same({8, 6, 4, 2, 1}, costs.grid[stage])
+    assert.are.same({12, 9, 6, 3, 1}, costs.grid[block])
+    for _, i in ipairs{stage, block} do
+      for j, n in ipairs(costs.grid[i]) do
+        local copy = net:clone()
+        local keep = {}
+        for c = 1, n do keep[c] = c end
+        if n < plan[i].channels then copy:prune(plan[i].producer, keep) end
+        assert.are.equal(net:flops() - copy:flops(), costs.saved[i][j])
+        copy:close()
+      end
+    end
+  end)
+
+  it("chooses widths for a FLOPs target within 5%, and they prune to that cost", function()
+    local target = net:flops() / 2
+    local w = lop.widths.choose(net, fm.train, plan, setmetatable({flops = target, log = quiet},
+                                                                   {__index = how}))
+    assert.is_true(w.fits)
+    assert.is_true(math.abs(w.cost - target) <= 0.05 * target, w.cost)
+    local copy = net:clone()
+    lop.pruner.prune(copy, fm.train, plan, w.counts, {original = net, images = 60, log = quiet,
+                                                       warn = quiet})
+    assert.are.equal(w.cost, copy:flops())
+    -- the widths differ between groups: the allocation is not a uniform fraction
+    local fractions = {}
+    for i, n in pairs(w.counts) do fractions[#fractions + 1] = n / plan[i].channels end
+    table.sort(fractions)
+    assert.is_true(fractions[#fractions] - fractions[1] > 0.1)
+  end)
+
+  it("measures latency on the latency path, and refuses two targets", function()
+    local w = lop.widths.choose(net, fm.train, plan, setmetatable(
+      {latency_ms = 1e-3, batch = 4, reps = 1, steps = 2, log = quiet}, {__index = how}))
+    assert.is_true(w.cost > 0)
+    for i, n in pairs(w.counts) do
+      assert.is_true(n >= 1 and n <= plan[i].channels)
+    end
+    local ok, err = pcall(lop.widths.choose, net, fm.train, plan, {flops = 1, latency_ms = 1})
+    assert.is_false(ok)
+    assert.truthy(err:find("give exactly one of flops and latency_ms", 1, true), err)
+  end)
+end)
+
+describe("lop.widths.plot", function()
+  it("draws a before and an after bar for every convolution", function()
+    local net = small()
+    local pruned = net:clone()
+    pruned:prune("c", {1, 2, 3})
+    local svg = lop.widths.plot(net, pruned, "x.lop")
+    local _, bars = svg:gsub('<rect x="[%d.]+" y="[%d.]+" width="[%d.]+" height="[%d.]+"', "")
+    assert.are.equal(2 * 4 + 2, bars)   -- 4 convs, plus the legend's two squares
+    assert.truthy(svg:find("x.lop: output channels per convolution", 1, true))
+  end)
+end)
