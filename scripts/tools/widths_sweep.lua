@@ -1,0 +1,112 @@
+-- widths_sweep.lua - do automatic widths (lop.widths) beat one shared keep fraction at
+-- the same measured latency?  For each FLOPs target: the uniform widths are pruned
+-- first and their batch latency measured; automatic widths are then chosen for that
+-- latency (lop.widths.choose, measured on this machine), both networks pruned the
+-- same way (lop.pruner: --solver, full refit, targets from the original), evaluated,
+-- fine-tuned alike and evaluated again, and timed in alternation.  Each target's
+-- outcome is saved the moment it is done (--record), and the plot of top-1 against
+-- measured latency (--plot) is redrawn from all saved outcomes.  Latency needs an
+-- otherwise idle machine.
+--
+--   build/lopper scripts/tools/widths_sweep.lua --model models/vgg16.lop --speedups 2,3.25,4
+local lop = require "lopper"
+local pruner = lop.pruner
+
+local opt = lop.options(arg, {
+  model = {default = "models/vgg16.lop", type = "string", metavar = "FILE"},
+  speedups = {default = "2,3.25,4", type = "string", metavar = "X,Y,...",
+              help = "FLOPs targets for the uniform widths"},
+  solver = {default = "lasso", choices = {"lasso", "thinet", "l1", "first", "random"}},
+  epochs = {default = 1, type = "number", min = 0, help = "the same fine-tune for both"},
+  lr = {default = 0.001, type = "number", min = 0, exclusive_min = true},
+  batch = {default = 64, type = "int", min = 2, help = "latency batch and fine-tuning minibatch"},
+  images = {default = 500, type = "int", min = 1},
+  points = {default = 10, type = "int", min = 1},
+  reps = {default = 10, type = "int", min = 1, help = "timed passes per latency figure"},
+  train_size = {type = "int", min = 2, max = 60000, default_text = "all 60000"},
+  seed = {default = 1, type = "int", min = 0},
+  record = {type = "string", metavar = "FILE", default_text = "build/results/widths_<model>.lua",
+            help = "the saved outcomes, one per target"},
+  plot = {type = "string", metavar = "FILE", default_text = "build/results/widths_<model>.svg"},
+}, {description = "Automatic against uniform widths at equal measured latency."})
+
+io.stdout:setvbuf("line")
+local stem = opt.model:match("([^/]+)%.%w+$") or "model"
+local record = opt.record or ("build/results/widths_%s.lua"):format(stem)
+local plot = opt.plot or ("build/results/widths_%s.svg"):format(stem)
+os.execute("mkdir -p " .. (record:match("^(.*)/[^/]*$") or "."))
+
+local original = lop.recipe.load(opt.model)
+local data = lop.recipe.fashion_mnist{train_size = opt.train_size}
+local function top1(net) return lop.evaluate(net, data.test, {progress = false}).top1 end
+local plan = pruner.plan(original, {solver = opt.solver})
+local how = {original = original, solver = opt.solver, images = opt.images,
+             points = opt.points, seed = opt.seed, log = function() end}
+
+local function ms(net) return (net:time{batch = opt.batch, reps = opt.reps}) end
+
+-- Prune a copy to counts, evaluate, fine-tune, evaluate: {counts, before, after}.
+local function run(counts, label)
+  local net = original:clone()
+  pruner.prune(net, data.train, plan, counts, how)
+  local r = {counts = counts, before = top1(net), flops = net:flops()}
+  if opt.epochs > 0 then
+    pruner.finetune(net, data.train, opt.epochs, {lr = opt.lr, batch = opt.batch, crop = 2,
+                    flip = true, seed = opt.seed, log = function() end}, label)
+  end
+  r.after = top1(net)
+  return r, net
+end
+
+local ok, outcomes = pcall(dofile, record)
+outcomes = ok and type(outcomes) == "table" and outcomes or {}
+
+local function redraw()
+  local series = {{name = "uniform, no fine-tune", points = {}},
+                  {name = "automatic, no fine-tune", points = {}},
+                  {name = ("uniform, %g epoch(s)"):format(opt.epochs), points = {}},
+                  {name = ("automatic, %g epoch(s)"):format(opt.epochs), points = {}}}
+  table.sort(outcomes, function(a, b) return a.speedup < b.speedup end)
+  for _, o in ipairs(outcomes) do
+    table.insert(series[1].points, {o.uniform.ms, 100 * o.uniform.before})
+    table.insert(series[2].points, {o.auto.ms, 100 * o.auto.before})
+    table.insert(series[3].points, {o.uniform.ms, 100 * o.uniform.after})
+    table.insert(series[4].points, {o.auto.ms, 100 * o.auto.after})
+  end
+  if #outcomes == 0 then return end
+  lop.write_text(plot, lop.svg.lines{
+    title = ("%s: top-1 against measured latency (batch %d)"):format(stem, opt.batch),
+    x_label = "ms per batch", y_label = "top-1 %", series = series})
+end
+
+for text in opt.speedups:gmatch("[^,]+") do
+  local speedup = tonumber(text) or error("--speedups: not a number: " .. text, 0)
+  local t0 = lop.clock()
+  local uniform, unet = run(pruner.widths(original, plan, speedup).counts, "uniform")
+  local budget = ms(unet)
+  local w = lop.widths.choose(original, data.train, plan, {
+    latency_ms = budget, batch = opt.batch, reps = opt.reps, images = opt.images,
+    points = opt.points, seed = opt.seed})
+  local auto, anet = run(w.counts, "auto")
+  local t = {}
+  for round = 1, 3 do   -- in alternation, fastest of each
+    for i, net in ipairs{unet, anet} do
+      local x = ms(net)
+      t[i] = round == 1 and x or math.min(t[i], x)
+    end
+  end
+  uniform.ms, auto.ms = t[1], t[2]
+  local o = {speedup = speedup, budget = budget, chosen_ms = w.cost, fits = w.fits,
+             uniform = uniform, auto = auto, minutes = (lop.clock() - t0) / 60,
+             date = os.date("!%Y-%m-%d")}
+  for i, out in ipairs(outcomes) do if out.speedup == speedup then table.remove(outcomes, i) end end
+  outcomes[#outcomes + 1] = o
+  lop.write_record(record, outcomes, "widths_sweep.lua outcomes of " .. opt.model)
+  redraw()
+  print(("%.2fx FLOPs: uniform %.2f%% -> %.2f%% at %.2f ms (%.2fx FLOPs); automatic %.2f%% -> "
+         .. "%.2f%% at %.2f ms (%.2fx FLOPs; chosen for %.2f ms, measured %.2f there)")
+        :format(speedup, 100 * uniform.before, 100 * uniform.after, uniform.ms,
+                original:flops() / uniform.flops, 100 * auto.before, 100 * auto.after, auto.ms,
+                original:flops() / auto.flops, budget, w.cost))
+end
+print("outcomes in " .. record .. ", plot in " .. plot)
