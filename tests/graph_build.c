@@ -6,8 +6,28 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
 
+#include "gradcheck.h"
 #include "graph_build.h"
+
+lop_dataset random_images(int n, int c, int h, int w, uint64_t seed)
+{
+    int shape[4] = {n, c, h, w};
+    lop_dataset d = {.images = gradcheck_random(4, shape, seed),
+                     .labels = calloc((size_t)n, sizeof(int)), .n = n, .classes = 10};
+    assert_non_null(d.images);
+    assert_non_null(d.labels);
+    return d;
+}
+
+void assert_near(double a, double b, double rel)
+{
+    double scale = fabs(a) + fabs(b) + 1e-3;
+    if (fabs(a - b) > rel * scale)
+        fail_msg("%.9g vs %.9g", a, b);
+}
 
 lop_graph *new_graph(int ndim, int c, int h, int w, int *x)
 {

@@ -1,6 +1,7 @@
 /*
- * graph_build.h - building small test graphs node by node, shared by the layer tests:
- * each helper asserts (cmocka) that the engine accepted the node.
+ * graph_build.h - building small test graphs node by node, and the random images and
+ * tolerant comparisons the sampling tests feed and check them with, shared by the
+ * tests: each helper asserts (cmocka) that the engine accepted what it was given.
  */
 #ifndef GRAPH_BUILD_H
 #define GRAPH_BUILD_H
@@ -20,5 +21,11 @@ int conv(lop_graph *g, const char *name, int in, int cout, int bias);
 /* A k x k conv2d (padding k / 2, with bias) of cout filters, the given stride and
  * groups; returns its id. */
 int conv_k(lop_graph *g, const char *name, int in, int cout, int k, int stride, int groups);
+
+/* n random images of c x h x w (uniform in [-1, 1), seeded), every label 0 of 10. */
+lop_dataset random_images(int n, int c, int h, int w, uint64_t seed);
+
+/* Fails the test unless |a - b| <= rel (|a| + |b| + 1e-3). */
+void assert_near(double a, double b, double rel);
 
 #endif

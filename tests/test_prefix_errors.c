@@ -58,9 +58,7 @@ static lop_graph *other_weights(const lop_graph *g, int b, uint64_t seed)
 /* Statistics of conv b on NIMG random images, the targets from ref when not NULL. */
 static lop_stats sample_b(lop_graph *g, int b, lop_graph *ref, uint64_t seed)
 {
-    int shape[4] = {NIMG, 2, H, H};
-    lop_dataset d = {.images = gradcheck_random(4, shape, seed),
-                     .labels = calloc(NIMG, sizeof(int)), .n = NIMG, .classes = 10};
+    lop_dataset d = random_images(NIMG, 2, H, H, seed);
     lop_sample_opts o = {.images = NIMG, .points = 10, .batch = 8, .seed = 1};
     lop_stats s;
     assert_int_equal(lop_sample(g, &d, b, &o, ref, &s), LOP_OK);

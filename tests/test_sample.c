@@ -20,6 +20,7 @@
 
 #include "../engine/internal.h"
 #include "gradcheck.h"
+#include "graph_build.h"
 
 enum { CIN = 4, COUT = 5, H = 7, NIMG = 24 };
 
@@ -45,17 +46,7 @@ static lop_graph *two_convs(uint64_t seed, int *b_id)
 
 static lop_dataset images(uint64_t seed)
 {
-    int shape[4] = {NIMG, 2, H, H};
-    lop_dataset d = {.images = gradcheck_random(4, shape, seed),
-                     .labels = calloc(NIMG, sizeof(int)), .n = NIMG, .classes = 10};
-    return d;
-}
-
-static void close_enough(double a, double b, double rel)
-{
-    double scale = fabs(a) + fabs(b) + 1e-3;
-    if (fabs(a - b) > rel * scale)
-        fail_msg("%.9g vs %.9g", a, b);
+    return random_images(NIMG, 2, H, H, seed);
 }
 
 static void test_statistics_satisfy_the_convolution_identities(void **state)
@@ -79,25 +70,25 @@ static void test_statistics_satisfy_the_convolution_identities(void **state)
             double pw = 0;
             for (int e = 0; e < D; e++)
                 pw += s.P[d * D + e] * W[k * D + e];
-            close_enough(s.C[d * COUT + k], pw, 1e-4);   /* C = P W^T */
+            assert_near(s.C[d * COUT + k], pw, 1e-4);   /* C = P W^T */
             ys += W[k * D + d] * s.xsum[d];
             wPw += W[k * D + d] * pw;
         }
-        close_enough(s.ysum[k], ys, 1e-4);
+        assert_near(s.ysum[k], ys, 1e-4);
         yy += wPw;
     }
-    close_enough(s.yy, yy, 1e-4);
+    assert_near(s.yy, yy, 1e-4);
     for (int i = 0; i < CIN; i++) {
         double rj = 0;
         for (int k = 0; k < COUT; k++)
             for (int e = 0; e < kk; e++)
                 rj += W[k * D + i * kk + e] * s.C[(i * kk + e) * COUT + k];
-        close_enough(s.r[i], rj, 1e-4);
+        assert_near(s.r[i], rj, 1e-4);
         double w2 = 0;   /* ||W_i||_F over every output and tap */
         for (int k = 0; k < COUT; k++)
             for (int e = 0; e < kk; e++)
                 w2 += (double)W[k * D + i * kk + e] * W[k * D + i * kk + e];
-        close_enough(s.wnorm[i], sqrt(w2), 1e-6);
+        assert_near(s.wnorm[i], sqrt(w2), 1e-6);
         for (int j = 0; j < CIN; j++) {
             double a = 0;
             for (int k = 0; k < COUT; k++)
@@ -105,7 +96,7 @@ static void test_statistics_satisfy_the_convolution_identities(void **state)
                     for (int v = 0; v < kk; v++)
                         a += W[k * D + i * kk + u] * s.P[(i * kk + u) * D + j * kk + v] *
                              W[k * D + j * kk + v];
-            close_enough(s.A[i * CIN + j], a, 1e-4);
+            assert_near(s.A[i * CIN + j], a, 1e-4);
         }
     }
     lop_stats_free(&s);
@@ -128,14 +119,14 @@ static void test_batches_accumulate_to_one_pass(void **state)
     const int D = CIN * 9;
     assert_int_equal(s1.m, s2.m);
     for (int i = 0; i < D * D; i++)
-        close_enough(s1.P[i], s2.P[i], 1e-5);
+        assert_near(s1.P[i], s2.P[i], 1e-5);
     for (int i = 0; i < D * COUT; i++)
-        close_enough(s1.C[i], s2.C[i], 1e-5);
+        assert_near(s1.C[i], s2.C[i], 1e-5);
     for (int i = 0; i < CIN * CIN; i++)
-        close_enough(s1.A[i], s2.A[i], 1e-5);
+        assert_near(s1.A[i], s2.A[i], 1e-5);
     for (int i = 0; i < CIN; i++)
-        close_enough(s1.r[i], s2.r[i], 1e-5);
-    close_enough(s1.yy, s2.yy, 1e-5);
+        assert_near(s1.r[i], s2.r[i], 1e-5);
+    assert_near(s1.yy, s2.yy, 1e-5);
     lop_stats_free(&s1);
     lop_stats_free(&s2);
     lop_dataset_free(&d);
@@ -187,11 +178,11 @@ static void test_planted_channels_are_found_and_reconstructed(void **state)
         for (int k = 0; k < COUT; k++)
             for (int a = 0; a < 2; a++)
                 for (int e = 0; e < kk; e++)
-                    close_enough(nw[(k * 2 + a) * kk + e], kept_w[k][a][e], 1e-3);
+                    assert_near(nw[(k * 2 + a) * kk + e], kept_w[k][a][e], 1e-3);
         assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
         const lop_tensor *after = lop_graph_output(g);
         for (size_t i = 0; i < after->numel; i++)
-            close_enough(after->data[i], before->data[i], 1e-3);
+            assert_near(after->data[i], before->data[i], 1e-3);
         /* the statistics are stale now */
         assert_int_equal(lop_reconstruct(g, &s, keep_l, 2, (lop_recon)mode, 1e-9, NULL),
                          LOP_ESTATE);

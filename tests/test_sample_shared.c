@@ -21,6 +21,7 @@
 
 #include "../engine/internal.h"
 #include "gradcheck.h"
+#include "graph_build.h"
 
 enum { CIN = 4, NB = 5, NC = 3, NF = 6, H = 6, NIMG = 20 };
 
@@ -64,17 +65,7 @@ static lop_graph *branches(uint64_t seed, ids *id)
 
 static lop_dataset images(uint64_t seed)
 {
-    int shape[4] = {NIMG, 2, H, H};
-    lop_dataset d = {.images = gradcheck_random(4, shape, seed),
-                     .labels = calloc(NIMG, sizeof(int)), .n = NIMG, .classes = 10};
-    return d;
-}
-
-static void close_enough(double a, double b, double rel)
-{
-    double scale = fabs(a) + fabs(b) + 1e-3;
-    if (fabs(a - b) > rel * scale)
-        fail_msg("%.9g vs %.9g", a, b);
+    return random_images(NIMG, 2, H, H, seed);
 }
 
 static lop_sample_opts every_image(void)
@@ -102,12 +93,12 @@ static void test_a_linear_layer_is_sampled_once_per_image(void **state)
         double sum = 0;
         for (int im = 0; im < NIMG; im++)
             sum += pooled[im * CIN + i];
-        close_enough(s.xsum[i], sum, 1e-5);
+        assert_near(s.xsum[i], sum, 1e-5);
         for (int j = 0; j < CIN; j++) {
             double p = 0;
             for (int im = 0; im < NIMG; im++)
                 p += (double)pooled[im * CIN + i] * pooled[im * CIN + j];
-            close_enough(s.P[i * CIN + j], p, 1e-5);
+            assert_near(s.P[i * CIN + j], p, 1e-5);
         }
     }
     /* Y = X W^T (the bias is taken off): C = P W^T */
@@ -117,7 +108,7 @@ static void test_a_linear_layer_is_sampled_once_per_image(void **state)
             double pw = 0;
             for (int e = 0; e < CIN; e++)
                 pw += s.P[i * CIN + e] * W[k * CIN + e];
-            close_enough(s.C[i * NF + k], pw, 1e-4);
+            assert_near(s.C[i * NF + k], pw, 1e-4);
         }
     lop_stats_free(&s);
     lop_dataset_free(&data);
@@ -150,19 +141,19 @@ static void test_pruned_outputs_are_mapped_to_the_reference(void **state)
     assert_int_equal(s.n, 3);
     assert_int_equal(s.m, whole.m);
     for (int e = 0; e < D * D; e++)
-        close_enough(s.P[e], whole.P[e], 1e-6);
+        assert_near(s.P[e], whole.P[e], 1e-6);
     double yy = 0;
     for (int k = 0; k < 3; k++) {
         for (int e = 0; e < D; e++)
-            close_enough(s.C[e * 3 + k], whole.C[e * NB + keep[k]], 1e-6);
-        close_enough(s.ysum[k], whole.ysum[keep[k]], 1e-6);
+            assert_near(s.C[e * 3 + k], whole.C[e * NB + keep[k]], 1e-6);
+        assert_near(s.ysum[k], whole.ysum[keep[k]], 1e-6);
         /* yy over the kept outputs: w_k' P w_k with the reference's weights */
         const float *w = ref->nodes[id.b]->param[0]->data + (size_t)keep[k] * D;
         for (int i = 0; i < D; i++)
             for (int j = 0; j < D; j++)
                 yy += w[i] * whole.P[i * D + j] * w[j];
     }
-    close_enough(s.yy, yy, 1e-4);
+    assert_near(s.yy, yy, 1e-4);
     lop_stats_free(&s);
     lop_stats_free(&whole);
     lop_dataset_free(&data);
@@ -185,15 +176,15 @@ static void test_combined_statistics_weigh_each_layer_by_its_energy(void **state
     assert_int_equal(lop_stats_combine(parts, 3, &sum), LOP_OK);
     assert_int_equal(sum.c, CIN);
     assert_null(sum.P);
-    close_enough(sum.yy, 3, 1e-12);
+    assert_near(sum.yy, 3, 1e-12);
     assert_int_equal(sum.m, b.m + c.m + fc.m);
     for (int i = 0; i < CIN; i++) {
-        close_enough(sum.r[i], b.r[i] / b.yy + c.r[i] / c.yy + fc.r[i] / fc.yy, 1e-9);
-        close_enough(sum.wnorm[i], sqrt(b.wnorm[i] * b.wnorm[i] / b.yy +
+        assert_near(sum.r[i], b.r[i] / b.yy + c.r[i] / c.yy + fc.r[i] / fc.yy, 1e-9);
+        assert_near(sum.wnorm[i], sqrt(b.wnorm[i] * b.wnorm[i] / b.yy +
                                         c.wnorm[i] * c.wnorm[i] / c.yy +
                                         fc.wnorm[i] * fc.wnorm[i] / fc.yy), 1e-9);
         for (int j = 0; j < CIN; j++)
-            close_enough(sum.A[i * CIN + j], b.A[i * CIN + j] / b.yy +
+            assert_near(sum.A[i * CIN + j], b.A[i * CIN + j] / b.yy +
                          c.A[i * CIN + j] / c.yy + fc.A[i * CIN + j] / fc.yy, 1e-9);
     }
     /* it selects, but cannot refit */
@@ -220,10 +211,10 @@ static void same_weights(const lop_graph *g, const lop_graph *h, int at)
     const lop_tensor *a = g->nodes[at]->param[0], *b = h->nodes[at]->param[0];
     assert_int_equal(a->numel, b->numel);
     for (size_t e = 0; e < a->numel; e++)
-        close_enough(a->data[e], b->data[e], 1e-6);
+        assert_near(a->data[e], b->data[e], 1e-6);
     const lop_tensor *ab = g->nodes[at]->param[1], *bb = h->nodes[at]->param[1];
     for (size_t e = 0; e < ab->numel; e++)
-        close_enough(ab->data[e], bb->data[e], 1e-6);
+        assert_near(ab->data[e], bb->data[e], 1e-6);
 }
 
 static void test_a_group_refit_is_each_layers_own_refit(void **state)
@@ -254,7 +245,7 @@ static void test_a_group_refit_is_each_layers_own_refit(void **state)
             assert_int_equal(lop_reconstruct(alone, &s, keep, 2, (lop_recon)mode, 1e-6, &err),
                              LOP_OK);
             same_weights(g, alone, layers[i]);
-            close_enough(errors[i], err, 1e-9);
+            assert_near(errors[i], err, 1e-9);
             lop_stats_free(&s);
             lop_graph_free(alone);
             lop_stats_free(&parts[i]);

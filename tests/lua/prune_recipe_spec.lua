@@ -48,6 +48,49 @@ end
 -- exact; keeping the first four (both of pairs 1 and 2) is not.
 local SCALE = {0.5, 2, 1.5, 3}
 
+-- Plant the pairs in net: layer's filter 2j (and bias) = a_j x filter 2j-1 (the bias of
+-- 2j-1 made positive: some activity through every relu), and each reader (a conv or
+-- linear layer) sees channel 2j through its weights for 2j-1 divided by a_j.
+local function plant_pairs(net, layer, readers)
+  local w, b = net:node(layer):weight(), net:node(layer):bias()
+  local cin = w:shape()[2]
+  for j, a in ipairs(SCALE) do
+    local src, dst = 2 * j - 1, 2 * j
+    b:set(math.abs(b:get(src)) + 0.1, src)
+    b:set(a * b:get(src), dst)
+    for c = 1, cin do
+      for ky = 1, 3 do
+        for kx = 1, 3 do w:set(a * w:get(src, c, ky, kx), dst, c, ky, kx) end
+      end
+    end
+    for _, r in ipairs(readers) do
+      local rw = net:node(r):weight()
+      local shape = rw:shape()
+      for o = 1, shape[1] do
+        if #shape == 2 then
+          rw:set(rw:get(o, src) / a, o, dst)
+        else
+          for ky = 1, 3 do
+            for kx = 1, 3 do rw:set(rw:get(o, src, ky, kx) / a, o, dst, ky, kx) end
+          end
+        end
+      end
+    end
+  end
+end
+
+-- lasso must solve a planted problem exactly (every group's refit error and the held-
+-- out logits' difference err); first-k keeps both channels of pairs 1 and 2, so the
+-- control must fail.
+local function exact_or_not(solver, done, err)
+  if solver == "lasso" then
+    for _, d in ipairs(done) do assert.is_true(d.error < 1e-6, d.error) end
+    assert.is_true(err < 1e-5, ("held-out logits differ by %g"):format(err))
+  else
+    assert.is_true(done[1].error > 1e-3 and err > 1e-3, ("first-k: %g"):format(err))
+  end
+end
+
 local function planted()
   local net = lop.net{input = {1, 28, 28}, seed = 11}
   net:conv2d("conv1", "input", {out = 8, kernel = 3, pad = 1})
@@ -56,19 +99,7 @@ local function planted()
   net:relu("relu2", "conv2")
   net:global_avgpool("gap", "relu2")
   net:linear("fc", "gap", {out = 10})
-  local w1, b1, w2 = net:node("conv1"):weight(), net:node("conv1"):bias(),
-                     net:node("conv2"):weight()
-  for j, a in ipairs(SCALE) do
-    local src, dst = 2 * j - 1, 2 * j
-    b1:set(math.abs(b1:get(src)) + 0.1, src)    -- some activity through every relu
-    b1:set(a * b1:get(src), dst)
-    for ky = 1, 3 do
-      for kx = 1, 3 do
-        w1:set(a * w1:get(src, 1, ky, kx), dst, 1, ky, kx)
-        for o = 1, 6 do w2:set(w2:get(o, src, ky, kx) / a, o, dst, ky, kx) end
-      end
-    end
-  end
+  plant_pairs(net, "conv1", {"conv2"})
   return net
 end
 
@@ -88,13 +119,7 @@ describe("lop.pruner", function()
       assert.are.equal(1, #done)
       assert.are.same({6, 4, 3, 3}, net:node("conv2"):weight():shape())
       assert.are.equal(4, net:node("conv1"):weight():shape()[1])
-      local err = util.rel_err(outputs(net, x), outputs(original, x))
-      if solver == "lasso" then
-        assert.is_true(done[1].error < 1e-6, done[1].error)
-        assert.is_true(err < 1e-5, ("held-out logits differ by %g"):format(err))
-      else   -- first-k keeps both channels of pairs 1 and 2: the control must fail
-        assert.is_true(done[1].error > 1e-3 and err > 1e-3, ("first-k: %g"):format(err))
-      end
+      exact_or_not(solver, done, util.rel_err(outputs(net, x), outputs(original, x)))
     end
   end)
 
@@ -115,35 +140,9 @@ describe("lop.pruner", function()
     original:add("sum", {"relu2a", "relu2b"})
     original:global_avgpool("gap", "sum")
     original:linear("fc", "gap", {out = 10})
-    local function pair(layer, readers)   -- layer's filter 2j = a_j x filter 2j-1
-      local w, b = original:node(layer):weight(), original:node(layer):bias()
-      local cin = w:shape()[2]
-      for j, a in ipairs(SCALE) do
-        local src, dst = 2 * j - 1, 2 * j
-        b:set(math.abs(b:get(src)) + 0.1, src)
-        b:set(a * b:get(src), dst)
-        for c = 1, cin do
-          for ky = 1, 3 do
-            for kx = 1, 3 do w:set(a * w:get(src, c, ky, kx), dst, c, ky, kx) end
-          end
-        end
-        for _, r in ipairs(readers) do   -- readers see channel 2j scaled back
-          local rw = original:node(r):weight()
-          local shape = rw:shape()
-          for o = 1, shape[1] do
-            if #shape == 2 then rw:set(rw:get(o, src) / a, o, dst)
-            else
-              for ky = 1, 3 do
-                for kx = 1, 3 do rw:set(rw:get(o, src, ky, kx) / a, o, dst, ky, kx) end
-              end
-            end
-          end
-        end
-      end
-    end
-    pair("conv1", {"conv2a", "conv2b"})
-    pair("conv2a", {"fc"})   -- the same factors in both producers of the stage
-    pair("conv2b", {})
+    plant_pairs(original, "conv1", {"conv2a", "conv2b"})
+    plant_pairs(original, "conv2a", {"fc"})   -- the same factors in both producers
+    plant_pairs(original, "conv2b", {})
     local plan = pruner.plan(original)
     local first, stage = entry(plan, "conv1"), entry(plan, "conv2a")
     assert.are.same({"conv2a", "conv2b"}, first.consumers)
@@ -160,13 +159,7 @@ describe("lop.pruner", function()
       assert.are.same({4, 4, 3, 3}, net:node("conv2a"):weight():shape())
       assert.are.same({4, 4, 3, 3}, net:node("conv2b"):weight():shape())
       assert.are.same({10, 4}, net:node("fc"):weight():shape())
-      local err = util.rel_err(outputs(net, x), outputs(original, x))
-      if solver == "lasso" then
-        assert.is_true(done[1].error < 1e-6 and done[2].error < 1e-6, done[1].error)
-        assert.is_true(err < 1e-5, ("held-out logits differ by %g"):format(err))
-      else   -- first-k keeps both channels of pairs 1 and 2: the control must fail
-        assert.is_true(done[1].error > 1e-3 and err > 1e-3, ("first-k: %g"):format(err))
-      end
+      exact_or_not(solver, done, util.rel_err(outputs(net, x), outputs(original, x)))
     end
   end)
 
