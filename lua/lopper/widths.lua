@@ -11,7 +11,8 @@
 -- the group whose next narrowing costs the least error per saving, until the savings
 -- meet the budget; since savings of neighbouring groups do not simply add (a conv
 -- between two narrowed groups shrinks by the product), the result is measured as a
--- whole and the allocation rerun with the shortfall until it lands within 5%.  A target
+-- whole and the allocation rerun with the shortfall until it lands within 5% (under a
+-- FLOPs target, at 95-100% of it).  A target
 -- above what the whole network costs keeps every group whole.
 --
 --   local w = lop.widths.choose(original, data.train, plan, {latency_ms = 20, batch = 64})
@@ -168,6 +169,42 @@ local function measure(net, plan, counts, how)
   return c
 end
 
+-- From counts measuring `got` above the target: narrow one group by one candidate at a
+-- time, measuring every such move.  A move that lands at 95-100% of the target ends it
+-- (the one adding the least error); otherwise the move with the least added error per
+-- saving among those still above the target is taken.  For the allocations that the
+-- greedy's jumps step over.  Returns counts and their cost (got again when no move
+-- lands).
+local function refine(net, plan, errors, costs, m, counts, got, target)
+  while true do
+    local landed, onward
+    for i, n in pairs(counts) do
+      local g, j = costs.grid[i], 1
+      while g[j] ~= n do j = j + 1 end
+      if g[j + 1] then
+        local trial = {}
+        for k, v in pairs(counts) do trial[k] = v end
+        trial[i] = g[j + 1]
+        local cost = measure(net, plan, trial, m)
+        local added = errors[i][g[j + 1]] - errors[i][n]
+        if cost <= target and cost >= 0.95 * target then
+          if not landed or added < landed.added then
+            landed = {added = added, counts = trial, cost = cost}
+          end
+        elseif cost > target and cost < got then
+          local ratio = added / (got - cost)
+          if not onward or ratio < onward.ratio then
+            onward = {ratio = ratio, counts = trial, cost = cost}
+          end
+        end
+      end
+    end
+    if landed then return landed.counts, landed.cost end
+    if not onward then return counts, got end
+    counts, got = onward.counts, onward.cost
+  end
+end
+
 -- widths.choose(net, data, plan, how) -> {counts, cost (measured), target, total,
 -- errors (the sensitivity tables), rounds}: per-group widths for how.flops (a FLOPs
 -- target) or how.latency_ms (ms at how.batch, default 64, measured here), from
@@ -175,8 +212,8 @@ end
 -- reps).  The allocation is measured as a whole and redone with the shortfall added to
 -- (or the excess taken from) the saving it asks - kept inside the bracket of savings
 -- measured too small and too large - up to 8 rounds, until the measured cost is within
--- 5% of the target; the closest round is returned either way (fits says whether it is
--- within 5%).  how.log (default print) gets a line per round.
+-- 5% of the target (a FLOPs target also as a ceiling: 95-100% of it); the closest round
+-- is returned either way (fits says whether it landed).  how.log (default print) gets a line per round.
 function widths.choose(net, data, plan, how)
   local log = how.log or print
   local latency = how.latency_ms ~= nil
@@ -194,21 +231,31 @@ function widths.choose(net, data, plan, how)
   -- bracket when that falls outside it (timing noise must not make it oscillate)
   local lo, hi = 0, 0
   for i, saved in pairs(costs.saved) do hi = hi + saved[#saved] end
-  local need, best = math.min(math.max(costs.total - target, 0), hi), nil
+  local need, best, above = math.min(math.max(costs.total - target, 0), hi), nil, nil
   for round = 1, 8 do
     local counts = widths.allocate(plan, errors, costs, need)
     local got = measure(net, plan, counts, m)
     log(("widths round %d: %.4g %s measured for a target of %.4g"):format(round, got, unit,
                                                                           target))
     local off = math.abs(got - target) / target
-    if not best or off < best.off then
-      best = {counts = counts, cost = got, off = off, fits = off <= 0.05, rounds = round}
+    local fits = off <= 0.05 and (latency or got <= target)   -- a FLOPs budget is a ceiling
+    if not best or (fits and not best.fits) or (fits == best.fits and off < best.off) then
+      best = {counts = counts, cost = got, off = off, fits = fits, rounds = round}
     end
     if best.fits then break end
-    if got > target then lo = need else hi = need end
+    if got > target then
+      lo, above = need, {counts = counts, cost = got}
+    else
+      hi = need
+    end
     local nxt = need + (got - target)
     if nxt <= lo or nxt >= hi then nxt = (lo + hi) / 2 end
     need = nxt
+  end
+  if not best.fits and above then   -- the greedy's steps straddle the target: step down
+    local counts, got = refine(net, plan, errors, costs, m, above.counts, above.cost, target)
+    local off = math.abs(got - target) / target
+    if off <= 0.05 then best = {counts = counts, cost = got, off = off, fits = true, rounds = 9} end
   end
   return {counts = best.counts, cost = best.cost, target = target, total = costs.total,
           errors = errors, rounds = best.rounds, fits = best.fits}
