@@ -274,6 +274,40 @@ local function usual_threads(outcomes)
   return best
 end
 
+-- Automatic against uniform widths (scripts/tools/widths_sweep.lua): for each record
+-- docs/results/widths_<model>.lua, a table of its targets and the plot beside it.
+local function widths_section(lines, notes)
+  local p = io.popen(("ls %s/widths_*.lua 2>/dev/null"):format(opt.dir))
+  local files = {}
+  for path in p:lines() do files[#files + 1] = path end
+  p:close()
+  for _, path in ipairs(files) do
+    local outcomes = dofile(path)
+    local stem = path:match("widths_([%w_]+)%.lua$")
+    table.sort(outcomes, function(a, b) return a.speedup < b.speedup end)
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = ("Automatic against uniform widths, %s, at equal measured latency "
+                         .. "(batch %d): %s"):format(stem, outcomes[1].batch or 64,
+                         note(notes, "widths " .. stem, {}, ""))
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "| uniform widths for | latency budget | uniform: top-1 pruned -> "
+                        .. "fine-tuned | ms | FLOPs | automatic: top-1 pruned -> fine-tuned "
+                        .. "| ms | FLOPs |"
+    lines[#lines + 1] = "|---|---|---|---|---|---|---|---|"
+    for _, o in ipairs(outcomes) do
+      local u, a = o.uniform, o.auto
+      lines[#lines + 1] = ("| %.2fx FLOPs | %.2f ms | %.2f%% -> %.2f%% | %.2f | %.2fx | "
+                           .. "%.2f%% -> %.2f%% | %.2f | %.2fx |"):format(o.speedup, o.budget,
+        100 * u.before, 100 * u.after, u.ms, o.flops / u.flops, 100 * a.before, 100 * a.after,
+        a.ms, o.flops / a.flops)
+    end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = ("Command: `%s` (commit %s, %s); plot: ![top-1 against latency]"
+                         .. "(results/widths_%s.svg)"):format(outcomes[1].command,
+                         outcomes[1].commit or "unknown", outcomes[1].date, stem)
+  end
+end
+
 local function write_page()
   local rows, sweep, outcomes = {}, {}, {}
   for _, run in ipairs(RUNS) do outcomes[run] = load_outcome(run) end
@@ -335,6 +369,7 @@ local function write_page()
     lines[#lines + 1] = "Accuracy against FLOPs for the selection rules (the sweep_* runs): "
                         .. "![accuracy vs FLOPs](results/accuracy_vs_flops.svg)"
   end
+  widths_section(lines, notes)
   local why, latency_missed = {}, false
   for _, r in ipairs(rows) do
     local _, model, latency = misses(r.run, r.o)

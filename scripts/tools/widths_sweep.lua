@@ -25,15 +25,20 @@ local opt = lop.options(arg, {
   reps = {default = 10, type = "int", min = 1, help = "timed passes per latency figure"},
   train_size = {type = "int", min = 2, max = 60000, default_text = "all 60000"},
   seed = {default = 1, type = "int", min = 0},
-  record = {type = "string", metavar = "FILE", default_text = "build/results/widths_<model>.lua",
-            help = "the saved outcomes, one per target"},
-  plot = {type = "string", metavar = "FILE", default_text = "build/results/widths_<model>.svg"},
+  record = {type = "string", metavar = "FILE", default_text = "docs/results/widths_<model>.lua",
+            help = "the saved outcomes, one per target (results.lua puts them on the "
+                   .. "results page)"},
+  plot = {type = "string", metavar = "FILE", default_text = "docs/results/widths_<model>.svg"},
 }, {description = "Automatic against uniform widths at equal measured latency."})
 
 io.stdout:setvbuf("line")
+local command = "build/lopper scripts/tools/widths_sweep.lua " .. table.concat(arg, " ")
+local git = io.popen("git rev-parse --short HEAD 2>/dev/null")
+local commit = git:read("l") or "unknown"
+git:close()
 local stem = opt.model:match("([^/]+)%.%w+$") or "model"
-local record = opt.record or ("build/results/widths_%s.lua"):format(stem)
-local plot = opt.plot or ("build/results/widths_%s.svg"):format(stem)
+local record = opt.record or ("docs/results/widths_%s.lua"):format(stem)
+local plot = opt.plot or ("docs/results/widths_%s.svg"):format(stem)
 os.execute("mkdir -p " .. (record:match("^(.*)/[^/]*$") or "."))
 
 local original = lop.recipe.load(opt.model)
@@ -98,7 +103,8 @@ for text in opt.speedups:gmatch("[^,]+") do
   uniform.ms, auto.ms = t[1], t[2]
   local o = {speedup = speedup, budget = budget, chosen_ms = w.cost, fits = w.fits,
              uniform = uniform, auto = auto, minutes = (lop.clock() - t0) / 60,
-             date = os.date("!%Y-%m-%d")}
+             flops = original:flops(), batch = opt.batch, date = os.date("!%Y-%m-%d"),
+             command = command, commit = commit}
   for i, out in ipairs(outcomes) do if out.speedup == speedup then table.remove(outcomes, i) end end
   outcomes[#outcomes + 1] = o
   lop.write_record(record, outcomes, "widths_sweep.lua outcomes of " .. opt.model)
