@@ -67,8 +67,8 @@ describe("scripts/prune.lua on image folders and .npy files", function()
     local from_folder, from_npy = DIR .. "/folder.onnx", DIR .. "/npy.onnx"
     local code, text = prune(model, ("--data %s/train --val %s/test"):format(DIR, DIR), from_folder)
     assert.are.equal(0, code, text)
-    for _, want in ipairs{"prune -> 6, refit c2", "prune -> 9, refit c3", "top-1",
-                          "pruned 2 groups:", "wrote " .. from_folder} do
+    for _, want in ipairs{"prune -> 6, refit c2", "prune -> 9, refit c3", "prune -> 6, refit fc",
+                          "top-1", "pruned 3 groups:", "wrote " .. from_folder} do
       assert.truthy(text:find(want, 1, true), want .. " not in:\n" .. text)
     end
     code, text = prune(model, ("--data %s/train_x.npy --labels %s/train_y.npy --val "
