@@ -157,14 +157,17 @@ function widths.allocate(plan, errors, costs, need)
 end
 
 -- What the whole net costs with plan entries at counts (first channels): FLOPs, or the
--- fastest of `reps` passes at `batch` in ms.
+-- fastest pass at `batch` in ms over three timings of `reps` passes (one timing alone
+-- ran a quarter slow now and then on this machine).
 local function measure(net, plan, counts, how)
   local copy = net:clone()
   for i, n in pairs(counts) do
     if n < plan[i].channels then copy:prune(plan[i].producer, first(plan[i], n)) end
   end
-  local c = how.measure == "latency" and copy:time{batch = how.batch or 64, reps = how.reps or 5}
-            or copy:flops()
+  local c = how.measure ~= "latency" and copy:flops() or math.huge
+  for _ = 1, how.measure == "latency" and 3 or 0 do
+    c = math.min(c, (copy:time{batch = how.batch or 64, reps = how.reps or 5}))
+  end
   copy:close()
   return c
 end
@@ -212,8 +215,10 @@ end
 -- reps).  The allocation is measured as a whole and redone with the shortfall added to
 -- (or the excess taken from) the saving it asks - kept inside the bracket of savings
 -- measured too small and too large - up to 8 rounds, until the measured cost is within
--- 5% of the target (a FLOPs target also as a ceiling: 95-100% of it); the closest round
--- is returned either way (fits says whether it landed).  how.log (default print) gets a line per round.
+-- 5% of the target (a FLOPs target also as a ceiling: 95-100% of it), then, if the
+-- rounds straddle the target, refine's single steps; the closest allocation is returned
+-- either way (fits says whether it landed; rounds, after how many allocations, 9 for
+-- refine's).  how.log (default print) gets a line per round.
 function widths.choose(net, data, plan, how)
   local log = how.log or print
   local latency = how.latency_ms ~= nil
@@ -230,7 +235,7 @@ function widths.choose(net, data, plan, how)
   -- too fast; each round tries the additive model's correction, or the middle of the
   -- bracket when that falls outside it (timing noise must not make it oscillate)
   local lo, hi = 0, 0
-  for i, saved in pairs(costs.saved) do hi = hi + saved[#saved] end
+  for _, saved in pairs(costs.saved) do hi = hi + saved[#saved] end
   local need, best, above = math.min(math.max(costs.total - target, 0), hi), nil, nil
   for round = 1, 8 do
     local counts = widths.allocate(plan, errors, costs, need)

@@ -301,10 +301,14 @@ local function widths_section(lines, notes)
         100 * u.before, 100 * u.after, u.ms, o.flops / u.flops, 100 * a.before, 100 * a.after,
         a.ms, o.flops / a.flops)
     end
+    local runs, seen = {}, {}
+    for _, o in ipairs(outcomes) do
+      local run = ("`%s` (commit %s, %s)"):format(o.command, o.commit or "unknown", o.date)
+      if not seen[run] then seen[run], runs[#runs + 1] = true, run end
+    end
     lines[#lines + 1] = ""
-    lines[#lines + 1] = ("Command: `%s` (commit %s, %s); plot: ![top-1 against latency]"
-                         .. "(results/widths_%s.svg)"):format(outcomes[1].command,
-                         outcomes[1].commit or "unknown", outcomes[1].date, stem)
+    lines[#lines + 1] = ("Commands: %s; plot: ![top-1 against latency](results/widths_%s.svg)")
+                        :format(table.concat(runs, "; "), stem)
   end
 end
 
