@@ -47,6 +47,10 @@ int lop_parallel_threads(void);
  * A (n x n), B and X n x k, all row-major doubles; the ridge grows (x100, up to six
  * times) until the Cholesky factorisation succeeds. */
 int lop_solve_spd(const double *A, int n, const double *B, int k, double ridge, double *X);
+/* The same factorisation alone, in place: the row-major lower triangle of a (n x n,
+ * symmetric) receives L with L L' = a + lambda I, the strict upper triangle keeps a;
+ * *lambda is the ridge used (ridge x the mean diagonal, grown as above). */
+int lop_factor_spd(double *a, int n, double ridge, double *lambda);
 
 /* ---- the node and graph records ------------------------------------------------- */
 

@@ -18,7 +18,6 @@
 
 #include "internal.h"
 
-extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 extern void dtrtri_(const char *uplo, const char *diag, const int *n, double *a,
                     const int *lda, int *info);
 
@@ -68,32 +67,13 @@ static double sum_squares(const double *v, size_t n)
            ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
-/* Factor G + lambda I = L L' in place (row-major lower: LAPACK's column-major upper),
- * with lop_solve_spd's ridge: relative to the mean diagonal, raised x100 (up to six
- * times) while the factorisation fails.  *lambda receives the ridge used. */
+/* Fill G and R, and factor G + lambda I = L L' in place (lop_factor_spd: row-major
+ * lower, the upper triangle keeping G).  *lambda receives the ridge used. */
 static int factor(const lop_stats *s, const int *order, lop_recon mode, normal_eqs *sy,
                   double ridge, double *lambda)
 {
     fill(s, order, mode, sy);
-    const int dim = sy->dim;
-    double scale = 0;
-    for (int i = 0; i < dim; i++)
-        scale += sy->G[(size_t)i * dim + i];
-    scale = scale > 0 ? scale / dim : 1.0;
-    for (int attempt = 0;; attempt++) {
-        *lambda = ridge * scale;
-        for (int i = 0; i < dim; i++)
-            sy->G[(size_t)i * dim + i] += *lambda;
-        int info = 0;
-        dpotrf_("U", &dim, sy->G, &dim, &info);
-        if (info == 0)
-            return LOP_OK;
-        if (info < 0 || attempt == 6)
-            return lop_fail(LOP_EINVAL, "errors: the system is not positive definite even "
-                            "with ridge %g", *lambda);
-        ridge = ridge > 0 ? ridge * 100 : 1e-8;
-        fill(s, order, mode, sy);
-    }
+    return lop_factor_spd(sy->G, sy->dim, ridge, lambda);
 }
 
 /* With G factored: the error of every prefix that ends a channel, relative to yy. */
