@@ -118,8 +118,9 @@ static int l_sample(lua_State *L)
     return 1;
 }
 
-/* The statistics listed in the table at arg, checked live and of g (when g is not
- * NULL), into parts (a userdata scratch pushed on the stack); returns how many. */
+/* The statistics listed in the table at arg, checked live and all of net (of the
+ * first's net when net is NULL), into parts (a userdata scratch pushed on the stack);
+ * returns how many. */
 static int check_stats_list(lua_State *L, int arg, const char *fn, lop_graph *net,
                             const lop_stats ***parts)
 {
@@ -135,7 +136,9 @@ static int check_stats_list(lua_State *L, int arg, const char *fn, lop_graph *ne
             luaL_error(L, "%s: item %I is not live statistics (lop.sample)", fn, i);
         lua_getiuservalue(L, -1, 1);
         lop_graph *g = lopl_check_net(L, -1);
-        if (net && g != net)
+        if (!net)
+            net = g;
+        else if (g != net)
             luaL_error(L, "%s: item %I was sampled from another network", fn, i);
         lua_pop(L, 2);
         (*parts)[i - 1] = &u->s;

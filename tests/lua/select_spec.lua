@@ -371,6 +371,7 @@ describe("shared groups", function()
     for _, case in ipairs{
       {lop.combine, {{}}, "a list of statistics"},
       {lop.combine, {{1}}, "lop.combine: item 1 is not live statistics"},
+      {lop.combine, {{sb, so}}, "lop.combine: item 2 was sampled from another network"},
       {lop.reconstruct_group, {net, {sb, so}, {1, 2}}, "item 2 was sampled from another network"},
       {lop.reconstruct_group, {net, {sb}, {1, 9}}, "keep[2] must be a channel in 1..6"},
       {lop.reconstruct_group, {net, {sb}, {1}, {mode = "magic"}}, "mode must be 'weights' or 'scale'"},
