@@ -174,13 +174,21 @@ local function first_per_slice(c, slices, n)
   return keep
 end
 
+-- pruner.shape_copy(net, plan, counts) -> a clone of net with each plan entry i given a
+-- count cut to counts[i] channels (the first of each slice): the pruned shape, for
+-- counting or timing it (the weights are not refitted).
+function pruner.shape_copy(net, plan, counts)
+  local copy = net:clone()
+  for i, n in pairs(counts) do
+    local e = plan[i]
+    if n < e.channels then copy:prune(e.producer, first_per_slice(e.channels, e.slices, n)) end
+  end
+  return copy
+end
+
 -- FLOPs of net with plan entry i cut to counts[i] channels (first ones), on a clone.
 local function flops_with(net, plan, counts)
-  local copy = net:clone()
-  for i, e in ipairs(plan) do
-    local n = counts[i]
-    if n and n < e.channels then copy:prune(e.producer, first_per_slice(e.channels, e.slices, n)) end
-  end
+  local copy = pruner.shape_copy(net, plan, counts)
   local f = copy:flops()
   copy:close()
   return f
@@ -367,18 +375,13 @@ local function record_origins(origins, e, keep)
   end
 end
 
--- pruner.prune_group(net, data, e, count, how, origins) prunes plan entry e to count
--- channels: lop.sample of each of its consumers (how.images, default 500, at most the
--- data set's size, a linear consumer on images x points images, one row each;
--- how.points 10; how.seed 1; targets from how.reference when given, mapped through
--- origins, with the block sum when a lone consumer ends a residual block), selection
--- on their combined statistics (pruner.select, how.solver, default lasso),
--- lop.reconstruct_group (how.refit, default weights; how.ridge, its default when nil).
--- Warnings go through how.warn
--- (default: on stderr).  Returns {keep, errors (one per consumer), error (their mean),
--- sampled (seconds)}.
-function pruner.prune_group(net, data, e, count, how, origins)
-  local t0 = lop.clock()
+-- pruner.sample_readers(net, data, e, how, origins) -> the statistics of each of plan
+-- entry e's readers (lop.sample: how.images, default 500, at most the data set's size, a
+-- linear reader on images x points images, one row each; how.points 10; how.seed;
+-- targets from how.reference when given, mapped through origins - see record_origins
+-- - with the block sum when a lone reader ends a residual block), and those combined
+-- (the one part itself when there is one reader).
+function pruner.sample_readers(net, data, e, how, origins)
   local points, images = how.points or 10, math.min(how.images or 500, #data)
   local parts = {}
   for j, name in ipairs(e.consumers) do
@@ -386,10 +389,21 @@ function pruner.prune_group(net, data, e, count, how, origins)
     parts[j] = lop.sample(net, data, name, {
       images = linear and math.min(images * points, #data) or images, points = points,
       seed = how.seed, reference = how.reference,
-      reference_channels = how.reference and origins[name] or nil,
+      reference_channels = how.reference and origins and origins[name] or nil,
       residual = e.residual and how.reference ~= nil})
   end
-  local s = #parts == 1 and parts[1] or lop.combine(parts)
+  return parts, #parts == 1 and parts[1] or lop.combine(parts)
+end
+
+-- pruner.prune_group(net, data, e, count, how, origins) prunes plan entry e to count
+-- channels: pruner.sample_readers, selection on their combined statistics
+-- (pruner.select, how.solver, default lasso), lop.reconstruct_group (how.refit, default
+-- weights; how.ridge, its default when nil).  Warnings go through how.warn (default:
+-- on stderr).  Returns {keep, errors (one per consumer), error (their mean), sampled
+-- (seconds)}.
+function pruner.prune_group(net, data, e, count, how, origins)
+  local t0 = lop.clock()
+  local parts, s = pruner.sample_readers(net, data, e, how, origins)
   local sampled = lop.clock() - t0
   local keep = pruner.select(s, {solver = how.solver or "lasso", keep = count / e.channels,
                                  slices = e.slices, seed = how.seed, conv = e.consumer,

@@ -33,15 +33,6 @@ local function grid(e, steps)
   return counts
 end
 
--- The first n / slices channels of each slice (1-based): what a cost is measured on.
-local function first(e, n)
-  local per, keep = e.channels // e.slices, {}
-  for j = 0, e.slices - 1 do
-    for i = 1, n // e.slices do keep[#keep + 1] = j * per + i end
-  end
-  return keep
-end
-
 local function pruned_entries(plan)
   local list = {}
   for i, e in ipairs(plan) do if e.consumer then list[#list + 1] = i end end
@@ -54,17 +45,10 @@ end
 -- channels ranked once by ThiNet's greedy order on the readers' combined statistics.
 function widths.sensitivity(net, data, plan, how)
   how = how or {}
-  local images, points = math.min(how.images or 500, #data), how.points or 10
   local errors = {}
   for _, i in ipairs(pruned_entries(plan)) do
-    local e, parts = plan[i], {}
-    for j, name in ipairs(e.consumers) do
-      local linear = net:node(name).kind == "linear"
-      parts[j] = lop.sample(net, data, name, {
-        images = linear and math.min(images * points, #data) or images, points = points,
-        seed = how.seed})
-    end
-    local s = #parts == 1 and parts[1] or lop.combine(parts)
+    local parts, s = lop.pruner.sample_readers(net, data, plan[i], -- the net's own targets
+      {images = how.images, points = how.points, seed = how.seed})
     local order = lop.select.thinet_order(s)
     local sum = {}
     for _, part in ipairs(parts) do
@@ -105,8 +89,7 @@ function widths.costs(net, plan, how)
     local counts, saved = grid(e, how.steps or (latency and 8 or 32)), {0}
     local nodes = touched(e)
     for j = 2, #counts do
-      local copy = net:clone()
-      copy:prune(e.producer, first(e, counts[j]))
+      local copy = lop.pruner.shape_copy(net, plan, {[i] = counts[j]})
       local s
       if latency then
         local _, per = copy:time{batch = batch, reps = reps}
@@ -160,10 +143,7 @@ end
 -- fastest pass at `batch` in ms over three timings of `reps` passes (one timing alone
 -- ran a quarter slow now and then on this machine).
 local function measure(net, plan, counts, how)
-  local copy = net:clone()
-  for i, n in pairs(counts) do
-    if n < plan[i].channels then copy:prune(plan[i].producer, first(plan[i], n)) end
-  end
+  local copy = lop.pruner.shape_copy(net, plan, counts)
   local c = how.measure ~= "latency" and copy:flops() or math.huge
   for _ = 1, how.measure == "latency" and 3 or 0 do
     c = math.min(c, (copy:time{batch = how.batch or 64, reps = how.reps or 5}))
