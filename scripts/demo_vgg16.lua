@@ -23,7 +23,6 @@ local vgg16 = require "models.vgg16"
 
 local r = lop.recipe.start(arg, {
   solver = {default = "thinet"},
-  refit = {default = "weights"},
   finetune = {default = 0, max = 0,
               help = "must stay 0: rows a and b are before any fine-tuning (see --final)"},
   final = {default = 1, help = "fine-tuning epochs of b, giving row c"},

@@ -67,15 +67,16 @@ if r.opt.stages then
       steps[#steps + 1] = {conv = e.consumer, how = {reference = r.original, residual = true}}
     end
   end
-end
-for _, b in ipairs(r.opt.stages and {} or blocks) do
-  if r.opt.residual then
-    r.net:insert_pick(b.first)
-    r.original:insert_pick(b.first)   -- an identity pick: same outputs, same targets
-    steps[#steps + 1] = {conv = b.first, how = {reference = r.original}}
+else
+  for _, b in ipairs(blocks) do
+    if r.opt.residual then
+      r.net:insert_pick(b.first)
+      r.original:insert_pick(b.first)   -- an identity pick: same outputs, same targets
+      steps[#steps + 1] = {conv = b.first, how = {reference = r.original}}
+    end
+    steps[#steps + 1] = {conv = b.second,
+                         how = r.opt.residual and {reference = r.original, residual = true}}
   end
-  steps[#steps + 1] = {conv = b.second,
-                       how = r.opt.residual and {reference = r.original, residual = true}}
 end
 
 local convs = {}
