@@ -629,9 +629,9 @@ typedef enum {
 } lop_recon;
 
 /* Keep input channels keep[0..nkeep) (0-based, increasing) of the conv (or linear
- * layer) the statistics were sampled at: fit what remains (mode) by least squares on the statistics, with a
- * ridge relative to the Gram's mean diagonal, then remove the other channels from
- * their whole group (lop_graph_prune).  rel_error (may be NULL) receives the fit's
+ * layer) the statistics were sampled at: fit what remains (mode) by least squares on
+ * the statistics, with a ridge relative to the Gram's mean diagonal, then remove the
+ * other channels from their whole group (lop_graph_prune).  rel_error (may be NULL) receives the fit's
  * relative error on the samples, ||Y - Y'||^2 / ||Y||^2.  Statistics from before a
  * change of the network are refused.  On failure the graph is unchanged. */
 int lop_reconstruct(lop_graph *g, const lop_stats *s, const int *keep, int nkeep,

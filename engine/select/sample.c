@@ -325,8 +325,8 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
     b.order = lop_malloc((size_t)d->n * sizeof(int));
     if (o->residual)
         b.affine = lop_malloc((size_t)4 * n * sizeof(float));
-    if (!s.P || !s.C || !s.A || !s.r || !s.wnorm || !s.xsum || !s.ysum || !b.X || !b.Y || !b.Z || !b.Pb ||
-        !b.Cb || !b.Ab || !b.order || (o->residual && !b.affine)) {
+    if (!s.P || !s.C || !s.A || !s.r || !s.wnorm || !s.xsum || !s.ysum || !b.X || !b.Y ||
+        !b.Z || !b.Pb || !b.Cb || !b.Ab || !b.order || (o->residual && !b.affine)) {
         st = LOP_ENOMEM;
         goto done;
     }
@@ -363,7 +363,8 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
                 patch(conv, &v, xin + (size_t)im * image_in, p, q, b.X + (size_t)row * D);
                 for (int k = 0; k < n; k++) {
                     size_t at = (((size_t)im * n + k) * ho + p) * wo + q;
-                    size_t at_ref = (((size_t)im * ref_n + ref_channel(o, k)) * ho + p) * wo + q;
+                    size_t at_ref =
+                        (((size_t)im * ref_n + ref_channel(o, k)) * ho + p) * wo + q;
                     b.Y[(size_t)row * n + k] = o->residual
                         ? residual_target(g, &rp, ref, &rr, b.affine, k, at, at_ref,
                                           yout[at_ref], bias)
