@@ -155,6 +155,14 @@ if opt.widths == "auto" or opt.latency_ms then
   counts = w.counts
   print("\nplan (groups in graph order):")
   print(pruner.describe(plan, counts))
+  local function shown(v)
+    return opt.latency_ms and ("%.3g ms"):format(v) or ("%.4gM FLOPs"):format(v / 1e6)
+  end
+  if w.cost > 1.05 * w.target then
+    error(("the budget cannot be reached: %s asked, the narrowest widths tried measure %s "
+           .. "(see the skipped groups and their reasons in the plan)")
+          :format(shown(w.target), shown(w.cost)), 0)
+  end
   print(("\ntarget %s: automatic widths measure %s (%s%.1f%% off%s)\n"):format(
     opt.latency_ms and ("%.3g ms at batch %d"):format(opt.latency_ms, opt.latency_batch)
                    or ("%.2fx fewer FLOPs (%.2fM)"):format(opt.speedup, w.target / 1e6),

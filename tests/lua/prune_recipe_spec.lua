@@ -364,7 +364,7 @@ describe("scripts/prune.lua refuses", function()
                     :format(LOPPER, model, args))
   end
 
-  it("an unreachable --speedup, saying what can be reached", function()
+  it("an unreachable --speedup or --latency-ms, saying what can be reached", function()
     -- the smallest widths, counted here: one channel per slice in every pruned group
     local net = lop.load(model)
     local before = net:flops()
@@ -380,6 +380,11 @@ describe("scripts/prune.lua refuses", function()
     assert.truthy(text:find("a 50x speed-up cannot be reached", 1, true), text)
     assert.truthy(text:find(("a speed-up of %.2fx at most"):format(before / net:flops()), 1, true), text)
     assert.truthy(text:find("skip: " .. SKIPS.m_conv, 1, true), text)   -- the plan came first
+    -- a latency budget no widths reach, with what the narrowest measure
+    code, text = prune("--latency-ms 0.000001 --images 32 --out /tmp/never.onnx")
+    assert.are_not.equal(0, code)
+    assert.truthy(text:find("the budget cannot be reached: 1e-06 ms asked, the narrowest "
+                            .. "widths tried measure ", 1, true), text)
   end)
 
   it("a bad --out before any work", function()
