@@ -177,6 +177,15 @@ lop_attrs lop_attrs_input(int c, int h, int w);
 int lop_softmax_xent(const lop_tensor *logits, const int *labels, double *loss,
                      lop_tensor *dlogits, int *correct);
 
+/* Knowledge distillation: (1 - alpha) times the mean softmax cross-entropy plus alpha
+ * times T^2 KL(softmax(teacher / T) || softmax(logits / T)), teacher being another
+ * network's logits for the same images (same shape); alpha in [0, 1], T > 0.  dlogits
+ * (optional, not sharing memory with either input) and correct as for
+ * lop_softmax_xent; alpha = 0 gives its loss. */
+int lop_distill_xent(const lop_tensor *logits, const int *labels, const lop_tensor *teacher,
+                     float alpha, float temperature, double *loss, lop_tensor *dlogits,
+                     int *correct);
+
 /* ==== graph: building, running, timing, folding (engine/graph/) ================== */
 
 typedef struct lop_graph lop_graph;
@@ -625,7 +634,13 @@ int lop_select_lasso(const double *A, const double *r, const double *norm, int c
 
 typedef enum {
     LOP_RECON_WEIGHTS,     /* He et al.: refit all weights (and bias) of the kept channels */
-    LOP_RECON_SCALE        /* ThiNet: one least-squares factor per kept channel */
+    LOP_RECON_SCALE,       /* ThiNet: one least-squares factor per kept channel */
+    /* Or'd into either: fit a layer whose input passes through dropout (through
+     * flattens) for the noise dropout adds in training, minimising the expected
+     * training-mode error ||Y - XW||^2 + (1-q)/q sum_j G_jj w_j^2 (q the keep
+     * probability, G = X'X) instead of the evaluation-mode one - for a network that is
+     * fine-tuned next.  The error reported stays the evaluation-mode one. */
+    LOP_RECON_DROPOUT = 16
 } lop_recon;
 
 /* Keep input channels keep[0..nkeep) (0-based, increasing) of the conv (or linear
@@ -732,6 +747,12 @@ typedef struct lop_train_opts {
      * learning rate continues where it was.  SGD momentum lives in the graph's nodes,
      * so a model loaded from a file restarts it from zero. */
     int from_epoch, until_epoch;
+    /* Distillation (default off): when teacher is set, each batch also runs through it
+     * (evaluation mode, not trained) and the loss is lop_distill_xent's with weight
+     * distill (default 0.5) and temperature (default 4).  The teacher must be another
+     * graph taking the same images and giving as many class scores. */
+    lop_graph *teacher;
+    float distill, temperature;
     lop_progress_fn progress;
     void *progress_ud;
 } lop_train_opts;

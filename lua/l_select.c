@@ -256,6 +256,15 @@ static lop_recon check_mode(lua_State *L, int arg, const char *fn, double *ridge
     return mode;
 }
 
+/* The refit mode of lop.reconstruct(_group): check_mode's, with LOP_RECON_DROPOUT when
+ * option `dropout` (default false) asks for a fit for training. */
+static lop_recon check_refit(lua_State *L, int arg, const char *fn, double *ridge)
+{
+    lop_recon mode = check_mode(L, arg, fn, ridge);
+    return lopl_opt_bool(L, arg, fn, "dropout", 0) ? (lop_recon)(mode | LOP_RECON_DROPOUT)
+                                                   : mode;
+}
+
 /* lop.select.errors(s, order, {mode = "weights" | "scale", ridge = 1e-6}) -> the
  * relative reconstruction error lop.reconstruct would report for the first k channels
  * of order (every channel once, 1-based), for k = 1..c */
@@ -401,11 +410,11 @@ static int select_hessian(lua_State *L)
     return 4;
 }
 
-/* lop.reconstruct(net, conv, s, keep, {mode = "weights" | "scale", ridge = 1e-6})
- * -> net, relative reconstruction error on the samples */
+/* lop.reconstruct(net, conv, s, keep, {mode = "weights" | "scale", ridge = 1e-6,
+ * dropout = false}) -> net, relative reconstruction error on the samples */
 static int l_reconstruct(lua_State *L)
 {
-    static const char *const known[] = {"mode", "ridge", NULL};
+    static const char *const known[] = {"mode", "ridge", "dropout", NULL};
     lop_graph *g = lopl_check_net(L, 1);
     int node = lopl_check_node_ref(L, 1, 2);
     lopl_stats *u = check_stats(L, 3);
@@ -417,7 +426,7 @@ static int l_reconstruct(lua_State *L)
     if (!same_net || u->s.node != node)
         return luaL_argerror(L, 3, "statistics of another layer or network");
     double ridge;
-    lop_recon mode = check_mode(L, 5, "lop.reconstruct", &ridge);
+    lop_recon mode = check_refit(L, 5, "lop.reconstruct", &ridge);
     int n, *keep = lopl_check_keep(L, 4, "lop.reconstruct", u->s.c, &n);
     double rel_error;
     if (lop_reconstruct(g, &u->s, keep, n, mode, ridge, &rel_error) != LOP_OK)
@@ -427,17 +436,17 @@ static int l_reconstruct(lua_State *L)
     return 2;
 }
 
-/* lop.reconstruct_group(net, {s1, s2, ...}, keep, {mode =, ridge =}) -> net, {relative
- * error of each si}: every layer sampled (each reading the same channel group) is
- * refitted to keep, then the channels leave the group once */
+/* lop.reconstruct_group(net, {s1, s2, ...}, keep, {mode =, ridge =, dropout =}) -> net,
+ * {relative error of each si}: every layer sampled (each reading the same channel
+ * group) is refitted to keep, then the channels leave the group once */
 static int l_reconstruct_group(lua_State *L)
 {
-    static const char *const known[] = {"mode", "ridge", NULL};
+    static const char *const known[] = {"mode", "ridge", "dropout", NULL};
     const char *fn = "lop.reconstruct_group";
     lop_graph *g = lopl_check_net(L, 1);
     lopl_check_opts(L, 4, fn, known);
     double ridge;
-    lop_recon mode = check_mode(L, 4, fn, &ridge);
+    lop_recon mode = check_refit(L, 4, fn, &ridge);
     const lop_stats **parts;
     int nparts = check_stats_list(L, 2, fn, g, &parts);
     int n, *keep = lopl_check_keep(L, 3, fn, parts[0]->c, &n);

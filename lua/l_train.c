@@ -44,6 +44,10 @@ typedef struct progress {
     lop_graph *g;
     uint64_t generation;
     int nodes;
+    /* The same for lop.train's teacher (slot 4), when there is one. */
+    lop_graph *teacher;
+    uint64_t teacher_generation;
+    int teacher_nodes;
     const lop_tensor *images;
     const int *labels;
     long skipped;              /* the source's count of skipped images at the start */
@@ -220,9 +224,13 @@ static int call_lua(progress *s, int fn)
     }
     const lopl_net *n = lua_touserdata(L, 1);
     const lopl_dataset *d = lua_touserdata(L, 2);
+    const lopl_net *tn = s->teacher ? lua_touserdata(L, 4) : NULL;
     if (n->g != s->g || lop_graph_generation(s->g) != s->generation ||
         lop_graph_size(s->g) != s->nodes)
         s->broken = "a Lua function closed or changed the network in use";
+    else if (tn && (tn->g != s->teacher || lop_graph_generation(s->teacher) !=
+                   s->teacher_generation || lop_graph_size(s->teacher) != s->teacher_nodes))
+        s->broken = "a Lua function closed or changed the teacher network";
     else if (!d->loaded || d->d.images != s->images || d->d.labels != s->labels)
         s->broken = "a Lua function closed or changed the data set in use";
     return s->broken != NULL;
@@ -311,18 +319,19 @@ static int push_eval(lua_State *L, const lop_eval *e, long skipped)
 
 /* lop.train(net, ds, {epochs=, batch=, lr=, momentum=, nesterov=, weight_decay=,
  * schedule=, step_epochs=, gamma=, crop=, flip=, seed=, first_epoch=1, last_epoch=epochs,
- * progress=, on_epoch=})
+ * teacher=, distill=0.5, temperature=4, progress=, on_epoch=})
  * -> {top1=, loss=, n=, skipped=} of the last epoch (running figures, on augmented
  * data; skipped: unreadable images the whole run left out).
  * first_epoch/last_epoch (1-based, inclusive) run part of the schedule, e.g. to resume.
  * on_epoch(report) runs after each epoch with the progress fields plus `seconds`, the
- * epoch's wall time (the net may be evaluated there). */
+ * epoch's wall time (the net may be evaluated there).  teacher: a net whose logits
+ * the trained one also learns from (lop_distill_xent, weight distill at temperature). */
 static int l_train(lua_State *L)
 {
     static const char *const known[] = {
         "epochs", "batch", "lr",   "momentum", "nesterov", "weight_decay", "schedule",
         "step_epochs", "gamma", "crop", "flip", "seed", "first_epoch", "last_epoch",
-        "progress", "on_epoch", NULL,
+        "teacher", "distill", "temperature", "progress", "on_epoch", NULL,
     };
     static const char *const schedules[] = {"constant", "step", "cosine", NULL};
     const char *fn = "train";
@@ -376,11 +385,31 @@ static int l_train(lua_State *L)
                           "(got %d, %d, %d)", first_epoch, last_epoch, o.epochs);
     o.from_epoch = first_epoch - 1;
     o.until_epoch = last_epoch;
+    o.distill = (float)lopl_opt_number(L, 3, fn, "distill", o.distill, 0, 0, 1, "in [0, 1]");
+    o.temperature = (float)lopl_opt_number(L, 3, fn, "temperature", o.temperature, 0, 1,
+                                           FLT_MAX, "> 0");
+    lua_settop(L, 3);
+    lua_getfield(L, 3, "teacher");   /* slot 4: kept on the stack while training */
+    if (!lua_isnil(L, 4)) {
+        const lopl_net *t = luaL_testudata(L, 4, LOPL_NET);
+        if (!t || !t->g)
+            return luaL_error(L, "train: option 'teacher' must be an open net, got %s",
+                              t ? "a closed net" : luaL_typename(L, 4));
+        o.teacher = t->g;
+        if (o.teacher == lopl_check_net(L, 1))
+            return luaL_error(L, "train: option 'teacher' must be another network than the "
+                              "one trained");
+    }
 
     progress s;
     progress_begin(L, &s, 3, fn);
     s.first_epoch = first_epoch;
     s.last_epoch = last_epoch;
+    if (o.teacher) {
+        s.teacher = o.teacher;
+        s.teacher_generation = lop_graph_generation(o.teacher);
+        s.teacher_nodes = lop_graph_size(o.teacher);
+    }
     o.progress = on_progress;
     o.progress_ud = &s;
     lop_eval last;

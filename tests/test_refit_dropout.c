@@ -1,10 +1,11 @@
 /*
- * test_refit_dropout.c - a layer whose input passes through dropout in training is
- * refitted for that noise: its weights solve the normal equations with (1-q)/q times
+ * test_refit_dropout.c - refitted for training (LOP_RECON_DROPOUT), a layer whose input
+ * passes through dropout is fitted for that noise: its weights solve the normal equations with (1-q)/q times
  * the Gram's diagonal added (built here by naive loops over a forward pass and solved
  * by Gaussian elimination), and the fit does what that is for - a lower expected
  * training-mode error, averaged over many dropout masks, than the plain least squares
- * that an eval-mode fit gives, at a small cost in evaluation-mode error.
+ * that an eval-mode fit gives, at a small cost in evaluation-mode error.  Without the
+ * flag the fit is the plain one.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -77,10 +78,12 @@ static void solve(double A[DIM][DIM], double B[DIM][NB])
             B[c][k] /= A[c][c];
 }
 
-/* Refit b to the kept outputs of a; the reference weights [NB][NKEEP] and biases from
- * naive normal equations with noise (1-q)/q on the diagonal. */
+/* Refit b to the kept outputs of a (for training: LOP_RECON_DROPOUT); the reference
+ * weights [NB][NKEEP] and biases from naive normal equations with `noise` times the
+ * diagonal added. */
 static void refit_and_reference(lop_graph *g, const ids *id, const lop_dataset *data,
-                                double noise, double want_w[NB][NKEEP], double want_b[NB])
+                                int for_training, double noise, double want_w[NB][NKEEP],
+                                double want_b[NB])
 {
     /* features after the relu, and b's outputs, before anything changes */
     assert_int_equal(lop_graph_forward(g, data->images, 0), LOP_OK);
@@ -112,8 +115,8 @@ static void refit_and_reference(lop_graph *g, const ids *id, const lop_dataset *
     lop_stats s;
     assert_int_equal(lop_sample(g, data, id->b, &o, NULL, &s), LOP_OK);
     double err = -1;
-    assert_int_equal(lop_reconstruct(g, &s, keep, NKEEP, LOP_RECON_WEIGHTS, 0.0, &err),
-                     LOP_OK);
+    lop_recon mode = for_training ? LOP_RECON_WEIGHTS | LOP_RECON_DROPOUT : LOP_RECON_WEIGHTS;
+    assert_int_equal(lop_reconstruct(g, &s, keep, NKEEP, mode, 0.0, &err), LOP_OK);
     lop_stats_free(&s);
     assert_true(err >= 0 && err < 1);
 }
@@ -127,7 +130,7 @@ static void test_weights_solve_the_noisy_normal_equations(void **state)
         lop_graph *g = head(rates[r], &id);
         lop_dataset data = random_images(NIMG, 2, 3, 3, 11);
         double want_w[NB][NKEEP], want_b[NB];
-        refit_and_reference(g, &id, &data, rates[r] / (1.0 - rates[r]), want_w, want_b);
+        refit_and_reference(g, &id, &data, 1, rates[r] / (1.0 - rates[r]), want_w, want_b);
         const lop_node *b = g->nodes[id.b];
         assert_int_equal(b->param[0]->shape[1], NKEEP);
         for (int k = 0; k < NB; k++) {
@@ -138,6 +141,17 @@ static void test_weights_solve_the_noisy_normal_equations(void **state)
         lop_dataset_free(&data);
         lop_graph_free(g);
     }
+    /* without the flag, dropout or not, the plain least squares */
+    ids id;
+    lop_graph *g = head(0.5f, &id);
+    lop_dataset data = random_images(NIMG, 2, 3, 3, 11);
+    double want_w[NB][NKEEP], want_b[NB];
+    refit_and_reference(g, &id, &data, 0, 0.0, want_w, want_b);
+    for (int k = 0; k < NB; k++)
+        for (int i = 0; i < NKEEP; i++)
+            assert_near(g->nodes[id.b]->param[0]->data[k * NKEEP + i], want_w[k][i], 1e-4);
+    lop_dataset_free(&data);
+    lop_graph_free(g);
 }
 
 /* Mean squared distance of b's outputs from target over NIMG images: in evaluation
@@ -169,8 +183,8 @@ static void test_the_fit_lowers_the_training_mode_error(void **state)
     assert_int_equal(lop_graph_forward(g, data.images, 0), LOP_OK);
     memcpy(target, g->nodes[id.b]->out->data, sizeof target);
     double w[NB][NKEEP], bias[NB];
-    refit_and_reference(g, &id, &data, 1.0, w, bias);
-    refit_and_reference(plain, &id0, &data, 0.0, w, bias);
+    refit_and_reference(g, &id, &data, 1, 1.0, w, bias);
+    refit_and_reference(plain, &id0, &data, 1, 0.0, w, bias);
     plain->nodes[id0.drop]->attr.p = 0.5f;
     double train_noisy = error_of(g, &id, &data, target, 400);
     double train_plain = error_of(plain, &id0, &data, target, 400);

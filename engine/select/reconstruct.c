@@ -5,8 +5,9 @@
  *    channels (and its bias, when it has one) from the patch statistics;
  *  - scale (ThiNet): one least-squares factor per kept channel, from the Gram of the
  *    per-channel contributions.
- * A layer whose input passes through dropout in training is fitted for the noise it
- * will see there too (dropout_noise), so that fine-tuning starts where the fit ended.
+ * With LOP_RECON_DROPOUT, a layer whose input passes through dropout in training is
+ * fitted for the noise it will see there (dropout_noise), so that fine-tuning starts
+ * where the fit ended.
  * The normal equations go through lop_solve_spd (LAPACK Cholesky); the channels then
  * leave every member of their group through lop_graph_prune.  A group several layers
  * read (a residual stage) has each of them refitted before the channels go, once.
@@ -200,6 +201,10 @@ int lop_reconstruct_group(lop_graph *g, const lop_stats *const *parts, int npart
 {
     if (nparts < 1 || !parts)
         return lop_fail(LOP_EINVAL, "reconstruct: no statistics");
+    const int for_training = (mode & LOP_RECON_DROPOUT) != 0;
+    mode = (lop_recon)(mode & ~LOP_RECON_DROPOUT);
+    if (mode != LOP_RECON_WEIGHTS && mode != LOP_RECON_SCALE)
+        return lop_fail(LOP_EINVAL, "reconstruct: unknown refit mode %d", (int)mode);
     int st = LOP_OK;
     for (int i = 0; i < nparts && st == LOP_OK; i++) {
         st = check_part(g, parts[i], nkeep);
@@ -245,7 +250,7 @@ int lop_reconstruct_group(lop_graph *g, const lop_stats *const *parts, int npart
         fit[i].w = lop_malloc((size_t)s->n * nkeep * kk * sizeof *fit[i].w);
         fit[i].db = lop_calloc((size_t)s->n, sizeof *fit[i].db);
         st = (!fit[i].w || !fit[i].db) ? LOP_ENOMEM : LOP_OK;
-        const double noise = dropout_noise(g, layer);
+        const double noise = for_training ? dropout_noise(g, layer) : 0.0;
         if (st == LOP_OK)
             st = mode == LOP_RECON_SCALE
                      ? fit_scales(s, keep, nkeep, ridge, noise, layer->param[0]->data,

@@ -1,9 +1,11 @@
 /*
  * train.c - the training and evaluation loops: seeded shuffling and augmentation,
  * batches (from a lop_loader, so streamed data sets train like ones in memory) through
- * forward / softmax cross-entropy / backward / SGD, the learning-rate schedule, a
+ * forward / softmax cross-entropy (or distillation from a teacher network) / backward /
+ * SGD, the learning-rate schedule, a
  * progress callback after every batch, and resuming at an epoch boundary.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -21,6 +23,8 @@ lop_train_opts lop_train_opts_default(void)
     o.step_epochs = 1;
     o.gamma = 0.1f;
     o.seed = 1;
+    o.distill = 0.5f;
+    o.temperature = 4.0f;
     return o;
 }
 
@@ -37,6 +41,23 @@ static int check_classifier(const lop_graph *g, const lop_dataset *d, const char
     if (out->ndim != 1 || out->dims[0] < d->classes)
         return lop_fail(LOP_ESHAPE, "the network's output must be %d class scores per image",
                         d->classes);
+    return LOP_OK;
+}
+
+/* A teacher must be another graph that classifies the same images into as many
+ * classes (its own output the same shape as the student's). */
+static int check_teacher(const lop_graph *g, const lop_graph *teacher, const lop_dataset *d)
+{
+    if (teacher == g)
+        return lop_fail(LOP_EINVAL, "train: the teacher must be another network than the "
+                        "one trained");
+    int st = check_classifier(teacher, d, "train (teacher)");
+    if (st != LOP_OK)
+        return st;
+    const lop_node *a = g->nodes[g->n - 1], *t = teacher->nodes[teacher->n - 1];
+    if (t->dims[0] != a->dims[0])
+        return lop_fail(LOP_ESHAPE, "train: the teacher gives %d class scores, the network "
+                        "%d", t->dims[0], a->dims[0]);
     return LOP_OK;
 }
 
@@ -89,6 +110,11 @@ static int check_opts(const lop_train_opts *o)
     if (o->from_epoch < 0 || until_epoch(o) > o->epochs || o->from_epoch >= until_epoch(o))
         return lop_fail(LOP_EINVAL, "train: need 0 <= from_epoch < until_epoch <= epochs "
                         "(got %d, %d, %d)", o->from_epoch, o->until_epoch, o->epochs);
+    if (o->teacher && !(o->distill >= 0.0f && o->distill <= 1.0f && o->temperature > 0.0f &&
+                        isfinite(o->temperature)))
+        return lop_fail(LOP_EINVAL, "train: distillation needs a weight in [0, 1] and a "
+                        "temperature > 0 (got %g, %g)", (double)o->distill,
+                        (double)o->temperature);
     return LOP_OK;
 }
 
@@ -104,6 +130,21 @@ static uint64_t epoch_seed(uint64_t seed, int epoch)
 static int report(lop_progress_fn fn, void *ud, const lop_progress *p)
 {
     return fn && fn(ud, p);
+}
+
+/* The loss of the batch just run forward and its gradient into b->dlogits: softmax
+ * cross-entropy, or distillation from the teacher's logits for the same images. */
+static int batch_loss(lop_graph *g, const lop_train_opts *o, batch_buf *b, double *loss,
+                      int *correct)
+{
+    lop_tensor *logits = lop_graph_output(g);
+    if (!o->teacher)
+        return lop_softmax_xent(logits, b->labels, loss, b->dlogits, correct);
+    int st = lop_graph_forward(o->teacher, b->x, 0);
+    if (st != LOP_OK)
+        return st;
+    return lop_distill_xent(logits, b->labels, lop_graph_output(o->teacher), o->distill,
+                            o->temperature, loss, b->dlogits, correct);
 }
 
 /* One epoch over b->order, batches from a loader.  A last batch of one image is left
@@ -137,8 +178,7 @@ static int train_epoch(lop_graph *g, const lop_dataset *d, const lop_train_opts 
                 break;
             lop_tensor *logits = lop_graph_output(g);
             if ((st = lop_tensor_ensure(&b->dlogits, logits->ndim, logits->shape)) != LOP_OK ||
-                (st = lop_softmax_xent(logits, b->labels, &loss, b->dlogits, &correct)) !=
-                    LOP_OK)
+                (st = batch_loss(g, o, b, &loss, &correct)) != LOP_OK)
                 break;
             lop_graph_zero_grad(g);
             if ((st = lop_graph_backward(g, b->dlogits)) != LOP_OK ||
@@ -174,6 +214,8 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_e
     int st = check_opts(o);
     if (st == LOP_OK)
         st = check_classifier(g, d, "train");
+    if (st == LOP_OK && o->teacher)
+        st = check_teacher(g, o->teacher, d);
     if (st != LOP_OK)
         return st;
     if (d->n < 2)

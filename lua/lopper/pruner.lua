@@ -330,12 +330,15 @@ end
 -- ---- pruning -----------------------------------------------------------------------
 
 -- pruner.finetune(net, data, epochs, how): lop.train with the recipe's settings (how.lr,
--- batch, crop, flip, seed, progress); prints the epochs and, with how.val, the
+-- batch, crop, flip, seed, progress; how.distill > 0 with how.teacher: learn that
+-- weight of the teacher's soft targets too); prints the epochs and, with how.val, the
 -- validation top-1 after (label says after what).
 function pruner.finetune(net, data, epochs, how, label)
   local log = how.log or print
+  local distill = (how.distill or 0) > 0 and how.teacher and how.distill or nil
   lop.train(net, data, {epochs = epochs, lr = how.lr, batch = how.batch, crop = how.crop,
                         flip = how.flip, seed = how.seed, progress = how.progress,
+                        teacher = distill and how.teacher, distill = distill,
                         on_epoch = function(e)
                           log(("    epoch %d/%d  train loss %.4f top-1 %.2f%%  %.0f s")
                               :format(e.epoch, epochs, e.loss, 100 * e.top1, e.seconds))
@@ -398,7 +401,8 @@ end
 -- pruner.prune_group(net, data, e, count, how, origins) prunes plan entry e to count
 -- channels: pruner.sample_readers, selection on their combined statistics
 -- (pruner.select, how.solver, default lasso), lop.reconstruct_group (how.refit, default
--- weights; how.ridge, its default when nil).  Warnings go through how.warn (default:
+-- weights; how.ridge, its default when nil; how.dropout: fit for the dropout of
+-- training, when fine-tuning follows).  Warnings go through how.warn (default:
 -- on stderr).  Returns {keep, errors (one per consumer), error (their mean), sampled
 -- (seconds)}.
 function pruner.prune_group(net, data, e, count, how, origins)
@@ -414,7 +418,8 @@ function pruner.prune_group(net, data, e, count, how, origins)
                     and pruner.few_samples(net, e.consumers[j], part, #keep)
     if warning then (how.warn or to_stderr)(warning) end
   end
-  local _, errors = lop.reconstruct_group(net, parts, keep, {mode = refit, ridge = how.ridge})
+  local _, errors = lop.reconstruct_group(net, parts, keep, {mode = refit, ridge = how.ridge,
+                                                             dropout = how.dropout})
   if s ~= parts[1] then s:close() end
   for _, part in ipairs(parts) do part:close() end
   record_origins(origins, e, keep)

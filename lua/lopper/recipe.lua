@@ -118,7 +118,8 @@ function Recipe:prune_input_of(name, keep_fraction, how)
   self.origins = self.origins or {}
   local got = lop.pruner.prune_group(self.net, self.data.train, e, count, {
     images = self.opt.images, points = self.opt.points, seed = self.opt.seed,
-    solver = self.opt.solver, refit = self.opt.refit, reference = how.reference},
+    solver = self.opt.solver, refit = self.opt.refit, reference = how.reference,
+    dropout = self.opt.finetune > 0 or self.opt.final > 0},   -- fit for the fine-tune
     self.origins)
   local shown = name .. (#e.consumers > 1 and (" +%d"):format(#e.consumers - 1) or "")
   print(("  %-10s input channels %4d -> %4d  (%s, %s refit, reconstruction error %.4f, %ds)")

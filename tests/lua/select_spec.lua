@@ -1,7 +1,8 @@
 -- select_spec.lua - selection and reconstruction from Lua: every rule returns ceil(keep
 -- * c) increasing 1-based channels; reconstruction removes them from the conv and its
 -- producer; impossible requests (keep outside (0, 1], a non-conv node, statistics of
--- another layer, statistics made stale by surgery) raise clear errors; around a
+-- another layer, statistics made stale by surgery) raise clear errors; the fit for
+-- training's dropout is asked for by option; around a
 -- grouped convolution l1 and hessian keep as many of each slice, sampling the grouped
 -- conv is refused and an uneven keep list fails at the prune, with a clear message.  The rules'
 -- correctness is checked on planted problems in tests/test_select.c and
@@ -83,6 +84,25 @@ describe("lop.reconstruct", function()
     ok, err = pcall(lop.reconstruct, net, "conv3_1", s, keep)
     assert.is_false(ok)
     assert.truthy(err:find("sample again", 1, true))
+  end)
+
+  it("fits for training's dropout on request, only where dropout feeds the layer", function()
+    -- fc7 reads fc6 through dropout (p = 0.5): the fit for training differs; conv3_1
+    -- reads no dropout: the same weights either way.  (The math: test_refit_dropout.c.)
+    local function refit(layer, how)
+      local net = vgg16{width = 0.125, seed = 9}
+      local s = lop.sample(net, data.train, layer, {images = 64, points = 4})
+      lop.reconstruct(net, layer, s, lop.select.first(s, {keep = 0.5}), how)
+      return net:node(layer):weight():totable()
+    end
+    assert.are.same(refit("conv3_1", {}), refit("conv3_1", {dropout = true}))
+    assert.are_not.same(refit("fc7", {}), refit("fc7", {dropout = true}))
+    assert.are.same(refit("fc7", {}), refit("fc7", {dropout = false}))
+    local net = vgg16{width = 0.125, seed = 9}
+    local s = lop.sample(net, data.train, "fc7", {images = 16, points = 1})
+    local ok, err = pcall(lop.reconstruct, net, "fc7", s, {1, 2}, {dropout = "yes"})
+    assert.is_false(ok)
+    assert.truthy(err:find("dropout", 1, true), err)
   end)
 
   it("ranks a layer's own filters by Hessian importance", function()

@@ -1,5 +1,6 @@
 -- train_spec.lua - lop.train and lop.evaluate: a small net learns Fashion-MNIST, the
--- evaluation agrees with a hand computation from net:forward, options are checked,
+-- evaluation agrees with a hand computation from net:forward, a teacher's logits are
+-- learned from (distillation), options are checked,
 -- the progress-function contract holds (including errors raised in it and objects
 -- closed by it), and the progress line appears only where it should.
 local lop = require "lopper"
@@ -198,6 +199,114 @@ describe("lop.train", function()
       assert.is_false(ok2, "case " .. k .. " should fail")
       assert.is_true(type(err2) == "string" and #err2 > 0, "case " .. k)
     end
+  end)
+end)
+
+describe("lop.train with a teacher", function()
+  -- Top-1 class of each image of ds by net.
+  local function predictions(net, ds)
+    local idx = {}
+    for i = 1, #ds do idx[i] = i end
+    local out = {}
+    for i, row in ipairs(net:forward((ds:batch(idx))):totable()) do
+      local best = 1
+      for k, v in ipairs(row) do if v > row[best] then best = k end end
+      out[i] = best
+    end
+    return out
+  end
+  local function agreement(a, b)
+    local same = 0
+    for i = 1, #a do if a[i] == b[i] then same = same + 1 end end
+    return same / #a
+  end
+  local function labels_of(ds)
+    local idx = {}
+    for i = 1, #ds do idx[i] = i end
+    local _, labels = ds:batch(idx)
+    local out = {}
+    for i, l in ipairs(labels) do out[i] = l + 1 end
+    return out
+  end
+
+  it("learns the teacher's answers with distill = 1, the labels' without", function()
+    -- An untrained teacher's classes are an arbitrary function of the image, unrelated
+    -- to the labels: only a student that learns from its logits can match them.
+    local teacher = small_net(21)
+    local held = data.test:subset(1, 500)
+    local wanted, truth = predictions(teacher, held), labels_of(held)
+    local opts = { epochs = 2, batch = 64, seed = 3 }
+    local plain = small_net(1)
+    lop.train(plain, data.train, opts)
+    local taught = small_net(1)
+    opts.teacher, opts.distill, opts.temperature = teacher, 1, 1
+    lop.train(taught, data.train, opts)
+    local p, t = predictions(plain, held), predictions(taught, held)
+    assert.is_true(agreement(t, wanted) > agreement(p, wanted) + 0.2,
+                   ("agreement with the teacher %.3f (taught) vs %.3f (plain)")
+                   :format(agreement(t, wanted), agreement(p, wanted)))
+    assert.is_true(agreement(p, truth) > agreement(t, truth) + 0.3,
+                   ("top-1 %.3f (plain) vs %.3f (taught)")
+                   :format(agreement(p, truth), agreement(t, truth)))
+  end)
+
+  it("trains as without one when distill = 0, and leaves the teacher as it was", function()
+    local sub, probe = data.train:subset(1, 300), data.test:subset(1, 20)
+    local teacher = small_net(5)
+    local before = teacher:forward((probe:batch({ 1, 2, 3 }))):totable()
+    local a, b = small_net(2), small_net(2)
+    local opts = { epochs = 1, batch = 50, crop = 2, flip = true, seed = 8 }
+    lop.train(a, sub, opts)
+    opts.teacher, opts.distill = teacher, 0
+    lop.train(b, sub, opts)
+    -- The two losses round differently (by an ulp), so the nets agree closely, not in
+    -- every bit; another seed moves the logits by whole units.
+    local x = probe:batch({ 1, 2, 3, 4, 5 })
+    local function gap(p, q)
+      local worst = 0
+      for i, row in ipairs(p:forward(x):totable()) do
+        local other = q:forward(x):totable()[i]
+        for k, v in ipairs(row) do worst = math.max(worst, math.abs(v - other[k])) end
+      end
+      return worst
+    end
+    assert.is_true(gap(a, b) < 1e-3, "logits differ by " .. gap(a, b))
+    local c = small_net(2)
+    opts.seed = 9
+    lop.train(c, sub, opts)
+    assert.is_true(gap(a, c) > 1e-2, "another seed: logits differ by " .. gap(a, c))
+    assert.are.same(before, teacher:forward((probe:batch({ 1, 2, 3 }))):totable())
+  end)
+
+  it("rejects a bad teacher or distillation option, naming it", function()
+    local net, sub = small_net(), data.train:subset(1, 200)
+    local closed = small_net()
+    closed:close()
+    local five = lop.net { input = { 1, 28, 28 } }
+    five:linear("fc", five:flatten("flat", "input"), { out = 12 })
+    local wide = lop.net { input = { 1, 32, 32 } }
+    wide:linear("fc", wide:flatten("flat", "input"), { out = 10 })
+    local cases = {
+      { { teacher = net }, "another network" },
+      { { teacher = "models/vgg16.lop" }, "teacher" },
+      { { teacher = closed }, "closed" },
+      { { teacher = five }, "teacher gives 12" },
+      { { teacher = wide }, "28x28" },
+      { { teacher = small_net(), distill = 1.5 }, "distill" },
+      { { teacher = small_net(), distill = -0.5 }, "distill" },
+      { { teacher = small_net(), temperature = 0 }, "temperature" },
+      { { teacher = small_net(), temperature = 0 / 0 }, "temperature" },
+    }
+    for k, c in ipairs(cases) do
+      local ok, err = pcall(lop.train, net, sub, c[1])
+      assert.is_false(ok, "case " .. k .. " should fail")
+      assert.truthy(tostring(err):find(c[2], 1, true), ("case %d: %s"):format(k, tostring(err)))
+    end
+    local teacher = small_net()
+    local ok, err = pcall(lop.train, net, sub, { teacher = teacher, batch = 50,
+                                                 progress = function() teacher:close() end })
+    assert.is_false(ok)
+    assert.truthy(err:find("teacher", 1, true), err)
   end)
 end)
 
