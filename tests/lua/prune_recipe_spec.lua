@@ -320,6 +320,20 @@ describe("the plan of a mixed net", function()
     assert.is_true(util.rel_err(after:totable(), before:totable()) > 1e-4)
   end)
 
+  it("fine-tunes with the teacher's soft targets only when how.distill > 0", function()
+    local x = fm.test:batch(range(8))
+    local function tuned(how)
+      local copy = net:clone()
+      how.batch, how.lr, how.progress, how.log = 64, 0.01, false, quiet
+      pruner.finetune(copy, fm.train, 1, how)
+      return outputs(copy, x)
+    end
+    local teacher = mixed()   -- another net: other logits to learn from
+    local plain = tuned({})
+    assert.are.same(plain, tuned({teacher = teacher, distill = 0}))
+    assert.is_true(util.rel_err(tuned({teacher = teacher, distill = 0.9}), plain) > 1e-3)
+  end)
+
   it("runs from the command line, and its ONNX output is the same pruning", function()
     local model, out = util.tmpfile(".lop"), util.tmpfile(".onnx")
     net:save(model)
