@@ -72,6 +72,17 @@ local RUNS = {
    args = "--epochs 9 --lr 0.005", target = {flops = 3, drop = 0.5}},
   {name = "lasso_vgg16_4x_ft", after = "lasso_vgg16_4x", model = VGG,
    args = "--epochs 9 --lr 0.005", target = {flops = 4, drop = 1}},
+  -- The generic recipe with per-group widths chosen for the budget and a short
+  -- fine-tune (issue 19's budgets: 2 epochs at 3.25x, 3 at 4x and on ResNet-56).
+  {name = "prune_vgg16_325_2ep", script = "prune", model = VGG,
+   args = "--data fashion-mnist --speedup 3.25 --widths auto --images 1000 --epochs 2 "
+          .. "--batch 128 --random_crop 2 --flip", target = {flops = 3.25, drop = 0.3}},
+  {name = "prune_vgg16_4x_3ep", script = "prune", model = VGG,
+   args = "--data fashion-mnist --speedup 4 --widths auto --images 1000 --epochs 3 "
+          .. "--batch 128 --random_crop 2 --flip", target = {flops = 4, drop = 0.5}},
+  {name = "prune_resnet56_25_3ep", script = "prune", model = R56,
+   args = "--data fashion-mnist --speedup 2.5 --widths auto --epochs 3 --lr 0.01 "
+          .. "--batch 128 --random_crop 2 --flip", target = {flops = 2.5, drop = 0}},
 }
 for _, solver in ipairs{"thinet", "lasso", "l1", "first", "random"} do
   for _, keep in ipairs{0.5, 0.3} do
