@@ -2,8 +2,8 @@
  * train.c - the training and evaluation loops: seeded shuffling and augmentation,
  * batches (from a lop_loader, so streamed data sets train like ones in memory) through
  * forward / softmax cross-entropy (or distillation from a teacher network) / backward /
- * SGD, the learning-rate schedule, a
- * progress callback after every batch, and resuming at an epoch boundary.
+ * SGD, the learning-rate schedule, a progress callback after every batch, and resuming
+ * at an epoch boundary.
  */
 #include <math.h>
 #include <stdlib.h>
