@@ -139,15 +139,21 @@ function widths.allocate(plan, errors, costs, need)
   return counts
 end
 
--- What the whole net costs with plan entries at counts (first channels): FLOPs, or the
--- fastest pass at `batch` in ms over three timings of `reps` passes (one timing alone
--- ran a quarter slow now and then on this machine).
+-- widths.fastest_ms(net, batch, reps): ms per forward pass at batch, the fastest of three
+-- timings of reps passes each (one timing alone ran a quarter slow now and then on this
+-- 2-core machine, e.g. right after a fine-tune).
+function widths.fastest_ms(net, batch, reps)
+  local best = math.huge
+  for _ = 1, 3 do best = math.min(best, (net:time{batch = batch, reps = reps})) end
+  return best
+end
+
+-- What the whole net costs with plan entries at counts (first channels): FLOPs, or
+-- widths.fastest_ms at `batch` with `reps`.
 local function measure(net, plan, counts, how)
   local copy = lop.pruner.shape_copy(net, plan, counts)
-  local c = how.measure ~= "latency" and copy:flops() or math.huge
-  for _ = 1, how.measure == "latency" and 3 or 0 do
-    c = math.min(c, (copy:time{batch = how.batch or 64, reps = how.reps or 5}))
-  end
+  local c = how.measure == "latency" and widths.fastest_ms(copy, how.batch or 64, how.reps or 5)
+            or copy:flops()
   copy:close()
   return c
 end

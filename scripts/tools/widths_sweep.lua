@@ -48,13 +48,7 @@ local plan = pruner.plan(original, {solver = opt.solver})
 local how = {original = original, solver = opt.solver, images = opt.images,
              points = opt.points, seed = opt.seed, log = function() end}
 
--- The fastest of three timings of --reps passes each: one timing right after heavy work
--- (a fine-tune) can run a quarter slower than the machine's steady state.
-local function ms(net)
-  local best = math.huge
-  for _ = 1, 3 do best = math.min(best, (net:time{batch = opt.batch, reps = opt.reps})) end
-  return best
-end
+local function ms(net) return lop.widths.fastest_ms(net, opt.batch, opt.reps) end
 
 -- Prune a copy to counts, evaluate, fine-tune, evaluate: {counts, before, after}.
 local function run(counts, label)
