@@ -5,7 +5,7 @@
  * by Gaussian elimination), and the fit does what that is for - a lower expected
  * training-mode error, averaged over many dropout masks, than the plain least squares
  * that an eval-mode fit gives, at a small cost in evaluation-mode error.  Without the
- * flag the fit is the plain one.
+ * flag the fit is the plain one; an unknown mode is refused and changes nothing.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -201,11 +201,36 @@ static void test_the_fit_lowers_the_training_mode_error(void **state)
     lop_graph_free(plain);
 }
 
+static void test_unknown_modes_are_refused_and_change_nothing(void **state)
+{
+    (void)state;
+    ids id;
+    lop_graph *g = head(0.5f, &id);
+    lop_dataset data = random_images(NIMG, 2, 3, 3, 13);
+    lop_sample_opts o = {.images = NIMG, .points = 1, .batch = 16, .seed = 3};
+    lop_stats s;
+    assert_int_equal(lop_sample(g, &data, id.b, &o, NULL, &s), LOP_OK);
+    float before[NB * NA];
+    memcpy(before, g->nodes[id.b]->param[0]->data, sizeof before);
+    const int bad[3] = {2, 2 | LOP_RECON_DROPOUT, 7};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(lop_reconstruct(g, &s, keep, NKEEP, (lop_recon)bad[i], 0.0, NULL),
+                         LOP_EINVAL);
+        assert_non_null(strstr(lop_errmsg(), "mode"));
+    }
+    assert_int_equal(g->nodes[id.b]->param[0]->shape[1], NA);
+    assert_memory_equal(g->nodes[id.b]->param[0]->data, before, sizeof before);
+    lop_stats_free(&s);
+    lop_dataset_free(&data);
+    lop_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_weights_solve_the_noisy_normal_equations),
         cmocka_unit_test(test_the_fit_lowers_the_training_mode_error),
+        cmocka_unit_test(test_unknown_modes_are_refused_and_change_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
