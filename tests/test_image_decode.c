@@ -269,6 +269,8 @@ static void test_truncated(void **state)
                  "Premature end of JPEG file");
     for (size_t cut = 3; cut < len; cut += 5)
         decode_fails(jpg, cut, LOP_IMAGE_MAX_PIXELS, LOP_EFORMAT, "JPEG decoding failed");
+    /* Cut inside the quantisation tables, before the frame header gives the size. */
+    decode_fails(jpg, 40, LOP_IMAGE_MAX_PIXELS, LOP_EFORMAT, "ends before the image size");
     tjFree(jpg);
     jpg = test_jpeg(px, 32, 32, 3, 90, 1, &len);   /* progressive */
     decode_fails(jpg, len * 6 / 10, LOP_IMAGE_MAX_PIXELS, LOP_EFORMAT,

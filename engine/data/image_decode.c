@@ -177,10 +177,16 @@ static int decode_jpeg(const unsigned char *data, size_t len, long max_pixels, l
         snprintf(why, whylen, "cannot start the JPEG decoder: %s", tjGetErrorStr2(NULL));
         return LOP_ENOMEM;
     }
-    int st = LOP_EFORMAT, w, h, subsamp, colorspace;
+    int st = LOP_EFORMAT, w = 0, h = 0, subsamp, colorspace;
     unsigned char *px = NULL;
     if (tjDecompressHeader3(tj, data, (unsigned long)len, &w, &h, &subsamp, &colorspace) != 0) {
         snprintf(why, whylen, "JPEG decoding failed: %s", tjGetErrorStr2(tj));
+        goto done;
+    }
+    /* A file cut before its frame header: libjpeg-turbo 2.1 reports success without
+     * setting the size (it reads the tables-only stream that is left). */
+    if (w < 1 || h < 1) {
+        snprintf(why, whylen, "JPEG decoding failed: the file ends before the image size");
         goto done;
     }
     if (too_large(w, h, max_pixels, why, whylen))
