@@ -2,11 +2,13 @@
 # run_tests.sh - run every test given - C programs with cmocka's TAP output, Lua spec
 # files run by busted through the lopper executable ($LOPPER), and shell scripts that
 # print TAP lines themselves (tests/fuzz/run_fuzz.sh) - and end with one summary line
-# "N passed, N failed, N skipped".  A program that crashes or exits non-zero without
+# "N passed, N failed, N skipped", after the failed cases listed again with the first lines of their
+# reasons (a CI log's tail then names them).  A program that crashes or exits non-zero without
 # reporting a failed case counts as one failure, so nothing fails silently.
 passed=0
 failed=0
 skipped=0
+failures=""
 for t in "$@"; do
     name=$(basename "$t")
     case "$t" in
@@ -22,10 +24,21 @@ for t in "$@"; do
     if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
         echo "[$name] exited with status $rc"
         bad=1
+        failures="$failures[$name] exited with status $rc
+"
     fi
+    failures="$failures$(printf '%s\n' "$out" | awk -v n="[$name] " '
+        /^not ok / && !/# SKIP/ { print n $0; more = 8; next }
+        more > 0 && /^#/ { print n $0; more--; next }
+        { more = 0 }')
+"
     passed=$((passed + ok))
     failed=$((failed + bad))
     skipped=$((skipped + skip))
 done
+if [ "$failed" -ne 0 ]; then
+    echo "failed:"
+    printf '%s' "$failures" | grep -v '^$'
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
