@@ -173,6 +173,10 @@ void lop_graph_swap_in(lop_graph *g, lop_graph *fresh);
 
 /* Forward pass that also records each node's wall time in seconds (may be NULL). */
 int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds);
+/* Evaluation-mode forward through nodes 0..last only - all a reader of node last's
+ * activations, or of any node before it, needs (the samplers: the layers after the one
+ * sampled cost as much again).  Later nodes keep stale outputs; no backward follows. */
+int lop_graph_forward_until(lop_graph *g, const lop_tensor *x, int last);
 /* Backward pass that also records each node's wall time in seconds (may be NULL). */
 int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds);
 

@@ -1,7 +1,8 @@
 /*
  * test_graph.c - building graphs: validation errors leave the graph unchanged, failed
  * allocations at every site are clean, parameter and FLOP counts match hand-computed
- * totals, clones compute the same function, and calls out of order are refused.
+ * totals, clones compute the same function, a forward pass stopped at a node computes
+ * what the whole pass does up to it, and calls out of order are refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "internal.h"
 #include "lopper.h"
 
 static lop_attrs conv_attrs(int cout, int k, int pad)
@@ -144,6 +146,35 @@ static void test_clone_computes_the_same_function(void **state)
     lop_graph_free(g);
 }
 
+static void test_forward_until_stops_at_the_node(void **state)
+{
+    (void)state;
+    lop_graph *g = lop_graph_new(5), *whole = lop_graph_new(5);
+    assert_int_equal(build(g), LOP_OK);
+    assert_int_equal(build(whole), LOP_OK);
+    int shape[4] = {3, 3, 8, 8};
+    lop_tensor *x1 = gradcheck_random(4, shape, 9), *x2 = gradcheck_random(4, shape, 10);
+    assert_int_equal(lop_graph_forward(g, x1, 0), LOP_OK);
+    float logits1[15];
+    memcpy(logits1, lop_graph_output(g)->data, sizeof logits1);
+    /* Through relu (node 3) on other images: nodes 1-3 as a whole pass computes them,
+     * gap and fc still hold the first images' values. */
+    assert_int_equal(lop_graph_forward_until(g, x2, 3), LOP_OK);
+    assert_int_equal(lop_graph_forward(whole, x2, 0), LOP_OK);
+    for (int i = 1; i <= 3; i++) {
+        lop_tensor *a = lop_node_output(g, i), *b = lop_node_output(whole, i);
+        assert_memory_equal(a->data, b->data, a->numel * sizeof(float));
+    }
+    assert_memory_equal(lop_graph_output(g)->data, logits1, sizeof logits1);
+    assert_true(memcmp(lop_graph_output(whole)->data, logits1, sizeof logits1) != 0);
+    assert_int_equal(lop_graph_forward_until(g, x2, 6), LOP_EINVAL);
+    assert_int_equal(lop_graph_forward_until(g, x2, -1), LOP_EINVAL);
+    lop_tensor_release(x1);
+    lop_tensor_release(x2);
+    lop_graph_free(whole);
+    lop_graph_free(g);
+}
+
 static void test_timing_reports_every_node(void **state)
 {
     (void)state;
@@ -197,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_every_allocation_failure_is_clean),
         cmocka_unit_test(test_forward_shape_and_order_errors),
         cmocka_unit_test(test_clone_computes_the_same_function),
+        cmocka_unit_test(test_forward_until_stops_at_the_node),
         cmocka_unit_test(test_timing_reports_every_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -332,7 +332,9 @@ static int batch_shape(const lop_node *n, int batch, int *shape)
     return n->ndim + 1;
 }
 
-int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds)
+/* Nodes 0..last forward; the rest keep what an earlier pass left. */
+static int forward_through(lop_graph *g, const lop_tensor *x, int train, int last,
+                           double *node_seconds)
 {
     if (g->n < 2)
         return lop_fail(LOP_ESTATE, "the graph needs an input and at least one layer");
@@ -351,7 +353,7 @@ int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double
     int batch = x->shape[0];
     int shape[LOP_MAX_DIMS];
     g->trained_forward = 0;
-    for (int i = 0; i < g->n; i++) {
+    for (int i = 0; i <= last; i++) {
         lop_node *n = g->nodes[i];
         int nd = batch_shape(n, batch, shape);
         int st = lop_tensor_ensure(&n->out, nd, shape);
@@ -368,8 +370,21 @@ int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double
         if (node_seconds)
             node_seconds[i] = lop_seconds() - t0;
     }
-    g->trained_forward = train;
+    g->trained_forward = train && last == g->n - 1;
     return LOP_OK;
+}
+
+int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds)
+{
+    return forward_through(g, x, train, g->n - 1, node_seconds);
+}
+
+int lop_graph_forward_until(lop_graph *g, const lop_tensor *x, int last)
+{
+    if (last < 0 || last >= g->n)
+        return lop_fail(LOP_EINVAL, "forward: node %d is not in the graph (%d nodes)", last,
+                        g->n);
+    return forward_through(g, x, 0, last, NULL);
 }
 
 int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train)

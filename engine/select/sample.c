@@ -346,10 +346,16 @@ int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_op
     lop_shuffle(b.order, d->n, &rng);
     if ((st = lop_loader_open(d, b.order, o->images, batch, NULL, NULL, &loader)) != LOP_OK)
         goto done;
+    /* The passes stop at the last node read: this layer, or a shortcut after it. */
+    int last = node, ref_last = rid;
+    if (o->residual) {
+        last = rp.shortcut > last ? rp.shortcut : last;
+        ref_last = rr.shortcut > ref_last ? rr.shortcut : ref_last;
+    }
     int count;
     while ((st = lop_loader_next(loader, &b.x, NULL, &count)) == LOP_OK && count > 0) {
-        if ((st = lop_graph_forward(g, b.x, 0)) != LOP_OK ||
-            (ref && (st = lop_graph_forward(ref, b.x, 0)) != LOP_OK))
+        if ((st = lop_graph_forward_until(g, b.x, last)) != LOP_OK ||
+            (ref && (st = lop_graph_forward_until(ref, b.x, ref_last)) != LOP_OK))
             break;
         const float *xin = src->out->data;
         const float *yout = (ref ? ref->nodes[rid] : conv)->out->data;
