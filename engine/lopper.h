@@ -577,6 +577,13 @@ typedef struct lop_stats {
  * A grouped or depthwise conv is refused (not supported yet). */
 int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
                lop_graph *ref, lop_stats *out);
+/* lop_sample of count layers of g at once, out[i] the statistics of nodes[i], each the
+ * same as lop_sample gives it alone (ref_channels[i] its reference map, or NULL; the
+ * map in o is not used), for the price of one calibration pass through the furthest
+ * of them: a channel group's readers.  On failure nothing is written to out. */
+int lop_sample_layers(lop_graph *g, const lop_dataset *d, const int *nodes, int count,
+                      const lop_sample_opts *o, const int *const *ref_channels,
+                      lop_graph *ref, lop_stats *out);
 void lop_stats_free(lop_stats *s);
 
 /* Selection statistics for a channel group several layers read (a residual stage):

@@ -71,10 +71,39 @@ static int *check_ref_channels(lua_State *L, const char *fn, int n)
     return map;   /* the userdata stays on the stack, above the list */
 }
 
+/* A new statistics userdata for net at net_arg, pushed; filled by the caller. */
+static lopl_stats *new_stats(lua_State *L, int net_arg)
+{
+    lopl_stats *u = lua_newuserdatauv(L, sizeof *u, 1);
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, LOPL_STATS);
+    lua_pushvalue(L, net_arg);
+    lua_setiuservalue(L, -2, 1);
+    return u;
+}
+
+static void account_stats(lua_State *L, const lop_stats *s)
+{
+    size_t D = (size_t)s->c * s->kh * s->kw;
+    lopl_account(L, sizeof(double) * (D * D + D * (size_t)s->n + (size_t)s->c * s->c));
+}
+
+/* The layer at arg (a name or handle) of net 1, checked as one that can be sampled. */
+static int check_sampled_layer(lua_State *L, int arg)
+{
+    int node = lopl_check_node_ref(L, 1, arg);
+    lop_kind kind = lop_node_kind(lopl_check_net(L, 1), node);
+    if (kind != LOP_CONV2D && kind != LOP_LINEAR)
+        luaL_argerror(L, arg, "not a conv2d or linear layer");
+    return node;
+}
+
 /* lop.sample(net, data, layer, {images = 500, points = 10, batch = 64, seed = 1,
  * reference = original_net, reference_channels = {...}, residual = false}) ->
  * statistics of a conv2d or linear layer (defaults: the engine's, images at most the
- * data set's size) */
+ * data set's size).  With a list of layers, a list of their statistics, each the same
+ * as sampling it alone gives, from one calibration pass (reference_channels then has
+ * one entry per layer: its map, or false). */
 static int l_sample(lua_State *L)
 {
     static const char *const known[] = {"images", "points", "batch", "seed", "reference",
@@ -82,7 +111,7 @@ static int l_sample(lua_State *L)
     const char *fn = "lop.sample";
     lop_graph *g = lopl_check_net(L, 1);
     lop_dataset *d = lopl_check_dataset(L, 2);
-    int node = lopl_check_node_ref(L, 1, 3);
+    const int many = lua_type(L, 3) == LUA_TTABLE;
     lopl_check_opts(L, 4, fn, known);
     lop_sample_opts o = lop_sample_opts_default();
     o.images = lopl_opt_int(L, 4, fn, "images", d->n < o.images ? d->n : o.images, 1);
@@ -94,27 +123,67 @@ static int l_sample(lua_State *L)
     if (lopl_push_opt(L, 4, "reference") != LUA_TNIL)
         ref = lopl_check_net(L, -1);
     lua_pop(L, 1);
-    lop_kind kind = lop_node_kind(g, node);
-    if (kind != LOP_CONV2D && kind != LOP_LINEAR)
-        return luaL_argerror(L, 3, "not a conv2d or linear layer");
-    if (lopl_push_opt(L, 4, "reference_channels") != LUA_TNIL) {
-        int shape[3];
-        lop_node_shape(g, node, shape);
-        o.ref_channels = check_ref_channels(L, fn, shape[0]);
-        lua_replace(L, 4);   /* keeps the map alive until the call returns */
-    } else {
-        lua_pop(L, 1);
+    int count = 1;
+    if (many) {
+        lua_Integer len = luaL_len(L, 3);
+        if (len < 1 || len > 1 << 20)
+            return luaL_argerror(L, 3, "a list of one or more layers");
+        count = (int)len;
     }
-    lopl_stats *u = lua_newuserdatauv(L, sizeof *u, 1);
-    memset(u, 0, sizeof *u);
-    luaL_setmetatable(L, LOPL_STATS);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, 1);
-    if (lop_sample(g, d, node, &o, ref, &u->s) != LOP_OK)
+    /* Nodes, then maps (NULL = none), in userdata kept on the stack until the call
+     * returns; each map's own userdata goes in the anchor table. */
+    int *nodes = lua_newuserdatauv(L, (size_t)count * sizeof *nodes, 0);
+    const int **maps = lua_newuserdatauv(L, (size_t)count * sizeof *maps, 0);
+    lua_newtable(L);
+    const int anchor = lua_gettop(L);
+    if (!many) {
+        nodes[0] = check_sampled_layer(L, 3);
+        maps[0] = NULL;
+    } else {
+        for (int i = 0; i < count; i++) {
+            lua_geti(L, 3, i + 1);
+            nodes[i] = check_sampled_layer(L, -1);
+            lua_pop(L, 1);
+            maps[i] = NULL;
+        }
+    }
+    if (lopl_push_opt(L, 4, "reference_channels") != LUA_TNIL) {
+        if (many && !lua_istable(L, -1))
+            luaL_error(L, "%s: reference_channels must list one map (or false) per layer", fn);
+        if (many && luaL_len(L, -1) != count)
+            luaL_error(L, "%s: reference_channels lists %I maps for %d layers", fn,
+                       (lua_Integer)luaL_len(L, -1), count);
+        for (int i = 0; i < count; i++) {
+            if (many && lua_geti(L, -1, i + 1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+                lua_pop(L, 1);
+                continue;
+            }
+            int shape[3];
+            lop_node_shape(g, nodes[i], shape);
+            maps[i] = check_ref_channels(L, fn, shape[0]);
+            lua_rawseti(L, anchor, i + 1);   /* keeps the map alive until the call returns */
+            if (many)
+                lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, anchor);
+    lua_createtable(L, count, 0);   /* the statistics, in order */
+    lopl_stats **us = lua_newuserdatauv(L, (size_t)count * sizeof *us, 0);
+    for (int i = 0; i < count; i++) {
+        us[i] = new_stats(L, 1);
+        lua_rawseti(L, anchor + 1, i + 1);
+    }
+    lop_stats *out = lua_newuserdatauv(L, (size_t)count * sizeof *out, 0);
+    if (lop_sample_layers(g, d, nodes, count, &o, maps, ref, out) != LOP_OK)
         return lopl_fail(L, fn);
-    u->live = 1;
-    size_t D = (size_t)u->s.c * u->s.kh * u->s.kw;
-    lopl_account(L, sizeof(double) * (D * D + D * (size_t)u->s.n + (size_t)u->s.c * u->s.c));
+    for (int i = 0; i < count; i++) {
+        us[i]->s = out[i];
+        us[i]->live = 1;
+        account_stats(L, &out[i]);
+    }
+    lua_settop(L, anchor + 1);
+    if (!many)
+        lua_geti(L, -1, 1);
     return 1;
 }
 

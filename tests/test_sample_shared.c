@@ -6,6 +6,8 @@
  *  - a layer whose outputs were pruned is sampled against the reference's outputs
  *    through ref_channels: the statistics equal the reference layer's own, restricted
  *    to those channels;
+ *  - a group's readers sampled in one pass (lop_sample_layers) get the same bits as
+ *    each sampled alone, and a bad layer among them fails the call, writing nothing;
  *  - combined statistics are the parts' A, r and wnorm^2 weighted by 1/yy, summed;
  *  - a group refit gives each layer exactly the weights a refit of that layer alone
  *    gives, removes the channels once, and changes nothing when refused.
@@ -161,6 +163,58 @@ static void test_pruned_outputs_are_mapped_to_the_reference(void **state)
     lop_graph_free(ref);
 }
 
+static void assert_same_stats(const lop_stats *a, const lop_stats *b)
+{
+    const size_t D = (size_t)a->c * a->kh * a->kw;
+    assert_int_equal(a->node, b->node);
+    assert_int_equal(a->m, b->m);
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(D, (size_t)b->c * b->kh * b->kw);
+    assert_memory_equal(a->P, b->P, D * D * sizeof(double));
+    assert_memory_equal(a->C, b->C, D * a->n * sizeof(double));
+    assert_memory_equal(a->A, b->A, (size_t)a->c * a->c * sizeof(double));
+    assert_memory_equal(a->r, b->r, (size_t)a->c * sizeof(double));
+    assert_memory_equal(a->wnorm, b->wnorm, (size_t)a->c * sizeof(double));
+    assert_memory_equal(a->xsum, b->xsum, D * sizeof(double));
+    assert_memory_equal(a->ysum, b->ysum, (size_t)a->n * sizeof(double));
+    assert_true(a->yy == b->yy);
+}
+
+/* b (pruned, mapped to the reference), d after it, c and the linear fc: one pass. */
+static void test_readers_sampled_in_one_pass_get_their_own_statistics(void **state)
+{
+    (void)state;
+    ids id;
+    lop_graph *ref = branches(5, &id);
+    lop_graph *g = lop_graph_clone(ref);
+    lop_dataset data = images(6);
+    const int keep[3] = {0, 2, 3};
+    assert_int_equal(lop_graph_prune(g, id.b, keep, 3), LOP_OK);
+    lop_sample_opts o = every_image();
+    const int nodes[4] = {id.d, id.b, id.fc, id.c};
+    const int *maps[4] = {NULL, keep, NULL, NULL};
+    lop_stats together[4], alone;
+    assert_int_equal(lop_sample_layers(g, &data, nodes, 4, &o, maps, ref, together), LOP_OK);
+    for (int i = 0; i < 4; i++) {
+        o.ref_channels = maps[i];
+        assert_int_equal(lop_sample(g, &data, nodes[i], &o, ref, &alone), LOP_OK);
+        assert_same_stats(&together[i], &alone);
+        lop_stats_free(&alone);
+        lop_stats_free(&together[i]);
+    }
+    /* A layer that cannot be sampled (gap) fails the call; nothing is written. */
+    const int bad[2] = {id.c, id.gap};
+    lop_stats none[2];
+    memset(none, 0, sizeof none);
+    o.ref_channels = NULL;
+    assert_int_equal(lop_sample_layers(g, &data, bad, 2, &o, NULL, ref, none), LOP_EINVAL);
+    assert_null(none[0].P);
+    assert_int_equal(lop_sample_layers(g, &data, bad, 0, &o, NULL, ref, none), LOP_EINVAL);
+    lop_dataset_free(&data);
+    lop_graph_free(g);
+    lop_graph_free(ref);
+}
+
 static void test_combined_statistics_weigh_each_layer_by_its_energy(void **state)
 {
     (void)state;
@@ -296,6 +350,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_linear_layer_is_sampled_once_per_image),
         cmocka_unit_test(test_pruned_outputs_are_mapped_to_the_reference),
+        cmocka_unit_test(test_readers_sampled_in_one_pass_get_their_own_statistics),
         cmocka_unit_test(test_combined_statistics_weigh_each_layer_by_its_energy),
         cmocka_unit_test(test_a_group_refit_is_each_layers_own_refit),
         cmocka_unit_test(test_a_refused_group_refit_changes_nothing),

@@ -44,15 +44,13 @@ void lop_stats_free(lop_stats *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Per batch: the samples' patches and outputs, and the contributions Z; with residual
- * targets, the two batchnorms' per-channel affine maps (see residual_target). */
-typedef struct buffers {
-    float *X, *Y, *Z, *Pb, *Cb, *Ab, *affine;
-    lop_tensor *x;
-    int *order;
-} buffers;
+/* Per batch, shared by the layers sampled in turn: the samples' patches X and outputs
+ * Y, the contributions Z, and the batch's sums before they join the doubles. */
+typedef struct scratch {
+    float *X, *Y, *Z, *Pb, *Cb, *Ab;
+} scratch;
 
-static void buffers_free(buffers *b)
+static void scratch_free(scratch *b)
 {
     lop_free(b->X);
     lop_free(b->Y);
@@ -60,9 +58,6 @@ static void buffers_free(buffers *b)
     lop_free(b->Pb);
     lop_free(b->Cb);
     lop_free(b->Ab);
-    lop_free(b->affine);
-    lop_tensor_release(b->x);
-    lop_free(b->order);
 }
 
 /* What is sampled: a conv2d's patches at ho x wo positions, or a linear layer's input
@@ -211,21 +206,21 @@ static int find_residual_ref(const lop_graph *g, const residual_path *rp, const 
 }
 
 /* The reference's output channel for channel k here (the identity without a map). */
-static int ref_channel(const lop_sample_opts *o, int k)
+static int ref_channel(const int *ref_channels, int k)
 {
-    return o->ref_channels ? o->ref_channels[k] : k;
+    return ref_channels ? ref_channels[k] : k;
 }
 
 /* The batchnorms' maps per output channel k, into affine[4 k ..]: a, b here, a', b' in
  * the reference (y = a z + b, the reference's at k's channel there). */
 static void residual_affine(const lop_graph *g, const residual_path *rp, const lop_graph *ref,
-                            const residual_path *rr, const lop_sample_opts *o, int n,
+                            const residual_path *rr, const int *ref_channels, int n,
                             float *affine)
 {
     for (int k = 0; k < n; k++) {
         lop_batchnorm_affine(g->nodes[rp->bn], k, &affine[4 * k], &affine[4 * k + 1]);
-        lop_batchnorm_affine(ref->nodes[rr->bn], ref_channel(o, k), &affine[4 * k + 2],
-                             &affine[4 * k + 3]);
+        lop_batchnorm_affine(ref->nodes[rr->bn], ref_channel(ref_channels, k),
+                             &affine[4 * k + 2], &affine[4 * k + 3]);
     }
 }
 
@@ -272,169 +267,265 @@ static void add_into(double *dst, const float *src, size_t count)
         dst[i] += src[i];
 }
 
-int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
-               lop_graph *ref, lop_stats *out)
-{
+/* One layer's sampling within a shared pass: what it reads, where its targets come
+ * from, its own copy of the position generator, and its sums. */
+typedef struct sampler {
+    int node, rid, ref_n;
+    int last, ref_last;   /* the furthest nodes its reads need computed, here and in ref */
     layer_view v;
-    int st = check_sample(g, d, node, o, ref, &v);
-    if (st != LOP_OK)
-        return st;
-    const lop_node *conv = g->nodes[node];
-    const lop_node *src = v.src;
-    const int c = v.c, kk = v.kh * v.kw, D = c * kk, n = v.n;
-    const int ho = v.ho, wo = v.wo, batch = o->batch > 0 ? o->batch : 64;
-    const int points = v.linear ? 1 : o->points;   /* a linear layer has one position */
-    const int per_batch = batch * points;
-    /* rows of Z per chunk: Z holds c * rows * n floats, at most Z_FLOATS */
-    const size_t zfit = (size_t)Z_FLOATS / ((size_t)n * c);
-    const int zrows = zfit < 1 ? 1 : zfit > (size_t)per_batch ? per_batch : (int)zfit;
-    const int rid = ref ? lop_graph_find(ref, conv->name) : node;
-    const int ref_n = ref ? ref->nodes[rid]->dims[0] : n;
-    const float *W = conv->param[0]->data, *bias = conv->attr.bias ? conv->param[1]->data : NULL;
     residual_path rp, rr;
+    const int *ref_channels;
+    float *affine;        /* residual targets: the batchnorms' maps (residual_affine) */
+    lop_rng rng;
+    lop_stats s;
+} sampler;
+
+static void sampler_free(sampler *sm)
+{
+    lop_free(sm->affine);
+    lop_stats_free(&sm->s);
+}
+
+/* Everything but the sums' data: paths, allocations, the filter norms. */
+static int sampler_open(lop_graph *g, lop_graph *ref, int node, const lop_sample_opts *o,
+                        const layer_view *v, sampler *sm)
+{
+    const lop_node *conv = g->nodes[node];
+    const int c = v->c, kk = v->kh * v->kw, D = c * kk, n = v->n;
+    sm->node = sm->last = node;
+    sm->v = *v;
+    sm->ref_channels = o->ref_channels;
+    sm->rid = sm->ref_last = ref ? lop_graph_find(ref, conv->name) : node;
+    sm->ref_n = ref ? ref->nodes[sm->rid]->dims[0] : n;
+    int st;
     if (o->residual) {
         if (!ref)
             return lop_fail(LOP_EINVAL, "sample: residual targets need a reference network");
-        if ((st = find_residual(g, node, &rp)) != LOP_OK ||
-            (st = find_residual_ref(g, &rp, ref, rid, &rr)) != LOP_OK)
+        if ((st = find_residual(g, node, &sm->rp)) != LOP_OK ||
+            (st = find_residual_ref(g, &sm->rp, ref, sm->rid, &sm->rr)) != LOP_OK)
             return st;
+        /* The shortcut may come after this layer in the graph's order. */
+        sm->last = sm->rp.shortcut > node ? sm->rp.shortcut : node;
+        sm->ref_last = sm->rr.shortcut > sm->rid ? sm->rr.shortcut : sm->rid;
     }
-
-    lop_stats s = {0};
-    buffers b = {0};
-    lop_loader *loader = NULL;
-    s.node = node;
-    s.generation = g->generation;
-    s.c = c;
-    s.kh = v.kh;
-    s.kw = v.kw;
-    s.n = n;
-    s.P = lop_calloc((size_t)D * D, sizeof(double));
-    s.C = lop_calloc((size_t)D * n, sizeof(double));
-    s.A = lop_calloc((size_t)c * c, sizeof(double));
-    s.r = lop_calloc((size_t)c, sizeof(double));
-    s.wnorm = lop_calloc((size_t)c, sizeof(double));
-    s.xsum = lop_calloc((size_t)D, sizeof(double));
-    s.ysum = lop_calloc((size_t)n, sizeof(double));
-    b.X = lop_malloc((size_t)per_batch * D * sizeof(float));
-    b.Y = lop_malloc((size_t)per_batch * n * sizeof(float));
-    b.Z = lop_malloc((size_t)zrows * n * c * sizeof(float));
-    b.Pb = lop_malloc((size_t)D * D * sizeof(float));
-    b.Cb = lop_malloc((size_t)D * n * sizeof(float));
-    b.Ab = lop_malloc((size_t)c * c * sizeof(float));
-    b.order = lop_malloc((size_t)d->n * sizeof(int));
+    lop_stats *s = &sm->s;
+    s->node = node;
+    s->generation = g->generation;
+    s->c = c;
+    s->kh = v->kh;
+    s->kw = v->kw;
+    s->n = n;
+    s->P = lop_calloc((size_t)D * D, sizeof(double));
+    s->C = lop_calloc((size_t)D * n, sizeof(double));
+    s->A = lop_calloc((size_t)c * c, sizeof(double));
+    s->r = lop_calloc((size_t)c, sizeof(double));
+    s->wnorm = lop_calloc((size_t)c, sizeof(double));
+    s->xsum = lop_calloc((size_t)D, sizeof(double));
+    s->ysum = lop_calloc((size_t)n, sizeof(double));
     if (o->residual)
-        b.affine = lop_malloc((size_t)4 * n * sizeof(float));
-    if (!s.P || !s.C || !s.A || !s.r || !s.wnorm || !s.xsum || !s.ysum || !b.X || !b.Y ||
-        !b.Z || !b.Pb || !b.Cb || !b.Ab || !b.order || (o->residual && !b.affine)) {
-        st = LOP_ENOMEM;
-        goto done;
-    }
+        sm->affine = lop_malloc((size_t)4 * n * sizeof(float));
+    if (!s->P || !s->C || !s->A || !s->r || !s->wnorm || !s->xsum || !s->ysum ||
+        (o->residual && !sm->affine))
+        return LOP_ENOMEM;
     if (o->residual)
-        residual_affine(g, &rp, ref, &rr, o, n, b.affine);
+        residual_affine(g, &sm->rp, ref, &sm->rr, sm->ref_channels, n, sm->affine);
+    const float *W = conv->param[0]->data;
     for (int k = 0; k < n; k++)            /* ||W_j||_F over every output and tap */
         for (int j = 0; j < c; j++)
             for (int e = 0; e < kk; e++)
-                s.wnorm[j] += (double)W[((size_t)k * c + j) * kk + e] *
-                              W[((size_t)k * c + j) * kk + e];
+                s->wnorm[j] += (double)W[((size_t)k * c + j) * kk + e] *
+                               W[((size_t)k * c + j) * kk + e];
     for (int j = 0; j < c; j++)
-        s.wnorm[j] = sqrt(s.wnorm[j]);
+        s->wnorm[j] = sqrt(s->wnorm[j]);
+    return LOP_OK;
+}
+
+/* Rows of Z per chunk: Z holds c * rows * n floats, at most Z_FLOATS. */
+static int z_rows(const layer_view *v, int per_batch)
+{
+    const size_t zfit = (size_t)Z_FLOATS / ((size_t)v->n * v->c);
+    return zfit < 1 ? 1 : zfit > (size_t)per_batch ? per_batch : (int)zfit;
+}
+
+/* The batch's count images, just run through g (and ref), into sm's sums. */
+static void sampler_add(sampler *sm, const lop_graph *g, const lop_graph *ref,
+                        const lop_sample_opts *o, int count, scratch *b)
+{
+    const layer_view *v = &sm->v;
+    const lop_node *conv = g->nodes[sm->node];
+    const int c = v->c, kk = v->kh * v->kw, D = c * kk, n = v->n;
+    const int ho = v->ho, wo = v->wo, points = v->linear ? 1 : o->points;
+    const int zrows = z_rows(v, (o->batch > 0 ? o->batch : 64) * points);
+    const float *W = conv->param[0]->data, *bias = conv->attr.bias ? conv->param[1]->data : NULL;
+    lop_stats *s = &sm->s;
+    const float *xin = v->src->out->data;
+    const float *yout = (ref ? ref->nodes[sm->rid] : conv)->out->data;
+    const size_t image_in = (size_t)c * (v->linear ? (size_t)kk : (size_t)v->h * v->w);
+    int m = count * points;
+    for (int im = 0; im < count; im++)
+        for (int t = 0; t < points; t++) {
+            int row = im * points + t;
+            int p = v->linear ? 0 : lop_rng_below(&sm->rng, ho);
+            int q = v->linear ? 0 : lop_rng_below(&sm->rng, wo);
+            patch(conv, v, xin + (size_t)im * image_in, p, q, b->X + (size_t)row * D);
+            for (int k = 0; k < n; k++) {
+                size_t at = (((size_t)im * n + k) * ho + p) * wo + q;
+                size_t at_ref =
+                    (((size_t)im * sm->ref_n + ref_channel(sm->ref_channels, k)) * ho + p) * wo +
+                    q;
+                b->Y[(size_t)row * n + k] = o->residual
+                    ? residual_target(g, &sm->rp, ref, &sm->rr, sm->affine, k, at, at_ref,
+                                      yout[at_ref], bias)
+                    : yout[at_ref] - (bias ? bias[k] : 0);
+            }
+        }
+    /* P += X^T X, C += X^T Y (in float per batch, summed in double) */
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, D, m, 1.0f, b->X, D, 0.0f, b->Pb, D);
+    for (int i = 0; i < D; i++)
+        for (int j = i; j < D; j++) {
+            s->P[(size_t)i * D + j] += b->Pb[(size_t)i * D + j];
+            if (j != i)
+                s->P[(size_t)j * D + i] += b->Pb[(size_t)i * D + j];
+        }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, n, m, 1.0f, b->X, D, b->Y, n,
+                0.0f, b->Cb, n);
+    add_into(s->C, b->Cb, (size_t)D * n);
+    /* Z_j[row, k] = X_j(row) . W[k, j, :], one product per channel; Z is laid out as c
+     * rows of (rows x n) contributions, so A += Z Z^T; rows go in chunks that keep Z
+     * under Z_FLOATS */
+    for (int r0 = 0; r0 < m; r0 += zrows) {
+        int mr = m - r0 < zrows ? m - r0 : zrows;
+        size_t len = (size_t)mr * n;
+        for (int j = 0; j < c; j++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mr, n, kk, 1.0f,
+                        b->X + (size_t)r0 * D + (size_t)j * kk, D, W + (size_t)j * kk, D,
+                        0.0f, b->Z + (size_t)j * len, n);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, c, (int)len, 1.0f, b->Z,
+                    (int)len, 0.0f, b->Ab, c);
+        for (int i = 0; i < c; i++)
+            for (int j = i; j < c; j++) {
+                s->A[(size_t)i * c + j] += b->Ab[(size_t)i * c + j];
+                if (j != i)
+                    s->A[(size_t)j * c + i] += b->Ab[(size_t)i * c + j];
+            }
+        const float *y = b->Y + (size_t)r0 * n;
+        for (int j = 0; j < c; j++) {
+            const float *z = b->Z + (size_t)j * len;
+            double acc = 0;
+            for (size_t e = 0; e < len; e++)
+                acc += (double)z[e] * y[e];
+            s->r[j] += acc;
+        }
+    }
+    for (int row = 0; row < m; row++) {
+        const float *x = b->X + (size_t)row * D, *y = b->Y + (size_t)row * n;
+        for (int i = 0; i < D; i++)
+            s->xsum[i] += x[i];
+        for (int k = 0; k < n; k++) {
+            s->ysum[k] += y[k];
+            s->yy += (double)y[k] * y[k];
+        }
+    }
+    s->m += m;
+}
+
+/* The shared scratch, sized for the largest of the layers sampled. */
+static int scratch_open(const sampler *sms, int count, const lop_sample_opts *o, scratch *b)
+{
+    size_t x = 1, y = 1, z = 1, pb = 1, cb = 1, ab = 1;
+    for (int i = 0; i < count; i++) {
+        const layer_view *v = &sms[i].v;
+        const size_t D = (size_t)v->c * v->kh * v->kw;
+        const int per_batch = (o->batch > 0 ? o->batch : 64) * (v->linear ? 1 : o->points);
+#define AT_LEAST(var, value) var = (value) > var ? (value) : var
+        AT_LEAST(x, (size_t)per_batch * D);
+        AT_LEAST(y, (size_t)per_batch * v->n);
+        AT_LEAST(z, (size_t)z_rows(v, per_batch) * v->n * v->c);
+        AT_LEAST(pb, D * D);
+        AT_LEAST(cb, D * v->n);
+        AT_LEAST(ab, (size_t)v->c * v->c);
+#undef AT_LEAST
+    }
+    b->X = lop_malloc(x * sizeof(float));
+    b->Y = lop_malloc(y * sizeof(float));
+    b->Z = lop_malloc(z * sizeof(float));
+    b->Pb = lop_malloc(pb * sizeof(float));
+    b->Cb = lop_malloc(cb * sizeof(float));
+    b->Ab = lop_malloc(ab * sizeof(float));
+    return b->X && b->Y && b->Z && b->Pb && b->Cb && b->Ab ? LOP_OK : LOP_ENOMEM;
+}
+
+int lop_sample_layers(lop_graph *g, const lop_dataset *d, const int *nodes, int count,
+                      const lop_sample_opts *o, const int *const *ref_channels,
+                      lop_graph *ref, lop_stats *out)
+{
+    if (count < 1)
+        return lop_fail(LOP_EINVAL, "sample: no layers to sample");
+    sampler *sms = lop_calloc((size_t)count, sizeof *sms);
+    if (!sms)
+        return LOP_ENOMEM;
+    scratch b = {0};
+    lop_loader *loader = NULL;
+    lop_tensor *x = NULL;
+    int *order = NULL;
+    int st = LOP_OK, last = 0, ref_last = 0;
+    for (int i = 0; st == LOP_OK && i < count; i++) {
+        lop_sample_opts oi = *o;
+        oi.ref_channels = ref_channels ? ref_channels[i] : NULL;
+        layer_view v;
+        if ((st = check_sample(g, d, nodes[i], &oi, ref, &v)) == LOP_OK &&
+            (st = sampler_open(g, ref, nodes[i], &oi, &v, &sms[i])) == LOP_OK) {
+            last = sms[i].last > last ? sms[i].last : last;
+            ref_last = sms[i].ref_last > ref_last ? sms[i].ref_last : ref_last;
+        }
+    }
+    if (st == LOP_OK)
+        st = scratch_open(sms, count, o, &b);
+    if (st == LOP_OK && !(order = lop_malloc((size_t)d->n * sizeof(int))))
+        st = LOP_ENOMEM;
+    if (st != LOP_OK)
+        goto done;
+    /* One image order for all; each layer draws its positions from its own copy of the
+     * generator, so it gets the samples lop_sample gives it alone. */
     lop_rng rng;
     lop_rng_seed(&rng, o->seed);
     for (int i = 0; i < d->n; i++)
-        b.order[i] = i;
-    lop_shuffle(b.order, d->n, &rng);
-    if ((st = lop_loader_open(d, b.order, o->images, batch, NULL, NULL, &loader)) != LOP_OK)
+        order[i] = i;
+    lop_shuffle(order, d->n, &rng);
+    for (int i = 0; i < count; i++)
+        sms[i].rng = rng;
+    const int batch = o->batch > 0 ? o->batch : 64;
+    if ((st = lop_loader_open(d, order, o->images, batch, NULL, NULL, &loader)) != LOP_OK)
         goto done;
-    /* The passes stop at the last node read: this layer, or a shortcut after it. */
-    int last = node, ref_last = rid;
-    if (o->residual) {
-        last = rp.shortcut > last ? rp.shortcut : last;
-        ref_last = rr.shortcut > ref_last ? rr.shortcut : ref_last;
-    }
-    int count;
-    while ((st = lop_loader_next(loader, &b.x, NULL, &count)) == LOP_OK && count > 0) {
-        if ((st = lop_graph_forward_until(g, b.x, last)) != LOP_OK ||
-            (ref && (st = lop_graph_forward_until(ref, b.x, ref_last)) != LOP_OK))
+    int got;
+    while ((st = lop_loader_next(loader, &x, NULL, &got)) == LOP_OK && got > 0) {
+        if ((st = lop_graph_forward_until(g, x, last)) != LOP_OK ||
+            (ref && (st = lop_graph_forward_until(ref, x, ref_last)) != LOP_OK))
             break;
-        const float *xin = src->out->data;
-        const float *yout = (ref ? ref->nodes[rid] : conv)->out->data;
-        const size_t image_in = (size_t)c * (v.linear ? (size_t)kk : (size_t)v.h * v.w);
-        int m = count * points;
-        for (int im = 0; im < count; im++)
-            for (int t = 0; t < points; t++) {
-                int row = im * points + t;
-                int p = v.linear ? 0 : lop_rng_below(&rng, ho);
-                int q = v.linear ? 0 : lop_rng_below(&rng, wo);
-                patch(conv, &v, xin + (size_t)im * image_in, p, q, b.X + (size_t)row * D);
-                for (int k = 0; k < n; k++) {
-                    size_t at = (((size_t)im * n + k) * ho + p) * wo + q;
-                    size_t at_ref =
-                        (((size_t)im * ref_n + ref_channel(o, k)) * ho + p) * wo + q;
-                    b.Y[(size_t)row * n + k] = o->residual
-                        ? residual_target(g, &rp, ref, &rr, b.affine, k, at, at_ref,
-                                          yout[at_ref], bias)
-                        : yout[at_ref] - (bias ? bias[k] : 0);
-                }
-            }
-        /* P += X^T X, C += X^T Y (in float per batch, summed in double) */
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, D, m, 1.0f, b.X, D, 0.0f, b.Pb, D);
-        for (int i = 0; i < D; i++)
-            for (int j = i; j < D; j++) {
-                s.P[(size_t)i * D + j] += b.Pb[(size_t)i * D + j];
-                if (j != i)
-                    s.P[(size_t)j * D + i] += b.Pb[(size_t)i * D + j];
-            }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, n, m, 1.0f, b.X, D, b.Y, n,
-                    0.0f, b.Cb, n);
-        add_into(s.C, b.Cb, (size_t)D * n);
-        /* Z_j[row, k] = X_j(row) . W[k, j, :], one product per channel; Z is laid out
-         * as c rows of (rows x n) contributions, so A += Z Z^T; rows go in chunks that
-         * keep Z under Z_FLOATS */
-        for (int r0 = 0; r0 < m; r0 += zrows) {
-            int mr = m - r0 < zrows ? m - r0 : zrows;
-            size_t len = (size_t)mr * n;
-            for (int j = 0; j < c; j++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mr, n, kk, 1.0f,
-                            b.X + (size_t)r0 * D + (size_t)j * kk, D, W + (size_t)j * kk, D,
-                            0.0f, b.Z + (size_t)j * len, n);
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, c, (int)len, 1.0f, b.Z,
-                        (int)len, 0.0f, b.Ab, c);
-            for (int i = 0; i < c; i++)
-                for (int j = i; j < c; j++) {
-                    s.A[(size_t)i * c + j] += b.Ab[(size_t)i * c + j];
-                    if (j != i)
-                        s.A[(size_t)j * c + i] += b.Ab[(size_t)i * c + j];
-                }
-            const float *y = b.Y + (size_t)r0 * n;
-            for (int j = 0; j < c; j++) {
-                const float *z = b.Z + (size_t)j * len;
-                double acc = 0;
-                for (size_t e = 0; e < len; e++)
-                    acc += (double)z[e] * y[e];
-                s.r[j] += acc;
-            }
-        }
-        for (int row = 0; row < m; row++) {
-            const float *x = b.X + (size_t)row * D, *y = b.Y + (size_t)row * n;
-            for (int i = 0; i < D; i++)
-                s.xsum[i] += x[i];
-            for (int k = 0; k < n; k++) {
-                s.ysum[k] += y[k];
-                s.yy += (double)y[k] * y[k];
-            }
-        }
-        s.m += m;
+        for (int i = 0; i < count; i++)
+            sampler_add(&sms[i], g, ref, o, got, &b);
     }
-    if (st == LOP_OK && s.m == 0)
+    if (st == LOP_OK && sms[0].s.m == 0)
         st = lop_fail(LOP_EIO, "sample: every image was skipped as unreadable");
 done:
     lop_loader_close(loader);
-    buffers_free(&b);
-    if (st != LOP_OK) {
-        lop_stats_free(&s);
-        return st;
+    lop_tensor_release(x);
+    lop_free(order);
+    scratch_free(&b);
+    for (int i = 0; i < count; i++) {
+        if (st == LOP_OK) {
+            out[i] = sms[i].s;
+            memset(&sms[i].s, 0, sizeof sms[i].s);
+        }
+        sampler_free(&sms[i]);
     }
-    *out = s;
-    return LOP_OK;
+    lop_free(sms);
+    return st;
+}
+
+int lop_sample(lop_graph *g, const lop_dataset *d, int node, const lop_sample_opts *o,
+               lop_graph *ref, lop_stats *out)
+{
+    const int *const maps[1] = {o->ref_channels};
+    return lop_sample_layers(g, d, &node, 1, o, maps, ref, out);
 }

@@ -383,17 +383,31 @@ end
 -- linear reader on images x points images, one row each; how.points 10; how.seed;
 -- targets from how.reference when given, mapped through origins - see record_origins
 -- - with the block sum when a lone reader ends a residual block), and those combined
--- (the one part itself when there is one reader).
+-- (the one part itself when there is one reader).  Readers that take the same number
+-- of images are sampled in one calibration pass.
 function pruner.sample_readers(net, data, e, how, origins)
   local points, images = how.points or 10, math.min(how.images or 500, #data)
-  local parts = {}
+  local batches, parts = {}, {}   -- image count -> the readers (indices) sampled on it
   for j, name in ipairs(e.consumers) do
     local linear = net:node(name).kind == "linear"
-    parts[j] = lop.sample(net, data, name, {
-      images = linear and math.min(images * points, #data) or images, points = points,
-      seed = how.seed, reference = how.reference,
-      reference_channels = how.reference and origins and origins[name] or nil,
+    local n = linear and math.min(images * points, #data) or images
+    batches[n] = batches[n] or {}
+    table.insert(batches[n], j)
+  end
+  local counts = {}
+  for n in pairs(batches) do counts[#counts + 1] = n end
+  table.sort(counts)
+  for _, n in ipairs(counts) do
+    local js, names, maps = batches[n], {}, {}
+    for i, j in ipairs(js) do
+      names[i] = e.consumers[j]
+      maps[i] = how.reference and origins and origins[names[i]] or false
+    end
+    local got = lop.sample(net, data, names, {
+      images = n, points = points, seed = how.seed, reference = how.reference,
+      reference_channels = how.reference and maps or nil,
       residual = e.residual and how.reference ~= nil})
+    for i, j in ipairs(js) do parts[j] = got[i] end
   end
   return parts, #parts == 1 and parts[1] or lop.combine(parts)
 end

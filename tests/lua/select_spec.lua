@@ -1,7 +1,8 @@
 -- select_spec.lua - selection and reconstruction from Lua: every rule returns ceil(keep
 -- * c) increasing 1-based channels; reconstruction removes them from the conv and its
 -- producer; impossible requests (keep outside (0, 1], a non-conv node, statistics of
--- another layer, statistics made stale by surgery) raise clear errors; the fit for
+-- another layer, statistics made stale by surgery) raise clear errors; a list of
+-- layers is sampled as each alone; the fit for
 -- training's dropout is asked for by option; around a
 -- grouped convolution l1 and hessian keep as many of each slice, sampling the grouped
 -- conv is refused and an uneven keep list fails at the prune, with a clear message.  The rules'
@@ -384,6 +385,22 @@ describe("shared groups", function()
     assert.are.equal(3, net:node("a"):shape()[1])
   end)
 
+  it("sample a list of readers in one pass, each as it samples alone", function()
+    local net, other = shared(), shared()
+    local how = {images = 32, points = 4, reference = other,
+                 reference_channels = {false, false, false}}
+    local together = lop.sample(net, data.train, {"b", "c", "fc"}, how)
+    assert.are.equal(3, #together)
+    how.reference_channels = nil
+    for i, layer in ipairs{"b", "c", "fc"} do
+      local alone = lop.sample(net, data.train, layer, how)
+      assert.are.equal(alone:samples(), together[i]:samples())
+      local _, beta_alone = lop.select.lasso(alone, {keep = 0.5})
+      local _, beta_together = lop.select.lasso(together[i], {keep = 0.5})
+      assert.are.same(beta_alone, beta_together)
+    end
+  end)
+
   it("refuse misuse with the function's name", function()
     local net, other = shared(), shared()
     local sb = lop.sample(net, data.train, "b", {images = 8})
@@ -396,6 +413,14 @@ describe("shared groups", function()
       {lop.reconstruct_group, {net, {sb}, {1, 9}}, "keep[2] must be a channel in 1..6"},
       {lop.reconstruct_group, {net, {sb}, {1}, {mode = "magic"}}, "mode must be 'weights' or 'scale'"},
       {lop.sample, {net, data.train, "r"}, "not a conv2d or linear layer"},
+      {lop.sample, {net, data.train, {}}, "a list of one or more layers"},
+      {lop.sample, {net, data.train, {"b", "r"}}, "not a conv2d or linear layer"},
+      {lop.sample, {net, data.train, {"b"}, {reference = other, reference_channels = 3}},
+       "reference_channels must list one map (or false) per layer"},
+      {lop.sample, {net, data.train, {"b"}, {reference = other, reference_channels = {false, false}}},
+       "reference_channels lists 2 maps for 1 layers"},
+      {lop.sample, {net, data.train, {"b", "c"}, {reference = other, reference_channels = {{1, 2}, false}}},
+       "reference_channels lists 2 channels, the layer has 4 outputs"},
       {lop.sample, {net, data.train, "b", {reference = other, reference_channels = {1, 2}}},
        "reference_channels lists 2 channels, the layer has 4 outputs"},
       {lop.sample, {net, data.train, "b", {reference = other, reference_channels = {1, 2, 3, 0}}},
