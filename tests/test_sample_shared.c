@@ -117,24 +117,33 @@ static void test_a_linear_layer_is_sampled_once_per_image(void **state)
     lop_graph_free(g);
 }
 
+/* The outputs of b the pruned copies keep. */
+static const int b_keep[3] = {0, 2, 3};
+
+/* A reference net and a copy of it with b's outputs pruned to keep. */
+static lop_graph *pruned_copy(uint64_t seed, ids *id, lop_graph **ref)
+{
+    *ref = branches(seed, id);
+    lop_graph *g = lop_graph_clone(*ref);
+    assert_int_equal(lop_graph_prune(g, id->b, b_keep, 3), LOP_OK);
+    return g;
+}
+
 /* b's outputs pruned to {0, 2, 3}: sampled against the reference through
  * ref_channels, b's statistics are the reference b's, restricted to those outputs. */
 static void test_pruned_outputs_are_mapped_to_the_reference(void **state)
 {
     (void)state;
     ids id;
-    lop_graph *ref = branches(3, &id);
-    lop_graph *g = lop_graph_clone(ref);
+    lop_graph *ref, *g = pruned_copy(3, &id, &ref);
     lop_dataset data = images(4);
-    const int keep[3] = {0, 2, 3};
-    assert_int_equal(lop_graph_prune(g, id.b, keep, 3), LOP_OK);
     lop_sample_opts o = every_image();
     lop_stats s, whole;
     assert_int_equal(lop_sample(g, &data, id.b, &o, ref, &s), LOP_ESHAPE);   /* no map */
     const int bad[3] = {0, 2, NB};
     o.ref_channels = bad;
     assert_int_equal(lop_sample(g, &data, id.b, &o, ref, &s), LOP_EINVAL);
-    o.ref_channels = keep;
+    o.ref_channels = b_keep;
     assert_int_equal(lop_sample(g, &data, id.b, &o, NULL, &s), LOP_EINVAL);  /* no ref */
     assert_int_equal(lop_sample(g, &data, id.b, &o, ref, &s), LOP_OK);
     o.ref_channels = NULL;
@@ -147,10 +156,10 @@ static void test_pruned_outputs_are_mapped_to_the_reference(void **state)
     double yy = 0;
     for (int k = 0; k < 3; k++) {
         for (int e = 0; e < D; e++)
-            assert_near(s.C[e * 3 + k], whole.C[e * NB + keep[k]], 1e-6);
-        assert_near(s.ysum[k], whole.ysum[keep[k]], 1e-6);
+            assert_near(s.C[e * 3 + k], whole.C[e * NB + b_keep[k]], 1e-6);
+        assert_near(s.ysum[k], whole.ysum[b_keep[k]], 1e-6);
         /* yy over the kept outputs: w_k' P w_k with the reference's weights */
-        const float *w = ref->nodes[id.b]->param[0]->data + (size_t)keep[k] * D;
+        const float *w = ref->nodes[id.b]->param[0]->data + (size_t)b_keep[k] * D;
         for (int i = 0; i < D; i++)
             for (int j = 0; j < D; j++)
                 yy += w[i] * whole.P[i * D + j] * w[j];
@@ -185,14 +194,11 @@ static void test_readers_sampled_in_one_pass_get_their_own_statistics(void **sta
 {
     (void)state;
     ids id;
-    lop_graph *ref = branches(5, &id);
-    lop_graph *g = lop_graph_clone(ref);
+    lop_graph *ref, *g = pruned_copy(5, &id, &ref);
     lop_dataset data = images(6);
-    const int keep[3] = {0, 2, 3};
-    assert_int_equal(lop_graph_prune(g, id.b, keep, 3), LOP_OK);
     lop_sample_opts o = every_image();
     const int nodes[4] = {id.d, id.b, id.fc, id.c};
-    const int *maps[4] = {NULL, keep, NULL, NULL};
+    const int *maps[4] = {NULL, b_keep, NULL, NULL};
     lop_stats together[4], alone;
     assert_int_equal(lop_sample_layers(g, &data, nodes, 4, &o, maps, ref, together), LOP_OK);
     for (int i = 0; i < 4; i++) {
