@@ -16,6 +16,9 @@
  * minus the bias, a z + b being the batchnorm here and a' z + b' in the reference.
  * When the layer's own outputs were pruned before, ref_channels names the reference's
  * output channel of each of them, so the targets stay the original network's.
+ * Several layers (a channel group's readers) are sampled from one set of passes, each
+ * with its own sums and its own copy of the position generator, so each gets the bits
+ * it gets alone; the passes stop at the furthest node the layers read.
  */
 #include <cblas.h>
 #include <math.h>
