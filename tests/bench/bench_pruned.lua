@@ -6,7 +6,9 @@
 -- network's speed depends only on its layer widths, not its weights.  So each distinct
 -- pruned shape is made again cheaply: the row's own recipe command (from
 -- docs/results/NAME.lua) with no fine-tuning, on a small subset of the data - the keep
--- counts come from the command's options, not from the data - and the result must
+-- counts come from the command's options, not from the data; the generic recipe's
+-- automatic widths do come from the data, so its rows keep their calibration images
+-- (a few minutes each, once) - and the result must
 -- have exactly the row's recorded "after" parameters and FLOPs, or the bench stops.
 -- Every convolution's width is checked against the row's plot
 -- (docs/results/NAME.widths.svg) too.  Rows with the same parameters, FLOPs and plotted
@@ -30,6 +32,9 @@ local TARGET = 0.9
 -- measurement (the options given last win).
 local QUICK = "--finetune 0 --final 0 --train_size 500 --test_size 100 --images 50 "
               .. "--reps 1 --no-progress"
+-- The generic recipe (scripts/prune.lua) may choose its widths from the data (--widths
+-- auto), so it keeps its calibration as recorded and drops only the fine-tuning.
+local QUICK_PRUNE = "--epochs 0 --step_epochs 0 --reps 1 --no-progress"
 
 io.stdout:setvbuf("line")
 
@@ -124,7 +129,8 @@ end
 local function recreate(s)
   if exists(s.path) then return check(s, lop.load(s.path)) end
   local cmd = s.recipe.command:gsub("%-%-out %S+", "")
-  cmd = ("%s %s --out '%s' > '%s.log' 2>&1"):format(cmd, QUICK, s.path, s.path)
+  local quick = cmd:match("scripts/prune%.lua") and QUICK_PRUNE or QUICK
+  cmd = ("%s %s --out '%s' > '%s.log' 2>&1"):format(cmd, quick, s.path, s.path)
   print(("recreating %s's shape: %s"):format(s.recipe.name, cmd))
   if os.execute(cmd) ~= true then
     error(("bench_pruned: the recipe failed (see %s.log): %s"):format(s.path, cmd), 0)
