@@ -343,6 +343,18 @@ static int sampler_open(lop_graph *g, lop_graph *ref, int node, const lop_sample
     return LOP_OK;
 }
 
+/* Images per calibration batch (o->batch, 64 when unset). */
+static int batch_images(const lop_sample_opts *o)
+{
+    return o->batch > 0 ? o->batch : 64;
+}
+
+/* Sample rows a batch gives a layer: points per image, one for a linear layer. */
+static int rows_per_batch(const layer_view *v, const lop_sample_opts *o)
+{
+    return batch_images(o) * (v->linear ? 1 : o->points);
+}
+
 /* Rows of Z per chunk: Z holds c * rows * n floats, at most Z_FLOATS. */
 static int z_rows(const layer_view *v, int per_batch)
 {
@@ -358,7 +370,7 @@ static void sampler_add(sampler *sm, const lop_graph *g, const lop_graph *ref,
     const lop_node *conv = g->nodes[sm->node];
     const int c = v->c, kk = v->kh * v->kw, D = c * kk, n = v->n;
     const int ho = v->ho, wo = v->wo, points = v->linear ? 1 : o->points;
-    const int zrows = z_rows(v, (o->batch > 0 ? o->batch : 64) * points);
+    const int zrows = z_rows(v, rows_per_batch(v, o));
     const float *W = conv->param[0]->data, *bias = conv->attr.bias ? conv->param[1]->data : NULL;
     lop_stats *s = &sm->s;
     const float *xin = v->src->out->data;
@@ -439,7 +451,7 @@ static int scratch_open(const sampler *sms, int count, const lop_sample_opts *o,
     for (int i = 0; i < count; i++) {
         const layer_view *v = &sms[i].v;
         const size_t D = (size_t)v->c * v->kh * v->kw;
-        const int per_batch = (o->batch > 0 ? o->batch : 64) * (v->linear ? 1 : o->points);
+        const int per_batch = rows_per_batch(v, o);
 #define AT_LEAST(var, value) var = (value) > var ? (value) : var
         AT_LEAST(x, (size_t)per_batch * D);
         AT_LEAST(y, (size_t)per_batch * v->n);
@@ -497,8 +509,8 @@ int lop_sample_layers(lop_graph *g, const lop_dataset *d, const int *nodes, int 
     lop_shuffle(order, d->n, &rng);
     for (int i = 0; i < count; i++)
         sms[i].rng = rng;
-    const int batch = o->batch > 0 ? o->batch : 64;
-    if ((st = lop_loader_open(d, order, o->images, batch, NULL, NULL, &loader)) != LOP_OK)
+    if ((st = lop_loader_open(d, order, o->images, batch_images(o), NULL, NULL, &loader)) !=
+        LOP_OK)
         goto done;
     int got;
     while ((st = lop_loader_next(loader, &x, NULL, &got)) == LOP_OK && got > 0) {
