@@ -387,18 +387,18 @@ end
 -- of images are sampled in one calibration pass.
 function pruner.sample_readers(net, data, e, how, origins)
   local points, images = how.points or 10, math.min(how.images or 500, #data)
-  local batches, parts = {}, {}   -- image count -> the readers (indices) sampled on it
+  local by_count, parts = {}, {}   -- image count -> the readers (indices) sampled on it
   for j, name in ipairs(e.consumers) do
     local linear = net:node(name).kind == "linear"
     local n = linear and math.min(images * points, #data) or images
-    batches[n] = batches[n] or {}
-    table.insert(batches[n], j)
+    by_count[n] = by_count[n] or {}
+    table.insert(by_count[n], j)
   end
   local counts = {}
-  for n in pairs(batches) do counts[#counts + 1] = n end
+  for n in pairs(by_count) do counts[#counts + 1] = n end
   table.sort(counts)
   for _, n in ipairs(counts) do
-    local js, names, maps = batches[n], {}, {}
+    local js, names, maps = by_count[n], {}, {}
     for i, j in ipairs(js) do
       names[i] = e.consumers[j]
       maps[i] = how.reference and origins and origins[names[i]] or false
