@@ -2,9 +2,10 @@
 # run_tests.sh - run every test given - C programs with cmocka's TAP output, Lua spec
 # files run by busted through the lopper executable ($LOPPER), and shell scripts that
 # print TAP lines themselves (tests/fuzz/run_fuzz.sh) - and end with one summary line
-# "N passed, N failed, N skipped", after the failed cases listed again with the first lines of their
-# reasons (a CI log's tail then names them).  A program that crashes or exits non-zero without
-# reporting a failed case counts as one failure, so nothing fails silently.
+# "N passed, N failed, N skipped", after the failed cases listed again with the first
+# lines of their reasons (a CI log's tail then names them).  A program that crashes or
+# exits non-zero without reporting a failed case counts as one failure, so nothing
+# fails silently.
 passed=0
 failed=0
 skipped=0
