@@ -88,13 +88,26 @@ static void account_stats(lua_State *L, const lop_stats *s)
     lopl_account(L, sizeof(double) * (D * D + D * (size_t)s->n + (size_t)s->c * s->c));
 }
 
-/* The layer at arg (a name or handle) of net 1, checked as one that can be sampled. */
-static int check_sampled_layer(lua_State *L, int arg)
+/* The layer (a name or handle of net 1) at arg 3, or entry i of the list there when
+ * i > 0, checked as one that can be sampled; a bad list entry is named by its index. */
+static int check_sampled_layer(lua_State *L, const char *fn, int i)
 {
-    int node = lopl_check_node_ref(L, 1, arg);
+    if (i == 0) {
+        int node = lopl_check_node_ref(L, 1, 3);
+        lop_kind kind = lop_node_kind(lopl_check_net(L, 1), node);
+        if (kind != LOP_CONV2D && kind != LOP_LINEAR)
+            luaL_argerror(L, 3, "not a conv2d or linear layer");
+        return node;
+    }
+    int t = lua_geti(L, 3, i);
+    if (t != LUA_TSTRING && t != LUA_TUSERDATA)
+        luaL_error(L, "%s: layers[%d] must be a node name or handle, not %s", fn, i,
+                   luaL_typename(L, -1));
+    int node = lopl_check_node_ref(L, 1, -1);
     lop_kind kind = lop_node_kind(lopl_check_net(L, 1), node);
     if (kind != LOP_CONV2D && kind != LOP_LINEAR)
-        luaL_argerror(L, arg, "not a conv2d or linear layer");
+        luaL_error(L, "%s: layers[%d] is not a conv2d or linear layer", fn, i);
+    lua_pop(L, 1);
     return node;
 }
 
@@ -136,16 +149,9 @@ static int l_sample(lua_State *L)
     const int **maps = lua_newuserdatauv(L, (size_t)count * sizeof *maps, 0);
     lua_newtable(L);
     const int anchor = lua_gettop(L);
-    if (!many) {
-        nodes[0] = check_sampled_layer(L, 3);
-        maps[0] = NULL;
-    } else {
-        for (int i = 0; i < count; i++) {
-            lua_geti(L, 3, i + 1);
-            nodes[i] = check_sampled_layer(L, -1);
-            lua_pop(L, 1);
-            maps[i] = NULL;
-        }
+    for (int i = 0; i < count; i++) {
+        nodes[i] = check_sampled_layer(L, fn, many ? i + 1 : 0);
+        maps[i] = NULL;
     }
     if (lopl_push_opt(L, 4, "reference_channels") != LUA_TNIL) {
         if (many && !lua_istable(L, -1))
