@@ -1,24 +1,27 @@
 #!/bin/sh
 # run_tests.sh - run every test given - C programs with cmocka's TAP output, Lua spec
-# files run by busted through the lopper executable ($LOPPER), and shell scripts that
-# print TAP lines themselves (tests/fuzz/run_fuzz.sh) - and end with one summary line
-# "N passed, N failed, N skipped", after the failed cases listed again with the first
-# lines of their reasons (a CI log's tail then names them).  A program that crashes or
-# exits non-zero without reporting a failed case counts as one failure, so nothing
-# fails silently.
+# files run by busted through the lopper executable ($LOPPER, with $BUSTED_FLAGS),
+# and shell scripts that print TAP lines themselves (tests/fuzz/run_fuzz.sh) - and end
+# with one summary line "N passed, N failed, N skipped", after the failed cases listed
+# again with the first lines of their reasons (a CI log's tail then names them).  Each
+# file's wall time follows its output, to show where the suite's minutes go.  A
+# program that crashes or exits non-zero without reporting a failed case counts as one
+# failure, so nothing fails silently.
 passed=0
 failed=0
 skipped=0
 failures=""
 for t in "$@"; do
     name=$(basename "$t")
+    start=$(date +%s)
     case "$t" in
-    *.lua) out=$("$LOPPER" /usr/bin/busted -o TAP "$t" 2>&1) ;;
+    *.lua) out=$("$LOPPER" /usr/bin/busted -o TAP $BUSTED_FLAGS "$t" 2>&1) ;;
     *.sh) out=$(sh "$t" 2>&1) ;;
     *) out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1) ;;
     esac
     rc=$?
     printf '%s\n' "$out" | sed "s/^/[$name] /"
+    echo "[$name] took $(($(date +%s) - start)) s"
     skip=$(printf '%s\n' "$out" | grep -c '^\(not \)\{0,1\}ok .*# SKIP')
     ok=$(printf '%s\n' "$out" | grep '^ok ' | grep -vc '# SKIP')
     bad=$(printf '%s\n' "$out" | grep '^not ok ' | grep -vc '# SKIP')

@@ -22,7 +22,7 @@ local function table_rows()
   return rows
 end
 
-describe("shipped checkpoints", function()
+describe("shipped checkpoints #accuracy", function()
   local rows = table_rows()
   local data = lop.data.fashion_mnist{}
 

@@ -42,7 +42,8 @@ describe("net:replace_head_gap", function()
     return
   end
 
-  it("fine-tunes back to within one point of the shipped model's accuracy", function()
+  it("fine-tunes back to within one point of the shipped model's accuracy #accuracy",
+     function()
     local data = lop.data.fashion_mnist{train_size = 6000, test_size = 2000}
     local net = lop.load(CHECKPOINT)
     local before = lop.evaluate(net, data.test, {progress = false}).top1

@@ -234,13 +234,15 @@ describe("recipes", function()
   -- flip the 0.2 check.  Three final epochs (a later --final overrides SMOKE's; about
   -- 2 s more) gave 0.70 to 0.77 for the same seeds: the check can still fail, when
   -- the recipe stops learning, but not by rounding.
+  -- thinet_gap_vgg16 is the one run under the sanitizers too: its head fit is code no
+  -- smaller case reaches; the others' selection, refit and Hessian code are.
   for _, case in ipairs{
-    {"thinet_vgg16", ""},
-    {"thinet_gap_vgg16", ""},
-    {"lasso_vgg16", "--speedup 2"},
-    {"hessian", "--hessian_images 8 --max_iter 2 --final 3"},
+    {"thinet_vgg16", "", " #accuracy"},
+    {"thinet_gap_vgg16", "", ""},
+    {"lasso_vgg16", "--speedup 2", " #accuracy"},
+    {"hessian", "--hessian_images 8 --max_iter 2 --final 3", " #accuracy"},
   } do
-    it(case[1] .. ".lua runs end to end on the shipped VGG-16", function()
+    it(case[1] .. ".lua runs end to end on the shipped VGG-16" .. case[3], function()
       local out = tmp .. "." .. case[1] .. ".lop"
       local code, output = run(("%s scripts/%s.lua --model %s --out %s %s %s"):format(
         LOPPER, case[1], VGG, out, SMOKE, case[2]))
