@@ -96,6 +96,8 @@ $(BUILD)/obj/engine/layers/conv_winograd_f2.o $(BUILD)/obj/engine/layers/conv_wi
 # under SANITIZE, whose flags have no -march: conv_winograd.c lays out the strips the
 # transforms above read.
 $(BUILD)/obj/engine/layers/conv_winograd.o: CFLAGS += -march=native
+# ... and test_vec checks vec.h's lanes with the instructions those files use.
+$(BUILD)/tests/test_vec: private CFLAGS += -march=native
 
 $(BUILD)/liblopper.a: $(ENGINE_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -4,14 +4,26 @@
  * builds for AVX-512, AVX2 or narrower ISAs (which split each vector), and the
  * operations on it that the compilers do not give: loads and stores of the first n
  * lanes, a strided gather, packing selected lanes out of a vector and spreading them
- * back, and the (de)interleaving of two vectors' lanes.  Every file built on it must
- * see the same VEC_LANES (the Makefile gives them the same -march).
+ * back, and the (de)interleaving of two vectors' lanes - each in AVX-512 or AVX2
+ * instructions where the build has them, else lane by lane (which made the Winograd
+ * transforms 2-3x slower than the stencil kernel on an AVX2 machine).  Every file built
+ * on it must see the same VEC_LANES (the Makefile gives them the same -march).
  */
 #ifndef LOPPER_VEC_H
 #define LOPPER_VEC_H
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
+#endif
+
+/* AVX2 without AVX-512 has masked loads and stores, gathers and a lane permute, but no
+ * compress or expand: those are built from the permute, its lane indices packed and
+ * spread by BMI2's pext / pdep (fast on Intel from Haswell and AMD from Zen 3). */
+#if !defined(__AVX512F__) && defined(__AVX2__)
+#define VEC_AVX2 1
+#if defined(__BMI2__)
+#define VEC_AVX2_BMI2 1
+#endif
 #endif
 
 /* One vector of floats: 16 with AVX-512, else 8, naturally aligned as a variable;
@@ -44,12 +56,22 @@ static inline void vec_store(float *p, vec v)
     *(vec_unaligned *)p = v;
 }
 
+#ifdef VEC_AVX2
+/* All ones in lanes [0, n), zero in the others: AVX2's load and store mask. */
+static inline __m256i vec_avx2_first_lanes(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
+
 /* Lanes [0, n) of a vector from p[0..n), 0 <= n <= VEC_LANES, the others 0; nothing
  * past p[n - 1] is read. */
 static inline vec vec_load_first(const float *p, int n)
 {
 #ifdef __AVX512F__
     return (vec)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#elif defined(VEC_AVX2)
+    return n == VEC_LANES ? vec_load(p) : (vec)_mm256_maskload_ps(p, vec_avx2_first_lanes(n));
 #else
     vec v = {0};
     for (int l = 0; l < n; l++)
@@ -67,6 +89,11 @@ static inline vec vec_gather_first(const float *p, int stride, int n)
     __m512i at = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride));
     return (vec)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)((1u << n) - 1),
                                          at, p, 4);
+#elif defined(VEC_AVX2)
+    __m256i at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                    _mm256_set1_epi32(stride));
+    return (vec)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, at,
+                                         _mm256_castsi256_ps(vec_avx2_first_lanes(n)), 4);
 #else
     vec v = {0};
     for (int l = 0; l < n; l++)
@@ -80,6 +107,27 @@ static inline void vec_store_first(float *p, vec v, int n)
 {
 #ifdef __AVX512F__
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#elif defined(VEC_AVX2)
+    /* halves, pairs and singles: AMD's masked stores are microcoded and slow */
+    if (n == VEC_LANES) {
+        vec_store(p, v);
+        return;
+    }
+    __m128 part = _mm256_castps256_ps128((__m256)v);
+    if (n >= 4) {
+        _mm_storeu_ps(p, part);
+        part = _mm256_extractf128_ps((__m256)v, 1);
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        _mm_storel_pi((__m64 *)p, part);
+        part = _mm_movehl_ps(part, part);
+        p += 2;
+        n -= 2;
+    }
+    if (n)
+        _mm_store_ss(p, part);
 #else
     for (int l = 0; l < n; l++)
         p[l] = v[l];
@@ -93,6 +141,13 @@ static inline void vec_store_selected(float *p, vec v, unsigned mask)
 #ifdef __AVX512F__
     __m512 packed = _mm512_maskz_compress_ps((__mmask16)mask, (__m512)v);
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << __builtin_popcount(mask)) - 1), packed);
+#elif defined(VEC_AVX2_BMI2)
+    /* a byte of ones per selected lane; pext packs those lanes' numbers to the front */
+    unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
+    unsigned long long from = _pext_u64(0x0706050403020100ull, bytes);
+    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
+    vec_store_first(p, (vec)_mm256_permutevar8x32_ps((__m256)v, at),
+                    __builtin_popcount(mask));
 #else
     for (int l = 0, k = 0; l < VEC_LANES; l++)
         if (mask >> l & 1)
@@ -106,6 +161,14 @@ static inline vec vec_spread(vec v, unsigned mask)
 {
 #ifdef __AVX512F__
     return (vec)_mm512_maskz_expand_ps((__mmask16)mask, (__m512)v);
+#elif defined(VEC_AVX2_BMI2)
+    /* pdep spreads the lane numbers 0, 1, ... over the selected lanes' bytes */
+    unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
+    unsigned long long from = _pdep_u64(0x0706050403020100ull, bytes);
+    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
+    __m256i keep = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128((long long)bytes));
+    return (vec)_mm256_and_ps(_mm256_permutevar8x32_ps((__m256)v, at),
+                              _mm256_castsi256_ps(keep));
 #else
     vec s = {0};
     for (int l = 0, k = 0; l < VEC_LANES; l++)
