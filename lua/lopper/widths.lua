@@ -12,8 +12,10 @@
 -- meet the budget; since savings of neighbouring groups do not simply add (a conv
 -- between two narrowed groups shrinks by the product), the result is measured as a
 -- whole and the allocation rerun with the shortfall until it lands within 5% (under a
--- FLOPs target, at 95-100% of it).  A target
--- above what the whole network costs keeps every group whole.
+-- FLOPs target, at 95-100% of it).  A target above what the whole network costs keeps
+-- every group whole.  Latency is measured as a ratio to the unpruned network's, the two
+-- timed in alternation: this machine's speed drifts by a quarter within minutes, the
+-- ratio far less.
 --
 --   local w = lop.widths.choose(original, data.train, plan, {latency_ms = 20, batch = 64})
 --   pruner.prune(net, data.train, plan, w.counts, {original = original})
@@ -139,21 +141,32 @@ function widths.allocate(plan, errors, costs, need)
   return counts
 end
 
--- widths.fastest_ms(net, batch, reps): ms per forward pass at batch, the fastest of three
--- timings of reps passes each (one timing alone ran a quarter slow now and then on this
--- 2-core machine, e.g. right after a fine-tune).
-function widths.fastest_ms(net, batch, reps)
-  local best = math.huge
-  for _ = 1, 3 do best = math.min(best, (net:time{batch = batch, reps = reps})) end
+-- widths.alternate_ms(nets, batch, reps) -> {ms, ...}: each net's ms per forward pass at
+-- batch, the fastest of three rounds of reps passes that time the nets in turn.  This
+-- 2-core machine slows down by a quarter in episodes of seconds to minutes (after a
+-- fine-tune, say): nets timed in one alternation see the same episodes, so their
+-- ratios hold where figures taken minutes apart do not.
+function widths.alternate_ms(nets, batch, reps)
+  local best = {}
+  for i = 1, #nets do best[i] = math.huge end
+  for _ = 1, 3 do
+    for i, net in ipairs(nets) do best[i] = math.min(best[i], (net:time{batch = batch, reps = reps})) end
+  end
   return best
 end
 
--- What the whole net costs with plan entries at counts (first channels): FLOPs, or
--- widths.fastest_ms at `batch` with `reps`.
+-- What the whole net costs with plan entries at counts (first channels): FLOPs, or its
+-- latency anchored to the unpruned net's: the copy timed in alternation with net, their
+-- ratio times how.reference_ms (the unpruned net's ms taken once, at the start).
 local function measure(net, plan, counts, how)
   local copy = lop.pruner.shape_copy(net, plan, counts)
-  local c = how.measure == "latency" and widths.fastest_ms(copy, how.batch or 64, how.reps or 5)
-            or copy:flops()
+  local c
+  if how.measure == "latency" then
+    local t = widths.alternate_ms({net, copy}, how.batch or 64, how.reps or 5)
+    c = t[2] / t[1] * how.reference_ms
+  else
+    c = copy:flops()
+  end
   copy:close()
   return c
 end
@@ -195,10 +208,14 @@ local function refine(net, plan, errors, costs, m, counts, got, target)
 end
 
 -- widths.choose(net, data, plan, how) -> {counts, cost (measured), target, total,
--- errors (the sensitivity tables), rounds}: per-group widths for how.flops (a FLOPs
--- target) or how.latency_ms (ms at how.batch, default 64, measured here), from
--- widths.sensitivity (how.images, points, seed, refit) and widths.costs (how.steps,
--- reps).  The allocation is measured as a whole and redone with the shortfall added to
+-- errors (the sensitivity tables), rounds, reference_ms}: per-group widths for how.flops
+-- (a FLOPs target), how.latency_ms (ms at how.batch, default 64, on this machine) or
+-- how.latency_fraction (that fraction of net's own latency, so a budget can be set
+-- from another net's timing in alternation with net), from widths.sensitivity
+-- (how.images, points, seed, refit) and widths.costs (how.steps, reps).  Latencies are
+-- anchored (see measure): net's ms is taken once (reference_ms, the fastest of three
+-- timings) and every candidate is timed against net in alternation.  The allocation is
+-- measured as a whole and redone with the shortfall added to
 -- (or the excess taken from) the saving it asks - kept inside the bracket of savings
 -- measured too small and too large - up to 8 rounds, until the measured cost is within
 -- 5% of the target (a FLOPs target also as a ceiling: 95-100% of it), then, if the
@@ -207,15 +224,31 @@ end
 -- refine's).  how.log (default print) gets a line per round.
 function widths.choose(net, data, plan, how)
   local log = how.log or print
-  local latency = how.latency_ms ~= nil
-  if latency == (how.flops ~= nil) then
-    error("lop.widths.choose: give exactly one of flops and latency_ms", 2)
+  local given = (how.flops and 1 or 0) + (how.latency_ms and 1 or 0) +
+                (how.latency_fraction and 1 or 0)
+  if given ~= 1 then
+    error("lop.widths.choose: give exactly one of flops, latency_ms and latency_fraction", 2)
   end
+  local f = how.latency_fraction
+  if f ~= nil and (type(f) ~= "number" or not (f > 0)) then
+    error("lop.widths.choose: latency_fraction must be a number above 0", 2)
+  end
+  local latency = how.flops == nil
   local m = {measure = latency and "latency" or "flops", batch = how.batch, reps = how.reps,
              steps = how.steps}
+  if latency then
+    m.reference_ms = widths.alternate_ms({net}, how.batch or 64, how.reps or 5)[1]
+  end
   local errors = widths.sensitivity(net, data, plan, how)
   local costs = widths.costs(net, plan, m)
-  local target = latency and how.latency_ms or how.flops
+  if latency then   -- the savings into the reference timing's frame (a drift between them)
+    local scale = m.reference_ms / costs.total
+    for _, saved in pairs(costs.saved) do
+      for j = 1, #saved do saved[j] = saved[j] * scale end
+    end
+    costs.total = m.reference_ms
+  end
+  local target = how.flops or how.latency_ms or how.latency_fraction * m.reference_ms
   local unit = latency and "ms" or "FLOPs"
   -- the saving asked is bracketed: [lo, hi] holds the savings that measured too slow /
   -- too fast; each round tries the additive model's correction, or the middle of the
@@ -249,7 +282,8 @@ function widths.choose(net, data, plan, how)
     if off <= 0.05 then best = {counts = counts, cost = got, off = off, fits = true, rounds = 9} end
   end
   return {counts = best.counts, cost = best.cost, target = target, total = costs.total,
-          errors = errors, rounds = best.rounds, fits = best.fits}
+          errors = errors, rounds = best.rounds, fits = best.fits,
+          reference_ms = m.reference_ms}
 end
 
 -- widths.plot(original, pruned, title) -> SVG text: a bar chart of every convolution's

@@ -285,6 +285,12 @@ local function usual_threads(outcomes)
   return best
 end
 
+-- " (0.412)": a latency as a fraction of the original's; "" in outcomes from before
+-- widths_sweep.lua measured it.
+local function of_original(fraction)
+  return fraction and (" (%.3f)"):format(fraction) or ""
+end
+
 -- Automatic against uniform widths (scripts/tools/widths_sweep.lua): for each record
 -- docs/results/widths_<model>.lua, a table of its targets and the plot beside it.
 local function widths_section(lines, notes)
@@ -301,16 +307,18 @@ local function widths_section(lines, notes)
                          .. "(batch %d): %s"):format(stem, outcomes[1].batch or 64,
                          note(notes, "widths " .. stem, {}, ""))
     lines[#lines + 1] = ""
-    lines[#lines + 1] = "| uniform widths for | latency budget | uniform: top-1 pruned -> "
-                        .. "fine-tuned | ms | FLOPs | automatic: top-1 pruned -> fine-tuned "
-                        .. "| ms | FLOPs |"
+    lines[#lines + 1] = "| uniform widths for | latency budget (of the original's) | "
+                        .. "uniform: top-1 pruned -> fine-tuned | ms (of the original's) | "
+                        .. "FLOPs | automatic: top-1 pruned -> fine-tuned | ms (of the "
+                        .. "original's) | FLOPs |"
     lines[#lines + 1] = "|---|---|---|---|---|---|---|---|"
     for _, o in ipairs(outcomes) do
       local u, a = o.uniform, o.auto
-      lines[#lines + 1] = ("| %.2fx FLOPs | %.2f ms | %.2f%% -> %.2f%% | %.2f | %.2fx | "
-                           .. "%.2f%% -> %.2f%% | %.2f | %.2fx |"):format(o.speedup, o.budget,
-        100 * u.before, 100 * u.after, u.ms, o.flops / u.flops, 100 * a.before, 100 * a.after,
-        a.ms, o.flops / a.flops)
+      lines[#lines + 1] = ("| %.2fx FLOPs | %.2f ms%s | %.2f%% -> %.2f%% | %.2f%s | %.2fx | "
+                           .. "%.2f%% -> %.2f%% | %.2f%s | %.2fx |"):format(o.speedup, o.budget,
+        of_original(o.budget_fraction), 100 * u.before, 100 * u.after, u.ms,
+        of_original(u.fraction), o.flops / u.flops, 100 * a.before, 100 * a.after, a.ms,
+        of_original(a.fraction), o.flops / a.flops)
     end
     local runs, seen = {}, {}
     for _, o in ipairs(outcomes) do

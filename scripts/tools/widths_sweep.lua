@@ -1,11 +1,13 @@
 -- widths_sweep.lua - do automatic widths (lop.widths) beat one shared keep fraction at
 -- the same measured latency?  For each FLOPs target: the uniform widths are pruned
--- first and their batch latency measured; automatic widths are then chosen for that
--- latency (lop.widths.choose, measured on this machine), both networks pruned the
--- same way (lop.pruner: --solver, full refit, targets from the original), evaluated,
--- fine-tuned alike and evaluated again, and timed in alternation.  Each target's
+-- first and their batch latency measured as a fraction of the original's (the two timed
+-- in alternation); automatic widths are then chosen for that fraction
+-- (lop.widths.choose, measured on this machine), both networks pruned the same way
+-- (lop.pruner: --solver, full refit, targets from the original), evaluated, fine-tuned
+-- alike and evaluated again, and timed in alternation with the original.  Each target's
 -- outcome is saved the moment it is done (--record), and the plot of top-1 against
--- measured latency (--plot) is redrawn from all saved outcomes.  Latency needs an
+-- measured latency as a fraction of the original's (--plot) is redrawn from all saved
+-- outcomes.  Latency needs an
 -- otherwise idle machine.
 --
 --   build/lopper scripts/tools/widths_sweep.lua --model models/vgg16.lop --speedups 2,3.25,4
@@ -48,8 +50,6 @@ local plan = pruner.plan(original, {solver = opt.solver})
 local how = {original = original, solver = opt.solver, images = opt.images,
              points = opt.points, seed = opt.seed, log = function() end}
 
-local function ms(net) return lop.widths.fastest_ms(net, opt.batch, opt.reps) end
-
 -- Prune a copy to counts, evaluate, fine-tune, evaluate: {counts, before, after}.
 local function run(counts, label)
   local net = original:clone()
@@ -63,8 +63,12 @@ local function run(counts, label)
   return r, net
 end
 
-local ok, outcomes = pcall(dofile, record)
-outcomes = ok and type(outcomes) == "table" and outcomes or {}
+local ok, saved = pcall(dofile, record)
+local outcomes = {}
+for _, o in ipairs(ok and type(saved) == "table" and saved or {}) do
+  -- outcomes saved before latencies were fractions of the original's are dropped
+  if o.budget_fraction then outcomes[#outcomes + 1] = o end
+end
 
 local function redraw()
   local series = {{name = "uniform, no fine-tune", points = {}},
@@ -73,32 +77,40 @@ local function redraw()
                   {name = ("automatic, %g epoch(s)"):format(opt.epochs), points = {}}}
   table.sort(outcomes, function(a, b) return a.speedup < b.speedup end)
   for _, o in ipairs(outcomes) do
-    table.insert(series[1].points, {o.uniform.ms, 100 * o.uniform.before})
-    table.insert(series[2].points, {o.auto.ms, 100 * o.auto.before})
-    table.insert(series[3].points, {o.uniform.ms, 100 * o.uniform.after})
-    table.insert(series[4].points, {o.auto.ms, 100 * o.auto.after})
+    table.insert(series[1].points, {o.uniform.fraction, 100 * o.uniform.before})
+    table.insert(series[2].points, {o.auto.fraction, 100 * o.auto.before})
+    table.insert(series[3].points, {o.uniform.fraction, 100 * o.uniform.after})
+    table.insert(series[4].points, {o.auto.fraction, 100 * o.auto.after})
   end
   if #outcomes == 0 then return end
   lop.write_text(plot, lop.svg.lines{
     title = ("%s: top-1 against measured latency (batch %d)"):format(stem, opt.batch),
-    x_label = "ms per batch", y_label = "top-1 %", series = series})
+    x_label = "latency, fraction of the original's", y_label = "top-1 %", series = series})
 end
 
 for text in opt.speedups:gmatch("[^,]+") do
   local speedup = tonumber(text) or error("--speedups: not a number: " .. text, 0)
   local t0 = lop.clock()
   local uniform, unet = run(pruner.widths(original, plan, speedup).counts, "uniform")
-  local budget = ms(unet)
+  -- the budget: the uniform net's latency as a fraction of the original's, the two
+  -- timed in alternation (lop.widths anchors its own timings to the original alike)
+  local t = lop.widths.alternate_ms({original, unet}, opt.batch, opt.reps)
+  local fraction = t[2] / t[1]
   local w = lop.widths.choose(original, data.train, plan, {
-    latency_ms = budget, batch = opt.batch, reps = opt.reps, images = opt.images,
+    latency_fraction = fraction, batch = opt.batch, reps = opt.reps, images = opt.images,
     points = opt.points, seed = opt.seed})
+  local budget = fraction * w.reference_ms
   local auto, anet = run(w.counts, "auto")
-  local t = {math.huge, math.huge}
-  for _ = 1, 3 do   -- in alternation, fastest of each
-    for i, net in ipairs{unet, anet} do t[i] = math.min(t[i], ms(net)) end
+  t = {math.huge, math.huge, math.huge}
+  for _ = 1, 3 do   -- the three in alternation, fastest of each
+    for i, v in ipairs(lop.widths.alternate_ms({original, unet, anet}, opt.batch, opt.reps)) do
+      t[i] = math.min(t[i], v)
+    end
   end
-  uniform.ms, auto.ms = t[1], t[2]
-  local o = {speedup = speedup, budget = budget, chosen_ms = w.cost, fits = w.fits,
+  uniform.ms, auto.ms = t[2], t[3]
+  uniform.fraction, auto.fraction = t[2] / t[1], t[3] / t[1]
+  local o = {speedup = speedup, budget = budget, budget_fraction = fraction,
+             chosen_ms = w.cost, fits = w.fits, original_ms = t[1],
              uniform = uniform, auto = auto, minutes = (lop.clock() - t0) / 60,
              flops = original:flops(), batch = opt.batch, date = os.date("!%Y-%m-%d"),
              command = command, commit = commit}
@@ -106,10 +118,12 @@ for text in opt.speedups:gmatch("[^,]+") do
   outcomes[#outcomes + 1] = o
   lop.write_record(record, outcomes, "widths_sweep.lua outcomes of " .. opt.model)
   redraw()
-  print(("%.2fx FLOPs: uniform %.2f%% -> %.2f%% at %.2f ms (%.2fx FLOPs); automatic %.2f%% -> "
-         .. "%.2f%% at %.2f ms (%.2fx FLOPs; chosen for %.2f ms, measured %.2f there)")
+  print(("%.2fx FLOPs: uniform %.2f%% -> %.2f%% at %.2f ms (%.3f of the original's %.2f ms; "
+         .. "%.2fx FLOPs); automatic %.2f%% -> %.2f%% at %.2f ms (%.3f; %.2fx FLOPs; chosen "
+         .. "for %.3f of the original, measured %.3f there)")
         :format(speedup, 100 * uniform.before, 100 * uniform.after, uniform.ms,
-                original:flops() / uniform.flops, 100 * auto.before, 100 * auto.after, auto.ms,
-                original:flops() / auto.flops, budget, w.cost))
+                uniform.fraction, t[1], original:flops() / uniform.flops, 100 * auto.before,
+                100 * auto.after, auto.ms, auto.fraction, original:flops() / auto.flops,
+                fraction, w.cost / w.reference_ms))
 end
 print("outcomes in " .. record .. ", plot in " .. plot)

@@ -8,7 +8,8 @@
 --   - costs: FLOPs saved at each candidate equal the FLOPs of a clone pruned here;
 --   - choose for a FLOPs target lands within 5% and its counts prune to that cost;
 --     the latency path gives counts and a measured cost (its accuracy against the
---     budget is a benchmark's business, not a timed test's).
+--     budget is a benchmark's business, not a timed test's); a latency fraction is
+--     taken of the net's own measured latency, and one above 1 keeps every group whole.
 local lop = require "lopper"
 
 local quiet = function() end
@@ -131,13 +132,32 @@ describe("lop.widths on a small residual net", function()
   it("measures latency on the latency path, and refuses two targets", function()
     local w = lop.widths.choose(net, fm.train, plan, setmetatable(
       {latency_ms = 1e-3, batch = 4, reps = 1, steps = 2, log = quiet}, {__index = how}))
-    assert.is_true(w.cost > 0)
+    assert.is_true(w.cost > 0 and w.reference_ms > 0)
     for i, n in pairs(w.counts) do
       assert.is_true(n >= 1 and n <= plan[i].channels)
     end
-    local ok, err = pcall(lop.widths.choose, net, fm.train, plan, {flops = 1, latency_ms = 1})
-    assert.is_false(ok)
-    assert.truthy(err:find("give exactly one of flops and latency_ms", 1, true), err)
+    for _, two in ipairs{{flops = 1, latency_ms = 1}, {latency_ms = 1, latency_fraction = 0.5}} do
+      local ok, err = pcall(lop.widths.choose, net, fm.train, plan, two)
+      assert.is_false(ok)
+      assert.truthy(err:find("give exactly one of flops, latency_ms and latency_fraction", 1,
+                             true), err)
+    end
+    for _, bad in ipairs{0, -1, "half"} do
+      local ok, err = pcall(lop.widths.choose, net, fm.train, plan, {latency_fraction = bad})
+      assert.is_false(ok)
+      assert.truthy(err:find("latency_fraction must be a number above 0", 1, true), err)
+    end
+  end)
+
+  it("sets a latency fraction against the net's own timing; above 1 keeps every group whole",
+     function()
+    -- twice the net's latency: no saving is asked, whatever the timings measure
+    local w = lop.widths.choose(net, fm.train, plan, setmetatable(
+      {latency_fraction = 2, batch = 4, reps = 1, steps = 2, log = quiet}, {__index = how}))
+    assert.is_true(w.reference_ms > 0)
+    assert.are.equal(2 * w.reference_ms, w.target)
+    assert.are.equal(w.reference_ms, w.total)
+    for i, n in pairs(w.counts) do assert.are.equal(plan[i].channels, n) end
   end)
 end)
 
