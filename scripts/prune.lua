@@ -168,7 +168,8 @@ if opt.widths == "auto" or opt.latency_ms then
           :format(shown(w.target), shown(w.cost)), 0)
   end
   print(("\ntarget %s: automatic widths measure %s (%s%.1f%% off%s)\n"):format(
-    opt.latency_ms and ("%.3g ms at batch %d"):format(opt.latency_ms, opt.latency_batch)
+    opt.latency_ms and ("%.3g ms at batch %d (the original: %.3g ms)"):format(opt.latency_ms,
+                                                        opt.latency_batch, w.reference_ms)
                    or ("%.2fx fewer FLOPs (%.2fM)"):format(opt.speedup, w.target / 1e6),
     opt.latency_ms and ("%.3g ms"):format(w.cost) or ("%.2fM FLOPs"):format(w.cost / 1e6),
     w.cost >= w.target and "+" or "-", 100 * math.abs(w.cost - w.target) / w.target,

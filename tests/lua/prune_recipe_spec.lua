@@ -14,6 +14,8 @@
 --     prints the plan and the before/after table and writes an ONNX file that reads
 --     back, passes python3-onnx's checker and gives the outputs of the same pruning
 --     done in this process;
+--   - a latency budget above the original's keeps every group whole and the command
+--     line names the original's measured latency (the budget's anchor);
 --   - one-line errors, before any work where they can be: an unreachable --speedup
 --     (with the reachable figure), a bad --out, a missing model, images of another shape.
 local lop = require "lopper"
@@ -362,6 +364,26 @@ describe("the plan of a mixed net", function()
     assert.are.equal(here:params(), back:params())
     local x = fm.test:batch(range(16))
     assert.is_true(util.rel_err(outputs(back, x), outputs(here, x)) < 1e-5)
+    os.remove(model)
+    os.remove(out)
+  end)
+end)
+
+describe("scripts/prune.lua --latency-ms", function()
+  it("keeps every group whole for a budget above the original's, and names its latency",
+     function()
+    local model, out = util.tmpfile(".lop"), util.tmpfile(".lop")
+    local original = mixed()
+    original:save(model)
+    local code, text = util.run(("%s scripts/prune.lua --model %s --data fashion-mnist "
+      .. "--latency-ms 100000 --images 32 --points 5 --reps 2 --out %s")
+      :format(LOPPER, model, out))
+    assert.are.equal(0, code, text)
+    local ms = text:match("target 1e%+05 ms at batch 64 %(the original: ([%d.e+-]+) ms%)")
+    assert.truthy(ms and tonumber(ms) > 0, text)
+    local back = lop.load(out)
+    assert.are.equal(original:flops(), back:flops())
+    assert.are.equal(original:params(), back:params())
     os.remove(model)
     os.remove(out)
   end)
