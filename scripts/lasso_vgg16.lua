@@ -3,29 +3,31 @@
 -- layer by least squares, with inputs X from the network pruned so far and targets Y
 -- from the ORIGINAL network, so each step also corrects the error accumulated
 -- upstream.  Per-layer keep ratios hit a FLOPs target (--speedup 2 or 4): deeper
--- layers are kept wider, as in the paper, by one shared scale found by bisection.
+-- layers are kept wider, as in the paper, by one shared scale found by bisection; or,
+-- with --widths auto or --latency-ms, are chosen per layer for the budget (lop.widths).
 --
 --   build/lopper scripts/lasso_vgg16.lua --speedup 4
+--   build/lopper scripts/lasso_vgg16.lua --speedup 4 --widths auto
 local lop = require "lopper"
 local vgg16 = require "models.vgg16"
 
-local r = lop.recipe.start(arg, {
+local r = lop.recipe.start(arg, lop.recipe.budget_options({
   solver = {default = "lasso"},
   speedup = {default = 2, type = "number", min = 1, exclusive_min = true,
              help = "target reduction of the whole network's FLOPs"},
   finetune = {default = 0},
-}, "He et al.'s LASSO channel pruning of VGG-16 to a FLOPs target, layer by layer.")
+}, "deeper layers kept wider, as in the paper"),
+  "He et al.'s LASSO channel pruning of VGG-16 to a FLOPs or latency target, layer by layer.")
 
 -- conv_k's filters are conv_{k+1}'s inputs; later layers are harder to prune, so their
 -- ratio is stretched towards 1 by WIDER.
 local NEXT = table.move(vgg16.conv_names, 2, 13, 1, {})
 local WIDER = {1, 1, 1, 1, 1.1, 1.1, 1.1, 1.25, 1.25, 1.25, 1.5, 1.5}
 
-local keep, flops = r:keep_for_flops(NEXT, r.before.flops / r.opt.speedup, WIDER)
+local keep = r:budget_fractions(NEXT, WIDER)
 local shown = {}
 for i, v in ipairs(keep) do shown[i] = ("%s %.2f"):format(NEXT[i], v) end
-print(("keep ratios for %.1fx fewer FLOPs (%.2fx reached): %s"):format(r.opt.speedup,
-      r.before.flops / flops, table.concat(shown, ", ")))
+print("keep: " .. table.concat(shown, ", "))
 
 for i, consumer in ipairs(NEXT) do
   print(("layer %d/%d"):format(i, #NEXT))

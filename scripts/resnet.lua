@@ -19,14 +19,16 @@
 -- block's second conv matches the original block sum, as with --residual.
 --
 -- One keep ratio for every pruned layer, found by bisection to hit the FLOPs target
--- (--speedup), or given with --keep.
+-- (--speedup), or given with --keep; or, with --widths auto or --latency-ms, one per
+-- layer chosen for the budget (lop.widths).
 --
 --   build/lopper scripts/resnet.lua --model models/resnet20.lop --speedup 2
 --   build/lopper scripts/resnet.lua --model models/resnet20.lop --speedup 2 --solver lasso --residual
 --   build/lopper scripts/resnet.lua --model models/resnet20.lop --speedup 2 --stages
+--   build/lopper scripts/resnet.lua --model models/resnet56.lop --speedup 2 --widths auto
 local lop = require "lopper"
 
-local r = lop.recipe.start(arg, {
+local r = lop.recipe.start(arg, lop.recipe.budget_options({
   model = {default = "models/resnet20.lop"},
   speedup = {type = "number", min = 1, exclusive_min = true, default_text = "from --keep",
              help = "target reduction of the whole network's FLOPs (overrides --keep)"},
@@ -36,7 +38,8 @@ local r = lop.recipe.start(arg, {
   stages = {default = false,
             help = "prune the residual stages too (stem or shortcut and block outputs "
                    .. "together), every step against the original's outputs"},
-}, "Prune every ResNet block's inner channels (and with --residual its inputs, with "
+}, "one fraction for every pruned layer"),
+   "Prune every ResNet block's inner channels (and with --residual its inputs, with "
    .. "--stages the residual stages), block by block.")
 if r.opt.stages and r.opt.residual then
   error("--stages and --residual exclude each other: --stages prunes the block inputs as "
@@ -79,22 +82,20 @@ else
   end
 end
 
-local convs = {}
-for i, s in ipairs(steps) do convs[i] = s.conv end
-local frac = r.opt.keep
-if r.opt.speedup then
-  local target = r.before.flops / r.opt.speedup
-  local k, flops = r:keep_for_flops(convs, target)
-  frac = k[1]
-  if flops > target * 1.001 then
-    print(("note: these layers alone cannot reach %.2fx fewer FLOPs"):format(r.opt.speedup))
-  end
+local convs, keep = {}, {}
+for i, s in ipairs(steps) do convs[i], keep[i] = s.conv, r.opt.keep end
+if r.opt.speedup or r.opt.latency_ms then
+  keep = r:budget_fractions(convs)
+elseif r.opt.widths == "auto" then
+  error("--widths auto needs a budget: --speedup or --latency-ms", 0)
 end
-print(("keeping %.3f of the input channels of %d convolutions in %d blocks%s"):format(
-  frac, #steps, #blocks, r.opt.stages and " (stages included)" or ""))
+local low, high = math.min(table.unpack(keep)), math.max(table.unpack(keep))
+print(("keeping %s of the input channels of %d convolutions in %d blocks%s"):format(
+  low == high and ("%.3f"):format(low) or ("%.3f-%.3f"):format(low, high), #steps, #blocks,
+  r.opt.stages and " (stages included)" or ""))
 for i, s in ipairs(steps) do
   print(("step %d/%d"):format(i, #steps))
-  r:prune_input_of(s.conv, frac, s.how)
+  r:prune_input_of(s.conv, keep[i], s.how)
   r:finetune(r.opt.finetune, "after " .. s.conv)
 end
 print("final fine-tune")

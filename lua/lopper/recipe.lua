@@ -79,6 +79,23 @@ function recipe.lasso_warning(conv, info)
          :format(conv, info.sweeps, info.lambda)
 end
 
+-- The options of the recipes pruning to a budget (lasso_vgg16.lua, resnet.lua): how the
+-- per-layer keep fractions are found (Recipe:budget_fractions).  `ratios` names what the
+-- recipe's own fractions are.
+function recipe.budget_options(spec, ratios)
+  spec.widths = {default = "ratios", choices = {"ratios", "auto"},
+                 help = "ratios: " .. ratios .. ", scaled by one factor bisected to "
+                        .. "--speedup; auto: per layer, from each layer's reconstruction "
+                        .. "error at every width and what each width saves (lop.widths)"}
+  spec.latency_ms = {type = "number", min = 0, exclusive_min = true, metavar = "MS",
+                     default_text = "none: --speedup",
+                     help = "target latency instead: ms per forward pass at "
+                            .. "--latency-batch, measured on this machine (automatic widths)"}
+  spec.latency_batch = {default = 64, type = "int", min = 1,
+                        help = "the batch size --latency-ms is measured at"}
+  return spec
+end
+
 local Recipe = {}
 Recipe.__index = Recipe
 
@@ -185,6 +202,66 @@ function Recipe:keep_for_flops(consumers, target, stretch)
   end
   local k = fractions(lo)
   return k, flops_with(k)
+end
+
+-- Keep fractions for the input channels of each conv in `consumers` chosen per layer
+-- for a budget by lop.widths.choose (budget.flops, or budget.latency_ms at
+-- budget.batch): sensitivity from the original's sampled statistics (--images,
+-- --points, --refit), costs counted or timed on pruned copies; only the groups feeding
+-- those convs are narrowed.  Returns the fractions (the chosen count over the group's
+-- channels, which prune_input_of turns back into that count) and lop.widths.choose's
+-- result.
+function Recipe:keep_automatic(consumers, budget)
+  local plan, wanted = {}, {}
+  for i, name in ipairs(consumers) do wanted[name] = i end
+  local index = {}   -- consumer position -> plan entry
+  for k, e in ipairs(lop.pruner.plan(self.original, {solver = self.opt.solver})) do
+    local mine = e.consumer and wanted[e.consumer]
+    plan[k] = mine and e or setmetatable({consumer = false}, {__index = e})
+    if mine then index[mine] = k end
+  end
+  for i, name in ipairs(consumers) do
+    if not index[i] then
+      error(("automatic widths: no prunable channel group is read first by %s"):format(name),
+            0)
+    end
+  end
+  local w = lop.widths.choose(self.original, self.data.train, plan, {
+    flops = budget.flops, latency_ms = budget.latency_ms, batch = budget.batch,
+    images = self.opt.images, points = self.opt.points, seed = self.opt.seed,
+    refit = self.opt.refit})
+  local fractions = {}
+  for i in ipairs(consumers) do
+    local e = plan[index[i]]
+    fractions[i] = w.counts[index[i]] / e.channels
+  end
+  return fractions, w
+end
+
+-- The keep fractions of `consumers` for the budget of recipe.budget_options: --widths
+-- ratios bisects one factor on `stretch` (keep_for_flops) to --speedup; --widths auto
+-- or --latency-ms chooses them per layer (keep_automatic).  Prints what was reached.
+function Recipe:budget_fractions(consumers, stretch)
+  local o = self.opt
+  if o.widths ~= "auto" and not o.latency_ms then
+    local keep, flops = self:keep_for_flops(consumers, self.before.flops / o.speedup, stretch)
+    print(("keep ratios for %.2fx fewer FLOPs (%.2fx reached)"):format(o.speedup,
+          self.before.flops / flops))
+    return keep
+  end
+  print("choosing widths: sensitivity of every pruned layer, then its savings at each width")
+  local keep, w = self:keep_automatic(consumers, {
+    flops = not o.latency_ms and self.before.flops / o.speedup or nil,
+    latency_ms = o.latency_ms, batch = o.latency_batch})
+  if o.latency_ms then
+    print(("automatic widths for %.3g ms at batch %d (the original: %.3g ms): %.3g ms "
+           .. "measured%s"):format(o.latency_ms, o.latency_batch, w.reference_ms, w.cost,
+                                   w.fits and "" or ", not within 5%"))
+  else
+    print(("automatic widths for %.2fx fewer FLOPs: %.2fx reached%s"):format(o.speedup,
+          self.before.flops / w.cost, w.fits and "" or ", not within 5%"))
+  end
+  return keep
 end
 
 -- The closing table (top-1, params, FLOPs, latency at batch 1 and 64, ratios), the

@@ -90,6 +90,27 @@ describe("recipes", function()
     assert.truthy(both:find("--stages and --residual exclude each other", 1, true), both)
   end)
 
+  it("resnet.lua --widths auto chooses a width per layer for the FLOPs target", function()
+    local model, out = R20, tmp .. ".r20a.lop"
+    local code, output = run(("%s scripts/resnet.lua --model %s --out %s --speedup 1.5 "
+                              .. "--widths auto --refit scale %s"):format(LOPPER, model, out,
+                                                                          SMOKE))
+    assert.are.equal(0, code, output)
+    assert.truthy(output:find("automatic widths for 1.50x fewer FLOPs: ", 1, true), output)
+    -- a FLOPs budget is a ceiling, met within 5%
+    local cut = lop.load(model):flops() / lop.load(out):flops()
+    assert.is_true(cut >= 1.5 and cut <= 1.5 / 0.95, cut)
+    -- per layer: not one shared fraction
+    local low, high = output:match("keeping ([%d.]+)%-([%d.]+) of the input channels")
+    assert.truthy(low and tonumber(low) < tonumber(high), output)
+    check_result(model, out, output)
+    local code2, text = run(("%s scripts/resnet.lua --model %s --widths auto --train_size 10 "
+                             .. "--test_size 10"):format(LOPPER, model))
+    assert.are_not.equal(0, code2)
+    assert.truthy(text:find("--widths auto needs a budget: --speedup or --latency-ms", 1, true),
+                  text)
+  end)
+
   it("choose the refit by --refit, by default the full weights refit for every solver",
      function()
     local quick = ("--model %s --out %s --keep 0.9 --train_size 256 --test_size 50 "
