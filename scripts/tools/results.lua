@@ -58,6 +58,8 @@ local RUNS = {
    target = {flops = 2}},
   {name = "lasso_vgg16_4x", script = "lasso_vgg16", model = VGG, args = "--speedup 4",
    target = {flops = 4, drop = 1}},
+  {name = "lasso_vgg16_4x_auto", script = "lasso_vgg16", model = VGG,
+   args = "--speedup 4 --widths auto", target = {flops = 4, drop = 1}},
   {name = "resnet20_2x", script = "resnet", model = R20, args = "--speedup 2",
    target = {flops = 2, drop = 1}},
   -- 27 blocks: a quarter epoch after each (about as many epochs as resnet20's nine).
