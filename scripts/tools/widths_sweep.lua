@@ -63,12 +63,8 @@ local function run(counts, label)
   return r, net
 end
 
-local ok, saved = pcall(dofile, record)
-local outcomes = {}
-for _, o in ipairs(ok and type(saved) == "table" and saved or {}) do
-  -- outcomes saved before latencies were fractions of the original's are dropped
-  if o.budget_fraction then outcomes[#outcomes + 1] = o end
-end
+local ok, outcomes = pcall(dofile, record)
+outcomes = ok and type(outcomes) == "table" and outcomes or {}
 
 local function redraw()
   local series = {{name = "uniform, no fine-tune", points = {}},
