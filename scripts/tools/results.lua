@@ -287,12 +287,6 @@ local function usual_threads(outcomes)
   return best
 end
 
--- " (0.412)": a latency as a fraction of the original's; "" in outcomes from before
--- widths_sweep.lua measured it.
-local function of_original(fraction)
-  return fraction and (" (%.3f)"):format(fraction) or ""
-end
-
 -- Automatic against uniform widths (scripts/tools/widths_sweep.lua): for each record
 -- docs/results/widths_<model>.lua, a table of its targets and the plot beside it.
 local function widths_section(lines, notes)
@@ -316,11 +310,11 @@ local function widths_section(lines, notes)
     lines[#lines + 1] = "|---|---|---|---|---|---|---|---|"
     for _, o in ipairs(outcomes) do
       local u, a = o.uniform, o.auto
-      lines[#lines + 1] = ("| %.2fx FLOPs | %.2f ms%s | %.2f%% -> %.2f%% | %.2f%s | %.2fx | "
-                           .. "%.2f%% -> %.2f%% | %.2f%s | %.2fx |"):format(o.speedup, o.budget,
-        of_original(o.budget_fraction), 100 * u.before, 100 * u.after, u.ms,
-        of_original(u.fraction), o.flops / u.flops, 100 * a.before, 100 * a.after, a.ms,
-        of_original(a.fraction), o.flops / a.flops)
+      lines[#lines + 1] = ("| %.2fx FLOPs | %.2f ms (%.3f) | %.2f%% -> %.2f%% | %.2f (%.3f) | "
+                           .. "%.2fx | %.2f%% -> %.2f%% | %.2f (%.3f) | %.2fx |"):format(
+        o.speedup, o.budget, o.budget_fraction, 100 * u.before, 100 * u.after, u.ms,
+        u.fraction, o.flops / u.flops, 100 * a.before, 100 * a.after, a.ms, a.fraction,
+        o.flops / a.flops)
     end
     local runs, seen = {}, {}
     for _, o in ipairs(outcomes) do
