@@ -111,12 +111,15 @@ end
 -- widths.allocate(plan, errors, costs, need) -> counts ({[i] = kept channels}): start
 -- from every group whole; repeatedly take the move - one group to any narrower
 -- candidate - with the least added error per added saving, until the savings reach
--- `need`.  Raises when narrowing everything to the last candidate does not.
+-- `need`.  Raises when narrowing everything to the last candidate does not.  The
+-- savings are summed move by move, which rounds differently from summing each group's
+-- last candidate (how a caller may have capped need): within a relative 1e-9 of need
+-- counts as reaching it.
 function widths.allocate(plan, errors, costs, need)
   local at, saved = {}, 0
   local entries = pruned_entries(plan)
   for _, i in ipairs(entries) do at[i] = 1 end
-  while saved < need do
+  while saved < need - 1e-9 * math.abs(need) do
     local best, bi, bj
     for _, i in ipairs(entries) do
       local g, s, err = costs.grid[i], costs.saved[i], errors[i]

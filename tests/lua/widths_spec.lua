@@ -1,7 +1,8 @@
 -- widths_spec.lua - lop.widths, the per-group widths for a budget:
 --   - allocate: on hand-made tables the greedy narrows the group whose narrowing costs
 --     the least error per saving, may jump several candidates at once, stops as soon
---     as the savings meet the need, and refuses a need no allocation meets;
+--     as the savings meet the need (within rounding), and refuses a need no allocation
+--     meets;
 --   - sensitivity: each entry's error at k kept channels equals what lop.reconstruct
 --     (or, for a group several layers read, the sum of lop.reconstruct_group's errors)
 --     reports for the first k channels of ThiNet's order, refitted on a clone;
@@ -50,6 +51,15 @@ describe("lop.widths.allocate", function()
     -- then A: 8->6 (0.01 per unit) until 50 saved
     assert.are.same({[1] = 6, [2] = 2}, lop.widths.allocate(plan, errors, costs, 50))
     assert.are.same({[1] = 8, [2] = 4}, lop.widths.allocate(plan, errors, costs, 0))
+  end)
+
+  it("reaches a need equal to every group's last saving despite rounding", function()
+    -- move by move the savings sum to 0.9999999999999999, short of 0.3 + 0.7 = 1
+    local p2 = {{producer = "A", channels = 3, consumer = "x"},
+                {producer = "B", channels = 3, consumer = "y"}}
+    local c2 = {grid = {{3, 2, 1}, {3, 2, 1}}, saved = {{0, 0.1, 0.3}, {0, 0.2, 0.7}}}
+    local e2 = {{0.3, 0.1, 0}, {0.3, 0.1, 0}}
+    assert.are.same({[1] = 1, [2] = 1}, lop.widths.allocate(p2, e2, c2, 0.3 + 0.7))
   end)
 
   it("refuses a need no allocation meets", function()
