@@ -13,7 +13,7 @@
 local lop = require "lopper"
 local pruner = lop.pruner
 
-local opt = lop.options(arg, {
+local opt = lop.options(arg, lop.recipe.latency_options({
   model = {type = "string", required = true, metavar = "FILE",
            help = "the trained model: ONNX or .lop"},
   data = {type = "string", required = true, metavar = "DIR|FILE.npy|fashion-mnist",
@@ -30,12 +30,6 @@ local opt = lop.options(arg, {
   fold_batchnorm = {default = false, help = "fold batchnorm into the convs (ONNX --out only)"},
   speedup = {default = 2, type = "number", min = 1, exclusive_min = true,
              help = "target FLOPs before / FLOPs after"},
-  latency_ms = {type = "number", min = 0, exclusive_min = true, metavar = "MS",
-                default_text = "none: --speedup",
-                help = "target latency instead: ms per forward pass at --latency-batch, "
-                       .. "measured on this machine (automatic widths)"},
-  latency_batch = {default = 64, type = "int", min = 1,
-                   help = "the batch size --latency-ms is measured at"},
   widths = {default = "uniform", choices = {"uniform", "auto"},
             help = "uniform: one keep fraction for every pruned group; auto: per group, "
                    .. "from each group's reconstruction error at every width and what each "
@@ -79,7 +73,7 @@ local opt = lop.options(arg, {
   progress = {type = "bool", default_text = "when stderr is a terminal",
               help = "show progress lines on stderr"},
   reps = {default = 20, type = "int", min = 1, help = "timed passes per latency figure"},
-}, {description = "Prune any CNN (ONNX or .lop) to a FLOPs target: the plain channel "
+}), {description = "Prune any CNN (ONNX or .lop) to a FLOPs target: the plain channel "
                   .. "groups are selected and refitted, the others skipped with a reason."})
 
 -- Refuse a bad request before any work.

@@ -79,6 +79,18 @@ function recipe.lasso_warning(conv, info)
          :format(conv, info.sweeps, info.lambda)
 end
 
+-- The latency budget's options (--latency-ms, --latency-batch), added to spec: every
+-- script that chooses widths for a measured latency takes them alike.
+function recipe.latency_options(spec)
+  spec.latency_ms = {type = "number", min = 0, exclusive_min = true, metavar = "MS",
+                     default_text = "none: --speedup",
+                     help = "target latency instead: ms per forward pass at "
+                            .. "--latency-batch, measured on this machine (automatic widths)"}
+  spec.latency_batch = {default = 64, type = "int", min = 1,
+                        help = "the batch size --latency-ms is measured at"}
+  return spec
+end
+
 -- The options of the recipes pruning to a budget (lasso_vgg16.lua, resnet.lua): how the
 -- per-layer keep fractions are found (Recipe:budget_fractions).  `ratios` names what the
 -- recipe's own fractions are.
@@ -87,13 +99,7 @@ function recipe.budget_options(spec, ratios)
                  help = "ratios: " .. ratios .. ", scaled by one factor bisected to "
                         .. "--speedup; auto: per layer, from each layer's reconstruction "
                         .. "error at every width and what each width saves (lop.widths)"}
-  spec.latency_ms = {type = "number", min = 0, exclusive_min = true, metavar = "MS",
-                     default_text = "none: --speedup",
-                     help = "target latency instead: ms per forward pass at "
-                            .. "--latency-batch, measured on this machine (automatic widths)"}
-  spec.latency_batch = {default = 64, type = "int", min = 1,
-                        help = "the batch size --latency-ms is measured at"}
-  return spec
+  return recipe.latency_options(spec)
 end
 
 local Recipe = {}
@@ -244,9 +250,13 @@ end
 function Recipe:budget_fractions(consumers, stretch)
   local o = self.opt
   if o.widths ~= "auto" and not o.latency_ms then
-    local keep, flops = self:keep_for_flops(consumers, self.before.flops / o.speedup, stretch)
+    local target = self.before.flops / o.speedup
+    local keep, flops = self:keep_for_flops(consumers, target, stretch)
     print(("keep ratios for %.2fx fewer FLOPs (%.2fx reached)"):format(o.speedup,
           self.before.flops / flops))
+    if flops > target * 1.001 then
+      print(("note: these layers alone cannot reach %.2fx fewer FLOPs"):format(o.speedup))
+    end
     return keep
   end
   print("choosing widths: sensitivity of every pruned layer, then its savings at each width")

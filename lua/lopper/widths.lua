@@ -144,15 +144,16 @@ function widths.allocate(plan, errors, costs, need)
   return counts
 end
 
--- widths.alternate_ms(nets, batch, reps) -> {ms, ...}: each net's ms per forward pass at
--- batch, the fastest of three rounds of reps passes that time the nets in turn.  This
+-- widths.alternate_ms(nets, batch, reps, rounds = 3) -> {ms, ...}: each net's ms per
+-- forward pass at batch, the fastest of `rounds` rounds of reps passes that time the
+-- nets in turn.  This
 -- 2-core machine slows down by a quarter in episodes of seconds to minutes (after a
 -- fine-tune, say): nets timed in one alternation see the same episodes, so their
 -- ratios hold where figures taken minutes apart do not.
-function widths.alternate_ms(nets, batch, reps)
+function widths.alternate_ms(nets, batch, reps, rounds)
   local best = {}
   for i = 1, #nets do best[i] = math.huge end
-  for _ = 1, 3 do
+  for _ = 1, rounds or 3 do
     for i, net in ipairs(nets) do best[i] = math.min(best[i], (net:time{batch = batch, reps = reps})) end
   end
   return best

@@ -7,8 +7,7 @@
 -- alike and evaluated again, and timed in alternation with the original.  Each target's
 -- outcome is saved the moment it is done (--record), and the plot of top-1 against
 -- measured latency as a fraction of the original's (--plot) is redrawn from all saved
--- outcomes.  Latency needs an
--- otherwise idle machine.
+-- outcomes.  Latency needs an otherwise idle machine.
 --
 --   build/lopper scripts/tools/widths_sweep.lua --model models/vgg16.lop --speedups 2,3.25,4
 local lop = require "lopper"
@@ -96,12 +95,7 @@ for text in opt.speedups:gmatch("[^,]+") do
     latency_fraction = fraction, batch = opt.batch, reps = opt.reps, images = opt.images,
     points = opt.points, seed = opt.seed})
   local auto, anet = run(w.counts, "auto")
-  t = {math.huge, math.huge, math.huge}
-  for _ = 1, 3 do   -- the three in alternation, fastest of each
-    for i, v in ipairs(lop.widths.alternate_ms({original, unet, anet}, opt.batch, opt.reps)) do
-      t[i] = math.min(t[i], v)
-    end
-  end
+  t = lop.widths.alternate_ms({original, unet, anet}, opt.batch, opt.reps, 9)
   uniform.ms, auto.ms = t[2], t[3]
   uniform.fraction, auto.fraction = t[2] / t[1], t[3] / t[1]
   local budget = fraction * t[1]   -- in ms as the original measured in this alternation
