@@ -3,8 +3,9 @@
  * against the textbook seven-loop convolution (every path: strided, padded, 1x1 without
  * im2col, grouped, depthwise, non-square, batches split into several chunks with a
  * remainder, thin stride-1 layers on the stencil kernel, one image split over
- * threads; every case also forced onto Winograd F(2x2,3x3) and F(4x4,3x3) and
- * run by conv.c's rule of which takes what), input gradients accumulating over
+ * threads, maps no larger than the kernel run tap by tap; every case also forced
+ * onto Winograd F(2x2,3x3) and F(4x4,3x3), every ungrouped case onto the tap-by-tap
+ * kernels, and run by conv.c's rule of which takes what), input gradients accumulating over
  * several consumers, gradients against finite differences, Kaiming initialisation
  * statistics, FLOP and parameter counts by hand, and attribute validation.
  */
@@ -19,6 +20,7 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "layers/conv_taps.h"
 #include "layers/conv_winograd.h"
 #include "lopper.h"
 
@@ -89,6 +91,17 @@ static const conv_case cases[] = {
      * threads. */
     {"winograd by the rule", 32, 8, 7, 33, 3, 3, 1, 1, 1, 1, 1, 1, 33},
     {"winograd by the rule, one image", 128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 0, 1},
+    /* Tap by tap (conv_taps.c) by the rule: padded, one group, a map no larger than
+     * the kernel, 16 images or more.  70 outputs on a 1x1 map are cut into 4 slices of
+     * the product, 40 inputs into 2; 150 images are chunks of 64, 64 and 22. */
+    {"taps, 2x2 map", 8, 2, 2, 20, 3, 3, 1, 1, 1, 1, 1, 1, 17},
+    {"taps, 1x1 map, channel slices", 40, 1, 1, 70, 3, 3, 1, 1, 1, 1, 1, 0, 16},
+    {"taps, stride 2 on a 3x3 map", 6, 3, 3, 9, 3, 3, 2, 2, 1, 1, 1, 1, 20},
+    {"taps, 2x5 kernel on a 1x4 map", 3, 1, 4, 5, 2, 5, 1, 1, 1, 2, 1, 1, 16},
+    {"taps, chunked", 4, 2, 2, 6, 3, 3, 1, 1, 1, 1, 1, 1, 150},
+    /* a padded 1x1 kernel: the border outputs read padding alone (im2col by the rule,
+     * every tap on padding when forced onto the taps path) */
+    {"outputs on padding only", 3, 2, 2, 4, 1, 1, 1, 1, 1, 1, 1, 1, 16},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -281,7 +294,8 @@ static void test_backward_matches_naive(void **state)
 static void test_input_gradient_accumulates_across_consumers(void **state)
 {
     (void)state;
-    static const char *const which[] = {"stride 2, pad 1", "1x1 direct", "chunked"};
+    static const char *const which[] = {"stride 2, pad 1", "1x1 direct", "chunked",
+                                        "taps, chunked"};
     for (size_t i = 0; i < sizeof which / sizeof which[0]; i++) {
         const conv_case *k = find_case(which[i]);
         lop_graph *g = lop_graph_new(9);
@@ -376,6 +390,18 @@ static void test_winograd_path_matches_naive(void **state)
     gradients_match_finite_differences(1.0);
     tol_scale = 1.0;
     lop_debug_conv_winograd(0);
+}
+
+/* Every ungrouped case forced onto the tap-by-tap kernels: exact sums in another
+ * order, so the direct paths' tolerances. */
+static void test_taps_path_matches_naive(void **state)
+{
+    lop_debug_conv_taps(1);
+    test_forward_matches_naive(state);
+    test_backward_matches_naive(state);
+    test_input_gradient_accumulates_across_consumers(state);
+    gradients_match_finite_differences(0.1);
+    lop_debug_conv_taps(-1);
 }
 
 static void test_init_is_kaiming_normal(void **state)
@@ -550,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_input_gradient_accumulates_across_consumers),
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_winograd_path_matches_naive),
+        cmocka_unit_test(test_taps_path_matches_naive),
         cmocka_unit_test(test_init_is_kaiming_normal),
         cmocka_unit_test(test_flops_and_params_by_hand),
         cmocka_unit_test(test_invalid_attributes_are_refused),

@@ -1,7 +1,8 @@
 /*
  * test_threads.c - a seed gives the same model whatever the number of threads.  A
  * small CNN covering every convolution path (im2col, the thin stencil kernel, the
- * unfolding-free 1x1 product, a strided and a grouped conv), batchnorm, ReLU, max
+ * unfolding-free 1x1 product, a strided and a grouped conv, the tap-by-tap products
+ * of a 2x2 map), batchnorm, ReLU, max
  * pooling, a residual add and a linear head is trained for a few SGD steps on 1, 2
  * and 3 threads from the same seed; the parameters must agree bit for bit, and so
  * must lop_evaluate's loss and lop_sample's statistics on the trained network.  The
@@ -34,8 +35,8 @@ static int bn_relu(lop_graph *g, const char *name, int in)
 
 /* 3x16x16 -> stencil conv 8 -> 1x1 direct conv 24 (16x16 = 256 columns) -> grouped
  * 3x3 conv 24 (3 groups) + residual add -> max pool -> im2col conv 96 (3x3) ->
- * strided conv 96 (4x4 out) -> flatten -> linear 64 (a product wide enough to be
- * cut between threads) -> linear 4.  Convolutions are followed by batchnorm and ReLU. */
+ * strided conv 96 (4x4 out) -> max pool -> conv 48 on the 2x2 map (tap by tap) ->
+ * flatten -> linear 64 (a product wide enough to be cut between threads) -> linear 4.  Convolutions are followed by batchnorm and ReLU. */
 static lop_graph *small_cnn(int *sampled)
 {
     int x;
@@ -51,8 +52,10 @@ static lop_graph *small_cnn(int *sampled)
     int p = add1(g, LOP_MAXPOOL, "pool", sum, &a);
     int big = bn_relu(g, "big", conv_k(g, "big", p, 96, 3, 1, 1));
     int down = bn_relu(g, "down", conv_k(g, "down", big, 96, 3, 2, 1));
+    int p2 = add1(g, LOP_MAXPOOL, "pool2", down, &a);
+    int tiny = bn_relu(g, "tiny", conv_k(g, "tiny", p2, 48, 3, 1, 1));
     a = lop_attrs_default();
-    int f = add1(g, LOP_FLATTEN, "flat", down, &a);
+    int f = add1(g, LOP_FLATTEN, "flat", tiny, &a);
     a.out_channels = HIDDEN;
     int hidden = add1(g, LOP_RELU, "fc1_relu", add1(g, LOP_LINEAR, "fc1", f, &a), &a);
     a.out_channels = CLASSES;

@@ -10,7 +10,8 @@
  * backward, because there the unfolding costs more than the products.  3x3 stride-1
  * layers of enough channels run on Winograd F(4x4,3x3) or F(2x2,3x3)
  * (conv_winograd.c), 4x or 2.25x fewer multiplies, where measured faster for the pass
- * (winograd_tile).
+ * (winograd_tile).  Maps no larger than the kernel's window, where most taps read
+ * padding, run tap by tap on conv_taps.c (taps_rule).
  */
 #include <limits.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 
 #include "internal.h"
 #include "layers/conv_stencil.h"
+#include "layers/conv_taps.h"
 #include "layers/conv_winograd.h"
 
 enum {
@@ -61,6 +63,7 @@ enum {
     WINO_SMALL_BATCH_MID_TILES = 16,   /* F(2x2) tiles: 7x7 and wider maps */
     WINO_SMALL_BATCH_MID_WIDE = 256,   /* channels up to which F(2x2) wins there */
     WINO_SMALL_BATCH_TINY_WIDE = 64,   /* ... and on smaller maps */
+    TAPS_MIN_BATCH = 16,
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -77,6 +80,7 @@ typedef struct conv_geom {
     int stencil;              /* stride 1, one group, thin: conv_stencil.c */
     int winograd;             /* 3x3 stride 1, one group, wide: conv_winograd.c's output
                                * tile size r (2 or 4), else 0 */
+    int taps;                 /* one group, a map no larger than the kernel: conv_taps.c */
 } conv_geom;
 
 /* lop_debug_conv_winograd's choice: 0 never, 2 or 4 that tile size on every layer it
@@ -86,6 +90,28 @@ static int winograd_mode = -1;
 void lop_debug_conv_winograd(int mode)
 {
     winograd_mode = mode == 0 || mode == 2 || mode == 4 ? mode : -1;
+}
+
+/* lop_debug_conv_taps's choice: 0 never, 1 every ungrouped layer, -1 the rule. */
+static int taps_mode = -1;
+
+void lop_debug_conv_taps(int mode)
+{
+    taps_mode = mode == 0 || mode == 1 ? mode : -1;
+}
+
+/* Whether a layer runs tap by tap (conv_taps.c): one group, padded, on a map no
+ * larger than the kernel's window, so that some taps of every output read padding,
+ * from TAPS_MIN_BATCH images.  Measured by tests/bench/bench_winograd.c's taps column
+ * (3x3 pad 1, batch 64, against the path taken otherwise; the table is in
+ * docs/performance.md, "Small maps"): on 2x2 maps forward 1.4-2.3x and backward
+ * 2-3x for 32 to 512 channels, on 3x3 maps 1.3-1.7x and 2.3-2.8x, where 4x4 maps
+ * (no larger than the window would say no) lose 0.7-0.9x; at 16 images forward
+ * ties; at 8 it loses 0.75x (the weights are packed per pass for few images). */
+static int taps_rule(const conv_geom *q, int batch)
+{
+    return q->groups == 1 && (q->ph > 0 || q->pw > 0) && q->h * q->w <= q->kh * q->kw &&
+           batch >= TAPS_MIN_BATCH;
 }
 
 /* Winograd tiles of side r covering an h x w map (the last row and column partial). */
@@ -185,6 +211,12 @@ static void geom_of(const lop_graph *g, const lop_node *n, int backward, conv_ge
                                       : winograd_mode;
     if (q->winograd)
         q->stencil = 0;
+    q->taps = taps_mode >= 0 ? taps_mode && q->groups == 1
+                             : taps_rule(q, lop_node_batch(n));
+    if (q->winograd && winograd_mode > 0)   /* forced onto Winograd */
+        q->taps = 0;
+    if (q->taps)
+        q->direct = q->stencil = q->winograd = 0;
 }
 
 /* Output size along one axis, or 0 when the kernel does not fit the padded input. */
@@ -798,6 +830,26 @@ static void winograd_forward(conv_job *j, int threads)
     }
 }
 
+/* The tap-by-tap path (conv_taps.c), forward or backward; the bias gradient here. */
+static int taps_pass(lop_graph *g, const conv_job *j, int backward)
+{
+    const conv_geom *q = &j->q;
+    lop_taps p;
+    lop_taps_plan(&p, q->c, q->h, q->w, q->o, q->kh, q->kw, q->sh, q->sw, q->ph, q->pw,
+                  j->batch);
+    float *scratch = lop_graph_scratch(g, lop_taps_scratch_floats(&p, backward));
+    if (!scratch)
+        return LOP_ENOMEM;
+    if (!backward) {
+        lop_taps_forward(&p, j->w, j->bias, j->x, j->batch, scratch, j->y);
+        return LOP_OK;
+    }
+    if (j->db)
+        add_bias_grad(j->dy, j->batch, q, j->db);
+    lop_taps_backward(&p, j->w, j->x, j->dy, j->batch, !j->overwrite, scratch, j->dx, j->dw);
+    return LOP_OK;
+}
+
 static int conv_forward(lop_graph *g, lop_node *n, int train)
 {
     conv_job j;
@@ -810,6 +862,8 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     j.y = n->out->data;
     j.dy = NULL;
     j.batch = lop_node_batch(n);
+    if (q->taps)
+        return taps_pass(g, &j, 0);
     j.nb = q->stencil ? 1 : chunk_images(q, j.batch);
     j.chunks = (j.batch + j.nb - 1) / j.nb;
     j.parts = 1;
@@ -940,6 +994,8 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.dw = n->grad[PARAM_WEIGHT]->data;
     j.db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
     j.batch = lop_node_batch(n);
+    if (j.q.taps)
+        return taps_pass(g, &j, 1);
     j.nb = chunk_images(&j.q, j.batch);
     j.chunks = (j.batch + j.nb - 1) / j.nb;
     j.parts = j.chunks < LOP_PARTS ? (int)j.chunks : LOP_PARTS;

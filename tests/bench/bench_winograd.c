@@ -1,10 +1,12 @@
 /*
  * bench_winograd.c - the measurements behind conv.c's rules for Winograd F(2x2,3x3) and
- * F(4x4,3x3): one 3x3 pad-1 convolution C -> O at batch 64 (and a small batch forward,
- * 1 unless given), each pass timed on the path conv.c would take without Winograd
- * (stencil or im2col), on F(2x2) and on F(4x4), interleaved round by round in one
+ * F(4x4,3x3) and for the tap-by-tap path on small maps: one 3x3 pad-1 convolution
+ * C -> O at batch 64 (and a small batch forward, 1 unless given), each pass timed on
+ * the path conv.c would take without either (stencil or im2col), on F(2x2), on F(4x4)
+ * and, on maps up to 4x4, tap by tap (conv_taps.c), interleaved round by round in one
  * process, on 1 and 2 threads; the fastest round of each is reported in ms, with the
- * ratios current / F(2x2) and current / F(4x4) (above 1: Winograd wins).  Backward
+ * ratios current / F(2x2), current / F(4x4) and current / taps (above 1: the other
+ * path wins).  Backward
  * (weight and input gradient together, as the layer runs them) is split by timing each
  * tile size's kernels alone on one thread.  Numbers are reported, never asserted.
  * `make build/bench_winograd && build/bench_winograd [rounds [small batch]]`.
@@ -13,10 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "layers/conv_taps.h"
 #include "layers/conv_winograd.h"
 #include "lopper.h"
 
-enum { BATCH = 64, MODES = 3 };
+enum { BATCH = 64, MODES = 4, TAPS_MAX_MAP = 4 };
 
 typedef struct shape { int c, o, map; } shape;
 
@@ -27,6 +30,9 @@ static const shape shapes[] = {
     {128, 128, 32}, {128, 128, 16}, {128, 128, 8}, {128, 128, 4}, {128, 128, 2},
     {256, 256, 16}, {256, 256, 8}, {256, 256, 4}, {256, 256, 2},
     {512, 512, 4}, {512, 512, 2},
+    /* 3x3 and 1x1 maps, and pruned VGG-16's last stage (2x2) */
+    {64, 64, 3}, {128, 128, 3}, {256, 256, 3}, {64, 64, 1}, {256, 256, 1},
+    {128, 256, 2}, {256, 128, 2}, {128, 128, 2},
     {3, 64, 32}, {32, 64, 16}, {64, 128, 16}, {128, 256, 8}, {256, 512, 4}, {128, 64, 16},
     /* the 28x28 networks' maps (vgg-small, resnet-small) */
     {16, 16, 28}, {32, 32, 28}, {32, 32, 14}, {64, 64, 14}, {64, 64, 7}, {128, 128, 7},
@@ -51,7 +57,7 @@ static lop_tensor *random_tensor(int ndim, const int *dims, unsigned seed)
     return t;
 }
 
-/* Fastest of `rounds` rounds, per mode (0 current, 1 Winograd) interleaved, of the
+/* Fastest of `rounds` rounds, per mode (current, F(2x2), F(4x4), taps) interleaved, of the
  * forward at batch 64, backward at batch 64 and forward at batch `small` (ms per
  * pass). */
 static void time_layer(const shape *s, int rounds, int small, double best[MODES][3])
@@ -80,7 +86,10 @@ static void time_layer(const shape *s, int rounds, int small, double best[MODES]
             best[m][p] = 1e30;
     for (int r = 0; r < rounds; r++)
         for (int m = 0; m < MODES; m++) {
-            lop_debug_conv_winograd(2 * m);   /* none, F(2x2), F(4x4) */
+            if (m == 3 && s->map > TAPS_MAX_MAP)
+                continue;
+            lop_debug_conv_winograd(m == 3 ? 0 : 2 * m);   /* none, F(2x2), F(4x4) */
+            lop_debug_conv_taps(m == 3);
             double t[3];
             double t0 = lop_seconds();
             for (int i = 0; i < reps; i++)
@@ -102,6 +111,7 @@ static void time_layer(const shape *s, int rounds, int small, double best[MODES]
                     best[m][p] = 1e3 * t[p];
         }
     lop_debug_conv_winograd(-1);
+    lop_debug_conv_taps(-1);
     lop_tensor_release(xt);
     lop_tensor_release(dy);
     lop_tensor_release(one);
@@ -164,17 +174,20 @@ int main(int argc, char **argv)
         if (lop_set_threads(threads) != LOP_OK)
             die("threads");
         printf("%d thread(s), batch %d, fastest of %d rounds, ms: current path, F(2x2), "
-               "F(4x4) (ratios current / F(2x2), current / F(4x4))\n", threads, BATCH, rounds);
-        printf("%-16s %-36s %-36s forward batch %-18d %s\n", "C->O map", "forward", "backward",
+               "F(4x4), taps (ratios current / each)\n", threads, BATCH, rounds);
+        printf("%-16s %-48s %-48s forward batch %-30d %s\n", "C->O map", "forward", "backward",
                small, "1-thread wgrad / dx F(2x2), F(4x4)");
         for (int i = 0; i < NSHAPES; i++) {
             const shape *s = &shapes[i];
             double best[MODES][3];
             time_layer(s, rounds, small, best);
             printf("%4d->%-4d %2dx%-2d", s->c, s->o, s->map, s->map);
-            for (int p = 0; p < 3; p++)
-                printf("  %7.3f/%7.3f/%7.3f=%4.2f/%4.2f", best[0][p], best[1][p], best[2][p],
-                       best[0][p] / best[1][p], best[0][p] / best[2][p]);
+            for (int p = 0; p < 3; p++) {
+                int taps = s->map <= TAPS_MAX_MAP;
+                printf("  %7.3f/%7.3f/%7.3f/%7.3f=%4.2f/%4.2f/%4.2f", best[0][p], best[1][p],
+                       best[2][p], taps ? best[3][p] : 0.0, best[0][p] / best[1][p],
+                       best[0][p] / best[2][p], taps ? best[0][p] / best[3][p] : 0.0);
+            }
             for (int r = 2; threads == 1 && r <= 4; r += 2) {
                 int tiles = (s->map + r - 1) / r * ((s->map + r - 1) / r);
                 int nb = (512 + tiles - 1) / tiles;
