@@ -92,7 +92,7 @@ static const conv_case cases[] = {
     {"winograd by the rule", 32, 8, 7, 33, 3, 3, 1, 1, 1, 1, 1, 1, 33},
     {"winograd by the rule, one image", 128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 0, 1},
     /* Tap by tap (conv_taps.c) by the rule: padded, one group, a map no larger than
-     * the kernel, 16 images or more.  70 outputs on a 1x1 map are cut into 4 slices of
+     * the kernel, 4 images or more.  70 outputs on a 1x1 map are cut into 4 slices of
      * the product, 40 inputs into 2; 150 images are chunks of 64, 64 and 22. */
     {"taps, 2x2 map", 8, 2, 2, 20, 3, 3, 1, 1, 1, 1, 1, 1, 17},
     {"taps, 1x1 map, channel slices", 40, 1, 1, 70, 3, 3, 1, 1, 1, 1, 1, 0, 16},

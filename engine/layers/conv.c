@@ -63,7 +63,7 @@ enum {
     WINO_SMALL_BATCH_MID_TILES = 16,   /* F(2x2) tiles: 7x7 and wider maps */
     WINO_SMALL_BATCH_MID_WIDE = 256,   /* channels up to which F(2x2) wins there */
     WINO_SMALL_BATCH_TINY_WIDE = 64,   /* ... and on smaller maps */
-    TAPS_MIN_BATCH = 16,
+    TAPS_MIN_BATCH = 4,
 };
 
 enum { PARAM_WEIGHT, PARAM_BIAS };
@@ -102,12 +102,13 @@ void lop_debug_conv_taps(int mode)
 
 /* Whether a layer runs tap by tap (conv_taps.c): one group, padded, on a map no
  * larger than the kernel's window, so that some taps of every output read padding,
- * from TAPS_MIN_BATCH images.  Measured by tests/bench/bench_winograd.c's taps column
- * (3x3 pad 1, batch 64, against the path taken otherwise; the table is in
- * docs/performance.md, "Small maps"): on 2x2 maps forward 1.4-2.3x and backward
- * 2-3x for 32 to 512 channels, on 3x3 maps 1.3-1.7x and 2.3-2.8x, where 4x4 maps
- * (no larger than the window would say no) lose 0.7-0.9x; at 16 images forward
- * ties; at 8 it loses 0.75x (the weights are packed per pass for few images). */
+ * from TAPS_MIN_BATCH images.  Measured against the path taken otherwise on 3x3
+ * pad-1 layers, one thread (tests/bench/bench_winograd.c times it; the table is in
+ * docs/performance.md, "Small maps"): at batch 64, on 2x2 maps forward 1.7-2.4x and
+ * backward 2.2-2.7x from 128 to 512 channels, on 1x1 maps 9x and 4x, on 3x3 maps
+ * 1.3-1.4x and 1.9x, where 4x4 maps (larger than the window) lose 0.7x; at 4 images
+ * 256 channels on 2x2 maps still win 1.8x / 1.5x; at 1 to 3 they tie or lose (0.4x at
+ * one image: the weights are packed again for each pass). */
 static int taps_rule(const conv_geom *q, int batch)
 {
     return q->groups == 1 && (q->ph > 0 || q->pw > 0) && q->h * q->w <= q->kh * q->kw &&

@@ -120,18 +120,22 @@ typedef struct taps_job {
     int b0, m, accumulate;
 } taps_job;
 
-/* Packed weights wp [t][o][c] = w [o][c][t], output channels [o0, o1). */
+/* Packed weights wp [t][o][c] = w [o][c][t], output channels [o0, o1): each write
+ * stream contiguous, the reads strided within one output channel's weights (a few
+ * KiB, in cache) - three times faster than the other way round. */
 static void pack_weights(void *ctx, long o0, long o1, int worker)
 {
     (void)worker;
     const taps_job *j = ctx;
     const lop_taps *p = j->p;
-    for (long oc = o0; oc < o1; oc++)
-        for (int ic = 0; ic < p->c; ic++) {
-            const float *src = j->w + ((size_t)oc * p->c + ic) * p->taps;
-            for (int t = 0; t < p->taps; t++)
-                j->wp[((size_t)t * p->o + oc) * p->c + ic] = src[t];
+    for (long oc = o0; oc < o1; oc++) {
+        const float *src = j->w + (size_t)oc * p->c * p->taps;   /* [c][taps], in cache */
+        for (int t = 0; t < p->taps; t++) {
+            float *dst = j->wp + ((size_t)t * p->o + oc) * p->c;
+            for (int ic = 0; ic < p->c; ic++)
+                dst[ic] = src[(size_t)ic * p->taps + t];
         }
+    }
 }
 
 /* dw [o][c][t] += dwp [t][o][c], output channels [o0, o1). */
@@ -140,12 +144,14 @@ static void unpack_gradient(void *ctx, long o0, long o1, int worker)
     (void)worker;
     const taps_job *j = ctx;
     const lop_taps *p = j->p;
-    for (long oc = o0; oc < o1; oc++)
-        for (int ic = 0; ic < p->c; ic++) {
-            float *dst = j->dw + ((size_t)oc * p->c + ic) * p->taps;
-            for (int t = 0; t < p->taps; t++)
-                dst[t] += j->dwp[((size_t)t * p->o + oc) * p->c + ic];
+    for (long oc = o0; oc < o1; oc++) {
+        float *dst = j->dw + (size_t)oc * p->c * p->taps;   /* [c][taps], in cache */
+        for (int t = 0; t < p->taps; t++) {
+            const float *src = j->dwp + ((size_t)t * p->o + oc) * p->c;
+            for (int ic = 0; ic < p->c; ic++)
+                dst[(size_t)ic * p->taps + t] += src[ic];
         }
+    }
 }
 
 /* Image b of m [b][ch][pos] into the position-major dst [pos][m][ch]. */
