@@ -14,6 +14,7 @@
 #include <cblas.h>
 
 #include "layers/conv_winograd_tiles.h"
+#include "layers/small_gemm.h"
 
 /* Floats from one position's matrix to the next's: n and a cache line more, so that
  * the streams a transform reads or writes at once do not fall into the same cache
@@ -191,9 +192,13 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
     int cols = m * p->tiles;
     size_t us = slab((size_t)p->o * p->c), vs = slab((size_t)p->c * cols);
     size_t ms = slab((size_t)p->o * cols);
+    int small = lop_small_gemm_suits(p->o, cols, p->c);
     for (int xi = xi0; xi < xi1; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->o, cols, p->c, 1.0f,
-                    u + xi * us, p->c, v + xi * vs, cols, 0.0f, mm + xi * ms, cols);
+        if (small)
+            lop_small_gemm(p->o, cols, p->c, u + xi * us, v + xi * vs, cols, mm + xi * ms, cols);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->o, cols, p->c, 1.0f,
+                        u + xi * us, p->c, v + xi * vs, cols, 0.0f, mm + xi * ms, cols);
 }
 
 /* Output channels [o0, o1) of m images: a strip row's outputs at a time into work,

@@ -1,0 +1,19 @@
+/*
+ * small_gemm.h - C = A B for products too small for BLAS to be worth calling: the
+ * Winograd products of thin layers (16 x 16 weights times 16 x 128 tiles, one such
+ * product per tile position), where OpenBLAS spent more of each call zeroing C
+ * (sgemm_beta), packing the operands and dispatching than multiplying.
+ */
+#ifndef LOPPER_SMALL_GEMM_H
+#define LOPPER_SMALL_GEMM_H
+
+/* Whether an m x k times k x n product is small enough for lop_small_gemm to beat
+ * cblas_sgemm (measured on the Winograd products, docs/performance.md "Winograd"). */
+int lop_small_gemm_suits(int m, int n, int k);
+
+/* c (m x n, row pitch ldc) = a (m x k, row pitch k) b (k x n, row pitch ldb), row-major,
+ * each entry summed over k in order. */
+void lop_small_gemm(int m, int n, int k, const float *a, const float *b, int ldb, float *c,
+                    int ldc);
+
+#endif
