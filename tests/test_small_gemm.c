@@ -24,7 +24,8 @@ static float value(uint32_t *s)
 static void check(int m, int n, int k, int ldb, int ldc)
 {
     uint32_t seed = (uint32_t)(m * 131 + n * 17 + k);
-    float *a = malloc(sizeof *a * (size_t)(m * k + 1)), *b = malloc(sizeof *b * (size_t)(k * ldb + 1));
+    float *a = malloc(sizeof *a * (size_t)(m * k + 1));
+    float *b = malloc(sizeof *b * (size_t)(k * ldb + 1));
     float *c = malloc(sizeof *c * (size_t)m * ldc);
     assert_true(a && b && c);
     for (int i = 0; i < m * k; i++)

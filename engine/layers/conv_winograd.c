@@ -195,7 +195,8 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
     int small = lop_small_gemm_suits(p->o, cols, p->c);
     for (int xi = xi0; xi < xi1; xi++)
         if (small)
-            lop_small_gemm(p->o, cols, p->c, u + xi * us, v + xi * vs, cols, mm + xi * ms, cols);
+            lop_small_gemm(p->o, cols, p->c, u + xi * us, v + xi * vs, cols, mm + xi * ms,
+                           cols);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->o, cols, p->c, 1.0f,
                         u + xi * us, p->c, v + xi * vs, cols, 0.0f, mm + xi * ms, cols);
