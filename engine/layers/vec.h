@@ -12,6 +12,8 @@
 #ifndef LOPPER_VEC_H
 #define LOPPER_VEC_H
 
+#include <stddef.h>
+
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
