@@ -6,9 +6,9 @@
 -- network's speed depends only on its layer widths, not its weights.  So each distinct
 -- pruned shape is made again cheaply: the row's own recipe command (from
 -- docs/results/NAME.lua) with no fine-tuning, on a small subset of the data - the keep
--- counts come from the command's options, not from the data; the generic recipe's
--- automatic widths do come from the data, so its rows keep their calibration images
--- (a few minutes each, once) - and the result must
+-- counts come from the command's options, not from the data; automatic widths (the
+-- generic recipe's, and any recipe's --widths auto) do come from the data, so those
+-- rows keep their calibration images (a few minutes each, once) - and the result must
 -- have exactly the row's recorded "after" parameters and FLOPs, or the bench stops.
 -- Every convolution's width is checked against the row's plot
 -- (docs/results/NAME.widths.svg) too.  Rows with the same parameters, FLOPs and plotted
@@ -35,6 +35,9 @@ local QUICK = "--finetune 0 --final 0 --train_size 500 --test_size 100 --images 
 -- The generic recipe (scripts/prune.lua) may choose its widths from the data (--widths
 -- auto), so it keeps its calibration as recorded and drops only the fine-tuning.
 local QUICK_PRUNE = "--epochs 0 --step_epochs 0 --reps 1 --no-progress"
+-- A paper recipe with --widths auto chooses them from the original's statistics on its
+-- calibration images, before any fine-tuning: those stay as recorded.
+local QUICK_AUTO = "--finetune 0 --final 0 --test_size 100 --reps 1 --no-progress"
 
 io.stdout:setvbuf("line")
 
@@ -129,7 +132,8 @@ end
 local function recreate(s)
   if exists(s.path) then return check(s, lop.load(s.path)) end
   local cmd = s.recipe.command:gsub("%-%-out %S+", "")
-  local quick = cmd:match("scripts/prune%.lua") and QUICK_PRUNE or QUICK
+  local quick = cmd:match("scripts/prune%.lua") and QUICK_PRUNE
+                or cmd:match("%-%-widths auto") and QUICK_AUTO or QUICK
   cmd = ("%s %s --out '%s' > '%s.log' 2>&1"):format(cmd, quick, s.path, s.path)
   print(("recreating %s's shape: %s"):format(s.recipe.name, cmd))
   if os.execute(cmd) ~= true then
