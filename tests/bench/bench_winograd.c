@@ -6,10 +6,10 @@
  * and, on maps up to 4x4, tap by tap (conv_taps.c), interleaved round by round in one
  * process, on 1 and 2 threads; the fastest round of each is reported in ms, with the
  * ratios current / F(2x2), current / F(4x4) and current / taps (above 1: the other
- * path wins).  Backward
+ * path wins).  A third argument times only the maps up to that size.  Backward
  * (weight and input gradient together, as the layer runs them) is split by timing each
  * tile size's kernels alone on one thread.  Numbers are reported, never asserted.
- * `make build/bench_winograd && build/bench_winograd [rounds [small batch]]`.
+ * `make build/bench_winograd && build/bench_winograd [rounds [small batch [largest map]]]`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,8 +166,10 @@ static void split_backward(const shape *s, int r, int nb, double *wgrad, double 
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 3, small = argc > 2 ? atoi(argv[2]) : 1;
-    if (rounds < 1 || small < 1 || small > BATCH) {
-        fprintf(stderr, "usage: bench_winograd [rounds [small batch, 1..%d]]\n", BATCH);
+    int largest = argc > 3 ? atoi(argv[3]) : 1 << 30;
+    if (rounds < 1 || small < 1 || small > BATCH || largest < 1) {
+        fprintf(stderr, "usage: bench_winograd [rounds [small batch, 1..%d [largest map]]]\n",
+                BATCH);
         return 1;
     }
     for (int threads = 2; threads >= 1; threads--) {
@@ -179,6 +181,8 @@ int main(int argc, char **argv)
                small, "1-thread wgrad / dx F(2x2), F(4x4)");
         for (int i = 0; i < NSHAPES; i++) {
             const shape *s = &shapes[i];
+            if (s->map > largest)
+                continue;
             double best[MODES][3];
             time_layer(s, rounds, small, best);
             printf("%4d->%-4d %2dx%-2d", s->c, s->o, s->map, s->map);
