@@ -8,7 +8,8 @@
  * product is a plain BLAS call: the input and output are copied position-major
  * ([position][image][channel]) and the weights packed tap-major ([tap][o][c]).
  * Measured on one 256 -> 256 layer on a 2x2 map at batch 64 (one thread, AVX2):
- * forward 1.4x and backward 2.7x faster than the im2col and Winograd paths.
+ * forward 1.3x and backward 2.3x faster than the faster of the im2col and Winograd
+ * paths (tests/bench/bench_winograd.c; docs/performance.md, "Small maps").
  */
 #include <string.h>
 
