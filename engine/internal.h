@@ -43,6 +43,15 @@ int lop_parallel_threads(void);
  * partial result, and the parts are added in part order on one thread. */
 #define LOP_PARTS 8
 
+/* Slice `slice` of `count` of n items (channels, positions): [*lo, *hi), cut at
+ * multiples of `align` (the last slice takes the rest) - how a product is cut into
+ * jobs by its shape alone. */
+static inline void lop_slice_of(int n, long slice, int count, int align, int *lo, int *hi)
+{
+    *lo = (int)((long)n * slice / count) / align * align;
+    *hi = slice + 1 == count ? n : (int)((long)n * (slice + 1) / count) / align * align;
+}
+
 /* Solve (A + ridge * mean(diag A) * I) X = B for a symmetric positive semi-definite
  * A (n x n), B and X n x k, all row-major doubles; the ridge grows (x100, up to six
  * times) until the Cholesky factorisation succeeds. */

@@ -702,14 +702,6 @@ static int row_slices(const conv_geom *q, long chunks, int nb)
     return slices < 1 ? 1 : slices > MIN_CHUNKS ? MIN_CHUNKS : slices;
 }
 
-/* Slice `slice` of `count` of n: [*lo, *hi), cut at multiples of `align` (the last
- * slice takes the rest). */
-static void slice_of(int n, long slice, int count, int align, int *lo, int *hi)
-{
-    *lo = (int)((long)n * slice / count) / align * align;
-    *hi = slice + 1 == count ? n : (int)((long)n * (slice + 1) / count) / align * align;
-}
-
 /* Slices [first, last) of the products of the chunk j->src unfolds (images j->b0 ..
  * j->b0 + j->m - 1): a range of output positions of a single image, or a range of
  * output channels [o0, o1). */
@@ -723,7 +715,7 @@ static void forward_slices(void *ctx, long first, long last, int worker)
     for (long slice = first; slice < last; slice++) {
         if (slice_by_columns(q, j->m)) {
             int p0, p1;
-            slice_of(ncols, slice, j->slices, COLUMN_ALIGN, &p0, &p1);
+            lop_slice_of(ncols, slice, j->slices, COLUMN_ALIGN, &p0, &p1);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q->o, p1 - p0, q->k, 1.0f,
                         j->w, q->k, j->src + p0, ncols, 0.0f, yb + p0, ncols);
             for (int oc = 0; j->bias && oc < q->o; oc++)
@@ -732,7 +724,7 @@ static void forward_slices(void *ctx, long first, long last, int worker)
             continue;
         }
         int o0, o1;
-        slice_of(q->o, slice, j->slices, 1, &o0, &o1);
+        lop_slice_of(q->o, slice, j->slices, 1, &o0, &o1);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o1 - o0, ncols, q->k, 1.0f,
                     j->w + (size_t)o0 * q->k, q->k, j->src, ncols, 0.0f,
                     dst + (size_t)o0 * ncols, ncols);

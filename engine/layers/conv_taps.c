@@ -108,13 +108,6 @@ static long grain_of(size_t floats)
     return grain < 1 ? 1 : (long)grain;
 }
 
-/* Slice s of `count` of n channels: [*lo, *hi). */
-static void slice_of(int n, int s, int count, int *lo, int *hi)
-{
-    *lo = (int)((long)n * s / count);
-    *hi = (int)((long)n * (s + 1) / count);
-}
-
 /* What the jobs share: the pass's operands, the current chunk (m images from b0) and
  * the position-major copies in the scratch. */
 typedef struct taps_job {
@@ -209,7 +202,7 @@ static void forward_products(void *ctx, long first, long last, int worker)
     const lop_taps *p = j->p;
     for (long job = first; job < last; job++) {
         int out = (int)(job / p->oslices), o0, o1;
-        slice_of(p->o, (int)(job % p->oslices), p->oslices, &o0, &o1);
+        lop_slice_of(p->o, job % p->oslices, p->oslices, 1, &o0, &o1);
         float *y = j->yt + (size_t)out * j->m * p->o + o0;
         float beta = 0.0f;
         for (int in = 0; in < p->hw; in++) {
@@ -267,7 +260,7 @@ static void input_gradient(const taps_job *j, long job)
 {
     const lop_taps *p = j->p;
     int in = (int)(job / p->cslices), c0, c1;
-    slice_of(p->c, (int)(job % p->cslices), p->cslices, &c0, &c1);
+    lop_slice_of(p->c, job % p->cslices, p->cslices, 1, &c0, &c1);
     float *dx = j->dxt + (size_t)in * j->m * p->c + c0;
     float beta = 0.0f;
     for (int out = 0; out < p->hwo; out++) {
@@ -289,7 +282,7 @@ static void weight_gradient(const taps_job *j, long job)
 {
     const lop_taps *p = j->p;
     int t = (int)(job / p->oslices), o0, o1;
-    slice_of(p->o, (int)(job % p->oslices), p->oslices, &o0, &o1);
+    lop_slice_of(p->o, job % p->oslices, p->oslices, 1, &o0, &o1);
     for (int out = 0; out < p->hwo; out++) {
         int in = input_of(p, out, t);
         if (in < 0)
