@@ -86,6 +86,9 @@ typedef struct lop_node {
     lop_tensor *dout;                  /* gradient w.r.t. out, same shape */
     int dout_written;                  /* dout holds a value in this backward pass */
     lop_tensor *saved[LOP_MAX_SAVED];  /* layer-private (BN batch stats, pool argmax, ...) */
+    /* During an evaluation pass that fuses this node with the ones after it
+     * (graph/fusion.c): what to apply as it stores its output, and where; else NULL. */
+    const struct lop_epilogue *epilogue;
 } lop_node;
 
 struct lop_graph {
@@ -95,6 +98,7 @@ struct lop_graph {
     uint64_t generation;
     int trained_forward;               /* last forward was train mode (backward ok) */
     lop_tensor *workspace;             /* shared scratch, grown on demand */
+    lop_tensor *affine;                /* a fused batchnorm's scale and shift */
 };
 
 static inline lop_node *lop_input_node(const lop_graph *g, const lop_node *n, int k)
@@ -162,11 +166,39 @@ void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift)
 /* The same in double: what folding a batchnorm into a convolution computes with. */
 void lop_batchnorm_affine_double(const lop_node *bn, int c, double *scale, double *shift);
 
+/* What a node fused with the nodes after it (graph/fusion.c) applies to each output
+ * value v of channel c as it stores it, into y (the last fused node's output):
+ * y = min(max(v * mul[c] + add[c], lo), hi).  A convolution's v is its sum without
+ * bias (the bias is in add); a batchnorm's and an add's v is their own result, for
+ * which mul and add are NULL. */
+typedef struct lop_epilogue {
+    const float *mul;    /* per channel, or NULL for 1 */
+    const float *add;    /* per channel, or NULL for 0 */
+    float lo, hi;        /* -INFINITY and INFINITY: no clamp */
+    float *y;
+} lop_epilogue;
+
+/* v clamped as e says (the multiply-add is the caller's). */
+static inline float lop_epilogue_clamp(const lop_epilogue *e, float v)
+{
+    v = v > e->lo ? v : e->lo;
+    return v < e->hi ? v : e->hi;
+}
+
 /* Scratch memory shared by all layers of a graph: at least count floats, valid
  * until the next call. */
 float *lop_graph_scratch(lop_graph *g, size_t count);
 
 /* ---- graph: rebuilding and timing (engine/graph/) ------------------------------- */
+
+/* An evaluation pass's fusion (graph/fusion.c).  lop_fusion_plan marks in fused[i]
+ * the chains nodes [0, g->n) run as: LOP_FUSED_SELF (node i runs alone),
+ * LOP_FUSED_AWAY (a node before it writes its output) or the id of the chain's last
+ * node (node i heads a chain).  fused holds g->n ints.  lop_fusion_epilogue fills e for
+ * the chain node `head` heads, its output allocated for `batch` images. */
+enum { LOP_FUSED_SELF = -1, LOP_FUSED_AWAY = -2 };
+int lop_fusion_plan(const lop_graph *g, int *fused);
+int lop_fusion_epilogue(lop_graph *g, int head, int tail, int batch, lop_epilogue *e);
 
 /* A new graph *out holding copies of g's nodes [0, upto) (parameter values and
  * masks included) and g's random state - the start of a rebuilt g; on failure *out is

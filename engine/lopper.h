@@ -223,7 +223,12 @@ const char *lop_node_param_name(const lop_graph *g, int id, int k);
 lop_tensor *lop_node_param(const lop_graph *g, int id, int k);
 lop_tensor *lop_node_grad(const lop_graph *g, int id, int k);     /* NULL if frozen */
 int lop_node_find_param(const lop_graph *g, int id, const char *name);  /* k or -1 */
-/* The node's activation from the last forward (NULL before one), batch first. */
+/* The node's activation from the last forward (NULL before one), batch first.  An
+ * evaluation pass (lop_graph_forward with train=0) fuses chains and does not write
+ * the activations inside them: a conv2d read only by a batchnorm or relu / relu6, a
+ * batchnorm between such a conv2d and a relu / relu6, and a batchnorm or add read
+ * only by a relu / relu6 keep what an earlier pass left; the chain's last node holds
+ * its values.  A training pass writes every node's. */
 lop_tensor *lop_node_output(const lop_graph *g, int id);
 
 /* Counts: number of parameter values; FLOPs of one sample's forward pass. */
@@ -233,7 +238,10 @@ size_t lop_graph_params(const lop_graph *g);
 double lop_graph_flops(const lop_graph *g);
 
 /* Run the graph on x ([B, per-sample input shape]).  train=1 uses batch statistics
- * in batchnorm (and updates running statistics) and applies dropout. */
+ * in batchnorm (and updates running statistics) and applies dropout.  train=0 runs
+ * each convolution with the batchnorm and relu after it (and a batchnorm or add with
+ * the relu after it) as one step, one memory pass instead of three
+ * (lop_node_output says which activations that leaves unwritten). */
 int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train);
 lop_tensor *lop_graph_output(const lop_graph *g);
 /* Back-propagate dout (same shape as the output) after a training forward;
@@ -244,8 +252,8 @@ void lop_graph_zero_grad(lop_graph *g);
 lop_tensor *lop_graph_input_grad(const lop_graph *g);
 
 /* Wall time of the fastest of `reps` forward passes (eval mode) at batch size `batch`,
- * per node (node_ms[i], may be NULL; each node's fastest pass) and in total, in
- * milliseconds. */
+ * per node (node_ms[i], may be NULL; each node's fastest pass; 0 for a node fused into
+ * the one heading its chain, whose time includes it) and in total, in milliseconds. */
 int lop_graph_time(lop_graph *g, int batch, int reps, double *node_ms, double *total_ms);
 
 /* Wall time of the fastest of `reps` training steps at batch size `batch` (forward in

@@ -12,6 +12,31 @@
 #include "gradcheck.h"
 #include "graph_build.h"
 
+void fill_param(lop_graph *g, int id, const char *param, double lo, double hi, lop_rng *r)
+{
+    int k = lop_node_find_param(g, id, param);
+    assert_true(k >= 0);
+    lop_tensor *t = lop_node_param(g, id, k);
+    for (size_t i = 0; i < t->numel; i++)
+        t->data[i] = (float)(lo + (hi - lo) * lop_rng_uniform(r));
+}
+
+void batchnorm_terms(lop_graph *g, int bn, lop_rng *r)
+{
+    fill_param(g, bn, "weight", 0.5, 1.5, r);
+    fill_param(g, bn, "bias", -0.5, 0.5, r);
+    fill_param(g, bn, "running_mean", -0.3, 0.3, r);
+    fill_param(g, bn, "running_var", 0.3, 2.0, r);
+}
+
+lop_tensor *random_maps(int batch, int c, int h, int w, uint64_t seed)
+{
+    int shape[4] = {batch, c, h, w};
+    lop_tensor *x = gradcheck_random(4, shape, seed);
+    assert_non_null(x);
+    return x;
+}
+
 lop_dataset random_images(int n, int c, int h, int w, uint64_t seed)
 {
     int shape[4] = {n, c, h, w};

@@ -22,6 +22,16 @@ int conv(lop_graph *g, const char *name, int in, int cout, int bias);
  * groups; returns its id. */
 int conv_k(lop_graph *g, const char *name, int in, int cout, int k, int stride, int groups);
 
+/* Every value of node id's parameter `param` uniform in [lo, hi). */
+void fill_param(lop_graph *g, int id, const char *param, double lo, double hi, lop_rng *r);
+
+/* Batchnorm bn's gamma, beta and running statistics drawn away from the identity:
+ * gamma in [0.5, 1.5), beta in [-0.5, 0.5), mean in [-0.3, 0.3), variance in [0.3, 2). */
+void batchnorm_terms(lop_graph *g, int bn, lop_rng *r);
+
+/* A batch of random maps [batch, c, h, w] (uniform in [-1, 1), seeded). */
+lop_tensor *random_maps(int batch, int c, int h, int w, uint64_t seed);
+
 /* n random images of c x h x w (uniform in [-1, 1), seeded), every label 0 of 10. */
 lop_dataset random_images(int n, int c, int h, int w, uint64_t seed);
 

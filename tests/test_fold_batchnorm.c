@@ -26,24 +26,6 @@ static const char *const before_names[] = {"x", "c1", "bn1", "r1", "c2", "bn2", 
 static const char *const after_names[] = {"x", "c1", "r1", "c2", "c3", "bn3", "r3", "add3",
                                           "mp", "bn4", "gap", "fc"};
 
-/* Every parameter of node id uniform in [lo, hi). */
-static void fill(lop_graph *g, int id, const char *param, double lo, double hi, lop_rng *r)
-{
-    int k = lop_node_find_param(g, id, param);
-    assert_true(k >= 0);
-    lop_tensor *t = lop_node_param(g, id, k);
-    for (size_t i = 0; i < t->numel; i++)
-        t->data[i] = (float)(lo + (hi - lo) * lop_rng_uniform(r));
-}
-
-static void batchnorm_terms(lop_graph *g, int bn, lop_rng *r)
-{
-    fill(g, bn, "weight", 0.5, 1.5, r);
-    fill(g, bn, "bias", -0.5, 0.5, r);
-    fill(g, bn, "running_mean", -0.3, 0.3, r);
-    fill(g, bn, "running_var", 0.3, 2.0, r);
-}
-
 /* x [3, 8, 8] -> c1 (no bias) -> bn1 -> r1 -> c2 (2 groups, bias) -> bn2 -> c3 -> bn3
  * and r3, both reading c3 -> add3 -> mp -> bn4 -> gap -> fc. */
 static lop_graph *make_graph(void)
@@ -73,8 +55,8 @@ static lop_graph *make_graph(void)
     int bns[4] = {bn1, bn2, bn3, bn4};
     for (int i = 0; i < 4; i++)
         batchnorm_terms(g, bns[i], &r);
-    fill(g, c2, "bias", -0.5, 0.5, &r);
-    fill(g, c3, "bias", -0.5, 0.5, &r);
+    fill_param(g, c2, "bias", -0.5, 0.5, &r);
+    fill_param(g, c3, "bias", -0.5, 0.5, &r);
     return g;
 }
 

@@ -30,14 +30,6 @@ static int pick(lop_graph *g, const char *name, int in, int k, const float *inde
     return id;
 }
 
-static lop_tensor *input(int batch, int c, int h, int w, uint64_t seed)
-{
-    int shape[4] = {batch, c, h, w};
-    lop_tensor *x = gradcheck_random(4, shape, seed);
-    assert_non_null(x);
-    return x;
-}
-
 static void test_forward_is_a_gather(void **state)
 {
     (void)state;
@@ -45,7 +37,7 @@ static void test_forward_is_a_gather(void **state)
     lop_graph *g = new_graph(3, 4, 2, 3, &x);
     const float index[5] = {2, 0, 3, 3, 1};
     pick(g, "p", x, 5, index);
-    lop_tensor *in = input(2, 4, 2, 3, 5);
+    lop_tensor *in = random_maps(2, 4, 2, 3, 5);
     assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
     const lop_tensor *out = lop_graph_output(g);
     assert_int_equal(out->shape[1], 5);
@@ -65,7 +57,7 @@ static void test_forward_is_a_gather(void **state)
  * (at 0.01, roundoff reaches 3% on a small weight gradient). */
 static void check_poisoned(lop_graph *g, uint64_t seed)
 {
-    lop_tensor *in = input(2, 3, 4, 4, seed);
+    lop_tensor *in = random_maps(2, 3, 4, 4, seed);
     assert_int_equal(gradcheck_poisoned(g, in, 98), 1);
     double worst = gradcheck_graph(g, in, 1, 0.1, 99);
     assert_true(worst >= 0 && worst < 1e-2);
@@ -112,7 +104,7 @@ static void test_bad_index_is_an_error(void **state)
     lop_graph *g = new_graph(3, 3, 2, 2, &x);
     const float index[2] = {0, 1};
     int p = pick(g, "p", x, 2, index);
-    lop_tensor *in = input(1, 3, 2, 2, 1);
+    lop_tensor *in = random_maps(1, 3, 2, 2, 1);
     const float bad[] = {3, -1, 0.5f, NAN};
     for (int i = 0; i < 4; i++) {
         lop_node_param(g, p, 0)->data[1] = bad[i];
@@ -163,7 +155,7 @@ static void test_insert_pick_then_prune(void **state)
     (void)state;
     int b;
     lop_graph *g = block(&b);
-    lop_tensor *in = input(2, 3, 5, 5, 4);
+    lop_tensor *in = random_maps(2, 3, 5, 5, 4);
     lop_tensor *before = forward_copy(g, in);
     int n = lop_graph_size(g), p;
 

@@ -42,8 +42,8 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "internal.h"
 #include "layers/conv_winograd.h"
-#include "lopper.h"
 
 #define C_BOUND_F2 4.0
 #define C_BOUND_F4 40.0
@@ -157,6 +157,33 @@ static float *scratch_for(size_t floats)
     return s;
 }
 
+/* An epilogue as a fused batchnorm and relu6 give it, against the naive sums ref of
+ * the convolution without bias: y = min(max(ref * mul + add, 0), 6). */
+static void check_epilogue(const wcase *k, const lop_wino *p, const float *u, const float *x,
+                           const double *ref, const double *sums, float *scratch)
+{
+    size_t hw = (size_t)p->ho * p->wo, ny = (size_t)k->batch * k->o * hw;
+    float *mul = uniform((size_t)k->o, 5), *add = uniform((size_t)k->o, 6);
+    float *y = malloc(ny * sizeof *y);
+    double *want = malloc(ny * sizeof *want);
+    assert_true(mul && add && y && want);
+    for (int oc = 0; oc < k->o; oc++)
+        mul[oc] = 2.0f * mul[oc] + 1.0f;   /* 1 +- 2 */
+    lop_epilogue e = {mul, add, 0.0f, 6.0f, y};
+    lop_wino_chunk(p, u, x, k->batch, &e, 0, scratch, y);
+    for (size_t i = 0; i < ny; i++) {
+        int oc = (int)(i / hw % (size_t)k->o);
+        double v = ref[i] * mul[oc] + add[oc];
+        want[i] = v < 0 ? 0 : v > 6 ? 6 : v;
+    }
+    double *scaled = malloc(ny * sizeof *scaled);
+    assert_non_null(scaled);
+    for (size_t i = 0; i < ny; i++)   /* the bound grows with |mul| (at most 3) */
+        scaled[i] = 3.0 * sums[i] + 1.0;
+    assert_bounded(y, NULL, want, scaled, ny, k->what, "y through an epilogue");
+    free(mul), free(add), free(y), free(want), free(scaled);
+}
+
 /* Floats of case k's input, weights and output. */
 static void sizes(const wcase *k, size_t *nx, size_t *nw, size_t *ny)
 {
@@ -197,12 +224,14 @@ static void forward_case(const wcase *k, int ci)
     /* packed in two ranges of output channels */
     lop_wino_pack(&p, w, 0, 0, k->o / 2, u);
     lop_wino_pack(&p, w, 0, k->o / 2, k->o, u);
-    lop_wino_chunk(&p, u, x, k->batch, bias, 0, scratch, y);
+    lop_epilogue biased = {NULL, bias, -INFINITY, INFINITY, y};
+    lop_wino_chunk(&p, u, x, k->batch, &biased, 0, scratch, y);
     naive(k, x, w, bias, NULL, ref, sums, NULL, NULL, NULL, NULL);
     assert_bounded(y, NULL, ref, sums, ny, k->what, "y");
 
     memcpy(y1, y, ny * sizeof *y);
     naive(k, x, w, NULL, NULL, ref, sums, NULL, NULL, NULL, NULL);
+    check_epilogue(k, &p, u, x, ref, sums, scratch);
     size_t xs = (size_t)k->c * k->h * k->w, ys = (size_t)k->o * p.ho * p.wo;
     for (int b = 0; b < k->batch; b++) {
         float *work2 = scratch_for(lop_wino_work_floats(&p));

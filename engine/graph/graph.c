@@ -65,6 +65,7 @@ void lop_graph_free(lop_graph *g)
         node_free(g->nodes[i]);
     lop_free(g->nodes);
     lop_tensor_release(g->workspace);
+    lop_tensor_release(g->affine);
     lop_free(g);
 }
 
@@ -332,9 +333,27 @@ static int batch_shape(const lop_node *n, int batch, int *shape)
     return n->ndim + 1;
 }
 
-/* Nodes 0..last forward; the rest keep what an earlier pass left. */
+/* One node's forward: alone, or heading the chain fused[i] ends (fused may be NULL). */
+static int forward_node(lop_graph *g, int i, int train, const int *fused)
+{
+    lop_node *n = g->nodes[i];
+    if (!fused || fused[i] == LOP_FUSED_SELF)
+        return lop_layer_ops_of(n->kind)->forward(g, n, train);
+    lop_epilogue e;
+    int st = lop_fusion_epilogue(g, i, fused[i], lop_node_batch(n), &e);
+    if (st != LOP_OK)
+        return st;
+    n->epilogue = &e;
+    st = lop_layer_ops_of(n->kind)->forward(g, n, train);
+    n->epilogue = NULL;
+    return st;
+}
+
+/* Nodes 0..last forward; the rest keep what an earlier pass left.  With fuse (an
+ * evaluation pass of the whole graph), chains of nodes run fused (fusion.c), and the
+ * outputs of the nodes before each chain's last are not written. */
 static int forward_through(lop_graph *g, const lop_tensor *x, int train, int last,
-                           double *node_seconds)
+                           int fuse, double *node_seconds)
 {
     if (g->n < 2)
         return lop_fail(LOP_ESTATE, "the graph needs an input and at least one layer");
@@ -352,31 +371,45 @@ static int forward_through(lop_graph *g, const lop_tensor *x, int train, int las
     }
     int batch = x->shape[0];
     int shape[LOP_MAX_DIMS];
+    int *fused = NULL;
+    if (fuse) {
+        fused = lop_malloc((size_t)g->n * sizeof *fused);
+        if (!fused || lop_fusion_plan(g, fused) != LOP_OK) {
+            lop_free(fused);
+            return LOP_ENOMEM;
+        }
+    }
     g->trained_forward = 0;
-    for (int i = 0; i <= last; i++) {
+    int st = LOP_OK;
+    for (int i = 0; st == LOP_OK && i <= last; i++) {
         lop_node *n = g->nodes[i];
         int nd = batch_shape(n, batch, shape);
-        int st = lop_tensor_ensure(&n->out, nd, shape);
-        if (st != LOP_OK)
-            return st;
+        if ((st = lop_tensor_ensure(&n->out, nd, shape)) != LOP_OK)
+            break;
         if (i == 0) {
             memcpy(n->out->data, x->data, x->numel * sizeof(float));
             continue;
         }
+        if (fused && fused[i] == LOP_FUSED_AWAY) {   /* an earlier node wrote it */
+            if (node_seconds)
+                node_seconds[i] = 0;
+            continue;
+        }
         double t0 = node_seconds ? lop_seconds() : 0;
-        st = lop_layer_ops_of(n->kind)->forward(g, n, train);
-        if (st != LOP_OK)
-            return st;
+        st = forward_node(g, i, train, fused);
         if (node_seconds)
             node_seconds[i] = lop_seconds() - t0;
     }
+    lop_free(fused);
+    if (st != LOP_OK)
+        return st;
     g->trained_forward = train && last == g->n - 1;
     return LOP_OK;
 }
 
 int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds)
 {
-    return forward_through(g, x, train, g->n - 1, node_seconds);
+    return forward_through(g, x, train, g->n - 1, !train, node_seconds);
 }
 
 int lop_graph_forward_until(lop_graph *g, const lop_tensor *x, int last)
@@ -384,7 +417,7 @@ int lop_graph_forward_until(lop_graph *g, const lop_tensor *x, int last)
     if (last < 0 || last >= g->n)
         return lop_fail(LOP_EINVAL, "forward: node %d is not in the graph (%d nodes)", last,
                         g->n);
-    return forward_through(g, x, 0, last, NULL);
+    return forward_through(g, x, 0, last, 0, NULL);
 }
 
 int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train)

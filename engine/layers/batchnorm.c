@@ -197,8 +197,12 @@ static void forward_channels(void *ctx, long c0, long c1, int worker)
             size_t off = ((size_t)b * j->nc + c) * s;
             const float *xp = j->x + off;
             float *yp = j->y + off;
-            for (size_t i = 0; i < s; i++)
-                yp[i] = (xp[i] - mean) * scale + bc;
+            if (n->epilogue)   /* fused with the activation after it */
+                for (size_t i = 0; i < s; i++)
+                    yp[i] = lop_epilogue_clamp(n->epilogue, (xp[i] - mean) * scale + bc);
+            else
+                for (size_t i = 0; i < s; i++)
+                    yp[i] = (xp[i] - mean) * scale + bc;
         }
     }
 }
@@ -208,7 +212,7 @@ static int bn_forward(lop_graph *g, lop_node *n, int train)
     bn_job j = {
         .n = n,
         .x = lop_input_node(g, n, 0)->out->data,
-        .y = n->out->data,
+        .y = n->epilogue ? n->epilogue->y : n->out->data,
         .nb = lop_node_batch(n),
         .nc = n->dims[0],
         .train = train,

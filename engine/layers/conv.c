@@ -11,7 +11,9 @@
  * layers of enough channels run on Winograd F(4x4,3x3) or F(2x2,3x3)
  * (conv_winograd.c), 4x or 2.25x fewer multiplies, where measured faster for the pass
  * (winograd_tile).  Maps no larger than the kernel's window, where most taps read
- * padding, run tap by tap on conv_taps.c (taps_rule).
+ * padding, run tap by tap on conv_taps.c (taps_rule).  Every path stores its outputs
+ * through an epilogue (internal.h): the bias, or in an evaluation pass the batchnorm
+ * and activation fused with the layer (graph/fusion.c).
  */
 #include <limits.h>
 #include <math.h>
@@ -507,7 +509,8 @@ typedef struct conv_scratch {
 /* What the worker threads share: the layer's tensors and how they are chunked. */
 typedef struct conv_job {
     conv_geom q;
-    const float *x, *w, *bias, *dy;
+    const float *x, *w, *dy;
+    const lop_epilogue *ep;   /* forward: how the outputs are stored */
     float *y, *dx, *dw, *db;
     int batch, nb;
     /* Backward: the chunks are cut into `parts` runs of consecutive chunks (by shapes
@@ -606,20 +609,55 @@ static void add_bias_grad(const float *dy, int m, const conv_geom *q, float *db)
     }
 }
 
-/* Product rows [O, m * HW'] -> m images [O, HW'] plus bias (bias may be NULL), for
- * output channels [o0, o1).  With m == 1 the layouts coincide and rows may be y. */
-static void rows_to_images(const float *rows, int m, const conv_geom *q, const float *bias,
+/* Whether e stores the sums as they are. */
+static int epilogue_idle(const lop_epilogue *e)
+{
+    return !e->mul && !e->add && e->lo == -INFINITY && e->hi == INFINITY;
+}
+
+/* Whether e adds a bias (or nothing) and no more: what the stencil and tap-by-tap
+ * kernels do as they store. */
+static int epilogue_bias_only(const lop_epilogue *e)
+{
+    return !e->mul && e->lo == -INFINITY && e->hi == INFINITY;
+}
+
+/* d[0..n) = output channel oc's s[0..n) through e (d may be s); without bounds no
+ * clamp, so that a NaN stays one. */
+static void epilogue_span(const lop_epilogue *e, int oc, const float *s, float *d, size_t n)
+{
+    float mul = e->mul ? e->mul[oc] : 1.0f, add = e->add ? e->add[oc] : 0.0f;
+    if (e->lo == -INFINITY && e->hi == INFINITY) {
+        for (size_t p = 0; p < n; p++)
+            d[p] = s[p] * mul + add;
+        return;
+    }
+    for (size_t p = 0; p < n; p++)
+        d[p] = lop_epilogue_clamp(e, s[p] * mul + add);
+}
+
+/* Output channels [o0, o1) of images [b0, b0 + m) of y through e, in place: for the
+ * kernels that store sums (or sums and the bias) and leave the rest to this pass. */
+static void epilogue_images(const lop_epilogue *e, const conv_geom *q, int b0, int m,
+                            int o0, int o1, float *y)
+{
+    for (int b = b0; b < b0 + m; b++)
+        for (int oc = o0; oc < o1; oc++) {
+            float *d = y + ((size_t)b * q->o + oc) * q->hwo;
+            epilogue_span(e, oc, d, d, (size_t)q->hwo);
+        }
+}
+
+/* Product rows [O, m * HW'] -> m images [O, HW'] through e, for output channels
+ * [o0, o1).  With m == 1 the layouts coincide and rows may be y. */
+static void rows_to_images(const float *rows, int m, const conv_geom *q, const lop_epilogue *e,
                            int o0, int o1, float *y)
 {
     size_t ncols = (size_t)m * q->hwo;
     for (int b = 0; b < m; b++)
-        for (int oc = o0; oc < o1; oc++) {
-            const float *s = rows + (size_t)oc * ncols + (size_t)b * q->hwo;
-            float *d = y + ((size_t)b * q->o + oc) * q->hwo;
-            float bv = bias ? bias[oc] : 0.0f;
-            for (int p = 0; p < q->hwo; p++)
-                d[p] = s[p] + bv;
-        }
+        for (int oc = o0; oc < o1; oc++)
+            epilogue_span(e, oc, rows + (size_t)oc * ncols + (size_t)b * q->hwo,
+                          y + ((size_t)b * q->o + oc) * q->hwo, (size_t)q->hwo);
 }
 
 /* m images [O, HW'] -> product rows [O, m * HW']. */
@@ -675,8 +713,8 @@ static void forward_chunks(void *ctx, long first, long last, int worker)
                         j->w + (size_t)gi * q->og * q->k, q->k,
                         src + (size_t)gi * q->k * ncols, ncols, 0.0f,
                         dst + (size_t)gi * q->og * ncols, ncols);
-        if (m > 1 || j->bias)
-            rows_to_images(dst, m, q, j->bias, 0, q->o, yb);
+        if (m > 1 || !epilogue_idle(j->ep))
+            rows_to_images(dst, m, q, j->ep, 0, q->o, yb);
     }
 }
 
@@ -718,9 +756,9 @@ static void forward_slices(void *ctx, long first, long last, int worker)
             lop_slice_of(ncols, slice, j->slices, COLUMN_ALIGN, &p0, &p1);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q->o, p1 - p0, q->k, 1.0f,
                         j->w, q->k, j->src + p0, ncols, 0.0f, yb + p0, ncols);
-            for (int oc = 0; j->bias && oc < q->o; oc++)
-                for (int p = p0; p < p1; p++)
-                    yb[(size_t)oc * ncols + p] += j->bias[oc];
+            for (int oc = 0; !epilogue_idle(j->ep) && oc < q->o; oc++)
+                epilogue_span(j->ep, oc, yb + (size_t)oc * ncols + p0,
+                              yb + (size_t)oc * ncols + p0, (size_t)(p1 - p0));
             continue;
         }
         int o0, o1;
@@ -728,8 +766,8 @@ static void forward_slices(void *ctx, long first, long last, int worker)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o1 - o0, ncols, q->k, 1.0f,
                     j->w + (size_t)o0 * q->k, q->k, j->src, ncols, 0.0f,
                     dst + (size_t)o0 * ncols, ncols);
-        if (j->m > 1 || j->bias)
-            rows_to_images(dst, j->m, q, j->bias, o0, o1, yb);
+        if (j->m > 1 || !epilogue_idle(j->ep))
+            rows_to_images(dst, j->m, q, j->ep, o0, o1, yb);
     }
 }
 
@@ -745,8 +783,14 @@ static void stencil_chunks(void *ctx, long first, long last, int worker)
         long b = job / j->slices, slice = job % j->slices;
         int lo = (int)(j->st.blocks * slice / j->slices);
         int hi = (int)(j->st.blocks * (slice + 1) / j->slices);
-        lop_stencil_image(&j->st, j->s.base, j->x + (size_t)b * q->c * q->h * q->w, j->bias,
-                          lo, hi, 0, scratch, j->y + (size_t)b * q->o * q->hwo);
+        int plain = epilogue_bias_only(j->ep);
+        lop_stencil_image(&j->st, j->s.base, j->x + (size_t)b * q->c * q->h * q->w,
+                          plain ? j->ep->add : NULL, lo, hi, 0, scratch,
+                          j->y + (size_t)b * q->o * q->hwo);
+        if (!plain) {
+            int o1 = hi * STENCIL_OUT < q->o ? hi * STENCIL_OUT : q->o;
+            epilogue_images(j->ep, q, (int)b, 1, lo * STENCIL_OUT, o1, j->y);
+        }
     }
 }
 
@@ -759,7 +803,7 @@ static void winograd_chunks(void *ctx, long first, long last, int worker)
     for (long chunk = first; chunk < last; chunk++) {
         int b0, m;
         chunk_span(j, chunk, &b0, &m);
-        lop_wino_chunk(&j->wf, j->s.base, j->x + (size_t)b0 * q->c * q->h * q->w, m, j->bias,
+        lop_wino_chunk(&j->wf, j->s.base, j->x + (size_t)b0 * q->c * q->h * q->w, m, j->ep,
                        0, scratch, j->y + (size_t)b0 * q->o * q->hwo);
     }
 }
@@ -795,7 +839,7 @@ static void winograd_share_products(void *ctx, long first, long last, int worker
 static void winograd_share_output(void *ctx, long first, long last, int worker)
 {
     const conv_job *j = ctx;
-    lop_wino_output(&j->wf, winograd_shared_m(j), j->m, (int)first, (int)last, j->bias, 0,
+    lop_wino_output(&j->wf, winograd_shared_m(j), j->m, (int)first, (int)last, j->ep, 0,
                     worker_scratch(&j->s, worker), j->y + (size_t)j->b0 * j->q.o * j->q.hwo);
 }
 
@@ -835,7 +879,10 @@ static int taps_pass(lop_graph *g, const conv_job *j, int backward)
     if (!scratch)
         return LOP_ENOMEM;
     if (!backward) {
-        lop_taps_forward(&p, j->w, j->bias, j->x, j->batch, scratch, j->y);
+        int plain = epilogue_bias_only(j->ep);
+        lop_taps_forward(&p, j->w, plain ? j->ep->add : NULL, j->x, j->batch, scratch, j->y);
+        if (!plain)
+            epilogue_images(j->ep, q, 0, j->batch, 0, q->o, j->y);
         return LOP_OK;
     }
     if (j->db)
@@ -852,8 +899,11 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     int threads = lop_parallel_threads();
     j.x = lop_input_node(g, n, 0)->out->data;
     j.w = n->param[PARAM_WEIGHT]->data;
-    j.bias = n->attr.bias ? n->param[PARAM_BIAS]->data : NULL;
-    j.y = n->out->data;
+    /* alone, the outputs take the bias; fused, what the graph says */
+    lop_epilogue alone = {NULL, n->attr.bias ? n->param[PARAM_BIAS]->data : NULL, -INFINITY,
+                          INFINITY, n->out->data};
+    j.ep = n->epilogue ? n->epilogue : &alone;
+    j.y = j.ep->y;
     j.dy = NULL;
     j.batch = lop_node_batch(n);
     if (q->taps)

@@ -9,10 +9,12 @@
  * value.  The weight gradient runs the same way backwards: dM = A dY A^T per tile,
  * dU[xi] = dM[xi] V[xi]^T, dW += G^T dU G.
  */
+#include <math.h>
 #include <string.h>
 
 #include <cblas.h>
 
+#include "internal.h"
 #include "layers/conv_winograd_tiles.h"
 #include "layers/small_gemm.h"
 
@@ -109,15 +111,45 @@ void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o
         }
 }
 
-/* dst[0..n) = src[0..n) + add, or with accumulate dst[0..n) += src[0..n). */
-static void copy_row(float *restrict dst, const float *restrict src, int n, float add,
-                     int accumulate)
+/* dst[0..n) = src[0..n), or with accumulate dst[0..n) += src[0..n). */
+static void copy_row(float *restrict dst, const float *restrict src, int n, int accumulate)
 {
     for (int k = 0; k < n; k += VEC_LANES) {
         int left = n - k < VEC_LANES ? n - k : VEC_LANES;
         vec s = vec_load_first(src + k, left);
-        vec_store_first(dst + k, accumulate ? vec_load_first(dst + k, left) + s : s + add,
-                        left);
+        vec_store_first(dst + k, accumulate ? vec_load_first(dst + k, left) + s : s, left);
+    }
+}
+
+/* A channel's epilogue (internal.h) as vectors; clamp 0 when there are no bounds
+ * (so that a NaN stays one). */
+typedef struct row_epilogue {
+    vec mul, add, lo, hi;
+    int clamp;
+} row_epilogue;
+
+static row_epilogue row_epilogue_of(const lop_epilogue *e, int oc)
+{
+    row_epilogue r;
+    float mul = e->mul ? e->mul[oc] : 1.0f, add = e->add ? e->add[oc] : 0.0f;
+    r.clamp = e->lo != -INFINITY || e->hi != INFINITY;
+    for (int l = 0; l < VEC_LANES; l++) {
+        r.mul[l] = mul;
+        r.add[l] = add;
+        r.lo[l] = e->lo;
+        r.hi[l] = e->hi;
+    }
+    return r;
+}
+
+/* dst[0..n) = min(max(src[0..n) * mul + add, lo), hi). */
+static void store_row(float *restrict dst, const float *restrict src, int n,
+                      const row_epilogue *r)
+{
+    for (int k = 0; k < n; k += VEC_LANES) {
+        int left = n - k < VEC_LANES ? n - k : VEC_LANES;
+        vec v = vec_load_first(src + k, left) * r->mul + r->add;
+        vec_store_first(dst + k, r->clamp ? vec_clamp(v, r->lo, r->hi) : v, left);
     }
 }
 
@@ -173,7 +205,7 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
                         int y = p->r * ty + i - p->ph;
                         if (y >= 0 && y < p->h)
                             copy_row(strip_at(p, work, b, ty, i) + p->pw,
-                                     src + (size_t)y * p->w, p->w, 0.0f, 0);
+                                     src + (size_t)y * p->w, p->w, 0);
                     }
             }
             float *out = v + (size_t)ch * cols + (size_t)b0 * p->tiles;
@@ -203,9 +235,9 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
 }
 
 /* Output channels [o0, o1) of m images: a strip row's outputs at a time into work,
- * then into y cropped to ho x wo. */
+ * then into y cropped to ho x wo, through the epilogue or added. */
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
-                     const float *bias, int accumulate, float *work, float *y)
+                     const lop_epilogue *e, int accumulate, float *work, float *y)
 {
     const lop_wino_tiles *t = tiles_of(p);
     int r = p->r;
@@ -219,25 +251,31 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
                 unsigned real = real_lanes(p, tv, n, &first);
                 t->output_vector(src + first, step, real, work + (size_t)r * tv, p->pitch);
             }
-            float add = bias ? bias[oc] : 0.0f;
+            row_epilogue re;
+            if (e)
+                re = row_epilogue_of(e, oc);
             for (int b = 0; b < g; b++) {
                 float *dst = y + ((size_t)(b0 + b) * p->o + oc) * p->ho * p->wo;
                 for (int ty = 0; ty < p->th; ty++)
-                    for (int i = 0; i < r && r * ty + i < p->ho; i++)
-                        copy_row(dst + (size_t)(r * ty + i) * p->wo,
-                                 strip_at(p, work, b, ty, i), p->wo, add, accumulate);
+                    for (int i = 0; i < r && r * ty + i < p->ho; i++) {
+                        float *row = dst + (size_t)(r * ty + i) * p->wo;
+                        if (e)
+                            store_row(row, strip_at(p, work, b, ty, i), p->wo, &re);
+                        else
+                            copy_row(row, strip_at(p, work, b, ty, i), p->wo, accumulate);
+                    }
             }
         }
 }
 
 void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
-                    const float *bias, int accumulate, float *scratch, float *y)
+                    const lop_epilogue *e, int accumulate, float *scratch, float *y)
 {
     float *v = lop_wino_v(p, scratch);
     float *mm = lop_wino_m(p, m, scratch);
     lop_wino_input(p, x, m, 0, p->c, scratch, v);
     lop_wino_products(p, u, v, m, 0, p->positions, mm);
-    lop_wino_output(p, mm, m, 0, p->o, bias, accumulate, scratch, y);
+    lop_wino_output(p, mm, m, 0, p->o, e, accumulate, scratch, y);
 }
 
 /* dM [positions][o][T] = A dY A^T per tile, dY's tile zero beyond the output's edges:
@@ -258,7 +296,7 @@ static void output_grad_transform(const lop_wino *p, const float *dy, int m, flo
                 for (int ty = 0; ty < p->th; ty++)
                     for (int i = 0; i < r && r * ty + i < p->ho; i++)
                         copy_row(strip_at(p, work, b, ty, i),
-                                 src + (size_t)(r * ty + i) * p->wo, p->wo, 0.0f, 0);
+                                 src + (size_t)(r * ty + i) * p->wo, p->wo, 0);
             }
             float *out = dm + (size_t)oc * cols + (size_t)b0 * p->tiles;
             for (int tv = 0, n = strip_tiles(p, g); tv < n; tv += VEC_LANES) {

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+struct lop_epilogue;   /* internal.h */
+
 /* A 3x3 stride-1 convolution of c x h x w images into o channels, padded ph x pw
  * (each 0..2), cut into r x r output tiles (r = 2 or 4): tiles = th * tw per image,
  * the last row and column of tiles partial when r does not divide the output size.  A
@@ -26,8 +28,9 @@
  * write), then V [positions][c][T] and M [positions][o][T]
  * (at lop_wino_v and lop_wino_m; each position's matrix a little apart from the
  * next).  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
- * y [m][o][ho][wo]: y = conv(x) + bias (bias may be NULL) or, with accumulate,
- * y += conv(x).  The steps are exported so that one image's work can be shared by
+ * y [m][o][ho][wo]: y = conv(x) as the epilogue e says (internal.h: a convolution's
+ * bias, or the batchnorm and activation fused with it), or with e NULL and
+ * accumulate, y += conv(x).  The steps are exported so that one image's work can be shared by
  * several threads (input channels, tile positions, output channels), each with its
  * own work space. */
 typedef struct lop_wino {
@@ -47,7 +50,7 @@ size_t lop_wino_scratch_floats(const lop_wino *p, int m);
 float *lop_wino_v(const lop_wino *p, float *scratch);
 float *lop_wino_m(const lop_wino *p, int m, float *scratch);
 void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
-                    const float *bias, int accumulate, float *scratch, float *y);
+                    const struct lop_epilogue *e, int accumulate, float *scratch, float *y);
 /* The steps: input channels [c0, c1) into V; the products of positions [xi0, xi1);
  * output channels [o0, o1) out of M. */
 void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *work,
@@ -55,7 +58,7 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
 void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m, int xi0,
                        int xi1, float *mm);
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
-                     const float *bias, int accumulate, float *work, float *y);
+                     const struct lop_epilogue *e, int accumulate, float *work, float *y);
 /* dw [o][c][3][3] += the weight gradient of the plan's convolution over m images x
  * [m][c][h][w] and output gradients dy [m][o][ho][wo]: dU[xi] = dM[xi] V[xi]^T with
  * dM = A dY A^T per tile, then dw += G^T dU G; scratch holds lop_wino_wgrad_floats(p, m)

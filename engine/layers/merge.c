@@ -69,18 +69,28 @@ static int add_infer(const lop_graph *g, lop_node *n)
     return LOP_OK;
 }
 
-/* add has at least two inputs: the first two are summed in one pass. */
+/* add has at least two inputs: the first two are summed in one pass.  Fused with
+ * the activation after it (graph/fusion.c), the sum is clamped into that node's
+ * output: with two inputs in the same pass. */
 static void add_range(void *ctx, long begin, long end, int worker)
 {
     const merge_job *j = ctx;
+    const lop_epilogue *e = j->n->epilogue;
     const float *a = lop_input_node(j->g, j->n, 0)->out->data;
     const float *b = lop_input_node(j->g, j->n, 1)->out->data;
-    float *y = j->n->out->data;
+    float *y = e ? e->y : j->n->out->data;
+    if (e && j->n->ninputs == 2) {
+        for (long i = begin; i < end; i++)
+            y[i] = lop_epilogue_clamp(e, a[i] + b[i]);
+        return;
+    }
     for (long i = begin; i < end; i++)
         y[i] = a[i] + b[i];
     for (int k = 2; k < j->n->ninputs; k++)
         accumulate(y + begin, lop_input_node(j->g, j->n, k)->out->data + begin,
                    (size_t)(end - begin));
+    for (long i = begin; e && i < end; i++)
+        y[i] = lop_epilogue_clamp(e, y[i]);
 }
 
 static int add_forward(lop_graph *g, lop_node *n, int train)

@@ -157,6 +157,23 @@ static inline void vec_store_selected(float *p, vec v, unsigned mask)
 #endif
 }
 
+/* v clamped lane by lane to [lo, hi]: min(max(v, lo), hi) as relu's v > lo ? v : lo
+ * computes it (lo where v is NaN). */
+static inline vec vec_clamp(vec v, vec lo, vec hi)
+{
+#ifdef __AVX512F__
+    return (vec)_mm512_min_ps(_mm512_max_ps((__m512)v, (__m512)lo), (__m512)hi);
+#elif defined(__AVX__)
+    return (vec)_mm256_min_ps(_mm256_max_ps((__m256)v, (__m256)lo), (__m256)hi);
+#else
+    for (int l = 0; l < VEC_LANES; l++) {
+        float x = v[l] > lo[l] ? v[l] : lo[l];
+        v[l] = x < hi[l] ? x : hi[l];
+    }
+    return v;
+#endif
+}
+
 /* vec_store_selected undone in registers: v's first lanes spread in order over the
  * lanes that mask selects, the others 0. */
 static inline vec vec_spread(vec v, unsigned mask)

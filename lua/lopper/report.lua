@@ -253,6 +253,9 @@ function lop.compare_layers(a, b, opts)
     end
   end
   local function cell(fmt, v) return v and fmt:format(v) or "-" end
+  local function ms_cell(h, v)   -- 0 ms: run by the node before it, fused
+    return v == 0 and h.kind ~= "input" and "fused" or cell("%.3f", v)
+  end
   local function ratio(x, y) return x and y and y > 0 and x / y or nil end
   local function gflops(f, msec)
     return f and msec and msec > 0 and f / (1e6 * msec) or nil
@@ -264,7 +267,7 @@ function lop.compare_layers(a, b, opts)
     local t, f = ms[h.name] or {}, flops[h.name]
     local cut = ratio(f[1], f[2])
     lines[#lines + 1] = ("%-14s %-15s %10s %10s %9s %9s %9s %9s"):format(h.name, h.kind,
-      cell("%.3f", t.before), cell("%.3f", t.after), cell("%.2fx", ratio(t.before, t.after)),
+      ms_cell(h, t.before), ms_cell(h, t.after), cell("%.2fx", ratio(t.before, t.after)),
       cell("%.2fx", cut), cell("%.1f", gflops(f[1], t.before)),
       cell("%.1f", gflops(f[2], t.after)))
     if cut and t.before and t.after then
@@ -281,6 +284,8 @@ function lop.compare_layers(a, b, opts)
   lines[#lines + 1] = ("furthest short of their FLOPs cut: %s"):format(
     #worst > 0 and table.concat(worst, ", ") or "none")
   lines[#lines + 1] = "(FLOPs count a multiply-add as 2; ratios are before/after; latency is "
-                      .. "the fastest of repeated forward passes; \"-\": not in that network)"
+                      .. "the fastest of repeated forward passes; \"-\": not in that "
+                      .. "network; \"fused\": computed by the convolution, batchnorm or add "
+                      .. "before it)"
   return table.concat(lines, "\n"), ms
 end

@@ -1,0 +1,336 @@
+/*
+ * test_fusion.c - an evaluation pass runs chains fused (graph/fusion.c): a
+ * convolution with the batchnorm and relu / relu6 after it, an add or a batchnorm with
+ * the relu after it.  Checked on every convolution path (stencil, im2col, direct 1x1,
+ * Winograd F(2x2) and F(4x4), tap by tap), at batch 1 and 5:
+ * - a conv -> batchnorm -> relu and a conv -> relu6 chain against naive loops in
+ *   double (convolution, bias, batchnorm with running statistics, clamp);
+ * - a graph of every chain shape and of nodes that must not fuse (a batchnorm read
+ *   twice, a convolution read twice, an add of three inputs, the last node a
+ *   batchnorm) against the same graph run node by node (lop_graph_forward_until,
+ *   which never fuses), on the output and on every node a fused pass still writes;
+ * - a training pass after a fused one gives the same output and gradients as before
+ *   it (fusion leaves no trace), and failed allocations in a fused pass fail cleanly.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gradcheck.h"
+#include "graph_build.h"
+#include "internal.h"
+#include "layers/conv_taps.h"
+#include "layers/conv_winograd.h"
+
+/* The convolution paths: Winograd mode and tap-by-tap mode for lop_debug_conv_*. */
+typedef struct path {
+    const char *name;
+    int winograd, taps;
+} path;
+
+static const path paths[] = {
+    {"stencil, im2col and direct", 0, 0},
+    {"Winograd F(2x2)", 2, 0},
+    {"Winograd F(4x4)", 4, 0},
+    {"tap by tap", 0, 1},
+};
+
+static void use_path(const path *p)
+{
+    lop_debug_conv_winograd(p->winograd);
+    lop_debug_conv_taps(p->taps);
+}
+
+static void default_paths(void)
+{
+    lop_debug_conv_winograd(-1);
+    lop_debug_conv_taps(-1);
+}
+
+static int batchnorm(lop_graph *g, const char *name, int in, lop_rng *r)
+{
+    int id = add1(g, LOP_BATCHNORM, name, in, NULL);
+    batchnorm_terms(g, id, r);
+    return id;
+}
+
+static lop_tensor *copy_of(const lop_tensor *t)
+{
+    lop_tensor *c = lop_tensor_new(t->ndim, t->shape);
+    assert_non_null(c);
+    memcpy(c->data, t->data, t->numel * sizeof *c->data);
+    return c;
+}
+
+/* got equals want within 1e-5 of want's largest magnitude, NaN where want is NaN. */
+static void assert_close(const float *got, const double *want, size_t n, const char *what)
+{
+    double scale = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = isnan(want[i]) ? scale : fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++)
+        if (isnan(got[i]) != isnan(want[i]) || fabs(got[i] - want[i]) > 1e-5 * (scale + 1))
+            fail_msg("%s[%zu]: got %.9g, want %.9g", what, i, (double)got[i], want[i]);
+}
+
+static void assert_same(const lop_tensor *got, const lop_tensor *want, const char *what)
+{
+    assert_int_equal(got->numel, want->numel);
+    double *w = malloc(want->numel * sizeof *w);
+    assert_non_null(w);
+    for (size_t i = 0; i < want->numel; i++)
+        w[i] = want->data[i];
+    assert_close(got->data, w, want->numel, what);
+    free(w);
+}
+
+/* ---- one chain against naive loops ---------------------------------------------- */
+
+enum { NC = 5, NO = 12, NH = 9, NW = 7 };
+
+/* conv(x) + bias at (b, o, y, x) for a 3x3 kernel, padding 1, in double. */
+static double naive_conv(const lop_tensor *x, const float *w, const float *bias, int b, int o,
+                         int y, int xx)
+{
+    double s = bias ? bias[o] : 0.0;
+    for (int c = 0; c < NC; c++)
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) {
+                int yy = y + i - 1, xc = xx + j - 1;
+                if (yy >= 0 && yy < NH && xc >= 0 && xc < NW)
+                    s += (double)w[((o * NC + c) * 3 + i) * 3 + j] *
+                         x->data[((b * NC + c) * NH + yy) * NW + xc];
+            }
+    return s;
+}
+
+static const float *param(lop_graph *g, int id, const char *name)
+{
+    int k = lop_node_find_param(g, id, name);
+    assert_true(k >= 0);
+    return lop_node_param(g, id, k)->data;
+}
+
+/* x -> conv (bias) -> batchnorm -> relu, or with relu6 -> conv -> relu6. */
+static void chain_against_naive(int with_bn, int batch)
+{
+    int x;
+    lop_graph *g = new_graph(3, NC, NH, NW, &x);
+    lop_rng r;
+    lop_rng_seed(&r, 41);
+    int c = conv(g, "c", x, NO, 1);
+    fill_param(g, c, "weight", -0.4, 0.4, &r);
+    fill_param(g, c, "bias", -0.5, 0.5, &r);
+    int bn = with_bn ? batchnorm(g, "bn", c, &r) : -1;
+    add1(g, with_bn ? LOP_RELU : LOP_RELU6, "act", with_bn ? bn : c, NULL);
+    lop_tensor *in = random_maps(batch, NC, NH, NW, 42);
+    for (int i = 0; i < NO * NC * 9; i++)   /* relu6's upper clamp must be reached */
+        ((float *)param(g, c, "weight"))[i] *= with_bn ? 1.0f : 6.0f;
+    size_t n = (size_t)batch * NO * NH * NW;
+    double *want = malloc(n * sizeof *want);
+    assert_non_null(want);
+    const float *w = param(g, c, "weight"), *bias = param(g, c, "bias");
+    int clamped = 0;
+    for (int b = 0; b < batch; b++)
+        for (int o = 0; o < NO; o++)
+            for (int y = 0; y < NH; y++)
+                for (int xx = 0; xx < NW; xx++) {
+                    double v = naive_conv(in, w, bias, b, o, y, xx);
+                    if (with_bn)
+                        v = (v - param(g, bn, "running_mean")[o]) /
+                                sqrt(param(g, bn, "running_var")[o] + 1e-5) *
+                                param(g, bn, "weight")[o] +
+                            param(g, bn, "bias")[o];
+                    double hi = with_bn ? INFINITY : 6.0;
+                    clamped += v > hi;
+                    want[((b * NO + o) * NH + y) * NW + xx] = v < 0 ? 0 : v > hi ? hi : v;
+                }
+    if (!with_bn)
+        assert_true(clamped > 0);
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+        use_path(&paths[p]);
+        assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+        assert_close(lop_graph_output(g)->data, want, n, paths[p].name);
+    }
+    default_paths();
+    free(want);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+static void conv_batchnorm_relu_naive(void **state)
+{
+    chain_against_naive(1, 1);
+    chain_against_naive(1, 5);
+}
+
+static void conv_relu6_naive(void **state)
+{
+    chain_against_naive(0, 1);
+    chain_against_naive(0, 5);
+}
+
+/* ---- every chain shape against the graph run node by node ------------------------ */
+
+/* An add of a and b (and c unless it is -1). */
+static int sum(lop_graph *g, const char *name, int a, int b, int c)
+{
+    int in[3] = {a, b, c}, id;
+    assert_int_equal(lop_graph_add(g, LOP_ADD, name, in, c < 0 ? 2 : 3, NULL, &id), LOP_OK);
+    return id;
+}
+
+/* x [6, 16, 16]:
+ *   c1 -> bn1 -> r1                       conv, batchnorm, relu
+ *   c2 (bias) -> r2 (relu6)               conv, relu6
+ *   c3 -> bn3, read by s3 = bn3 + r2      conv, batchnorm (bn3 read twice, its last
+ *   and by r3                             reader a relu that must not fuse)
+ *   a4 = r3 + s3 -> r4                    add, relu
+ *   bn5 -> r5                             batchnorm, relu
+ *   c6 (1x1), read by a6 = c6 + r5        not fused (read twice, last by a batchnorm)
+ *   and by bn6 -> r6                      batchnorm, relu
+ *   a7 = r6 + a6 + r5 -> r7               add of three, relu
+ *   c8 (stride 2, 2 groups) -> bn8        conv, batchnorm: the last node */
+static lop_graph *every_chain(void)
+{
+    int x;
+    lop_graph *g = new_graph(3, 6, 16, 16, &x);
+    lop_rng r;
+    lop_rng_seed(&r, 43);
+    int c1 = conv(g, "c1", x, 8, 0);
+    int r1 = add1(g, LOP_RELU, "r1", batchnorm(g, "bn1", c1, &r), NULL);
+    int c2 = conv(g, "c2", r1, 8, 1);
+    fill_param(g, c2, "bias", -0.5, 0.5, &r);
+    int r2 = add1(g, LOP_RELU6, "r2", c2, NULL);
+    int bn3 = batchnorm(g, "bn3", conv(g, "c3", r2, 8, 0), &r);
+    int s3 = sum(g, "s3", bn3, r2, -1);
+    int r3 = add1(g, LOP_RELU, "r3", bn3, NULL);
+    int r4 = add1(g, LOP_RELU, "r4", sum(g, "a4", r3, s3, -1), NULL);
+    int r5 = add1(g, LOP_RELU, "r5", batchnorm(g, "bn5", r4, &r), NULL);
+    int c6 = conv_k(g, "c6", r5, 8, 1, 1, 1);
+    int a6 = sum(g, "a6", c6, r5, -1);
+    int r6 = add1(g, LOP_RELU, "r6", batchnorm(g, "bn6", c6, &r), NULL);
+    int r7 = add1(g, LOP_RELU, "r7", sum(g, "a7", r6, a6, r5), NULL);
+    batchnorm(g, "bn8", conv_k(g, "c8", r7, 8, 3, 2, 2), &r);
+    return g;
+}
+
+/* Nodes a fused pass still writes: all but those fused away (and the convolutions,
+ * batchnorms and adds heading a chain, whose own outputs it skips). */
+static const char *const written[] = {"x",  "r1", "r2", "bn3", "s3", "r3", "r4",
+                                      "r5", "c6", "a6", "r6",  "r7", "bn8"};
+
+static void every_chain_against_unfused(void **state)
+{
+    lop_graph *g = every_chain();
+    int n = lop_graph_size(g);
+    /* batch 1, batch 5, and batch 5 with a NaN pixel: a relu gives 0 for it, fused or
+     * not, and a node without an activation passes it on */
+    for (int run = 0; run < 3; run++) {
+        int batch = run == 0 ? 1 : 5;
+        lop_tensor *in = random_maps(batch, 6, 16, 16, 44 + batch);
+        if (run == 2)
+            in->data[3 * 256 + 5 * 16 + 7] = NAN;
+        for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+            use_path(&paths[p]);
+            assert_int_equal(lop_graph_forward_until(g, in, n - 1), LOP_OK);
+            size_t k = sizeof written / sizeof *written;
+            lop_tensor *want[sizeof written / sizeof *written];
+            for (size_t i = 0; i < k; i++)
+                want[i] = copy_of(lop_node_output(g, lop_graph_find(g, written[i])));
+            for (size_t i = 1; i < k; i++)   /* stale values must not pass */
+                memset(lop_node_output(g, lop_graph_find(g, written[i]))->data, 0xff,
+                       want[i]->numel * sizeof(float));
+            assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+            for (size_t i = 0; i < k; i++) {
+                char what[96];
+                snprintf(what, sizeof what, "%s, batch %d, %s", paths[p].name, batch,
+                         written[i]);
+                assert_same(lop_node_output(g, lop_graph_find(g, written[i])), want[i], what);
+                lop_tensor_release(want[i]);
+            }
+        }
+        lop_tensor_release(in);
+    }
+    default_paths();
+    lop_graph_free(g);
+}
+
+/* A training pass right after a fused evaluation gives what it gives without one. */
+static void training_after_fused_pass(void **state)
+{
+    lop_graph *g = every_chain();
+    lop_tensor *in = random_maps(4, 6, 16, 16, 50);
+    lop_tensor *runs[2][2];
+    for (int fused_first = 0; fused_first < 2; fused_first++) {
+        if (fused_first)
+            assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+        lop_graph_zero_grad(g);
+        assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+        runs[fused_first][0] = copy_of(lop_graph_output(g));
+        lop_tensor *dout = copy_of(lop_graph_output(g));
+        for (size_t i = 0; i < dout->numel; i++)
+            dout->data[i] = (float)((i % 7) - 3) / 3.0f;
+        assert_int_equal(lop_graph_backward(g, dout), LOP_OK);
+        int c1 = lop_graph_find(g, "c1");
+        runs[fused_first][1] = copy_of(lop_node_grad(g, c1, lop_node_find_param(g, c1, "weight")));
+        lop_tensor_release(dout);
+    }
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(runs[0][k]->numel, runs[1][k]->numel);
+        assert_memory_equal(runs[0][k]->data, runs[1][k]->data,
+                            runs[0][k]->numel * sizeof(float));
+        lop_tensor_release(runs[0][k]);
+        lop_tensor_release(runs[1][k]);
+    }
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+/* Every allocation of a fused pass failing in turn: an error, then a good pass. */
+static void failed_allocations(void **state)
+{
+    lop_graph *g = every_chain();
+    lop_tensor *in = random_maps(2, 6, 16, 16, 51);
+    assert_int_equal(lop_graph_forward_until(g, in, lop_graph_size(g) - 1), LOP_OK);
+    lop_tensor *want = copy_of(lop_graph_output(g));
+    int failures = 0;
+    for (long k = 1; k < 200; k++) {
+        lop_graph *c = lop_graph_clone(g);
+        assert_non_null(c);
+        lop_debug_fail_alloc(k);
+        int st = lop_graph_forward(c, in, 0);
+        lop_debug_fail_alloc(0);
+        if (st != LOP_OK) {
+            assert_int_equal(st, LOP_ENOMEM);
+            failures++;
+        }
+        assert_int_equal(lop_graph_forward(c, in, 0), LOP_OK);
+        assert_same(lop_graph_output(c), want, "after a failed allocation");
+        lop_graph_free(c);
+        if (st == LOP_OK)
+            break;
+    }
+    assert_true(failures > 0);
+    lop_tensor_release(want);
+    lop_tensor_release(in);
+    lop_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(conv_batchnorm_relu_naive),
+        cmocka_unit_test(conv_relu6_naive),
+        cmocka_unit_test(every_chain_against_unfused),
+        cmocka_unit_test(training_after_fused_pass),
+        cmocka_unit_test(failed_allocations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
