@@ -186,21 +186,42 @@ int lop_onnx_take_pad(ctx *c, value *v)
     return LOP_OK;
 }
 
+/* Padding p (top, left, bottom, right) taken into the layer (a->pad_h, pad_w) when
+ * symmetric and within limit_h x limit_w. */
+static int absorb_padding(const int *p, int limit_h, int limit_w, lop_attrs *a)
+{
+    if (p[0] != p[2] || p[1] != p[3] || p[0] > limit_h || p[1] > limit_w)
+        return 0;
+    a->pad_h = p[0];
+    a->pad_w = p[1];
+    return 1;
+}
+
 /* The padding a Conv or AveragePool (counting padding) wants, own (top, left,
- * bottom, right), plus x's pending Pad: taken into the layer (a->pad_h, pad_w) when
- * symmetric and within limit_h x limit_w, else a pad layer "<node>_pad" in front.
- * *in receives the node the layer reads. */
-static int take_padding(ctx *c, node_t *nd, const value *x, const int64_t *own, int limit_h,
+ * bottom, right), plus x's pending Pad: taken into the layer when it can be, else a
+ * pad layer "<node>_pad" in front.  A Pad that other nodes read too (and that is not
+ * the graph's output, whose layer must come last: user -1) becomes its own pad layer
+ * then, shared by every reader that cannot take it either, and the layer takes its own
+ * padding after it: the Pad is computed once, and a file Lopper writes reads back as
+ * the same graph.  *in receives the node the layer reads. */
+static int take_padding(ctx *c, node_t *nd, value *x, const int64_t *own, int limit_h,
                         int limit_w, lop_attrs *a, int *in)
 {
     int p[4];
     for (int i = 0; i < 4; i++)
         p[i] = (int)own[i] + x->pad[i];   /* each at most MAX_DIM */
     *in = x->node;
-    if (p[0] == p[2] && p[1] == p[3] && p[0] <= limit_h && p[1] <= limit_w) {
-        a->pad_h = p[0];
-        a->pad_w = p[1];
+    if (absorb_padding(p, limit_h, limit_w, a))
         return LOP_OK;
+    if (has_pad(x) && x->uses > 1 && x->user != -1) {
+        int st = lop_onnx_take_pad(c, x);
+        if (st != LOP_OK)
+            return st;
+        for (int i = 0; i < 4; i++)
+            p[i] = (int)own[i];
+        *in = x->node;
+        if (absorb_padding(p, limit_h, limit_w, a))
+            return LOP_OK;
     }
     a->pad_h = a->pad_w = 0;
     return pad_layer(c, nd, "_pad", x->node, p, in);

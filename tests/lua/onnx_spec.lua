@@ -118,6 +118,29 @@ describe("ONNX", function()
     os.remove(out)
   end)
 
+  -- Found by fuzz_onnx (2026-12-05): a pad layer read by an average pool and by
+  -- another pad came back with a second pad layer for the pool (the two paddings
+  -- summed in front of it), because the reader folded the shared Pad into whichever
+  -- reader came first.
+  it("writes a pad layer read by a pool and another pad back as the same graph", function()
+    local net = lop.net{input = {2, 6, 6}, seed = 4}
+    net:conv2d("conv1", "input", {out = 3, kernel = 3, pad = 1})
+    net:pad("pad1", "input", {top = 1, bottom = 1, left = 1, right = 1})
+    net:avgpool("avg", "pad1", {kernel = 3, stride = 1, pad = 1})
+    net:pad("pad2", "pad1", {top = 1, bottom = 1, left = 1, right = 1})
+    local x = lop.tensor(1, 2, 6, 6)
+    for c = 1, 2 do for h = 1, 6 do for w = 1, 6 do
+      x:set(math.cos(c * 5 + h * 1.3 + w), 1, c, h, w)
+    end end end
+    local out = tmpfile(".onnx")
+    net:save(out)
+    check(out)
+    local back = lop.load(out)
+    assert.are.same(names(net), names(back))
+    assert.are.same(net:forward(x):totable(), back:forward(x):totable())
+    os.remove(out)
+  end)
+
   it("converts both ways from the command line", function()
     local lopfile, onnxfile = tmpfile(".lop"), tmpfile(".onnx")
     local code, out = run(("%s --convert %s/plain.onnx %s"):format(LOPPER, DIR, lopfile))
