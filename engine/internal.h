@@ -168,13 +168,14 @@ void lop_batchnorm_affine_double(const lop_node *bn, int c, double *scale, doubl
 
 /* What a node fused with the nodes after it (graph/fusion.c) applies to each output
  * value v of channel c as it stores it, into y (the last fused node's output):
- * y = min(max(v * mul[c] + add[c], lo), hi).  A convolution's v is its sum without
- * bias (the bias is in add); a batchnorm's and an add's v is their own result, for
- * which mul and add are NULL. */
+ * y[i] = min(max(v * mul[c] + add[c] + residual[i], lo), hi).  A convolution's v is
+ * its sum without bias (the bias is in add); a batchnorm's and an add's v is their
+ * own result, for which mul, add and residual are NULL. */
 typedef struct lop_epilogue {
-    const float *mul;    /* per channel, or NULL for 1 */
-    const float *add;    /* per channel, or NULL for 0 */
-    float lo, hi;        /* -INFINITY and INFINITY: no clamp */
+    const float *mul;        /* per channel, or NULL for 1 */
+    const float *add;        /* per channel, or NULL for 0 */
+    const float *residual;   /* an output-shaped tensor (a fused add's other input) */
+    float lo, hi;            /* -INFINITY and INFINITY: no clamp */
     float *y;
 } lop_epilogue;
 

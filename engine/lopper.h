@@ -224,11 +224,12 @@ lop_tensor *lop_node_param(const lop_graph *g, int id, int k);
 lop_tensor *lop_node_grad(const lop_graph *g, int id, int k);     /* NULL if frozen */
 int lop_node_find_param(const lop_graph *g, int id, const char *name);  /* k or -1 */
 /* The node's activation from the last forward (NULL before one), batch first.  An
- * evaluation pass (lop_graph_forward with train=0) fuses chains and does not write
- * the activations inside them: a conv2d read only by a batchnorm or relu / relu6, a
- * batchnorm between such a conv2d and a relu / relu6, and a batchnorm or add read
- * only by a relu / relu6 keep what an earlier pass left; the chain's last node holds
- * its values.  A training pass writes every node's. */
+ * evaluation pass (lop_graph_forward with train=0) fuses chains - a conv2d with the
+ * batchnorm, the add of it and an earlier node, and the relu / relu6 that read it
+ * alone, one after the other; a batchnorm or add with the relu / relu6 that alone
+ * reads it - and does not write the activations inside them: they keep what an
+ * earlier pass left, and the chain's last node holds its values.  A training pass
+ * writes every node's. */
 lop_tensor *lop_node_output(const lop_graph *g, int id);
 
 /* Counts: number of parameter values; FLOPs of one sample's forward pass. */
@@ -239,8 +240,8 @@ double lop_graph_flops(const lop_graph *g);
 
 /* Run the graph on x ([B, per-sample input shape]).  train=1 uses batch statistics
  * in batchnorm (and updates running statistics) and applies dropout.  train=0 runs
- * each convolution with the batchnorm and relu after it (and a batchnorm or add with
- * the relu after it) as one step, one memory pass instead of three
+ * each convolution with the batchnorm, residual add and relu after it (and a batchnorm
+ * or add with the relu after it) as one step, one memory pass instead of up to four
  * (lop_node_output says which activations that leaves unwritten). */
 int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train);
 lop_tensor *lop_graph_output(const lop_graph *g);

@@ -5,8 +5,9 @@
  * Winograd F(2x2) and F(4x4), tap by tap), at batch 1 and 5:
  * - a conv -> batchnorm -> relu and a conv -> relu6 chain against naive loops in
  *   double (convolution, bias, batchnorm with running statistics, clamp);
- * - a graph of every chain shape and of nodes that must not fuse (a batchnorm read
- *   twice, a convolution read twice, an add of three inputs, the last node a
+ * - a graph of every chain shape (residual adds among them) and of nodes that must
+ *   not fuse (a batchnorm read twice, a convolution read twice, an add of three
+ *   inputs, an add whose other input comes after the convolution, the last node a
  *   batchnorm) against the same graph run node by node (lop_graph_forward_until,
  *   which never fuses), on the output and on every node a fused pass still writes;
  * - a training pass after a fused one gives the same output and gradients as before
@@ -196,6 +197,10 @@ static int sum(lop_graph *g, const char *name, int a, int b, int c)
  *   c6 (1x1), read by a6 = c6 + r5        not fused (read twice, last by a batchnorm)
  *   and by bn6 -> r6                      batchnorm, relu
  *   a7 = r6 + a6 + r5 -> r7               add of three, relu
+ *   c9 -> bn9 -> a9 = bn9 + r7 -> r9      conv, batchnorm, residual add, relu
+ *   c10 -> a10 = c10 + r9                 conv, residual add
+ *   c11 -> bn11, c12 -> bn12,             the add joins c12's chain (bn11 comes
+ *   a12 = bn11 + bn12 -> r12              before c12), not c11's (bn12 after c11)
  *   c8 (stride 2, 2 groups) -> bn8        conv, batchnorm: the last node */
 static lop_graph *every_chain(void)
 {
@@ -217,14 +222,23 @@ static lop_graph *every_chain(void)
     int a6 = sum(g, "a6", c6, r5, -1);
     int r6 = add1(g, LOP_RELU, "r6", batchnorm(g, "bn6", c6, &r), NULL);
     int r7 = add1(g, LOP_RELU, "r7", sum(g, "a7", r6, a6, r5), NULL);
-    batchnorm(g, "bn8", conv_k(g, "c8", r7, 8, 3, 2, 2), &r);
+    int bn9 = batchnorm(g, "bn9", conv(g, "c9", r7, 8, 0), &r);
+    int r9 = add1(g, LOP_RELU, "r9", sum(g, "a9", bn9, r7, -1), NULL);
+    int c10 = conv(g, "c10", r9, 8, 1);
+    fill_param(g, c10, "bias", -0.5, 0.5, &r);
+    int a10 = sum(g, "a10", c10, r9, -1);
+    int bn11 = batchnorm(g, "bn11", conv(g, "c11", a10, 8, 0), &r);
+    int bn12 = batchnorm(g, "bn12", conv(g, "c12", a10, 8, 0), &r);
+    int r12 = add1(g, LOP_RELU, "r12", sum(g, "a12", bn11, bn12, -1), NULL);
+    batchnorm(g, "bn8", conv_k(g, "c8", r12, 8, 3, 2, 2), &r);
     return g;
 }
 
 /* Nodes a fused pass still writes: all but those fused away (and the convolutions,
  * batchnorms and adds heading a chain, whose own outputs it skips). */
-static const char *const written[] = {"x",  "r1", "r2", "bn3", "s3", "r3", "r4",
-                                      "r5", "c6", "a6", "r6",  "r7", "bn8"};
+static const char *const written[] = {"x",  "r1", "r2", "bn3", "s3", "r3",  "r4",  "r5",
+                                      "c6", "a6", "r6", "r7",  "r9", "a10", "bn11", "r12",
+                                      "bn8"};
 
 static void every_chain_against_unfused(void **state)
 {

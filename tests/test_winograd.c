@@ -169,7 +169,7 @@ static void check_epilogue(const wcase *k, const lop_wino *p, const float *u, co
     assert_true(mul && add && y && want);
     for (int oc = 0; oc < k->o; oc++)
         mul[oc] = 2.0f * mul[oc] + 1.0f;   /* 1 +- 2 */
-    lop_epilogue e = {mul, add, 0.0f, 6.0f, y};
+    lop_epilogue e = {.mul = mul, .add = add, .lo = 0.0f, .hi = 6.0f, .y = y};
     lop_wino_chunk(p, u, x, k->batch, &e, 0, scratch, y);
     for (size_t i = 0; i < ny; i++) {
         int oc = (int)(i / hw % (size_t)k->o);
@@ -224,7 +224,7 @@ static void forward_case(const wcase *k, int ci)
     /* packed in two ranges of output channels */
     lop_wino_pack(&p, w, 0, 0, k->o / 2, u);
     lop_wino_pack(&p, w, 0, k->o / 2, k->o, u);
-    lop_epilogue biased = {NULL, bias, -INFINITY, INFINITY, y};
+    lop_epilogue biased = {.add = bias, .lo = -INFINITY, .hi = INFINITY, .y = y};
     lop_wino_chunk(&p, u, x, k->batch, &biased, 0, scratch, y);
     naive(k, x, w, bias, NULL, ref, sums, NULL, NULL, NULL, NULL);
     assert_bounded(y, NULL, ref, sums, ny, k->what, "y");

@@ -1,68 +1,84 @@
 /*
- * fusion.c - an evaluation pass runs a convolution together with the batchnorm and
- * the relu (or relu6) after it, and an add or a lone batchnorm together with the
- * relu after it: the chain's first node computes the last one's values as it stores
- * its output, straight into the last node's output, and the nodes in between do not
- * run.  A batchnorm and a relu after a convolution are each a pass over memory that
- * computes almost nothing; fused they cost a multiply-add and a clamp per value
- * while the value is still in registers or cache.  Training passes never fuse (the
- * backward pass needs every node's output), and nor does lop_graph_forward_until,
- * which serves callers that read the nodes in between.
- */
+ * fusion.c - an evaluation pass runs a convolution together with the batchnorm, the
+ * residual add and the relu (or relu6) after it, and an add or a lone batchnorm
+ * together with the relu after it: the chain's first node computes the last one's
+ * values as it stores its output, straight into the last node's output, and the
+ * nodes in between do not run.  A batchnorm, an add and a relu after a convolution
+ * are each a pass over memory that computes almost nothing; fused they cost a
+ * multiply-add, an add and a clamp per value while the value is still in registers
+ * or cache.  Training passes never fuse (the backward pass needs every node's
+ * output), and nor does lop_graph_forward_until, which serves callers that read the
+ * nodes in between. */
 #include <math.h>
 
 #include "internal.h"
 
-/* Whether node `next` may join a chain as the node after `prev`: prev's one reader,
- * reading it once, and of a kind that follows prev's in a chain. */
-static int joins(const lop_graph *g, const int *readers, int prev, int next)
+static int is_act(const lop_node *n)
 {
-    if (next < 0 || readers[prev] != 1)
-        return 0;
-    const lop_node *p = g->nodes[prev], *n = g->nodes[next];
-    int act = n->kind == LOP_RELU || n->kind == LOP_RELU6;
-    if (n->kind == LOP_BATCHNORM)
-        return p->kind == LOP_CONV2D;
-    return act && (p->kind == LOP_CONV2D || p->kind == LOP_BATCHNORM || p->kind == LOP_ADD);
+    return n->kind == LOP_RELU || n->kind == LOP_RELU6;
+}
+
+/* The node that reads node i, when it is i's only reader and reads it once; else -1.
+ * readers[i] counts i's reads, last[i] is i's last reader. */
+static int sole_reader(const int *readers, const int *last, int i)
+{
+    return readers[i] == 1 ? last[i] : -1;
+}
+
+/* The last node of the chain node `head` starts, or head itself:
+ *   conv [-> batchnorm] [-> add of it and a node before the conv] [-> relu / relu6]
+ *   batchnorm -> relu / relu6,  add -> relu / relu6 */
+static int chain_tail(const lop_graph *g, const int *readers, const int *last, int head)
+{
+    const lop_node *h = g->nodes[head];
+    int t = head, next = sole_reader(readers, last, t);
+    if (h->kind == LOP_CONV2D) {
+        if (next >= 0 && g->nodes[next]->kind == LOP_BATCHNORM) {
+            t = next;
+            next = sole_reader(readers, last, t);
+        }
+        const lop_node *a = next >= 0 ? g->nodes[next] : NULL;
+        if (a && a->kind == LOP_ADD && a->ninputs == 2 &&
+            (a->inputs[0] == t ? a->inputs[1] : a->inputs[0]) < head) {
+            t = next;
+            next = sole_reader(readers, last, t);
+        }
+    } else if (h->kind != LOP_BATCHNORM && h->kind != LOP_ADD) {
+        return head;
+    }
+    return next >= 0 && is_act(g->nodes[next]) ? next : t;
 }
 
 int lop_fusion_plan(const lop_graph *g, int *fused)
 {
-    /* readers[i]: how many times later nodes read node i; fused[] holds, until the
-     * chains are marked, each node's last reader. */
+    /* readers[i]: how many times later nodes read node i; last[i]: its last reader */
     int *readers = lop_calloc((size_t)g->n, sizeof *readers);
-    if (!readers)
+    int *last = lop_malloc((size_t)g->n * sizeof *last);
+    if (!readers || !last) {
+        lop_free(readers);
+        lop_free(last);
         return LOP_ENOMEM;
-    for (int i = 0; i < g->n; i++)
-        fused[i] = -1;
+    }
     for (int i = 1; i < g->n; i++)
         for (int k = 0; k < g->nodes[i]->ninputs; k++) {
             readers[g->nodes[i]->inputs[k]]++;
-            fused[g->nodes[i]->inputs[k]] = i;
+            last[g->nodes[i]->inputs[k]] = i;
         }
-    int *next = lop_malloc((size_t)g->n * sizeof *next);
-    if (!next) {
-        lop_free(readers);
-        return LOP_ENOMEM;
-    }
-    for (int i = 0; i < g->n; i++)
-        next[i] = joins(g, readers, i, fused[i]) ? fused[i] : -1;
     for (int i = 0; i < g->n; i++)
         fused[i] = LOP_FUSED_SELF;
     for (int i = 1; i < g->n; i++) {
-        if (fused[i] != LOP_FUSED_SELF || next[i] < 0)
+        if (fused[i] != LOP_FUSED_SELF)
             continue;
-        int tail = next[i];
-        /* conv -> batchnorm -> relu; a batchnorm or add takes one relu */
-        if (g->nodes[i]->kind == LOP_CONV2D && g->nodes[tail]->kind == LOP_BATCHNORM &&
-            next[tail] >= 0) {
-            fused[tail] = LOP_FUSED_AWAY;
-            tail = next[tail];
-        }
-        fused[tail] = LOP_FUSED_AWAY;
+        int tail = chain_tail(g, readers, last, i);
+        if (tail == i)
+            continue;
+        /* every node after the head up to the tail, along the chain */
+        for (int t = tail; t != i; t = g->nodes[t]->kind == LOP_ADD && g->nodes[t]->inputs[0] < i
+                                            ? g->nodes[t]->inputs[1] : g->nodes[t]->inputs[0])
+            fused[t] = LOP_FUSED_AWAY;
         fused[i] = tail;
     }
-    lop_free(next);
+    lop_free(last);
     lop_free(readers);
     return LOP_OK;
 }
@@ -93,12 +109,19 @@ int lop_fusion_epilogue(lop_graph *g, int head, int tail, int batch, lop_epilogu
         return st;
     clamp_of(t, e);
     e->y = t->out->data;
-    e->mul = e->add = NULL;
+    e->mul = e->add = e->residual = NULL;
     if (h->kind != LOP_CONV2D)
         return LOP_OK;
-    /* the batchnorm: the tail, or the node between the convolution and the tail */
-    const lop_node *bn = t->kind == LOP_BATCHNORM ? t
-                         : t->inputs[0] != head ? g->nodes[t->inputs[0]] : NULL;
+    /* back from the tail: the activation, the add (its other input, from before the
+     * conv, is the residual), the batchnorm */
+    const lop_node *n = is_act(t) ? g->nodes[t->inputs[0]] : t, *bn = NULL;
+    if (n->kind == LOP_ADD) {
+        int other = n->inputs[0] < head ? n->inputs[0] : n->inputs[1];
+        e->residual = g->nodes[other]->out->data;
+        n = g->nodes[n->inputs[0] < head ? n->inputs[1] : n->inputs[0]];
+    }
+    if (n->kind == LOP_BATCHNORM)
+        bn = n;
     const float *bias = h->attr.bias ? h->param[1]->data : NULL;
     if (!bn) {
         e->add = bias;

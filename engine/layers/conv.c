@@ -609,31 +609,31 @@ static void add_bias_grad(const float *dy, int m, const conv_geom *q, float *db)
     }
 }
 
-/* Whether e stores the sums as they are. */
-static int epilogue_idle(const lop_epilogue *e)
-{
-    return !e->mul && !e->add && e->lo == -INFINITY && e->hi == INFINITY;
-}
-
 /* Whether e adds a bias (or nothing) and no more: what the stencil and tap-by-tap
  * kernels do as they store. */
 static int epilogue_bias_only(const lop_epilogue *e)
 {
-    return !e->mul && e->lo == -INFINITY && e->hi == INFINITY;
+    return !e->mul && !e->residual && e->lo == -INFINITY && e->hi == INFINITY;
 }
 
-/* d[0..n) = output channel oc's s[0..n) through e (d may be s); without bounds no
- * clamp, so that a NaN stays one. */
+/* Whether e stores the sums as they are. */
+static int epilogue_idle(const lop_epilogue *e)
+{
+    return epilogue_bias_only(e) && !e->add;
+}
+
+/* d[0..n) = output channel oc's s[0..n) through e (d may be s; d lies in e->y, and
+ * the residual at the same place); without bounds no clamp, so that a NaN stays one. */
 static void epilogue_span(const lop_epilogue *e, int oc, const float *s, float *d, size_t n)
 {
     float mul = e->mul ? e->mul[oc] : 1.0f, add = e->add ? e->add[oc] : 0.0f;
-    if (e->lo == -INFINITY && e->hi == INFINITY) {
-        for (size_t p = 0; p < n; p++)
-            d[p] = s[p] * mul + add;
-        return;
+    const float *r = e->residual ? e->residual + (d - e->y) : NULL;
+    int clamp = e->lo != -INFINITY || e->hi != INFINITY;
+    for (size_t p = 0; p < n; p++) {
+        float v = s[p] * mul + add;
+        v = r ? v + r[p] : v;
+        d[p] = clamp ? lop_epilogue_clamp(e, v) : v;
     }
-    for (size_t p = 0; p < n; p++)
-        d[p] = lop_epilogue_clamp(e, s[p] * mul + add);
 }
 
 /* Output channels [o0, o1) of images [b0, b0 + m) of y through e, in place: for the
@@ -900,8 +900,8 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     j.x = lop_input_node(g, n, 0)->out->data;
     j.w = n->param[PARAM_WEIGHT]->data;
     /* alone, the outputs take the bias; fused, what the graph says */
-    lop_epilogue alone = {NULL, n->attr.bias ? n->param[PARAM_BIAS]->data : NULL, -INFINITY,
-                          INFINITY, n->out->data};
+    lop_epilogue alone = {.add = n->attr.bias ? n->param[PARAM_BIAS]->data : NULL,
+                          .lo = -INFINITY, .hi = INFINITY, .y = n->out->data};
     j.ep = n->epilogue ? n->epilogue : &alone;
     j.y = j.ep->y;
     j.dy = NULL;

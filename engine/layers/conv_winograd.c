@@ -142,13 +142,15 @@ static row_epilogue row_epilogue_of(const lop_epilogue *e, int oc)
     return r;
 }
 
-/* dst[0..n) = min(max(src[0..n) * mul + add, lo), hi). */
-static void store_row(float *restrict dst, const float *restrict src, int n,
-                      const row_epilogue *r)
+/* dst[0..n) = min(max(src[0..n) * mul + add + res[0..n), lo), hi) (res may be NULL). */
+static void store_row(float *restrict dst, const float *restrict src,
+                      const float *restrict res, int n, const row_epilogue *r)
 {
     for (int k = 0; k < n; k += VEC_LANES) {
         int left = n - k < VEC_LANES ? n - k : VEC_LANES;
         vec v = vec_load_first(src + k, left) * r->mul + r->add;
+        if (res)
+            v += vec_load_first(res + k, left);
         vec_store_first(dst + k, r->clamp ? vec_clamp(v, r->lo, r->hi) : v, left);
     }
 }
@@ -259,8 +261,10 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
                 for (int ty = 0; ty < p->th; ty++)
                     for (int i = 0; i < r && r * ty + i < p->ho; i++) {
                         float *row = dst + (size_t)(r * ty + i) * p->wo;
-                        if (e)
-                            store_row(row, strip_at(p, work, b, ty, i), p->wo, &re);
+                        if (e)   /* the residual at the row's place in e->y */
+                            store_row(row, strip_at(p, work, b, ty, i),
+                                      e->residual ? e->residual + (row - e->y) : NULL, p->wo,
+                                      &re);
                         else
                             copy_row(row, strip_at(p, work, b, ty, i), p->wo, accumulate);
                     }

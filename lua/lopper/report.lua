@@ -285,7 +285,7 @@ function lop.compare_layers(a, b, opts)
     #worst > 0 and table.concat(worst, ", ") or "none")
   lines[#lines + 1] = "(FLOPs count a multiply-add as 2; ratios are before/after; latency is "
                       .. "the fastest of repeated forward passes; \"-\": not in that "
-                      .. "network; \"fused\": computed by the convolution, batchnorm or add "
+                      .. "network; \"fused\": computed by a convolution, batchnorm or add "
                       .. "before it)"
   return table.concat(lines, "\n"), ms
 end
