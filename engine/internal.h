@@ -121,6 +121,9 @@ static inline float *lop_input_grad(const lop_graph *g, const lop_node *n, int k
     return in->dout->data;
 }
 
+/* n->out allocated as [batch, n->dims...] (kept when it already has that shape). */
+int lop_node_ensure_out(lop_node *n, int batch);
+
 /* Batch size of the last forward (from n->out), 0 if none. */
 static inline int lop_node_batch(const lop_node *n)
 {

@@ -25,6 +25,14 @@ static int sole_reader(const int *readers, const int *last, int i)
     return readers[i] == 1 ? last[i] : -1;
 }
 
+/* The node before t in the chain node `head` starts: an add's input from the chain
+ * (its other input, the residual, comes before the head), else t's one input. */
+static int chain_before(const lop_graph *g, int t, int head)
+{
+    const lop_node *n = g->nodes[t];
+    return n->kind == LOP_ADD && n->inputs[0] < head ? n->inputs[1] : n->inputs[0];
+}
+
 /* The last node of the chain node `head` starts, or head itself:
  *   conv [-> batchnorm] [-> add of it and a node before the conv] [-> relu / relu6]
  *   batchnorm -> relu / relu6,  add -> relu / relu6 */
@@ -72,9 +80,7 @@ int lop_fusion_plan(const lop_graph *g, int *fused)
         int tail = chain_tail(g, readers, last, i);
         if (tail == i)
             continue;
-        /* every node after the head up to the tail, along the chain */
-        for (int t = tail; t != i; t = g->nodes[t]->kind == LOP_ADD && g->nodes[t]->inputs[0] < i
-                                            ? g->nodes[t]->inputs[1] : g->nodes[t]->inputs[0])
+        for (int t = tail; t != i; t = chain_before(g, t, i))
             fused[t] = LOP_FUSED_AWAY;
         fused[i] = tail;
     }
@@ -88,23 +94,16 @@ static void clamp_of(const lop_node *n, lop_epilogue *e)
 {
     e->lo = -INFINITY;
     e->hi = INFINITY;
-    if (n->kind == LOP_RELU || n->kind == LOP_RELU6)
+    if (is_act(n))
         e->lo = 0.0f;
     if (n->kind == LOP_RELU6)
         e->hi = 6.0f;
 }
 
-/* n's output allocated for `batch` images, as a pass would. */
-static int ensure_out(lop_node *n, int batch)
-{
-    int shape[4] = {batch, n->dims[0], n->dims[1], n->dims[2]};
-    return lop_tensor_ensure(&n->out, n->ndim + 1, shape);
-}
-
 int lop_fusion_epilogue(lop_graph *g, int head, int tail, int batch, lop_epilogue *e)
 {
     lop_node *h = g->nodes[head], *t = g->nodes[tail];
-    int st = ensure_out(t, batch);
+    int st = lop_node_ensure_out(t, batch);
     if (st != LOP_OK)
         return st;
     clamp_of(t, e);
@@ -112,16 +111,15 @@ int lop_fusion_epilogue(lop_graph *g, int head, int tail, int batch, lop_epilogu
     e->mul = e->add = e->residual = NULL;
     if (h->kind != LOP_CONV2D)
         return LOP_OK;
-    /* back from the tail: the activation, the add (its other input, from before the
-     * conv, is the residual), the batchnorm */
-    const lop_node *n = is_act(t) ? g->nodes[t->inputs[0]] : t, *bn = NULL;
-    if (n->kind == LOP_ADD) {
-        int other = n->inputs[0] < head ? n->inputs[0] : n->inputs[1];
-        e->residual = g->nodes[other]->out->data;
-        n = g->nodes[n->inputs[0] < head ? n->inputs[1] : n->inputs[0]];
+    /* back from the tail: the activation, the add (its input that is not the chain's
+     * is the residual), the batchnorm */
+    int id = is_act(t) ? chain_before(g, tail, head) : tail;
+    if (g->nodes[id]->kind == LOP_ADD) {
+        const lop_node *a = g->nodes[id];
+        id = chain_before(g, id, head);
+        e->residual = g->nodes[a->inputs[0] == id ? a->inputs[1] : a->inputs[0]]->out->data;
     }
-    if (n->kind == LOP_BATCHNORM)
-        bn = n;
+    const lop_node *bn = g->nodes[id]->kind == LOP_BATCHNORM ? g->nodes[id] : NULL;
     const float *bias = h->attr.bias ? h->param[1]->data : NULL;
     if (!bn) {
         e->add = bias;

@@ -324,13 +324,13 @@ double lop_graph_flops(const lop_graph *g)
     return total;
 }
 
-/* Shape [batch, per-sample dims...] of a node's activation. */
-static int batch_shape(const lop_node *n, int batch, int *shape)
+int lop_node_ensure_out(lop_node *n, int batch)
 {
+    int shape[LOP_MAX_DIMS];
     shape[0] = batch;
     for (int i = 0; i < n->ndim; i++)
         shape[i + 1] = n->dims[i];
-    return n->ndim + 1;
+    return lop_tensor_ensure(&n->out, n->ndim + 1, shape);
 }
 
 /* One node's forward: alone, or heading the chain fused[i] ends (fused may be NULL). */
@@ -370,7 +370,6 @@ static int forward_through(lop_graph *g, const lop_tensor *x, int train, int las
         return lop_fail(LOP_ESHAPE, "forward: input must have shape [batch, %s]", want);
     }
     int batch = x->shape[0];
-    int shape[LOP_MAX_DIMS];
     int *fused = NULL;
     if (fuse) {
         fused = lop_malloc((size_t)g->n * sizeof *fused);
@@ -383,8 +382,7 @@ static int forward_through(lop_graph *g, const lop_tensor *x, int train, int las
     int st = LOP_OK;
     for (int i = 0; st == LOP_OK && i <= last; i++) {
         lop_node *n = g->nodes[i];
-        int nd = batch_shape(n, batch, shape);
-        if ((st = lop_tensor_ensure(&n->out, nd, shape)) != LOP_OK)
+        if ((st = lop_node_ensure_out(n, batch)) != LOP_OK)
             break;
         if (i == 0) {
             memcpy(n->out->data, x->data, x->numel * sizeof(float));

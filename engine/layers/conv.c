@@ -622,6 +622,24 @@ static int epilogue_idle(const lop_epilogue *e)
     return epilogue_bias_only(e) && !e->add;
 }
 
+/* epilogue_span's loop; inlined with constant `residual` and `clamp`, each case is a
+ * loop without branches, which the compiler vectorises (one loop testing them per
+ * value was not: 1.6x slower on a 1x1 layer's copy). */
+static inline void span_loop(const float *s, const float *r, float *d, size_t n, float mul,
+                             float add, float lo, float hi, int residual, int clamp)
+{
+    for (size_t p = 0; p < n; p++) {
+        float v = s[p] * mul + add;
+        if (residual)
+            v += r[p];
+        if (clamp) {
+            v = v > lo ? v : lo;
+            v = v < hi ? v : hi;
+        }
+        d[p] = v;
+    }
+}
+
 /* d[0..n) = output channel oc's s[0..n) through e (d may be s; d lies in e->y, and
  * the residual at the same place); without bounds no clamp, so that a NaN stays one. */
 static void epilogue_span(const lop_epilogue *e, int oc, const float *s, float *d, size_t n)
@@ -629,11 +647,14 @@ static void epilogue_span(const lop_epilogue *e, int oc, const float *s, float *
     float mul = e->mul ? e->mul[oc] : 1.0f, add = e->add ? e->add[oc] : 0.0f;
     const float *r = e->residual ? e->residual + (d - e->y) : NULL;
     int clamp = e->lo != -INFINITY || e->hi != INFINITY;
-    for (size_t p = 0; p < n; p++) {
-        float v = s[p] * mul + add;
-        v = r ? v + r[p] : v;
-        d[p] = clamp ? lop_epilogue_clamp(e, v) : v;
-    }
+    if (r && clamp)
+        span_loop(s, r, d, n, mul, add, e->lo, e->hi, 1, 1);
+    else if (r)
+        span_loop(s, r, d, n, mul, add, e->lo, e->hi, 1, 0);
+    else if (clamp)
+        span_loop(s, r, d, n, mul, add, e->lo, e->hi, 0, 1);
+    else
+        span_loop(s, r, d, n, mul, add, e->lo, e->hi, 0, 0);
 }
 
 /* Output channels [o0, o1) of images [b0, b0 + m) of y through e, in place: for the
