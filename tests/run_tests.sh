@@ -6,7 +6,7 @@
 # again with the first lines of their reasons (a CI log's tail then names them).  Each
 # file's wall time follows its output, to show where the suite's minutes go.  A
 # program that crashes or exits non-zero without reporting a failed case counts as one
-# failure, so nothing fails silently.
+# failure, listed with the last lines it printed, so nothing fails silently.
 passed=0
 failed=0
 skipped=0
@@ -28,7 +28,8 @@ for t in "$@"; do
     if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
         echo "[$name] exited with status $rc"
         bad=1
-        failures="$failures[$name] exited with status $rc
+        failures="$failures[$name] exited with status $rc; its last lines:
+$(printf '%s\n' "$out" | tail -n 12 | sed "s/^/[$name]   /")
 "
     fi
     failures="$failures$(printf '%s\n' "$out" | awk -v n="[$name] " '

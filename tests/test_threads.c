@@ -7,7 +7,8 @@
  * and 3 threads from the same seed; the parameters must agree bit for bit, and so
  * must lop_evaluate's loss and lop_sample's statistics on the trained network.  The
  * pool itself must run every index of every job exactly once, whether its workers
- * are still polling for the next job or have gone to sleep.
+ * are still polling for the next job or have gone to sleep, and when the thread count
+ * changes between jobs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "graph_build.h"
@@ -247,6 +249,44 @@ static void pool_runs_every_index_once_polling_or_asleep(void **state)
     assert_int_equal(lop_set_threads(2), LOP_OK);
 }
 
+/* A job on few threads while the other workers wake from sleep, then the thread count
+ * raised and a job on all of them, over and over: a woken worker that the first job
+ * skipped must not take the raised count for that job's and run a share of it after it
+ * ended (which ran indices twice, and hung the pool, before the count became part of
+ * the job's ticket).  The tallies are checked once all jobs are over, so that a share
+ * run late still shows; alarm turns a hung pool into a failure. */
+enum { ROUNDS = 3000, WIDE = 64 };
+static void count_wide(void *ctx, long begin, long end, int worker)
+{
+    int *hits = ctx;
+    for (long i = begin; i < end; i++)
+        hits[i]++;
+}
+
+static void raised_thread_count_never_reruns_an_ended_job(void **state)
+{
+    (void)state;
+    int *hits = calloc((size_t)2 * ROUNDS * WIDE, sizeof *hits);
+    assert_non_null(hits);
+    alarm(120);
+    for (int r = 0; r < ROUNDS; r++) {
+        struct timespec pause = {0, 150000};   /* longer than the poll: workers sleep */
+        nanosleep(&pause, NULL);
+        assert_int_equal(lop_set_threads(2), LOP_OK);
+        lop_parallel_for(WIDE, 1, count_wide, hits + (size_t)2 * r * WIDE);
+        assert_int_equal(lop_set_threads(8), LOP_OK);
+        lop_parallel_for(WIDE, 1, count_wide, hits + (size_t)(2 * r + 1) * WIDE);
+    }
+    assert_int_equal(lop_set_threads(2), LOP_OK);
+    struct timespec settle = {0, 20000000};
+    nanosleep(&settle, NULL);
+    alarm(0);
+    for (size_t i = 0; i < (size_t)2 * ROUNDS * WIDE; i++)
+        if (hits[i] != 1)
+            fail_msg("job %zu: index %zu run %d times", i / WIDE, i % WIDE, hits[i]);
+    free(hits);
+}
+
 static void thread_counts_out_of_range_are_refused(void **state)
 {
     (void)state;
@@ -262,6 +302,7 @@ int main(void)
         cmocka_unit_test(same_model_on_1_2_3_threads),
         cmocka_unit_test(small_batches_same_on_1_2_3_threads),
         cmocka_unit_test(pool_runs_every_index_once_polling_or_asleep),
+        cmocka_unit_test(raised_thread_count_never_reruns_an_ended_job),
         cmocka_unit_test(thread_counts_out_of_range_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,7 @@
 
 #define MAX_THREADS 64
 #define SPIN_NS 100000L   /* how long a thread polls for the next job before sleeping */
+#define TICKET_SPAN (MAX_THREADS + 1)
 
 static struct {
     pthread_once_t once;
@@ -34,10 +35,14 @@ static struct {
     pthread_mutex_t owner;         /* held by the caller running a job on the pool */
     pthread_mutex_t lock;          /* guards the job fields below */
     pthread_cond_t start, done;
-    /* generation and pending change under lock but are also polled without it: the
-     * job fields are written before generation's release store. */
-    atomic_ulong generation;       /* counts the jobs started */
-    unsigned long born[MAX_THREADS];   /* the count when each worker was started */
+    /* ticket and pending change under lock but are also polled without it: the job
+     * fields are written before ticket's release store.  A job's ticket is the count
+     * of jobs started times TICKET_SPAN plus the threads it runs on, one word: a
+     * worker that reads the thread count apart from the job can pair a job that
+     * skipped it with a count set later (lop_set_threads) and run its share of an
+     * ended job, whose context is gone. */
+    atomic_ulong ticket;
+    unsigned long born[MAX_THREADS];   /* the ticket when each worker was started */
     atomic_int pending;            /* workers still running the current job */
     lop_range_fn fn;
     void *ctx;
@@ -68,11 +73,11 @@ static void cpu_relax(void)
 #endif
 }
 
-/* What a worker polls for: a job after `seen` has started; and the caller: no worker
- * is left running the job (seen unused). */
+/* What a worker polls for: a job after ticket `seen` has started; and the caller: no
+ * worker is left running the job (seen unused). */
 static int job_started(unsigned long seen)
 {
-    return atomic_load_explicit(&pool.generation, memory_order_acquire) != seen;
+    return atomic_load_explicit(&pool.ticket, memory_order_acquire) != seen;
 }
 
 static int job_done(unsigned long seen)
@@ -113,10 +118,11 @@ static void *worker_main(void *arg)
                 pthread_cond_wait(&pool.start, &pool.lock);
             pthread_mutex_unlock(&pool.lock);
         }
-        /* A job cannot end before every worker in use has run it, so no job of this
-         * worker's is skipped here. */
-        seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
-        int threads = pool.nthreads;
+        /* A job cannot end before every worker it runs on has run it, so no job of
+         * this worker's is skipped here, and the job fields stay this ticket's until
+         * this worker is done. */
+        seen = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+        int threads = (int)(seen % TICKET_SPAN);
         if (w >= threads)
             continue;
         run_share(w, threads);
@@ -138,7 +144,7 @@ static int start_workers(int want)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     while (pool.started < want) {
         pthread_t t;
-        pool.born[pool.started] = atomic_load(&pool.generation);
+        pool.born[pool.started] = atomic_load(&pool.ticket);
         if (pthread_create(&t, &attr, worker_main, (void *)(intptr_t)pool.started) != 0)
             break;
         pool.started++;
@@ -201,7 +207,9 @@ void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx)
     pool.n = n;
     atomic_store_explicit(&pool.pending, threads - 1, memory_order_relaxed);
     pthread_mutex_lock(&pool.lock);    /* a worker may be between its check and its sleep */
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    unsigned long jobs = atomic_load_explicit(&pool.ticket, memory_order_relaxed) / TICKET_SPAN;
+    atomic_store_explicit(&pool.ticket, (jobs + 1) * TICKET_SPAN + (unsigned long)threads,
+                          memory_order_release);
     pthread_cond_broadcast(&pool.start);
     pthread_mutex_unlock(&pool.lock);
 
