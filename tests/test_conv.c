@@ -64,6 +64,9 @@ static const conv_case cases[] = {
     /* stencil: 11 outputs = a full block and a partial one; 37 columns, so each row
      * spans two position blocks */
     {"stencil, block remainder", 3, 5, 37, 11, 3, 3, 1, 1, 1, 1, 1, 1, 3},
+    /* 15 outputs: a full block and one of 7 rows; the input gradient's 7 outputs one
+     * block of 7 (with the cases around, last blocks of every row count 1..8) */
+    {"stencil, blocks of 7 rows", 7, 6, 9, 15, 3, 3, 1, 1, 1, 1, 1, 1, 2},
     /* stencil: one image, three blocks shared out over the threads */
     {"stencil, one image", 4, 6, 6, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {"stencil, 5x5 unpadded", 2, 9, 8, 5, 5, 5, 1, 1, 0, 0, 1, 0, 2},
