@@ -8,6 +8,8 @@
 #ifndef LOPPER_INTERNAL_H
 #define LOPPER_INTERNAL_H
 
+#include <math.h>
+
 #include "lopper.h"
 
 #define LOP_NAME_MAX 128   /* node names up to 127 characters: exporters' paths run long */
@@ -168,6 +170,8 @@ int lop_node_add_param(lop_node *n, const char *name, int ndim, const int *shape
 void lop_batchnorm_affine(const lop_node *bn, int c, float *scale, float *shift);
 /* The same in double: what folding a batchnorm into a convolution computes with. */
 void lop_batchnorm_affine_double(const lop_node *bn, int c, double *scale, double *shift);
+/* A relu's or relu6's ceiling: INFINITY or 6 (its floor is 0). */
+float lop_activation_cap(const lop_node *n);
 
 /* What a node fused with the nodes after it (graph/fusion.c) applies to each output
  * value v of channel c as it stores it, into y (the last fused node's output):
@@ -187,6 +191,18 @@ static inline float lop_epilogue_clamp(const lop_epilogue *e, float v)
 {
     v = v > e->lo ? v : e->lo;
     return v < e->hi ? v : e->hi;
+}
+
+/* Whether e has bounds to clamp to (without, a NaN stays one). */
+static inline int lop_epilogue_clamps(const lop_epilogue *e)
+{
+    return e->lo != -INFINITY || e->hi != INFINITY;
+}
+
+/* The residual values that go with the outputs at d (a place in e->y), or NULL. */
+static inline const float *lop_epilogue_residual_at(const lop_epilogue *e, const float *d)
+{
+    return e->residual ? e->residual + (d - e->y) : NULL;
 }
 
 /* Scratch memory shared by all layers of a graph: at least count floats, valid

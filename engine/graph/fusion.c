@@ -25,6 +25,12 @@ static int sole_reader(const int *readers, const int *last, int i)
     return readers[i] == 1 ? last[i] : -1;
 }
 
+/* Add node a's input other than node `id` (a has two). */
+static int other_input(const lop_node *a, int id)
+{
+    return a->inputs[0] == id ? a->inputs[1] : a->inputs[0];
+}
+
 /* The node before t in the chain node `head` starts: an add's input from the chain
  * (its other input, the residual, comes before the head), else t's one input. */
 static int chain_before(const lop_graph *g, int t, int head)
@@ -46,8 +52,7 @@ static int chain_tail(const lop_graph *g, const int *readers, const int *last, i
             next = sole_reader(readers, last, t);
         }
         const lop_node *a = next >= 0 ? g->nodes[next] : NULL;
-        if (a && a->kind == LOP_ADD && a->ninputs == 2 &&
-            (a->inputs[0] == t ? a->inputs[1] : a->inputs[0]) < head) {
+        if (a && a->kind == LOP_ADD && a->ninputs == 2 && other_input(a, t) < head) {
             t = next;
             next = sole_reader(readers, last, t);
         }
@@ -92,12 +97,8 @@ int lop_fusion_plan(const lop_graph *g, int *fused)
 /* The clamp of an activation node, or none. */
 static void clamp_of(const lop_node *n, lop_epilogue *e)
 {
-    e->lo = -INFINITY;
-    e->hi = INFINITY;
-    if (is_act(n))
-        e->lo = 0.0f;
-    if (n->kind == LOP_RELU6)
-        e->hi = 6.0f;
+    e->lo = is_act(n) ? 0.0f : -INFINITY;
+    e->hi = is_act(n) ? lop_activation_cap(n) : INFINITY;
 }
 
 int lop_fusion_epilogue(lop_graph *g, int head, int tail, int batch, lop_epilogue *e)
@@ -117,7 +118,7 @@ int lop_fusion_epilogue(lop_graph *g, int head, int tail, int batch, lop_epilogu
     if (g->nodes[id]->kind == LOP_ADD) {
         const lop_node *a = g->nodes[id];
         id = chain_before(g, id, head);
-        e->residual = g->nodes[a->inputs[0] == id ? a->inputs[1] : a->inputs[0]]->out->data;
+        e->residual = g->nodes[other_input(a, id)]->out->data;
     }
     const lop_node *bn = g->nodes[id]->kind == LOP_BATCHNORM ? g->nodes[id] : NULL;
     const float *bias = h->attr.bias ? h->param[1]->data : NULL;

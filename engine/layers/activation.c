@@ -35,7 +35,7 @@ typedef struct elem_job {
 
 /* ---- relu and relu6: y = min(max(x, 0), cap), cap = +inf for relu, 6 for relu6 ---- */
 
-static float cap_of(const lop_node *n)
+float lop_activation_cap(const lop_node *n)
 {
     return n->kind == LOP_RELU6 ? 6.0f : INFINITY;
 }
@@ -53,7 +53,7 @@ static void clamp_range(void *ctx, long begin, long end, int worker)
 
 static int clamp_forward(lop_graph *g, lop_node *n, int train)
 {
-    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data, cap_of(n), 0};
+    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data, lop_activation_cap(n), 0};
     lop_parallel_for((long)n->out->numel, LOP_GRAIN, clamp_range, &j);
     return LOP_OK;
 }
@@ -76,7 +76,7 @@ static void clamp_grad_range(void *ctx, long begin, long end, int worker)
 
 static int clamp_backward(lop_graph *g, lop_node *n)
 {
-    elem_job j = {n->out->data, n->dout->data, NULL, cap_of(n), 0};
+    elem_job j = {n->out->data, n->dout->data, NULL, lop_activation_cap(n), 0};
     j.out = lop_input_grad(g, n, 0, &j.overwrite);
     lop_parallel_for((long)n->out->numel, LOP_GRAIN, clamp_grad_range, &j);
     return LOP_OK;

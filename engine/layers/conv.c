@@ -613,7 +613,7 @@ static void add_bias_grad(const float *dy, int m, const conv_geom *q, float *db)
  * kernels do as they store. */
 static int epilogue_bias_only(const lop_epilogue *e)
 {
-    return !e->mul && !e->residual && e->lo == -INFINITY && e->hi == INFINITY;
+    return !e->mul && !e->residual && !lop_epilogue_clamps(e);
 }
 
 /* Whether e stores the sums as they are. */
@@ -645,8 +645,8 @@ static inline void span_loop(const float *s, const float *r, float *d, size_t n,
 static void epilogue_span(const lop_epilogue *e, int oc, const float *s, float *d, size_t n)
 {
     float mul = e->mul ? e->mul[oc] : 1.0f, add = e->add ? e->add[oc] : 0.0f;
-    const float *r = e->residual ? e->residual + (d - e->y) : NULL;
-    int clamp = e->lo != -INFINITY || e->hi != INFINITY;
+    const float *r = lop_epilogue_residual_at(e, d);
+    int clamp = lop_epilogue_clamps(e);
     if (r && clamp)
         span_loop(s, r, d, n, mul, add, e->lo, e->hi, 1, 1);
     else if (r)

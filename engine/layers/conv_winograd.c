@@ -9,7 +9,6 @@
  * value.  The weight gradient runs the same way backwards: dM = A dY A^T per tile,
  * dU[xi] = dM[xi] V[xi]^T, dW += G^T dU G.
  */
-#include <math.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -132,7 +131,7 @@ static row_epilogue row_epilogue_of(const lop_epilogue *e, int oc)
 {
     row_epilogue r;
     float mul = e->mul ? e->mul[oc] : 1.0f, add = e->add ? e->add[oc] : 0.0f;
-    r.clamp = e->lo != -INFINITY || e->hi != INFINITY;
+    r.clamp = lop_epilogue_clamps(e);
     for (int l = 0; l < VEC_LANES; l++) {
         r.mul[l] = mul;
         r.add[l] = add;
@@ -261,10 +260,9 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
                 for (int ty = 0; ty < p->th; ty++)
                     for (int i = 0; i < r && r * ty + i < p->ho; i++) {
                         float *row = dst + (size_t)(r * ty + i) * p->wo;
-                        if (e)   /* the residual at the row's place in e->y */
+                        if (e)
                             store_row(row, strip_at(p, work, b, ty, i),
-                                      e->residual ? e->residual + (row - e->y) : NULL, p->wo,
-                                      &re);
+                                      lop_epilogue_residual_at(e, row), p->wo, &re);
                         else
                             copy_row(row, strip_at(p, work, b, ty, i), p->wo, accumulate);
                     }
