@@ -2,7 +2,8 @@
  * test_vec.c - layers/vec.h's lane operations against lane-by-lane references, for
  * every count of lanes and every lane mask: loads and strided gathers of the first n
  * lanes (the others 0), stores of the first n lanes and of the selected lanes (nothing
- * past them written), lanes spread back over a mask, and (de)interleaving.  The
+ * past them written), lanes spread back over a mask, and a strip row's tiles split by
+ * column and joined again, in whatever lane order the build's split leaves them.  The
  * AVX-512 and AVX2 builds replace the lane loops with instructions (masked moves,
  * gathers, permutes indexed through BMI2); this is the check that they mean the same.
  */
@@ -47,6 +48,7 @@ static void test_first_lanes_load_gather_and_store(void **state)
     }
 }
 
+/* Selected lanes stored in order and spread back (VEC_IN_ORDER): lane l is tile l. */
 static void test_selected_lanes_stored_and_spread_back(void **state)
 {
     (void)state;
@@ -57,7 +59,7 @@ static void test_selected_lanes_stored_and_spread_back(void **state)
         float dst[VEC_LANES + GUARD];
         for (int i = 0; i < VEC_LANES + GUARD; i++)
             dst[i] = SENTINEL;
-        vec_store_selected(dst, v, mask);
+        vec_store_selected(dst, v, mask, VEC_IN_ORDER);
         int k = 0;
         for (int l = 0; l < VEC_LANES; l++)
             if (mask >> l & 1)
@@ -65,30 +67,55 @@ static void test_selected_lanes_stored_and_spread_back(void **state)
         for (int i = k; i < VEC_LANES + GUARD; i++)
             assert_true(dst[i] == SENTINEL);
 
-        vec s = vec_spread(v, mask);
+        vec s = vec_spread(v, mask, VEC_IN_ORDER);
         k = 0;
         for (int l = 0; l < VEC_LANES; l++)
             assert_true(s[l] == (mask >> l & 1 ? src[k++] : 0.0f));
     }
 }
 
-static void test_interleave_and_back(void **state)
+/* VEC_LANES tiles of `cols` columns at row[]: split, each column's selected tiles
+ * stored in the tiles' order, spread back over them and joined - whatever lane order
+ * the build gives the split, tile t's column k is row[cols t + k] and an unselected
+ * tile comes back as zeros. */
+static void check_split(int cols, unsigned mask)
+{
+    float row[4 * VEC_LANES], back[4 * VEC_LANES];
+    fill(row, 4 * VEC_LANES, 1.0f);
+    vec q[4];
+    vec_order order = cols == 2 ? VEC_SPLIT2 : VEC_SPLIT4;
+    if (cols == 2)
+        vec_split2(row, &q[0], &q[1]);
+    else
+        vec_split4(row, q);
+    for (int k = 0; k < cols; k++) {
+        float dst[VEC_LANES + GUARD];
+        for (int i = 0; i < VEC_LANES + GUARD; i++)
+            dst[i] = SENTINEL;
+        vec_store_selected(dst, q[k], mask, order);
+        int n = 0;
+        for (int t = 0; t < VEC_LANES; t++)
+            if (mask >> t & 1)
+                assert_true(dst[n++] == row[cols * t + k]);
+        for (int i = n; i < VEC_LANES + GUARD; i++)
+            assert_true(dst[i] == SENTINEL);
+        q[k] = vec_spread(vec_load(dst), mask, order);
+    }
+    if (cols == 2)
+        vec_join2(q[0], q[1], back);
+    else
+        vec_join4(q, back);
+    for (int t = 0; t < VEC_LANES; t++)
+        for (int k = 0; k < cols; k++)
+            assert_true(back[cols * t + k] == (mask >> t & 1 ? row[cols * t + k] : 0.0f));
+}
+
+static void test_tiles_split_stored_spread_and_joined(void **state)
 {
     (void)state;
-    float a[VEC_LANES], b[VEC_LANES];
-    fill(a, VEC_LANES, 0.0f);
-    fill(b, VEC_LANES, 100.0f);
-    vec lo, hi, even, odd;
-    vec_interleave(vec_load(a), vec_load(b), &lo, &hi);
-    for (int l = 0; l < VEC_LANES; l++) {
-        int i = l / 2, j = (VEC_LANES + l) / 2;
-        assert_true(lo[l] == (l % 2 ? b[i] : a[i]));
-        assert_true(hi[l] == (l % 2 ? b[j] : a[j]));
-    }
-    vec_deinterleave(lo, hi, &even, &odd);
-    for (int l = 0; l < VEC_LANES; l++) {
-        assert_true(even[l] == a[l]);
-        assert_true(odd[l] == b[l]);
+    for (unsigned mask = 0; mask < 1u << VEC_LANES; mask++) {
+        check_split(2, mask);
+        check_split(4, mask);
     }
 }
 
@@ -97,7 +124,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_lanes_load_gather_and_store),
         cmocka_unit_test(test_selected_lanes_stored_and_spread_back),
-        cmocka_unit_test(test_interleave_and_back),
+        cmocka_unit_test(test_tiles_split_stored_spread_and_joined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

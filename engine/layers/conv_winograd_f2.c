@@ -24,7 +24,7 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
     }
 }
 
-/* Each of the four rows' columns 2 l .. 2 l + 3 for lane l split into four vectors,
+/* Each of the four rows' columns 2 l .. 2 l + 3 for tile l split into four vectors,
  * then B^T d B in registers, down the columns and along the rows. */
 static void input_vector(const float *rows, int pitch, unsigned real, float *out,
                          size_t step)
@@ -32,9 +32,8 @@ static void input_vector(const float *rows, int pitch, unsigned real, float *out
     vec d[4][4];
     for (int i = 0; i < 4; i++) {
         const float *row = rows + (size_t)i * pitch;
-        vec_deinterleave(vec_load(row), vec_load(row + VEC_LANES), &d[i][0], &d[i][1]);
-        vec_deinterleave(vec_load(row + 2), vec_load(row + 2 + VEC_LANES), &d[i][2],
-                         &d[i][3]);
+        vec_split2(row, &d[i][0], &d[i][1]);
+        vec_split2(row + 2, &d[i][2], &d[i][3]);
     }
     vec t[4][4];
     for (int j = 0; j < 4; j++) {
@@ -45,10 +44,10 @@ static void input_vector(const float *rows, int pitch, unsigned real, float *out
     }
     for (int i = 0; i < 4; i++) {
         float *o = out + (size_t)(4 * i) * step;
-        vec_store_selected(o, t[i][0] - t[i][2], real);
-        vec_store_selected(o + step, t[i][1] + t[i][2], real);
-        vec_store_selected(o + 2 * step, t[i][2] - t[i][1], real);
-        vec_store_selected(o + 3 * step, t[i][1] - t[i][3], real);
+        vec_store_selected(o, t[i][0] - t[i][2], real, VEC_SPLIT2);
+        vec_store_selected(o + step, t[i][1] + t[i][2], real, VEC_SPLIT2);
+        vec_store_selected(o + 2 * step, t[i][2] - t[i][1], real, VEC_SPLIT2);
+        vec_store_selected(o + 3 * step, t[i][1] - t[i][3], real, VEC_SPLIT2);
     }
 }
 
@@ -67,31 +66,26 @@ static void output_vector(const float *m, size_t step, unsigned real, float *row
         r0[j] = m0 + m1 + m2;
         r1[j] = m1 - m2 - m3;
     }
-    vec lo, hi;
-    vec_interleave(vec_spread(r0[0] + r0[1] + r0[2], real),
-                   vec_spread(r0[1] - r0[2] - r0[3], real), &lo, &hi);
-    vec_store(rows, lo);
-    vec_store(rows + VEC_LANES, hi);
-    vec_interleave(vec_spread(r1[0] + r1[1] + r1[2], real),
-                   vec_spread(r1[1] - r1[2] - r1[3], real), &lo, &hi);
-    vec_store(rows + pitch, lo);
-    vec_store(rows + pitch + VEC_LANES, hi);
+    vec_join2(vec_spread(r0[0] + r0[1] + r0[2], real, VEC_SPLIT2),
+              vec_spread(r0[1] - r0[2] - r0[3], real, VEC_SPLIT2), rows);
+    vec_join2(vec_spread(r1[0] + r1[1] + r1[2], real, VEC_SPLIT2),
+              vec_spread(r1[1] - r1[2] - r1[3], real, VEC_SPLIT2), rows + pitch);
 }
 
 static void output_grad_vector(const float *rows, int pitch, unsigned real, float *out,
                                size_t step)
 {
     vec a0, a1, b0, b1;
-    vec_deinterleave(vec_load(rows), vec_load(rows + VEC_LANES), &a0, &a1);
-    vec_deinterleave(vec_load(rows + pitch), vec_load(rows + pitch + VEC_LANES), &b0, &b1);
+    vec_split2(rows, &a0, &a1);
+    vec_split2(rows + pitch, &b0, &b1);
     /* A d: rows d0, d0 + d1, d0 - d1, -d1; then the same on columns. */
     vec e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
     for (int i = 0; i < 4; i++) {
         float *o = out + (size_t)(4 * i) * step;
-        vec_store_selected(o, e[i][0], real);
-        vec_store_selected(o + step, e[i][0] + e[i][1], real);
-        vec_store_selected(o + 2 * step, e[i][0] - e[i][1], real);
-        vec_store_selected(o + 3 * step, -e[i][1], real);
+        vec_store_selected(o, e[i][0], real, VEC_SPLIT2);
+        vec_store_selected(o + step, e[i][0] + e[i][1], real, VEC_SPLIT2);
+        vec_store_selected(o + 2 * step, e[i][0] - e[i][1], real, VEC_SPLIT2);
+        vec_store_selected(o + 3 * step, -e[i][1], real, VEC_SPLIT2);
     }
 }
 

@@ -85,33 +85,9 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
     }
 }
 
-/* The 4 * VEC_LANES floats from p split by column modulo 4 into q[0..3]. */
-static inline void split4(const float *p, vec q[4])
-{
-    vec e0, o0, e1, o1;
-    vec_deinterleave(vec_load(p), vec_load(p + VEC_LANES), &e0, &o0);
-    vec_deinterleave(vec_load(p + 2 * VEC_LANES), vec_load(p + 3 * VEC_LANES), &e1, &o1);
-    vec_deinterleave(e0, e1, &q[0], &q[2]);
-    vec_deinterleave(o0, o1, &q[1], &q[3]);
-}
-
-/* split4 undone: q[0..3] interleaved into 4 * VEC_LANES floats at p. */
-static inline void join4(const vec q[4], float *p)
-{
-    vec x0, x1, z0, z1, w0, w1;
-    vec_interleave(q[0], q[2], &x0, &x1);
-    vec_interleave(q[1], q[3], &z0, &z1);
-    vec_interleave(x0, z0, &w0, &w1);
-    vec_store(p, w0);
-    vec_store(p + VEC_LANES, w1);
-    vec_interleave(x1, z1, &w0, &w1);
-    vec_store(p + 2 * VEC_LANES, w0);
-    vec_store(p + 3 * VEC_LANES, w1);
-}
-
-/* Each of the six rows' columns 4 l .. 4 l + 5 for lane l split into six vectors and
- * transformed along the row, then B^T down each column of the tile into its six
- * runs. */
+/* Each of the six rows' columns 4 l .. 4 l + 5 for tile l split into six vectors
+ * (vec_split4: tile l in a lane of the build's order) and transformed along the row,
+ * then B^T down each column of the tile into its six runs. */
 static void input_vector(const float *rows, int pitch, unsigned real, float *out,
                          size_t step)
 {
@@ -119,8 +95,8 @@ static void input_vector(const float *rows, int pitch, unsigned real, float *out
     for (int i = 0; i < ALPHA; i++) {
         const float *row = rows + (size_t)i * pitch;
         vec d[ALPHA + 2];
-        split4(row, d);
-        split4(row + R, d + R);   /* columns 4 l + 4 and 4 l + 5 */
+        vec_split4(row, d);
+        vec_split4(row + R, d + R);   /* columns 4 l + 4 and 4 l + 5 */
         bt_of(d, along[i]);
     }
     for (int j = 0; j < ALPHA; j++) {
@@ -129,7 +105,8 @@ static void input_vector(const float *rows, int pitch, unsigned real, float *out
             col[i] = along[i][j];
         bt_of(col, t);
         for (int i = 0; i < ALPHA; i++)
-            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[i], real);
+            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[i], real,
+                               VEC_SPLIT4);
     }
 }
 
@@ -152,8 +129,8 @@ static void output_vector(const float *m, size_t step, unsigned real, float *row
         vec y[R];
         at_of(down[i], y);
         for (int j = 0; j < R; j++)
-            y[j] = vec_spread(y[j], real);
-        join4(y, rows + (size_t)i * pitch);
+            y[j] = vec_spread(y[j], real, VEC_SPLIT4);
+        vec_join4(y, rows + (size_t)i * pitch);
     }
 }
 
@@ -164,7 +141,7 @@ static void output_grad_vector(const float *rows, int pitch, unsigned real, floa
 {
     vec dy[R][R], down[ALPHA][R];
     for (int i = 0; i < R; i++)
-        split4(rows + (size_t)i * pitch, dy[i]);
+        vec_split4(rows + (size_t)i * pitch, dy[i]);
     for (int j = 0; j < R; j++) {
         vec col[R], t[ALPHA];
         for (int i = 0; i < R; i++)
@@ -177,7 +154,8 @@ static void output_grad_vector(const float *rows, int pitch, unsigned real, floa
         vec t[ALPHA];
         a_of(down[i], t);
         for (int j = 0; j < ALPHA; j++)
-            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[j], real);
+            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[j], real,
+                               VEC_SPLIT4);
     }
 }
 

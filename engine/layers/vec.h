@@ -136,21 +136,46 @@ static inline void vec_store_first(float *p, vec v, int n)
 #endif
 }
 
-/* The lanes of v that mask selects (bit l for lane l), stored in order at p[0..):
- * as many floats as mask has bits. */
-static inline void vec_store_selected(float *p, vec v, unsigned mask)
+/* A strip row's tiles split by column (vec_split2, vec_split4) lie in its vectors'
+ * lanes in an order of the build's choosing: in order on AVX-512 and in the portable
+ * build, and on AVX2 in the order in-lane shuffles leave them (each 128-bit half
+ * gathers its own tiles), since AVX2's lane-crossing permutes cost several times more.
+ * vec_store_selected and vec_spread take the order and put the tiles back in order. */
+typedef enum { VEC_IN_ORDER, VEC_SPLIT2, VEC_SPLIT4 } vec_order;
+
+#ifdef VEC_AVX2_BMI2
+/* Byte t: the lane that holds tile t. */
+static inline unsigned long long vec_lane_of_tile(vec_order o)
+{
+    return o == VEC_SPLIT4 ? 0x0703060205010400ull
+           : o == VEC_SPLIT2 ? 0x0706030205040100ull : 0x0706050403020100ull;
+}
+
+/* Byte l: the tile that lane l holds. */
+static inline unsigned long long vec_tile_of_lane(vec_order o)
+{
+    return o == VEC_SPLIT4 ? 0x0705030106040200ull
+           : o == VEC_SPLIT2 ? 0x0706030205040100ull : 0x0706050403020100ull;
+}
+#endif
+
+/* The tiles of v (in order o) that mask selects (bit t for tile t), stored in the
+ * tiles' order at p[0..): as many floats as mask has bits. */
+static inline void vec_store_selected(float *p, vec v, unsigned mask, vec_order o)
 {
 #ifdef __AVX512F__
+    (void)o;
     __m512 packed = _mm512_maskz_compress_ps((__mmask16)mask, (__m512)v);
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << __builtin_popcount(mask)) - 1), packed);
 #elif defined(VEC_AVX2_BMI2)
-    /* a byte of ones per selected lane; pext packs those lanes' numbers to the front */
+    /* a byte of ones per selected tile; pext packs those tiles' lanes to the front */
     unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
-    unsigned long long from = _pext_u64(0x0706050403020100ull, bytes);
+    unsigned long long from = _pext_u64(vec_lane_of_tile(o), bytes);
     __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
     vec_store_first(p, (vec)_mm256_permutevar8x32_ps((__m256)v, at),
                     __builtin_popcount(mask));
 #else
+    (void)o;
     for (int l = 0, k = 0; l < VEC_LANES; l++)
         if (mask >> l & 1)
             p[k++] = v[l];
@@ -175,20 +200,28 @@ static inline vec vec_clamp(vec v, vec lo, vec hi)
 }
 
 /* vec_store_selected undone in registers: v's first lanes spread in order over the
- * lanes that mask selects, the others 0. */
-static inline vec vec_spread(vec v, unsigned mask)
+ * tiles that mask selects, laid out in order o, the other lanes 0. */
+static inline vec vec_spread(vec v, unsigned mask, vec_order o)
 {
 #ifdef __AVX512F__
+    (void)o;
     return (vec)_mm512_maskz_expand_ps((__mmask16)mask, (__m512)v);
 #elif defined(VEC_AVX2_BMI2)
-    /* pdep spreads the lane numbers 0, 1, ... over the selected lanes' bytes */
+    /* pdep spreads the numbers 0, 1, ... over the selected tiles' bytes; a byte
+     * shuffle then moves tile t's byte to its lane */
     unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
     unsigned long long from = _pdep_u64(0x0706050403020100ull, bytes);
-    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
-    __m256i keep = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128((long long)bytes));
+    __m128i both = _mm_set_epi64x((long long)bytes, (long long)from);
+    if (o != VEC_IN_ORDER) {
+        long long lanes = (long long)vec_tile_of_lane(o);
+        both = _mm_shuffle_epi8(both, _mm_set_epi64x(lanes + 0x0808080808080808ll, lanes));
+    }
+    __m256i at = _mm256_cvtepu8_epi32(both);
+    __m256i keep = _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(both, both));
     return (vec)_mm256_and_ps(_mm256_permutevar8x32_ps((__m256)v, at),
                               _mm256_castsi256_ps(keep));
 #else
+    (void)o;
     vec s = {0};
     for (int l = 0, k = 0; l < VEC_LANES; l++)
         if (mask >> l & 1)
@@ -197,31 +230,84 @@ static inline vec vec_spread(vec v, unsigned mask)
 #endif
 }
 
-/* The lanes of a and b alternated: lo = a0 b0 a1 b1 ..., hi its second half. */
-static inline void vec_interleave(vec a, vec b, vec *lo, vec *hi)
+/* The VEC_LANES tiles of two columns at p[0 .. 2 VEC_LANES): c0 and c1 their first and
+ * second columns, in order VEC_SPLIT2. */
+static inline void vec_split2(const float *p, vec *c0, vec *c1)
 {
+    vec lo = vec_load(p), hi = vec_load(p + VEC_LANES);
 #if VEC_LANES == 16
-    *lo = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
-                                  23);
-    *hi = __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,
-                                  30, 15, 31);
+    *c0 = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                  26, 28, 30);
+    *c1 = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
+                                  27, 29, 31);
+#elif defined(VEC_AVX2_BMI2)
+    *c0 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(2, 0, 2, 0));
+    *c1 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(3, 1, 3, 1));
 #else
-    *lo = __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
-    *hi = __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
+    *c0 = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+    *c1 = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
 #endif
 }
 
-/* vec_interleave undone: the even and the odd lanes of the 2 * VEC_LANES floats lo, hi. */
-static inline void vec_deinterleave(vec lo, vec hi, vec *even, vec *odd)
+/* vec_split2 undone: the columns c0, c1 (order VEC_SPLIT2) into p[0 .. 2 VEC_LANES). */
+static inline void vec_join2(vec c0, vec c1, float *p)
 {
 #if VEC_LANES == 16
-    *even = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
-                                    26, 28, 30);
-    *odd = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
-                                   27, 29, 31);
+    vec_store(p, __builtin_shufflevector(c0, c1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21,
+                                         6, 22, 7, 23));
+    vec_store(p + VEC_LANES, __builtin_shufflevector(c0, c1, 8, 24, 9, 25, 10, 26, 11, 27,
+                                                     12, 28, 13, 29, 14, 30, 15, 31));
+#elif defined(VEC_AVX2_BMI2)
+    vec_store(p, (vec)_mm256_unpacklo_ps((__m256)c0, (__m256)c1));
+    vec_store(p + VEC_LANES, (vec)_mm256_unpackhi_ps((__m256)c0, (__m256)c1));
 #else
-    *even = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
-    *odd = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
+    vec_store(p, __builtin_shufflevector(c0, c1, 0, 8, 1, 9, 2, 10, 3, 11));
+    vec_store(p + VEC_LANES, __builtin_shufflevector(c0, c1, 4, 12, 5, 13, 6, 14, 7, 15));
+#endif
+}
+
+/* The VEC_LANES tiles of four columns at p[0 .. 4 VEC_LANES): q[k] their columns k, in
+ * order VEC_SPLIT4. */
+static inline void vec_split4(const float *p, vec q[4])
+{
+#ifdef VEC_AVX2_BMI2
+    /* each 128-bit half of a load is one tile: a 4 x 4 transpose within the halves */
+    __m256 a0 = (__m256)vec_load(p), a1 = (__m256)vec_load(p + 8);
+    __m256 a2 = (__m256)vec_load(p + 16), a3 = (__m256)vec_load(p + 24);
+    __m256 lo01 = _mm256_unpacklo_ps(a0, a1), lo23 = _mm256_unpacklo_ps(a2, a3);
+    __m256 hi01 = _mm256_unpackhi_ps(a0, a1), hi23 = _mm256_unpackhi_ps(a2, a3);
+    q[0] = (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0));
+    q[1] = (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2));
+    q[2] = (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0));
+    q[3] = (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
+#else
+    vec e0, o0, e1, o1;
+    vec_split2(p, &e0, &o0);
+    vec_split2(p + 2 * VEC_LANES, &e1, &o1);
+    vec both[2] = {e0, e1}, odd[2] = {o0, o1};
+    vec_split2((const float *)both, &q[0], &q[2]);
+    vec_split2((const float *)odd, &q[1], &q[3]);
+#endif
+}
+
+/* vec_split4 undone: the columns q[0..3] (order VEC_SPLIT4) into p[0 .. 4 VEC_LANES). */
+static inline void vec_join4(const vec q[4], float *p)
+{
+#ifdef VEC_AVX2_BMI2
+    __m256 lo01 = _mm256_unpacklo_ps((__m256)q[0], (__m256)q[1]);
+    __m256 lo23 = _mm256_unpacklo_ps((__m256)q[2], (__m256)q[3]);
+    __m256 hi01 = _mm256_unpackhi_ps((__m256)q[0], (__m256)q[1]);
+    __m256 hi23 = _mm256_unpackhi_ps((__m256)q[2], (__m256)q[3]);
+    vec_store(p, (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0)));
+    vec_store(p + 8, (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2)));
+    vec_store(p + 16, (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0)));
+    vec_store(p + 24, (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2)));
+#else
+    float even[2 * VEC_LANES], odd[2 * VEC_LANES];
+    vec_join2(q[0], q[2], even);
+    vec_join2(q[1], q[3], odd);
+    vec_join2(vec_load(even), vec_load(odd), p);
+    vec_join2(vec_load(even + VEC_LANES), vec_load(odd + VEC_LANES), p + 2 * VEC_LANES);
 #endif
 }
 
