@@ -697,9 +697,10 @@ static void check_pool(lop_kind kind, const lop_attrs *a, int c, int h, int w, i
     lop_graph_free(g);
 }
 
-/* Inference (no argmax kept) and training take different loops; both must give the
- * window maxima, on odd sizes where windows are clipped by padding and by the edge,
- * and in ceil mode by the end of the input. */
+/* Inference (no argmax kept) and training take different loops, and inference one of
+ * its own for 2x2 windows of stride 2 inside the map; all must give the window maxima,
+ * on odd sizes where windows are clipped by padding and by the edge, and in ceil mode
+ * by the end of the input. */
 static void test_maxpool_forward_matches_definition(void **state)
 {
     (void)state;
@@ -708,6 +709,7 @@ static void test_maxpool_forward_matches_definition(void **state)
         {6, 6, 2, 2, 0, 0}, {7, 9, 2, 2, 0, 0}, {7, 7, 3, 2, 1, 0}, {5, 8, 3, 1, 1, 0},
         {9, 6, 3, 3, 0, 0}, {7, 9, 2, 2, 0, 1}, {6, 8, 3, 2, 1, 1}, {9, 5, 3, 3, 1, 1},
         {5, 6, 2, 2, 1, 1}, {1, 3, 2, 2, 0, 1}, {10, 11, 3, 2, 0, 1},
+        {4, 36, 2, 2, 0, 0}, {5, 35, 2, 2, 0, 0},   /* rows of whole 2x2 windows, vectorised */
     };
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const int *q = geoms[gi];
