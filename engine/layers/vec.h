@@ -4,10 +4,11 @@
  * builds for AVX-512, AVX2 or narrower ISAs (which split each vector), and the
  * operations on it that the compilers do not give: loads and stores of the first n
  * lanes, a strided gather, packing selected lanes out of a vector and spreading them
- * back, and the (de)interleaving of two vectors' lanes - each in AVX-512 or AVX2
- * instructions where the build has them, else lane by lane (which made the Winograd
- * transforms 2-3x slower than the stencil kernel on an AVX2 machine).  Every file built
- * on it must see the same VEC_LANES (the Makefile gives them the same -march).
+ * back, and splitting a row of tiles by column and joining it again - each in AVX-512
+ * or AVX2 instructions where the build has them, else lane by lane (which made the
+ * Winograd transforms 2-3x slower than the stencil kernel on an AVX2 machine).  Every
+ * file built on it must see the same VEC_LANES (the Makefile gives them the same
+ * -march).
  */
 #ifndef LOPPER_VEC_H
 #define LOPPER_VEC_H
