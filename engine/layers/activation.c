@@ -53,7 +53,8 @@ static void clamp_range(void *ctx, long begin, long end, int worker)
 
 static int clamp_forward(lop_graph *g, lop_node *n, int train)
 {
-    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data, lop_activation_cap(n), 0};
+    elem_job j = {lop_input_node(g, n, 0)->out->data, NULL, n->out->data,
+                  lop_activation_cap(n), 0};
     lop_parallel_for((long)n->out->numel, LOP_GRAIN, clamp_range, &j);
     return LOP_OK;
 }

@@ -231,39 +231,60 @@ static inline vec vec_spread(vec v, unsigned mask, vec_order o)
 #endif
 }
 
+/* The even and the odd lanes of the 2 VEC_LANES floats lo, hi, in order: the split of
+ * the builds that keep tiles in order. */
+static inline void vec_evens_odds(vec lo, vec hi, vec *even, vec *odd)
+{
+#if VEC_LANES == 16
+    *even = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                    26, 28, 30);
+    *odd = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
+                                   27, 29, 31);
+#else
+    *even = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+    *odd = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
+#endif
+}
+
+/* vec_evens_odds undone: the lanes of a and b alternated, lo = a0 b0 a1 b1 ..., hi its
+ * second half. */
+static inline void vec_alternate(vec a, vec b, vec *lo, vec *hi)
+{
+#if VEC_LANES == 16
+    *lo = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
+                                  23);
+    *hi = __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,
+                                  30, 15, 31);
+#else
+    *lo = __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
+    *hi = __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
+#endif
+}
+
 /* The VEC_LANES tiles of two columns at p[0 .. 2 VEC_LANES): c0 and c1 their first and
  * second columns, in order VEC_SPLIT2. */
 static inline void vec_split2(const float *p, vec *c0, vec *c1)
 {
     vec lo = vec_load(p), hi = vec_load(p + VEC_LANES);
-#if VEC_LANES == 16
-    *c0 = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
-                                  26, 28, 30);
-    *c1 = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
-                                  27, 29, 31);
-#elif defined(VEC_AVX2_BMI2)
+#ifdef VEC_AVX2_BMI2
     *c0 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(2, 0, 2, 0));
     *c1 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(3, 1, 3, 1));
 #else
-    *c0 = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
-    *c1 = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
+    vec_evens_odds(lo, hi, c0, c1);
 #endif
 }
 
 /* vec_split2 undone: the columns c0, c1 (order VEC_SPLIT2) into p[0 .. 2 VEC_LANES). */
 static inline void vec_join2(vec c0, vec c1, float *p)
 {
-#if VEC_LANES == 16
-    vec_store(p, __builtin_shufflevector(c0, c1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21,
-                                         6, 22, 7, 23));
-    vec_store(p + VEC_LANES, __builtin_shufflevector(c0, c1, 8, 24, 9, 25, 10, 26, 11, 27,
-                                                     12, 28, 13, 29, 14, 30, 15, 31));
-#elif defined(VEC_AVX2_BMI2)
+#ifdef VEC_AVX2_BMI2
     vec_store(p, (vec)_mm256_unpacklo_ps((__m256)c0, (__m256)c1));
     vec_store(p + VEC_LANES, (vec)_mm256_unpackhi_ps((__m256)c0, (__m256)c1));
 #else
-    vec_store(p, __builtin_shufflevector(c0, c1, 0, 8, 1, 9, 2, 10, 3, 11));
-    vec_store(p + VEC_LANES, __builtin_shufflevector(c0, c1, 4, 12, 5, 13, 6, 14, 7, 15));
+    vec lo, hi;
+    vec_alternate(c0, c1, &lo, &hi);
+    vec_store(p, lo);
+    vec_store(p + VEC_LANES, hi);
 #endif
 }
 
@@ -285,9 +306,8 @@ static inline void vec_split4(const float *p, vec q[4])
     vec e0, o0, e1, o1;
     vec_split2(p, &e0, &o0);
     vec_split2(p + 2 * VEC_LANES, &e1, &o1);
-    vec both[2] = {e0, e1}, odd[2] = {o0, o1};
-    vec_split2((const float *)both, &q[0], &q[2]);
-    vec_split2((const float *)odd, &q[1], &q[3]);
+    vec_evens_odds(e0, e1, &q[0], &q[2]);
+    vec_evens_odds(o0, o1, &q[1], &q[3]);
 #endif
 }
 
@@ -304,11 +324,11 @@ static inline void vec_join4(const vec q[4], float *p)
     vec_store(p + 16, (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0)));
     vec_store(p + 24, (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2)));
 #else
-    float even[2 * VEC_LANES], odd[2 * VEC_LANES];
-    vec_join2(q[0], q[2], even);
-    vec_join2(q[1], q[3], odd);
-    vec_join2(vec_load(even), vec_load(odd), p);
-    vec_join2(vec_load(even + VEC_LANES), vec_load(odd + VEC_LANES), p + 2 * VEC_LANES);
+    vec even0, even1, odd0, odd1;
+    vec_alternate(q[0], q[2], &even0, &even1);
+    vec_alternate(q[1], q[3], &odd0, &odd1);
+    vec_join2(even0, odd0, p);
+    vec_join2(even1, odd1, p + 2 * VEC_LANES);
 #endif
 }
 

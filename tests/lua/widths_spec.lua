@@ -8,9 +8,10 @@
 --     reports for the first k channels of ThiNet's order, refitted on a clone;
 --   - costs: FLOPs saved at each candidate equal the FLOPs of a clone pruned here;
 --   - choose for a FLOPs target lands within 5% and its counts prune to that cost, and
---     goes on towards 99-100% of it; the latency path gives counts and a measured cost (its accuracy against the
---     budget is a benchmark's business, not a timed test's); a latency fraction is
---     taken of the net's own measured latency, and one above 1 keeps every group whole.
+--     goes on towards 99-100% of it; the latency path gives counts and a measured cost
+--     (its accuracy against the budget is a benchmark's business, not a timed test's);
+--     a latency fraction is taken of the net's own measured latency, and one above 1
+--     keeps every group whole.
 local lop = require "lopper"
 
 local quiet = function() end
