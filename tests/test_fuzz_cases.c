@@ -296,6 +296,50 @@ static void test_onnx_undefined_inputs_do_not_hang(void **state)
 
 /* ---- .lop ----------------------------------------------------------------------- */
 
+/* A Pad read only by a Pad that nothing reads: the first Pad's padding went into the
+ * Conv after it, but the dead Pad made it a pad layer of its own, which the written
+ * file kept and the file read back dropped (fuzz_onnx: "reads back as another graph").
+ * Pads in a row now add up without a layer, which also makes Pad(Pad(x)) one pad
+ * layer: 1 + 2 rows above, 2 + 1 columns after. */
+static void test_onnx_pad_after_pad_adds_up(void **state)
+{
+    static const int64_t one[8] = {0, 0, 1, 1, 0, 0, 1, 1}, more[8] = {0, 0, 2, 0, 0, 0, 0, 1};
+    model md;
+    model_init(&md, 4, (const int64_t[]){1, 1, 5, 6}, "conv");
+    model_init_ints(&md, "one", 1, 8, one);
+    model_init_ints(&md, "more", 1, 8, more);
+    model_init_zeros(&md, "w", 4, (const int64_t[]){2, 1, 3, 3});
+    model_node(&md, "Pad", (const char *const[]){"input", "one"}, 2, "px");
+    model_node(&md, "Pad", (const char *const[]){"px", "more"}, 2, "dead");
+    model_node(&md, "Conv", (const char *const[]){"px", "w"}, 2, "conv");
+    model_save(&md);
+    lop_graph *g = NULL, *back = NULL;
+    assert_int_equal(lop_graph_load(path, &g), LOP_OK);
+    assert_int_equal(lop_graph_size(g), 2);   /* the input and the conv, padded 1 */
+    char out[160];
+    snprintf(out, sizeof out, "%s/back.onnx", dir);
+    assert_int_equal(lop_graph_save_onnx(g, out, NULL), LOP_OK);
+    assert_int_equal(lop_graph_load(out, &back), LOP_OK);
+    assert_int_equal(lop_graph_size(back), 2);
+    lop_graph_free(back);
+    lop_graph_free(g);
+    unlink(out);
+
+    model_init(&md, 4, (const int64_t[]){1, 1, 5, 6}, "twice");
+    model_init_ints(&md, "one", 1, 8, one);
+    model_init_ints(&md, "more", 1, 8, more);
+    model_node(&md, "Pad", (const char *const[]){"input", "one"}, 2, "px");
+    model_node(&md, "Pad", (const char *const[]){"px", "more"}, 2, "twice");
+    model_save(&md);
+    assert_int_equal(lop_graph_load(path, &g), LOP_OK);
+    assert_int_equal(lop_graph_size(g), 2);   /* the input and one pad layer */
+    int shape[3];
+    assert_int_equal(lop_node_shape(g, 1, shape), 3);
+    assert_int_equal(shape[1], 5 + 1 + 2 + 1);
+    assert_int_equal(shape[2], 6 + 1 + 1 + 1);
+    lop_graph_free(g);
+}
+
 /* A .lop header (version 1 and its attribute fields as this build writes them, read
  * back from a file it saved) declaring a 20000 x 20000 linear layer: the reader let
  * lop_graph_add allocate and fill 400 million values (1.5 GB, 7 s) before finding that
@@ -343,6 +387,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_onnx_folded_shapes_are_bounded),
     cmocka_unit_test(test_onnx_gathered_shapes_are_bounded),
     cmocka_unit_test(test_onnx_undefined_inputs_do_not_hang),
+    cmocka_unit_test(test_onnx_pad_after_pad_adds_up),
     cmocka_unit_test(test_lop_layer_size_checked_before_allocating),
 };
 

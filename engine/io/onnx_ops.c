@@ -866,8 +866,8 @@ static int op_pad(ctx *c, node_t *nd)
     int64_t p[8] = {0};
     float zero = 0.0f;
     int st = attrs_known(c, nd, known);
-    if (st == LOP_OK)
-        st = act_input(c, nd, 0, 1, &x);
+    if (st == LOP_OK)   /* a pending Pad before this one adds to it: zeros on zeros */
+        st = act_input_padded(c, nd, 0, 1, 1, &x);
     if (st == LOP_OK && lop_onnx_input(c, nd, 1) &&
         !(pv = lop_onnx_const(c, nd, 1, T_INT64, "pads")))
         st = LOP_EFORMAT;
@@ -892,14 +892,17 @@ static int op_pad(ctx *c, node_t *nd)
     static const int hw[4] = {2, 3, 6, 7};   /* top, left, bottom, right */
     if (p[0] || p[1] || p[4] || p[5])
         return lop_onnx_fail(c, nd, "only padding of H and W (not N or C) is supported");
+    int before[4];   /* a pending Pad's, added to */
+    memcpy(before, x->pad, sizeof before);
     for (int i = 0; i < 4; i++)
-        if (p[hw[i]] < 0 || p[hw[i]] > MAX_DIM)
-            return lop_onnx_fail(c, nd, "pads must be in 0..%d (no cropping)", MAX_DIM);
+        if (p[hw[i]] < 0 || p[hw[i]] > MAX_DIM - before[i])
+            return lop_onnx_fail(c, nd, "pads must be in 0..%d, those of a Pad right before "
+                                 "it included (no cropping)", MAX_DIM);
     if ((st = alias(c, nd, x)) != LOP_OK)
         return st;
     value *out = lop_onnx_value(c, nd->output[0], 0);
     for (int i = 0; i < 4; i++)
-        out->pad[i] = (int)p[hw[i]];
+        out->pad[i] = before[i] + (int)p[hw[i]];
     out->pad_node = nd;
     return LOP_OK;
 }
