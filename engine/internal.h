@@ -91,6 +91,11 @@ typedef struct lop_node {
     /* During an evaluation pass that fuses this node with the ones after it
      * (graph/fusion.c): what to apply as it stores its output, and where; else NULL. */
     const struct lop_epilogue *epilogue;
+    /* In a frozen graph (lop_graph_freeze): the weights as the layer's kernels take
+     * them (a convolution's Winograd-transformed weights), kept from one evaluation
+     * pass to the next; prepared_for says for which path (the layer's own code). */
+    lop_tensor *prepared;
+    int prepared_for;
 } lop_node;
 
 struct lop_graph {
@@ -99,6 +104,7 @@ struct lop_graph {
     lop_rng rng;                       /* weight init and dropout */
     uint64_t generation;
     int trained_forward;               /* last forward was train mode (backward ok) */
+    int frozen;                        /* lop_graph_freeze: weights taken as constant */
     lop_tensor *workspace;             /* shared scratch, grown on demand */
     lop_tensor *affine;                /* a fused batchnorm's scale and shift */
 };

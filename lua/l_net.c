@@ -157,6 +157,24 @@ static int net_clone(lua_State *L)
     return 1;
 }
 
+/* net:freeze([on = true]) -> net: the deployment setting (lop_graph_freeze): evaluation
+ * passes keep the transformed weights from one pass to the next.  Training, surgery and
+ * handing a parameter tensor to Lua (node:weight(), node:param()) unfreeze it. */
+static int net_freeze(lua_State *L)
+{
+    lop_graph *g = lopl_check_net(L, 1);
+    int on = lua_isnoneornil(L, 2) ? 1 : (luaL_checktype(L, 2, LUA_TBOOLEAN), lua_toboolean(L, 2));
+    lop_graph_freeze(g, on);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int net_frozen(lua_State *L)
+{
+    lua_pushboolean(L, lop_graph_frozen(lopl_check_net(L, 1)));
+    return 1;
+}
+
 /* net:time{batch = 1, reps = 20} -> fastest pass's total ms, {node name -> ms}. */
 /* name -> milliseconds, one entry per node. */
 static void push_node_ms(lua_State *L, lop_graph *g, const double *ms)
@@ -324,6 +342,8 @@ void lopl_open_net(lua_State *L)
         {"input_shape", net_input_shape},
         {"output_shape", net_output_shape},
         {"clone", net_clone},
+        {"freeze", net_freeze},
+        {"frozen", net_frozen},
         {"time", net_time},
         {"close", net_close},
         {NULL, NULL},

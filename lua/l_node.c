@@ -101,6 +101,7 @@ static int push_param_named(lua_State *L, const char *pname)
     lop_graph *g;
     int id = check_handle(L, 1, &g);
     int k = lop_node_find_param(g, id, pname);
+    lop_graph_freeze(g, 0);   /* the tensor handed out may be written */
     return push_shared(L, k < 0 ? NULL : lop_node_param(g, id, k), pname);
 }
 
@@ -134,6 +135,7 @@ static int node_param(lua_State *L)
     lop_graph *g;
     int id = check_handle(L, 1, &g);
     int k = check_param(L, g, id, 2);
+    lop_graph_freeze(g, 0);   /* the tensor handed out may be written */
     return push_shared(L, lop_node_param(g, id, k), "param");
 }
 

@@ -65,6 +65,7 @@ static int copy_folded(const lop_node *c, const lop_node *bn, const int *in,
 
 int lop_graph_fold_batchnorm(lop_graph *g, int *folded)
 {
+    lop_graph_freeze(g, 0);   /* rescales convolutions' weights */
     if (folded)
         *folded = 0;
     if (g->n < 2)

@@ -52,6 +52,7 @@ static void node_free(lop_node *n)
     lop_tensor_release(n->dout);
     for (int k = 0; k < LOP_MAX_SAVED; k++)
         lop_tensor_release(n->saved[k]);
+    lop_tensor_release(n->prepared);
     lop_free(n->inputs);
     lop_free(n->mask);
     lop_free(n);
@@ -226,6 +227,7 @@ void lop_graph_swap_in(lop_graph *g, lop_graph *fresh)
     *fresh = old;
     g->generation = generation + 1;
     g->trained_forward = 0;
+    g->frozen = 0;   /* the fresh nodes hold nothing prepared */
     lop_graph_free(fresh);
 }
 
@@ -246,6 +248,24 @@ int lop_graph_find(const lop_graph *g, const char *name)
         if (strcmp(g->nodes[i]->name, name) == 0)
             return i;
     return -1;
+}
+
+void lop_graph_freeze(lop_graph *g, int frozen)
+{
+    if (frozen) {
+        g->frozen = 1;
+        return;
+    }
+    g->frozen = 0;
+    for (int i = 0; i < g->n; i++) {
+        lop_tensor_release(g->nodes[i]->prepared);
+        g->nodes[i]->prepared = NULL;
+    }
+}
+
+int lop_graph_frozen(const lop_graph *g)
+{
+    return g->frozen;
 }
 
 uint64_t lop_graph_generation(const lop_graph *g)
@@ -369,6 +389,8 @@ static int forward_through(lop_graph *g, const lop_tensor *x, int train, int las
             snprintf(want, sizeof want, "%d", in->dims[0]);
         return lop_fail(LOP_ESHAPE, "forward: input must have shape [batch, %s]", want);
     }
+    if (train)   /* training changes the weights */
+        lop_graph_freeze(g, 0);
     int batch = x->shape[0];
     int *fused = NULL;
     if (fuse) {

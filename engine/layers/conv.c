@@ -155,12 +155,29 @@ static int winograd_fits(const conv_geom *q)
  *     (256 on 14x14: 1.86 against 1.71 [1.44 against 1.06]);
  *   - on 7x7 and 8x8 maps F(2x2) up to 256 channels (1.15-2.44 [1.05-1.61]; 512:
  *     0.80 [0.52]), on smaller maps up to 64 (1.33-2.30 [1.28-1.95]; 128: 0.25-0.68).
- * The rule depends on shapes and batch alone, never on the number of threads: a seed
+ *   With the weights kept (`kept`: a frozen graph's forward, lop_graph_freeze) the
+ *   transform is paid once, but at batch 1 the products read the transformed weights
+ *   from memory, 16/9 of the weights' size for F(2x2) and 36/9 for F(4x4), and that
+ *   reading bounds wide layers: from 8 channels F(4x4) on maps of 25x25 and more,
+ *   F(2x2) on 7x7 to 24x24 maps at any width (512 on 7x7: 1.54 ms against 1.95 on
+ *   im2col; 256 on 14x14 took 1.04-1.08 ms on F(4x4) against 0.94 on F(2x2) made
+ *   every pass), and on smaller maps as without (ResNet-18, ResNet-20 and VGG-16
+ *   at batch 1 on 2 threads, 2026-12-05, AVX-512).
+ * The rule depends on shapes, batch and `kept` alone, never on the number of threads: a seed
  * gives the same bits on any number of them. */
-static int winograd_tile(const conv_geom *q, int backward, int batch)
+static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
 {
     int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
     int tiles2 = tiles_of(q->ho, q->wo, 2), tiles4 = tiles_of(q->ho, q->wo, 4);
+    if (kept && batch < WINO_FULL_BATCH) {   /* no weight transform to pay for */
+        if (narrow < WINO_MIN_CHANNELS)
+            return 0;
+        if (tiles4 >= WINO_SMALL_BATCH_F4_TILES)
+            return 4;
+        if (tiles2 >= WINO_SMALL_BATCH_MID_TILES)
+            return 2;
+        return wide <= WINO_SMALL_BATCH_TINY_WIDE ? 2 : 0;
+    }
     if (!backward && batch < WINO_FULL_BATCH) {
         if (narrow < WINO_MIN_CHANNELS_SMALL_BATCH)
             return 0;
@@ -211,7 +228,8 @@ static void geom_of(const lop_graph *g, const lop_node *n, int backward, conv_ge
                  (q->o <= STENCIL_MAX_OUT ||
                   (q->o <= STENCIL_MAX_OUT_WIDE_MAP && q->wo >= STENCIL_WIDE_MAP));
     q->winograd = !winograd_fits(q) ? 0
-                  : winograd_mode < 0 ? winograd_tile(q, backward, lop_node_batch(n))
+                  : winograd_mode < 0 ? winograd_tile(q, backward, !backward && g->frozen,
+                                                      lop_node_batch(n))
                                       : winograd_mode;
     if (q->winograd)
         q->stencil = 0;
@@ -521,6 +539,10 @@ typedef struct conv_job {
     /* The Winograd path's plans: the forward convolution (also the weight gradient's)
      * and, in backward, the input gradient's. */
     lop_wino wf, wdx;
+    /* The Winograd forward's transformed weights: at the scratch's start, made on
+     * every pass, or a frozen graph's node->prepared, made once (kept_weights). */
+    float *u;
+    int u_ready;              /* u already holds them */
     /* The stencil path's plans: st is the forward pass's, or the input gradient's
      * in backward; wgrad the weight gradient's (the forward geometry). */
     lop_stencil st, wgrad;
@@ -537,7 +559,7 @@ static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t
     const conv_geom *q = &j->q;
     size_t ncols = (size_t)j->nb * q->hwo;
     s->packed = q->stencil ? lop_stencil_weight_floats(&j->st)
-                : q->winograd ? lop_wino_weight_floats(&j->wf) : 0;
+                : q->winograd && !j->u ? lop_wino_weight_floats(&j->wf) : 0;
     s->col = q->direct || q->stencil || q->winograd
                  ? 0 : (size_t)q->c * q->kh * q->kw * ncols + unfold_floats(q, j->nb);
     s->rows = j->nb > 1 && !q->stencil && !q->winograd ? (size_t)q->o * ncols : 0;
@@ -824,7 +846,7 @@ static void winograd_chunks(void *ctx, long first, long last, int worker)
     for (long chunk = first; chunk < last; chunk++) {
         int b0, m;
         chunk_span(j, chunk, &b0, &m);
-        lop_wino_chunk(&j->wf, j->s.base, j->x + (size_t)b0 * q->c * q->h * q->w, m, j->ep,
+        lop_wino_chunk(&j->wf, j->u, j->x + (size_t)b0 * q->c * q->h * q->w, m, j->ep,
                        0, scratch, j->y + (size_t)b0 * q->o * q->hwo);
     }
 }
@@ -853,7 +875,7 @@ static void winograd_share_input(void *ctx, long first, long last, int worker)
 static void winograd_share_products(void *ctx, long first, long last, int worker)
 {
     const conv_job *j = ctx;
-    lop_wino_products(&j->wf, j->s.base, winograd_shared_v(j), j->m, (int)first, (int)last,
+    lop_wino_products(&j->wf, j->u, winograd_shared_v(j), j->m, (int)first, (int)last,
                       winograd_shared_m(j));
 }
 
@@ -871,12 +893,13 @@ static void winograd_pack_share(void *ctx, long first, long last, int worker)
     const conv_job *j = ctx;
     int adjoint = j->dy != NULL;
     lop_wino_pack(adjoint ? &j->wdx : &j->wf, j->w, adjoint, (int)first, (int)last,
-                  j->s.base);
+                  adjoint ? j->s.base : j->u);
 }
 
 static void winograd_forward(conv_job *j, int threads)
 {
-    lop_parallel_for(j->q.o, 1, winograd_pack_share, j);
+    if (!j->u_ready)
+        lop_parallel_for(j->q.o, 1, winograd_pack_share, j);
     if (j->chunks >= threads) {
         lop_parallel_for(j->chunks, 1, winograd_chunks, j);
         return;
@@ -912,6 +935,31 @@ static int taps_pass(lop_graph *g, const conv_job *j, int backward)
     return LOP_OK;
 }
 
+/* In a frozen graph (lop_graph_freeze) the Winograd weights are made once and kept in
+ * the node, for the tile size they were made for: j->u points there (u_ready when they
+ * are already made).  Otherwise j->u stays NULL, for the scratch to hold them. */
+static int kept_weights(lop_node *n, int frozen, conv_job *j)
+{
+    j->u = NULL;
+    j->u_ready = 0;
+    if (!frozen || !j->q.winograd)
+        return LOP_OK;
+    j->u_ready = n->prepared && n->prepared_for == j->q.winograd;
+    if (!j->u_ready) {
+        size_t floats = lop_wino_weight_floats(&j->wf);
+        if (floats > INT_MAX)   /* not kept: made on every pass */
+            return LOP_OK;
+        int len = (int)floats;
+        n->prepared_for = 0;
+        int st = lop_tensor_ensure(&n->prepared, 1, &len);
+        if (st != LOP_OK)
+            return st;
+        n->prepared_for = j->q.winograd;
+    }
+    j->u = n->prepared->data;
+    return LOP_OK;
+}
+
 static int conv_forward(lop_graph *g, lop_node *n, int train)
 {
     conv_job j;
@@ -936,10 +984,14 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
         lop_stencil_plan(&j.st, q->c, q->h, q->w, q->o, q->kh, q->kw, q->ph, q->pw);
     if (q->winograd)
         lop_wino_plan(&j.wf, q->winograd, q->c, q->h, q->w, q->o, q->ph, q->pw);
-    int st = conv_scratch_get(g, &j, threads, 0, &j.s);
+    int st = kept_weights(n, g->frozen && !train, &j);
+    if (st == LOP_OK)
+        st = conv_scratch_get(g, &j, threads, 0, &j.s);
     if (st != LOP_OK)
         return st;
     if (q->winograd) {
+        if (!j.u)
+            j.u = j.s.base;
         winograd_forward(&j, threads);
         return LOP_OK;
     }
@@ -1058,6 +1110,7 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.dx = lop_input_grad(g, n, 0, &j.overwrite);
     j.dw = n->grad[PARAM_WEIGHT]->data;
     j.db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
+    j.u = NULL;   /* the adjoint weights go to the scratch */
     j.batch = lop_node_batch(n);
     if (j.q.taps)
         return taps_pass(g, &j, 1);

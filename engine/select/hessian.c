@@ -144,6 +144,7 @@ static void snapshot_restore_free(lop_graph *g, snapshot *s, int restore)
 int lop_hessian_top(lop_graph *g, const lop_dataset *d, int node, const lop_hessian_opts *o,
                     double *eigenvalue, float *eigenvector, int *iterations)
 {
+    lop_graph_freeze(g, 0);   /* moves the weights along the eigenvector, then back */
     int st = lop_check_filter_layer(g, node, "hessian");
     if (st == LOP_OK)
         st = lop_dataset_check_input(d, g, "hessian");

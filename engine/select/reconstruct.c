@@ -199,6 +199,7 @@ int lop_reconstruct_group(lop_graph *g, const lop_stats *const *parts, int npart
                           const int *keep, int nkeep, lop_recon mode, double ridge,
                           double *rel_errors)
 {
+    lop_graph_freeze(g, 0);   /* refits the weights */
     if (nparts < 1 || !parts)
         return lop_fail(LOP_EINVAL, "reconstruct: no statistics");
     const int for_training = (mode & LOP_RECON_DROPOUT) != 0;

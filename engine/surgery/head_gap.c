@@ -114,6 +114,7 @@ static int check_calibration(const lop_graph *g, const lop_dataset *d, int image
 
 int lop_graph_replace_head_gap(lop_graph *g, const lop_dataset *calib, int images)
 {
+    lop_graph_freeze(g, 0);
     int f = find_head(g);
     if (f < 0)
         return lop_fail(LOP_EINVAL, "replace_head_gap: no flatten + fully connected head "

@@ -11,6 +11,7 @@
 
 int lop_graph_insert_pick(lop_graph *g, int conv, int *pick)
 {
+    lop_graph_freeze(g, 0);
     if (conv < 1 || conv >= g->n || g->nodes[conv]->kind != LOP_CONV2D)
         return lop_fail(LOP_EINVAL, "insert_pick: node %d is not a conv2d", conv);
     const lop_node *c = g->nodes[conv];

@@ -17,6 +17,7 @@ static int masked_param(const lop_node *n, int k)
 
 void lop_graph_apply_masks(lop_graph *g)
 {
+    lop_graph_freeze(g, 0);   /* zeroes weights */
     for (int i = 0; i < g->n; i++) {
         lop_node *n = g->nodes[i];
         if (!n->mask)
@@ -44,6 +45,7 @@ static int pick_member(const lop_graph *g, const lop_group *grp)
 
 int lop_graph_set_mask(lop_graph *g, int node, const unsigned char *keep, int n)
 {
+    lop_graph_freeze(g, 0);
     if (node < 0 || node >= g->n)
         return lop_fail(LOP_EINVAL, "mask: node %d is not in 0..%d", node, g->n - 1);
     lop_groups gs = {0};
@@ -134,6 +136,7 @@ static int next_masked(const lop_graph *g, const lop_groups *gs, int *keep, int 
 
 int lop_graph_remove_masked(lop_graph *g, int *removed)
 {
+    lop_graph_freeze(g, 0);
     int total = 0, st = LOP_OK;
     for (;;) {
         lop_groups gs = {0};

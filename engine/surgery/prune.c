@@ -194,6 +194,7 @@ static int reshape(lop_graph *g, const plan *plans)
 
 int lop_graph_prune(lop_graph *g, int node, const int *keep, int nkeep)
 {
+    lop_graph_freeze(g, 0);   /* replaces parameters in place */
     if (node < 0 || node >= g->n)
         return lop_fail(LOP_EINVAL, "prune: node %d is not in 0..%d", node, g->n - 1);
     lop_groups gs = {0};

@@ -15,6 +15,7 @@ static int decays(const lop_node *n, int k)
 
 int lop_sgd_step(lop_graph *g, const lop_sgd *opt)
 {
+    lop_graph_freeze(g, 0);
     if (!(opt->lr >= 0) || !(opt->momentum >= 0 && opt->momentum < 1) ||
         !(opt->weight_decay >= 0))
         return lop_fail(LOP_EINVAL, "sgd: need lr >= 0, 0 <= momentum < 1, weight_decay >= 0 "
