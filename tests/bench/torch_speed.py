@@ -4,7 +4,7 @@ it, so the two columns of the table measure the same thing.
 
     torch_speed.py MODEL.onnx FWD_REPS TRAIN_REPS LAT_REPS [SECONDS]
 
-prints one line `speed FWD_IMG_S TRAIN_IMG_S LAT_MS CONV` (CONV: the convolution
+prints one line `speed FWD_IMG_S TRAIN_IMG_S LAT_MS DEPLOY_MS CONV` (CONV: the convolution
 kernel PyTorch ran, `onednn` when it is aten::mkldnn_convolution), and with --info
 first a line on the PyTorch build.  Each figure is the fastest of its reps after one
 untimed pass (as lop_graph_time and lop_graph_time_train do), stopping early once
@@ -12,7 +12,10 @@ its timed passes have taken SECONDS (default no limit; bench_speed.lua sizes the
 engine's reps to the same budget): forward in eval mode at batch 64 without
 autograd; a training step at batch 64 - forward in train mode,
 cross-entropy against labels 0, 1, 2, ..., backward, SGD with momentum 0.9, Nesterov,
-weight decay 5e-4; batch-1 latency in eval mode.  Torch's import and the conversion
+weight decay 5e-4; batch-1 latency in eval mode, and again in PyTorch's deployment
+form (traced, torch.jit.freeze, torch.jit.optimize_for_inference: weights prepacked
+for oneDNN, batchnorm folded), the counterpart of the engine's net:freeze().  Torch's
+import and the conversion
 happen before any timing.  Two threads, as the engine uses one per core on the
 2-core machine the table is made on.
 """
@@ -91,10 +94,13 @@ def main():
     with torch.no_grad():
         fwd = fastest(lambda: net(x), fwd_reps, budget)
         lat = fastest(lambda: net(x1), lat_reps, budget)
+        deployed = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net, x1)))
+        deploy = fastest(lambda: deployed(x1), lat_reps, budget)
     train = fastest(training_step(net, x), train_reps, budget)
     # last: after the profiler has run, this process's passes run several times slower
     kernel = conv_kernel(net.eval(), x)
-    print("speed %.6g %.6g %.6g %s" % (BATCH / fwd, BATCH / train, 1e3 * lat, kernel))
+    print("speed %.6g %.6g %.6g %.6g %s" % (BATCH / fwd, BATCH / train, 1e3 * lat,
+                                           1e3 * deploy, kernel))
 
 
 if __name__ == "__main__":
