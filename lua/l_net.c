@@ -164,6 +164,8 @@ static int net_freeze(lua_State *L)
 {
     lop_graph *g = lopl_check_net(L, 1);
     int on = lua_isnoneornil(L, 2) ? 1 : (luaL_checktype(L, 2, LUA_TBOOLEAN), lua_toboolean(L, 2));
+    if (on && !lop_graph_frozen(g))   /* kept weights: up to 36/9 of a 3x3 layer's own */
+        lopl_account(L, 4 * sizeof(float) * lop_graph_params(g));
     lop_graph_freeze(g, on);
     lua_settop(L, 1);
     return 1;
