@@ -163,7 +163,11 @@ static int net_clone(lua_State *L)
 static int net_freeze(lua_State *L)
 {
     lop_graph *g = lopl_check_net(L, 1);
-    int on = lua_isnoneornil(L, 2) ? 1 : (luaL_checktype(L, 2, LUA_TBOOLEAN), lua_toboolean(L, 2));
+    int on = 1;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TBOOLEAN);
+        on = lua_toboolean(L, 2);
+    }
     if (on && !lop_graph_frozen(g))   /* kept weights: up to 36/9 of a 3x3 layer's own */
         lopl_account(L, 4 * sizeof(float) * lop_graph_params(g));
     lop_graph_freeze(g, on);
