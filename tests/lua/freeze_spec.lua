@@ -108,29 +108,22 @@ local function reference(net, x)
   return out
 end
 
--- Every weight and bias of the net set to deterministic values (seed k).
+-- Every weight and bias of the net set to deterministic values (seed k), in the
+-- order of their nested tables.
 local function set_weights(net, k)
+  local i = 0
+  local function wave_like(v)
+    if type(v) ~= "table" then
+      i = i + 1
+      return wave(i, k) * 0.3
+    end
+    local out = {}
+    for j, x in ipairs(v) do out[j] = wave_like(x) end
+    return out
+  end
   for _, name in ipairs{"c1", "c2"} do
     for _, t in ipairs{net:node(name):weight(), net:node(name):bias()} do
-      local flat = {}
-      for i = 1, t:numel() do flat[i] = wave(i, k) * 0.3 end
-      local shape = t:shape()
-      local src = lop.tensor(table.unpack(shape))
-      local i = 0
-      local function fill(idx, d)
-        if d > #shape then
-          i = i + 1
-          src:set(flat[i], table.unpack(idx))
-          return
-        end
-        for v = 1, shape[d] do
-          idx[d] = v
-          fill(idx, d + 1)
-        end
-        idx[d] = nil
-      end
-      fill({}, 1)
-      t:copy(src)
+      t:copy(lop.tensor(wave_like(t:totable())))
     end
   end
 end
