@@ -1,7 +1,8 @@
 /*
  * test_small_gemm.c - lop_small_gemm (the Winograd products of thin layers) against
- * the textbook triple loop in double: every count of rows around its blocks of 4,
- * columns around its two vectors (1 to 2 vectors + 3, for 8- and 16-lane builds),
+ * the textbook triple loop in double: every count of rows around its blocks of 4 and
+ * 8, columns around its one- and two-vector blocks (1 to 2 vectors + 3, for 8- and
+ * 16-lane builds),
  * inner sizes from 0, and row pitches wider than the rows, with the columns beyond
  * each row of C left untouched.
  */
@@ -56,16 +57,18 @@ static void test_matches_triple_loop(void **state)
 {
     (void)state;
     static const int ns[] = {1, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 35, 128, 131};
-    for (int m = 1; m <= 9; m++)
+    for (int m = 1; m <= 17; m++)
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (int k = 0; k <= 17; k += k < 3 ? 1 : 7) {
                 check(m, ns[ni], k, ns[ni], ns[ni]);
                 check(m, ns[ni], k, ns[ni] + 5, ns[ni] + 3);
             }
     check(64, 128, 64, 128, 128);
+    check(512, 16, 512, 16, 16);
 }
 
-/* The rule conv_winograd.c follows: few rows always, else B small enough for L1. */
+/* The rule conv_winograd.c follows: few rows or one vector of columns always, else B
+ * small enough for L1. */
 static void test_suits_small_products_only(void **state)
 {
     (void)state;
@@ -74,6 +77,7 @@ static void test_suits_small_products_only(void **state)
     assert_true(lop_small_gemm_suits(8, 512, 256));
     assert_false(lop_small_gemm_suits(64, 512, 64));
     assert_false(lop_small_gemm_suits(256, 128, 256));
+    assert_true(lop_small_gemm_suits(512, 8, 512));   /* one vector on any build */
 }
 
 int main(void)

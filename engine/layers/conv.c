@@ -158,11 +158,13 @@ static int winograd_fits(const conv_geom *q)
  *   With the weights kept (`kept`: a frozen graph's forward, lop_graph_freeze) the
  *   transform is paid once, but at batch 1 the products read the transformed weights
  *   from memory, 16/9 of the weights' size for F(2x2) and 36/9 for F(4x4), and that
- *   reading bounds wide layers: from 8 channels F(4x4) on maps of 25x25 and more,
- *   F(2x2) on 7x7 to 24x24 maps at any width (512 on 7x7: 1.54 ms against 1.95 on
- *   im2col; 256 on 14x14 took 1.04-1.08 ms on F(4x4) against 0.94 on F(2x2) made
- *   every pass), and on smaller maps as without (ResNet-18, ResNet-20 and VGG-16
- *   at batch 1 on 2 threads, 2026-12-05, AVX-512).
+ *   reading bounds wide layers: from 8 channels F(4x4) on maps of 13x13 and more,
+ *   F(2x2) on 7x7 to 12x12 maps at any width (512 on 7x7: 0.96-1.0 ms against 1.95 on
+ *   im2col, once lop_small_gemm took products one vector wide), and on smaller maps
+ *   as without.  F(4x4) on 13x13 to 24x24 maps, whose 16 tiles a batch-1 product
+ *   takes in one vector, against F(2x2)'s 49 on BLAS: ResNet-18's 256 on 14x14
+ *   5-7% faster, VGG-16 and ResNet-20 at 32x32 as fast or faster (2 threads,
+ *   2026-12-06, AVX-512).
  * The rule depends on shapes, batch and `kept` alone, never on the number of threads: a seed
  * gives the same bits on any number of them. */
 static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
@@ -172,7 +174,7 @@ static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
     if (kept && batch < WINO_FULL_BATCH) {   /* no weight transform to pay for */
         if (narrow < WINO_MIN_CHANNELS)
             return 0;
-        if (tiles4 >= WINO_SMALL_BATCH_F4_TILES)
+        if (tiles4 >= WINO_SMALL_BATCH_MID_F4_TILES)
             return 4;
         if (tiles2 >= WINO_SMALL_BATCH_MID_TILES)
             return 2;

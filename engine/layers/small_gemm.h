@@ -2,13 +2,15 @@
  * small_gemm.h - C = A B for products too small for BLAS to be worth calling: the
  * Winograd products of thin layers (16 x 16 weights times 16 x 128 tiles, one such
  * product per tile position), where OpenBLAS spent more of each call zeroing C
- * (sgemm_beta), packing the operands and dispatching than multiplying.
+ * (sgemm_beta), packing the operands and dispatching than multiplying - and
+ * products one vector of columns wide (batch 1's 16 tiles of a 7x7 map, 512 x 512
+ * weights), where OpenBLAS ran at half its speed.
  */
 #ifndef LOPPER_SMALL_GEMM_H
 #define LOPPER_SMALL_GEMM_H
 
-/* Whether an m x k times k x n product is small enough for lop_small_gemm to beat
- * cblas_sgemm (measured on the Winograd products, docs/performance.md "Winograd"). */
+/* Whether an m x k times k x n product is small or narrow enough for lop_small_gemm
+ * to beat cblas_sgemm (measured on the Winograd products, docs/performance.md "Winograd"). */
 int lop_small_gemm_suits(int m, int n, int k);
 
 /* c (m x n, row pitch ldc) = a (m x k, row pitch k) b (k x n, row pitch ldb), row-major,

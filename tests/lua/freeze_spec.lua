@@ -1,8 +1,8 @@
 -- freeze_spec.lua - net:freeze(), the deployment setting: a frozen net's evaluation
 -- passes keep the Winograd-transformed weights from one pass to the next and take
 -- Winograd at batch 1 where an unfrozen pass would not.  Checked against a naive
--- convolution written here (frozen or not, batch 1 or 32, F(4x4) on a 26x26 map and
--- F(2x2) on a 13x13 one), kept weights shown to be reused (a write the contract says
+-- convolution written here (frozen or not, batch 1 or 32, F(4x4) on a 22x22 map and
+-- F(2x2) on an 11x11 one), kept weights shown to be reused (a write the contract says
 -- to make after unfreezing is not seen while frozen), and every way of changing the
 -- weights the engine offers (training, node:weight(), surgery, folding) unfreezing.
 local lop = require "lopper"
@@ -13,9 +13,9 @@ local util = require "tests.lua.util"
 -- tap (a weight's contribution is about 0.1).
 local TOL = 1e-4
 
--- input 8x26x26 -> c1 (3x3 pad 1, 8 out: F(4x4) at batch 1 when frozen) -> relu ->
--- maxpool 2 -> c2 (3x3 pad 1, 8 out on 13x13: F(2x2) at batch 1 when frozen).
-local C, H = 8, 26
+-- input 8x22x22 -> c1 (3x3 pad 1, 8 out: F(4x4) at batch 1 when frozen) -> relu ->
+-- maxpool 2 -> c2 (3x3 pad 1, 8 out on 11x11: F(2x2) at batch 1 when frozen).
+local C, H = 8, 22
 
 -- Deterministic values in [-1, 1).
 local function wave(i, k)
