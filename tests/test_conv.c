@@ -2,7 +2,8 @@
  * test_conv.c - the conv2d layer against independent references: forward and backward
  * against the textbook seven-loop convolution (every path: strided, padded, 1x1 without
  * im2col, grouped, depthwise, non-square, batches split into several chunks with a
- * remainder, thin stride-1 layers on the stencil kernel, one image split over
+ * remainder, thin stride-1 layers on the stencil kernel and thin stride-2 ones on its
+ * phase images (forward), one image split over
  * threads, maps no larger than the kernel run tap by tap; every case also forced
  * onto Winograd F(2x2,3x3) and F(4x4,3x3), every ungrouped case onto the tap-by-tap
  * kernels, and run by conv.c's rule of which takes what), input gradients accumulating over
@@ -34,7 +35,8 @@ typedef struct conv_case {
  * several chunks plus a shorter last one.  Ungrouped stride-1 layers with a kernel
  * above 1x1, padding below the kernel and at most 64 output channels (128 on maps of
  * 16+ columns) run forward and input gradient on the stencil kernel (blocks of 8
- * output channels x 32 positions of the padded-width map); the others on im2col. */
+ * output channels x 32 positions of the padded-width map); stride-2 ones (up to 64
+ * outputs) the same way forward, their backward on im2col; the others on im2col. */
 static const conv_case cases[] = {
     {"stride 2, pad 1", 3, 9, 9, 4, 3, 3, 2, 2, 1, 1, 1, 1, 2},
     {"pad 2, no bias", 2, 7, 8, 5, 3, 3, 1, 1, 2, 2, 1, 0, 3},
@@ -84,10 +86,21 @@ static const conv_case cases[] = {
     {"im2col, 8x8 maps", 2, 8, 8, 65, 3, 3, 1, 1, 1, 1, 1, 1, 2},
     /* Fewer chunks than 4: each chunk's products cut into slices for the threads, by
      * output channels (a small map), or by positions (a wide map, few channels; 992
-     * positions, so the last slice is not a multiple of 16). */
+     * positions, so the last slice is not a multiple of 16; stride 3, as stride 2
+     * would take the stencil). */
     {"one image, sliced by channels", 64, 8, 8, 160, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {"two-image chunks, sliced by channels", 64, 8, 8, 160, 3, 3, 1, 1, 1, 1, 1, 0, 5},
-    {"one image, sliced by positions", 3, 64, 61, 30, 7, 7, 2, 2, 3, 3, 1, 1, 1},
+    {"one image, sliced by positions", 3, 64, 61, 30, 7, 7, 3, 3, 3, 3, 1, 1, 1},
+    /* Stride 2 on the stencil's phase images: a 7x7 stem of 3 channels on a map of odd
+     * width, a 3x3 layer on an odd map, a 2x2 kernel unpadded, 5x5 pad 2 with 11
+     * outputs (a partial block), 64 outputs; 65 outputs go through im2col (the wider
+     * maps' allowance of stride 1 does not apply). */
+    {"stride 2 stencil, 7x7 stem", 3, 64, 61, 30, 7, 7, 2, 2, 3, 3, 1, 1, 1},
+    {"stride 2 stencil, odd map", 5, 9, 11, 13, 3, 3, 2, 2, 1, 1, 1, 0, 3},
+    {"stride 2 stencil, 2x2 unpadded", 4, 8, 10, 9, 2, 2, 2, 2, 0, 0, 1, 1, 2},
+    {"stride 2 stencil, 5x5 pad 2", 2, 12, 13, 11, 5, 5, 2, 2, 2, 2, 1, 1, 2},
+    {"stride 2 stencil, 64 outputs", 2, 6, 33, 64, 3, 3, 2, 2, 1, 1, 1, 0, 2},
+    {"stride 2, 65 outputs", 3, 6, 33, 65, 3, 3, 2, 2, 1, 1, 1, 1, 2},
     /* Winograd by conv.c's own rule (test_winograd_path_matches_naive): 32 channels
      * on an 8x7 map at 33 images take F(4x4) both ways (partial tiles); 128 channels
      * on a 16x16 map F(2x2) forward even for one image, its steps shared out over the

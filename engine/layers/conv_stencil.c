@@ -1,6 +1,6 @@
 /*
- * conv_stencil.c - stride-1 ungrouped convolution straight from a zero-padded copy of
- * each image, without im2col.  im2col + sgemm spends most of a thin layer's time
+ * conv_stencil.c - stride-1 or stride-2 ungrouped convolution straight from a
+ * zero-padded copy of each image, without im2col.  im2col + sgemm spends most of a thin layer's time
  * copying: the unfolded columns are written once and packed once more by sgemm, and
  * with few output channels that copying is shared by few rows of products.  Here a
  * block of STENCIL_OUT output channels x STENCIL_SPAN output positions stays in
@@ -8,6 +8,13 @@
  * image is flattened with its padded width, so for every tap, output position i reads
  * input i + (tap row * padded width + tap column): one contiguous vector load.  The
  * positions that fall in the padding columns are computed and dropped.
+ *
+ * Stride 2 becomes the same stencil over the padded image split by the parity of its
+ * rows and columns into four phase images half as wide: output (y, x) under tap
+ * (i, j) reads input (2y + i, 2x + j), which is phase (i % 2, j % 2) at (y + i / 2,
+ * x + j / 2) - again one contiguous load per tap, from the phase's flattened rows,
+ * with no taps multiplied for nothing (ResNet stems' 7x7 convolutions of 3 channels,
+ * a pruned ResNet's downsampling layers).
  *
  * The same kernel gives a layer's input gradient: it is the stride-1 convolution of
  * the output gradient, padded by kernel - 1 - pad, with the weights' two channel
@@ -31,15 +38,15 @@ enum {
     STENCIL_SPAN = STENCIL_VECS * VEC_LANES,          /* positions per block */
 };
 
-/* The offset of the last kernel tap in the flattened padded image: how far past an
+/* The offset of the last kernel tap in the flattened (phase) image: how far past an
  * output position its loads read. */
 static size_t tap_reach(const lop_stencil *s)
 {
-    return (size_t)(s->kh - 1) * s->wp + (size_t)(s->kw - 1);
+    return (size_t)((s->kh - 1) / s->stride) * s->pitch + (size_t)((s->kw - 1) / s->stride);
 }
 
 void lop_stencil_plan(lop_stencil *s, int c, int h, int w, int o, int kh, int kw, int ph,
-                      int pw)
+                      int pw, int stride)
 {
     s->c = c;
     s->h = h;
@@ -49,14 +56,21 @@ void lop_stencil_plan(lop_stencil *s, int c, int h, int w, int o, int kh, int kw
     s->kw = kw;
     s->ph = ph;
     s->pw = pw;
+    s->stride = stride;
     s->hp = h + 2 * ph;
     s->wp = w + 2 * pw;
-    s->ho = s->hp - kh + 1;
-    s->wo = s->wp - kw + 1;
-    int used = (s->ho - 1) * s->wp + s->wo;   /* last output position + 1 */
+    s->ho = (s->hp - kh) / stride + 1;
+    s->wo = (s->wp - kw) / stride + 1;
+    s->pitch = (s->wp + stride - 1) / stride;
+    int used = (s->ho - 1) * s->pitch + s->wo;   /* last output position + 1 */
     s->span = (used + STENCIL_SPAN - 1) / STENCIL_SPAN * STENCIL_SPAN;
-    /* A block's loads reach span - 1 + the last tap's offset. */
-    s->frame = (size_t)s->span + tap_reach(s);
+    /* A block's loads reach span - 1 + the last tap's offset; a phase holds its share
+     * of the padded image's rows, which the loads of real outputs stay within. */
+    size_t rows = (size_t)(s->hp + stride - 1) / stride * s->pitch;
+    s->phase = (size_t)s->span + tap_reach(s);
+    if (s->phase < rows)
+        s->phase = rows;
+    s->frame = (size_t)stride * stride * s->phase;
     s->blocks = (o + STENCIL_OUT - 1) / STENCIL_OUT;
 }
 
@@ -99,23 +113,46 @@ static void copy_padded(const lop_stencil *s, const float *x, size_t channel_str
                    x + ((size_t)ic * s->h + y) * s->w, (size_t)s->w * sizeof *xp);
 }
 
+/* The same for stride 2: padded row y and column x go to phase (y % 2, x % 2) at
+ * (y / 2, x / 2), the phases `phase` floats apart in the order (0,0) (0,1) (1,0)
+ * (1,1), rows pitch apart; channel ic's at xp + ic * frame. */
+static void copy_phases(const lop_stencil *s, const float *x, float *xp)
+{
+    for (int ic = 0; ic < s->c; ic++)
+        for (int y = 0; y < s->h; y++) {
+            int yp = y + s->ph;
+            float *even = xp + ic * s->frame + (size_t)(yp % 2) * 2 * s->phase +
+                          (size_t)(yp / 2) * s->pitch;
+            float *odd = even + s->phase;
+            const float *src = x + ((size_t)ic * s->h + y) * s->w;
+            for (int xi = 0; xi < s->w; xi++) {
+                int xp_col = xi + s->pw;
+                (xp_col % 2 ? odd : even)[xp_col / 2] = src[xi];
+            }
+        }
+}
+
 /* One block: out[r][p + i] for i < STENCIL_SPAN, r < rows - the block's output
- * channels, STENCIL_OUT or fewer in a layer's last block.  Inlined with a constant
- * `rows` (block_kernel), the loops over r unroll completely. */
+ * channels, STENCIL_OUT or fewer in a layer's last block.  Inlined with constant
+ * `rows` and `stride` (block_kernel), the loops over r unroll completely and tap
+ * (i, j)'s offset costs a shift and a mask. */
 UNINSTRUMENTED __attribute__((always_inline))
 static inline void block_rows(const lop_stencil *s, const float *wb, const float *xp, int p,
-                              float *out, int rows)
+                              float *out, int rows, int stride)
 {
     vec acc[STENCIL_OUT][STENCIL_VECS] = {{{0}}};
     const float *wt = wb;   /* the weights of (ic, i, j), in loop order */
+    int odd = stride - 1;   /* phase bit mask and shift: 0 at stride 1 */
     for (int ic = 0; ic < s->c; ic++)
         for (int i = 0; i < s->kh; i++) {
-            const float *xrow = xp + ic * s->frame + (size_t)i * s->wp + p;
+            const float *xrow = xp + ic * s->frame + (size_t)(i & odd) * 2 * s->phase +
+                                (size_t)(i >> odd) * s->pitch + p;
             for (int j = 0; j < s->kw; j++, wt += STENCIL_OUT) {
+                const float *at = xrow + (size_t)(j & odd) * s->phase + (j >> odd);
                 vec in[STENCIL_VECS];
 #pragma GCC unroll 4
                 for (int v = 0; v < STENCIL_VECS; v++)
-                    in[v] = vec_load(xrow + j + v * VEC_LANES);
+                    in[v] = vec_load(at + v * VEC_LANES);
 #pragma GCC unroll 16
                 for (int r = 0; r < rows; r++) {
 #pragma GCC unroll 4
@@ -131,22 +168,29 @@ static inline void block_rows(const lop_stencil *s, const float *wb, const float
             vec_store(out + (size_t)r * s->span + p + v * VEC_LANES, acc[r][v]);
 }
 
-/* block_rows compiled for each row count: a last block of fewer than STENCIL_OUT
- * channels multiplies only its own (pruned layers' widths are rarely multiples of 8:
- * 13 outputs ran as 16, 9 as 16). */
+/* block_rows compiled for each row count and stride: a last block of fewer than
+ * STENCIL_OUT channels multiplies only its own (pruned layers' widths are rarely
+ * multiples of 8: 13 outputs ran as 16, 9 as 16). */
+#define BLOCK_CASES(stride)                                                            \
+    switch (rows) {                                                                    \
+    case 1: block_rows(s, wb, xp, p, out, 1, stride); break;                           \
+    case 2: block_rows(s, wb, xp, p, out, 2, stride); break;                           \
+    case 3: block_rows(s, wb, xp, p, out, 3, stride); break;                           \
+    case 4: block_rows(s, wb, xp, p, out, 4, stride); break;                           \
+    case 5: block_rows(s, wb, xp, p, out, 5, stride); break;                           \
+    case 6: block_rows(s, wb, xp, p, out, 6, stride); break;                           \
+    case 7: block_rows(s, wb, xp, p, out, 7, stride); break;                           \
+    default: block_rows(s, wb, xp, p, out, STENCIL_OUT, stride); break;                \
+    }
+
 UNINSTRUMENTED
 static void block_kernel(const lop_stencil *s, const float *wb, const float *xp, int p,
                          float *out, int rows)
 {
-    switch (rows) {
-    case 1: block_rows(s, wb, xp, p, out, 1); break;
-    case 2: block_rows(s, wb, xp, p, out, 2); break;
-    case 3: block_rows(s, wb, xp, p, out, 3); break;
-    case 4: block_rows(s, wb, xp, p, out, 4); break;
-    case 5: block_rows(s, wb, xp, p, out, 5); break;
-    case 6: block_rows(s, wb, xp, p, out, 6); break;
-    case 7: block_rows(s, wb, xp, p, out, 7); break;
-    default: block_rows(s, wb, xp, p, out, STENCIL_OUT); break;
+    if (s->stride == 1) {
+        BLOCK_CASES(1)
+    } else {
+        BLOCK_CASES(2)
     }
 }
 
@@ -156,7 +200,10 @@ void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x
 {
     float *xp = scratch, *out = scratch + (size_t)s->c * s->frame;
     memset(xp, 0, (size_t)s->c * s->frame * sizeof *xp);
-    copy_padded(s, x, s->frame, xp);
+    if (s->stride == 1)
+        copy_padded(s, x, s->frame, xp);
+    else
+        copy_phases(s, x, xp);
     size_t per_block = (size_t)s->c * s->kh * s->kw * STENCIL_OUT;
     for (int b = block_first; b < block_last; b++) {
         int first = b * STENCIL_OUT;
@@ -166,7 +213,7 @@ void lop_stencil_image(const lop_stencil *s, const float *packed, const float *x
         for (int r = 0; r < count; r++) {
             float add = bias ? bias[first + r] : 0.0f;
             for (int oy = 0; oy < s->ho; oy++) {
-                const float *restrict from = out + (size_t)r * s->span + (size_t)oy * s->wp;
+                const float *restrict from = out + (size_t)r * s->span + (size_t)oy * s->pitch;
                 float *restrict to = y + ((size_t)(first + r) * s->ho + oy) * s->wo;
                 if (accumulate)
                     for (int ox = 0; ox < s->wo; ox++)

@@ -7,9 +7,11 @@
 
 #include <stddef.h>
 
-/* Stride-1 ungrouped convolution of one image without im2col (conv_stencil.c), for
- * thin layers.  lop_stencil_plan sets up a plan for c x h x w images, o output
- * channels, a kh x kw kernel and padding ph x pw (each below the kernel size);
+/* Stride-1 or stride-2 ungrouped convolution of one image without im2col
+ * (conv_stencil.c), for thin layers.  lop_stencil_plan sets up a plan for c x h x w
+ * images, o output channels, a kh x kw kernel, padding ph x pw (each below the
+ * kernel size) and stride 1 or 2 on both axes (stride 2: forward passes only, the
+ * input gradient and lop_stencil_wgrad take stride 1);
  * lop_stencil_pack rearranges weights into lop_stencil_weight_floats(s) floats: the
  * plan's own [o][c][kh][kw], or with adjoint those of the stride-1 layer whose input
  * gradient the plan computes.  That plan takes the layer's output gradient as input
@@ -21,14 +23,16 @@
  * lop_stencil_scratch_floats(s) floats. */
 enum { STENCIL_OUT = 8 };     /* output channels per block */
 typedef struct lop_stencil {
-    int c, h, w, o, kh, kw, ph, pw;
+    int c, h, w, o, kh, kw, ph, pw, stride;
     int hp, wp, ho, wo;       /* padded input size, output size */
+    int pitch;                /* flattened row pitch: wp, or a phase's wp / 2 rounded up */
     int span;                 /* flattened output positions computed (padded width) */
     int blocks;               /* output channel blocks */
-    size_t frame;             /* floats per padded input channel, with read slack */
+    size_t phase;             /* floats per phase of a padded channel, with read slack */
+    size_t frame;             /* floats per padded input channel: stride^2 phases */
 } lop_stencil;
 void lop_stencil_plan(lop_stencil *s, int c, int h, int w, int o, int kh, int kw, int ph,
-                      int pw);
+                      int pw, int stride);
 size_t lop_stencil_weight_floats(const lop_stencil *s);
 size_t lop_stencil_scratch_floats(const lop_stencil *s);
 void lop_stencil_pack(const lop_stencil *s, const float *w, int adjoint, float *packed);
