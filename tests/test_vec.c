@@ -1,7 +1,7 @@
 /*
  * test_vec.c - layers/vec.h's lane operations against lane-by-lane references, for
  * every count of lanes and every lane mask: loads and strided gathers of the first n
- * lanes (the others 0), stores of the first n lanes and of the selected lanes (nothing
+ * lanes (the others 0), 3x3 kernels' taps gathered, stores of the first n lanes and of the selected lanes (nothing
  * past them written), lanes spread back over a mask, and a strip row's tiles split by
  * column and joined again, in whatever lane order the build's split leaves them.  The
  * AVX-512 and AVX2 builds replace the lane loops with instructions (masked moves,
@@ -46,6 +46,22 @@ static void test_first_lanes_load_gather_and_store(void **state)
         for (int i = 0; i < VEC_LANES + GUARD; i++)
             assert_true(dst[i] == (i >= 1 && i <= n ? src[i - 1] : SENTINEL));
     }
+}
+
+/* The taps of n 3x3 kernels `stride` apart, one vector per tap, the lanes past n 0. */
+static void test_kernel_taps_gathered(void **state)
+{
+    (void)state;
+    float src[9 * 2 * VEC_LANES + 9];
+    fill(src, (int)(sizeof src / sizeof *src), 1.0f);
+    for (int n = 0; n <= VEC_LANES; n++)
+        for (int stride = 9; stride <= 18; stride += 9) {
+            vec g[9];
+            vec_gather_kernels(src + 1, stride, n, g);
+            for (int i = 0; i < 9; i++)
+                for (int l = 0; l < VEC_LANES; l++)
+                    assert_true(g[i][l] == (l < n ? src[1 + l * stride + i] : 0.0f));
+        }
 }
 
 /* Selected lanes stored in order and spread back (VEC_IN_ORDER): lane l is tile l. */
@@ -123,6 +139,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_lanes_load_gather_and_store),
+        cmocka_unit_test(test_kernel_taps_gathered),
         cmocka_unit_test(test_selected_lanes_stored_and_spread_back),
         cmocka_unit_test(test_tiles_split_stored_spread_and_joined),
     };

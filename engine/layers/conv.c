@@ -56,6 +56,10 @@ enum {
     WINO_TILES_TARGET = 512,
     WINO_F4_TILES_TARGET = 128,
     WINO_FULL_BATCH = 32,
+    /* Output channels per block of a batch-1 pass that makes its transformed weights
+     * (lop_wino_block): 512 inputs' F(2x2) weights of 16 channels take 512 KiB, an
+     * L2's half. */
+    WINO_BLOCK_OUTS = 16,
     WINO_MIN_CHANNELS = 8,
     WINO_MIN_CHANNELS_SMALL_BATCH = 32,
     WINO_F4_MIN_TILES = 4,             /* F(4x4) tiles: 5x5 and wider maps */
@@ -150,7 +154,8 @@ static int winograd_fits(const conv_geom *q)
  *   - on 1x1 and 2x2 maps F(2x2), forward up to 256 channels (1.27-5.32; 512: 0.95),
  *     backward up to 128 (1.09-6.12; 256 and 512: 0.81-0.95).
  * - Below WINO_FULL_BATCH the weight transform and the transformed weights are paid
- *   for few images; at batch 1, from 32 channels (16 -> 16 on 28x28: 0.87 [1.29]):
+ *   for few images; from 2 to 31 images, from 32 channels, as measured at batch 1
+ *   when the transformed weights were made whole (16 -> 16 on 28x28: 0.87 [1.29]):
  *   - on maps of 25x25 and more F(4x4): 1.58-3.34 (F(2x2) 1.16-2.14);
  *   - on 13x13 to 24x24 maps F(4x4) up to 128 channels (1.35-3.57), else F(2x2)
  *     (256 on 14x14: 1.86 against 1.71 [1.44 against 1.06]);
@@ -166,14 +171,21 @@ static int winograd_fits(const conv_geom *q)
  *   takes in one vector, against F(2x2)'s 49 on BLAS: ResNet-18's 256 on 14x14
  *   5-7% faster, VGG-16 and ResNet-20 at 32x32 as fast or faster (2 threads,
  *   2026-12-06, AVX-512).
+ * - At batch 1 without kept weights, each block of WINO_BLOCK_OUTS output channels'
+ *   transformed weights is made just before its products (lop_wino_block), in cache,
+ *   so that from 32 channels the kept weights' rule holds: ResNet-18's 256 on 14x14
+ *   0.80-0.83 -> 0.65 ms (F(4x4) against F(2x2) made whole), 512 on 7x7 2.0 ->
+ *   1.25-1.33 ms (F(2x2) against im2col), the whole pass 17.0 -> 14.2-14.5 ms; from 8
+ *   channels it lost (resnet-small 0.84-0.87 -> 1.0 ms).
  * The rule depends on shapes, batch and `kept` alone, never on the number of threads: a seed
  * gives the same bits on any number of them. */
 static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
 {
     int narrow = q->c < q->o ? q->c : q->o, wide = q->c < q->o ? q->o : q->c;
     int tiles2 = tiles_of(q->ho, q->wo, 2), tiles4 = tiles_of(q->ho, q->wo, 4);
-    if (kept && batch < WINO_FULL_BATCH) {   /* no weight transform to pay for */
-        if (narrow < WINO_MIN_CHANNELS)
+    /* kept: no weight transform to pay for; batch 1: made a block at a time, in cache */
+    if ((kept || batch == 1) && !backward && batch < WINO_FULL_BATCH) {
+        if (narrow < (kept ? WINO_MIN_CHANNELS : WINO_MIN_CHANNELS_SMALL_BATCH))
             return 0;
         if (tiles4 >= WINO_SMALL_BATCH_MID_F4_TILES)
             return 4;
@@ -551,6 +563,7 @@ typedef struct conv_job {
      * every pass, or a frozen graph's node->prepared, made once (kept_weights). */
     float *u;
     int u_ready;              /* u already holds them */
+    int blocked;              /* batch 1, U made per pass: a block of outputs at a time */
     /* The stencil path's plans: st is the forward pass's, or the input gradient's
      * in backward; wgrad the weight gradient's (the forward geometry). */
     lop_stencil st, wgrad;
@@ -567,7 +580,7 @@ static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t
     const conv_geom *q = &j->q;
     size_t ncols = (size_t)j->nb * q->hwo;
     s->packed = q->stencil ? lop_stencil_weight_floats(&j->st)
-                : q->winograd && !j->u ? lop_wino_weight_floats(&j->wf) : 0;
+                : q->winograd && !j->u && !j->blocked ? lop_wino_weight_floats(&j->wf) : 0;
     s->col = q->direct || q->stencil || q->winograd
                  ? 0 : (size_t)q->c * q->kh * q->kw * ncols + unfold_floats(q, j->nb);
     s->rows = j->nb > 1 && !q->stencil && !q->winograd ? (size_t)q->o * ncols : 0;
@@ -584,6 +597,8 @@ static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t
         size_t wgrad = wsize ? lop_wino_wgrad_floats(&j->wf, j->nb) : 0;
         if (wgrad > s->stencil)
             s->stencil = wgrad;
+        if (j->blocked)   /* after worker 0's V, which the blocks share */
+            s->stencil += lop_wino_block_floats(&j->wf, WINO_BLOCK_OUTS);
     }
     s->per_worker = s->col + s->rows + s->stencil;
     s->threads = threads;
@@ -904,8 +919,28 @@ static void winograd_pack_share(void *ctx, long first, long last, int worker)
                   adjoint ? j->s.base : j->u);
 }
 
+/* Blocks [first, last) of WINO_BLOCK_OUTS output channels of a batch-1 pass. */
+static void winograd_blocks(void *ctx, long first, long last, int worker)
+{
+    const conv_job *j = ctx;
+    float *scratch = worker_scratch(&j->s, worker) + lop_wino_scratch_floats(&j->wf, 1);
+    for (long blk = first; blk < last; blk++) {
+        int o0 = (int)blk * WINO_BLOCK_OUTS;
+        int o1 = o0 + WINO_BLOCK_OUTS < j->q.o ? o0 + WINO_BLOCK_OUTS : j->q.o;
+        lop_wino_block(&j->wf, j->w, winograd_shared_v(j), o0, o1, j->ep, scratch, j->y);
+    }
+}
+
 static void winograd_forward(conv_job *j, int threads)
 {
+    if (j->blocked) {
+        j->b0 = 0;
+        j->m = 1;
+        lop_parallel_for(j->q.c, 1, winograd_share_input, j);
+        lop_parallel_for((j->q.o + WINO_BLOCK_OUTS - 1) / WINO_BLOCK_OUTS, 1, winograd_blocks,
+                         j);
+        return;
+    }
     if (!j->u_ready)
         lop_parallel_for(j->q.o, 1, winograd_pack_share, j);
     if (j->chunks >= threads) {
@@ -993,6 +1028,7 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     if (q->winograd)
         lop_wino_plan(&j.wf, q->winograd, q->c, q->h, q->w, q->o, q->ph, q->pw);
     int st = kept_weights(n, g->frozen && !train, &j);
+    j.blocked = q->winograd && !j.u && j.batch == 1;
     if (st == LOP_OK)
         st = conv_scratch_get(g, &j, threads, 0, &j.s);
     if (st != LOP_OK)
@@ -1119,6 +1155,7 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.dw = n->grad[PARAM_WEIGHT]->data;
     j.db = n->attr.bias ? n->grad[PARAM_BIAS]->data : NULL;
     j.u = NULL;   /* the adjoint weights go to the scratch */
+    j.blocked = 0;
     j.batch = lop_node_batch(n);
     if (j.q.taps)
         return taps_pass(g, &j, 1);

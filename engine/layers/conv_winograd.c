@@ -104,8 +104,12 @@ void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o
             int n = p->c - ic < VEC_LANES ? p->c - ic : VEC_LANES;
             const float *k = w + oc * so + ic * si;
             vec g[9];
-            for (int i = 0; i < 9; i++)
-                g[i] = vec_gather_first(k + (adjoint ? 8 - i : i), (int)si, n);
+            vec_gather_kernels(k, (int)si, n, g);
+            for (int i = 0; adjoint && i < 4; i++) {   /* flipped: tap i is 8 - i */
+                vec tap = g[i];
+                g[i] = g[8 - i];
+                g[8 - i] = tap;
+            }
             t->pack_kernels(g, n, u + (size_t)oc * p->c + ic, step);
         }
 }
@@ -278,6 +282,37 @@ void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
     lop_wino_input(p, x, m, 0, p->c, scratch, v);
     lop_wino_products(p, u, v, m, 0, p->positions, mm);
     lop_wino_output(p, mm, m, 0, p->o, e, accumulate, scratch, y);
+}
+
+/* The plan of output channels [o0, o1) alone: the same input and tiles, o1 - o0
+ * outputs. */
+static lop_wino block_plan(const lop_wino *p, int o0, int o1)
+{
+    lop_wino b = *p;
+    b.o = o1 - o0;
+    return b;
+}
+
+size_t lop_wino_block_floats(const lop_wino *p, int outs)
+{
+    lop_wino b = block_plan(p, 0, outs);
+    return lop_wino_work_floats(p) + lop_wino_weight_floats(&b) +
+           (size_t)p->positions * slab((size_t)outs * p->tiles);
+}
+
+void lop_wino_block(const lop_wino *p, const float *w, const float *v, int o0, int o1,
+                    const lop_epilogue *e, float *scratch, float *y)
+{
+    lop_wino b = block_plan(p, o0, o1);
+    float *u = scratch + lop_wino_work_floats(p), *mm = u + lop_wino_weight_floats(&b);
+    lop_wino_pack(&b, w + (size_t)o0 * p->c * 9, 0, 0, b.o, u);
+    lop_wino_products(&b, u, v, 1, 0, p->positions, mm);
+    /* the block's channels are channels 0.. of its plan: its epilogue starts at o0 */
+    lop_epilogue shifted = *e;
+    shifted.mul = e->mul ? e->mul + o0 : NULL;
+    shifted.add = e->add ? e->add + o0 : NULL;
+    lop_wino_output(&b, mm, 1, 0, b.o, &shifted, 0, scratch,
+                    y + (size_t)o0 * p->ho * p->wo);
 }
 
 /* dM [positions][o][T] = A dY A^T per tile, dY's tile zero beyond the output's edges:

@@ -59,6 +59,15 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
                        int xi1, float *mm);
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
                      const struct lop_epilogue *e, int accumulate, float *work, float *y);
+/* One image's output channels [o0, o1) from its V (lop_wino_input over every input
+ * channel, m = 1) and the weights w [o][c][3][3], their U made here: the channels'
+ * weights packed, multiplied and transformed out into y [o][ho][wo] through e, all in
+ * scratch (lop_wino_block_floats(p, o1 - o0) floats).  A pass whose weights are not
+ * kept (lop_graph_freeze) makes U a block at a time this way, so that it stays in
+ * cache between its making and its products instead of going out to memory. */
+size_t lop_wino_block_floats(const lop_wino *p, int outs);
+void lop_wino_block(const lop_wino *p, const float *w, const float *v, int o0, int o1,
+                    const struct lop_epilogue *e, float *scratch, float *y);
 /* dw [o][c][3][3] += the weight gradient of the plan's convolution over m images x
  * [m][c][h][w] and output gradients dy [m][o][ho][wo]: dU[xi] = dM[xi] V[xi]^T with
  * dM = A dY A^T per tile, then dw += G^T dU G; scratch holds lop_wino_wgrad_floats(p, m)
