@@ -60,6 +60,9 @@ enum {
      * (lop_wino_block): 512 inputs' F(2x2) weights of 16 channels take 512 KiB, an
      * L2's half. */
     WINO_BLOCK_OUTS = 16,
+    /* Largest F(4x4) transformed weights a frozen graph keeps for batch-1 passes (an
+     * L2's worth, 1 MiB; kept_weights). */
+    WINO_KEPT_F4_MAX_FLOATS = 1 << 18,
     WINO_MIN_CHANNELS = 8,
     WINO_MIN_CHANNELS_SMALL_BATCH = 32,
     WINO_F4_MIN_TILES = 4,             /* F(4x4) tiles: 5x5 and wider maps */
@@ -980,12 +983,21 @@ static int taps_pass(lop_graph *g, const conv_job *j, int backward)
 
 /* In a frozen graph (lop_graph_freeze) the Winograd weights are made once and kept in
  * the node, for the tile size they were made for: j->u points there (u_ready when they
- * are already made).  Otherwise j->u stays NULL, for the scratch to hold them. */
+ * are already made).  Otherwise j->u stays NULL, for the scratch to hold them - or at
+ * batch 1 for lop_wino_block to make a block at a time.  That is faster than reading
+ * kept F(4x4) weights (36/9 of the layer's) from memory once they outgrow an L2
+ * (ResNet-18's 128 channels on 28x28, 2.4 MB kept: 0.53-0.57 ms against 0.49-0.54;
+ * 256 on 14x14, 9.4 MB: 0.77-0.81 against 0.66-0.67; its 64 channels, 0.6 MB, stay
+ * kept: 0.39-0.40 against 0.47-0.50; F(2x2)'s 16/9 on 7x7 stay kept too: 1.0-1.05
+ * against 1.37-1.40 ms; 2 threads, 2026-12-06, AVX-512). */
 static int kept_weights(lop_node *n, int frozen, conv_job *j)
 {
     j->u = NULL;
     j->u_ready = 0;
     if (!frozen || !j->q.winograd)
+        return LOP_OK;
+    if (j->batch == 1 && j->q.winograd == 4 &&
+        lop_wino_weight_floats(&j->wf) > WINO_KEPT_F4_MAX_FLOATS)
         return LOP_OK;
     j->u_ready = n->prepared && n->prepared_for == j->q.winograd;
     if (!j->u_ready) {
