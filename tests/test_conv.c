@@ -103,10 +103,13 @@ static const conv_case cases[] = {
     {"stride 2, 65 outputs", 3, 6, 33, 65, 3, 3, 2, 2, 1, 1, 1, 1, 2},
     /* Winograd by conv.c's own rule (test_winograd_path_matches_naive): 32 channels
      * on an 8x7 map at 33 images take F(4x4) both ways (partial tiles); 128 channels
-     * on a 16x16 map F(2x2) forward even for one image, its steps shared out over the
-     * threads. */
+     * on a 16x16 map F(4x4) forward even for one image, its transformed weights (2.4 MB)
+     * made a block of outputs at a time, the blocks shared out over the threads. */
     {"winograd by the rule", 32, 8, 7, 33, 3, 3, 1, 1, 1, 1, 1, 1, 33},
     {"winograd by the rule, one image", 128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 0, 1},
+    /* one image, transformed weights past 1 MiB: made 16 output channels at a time
+     * (lop_wino_block), 150 = 9 blocks and one of 6; F(2x2) by the rule, F(4x4) forced */
+    {"winograd blocks, one image", 128, 9, 9, 150, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     /* Tap by tap (conv_taps.c) by the rule: padded, one group, a map no larger than
      * the kernel, 4 images or more.  70 outputs on a 1x1 map are cut into 4 slices of
      * the product, 40 inputs into 2; 150 images are chunks of 64, 64 and 22. */

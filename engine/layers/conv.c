@@ -60,9 +60,10 @@ enum {
      * (lop_wino_block): 512 inputs' F(2x2) weights of 16 channels take 512 KiB, an
      * L2's half. */
     WINO_BLOCK_OUTS = 16,
-    /* Largest F(4x4) transformed weights a frozen graph keeps for batch-1 passes (an
-     * L2's worth, 1 MiB; kept_weights). */
-    WINO_KEPT_F4_MAX_FLOATS = 1 << 18,
+    /* Transformed weights that stay in an L2 (1 MiB): up to this a batch-1 pass makes
+     * them whole (lop_wino_pack), beyond it a block at a time (lop_wino_block), and a
+     * frozen graph keeps F(4x4)'s only up to it (kept_weights). */
+    WINO_CACHED_FLOATS = 1 << 18,
     WINO_MIN_CHANNELS = 8,
     WINO_MIN_CHANNELS_SMALL_BATCH = 32,
     WINO_F4_MIN_TILES = 4,             /* F(4x4) tiles: 5x5 and wider maps */
@@ -175,8 +176,9 @@ static int winograd_fits(const conv_geom *q)
  *   5-7% faster, VGG-16 and ResNet-20 at 32x32 as fast or faster (2 threads,
  *   2026-12-06, AVX-512).
  * - At batch 1 without kept weights, each block of WINO_BLOCK_OUTS output channels'
- *   transformed weights is made just before its products (lop_wino_block), in cache,
- *   so that from 32 channels the kept weights' rule holds: ResNet-18's 256 on 14x14
+ *   transformed weights is made just before its products (lop_wino_block), in cache
+ *   (when all of them would not fit: WINO_CACHED_FLOATS), so that from 32 channels
+ *   the kept weights' rule holds: ResNet-18's 256 on 14x14
  *   0.80-0.83 -> 0.65 ms (F(4x4) against F(2x2) made whole), 512 on 7x7 2.0 ->
  *   1.25-1.33 ms (F(2x2) against im2col), the whole pass 17.0 -> 14.2-14.5 ms; from 8
  *   channels it lost (resnet-small 0.84-0.87 -> 1.0 ms).
@@ -566,7 +568,7 @@ typedef struct conv_job {
      * every pass, or a frozen graph's node->prepared, made once (kept_weights). */
     float *u;
     int u_ready;              /* u already holds them */
-    int blocked;              /* batch 1, U made per pass: a block of outputs at a time */
+    int blocked;              /* batch 1, U made per pass and large: a block at a time */
     /* The stencil path's plans: st is the forward pass's, or the input gradient's
      * in backward; wgrad the weight gradient's (the forward geometry). */
     lop_stencil st, wgrad;
@@ -997,7 +999,7 @@ static int kept_weights(lop_node *n, int frozen, conv_job *j)
     if (!frozen || !j->q.winograd)
         return LOP_OK;
     if (j->batch == 1 && j->q.winograd == 4 &&
-        lop_wino_weight_floats(&j->wf) > WINO_KEPT_F4_MAX_FLOATS)
+        lop_wino_weight_floats(&j->wf) > WINO_CACHED_FLOATS)
         return LOP_OK;
     j->u_ready = n->prepared && n->prepared_for == j->q.winograd;
     if (!j->u_ready) {
@@ -1040,7 +1042,10 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     if (q->winograd)
         lop_wino_plan(&j.wf, q->winograd, q->c, q->h, q->w, q->o, q->ph, q->pw);
     int st = kept_weights(n, g->frozen && !train, &j);
-    j.blocked = q->winograd && !j.u && j.batch == 1;
+    /* made whole when they fit in cache (ResNet-18's 64 channels on 56x56, 0.6 MB: 0.48
+     * -> 0.39 ms against blocks, whose products of 16 rows went to BLAS 4x as often) */
+    j.blocked = q->winograd && !j.u && j.batch == 1 &&
+                lop_wino_weight_floats(&j.wf) > WINO_CACHED_FLOATS;
     if (st == LOP_OK)
         st = conv_scratch_get(g, &j, threads, 0, &j.s);
     if (st != LOP_OK)
