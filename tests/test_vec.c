@@ -1,11 +1,12 @@
 /*
  * test_vec.c - layers/vec.h's lane operations against lane-by-lane references, for
  * every count of lanes and every lane mask: loads and strided gathers of the first n
- * lanes (the others 0), 3x3 kernels' taps gathered, stores of the first n lanes and of the selected lanes (nothing
- * past them written), lanes spread back over a mask, and a strip row's tiles split by
- * column and joined again, in whatever lane order the build's split leaves them.  The
- * AVX-512 and AVX2 builds replace the lane loops with instructions (masked moves,
- * gathers, permutes indexed through BMI2); this is the check that they mean the same.
+ * lanes (the others 0), 3x3 kernels' taps gathered, stores of the first n lanes and of
+ * the selected lanes (nothing past them written), lanes spread back over a mask, and a
+ * strip row's tiles split by column and joined again, in whatever lane order the
+ * build's split leaves them.  The AVX-512 and AVX2 builds replace the lane loops with
+ * instructions (masked moves, gathers, permutes indexed through BMI2, a transpose in
+ * registers); this is the check that they mean the same.
  */
 #include <setjmp.h>
 #include <stdarg.h>

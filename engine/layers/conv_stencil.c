@@ -1,13 +1,14 @@
 /*
  * conv_stencil.c - stride-1 or stride-2 ungrouped convolution straight from a
- * zero-padded copy of each image, without im2col.  im2col + sgemm spends most of a thin layer's time
- * copying: the unfolded columns are written once and packed once more by sgemm, and
- * with few output channels that copying is shared by few rows of products.  Here a
- * block of STENCIL_OUT output channels x STENCIL_SPAN output positions stays in
- * vector registers while every input channel and kernel tap adds into it.  The padded
- * image is flattened with its padded width, so for every tap, output position i reads
- * input i + (tap row * padded width + tap column): one contiguous vector load.  The
- * positions that fall in the padding columns are computed and dropped.
+ * zero-padded copy of each image, without im2col.  im2col + sgemm spends most of a
+ * thin layer's time copying: the unfolded columns are written once and packed once
+ * more by sgemm, and with few output channels that copying is shared by few rows of
+ * products.  Here a block of STENCIL_OUT output channels x STENCIL_SPAN output
+ * positions stays in vector registers while every input channel and kernel tap adds
+ * into it.  The padded image is flattened with its padded width, so for every tap,
+ * output position i reads input i + (tap row * padded width + tap column): one
+ * contiguous vector load.  The positions that fall in the padding columns are
+ * computed and dropped.
  *
  * Stride 2 becomes the same stencil over the padded image split by the parity of its
  * rows and columns into four phase images half as wide: output (y, x) under tap
