@@ -8,10 +8,9 @@
  * in place when the map is wide enough for that to be as fast as batching.  Thin
  * stride-1 layers (few output channels) run on conv_stencil.c instead, forward and
  * backward, because there the unfolding costs more than the products; thin stride-2
- * layers too, forward.  3x3 stride-1
- * layers of enough channels run on Winograd F(4x4,3x3) or F(2x2,3x3)
- * (conv_winograd.c), 4x or 2.25x fewer multiplies, where measured faster for the pass
- * (winograd_tile).  Maps no larger than the kernel's window, where most taps read
+ * layers too, forward.  3x3 stride-1 layers of enough channels run on Winograd
+ * F(4x4,3x3) or F(2x2,3x3) (conv_winograd.c), 4x or 2.25x fewer multiplies, where
+ * measured faster for the pass (winograd_tile).  Maps no larger than the kernel's window, where most taps read
  * padding, run tap by tap on conv_taps.c (taps_rule).  Every path stores its outputs
  * through an epilogue (internal.h): the bias, or in an evaluation pass the batchnorm
  * and activation fused with the layer (graph/fusion.c).
@@ -178,10 +177,10 @@ static int winograd_fits(const conv_geom *q)
  * - At batch 1 without kept weights, each block of WINO_BLOCK_OUTS output channels'
  *   transformed weights is made just before its products (lop_wino_block), in cache
  *   (when all of them would not fit: WINO_CACHED_FLOATS), so that from 32 channels
- *   the kept weights' rule holds: ResNet-18's 256 on 14x14
- *   0.80-0.83 -> 0.65 ms (F(4x4) against F(2x2) made whole), 512 on 7x7 2.0 ->
- *   1.25-1.33 ms (F(2x2) against im2col), the whole pass 17.0 -> 14.2-14.5 ms; from 8
- *   channels it lost (resnet-small 0.84-0.87 -> 1.0 ms).
+ *   the kept weights' rule holds: ResNet-18's 256 on 14x14 0.80-0.83 -> 0.65 ms
+ *   (F(4x4) against F(2x2) made whole), 512 on 7x7 2.0 -> 1.25-1.33 ms (F(2x2)
+ *   against im2col), the whole pass 17.0 -> 14.2-14.5 ms; from 8 channels it lost
+ *   (resnet-small 0.84-0.87 -> 1.0 ms).
  * The rule depends on shapes, batch and `kept` alone, never on the number of threads: a seed
  * gives the same bits on any number of them. */
 static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
