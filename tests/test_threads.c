@@ -5,7 +5,9 @@
  * of a 2x2 map), batchnorm, ReLU, max
  * pooling, a residual add and a linear head is trained for a few SGD steps on 1, 2
  * and 3 threads from the same seed; the parameters must agree bit for bit, and so
- * must lop_evaluate's loss and lop_sample's statistics on the trained network.  (The
+ * must lop_evaluate's loss and lop_sample's statistics on the trained network, and
+ * the forward passes of small batches and batch 1's own paths (a stride-2 stencil,
+ * Winograd weights made in blocks).  (The
  * pool itself is test_pool.c's.)
  */
 #include <setjmp.h>
@@ -168,6 +170,36 @@ static void same_model_on_1_2_3_threads(void **state)
     lop_dataset_free(&d);
 }
 
+/* One forward pass of g on `batch` random c x h x h images gives the same bytes on 1, 2
+ * and 3 threads. */
+static void same_forward_on_1_2_3_threads(lop_graph *g, int batch, int c, int h)
+{
+    int shape[4] = {batch, c, h, h};
+    lop_tensor *x = lop_tensor_new(4, shape);
+    assert_non_null(x);
+    lop_rng r;
+    lop_rng_seed(&r, (uint64_t)batch);
+    for (size_t i = 0; i < x->numel; i++)
+        x->data[i] = (float)lop_rng_normal(&r);
+    float *first = NULL;
+    size_t n = 0;
+    for (int t = 1; t <= 3; t++) {
+        assert_int_equal(lop_set_threads(t), LOP_OK);
+        assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
+        const lop_tensor *y = lop_graph_output(g);
+        if (!first) {
+            n = y->numel;
+            first = malloc(n * sizeof *first);
+            assert_non_null(first);
+            memcpy(first, y->data, n * sizeof *first);
+        } else {
+            assert_memory_equal(y->data, first, n * sizeof *first);
+        }
+    }
+    free(first);
+    lop_tensor_release(x);
+}
+
 /* Batches smaller than a convolution's chunk count cut its products' output rows into
  * slices shared out over the threads (conv.c, row_slices): still the same bytes. */
 static void small_batches_same_on_1_2_3_threads(void **state)
@@ -175,32 +207,24 @@ static void small_batches_same_on_1_2_3_threads(void **state)
     (void)state;
     int node;
     lop_graph *g = small_cnn(&node);
-    for (int batch = 1; batch <= 3; batch += 2) {
-        int shape[4] = {batch, C, H, H};
-        lop_tensor *x = lop_tensor_new(4, shape);
-        assert_non_null(x);
-        lop_rng r;
-        lop_rng_seed(&r, (uint64_t)batch);
-        for (size_t i = 0; i < x->numel; i++)
-            x->data[i] = (float)lop_rng_normal(&r);
-        float *first = NULL;
-        size_t n = 0;
-        for (int t = 1; t <= 3; t++) {
-            assert_int_equal(lop_set_threads(t), LOP_OK);
-            assert_int_equal(lop_graph_forward(g, x, 0), LOP_OK);
-            const lop_tensor *y = lop_graph_output(g);
-            if (!first) {
-                n = y->numel;
-                first = malloc(n * sizeof *first);
-                assert_non_null(first);
-                memcpy(first, y->data, n * sizeof *first);
-            } else {
-                assert_memory_equal(y->data, first, n * sizeof *first);
-            }
-        }
-        free(first);
-        lop_tensor_release(x);
-    }
+    for (int batch = 1; batch <= 3; batch += 2)
+        same_forward_on_1_2_3_threads(g, batch, C, H);
+    lop_graph_free(g);
+}
+
+/* Batch 1's own paths: a thin stride-2 layer on the stencil's phase images, then
+ * Winograd F(2x2) on 9x9 maps whose transformed weights (136 x 136 x 16 floats) pass
+ * 1 MiB, made 16 output channels at a time (8 blocks and one of 8) and shared out over
+ * the threads by blocks. */
+static void batch1_paths_same_on_1_2_3_threads(void **state)
+{
+    (void)state;
+    int x;
+    lop_graph *g = new_graph(3, 40, 18, 18, &x);
+    int down = bn_relu(g, "down", conv_k(g, "down", x, 48, 3, 2, 1));
+    int mid = bn_relu(g, "mid", conv_k(g, "mid", down, 136, 3, 1, 1));
+    conv_k(g, "wide", mid, 136, 3, 1, 1);
+    same_forward_on_1_2_3_threads(g, 1, 40, 18);
     lop_graph_free(g);
 }
 
@@ -209,6 +233,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_model_on_1_2_3_threads),
         cmocka_unit_test(small_batches_same_on_1_2_3_threads),
+        cmocka_unit_test(batch1_paths_same_on_1_2_3_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
