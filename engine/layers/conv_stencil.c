@@ -116,19 +116,35 @@ static void copy_padded(const lop_stencil *s, const float *x, size_t channel_str
 
 /* The same for stride 2: padded row y and column x go to phase (y % 2, x % 2) at
  * (y / 2, x / 2), the phases `phase` floats apart in the order (0,0) (0,1) (1,0)
- * (1,1), rows pitch apart; channel ic's at xp + ic * frame. */
+ * (1,1), rows pitch apart; channel ic's at xp + ic * frame.  A row's even and odd
+ * columns are split a pair of vectors at a time (element by element this copy took 30%
+ * of a 16 -> 32 stride-2 layer's pass at batch 64). */
 static void copy_phases(const lop_stencil *s, const float *x, float *xp)
 {
+    /* source column i lands in phase column (i + pw) / 2: the even ones in phase
+     * pw % 2 from pw / 2 on, the odd ones in the other from (pw + 1) / 2 on */
+    int evens = (s->w + 1) / 2, odds = s->w / 2;
+    size_t even_at = (size_t)(s->pw % 2) * s->phase + (size_t)s->pw / 2;
+    size_t odd_at = (size_t)(1 - s->pw % 2) * s->phase + (size_t)(s->pw + 1) / 2;
     for (int ic = 0; ic < s->c; ic++)
         for (int y = 0; y < s->h; y++) {
             int yp = y + s->ph;
-            float *even = xp + ic * s->frame + (size_t)(yp % 2) * 2 * s->phase +
-                          (size_t)(yp / 2) * s->pitch;
-            float *odd = even + s->phase;
+            float *row = xp + ic * s->frame + (size_t)(yp % 2) * 2 * s->phase +
+                         (size_t)(yp / 2) * s->pitch;
             const float *src = x + ((size_t)ic * s->h + y) * s->w;
-            for (int xi = 0; xi < s->w; xi++) {
-                int xp_col = xi + s->pw;
-                (xp_col % 2 ? odd : even)[xp_col / 2] = src[xi];
+            for (int k = 0; k < evens; k += VEC_LANES) {
+                int left = s->w - 2 * k;   /* source floats from column 2k on */
+                vec zero = {0}, even, odd;
+                vec lo = vec_load_first(src + 2 * k, left < VEC_LANES ? left : VEC_LANES);
+                vec hi = left <= VEC_LANES ? zero
+                         : vec_load_first(src + 2 * k + VEC_LANES,
+                                          left < 2 * VEC_LANES ? left - VEC_LANES : VEC_LANES);
+                vec_evens_odds(lo, hi, &even, &odd);
+                vec_store_first(row + even_at + k, even,
+                                evens - k < VEC_LANES ? evens - k : VEC_LANES);
+                if (odds > k)
+                    vec_store_first(row + odd_at + k, odd,
+                                    odds - k < VEC_LANES ? odds - k : VEC_LANES);
             }
         }
 }
