@@ -982,6 +982,13 @@ static int taps_pass(lop_graph *g, const conv_job *j, int backward)
     return LOP_OK;
 }
 
+/* Whether a batch-1 pass's transformed weights, made whole, would not stay in cache
+ * (WINO_CACHED_FLOATS). */
+static int weights_outgrow_cache(const conv_job *j)
+{
+    return j->batch == 1 && lop_wino_weight_floats(&j->wf) > WINO_CACHED_FLOATS;
+}
+
 /* In a frozen graph (lop_graph_freeze) the Winograd weights are made once and kept in
  * the node, for the tile size they were made for: j->u points there (u_ready when they
  * are already made).  Otherwise j->u stays NULL, for the scratch to hold them - or at
@@ -997,8 +1004,7 @@ static int kept_weights(lop_node *n, int frozen, conv_job *j)
     j->u_ready = 0;
     if (!frozen || !j->q.winograd)
         return LOP_OK;
-    if (j->batch == 1 && j->q.winograd == 4 &&
-        lop_wino_weight_floats(&j->wf) > WINO_CACHED_FLOATS)
+    if (j->q.winograd == 4 && weights_outgrow_cache(j))
         return LOP_OK;
     j->u_ready = n->prepared && n->prepared_for == j->q.winograd;
     if (!j->u_ready) {
@@ -1043,8 +1049,7 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     int st = kept_weights(n, g->frozen && !train, &j);
     /* made whole when they fit in cache (ResNet-18's 64 channels on 56x56, 0.6 MB: 0.48
      * -> 0.39 ms against blocks, whose products of 16 rows went to BLAS 4x as often) */
-    j.blocked = q->winograd && !j.u && j.batch == 1 &&
-                lop_wino_weight_floats(&j.wf) > WINO_CACHED_FLOATS;
+    j.blocked = q->winograd && !j.u && weights_outgrow_cache(&j);
     if (st == LOP_OK)
         st = conv_scratch_get(g, &j, threads, 0, &j.s);
     if (st != LOP_OK)

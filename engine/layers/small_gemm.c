@@ -51,7 +51,7 @@ static inline __attribute__((always_inline)) void block(int k, const float *a, c
                                                         int ldb, int n, float *c, int ldc,
                                                         int rows, int vecs)
 {
-    vec acc[8][2] = {{{0}}};
+    vec acc[ROWS_NARROW][2] = {{{0}}};   /* the taller of the two blocks */
     for (int p = 0; p < k; p++) {
         vec row[2];
 #pragma GCC unroll 2
@@ -85,7 +85,7 @@ static inline __attribute__((always_inline)) void block(int k, const float *a, c
     case 5: block(k, a, b, ldb, n, c, ldc, 5, vecs); break;                            \
     case 6: block(k, a, b, ldb, n, c, ldc, 6, vecs); break;                            \
     case 7: block(k, a, b, ldb, n, c, ldc, 7, vecs); break;                            \
-    default: block(k, a, b, ldb, n, c, ldc, 8, vecs); break;                           \
+    default: block(k, a, b, ldb, n, c, ldc, ROWS_NARROW, vecs); break;                 \
     }
 
 static void block_wide(int k, const float *a, const float *b, int ldb, int n, float *c,

@@ -15,8 +15,8 @@ cross-entropy against labels 0, 1, 2, ..., backward, SGD with momentum 0.9, Nest
 weight decay 5e-4; batch-1 latency in eval mode, and again in PyTorch's deployment
 form (traced, torch.jit.freeze, torch.jit.optimize_for_inference: weights prepacked
 for oneDNN, batchnorm folded), the counterpart of the engine's net:freeze().  Torch's
-import and the conversion happen before any timing.  Two threads, as the engine uses one per core on the
-2-core machine the table is made on.
+import and the conversion happen before any timing.  Two threads, as the engine uses
+one per core on the 2-core machine the table is made on.
 """
 import os
 import sys
