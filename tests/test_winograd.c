@@ -66,6 +66,12 @@ static const wcase cases[] = {
     {"more channels", 13, 6, 7, 11, 1, 1, 3},
     {"wide", 128, 8, 8, 16, 1, 1, 2},
     {"a map of 81 F(2x2) tiles a strip row", 3, 17, 15, 4, 1, 1, 2},
+    /* rows of tiles a whole number of loads long: read and written without a strip
+     * row (lop_wino's direct), partial tiles, padding reached by shifted loads, a
+     * last vector of tiles part full */
+    {"direct, unpadded", 5, 18, 18, 6, 0, 0, 3},
+    {"direct, pad 2, partial tiles", 4, 12, 13, 5, 2, 2, 3},
+    {"direct, pads 1 and 2, 32 columns", 3, 9, 30, 7, 1, 2, 3},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -157,23 +163,24 @@ static float *scratch_for(size_t floats)
     return s;
 }
 
-/* An epilogue as a fused batchnorm and relu6 give it, against the naive sums ref of
- * the convolution without bias: y = min(max(ref * mul + add, 0), 6). */
+/* An epilogue as a fused batchnorm, residual add and relu6 give it, against the naive
+ * sums ref of the convolution without bias: y = min(max(ref * mul + add + res, 0), 6). */
 static void check_epilogue(const wcase *k, const lop_wino *p, const float *u, const float *x,
                            const double *ref, const double *sums, float *scratch)
 {
     size_t hw = (size_t)p->ho * p->wo, ny = (size_t)k->batch * k->o * hw;
     float *mul = uniform((size_t)k->o, 5), *add = uniform((size_t)k->o, 6);
-    float *y = malloc(ny * sizeof *y);
+    float *res = uniform(ny, 7), *y = malloc(ny * sizeof *y);
     double *want = malloc(ny * sizeof *want);
     assert_true(mul && add && y && want);
     for (int oc = 0; oc < k->o; oc++)
         mul[oc] = 2.0f * mul[oc] + 1.0f;   /* 1 +- 2 */
-    lop_epilogue e = {.mul = mul, .add = add, .lo = 0.0f, .hi = 6.0f, .y = y};
+    lop_epilogue e = {.mul = mul, .add = add, .residual = res, .lo = 0.0f, .hi = 6.0f,
+                      .y = y};
     lop_wino_chunk(p, u, x, k->batch, &e, 0, scratch, y);
     for (size_t i = 0; i < ny; i++) {
         int oc = (int)(i / hw % (size_t)k->o);
-        double v = ref[i] * mul[oc] + add[oc];
+        double v = ref[i] * mul[oc] + add[oc] + res[i];
         want[i] = v < 0 ? 0 : v > 6 ? 6 : v;
     }
     double *scaled = malloc(ny * sizeof *scaled);
@@ -181,7 +188,7 @@ static void check_epilogue(const wcase *k, const lop_wino *p, const float *u, co
     for (size_t i = 0; i < ny; i++)   /* the bound grows with |mul| (at most 3) */
         scaled[i] = 3.0 * sums[i] + 1.0;
     assert_bounded(y, NULL, want, scaled, ny, k->what, "y through an epilogue");
-    free(mul), free(add), free(y), free(want), free(scaled);
+    free(mul), free(add), free(res), free(y), free(want), free(scaled);
 }
 
 /* Floats of case k's input, weights and output. */
@@ -234,18 +241,14 @@ static void forward_case(const wcase *k, int ci)
     check_epilogue(k, &p, u, x, ref, sums, scratch);
     size_t xs = (size_t)k->c * k->h * k->w, ys = (size_t)k->o * p.ho * p.wo;
     for (int b = 0; b < k->batch; b++) {
-        float *work2 = scratch_for(lop_wino_work_floats(&p));
-        lop_wino_input(&p, x + b * xs, 1, 0, k->c / 2, scratch, lop_wino_v(&p, scratch));
-        lop_wino_input(&p, x + b * xs, 1, k->c / 2, k->c, work2, lop_wino_v(&p, scratch));
+        lop_wino_input(&p, x + b * xs, 1, 0, k->c / 2, lop_wino_v(&p, scratch));
+        lop_wino_input(&p, x + b * xs, 1, k->c / 2, k->c, lop_wino_v(&p, scratch));
         for (int xi = 0; xi < p.positions; xi += 5)
             lop_wino_products(&p, u, lop_wino_v(&p, scratch), 1, xi,
                               xi + 5 < p.positions ? xi + 5 : p.positions,
                               lop_wino_m(&p, 1, scratch));
-        lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 0, 1, NULL, 1, work2,
-                        y1 + b * ys);
-        lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 1, k->o, NULL, 1, scratch,
-                        y1 + b * ys);
-        free(work2);
+        lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 0, 1, NULL, 1, y1 + b * ys);
+        lop_wino_output(&p, lop_wino_m(&p, 1, scratch), 1, 1, k->o, NULL, 1, y1 + b * ys);
     }
     assert_bounded(y1, y, ref, sums, ny, k->what, "y accumulated");
     free(x), free(w), free(bias), free(ref), free(sums), free(u), free(scratch);

@@ -879,9 +879,9 @@ static void winograd_chunks(void *ctx, long first, long last, int worker)
 }
 
 /* With fewer chunks than threads (a single image, say), each chunk's three steps are
- * shared out in turn: input channels (each worker in its own work space),
- * tile positions, output channels; the transformed tiles V and products M live in
- * worker 0's scratch after its work space.  Every value is computed as on one thread. */
+ * shared out in turn: input channels, tile positions, output channels; the transformed
+ * tiles V and products M live in worker 0's scratch.  Every value is computed as on one
+ * thread. */
 static float *winograd_shared_v(const conv_job *j)
 {
     return lop_wino_v(&j->wf, worker_scratch(&j->s, 0));
@@ -896,7 +896,7 @@ static void winograd_share_input(void *ctx, long first, long last, int worker)
 {
     const conv_job *j = ctx;
     lop_wino_input(&j->wf, j->x + (size_t)j->b0 * j->q.c * j->q.h * j->q.w, j->m, (int)first,
-                   (int)last, worker_scratch(&j->s, worker), winograd_shared_v(j));
+                   (int)last, winograd_shared_v(j));
 }
 
 static void winograd_share_products(void *ctx, long first, long last, int worker)
@@ -910,7 +910,7 @@ static void winograd_share_output(void *ctx, long first, long last, int worker)
 {
     const conv_job *j = ctx;
     lop_wino_output(&j->wf, winograd_shared_m(j), j->m, (int)first, (int)last, j->ep, 0,
-                    worker_scratch(&j->s, worker), j->y + (size_t)j->b0 * j->q.o * j->q.hwo);
+                    j->y + (size_t)j->b0 * j->q.o * j->q.hwo);
 }
 
 /* The transformed weights, shared out by output channels: forward U from the

@@ -7,10 +7,13 @@
  * peak once a chunk of images gives them enough tiles; the transforms around them
  * (conv_winograd_f2.c, conv_winograd_f4.c) are a few additions and small multiples per
  * value.  The weight gradient runs the same way backwards: dM = A dY A^T per tile,
- * dU[xi] = dM[xi] V[xi]^T, dW += G^T dU G.
+ * dU[xi] = dM[xi] V[xi]^T, dW += G^T dU G.  The transforms read their tiles straight
+ * from the images and write them straight into the output, VEC_LANES tiles at a time
+ * with masked loads and stores (zero padding, cropped edges), rows of tiles padded with
+ * a few junk tiles where that keeps a load within one row: copying each tile's rows
+ * into a padded strip first, as this file did before, took a third of a thin pruned
+ * layer's time.
  */
-#include <string.h>
-
 #include <cblas.h>
 
 #include "internal.h"
@@ -25,15 +28,19 @@ static size_t slab(size_t n)
     return n + 16;
 }
 
+/* Vectors of tiles whose loads (find_loads) are found at once and then used for every
+ * channel in turn: finding them again for each channel cost as much as a transform on
+ * small maps, and every channel a vector at a time scattered the accesses to V, M and
+ * the planes on large maps (64 -> 64 on 56x56, one thread: the output step 7.3 ms on
+ * the strip rows this replaced, 9.3-11.0 a vector at a time, 9.3-9.9 four vectors at
+ * a time, 7.2-7.4 sixteen). */
+enum { LOADS_BLOCK = 16 };
+
 /* Groups of VEC_LANES kernels ahead that lop_wino_pack asks the memory for: a batch-1
  * pass reads a wide layer's weights once, from memory, and the loads waited on it
  * (ResNet-18's 512-channel 7x7 layers at batch 1: 1.28-1.34 -> 1.15-1.19 ms with 4
  * groups ahead, 1.16-1.17 with 2, 1.17-1.19 with 8). */
 enum { PACK_AHEAD = 4 };
-
-/* A strip row holds whole images' rows of tiles, as many images as make it at least
- * this many tiles long (a few vectors), so that small maps fill the vectors too. */
-enum { STRIP_TILES = 4 * VEC_LANES };
 
 void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw)
 {
@@ -49,12 +56,14 @@ void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int p
     p->wo = w + 2 * pw - 2;
     p->th = (p->ho + r - 1) / r;
     p->tw = (p->wo + r - 1) / r;
-    p->tiles = p->th * p->tw;
-    p->period = p->tw + 1;
-    int per_image = p->th * p->period;
-    p->group = per_image >= STRIP_TILES ? 1 : (STRIP_TILES + per_image - 1) / per_image;
-    int tiles = p->group * per_image;
-    p->pitch = r * ((tiles + VEC_LANES - 1) / VEC_LANES * VEC_LANES) + r;
+    int per_load = VEC_LANES / r;
+    p->span = (p->tw + per_load - 1) / per_load * per_load;
+    if (p->tw < per_load) {   /* a power of two: loads hold whole rows of tiles */
+        p->span = 1;
+        while (p->span < p->tw)
+            p->span *= 2;
+    }
+    p->tiles = p->th * p->span;
 }
 
 size_t lop_wino_weight_floats(const lop_wino *p)
@@ -62,28 +71,21 @@ size_t lop_wino_weight_floats(const lop_wino *p)
     return (size_t)p->positions * slab((size_t)p->o * p->c);
 }
 
-/* The input step's strip row of r + 2 rows; the output steps use r of them. */
-size_t lop_wino_work_floats(const lop_wino *p)
-{
-    return (size_t)(p->r + 2) * p->pitch;
-}
-
 size_t lop_wino_scratch_floats(const lop_wino *p, int m)
 {
     size_t cols = (size_t)m * p->tiles;
-    return lop_wino_work_floats(p) +
-           (size_t)p->positions * (slab(p->c * cols) + slab(p->o * cols));
+    return (size_t)p->positions * (slab(p->c * cols) + slab(p->o * cols));
 }
 
 float *lop_wino_v(const lop_wino *p, float *scratch)
 {
-    return scratch + lop_wino_work_floats(p);
+    (void)p;
+    return scratch;
 }
 
 float *lop_wino_m(const lop_wino *p, int m, float *scratch)
 {
-    return lop_wino_v(p, scratch) +
-           (size_t)p->positions * slab((size_t)p->c * m * p->tiles);
+    return scratch + (size_t)p->positions * slab((size_t)p->c * m * p->tiles);
 }
 
 size_t lop_wino_wgrad_floats(const lop_wino *p, int m)
@@ -123,113 +125,95 @@ void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o
         }
 }
 
-/* dst[0..n) = src[0..n), or with accumulate dst[0..n) += src[0..n). */
-static void copy_row(float *restrict dst, const float *restrict src, int n, int accumulate)
+/* The tile of m images' tiles that a cursor is at: image b, row of tiles ty, column
+ * tx. */
+typedef struct tile_cursor {
+    int b, ty, tx;
+} tile_cursor;
+
+/* [*lo, *hi): the lanes of [from, to) whose columns (col + lane) lie in [0, w). */
+static void lanes_inside(int from, int to, int col, int w, int *lo, int *hi)
 {
-    for (int k = 0; k < n; k += VEC_LANES) {
-        int left = n - k < VEC_LANES ? n - k : VEC_LANES;
-        vec s = vec_load_first(src + k, left);
-        vec_store_first(dst + k, accumulate ? vec_load_first(dst + k, left) + s : s, left);
-    }
+    *lo = from > -col ? from : -col;
+    *hi = to < w - col ? to : w - col;
+    if (*hi < *lo)
+        *hi = *lo;
 }
 
-/* A channel's epilogue (internal.h) as vectors; clamp 0 when there are no bounds
- * (so that a NaN stays one). */
-typedef struct row_epilogue {
-    vec mul, add, lo, hi;
-    int clamp;
-} row_epilogue;
-
-static row_epilogue row_epilogue_of(const lop_epilogue *e, int oc)
+/* The loads (conv_winograd_tiles.h) of the vector of tiles at the cursor, the first
+ * of them tile tv of m images' cols tiles, in images of h x w floats `image` apart (a
+ * channel's plane of each) whose rows and columns of tiles start at r ty - ph and
+ * r tx - pw; the cursor moves past them. */
+static void find_loads(const lop_wino *p, int cols, int tv, int h, int w, size_t image,
+                       int ph, int pw, tile_cursor *at, lop_wino_loads *l)
 {
-    row_epilogue r;
-    float mul = e->mul ? e->mul[oc] : 1.0f, add = e->add ? e->add[oc] : 0.0f;
-    r.clamp = lop_epilogue_clamps(e);
-    for (int l = 0; l < VEC_LANES; l++) {
-        r.mul[l] = mul;
-        r.add[l] = add;
-        r.lo[l] = e->lo;
-        r.hi[l] = e->hi;
-    }
-    return r;
-}
-
-/* dst[0..n) = min(max(src[0..n) * mul + add + res[0..n), lo), hi) (res may be NULL). */
-static void store_row(float *restrict dst, const float *restrict src,
-                      const float *restrict res, int n, const row_epilogue *r)
-{
-    for (int k = 0; k < n; k += VEC_LANES) {
-        int left = n - k < VEC_LANES ? n - k : VEC_LANES;
-        vec v = vec_load_first(src + k, left) * r->mul + r->add;
-        if (res)
-            v += vec_load_first(res + k, left);
-        vec_store_first(dst + k, r->clamp ? vec_clamp(v, r->lo, r->hi) : v, left);
-    }
-}
-
-/* The strip row's tiles [v, v + VEC_LANES) that are real, as a lane mask (the last
- * tile of each row of tiles is junk); *first is the first one's index among the real
- * tiles. */
-static unsigned real_lanes(const lop_wino *p, int v, int tiles, int *first)
-{
-    int n = tiles - v < VEC_LANES ? tiles - v : VEC_LANES, rows = v / p->period;
-    unsigned mask = (1u << n) - 1;
-    for (int l = p->period - 1 - (v - rows * p->period); l < n; l += p->period)
-        mask &= ~(1u << l);
-    *first = v - rows;
-    return mask;
-}
-
-/* The tiles of a strip row of g images: each image's rows of tiles and a junk tile
- * after each. */
-static int strip_tiles(const lop_wino *p, int g)
-{
-    return g * p->th * p->period;
-}
-
-/* The images of a strip row from image b0 of m: the plan's group, or those left. */
-static int group_at(const lop_wino *p, int m, int b0)
-{
-    return m - b0 < p->group ? m - b0 : p->group;
-}
-
-/* Where row i of image b's row of tiles ty starts in a strip row. */
-static float *strip_at(const lop_wino *p, float *rows, int b, int ty, int i)
-{
-    return rows + (size_t)i * p->pitch + (size_t)(b * p->th + ty) * p->period * p->r;
-}
-
-/* Channels [c0, c1) of m images into V: the rows of each image channel's rows of
- * tiles are copied into a strip row (zero where they reach into the padding), then
- * transformed a strip row at a time. */
-void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *work,
-                    float *v)
-{
-    const lop_wino_tiles *t = tiles_of(p);
-    int alpha = p->r + 2;
-    size_t cols = (size_t)m * p->tiles, step = slab(p->c * cols);
-    memset(work, 0, lop_wino_work_floats(p) * sizeof *work);
-    for (int ch = c0; ch < c1; ch++)
-        for (int b0 = 0; b0 < m; b0 += p->group) {
-            int g = group_at(p, m, b0);
-            for (int b = 0; b < g; b++) {
-                const float *src = x + ((size_t)(b0 + b) * p->c + ch) * p->h * p->w;
-                for (int ty = 0; ty < p->th; ty++)
-                    for (int i = 0; i < alpha; i++) {
-                        int y = p->r * ty + i - p->ph;
-                        if (y >= 0 && y < p->h)
-                            copy_row(strip_at(p, work, b, ty, i) + p->pw,
-                                     src + (size_t)y * p->w, p->w, 0);
-                    }
-            }
-            float *out = v + (size_t)ch * cols + (size_t)b0 * p->tiles;
-            for (int tv = 0, n = strip_tiles(p, g); tv < n; tv += VEC_LANES) {
-                int first;
-                unsigned real = real_lanes(p, tv, n, &first);
-                t->input_vector(work + (size_t)p->r * tv, p->pitch, real, out + first,
-                                step);
+    int r = p->r, per_load = VEC_LANES / r, parts_of[4];
+    l->h = h;
+    l->w = w;
+    l->parts = 1;
+    for (int k = 0; k < r; k++) {
+        int parts = 0;
+        for (int t0 = 0; t0 < per_load && tv + k * per_load + t0 < cols;) {
+            int run = p->span - at->tx < per_load - t0 ? p->span - at->tx : per_load - t0;
+            int row = r * at->ty - ph, col = r * (at->tx - t0) - pw;   /* lane 0's column */
+            lop_wino_part *q = &l->part[parts++][k];
+            q->at = (ptrdiff_t)(at->b * image) + (ptrdiff_t)row * w + col;
+            q->row0 = row;
+            lanes_inside(r * t0, r * (t0 + run), col, w, &q->lo, &q->hi);
+            lanes_inside(r * t0, r * (t0 + run), col + r, w, &q->lo_shifted, &q->hi_shifted);
+            t0 += run;
+            if ((at->tx += run) == p->span) {
+                at->tx = 0;
+                if (++at->ty == p->th) {
+                    at->ty = 0;
+                    at->b++;
+                }
             }
         }
+        parts_of[k] = parts;
+        if (parts > l->parts)
+            l->parts = parts;
+    }
+    for (int k = 0; k < r; k++)   /* empty parts: no lanes in any row */
+        for (int q = parts_of[k]; q < l->parts; q++)
+            l->part[q][k] = (lop_wino_part){.row0 = h};
+}
+
+/* The loads of up to LOADS_BLOCK vectors of tiles from tile t0 (find_loads, the cursor
+ * at t0), how many. */
+static int find_block(const lop_wino *p, int cols, int t0, int h, int w, size_t image, int ph,
+                      int pw, tile_cursor *at, lop_wino_loads *l)
+{
+    int nv = 0;
+    for (int tv = t0; tv < cols && nv < LOADS_BLOCK; tv += VEC_LANES)
+        find_loads(p, cols, tv, h, w, image, ph, pw, at, &l[nv++]);
+    return nv;
+}
+
+/* Tiles of the vector from tile tv of cols. */
+static int tiles_at(size_t cols, size_t tv)
+{
+    return cols - tv < VEC_LANES ? (int)(cols - tv) : VEC_LANES;
+}
+
+/* Channels [c0, c1) of m images into V, a vector of tiles at a time read straight
+ * from x. */
+void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *v)
+{
+    const lop_wino_tiles *t = tiles_of(p);
+    size_t cols = (size_t)m * p->tiles, step = slab(p->c * cols), plane = (size_t)p->h * p->w;
+    tile_cursor at = {0, 0, 0};
+    lop_wino_loads l[LOADS_BLOCK];
+    for (size_t t0 = 0; t0 < cols; t0 += LOADS_BLOCK * VEC_LANES) {
+        int nv = find_block(p, (int)cols, (int)t0, p->h, p->w, p->c * plane, p->ph, p->pw,
+                            &at, l);
+        for (int ch = c0; ch < c1; ch++)
+            for (int k = 0; k < nv; k++) {
+                size_t tv = t0 + (size_t)k * VEC_LANES;
+                l[k].in = x + ch * plane;
+                t->input_vector(&l[k], tiles_at(cols, tv), v + ch * cols + tv, step);
+            }
+    }
 }
 
 void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m, int xi0,
@@ -248,39 +232,46 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
                         u + xi * us, p->c, v + xi * vs, cols, 0.0f, mm + xi * ms, cols);
 }
 
-/* Output channels [o0, o1) of m images: a strip row's outputs at a time into work,
- * then into y cropped to ho x wo, through the epilogue or added. */
+/* What the output step does with output channel oc's values: e's epilogue, else add
+ * them (accumulate) or store them. */
+static lop_wino_put put_of(const lop_epilogue *e, int oc, int accumulate)
+{
+    lop_wino_put put = {.accumulate = !e && accumulate};
+    if (e) {
+        vec zero = {0};
+        put.epilogue = 1;
+        put.mul = zero + (e->mul ? e->mul[oc] : 1.0f);
+        put.add = zero + (e->add ? e->add[oc] : 0.0f);
+        put.lo = zero + e->lo;
+        put.hi = zero + e->hi;
+        put.clamp = lop_epilogue_clamps(e);   /* without bounds a NaN stays one */
+        put.has_residual = e->residual != NULL;
+        put.residual = e->residual ? e->residual - e->y : 0;
+    }
+    return put;
+}
+
+/* Output channels [o0, o1) of m images, a vector of tiles at a time straight into y
+ * cropped to ho x wo, through the epilogue or added. */
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
-                     const lop_epilogue *e, int accumulate, float *work, float *y)
+                     const lop_epilogue *e, int accumulate, float *y)
 {
     const lop_wino_tiles *t = tiles_of(p);
-    int r = p->r;
     size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
-    for (int oc = o0; oc < o1; oc++)
-        for (int b0 = 0; b0 < m; b0 += p->group) {
-            int g = group_at(p, m, b0);
-            const float *src = mm + (size_t)oc * cols + (size_t)b0 * p->tiles;
-            for (int tv = 0, n = strip_tiles(p, g); tv < n; tv += VEC_LANES) {
-                int first;
-                unsigned real = real_lanes(p, tv, n, &first);
-                t->output_vector(src + first, step, real, work + (size_t)r * tv, p->pitch);
-            }
-            row_epilogue re;
-            if (e)
-                re = row_epilogue_of(e, oc);
-            for (int b = 0; b < g; b++) {
-                float *dst = y + ((size_t)(b0 + b) * p->o + oc) * p->ho * p->wo;
-                for (int ty = 0; ty < p->th; ty++)
-                    for (int i = 0; i < r && r * ty + i < p->ho; i++) {
-                        float *row = dst + (size_t)(r * ty + i) * p->wo;
-                        if (e)
-                            store_row(row, strip_at(p, work, b, ty, i),
-                                      lop_epilogue_residual_at(e, row), p->wo, &re);
-                        else
-                            copy_row(row, strip_at(p, work, b, ty, i), p->wo, accumulate);
-                    }
+    size_t plane = (size_t)p->ho * p->wo;
+    tile_cursor at = {0, 0, 0};
+    lop_wino_loads l[LOADS_BLOCK];
+    for (size_t t0 = 0; t0 < cols; t0 += LOADS_BLOCK * VEC_LANES) {
+        int nv = find_block(p, (int)cols, (int)t0, p->ho, p->wo, p->o * plane, 0, 0, &at, l);
+        for (int oc = o0; oc < o1; oc++) {
+            lop_wino_put put = put_of(e, oc, accumulate);
+            for (int k = 0; k < nv; k++) {
+                size_t tv = t0 + (size_t)k * VEC_LANES;
+                l[k].out = y + oc * plane;
+                t->output_vector(mm + oc * cols + tv, step, tiles_at(cols, tv), &l[k], &put);
             }
         }
+    }
 }
 
 void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
@@ -288,9 +279,9 @@ void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
 {
     float *v = lop_wino_v(p, scratch);
     float *mm = lop_wino_m(p, m, scratch);
-    lop_wino_input(p, x, m, 0, p->c, scratch, v);
+    lop_wino_input(p, x, m, 0, p->c, v);
     lop_wino_products(p, u, v, m, 0, p->positions, mm);
-    lop_wino_output(p, mm, m, 0, p->o, e, accumulate, scratch, y);
+    lop_wino_output(p, mm, m, 0, p->o, e, accumulate, y);
 }
 
 /* The plan of output channels [o0, o1) alone: the same input and tiles, o1 - o0
@@ -305,53 +296,41 @@ static lop_wino block_plan(const lop_wino *p, int o0, int o1)
 size_t lop_wino_block_floats(const lop_wino *p, int outs)
 {
     lop_wino b = block_plan(p, 0, outs);
-    return lop_wino_work_floats(p) + lop_wino_weight_floats(&b) +
-           (size_t)p->positions * slab((size_t)outs * p->tiles);
+    return lop_wino_weight_floats(&b) + (size_t)p->positions * slab((size_t)outs * p->tiles);
 }
 
 void lop_wino_block(const lop_wino *p, const float *w, const float *v, int o0, int o1,
                     const lop_epilogue *e, float *scratch, float *y)
 {
     lop_wino b = block_plan(p, o0, o1);
-    float *u = scratch + lop_wino_work_floats(p), *mm = u + lop_wino_weight_floats(&b);
+    float *u = scratch, *mm = u + lop_wino_weight_floats(&b);
     lop_wino_pack(&b, w + (size_t)o0 * p->c * 9, 0, 0, b.o, u);
     lop_wino_products(&b, u, v, 1, 0, p->positions, mm);
     /* the block's channels are channels 0.. of its plan: its epilogue starts at o0 */
     lop_epilogue shifted = *e;
     shifted.mul = e->mul ? e->mul + o0 : NULL;
     shifted.add = e->add ? e->add + o0 : NULL;
-    lop_wino_output(&b, mm, 1, 0, b.o, &shifted, 0, scratch,
-                    y + (size_t)o0 * p->ho * p->wo);
+    lop_wino_output(&b, mm, 1, 0, b.o, &shifted, 0, y + (size_t)o0 * p->ho * p->wo);
 }
 
-/* dM [positions][o][T] = A dY A^T per tile, dY's tile zero beyond the output's edges:
- * each image channel's rows of tiles are copied into a strip row of r rows (zero beyond
- * wo and ho), then transformed a strip row at a time. */
-static void output_grad_transform(const lop_wino *p, const float *dy, int m, float *work,
-                                  float *dm)
+/* dM [positions][o][T] = A dY A^T per tile, dY's tile zero beyond the output's edges,
+ * a vector of tiles at a time read straight from dy. */
+static void output_grad_transform(const lop_wino *p, const float *dy, int m, float *dm)
 {
     const lop_wino_tiles *t = tiles_of(p);
-    int r = p->r;
     size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
-    memset(work, 0, (size_t)r * p->pitch * sizeof *work);
-    for (int oc = 0; oc < p->o; oc++)
-        for (int b0 = 0; b0 < m; b0 += p->group) {
-            int g = group_at(p, m, b0);
-            for (int b = 0; b < g; b++) {
-                const float *src = dy + ((size_t)(b0 + b) * p->o + oc) * p->ho * p->wo;
-                for (int ty = 0; ty < p->th; ty++)
-                    for (int i = 0; i < r && r * ty + i < p->ho; i++)
-                        copy_row(strip_at(p, work, b, ty, i),
-                                 src + (size_t)(r * ty + i) * p->wo, p->wo, 0);
+    size_t plane = (size_t)p->ho * p->wo;
+    tile_cursor at = {0, 0, 0};
+    lop_wino_loads l[LOADS_BLOCK];
+    for (size_t t0 = 0; t0 < cols; t0 += LOADS_BLOCK * VEC_LANES) {
+        int nv = find_block(p, (int)cols, (int)t0, p->ho, p->wo, p->o * plane, 0, 0, &at, l);
+        for (int oc = 0; oc < p->o; oc++)
+            for (int k = 0; k < nv; k++) {
+                size_t tv = t0 + (size_t)k * VEC_LANES;
+                l[k].in = dy + oc * plane;
+                t->output_grad_vector(&l[k], tiles_at(cols, tv), dm + oc * cols + tv, step);
             }
-            float *out = dm + (size_t)oc * cols + (size_t)b0 * p->tiles;
-            for (int tv = 0, n = strip_tiles(p, g); tv < n; tv += VEC_LANES) {
-                int first;
-                unsigned real = real_lanes(p, tv, n, &first);
-                t->output_grad_vector(work + (size_t)r * tv, p->pitch, real, out + first,
-                                      step);
-            }
-        }
+    }
 }
 
 void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
@@ -363,8 +342,8 @@ void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
     size_t pairs = (size_t)p->o * p->c, us = slab(pairs);
     float *v = lop_wino_v(p, scratch), *dm = lop_wino_m(p, m, scratch);
     float *du = dm + (size_t)p->positions * ms;
-    lop_wino_input(p, x, m, 0, p->c, scratch, v);
-    output_grad_transform(p, dy, m, scratch, dm);
+    lop_wino_input(p, x, m, 0, p->c, v);
+    output_grad_transform(p, dy, m, dm);
     for (int xi = 0; xi < p->positions; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
                     dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);

@@ -11,8 +11,9 @@
 struct lop_epilogue;   /* internal.h */
 
 /* A 3x3 stride-1 convolution of c x h x w images into o channels, padded ph x pw
- * (each 0..2), cut into r x r output tiles (r = 2 or 4): tiles = th * tw per image,
- * the last row and column of tiles partial when r does not divide the output size.  A
+ * (each 0..2), cut into r x r output tiles (r = 2 or 4): th x tw per image, the last
+ * row and column of tiles partial when r does not divide the output size, laid out as
+ * th rows of span tiles (`tiles` per image, junk tiles at the end of each row).  A
  * chunk of m images is worked in the transformed domain as positions = (r + 2)^2
  * products, one per position xi of the (r + 2) x (r + 2) tile:
  * M[xi] (o x T) = U[xi] (o x c) V[xi] (c x T), T = m * tiles.
@@ -23,29 +24,28 @@ struct lop_epilogue;   /* internal.h */
  * transposed): that plan takes the layer's output gradient as input (c = the layer's
  * outputs), gives o = the layer's inputs and pads 2 - ph x 2 - pw.
  *
- * A chunk's scratch (lop_wino_scratch_floats) is laid out as [work | V | M]: one
- * worker's own lop_wino_work_floats (the strip row that the transforms read or
- * write), then V [positions][c][T] and M [positions][o][T]
- * (at lop_wino_v and lop_wino_m; each position's matrix a little apart from the
- * next).  lop_wino_chunk runs the three steps for m images x [m][c][h][w] into
- * y [m][o][ho][wo]: y = conv(x) as the epilogue e says (internal.h: a convolution's
- * bias, or the batchnorm and activation fused with it), or with e NULL and
- * accumulate, y += conv(x).  The steps are exported so that one image's work can be shared by
- * several threads (input channels, tile positions, output channels), each with its
- * own work space. */
+ * A chunk's scratch (lop_wino_scratch_floats) holds V [positions][c][T] and then
+ * M [positions][o][T] (at lop_wino_v and lop_wino_m; each position's matrix a little
+ * apart from the next).  lop_wino_chunk runs the three steps for m images x
+ * [m][c][h][w] into y [m][o][ho][wo]: y = conv(x) as the epilogue e says (internal.h:
+ * a convolution's bias, or the batchnorm and activation fused with it), or with e NULL
+ * and accumulate, y += conv(x).  The steps are exported so that one image's work can
+ * be shared by several threads (input channels, tile positions, output channels). */
 typedef struct lop_wino {
     int r, positions;         /* output tile r x r; positions of the (r + 2)^2 input tile */
     int c, h, w, o, ph, pw;
-    int ho, wo, th, tw, tiles;
-    int period;               /* a strip row's tiles per row of tiles: tw + 1 */
-    int group;                /* images per strip row (conv_winograd_tiles.h) */
-    int pitch;                /* floats from one row of a strip row to the next */
+    int ho, wo, th, tw;
+    /* Tiles per row of tiles as laid out: tw and junk tiles after them (past the
+     * output's columns: transformed and multiplied, never stored), so that each load
+     * of VEC_LANES / r tiles (conv_winograd_tiles.h) lies in one row of tiles or holds
+     * whole ones: a multiple of VEC_LANES / r, or a power of two below it. */
+    int span;
+    int tiles;                /* per image as laid out: th * span */
 } lop_wino;
 
 void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw);
 size_t lop_wino_weight_floats(const lop_wino *p);
 void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o1, float *u);
-size_t lop_wino_work_floats(const lop_wino *p);
 size_t lop_wino_scratch_floats(const lop_wino *p, int m);
 float *lop_wino_v(const lop_wino *p, float *scratch);
 float *lop_wino_m(const lop_wino *p, int m, float *scratch);
@@ -53,12 +53,11 @@ void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
                     const struct lop_epilogue *e, int accumulate, float *scratch, float *y);
 /* The steps: input channels [c0, c1) into V; the products of positions [xi0, xi1);
  * output channels [o0, o1) out of M. */
-void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *work,
-                    float *v);
+void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, float *v);
 void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m, int xi0,
                        int xi1, float *mm);
 void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
-                     const struct lop_epilogue *e, int accumulate, float *work, float *y);
+                     const struct lop_epilogue *e, int accumulate, float *y);
 /* One image's output channels [o0, o1) from its V (lop_wino_input over every input
  * channel, m = 1) and the weights w [o][c][3][3], their U made here: the channels'
  * weights packed, multiplied and transformed out into y [o][ho][wo] through e, all in

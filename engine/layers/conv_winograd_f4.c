@@ -85,18 +85,23 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
     }
 }
 
-/* Each of the six rows' columns 4 l .. 4 l + 5 for tile l split into six vectors
- * (vec_split4: tile l in a lane of the build's order) and transformed along the row,
- * then B^T down each column of the tile into its six runs. */
-static void input_vector(const float *rows, int pitch, unsigned real, float *out,
-                         size_t step)
+/* Each of the six rows' columns 4 l .. 4 l + 5 for tile l, loaded straight from the
+ * input, split into six vectors (vec_split4_of: tile l in a lane of the build's order)
+ * and transformed along the row, then B^T down each column of the tile into its six
+ * runs.  Inlined with `several` constant (lop_wino_load). */
+static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l, int n,
+                                                               float *out, size_t step,
+                                                               int several)
 {
     vec along[ALPHA][ALPHA];
     for (int i = 0; i < ALPHA; i++) {
-        const float *row = rows + (size_t)i * pitch;
-        vec d[ALPHA + 2];
-        vec_split4(row, d);
-        vec_split4(row + R, d + R);   /* columns 4 l + 4 and 4 l + 5 */
+        vec a[R], b[R], d[ALPHA + 2];
+        for (int k = 0; k < R; k++) {
+            a[k] = lop_wino_load(l, k, i, R, 0, several);
+            b[k] = lop_wino_load(l, k, i, R, 1, several);   /* columns 4 l + 4, 4 l + 5 */
+        }
+        vec_split4_of(a, d);
+        vec_split4_of(b, d + R);
         bt_of(d, along[i]);
     }
     for (int j = 0; j < ALPHA; j++) {
@@ -105,17 +110,22 @@ static void input_vector(const float *rows, int pitch, unsigned real, float *out
             col[i] = along[i][j];
         bt_of(col, t);
         for (int i = 0; i < ALPHA; i++)
-            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[i], real,
-                               VEC_SPLIT4);
+            vec_store_tiles(out + (size_t)(ALPHA * i + j) * step, t[i], n, VEC_SPLIT4);
     }
 }
 
-/* A^T down each column of the real tiles, then along each row into its four output
- * columns, spread over the tiles' lanes and interleaved into place. */
-static void output_vector(const float *m, size_t step, unsigned real, float *rows,
-                          int pitch)
+static void input_vector(const lop_wino_loads *l, int n, float *out, size_t step)
 {
-    int n = __builtin_popcount(real);
+    l->parts > 1 ? input_loaded(l, n, out, step, 1) : input_loaded(l, n, out, step, 0);
+}
+
+/* A^T down each column of the n tiles, then along each row into its four output
+ * columns, interleaved (vec_join4_of) and stored straight into the output. */
+static inline __attribute__((always_inline)) void output_stored(const float *m, size_t step,
+                                                                int n, const lop_wino_loads *l,
+                                                                const lop_wino_put *put,
+                                                                int several)
+{
     vec down[R][ALPHA];
     for (int j = 0; j < ALPHA; j++) {
         vec col[ALPHA], t[R];
@@ -126,22 +136,35 @@ static void output_vector(const float *m, size_t step, unsigned real, float *row
             down[i][j] = t[i];
     }
     for (int i = 0; i < R; i++) {
-        vec y[R];
+        vec y[R], row[R];
         at_of(down[i], y);
         for (int j = 0; j < R; j++)
-            y[j] = vec_spread(y[j], real, VEC_SPLIT4);
-        vec_join4(y, rows + (size_t)i * pitch);
+            y[j] = vec_tiles_to_order(y[j], VEC_SPLIT4);
+        vec_join4_of(y, row);
+        for (int k = 0; k < R; k++)
+            lop_wino_store(l, put, k, i, row[k], several);
     }
 }
 
-/* Each dY row split into the tiles' four columns, A down each column, then along each
- * row into the tile's 36 runs. */
-static void output_grad_vector(const float *rows, int pitch, unsigned real, float *out,
-                               size_t step)
+static void output_vector(const float *m, size_t step, int n, const lop_wino_loads *l,
+                          const lop_wino_put *put)
+{
+    l->parts > 1 ? output_stored(m, step, n, l, put, 1) : output_stored(m, step, n, l, put, 0);
+}
+
+/* Each dY row, loaded straight from the output gradient, split into the tiles' four
+ * columns, A down each column, then along each row into the tile's 36 runs. */
+static inline __attribute__((always_inline)) void output_grad_loaded(const lop_wino_loads *l,
+                                                                     int n, float *out,
+                                                                     size_t step, int several)
 {
     vec dy[R][R], down[ALPHA][R];
-    for (int i = 0; i < R; i++)
-        vec_split4(rows + (size_t)i * pitch, dy[i]);
+    for (int i = 0; i < R; i++) {
+        vec a[R];
+        for (int k = 0; k < R; k++)
+            a[k] = lop_wino_load(l, k, i, R, 0, several);
+        vec_split4_of(a, dy[i]);
+    }
     for (int j = 0; j < R; j++) {
         vec col[R], t[ALPHA];
         for (int i = 0; i < R; i++)
@@ -154,9 +177,14 @@ static void output_grad_vector(const float *rows, int pitch, unsigned real, floa
         vec t[ALPHA];
         a_of(down[i], t);
         for (int j = 0; j < ALPHA; j++)
-            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[j], real,
-                               VEC_SPLIT4);
+            vec_store_tiles(out + (size_t)(ALPHA * i + j) * step, t[j], n, VEC_SPLIT4);
     }
+}
+
+static void output_grad_vector(const lop_wino_loads *l, int n, float *out, size_t step)
+{
+    l->parts > 1 ? output_grad_loaded(l, n, out, step, 1)
+                 : output_grad_loaded(l, n, out, step, 0);
 }
 
 static void weight_grads(const float *du, size_t step, int n, float *dw)

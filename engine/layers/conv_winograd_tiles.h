@@ -5,23 +5,19 @@
  * r is the output tile's side, alpha = r + 2 the input tile's, and a transformed
  * matrix's positions lie `step` floats apart.
  *
- * The tile transforms run on VEC_LANES tiles at once, one tile a lane.  So that a
- * vector is full whatever the map's size, conv_winograd.c lays out a strip row: the
- * rows of tiles of one or more images end to end, each row of tiles followed by one
- * junk tile that makes room for the two columns by which its last tile reaches past
- * r * tw.  A vector's tiles start at `rows` (column r * lane from there), `pitch`
- * floats from one row of the strip row to the next; `real` marks the lanes whose
- * tiles are real, and those are the consecutive tiles of the run at out or m (junk
- * lanes are skipped).  Whole-vector reads reach r * VEC_LANES + r - 1 columns past
- * `rows`.
+ * The tile transforms run on VEC_LANES tiles at once, one tile a lane: the tiles
+ * tv .. tv + n - 1 (n <= VEC_LANES) of a chunk's m images' tiles in order (image,
+ * row of tiles, column), read straight from the input (or output gradient) and
+ * written straight into the output through lop_wino_loads below; the tiles of one
+ * vector may belong to several rows of tiles and images, so that small maps fill the
+ * vectors too.  Their transformed values are the run out[xi * step + tile] (or m[...])
+ * of each position xi.
  * - pack_kernels: U = G g G^T of the n <= VEC_LANES 3x3 kernels whose taps are the
  *   lanes of g[0..8] into dst[xi * step + lane];
- * - input_vector: B^T d B of a vector of tiles of alpha rows (of the zero-padded
- *   input) into out[xi * step + real tile];
- * - output_vector: A^T M A of a vector of tiles, M at m[xi * step + real tile], into
- *   r output rows;
- * - output_grad_vector: A dY A^T of a vector of tiles, dY in r rows (zero beyond the
- *   output's edges), into out[xi * step + real tile];
+ * - input_vector: B^T d B of n tiles of alpha input rows (zero in the padding);
+ * - output_vector: A^T M A of n tiles into r output rows, as lop_wino_put says;
+ * - output_grad_vector: A dY A^T of n tiles, dY in r rows (zero beyond the output's
+ *   edges);
  * - weight_grads: dw[9 l .. 9 l + 8] += G^T dU G for the n <= VEC_LANES channel pairs
  *   l, dU at du[xi * step + l].
  */
@@ -31,14 +27,117 @@
 #include "layers/conv_winograd.h"
 #include "layers/vec.h"
 
+/* A vector's tiles are read and written load by load: load k (k < r, in
+ * the order of vec_split2_of / vec_split4_of's arguments) holds the r columns of
+ * VEC_LANES / r consecutive tiles, and its parts are the runs of them that lie in one
+ * row of tiles of one image (one part unless a load reaches past a row of tiles; none
+ * past the last tile).
+ * Lane j of a part, in input (or output) row i of its tiles, is in[at + i * w + j]
+ * (or out[...]; row0 + i that row of the image), for its lanes [lo, hi) inside the
+ * image's columns - and for the input, [lo_shifted, hi_shifted) of the load r columns
+ * to its right. */
+enum { LOP_WINO_PARTS = VEC_LANES / 2 };   /* at most: a tile per part, F(2x2) */
+
+typedef struct lop_wino_part {
+    ptrdiff_t at;
+    int row0, lo, hi, lo_shifted, hi_shifted;
+} lop_wino_part;
+
+typedef struct lop_wino_loads {
+    lop_wino_part part[LOP_WINO_PARTS][4];   /* part q of load k: part[q][k] */
+    int parts;   /* of every load: the most any has, the others padded with empty parts */
+    int h, w;    /* the input's (or output's) rows and columns */
+    const float *in;
+    float *out;
+} lop_wino_loads;
+
+/* Lanes [*lo, *hi) of part p in row i (*hi = *lo when row0 + i is not one of the h
+ * rows), with shifted those of the load r columns to its right. */
+static inline void lop_wino_lanes(const lop_wino_part *p, int i, int h, int shifted, int *lo,
+                                  int *hi)
+{
+    *lo = shifted ? p->lo_shifted : p->lo;
+    *hi = (unsigned)(p->row0 + i) < (unsigned)h ? (shifted ? p->hi_shifted : p->hi) : *lo;
+}
+
+/* Load k of input row i, or with shifted the one r columns to its right (zero outside
+ * the image).  Inlined with `several` constant: 0 when every load of the vector has one
+ * part, so that nothing stands between the loads and the transforms around them; else
+ * all l->parts parts of each load, whose lanes are merged without a branch (the
+ * number of parts, and which rows are inside, change from load to load). */
+static inline __attribute__((always_inline)) vec lop_wino_load(const lop_wino_loads *l, int k,
+                                                               int i, int r, int shifted,
+                                                               int several)
+{
+    const float *row = l->in + (ptrdiff_t)i * l->w + shifted * r;
+    if (!several) {
+        const lop_wino_part *p = &l->part[0][k];
+        if ((unsigned)(p->row0 + i) >= (unsigned)l->h)
+            return (vec){0};
+        return vec_load_lanes(row + p->at, shifted ? p->lo_shifted : p->lo,
+                              shifted ? p->hi_shifted : p->hi);
+    }
+    vec v = {0};
+    for (int q = 0; q < l->parts; q++) {
+        int lo, hi;
+        lop_wino_lanes(&l->part[q][k], i, l->h, shifted, &lo, &hi);
+        if (hi > lo)
+            v = vec_merge(v, vec_load_lanes(row + l->part[q][k].at, lo, hi));
+    }
+    return v;
+}
+
+/* What lop_wino_store makes of the outputs: y = v * mul + add (+ the residual
+ * `residual` floats from y when has_residual), clamped to [lo, hi] when clamp (with
+ * epilogue); y += v (accumulate); else y = v. */
+typedef struct lop_wino_put {
+    int epilogue, has_residual, clamp, accumulate;
+    ptrdiff_t residual;
+    vec mul, add, lo, hi;
+} lop_wino_put;
+
+/* Lanes [lo, hi) of output row i at d from v (put's epilogue already applied). */
+static inline void lop_wino_store_lanes(const lop_wino_put *put, float *d, int lo, int hi,
+                                        vec v)
+{
+    if (put->has_residual)
+        v += vec_load_lanes(d + put->residual, lo, hi);
+    else if (put->accumulate)
+        v += vec_load_lanes(d, lo, hi);
+    if (put->clamp)
+        v = vec_clamp(v, put->lo, put->hi);
+    vec_store_lanes(d, v, lo, hi);
+}
+
+/* Output row i of load k's tiles from v (their columns in order, as vec_join4_of or
+ * vec_join2_of leave them); `several` as lop_wino_load's. */
+static inline __attribute__((always_inline)) void lop_wino_store(const lop_wino_loads *l,
+                                                                 const lop_wino_put *put,
+                                                                 int k, int i, vec v,
+                                                                 int several)
+{
+    float *row = l->out + (ptrdiff_t)i * l->w;
+    if (put->epilogue)
+        v = v * put->mul + put->add;
+    if (!several) {
+        const lop_wino_part *p = &l->part[0][k];
+        if ((unsigned)(p->row0 + i) < (unsigned)l->h)
+            lop_wino_store_lanes(put, row + p->at, p->lo, p->hi, v);
+        return;
+    }
+    for (int q = 0; q < l->parts; q++) {
+        int lo, hi;
+        lop_wino_lanes(&l->part[q][k], i, l->h, 0, &lo, &hi);
+        lop_wino_store_lanes(put, row + l->part[q][k].at, lo, hi, v);
+    }
+}
+
 typedef struct lop_wino_tiles {
     void (*pack_kernels)(const vec *g, int n, float *dst, size_t step);
-    void (*input_vector)(const float *rows, int pitch, unsigned real, float *out,
-                         size_t step);
-    void (*output_vector)(const float *m, size_t step, unsigned real, float *rows,
-                          int pitch);
-    void (*output_grad_vector)(const float *rows, int pitch, unsigned real, float *out,
-                               size_t step);
+    void (*input_vector)(const lop_wino_loads *l, int n, float *out, size_t step);
+    void (*output_vector)(const float *m, size_t step, int n, const lop_wino_loads *l,
+                          const lop_wino_put *put);
+    void (*output_grad_vector)(const lop_wino_loads *l, int n, float *out, size_t step);
     void (*weight_grads)(const float *du, size_t step, int n, float *dw);
 } lop_wino_tiles;
 

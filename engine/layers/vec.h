@@ -3,10 +3,10 @@
  * the Winograd transforms), in GCC / clang vector extensions so that the same source
  * builds for AVX-512, AVX2 or narrower ISAs (which split each vector), and the
  * operations on it that the compilers do not give: loads and stores of the first n
- * lanes, a strided gather, packing selected lanes out of a vector and spreading them
- * back, and splitting a row of tiles by column and joining it again - each in AVX-512
- * or AVX2 instructions where the build has them, else lane by lane (which made the
- * Winograd transforms 2-3x slower than the stencil kernel on an AVX2 machine).  Every
+ * lanes or of a range of them, a strided gather, and splitting a row of tiles by
+ * column and joining it again - each in AVX-512 or AVX2 instructions where the build
+ * has them, else lane by lane (which made the Winograd transforms 2-3x slower than the
+ * stencil kernel on an AVX2 machine).  Every
  * file built on it must see the same VEC_LANES (the Makefile gives them the same
  * -march).
  */
@@ -19,14 +19,10 @@
 #include <immintrin.h>
 #endif
 
-/* AVX2 without AVX-512 has masked loads and stores, gathers and a lane permute, but no
- * compress or expand: those are built from the permute, its lane indices packed and
- * spread by BMI2's pext / pdep (fast on Intel from Haswell and AMD from Zen 3). */
+/* AVX2 without AVX-512: masked loads, gathers and permutes, but no masks for stores
+ * worth using on AMD (vec_store_first). */
 #if !defined(__AVX512F__) && defined(__AVX2__)
 #define VEC_AVX2 1
-#if defined(__BMI2__)
-#define VEC_AVX2_BMI2 1
-#endif
 #endif
 
 /* One vector of floats: 16 with AVX-512, else 8, naturally aligned as a variable;
@@ -81,6 +77,36 @@ static inline vec vec_load_first(const float *p, int n)
         v[l] = p[l];
     return v;
 #endif
+}
+
+/* Lanes [lo, hi) of a vector from p[lo .. hi), 0 <= lo <= hi <= VEC_LANES, the others
+ * 0; nothing else of p is read (p itself may point before an array whose first float
+ * is p[lo]). */
+static inline vec vec_load_lanes(const float *p, int lo, int hi)
+{
+#ifdef __AVX512F__
+    return (vec)_mm512_maskz_loadu_ps((__mmask16)((1u << hi) - (1u << lo)), p);
+#elif defined(VEC_AVX2)
+    if (lo == 0 && hi == VEC_LANES)
+        return vec_load(p);
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)),
+                                  _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+    return (vec)_mm256_maskload_ps(p, in);
+#else
+    vec v = {0};
+    for (int l = lo; l < hi; l++)
+        v[l] = p[l];
+    return v;
+#endif
+}
+
+/* The lanes of a and b together, where each has zeros in the lanes the other holds
+ * (bit by bit: a zero's sign is kept). */
+static inline vec vec_merge(vec a, vec b)
+{
+    typedef int bits __attribute__((vector_size(VEC_LANES * sizeof(int))));
+    return (vec)((bits)a | (bits)b);
 }
 
 /* Lanes [0, n) of a vector from p[0], p[stride], ..., p[(n - 1) * stride], the others
@@ -182,14 +208,32 @@ static inline void vec_store_first(float *p, vec v, int n)
 #endif
 }
 
-/* A strip row's tiles split by column (vec_split2, vec_split4) lie in its vectors'
+/* Lanes [lo, hi) of v into p[lo .. hi), 0 <= lo <= hi <= VEC_LANES; nothing else of p
+ * is written. */
+static inline void vec_store_lanes(float *p, vec v, int lo, int hi)
+{
+#ifdef __AVX512F__
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << hi) - (1u << lo)), (__m512)v);
+#elif defined(VEC_AVX2)
+    if (lo > 0)   /* lane lo to the front, then vec_store_first's plain stores */
+        v = (vec)_mm256_permutevar8x32_ps(
+            (__m256)v, _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                        _mm256_set1_epi32(lo)));
+    vec_store_first(p + lo, v, hi - lo);
+#else
+    for (int l = lo; l < hi; l++)
+        p[l] = v[l];
+#endif
+}
+
+/* A row of tiles split by column (vec_split2_of, vec_split4_of) lies in its vectors'
  * lanes in an order of the build's choosing: in order on AVX-512 and in the portable
  * build, and on AVX2 in the order in-lane shuffles leave them (each 128-bit half
  * gathers its own tiles), since AVX2's lane-crossing permutes cost several times more.
- * vec_store_selected and vec_spread take the order and put the tiles back in order. */
+ * vec_store_tiles and vec_tiles_to_order take the order and put the tiles back. */
 typedef enum { VEC_IN_ORDER, VEC_SPLIT2, VEC_SPLIT4 } vec_order;
 
-#ifdef VEC_AVX2_BMI2
+#ifdef VEC_AVX2
 /* Byte t: the lane that holds tile t. */
 static inline unsigned long long vec_lane_of_tile(vec_order o)
 {
@@ -205,27 +249,17 @@ static inline unsigned long long vec_tile_of_lane(vec_order o)
 }
 #endif
 
-/* The tiles of v (in order o) that mask selects (bit t for tile t), stored in the
- * tiles' order at p[0..): as many floats as mask has bits. */
-static inline void vec_store_selected(float *p, vec v, unsigned mask, vec_order o)
+/* The first n tiles of v (in order o) stored in the tiles' order at p[0..n),
+ * 0 <= n <= VEC_LANES; nothing else of p is written. */
+static inline void vec_store_tiles(float *p, vec v, int n, vec_order o)
 {
-#ifdef __AVX512F__
-    (void)o;
-    __m512 packed = _mm512_maskz_compress_ps((__mmask16)mask, (__m512)v);
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << __builtin_popcount(mask)) - 1), packed);
-#elif defined(VEC_AVX2_BMI2)
-    /* a byte of ones per selected tile; pext packs those tiles' lanes to the front */
-    unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
-    unsigned long long from = _pext_u64(vec_lane_of_tile(o), bytes);
-    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
-    vec_store_first(p, (vec)_mm256_permutevar8x32_ps((__m256)v, at),
-                    __builtin_popcount(mask));
+#ifdef VEC_AVX2
+    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)vec_lane_of_tile(o)));
+    v = (vec)_mm256_permutevar8x32_ps((__m256)v, at);
 #else
     (void)o;
-    for (int l = 0, k = 0; l < VEC_LANES; l++)
-        if (mask >> l & 1)
-            p[k++] = v[l];
 #endif
+    vec_store_first(p, v, n);
 }
 
 /* v clamped lane by lane to [lo, hi]: min(max(v, lo), hi) as relu's v > lo ? v : lo
@@ -245,34 +279,16 @@ static inline vec vec_clamp(vec v, vec lo, vec hi)
 #endif
 }
 
-/* vec_store_selected undone in registers: v's first lanes spread in order over the
- * tiles that mask selects, laid out in order o, the other lanes 0. */
-static inline vec vec_spread(vec v, unsigned mask, vec_order o)
+/* The tiles of v (tile t in lane t) laid out in order o, as vec_split2_of or
+ * vec_split4_of leave them for vec_join2_of and vec_join4_of. */
+static inline vec vec_tiles_to_order(vec v, vec_order o)
 {
-#ifdef __AVX512F__
-    (void)o;
-    return (vec)_mm512_maskz_expand_ps((__mmask16)mask, (__m512)v);
-#elif defined(VEC_AVX2_BMI2)
-    /* pdep spreads the numbers 0, 1, ... over the selected tiles' bytes; a byte
-     * shuffle then moves tile t's byte to its lane */
-    unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
-    unsigned long long from = _pdep_u64(0x0706050403020100ull, bytes);
-    __m128i both = _mm_set_epi64x((long long)bytes, (long long)from);
-    if (o != VEC_IN_ORDER) {
-        long long lanes = (long long)vec_tile_of_lane(o);
-        both = _mm_shuffle_epi8(both, _mm_set_epi64x(lanes + 0x0808080808080808ll, lanes));
-    }
-    __m256i at = _mm256_cvtepu8_epi32(both);
-    __m256i keep = _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(both, both));
-    return (vec)_mm256_and_ps(_mm256_permutevar8x32_ps((__m256)v, at),
-                              _mm256_castsi256_ps(keep));
+#ifdef VEC_AVX2
+    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)vec_tile_of_lane(o)));
+    return (vec)_mm256_permutevar8x32_ps((__m256)v, at);
 #else
     (void)o;
-    vec s = {0};
-    for (int l = 0, k = 0; l < VEC_LANES; l++)
-        if (mask >> l & 1)
-            s[l] = v[k++];
-    return s;
+    return v;
 #endif
 }
 
@@ -306,12 +322,11 @@ static inline void vec_alternate(vec a, vec b, vec *lo, vec *hi)
 #endif
 }
 
-/* The VEC_LANES tiles of two columns at p[0 .. 2 VEC_LANES): c0 and c1 their first and
- * second columns, in order VEC_SPLIT2. */
-static inline void vec_split2(const float *p, vec *c0, vec *c1)
+/* The VEC_LANES tiles of two columns in lo then hi (each VEC_LANES / 2 tiles): c0 and
+ * c1 their first and second columns, in order VEC_SPLIT2. */
+static inline void vec_split2_of(vec lo, vec hi, vec *c0, vec *c1)
 {
-    vec lo = vec_load(p), hi = vec_load(p + VEC_LANES);
-#ifdef VEC_AVX2_BMI2
+#ifdef VEC_AVX2
     *c0 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(2, 0, 2, 0));
     *c1 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(3, 1, 3, 1));
 #else
@@ -319,28 +334,40 @@ static inline void vec_split2(const float *p, vec *c0, vec *c1)
 #endif
 }
 
-/* vec_split2 undone: the columns c0, c1 (order VEC_SPLIT2) into p[0 .. 2 VEC_LANES). */
-static inline void vec_join2(vec c0, vec c1, float *p)
+/* vec_split2_of of the two columns' tiles at p[0 .. 2 VEC_LANES). */
+static inline void vec_split2(const float *p, vec *c0, vec *c1)
 {
-#ifdef VEC_AVX2_BMI2
-    vec_store(p, (vec)_mm256_unpacklo_ps((__m256)c0, (__m256)c1));
-    vec_store(p + VEC_LANES, (vec)_mm256_unpackhi_ps((__m256)c0, (__m256)c1));
+    vec_split2_of(vec_load(p), vec_load(p + VEC_LANES), c0, c1);
+}
+
+/* vec_split2_of undone: the columns c0, c1 (order VEC_SPLIT2) as the row's two
+ * vectors out[0], out[1]. */
+static inline void vec_join2_of(vec c0, vec c1, vec out[2])
+{
+#ifdef VEC_AVX2
+    out[0] = (vec)_mm256_unpacklo_ps((__m256)c0, (__m256)c1);
+    out[1] = (vec)_mm256_unpackhi_ps((__m256)c0, (__m256)c1);
 #else
-    vec lo, hi;
-    vec_alternate(c0, c1, &lo, &hi);
-    vec_store(p, lo);
-    vec_store(p + VEC_LANES, hi);
+    vec_alternate(c0, c1, &out[0], &out[1]);
 #endif
 }
 
-/* The VEC_LANES tiles of four columns at p[0 .. 4 VEC_LANES): q[k] their columns k, in
- * order VEC_SPLIT4. */
-static inline void vec_split4(const float *p, vec q[4])
+/* vec_split2 undone: the columns c0, c1 (order VEC_SPLIT2) into p[0 .. 2 VEC_LANES). */
+static inline void vec_join2(vec c0, vec c1, float *p)
 {
-#ifdef VEC_AVX2_BMI2
-    /* each 128-bit half of a load is one tile: a 4 x 4 transpose within the halves */
-    __m256 a0 = (__m256)vec_load(p), a1 = (__m256)vec_load(p + 8);
-    __m256 a2 = (__m256)vec_load(p + 16), a3 = (__m256)vec_load(p + 24);
+    vec out[2];
+    vec_join2_of(c0, c1, out);
+    vec_store(p, out[0]);
+    vec_store(p + VEC_LANES, out[1]);
+}
+
+/* The VEC_LANES tiles of four columns in a[0..3] (each VEC_LANES / 4 tiles): q[k] their
+ * columns k, in order VEC_SPLIT4. */
+static inline void vec_split4_of(const vec a[4], vec q[4])
+{
+#ifdef VEC_AVX2
+    /* each 128-bit half of a vector is one tile: a 4 x 4 transpose within the halves */
+    __m256 a0 = (__m256)a[0], a1 = (__m256)a[1], a2 = (__m256)a[2], a3 = (__m256)a[3];
     __m256 lo01 = _mm256_unpacklo_ps(a0, a1), lo23 = _mm256_unpacklo_ps(a2, a3);
     __m256 hi01 = _mm256_unpackhi_ps(a0, a1), hi23 = _mm256_unpackhi_ps(a2, a3);
     q[0] = (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0));
@@ -349,32 +376,50 @@ static inline void vec_split4(const float *p, vec q[4])
     q[3] = (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
 #else
     vec e0, o0, e1, o1;
-    vec_split2(p, &e0, &o0);
-    vec_split2(p + 2 * VEC_LANES, &e1, &o1);
+    vec_split2_of(a[0], a[1], &e0, &o0);
+    vec_split2_of(a[2], a[3], &e1, &o1);
     vec_evens_odds(e0, e1, &q[0], &q[2]);
     vec_evens_odds(o0, o1, &q[1], &q[3]);
+#endif
+}
+
+/* vec_split4_of of the four columns' tiles at p[0 .. 4 VEC_LANES). */
+static inline void vec_split4(const float *p, vec q[4])
+{
+    vec a[4] = {vec_load(p), vec_load(p + VEC_LANES), vec_load(p + 2 * VEC_LANES),
+                vec_load(p + 3 * VEC_LANES)};
+    vec_split4_of(a, q);
+}
+
+/* vec_split4_of undone: the columns q[0..3] (order VEC_SPLIT4) as the row's four
+ * vectors out[0..3]. */
+static inline void vec_join4_of(const vec q[4], vec out[4])
+{
+#ifdef VEC_AVX2
+    __m256 lo01 = _mm256_unpacklo_ps((__m256)q[0], (__m256)q[1]);
+    __m256 lo23 = _mm256_unpacklo_ps((__m256)q[2], (__m256)q[3]);
+    __m256 hi01 = _mm256_unpackhi_ps((__m256)q[0], (__m256)q[1]);
+    __m256 hi23 = _mm256_unpackhi_ps((__m256)q[2], (__m256)q[3]);
+    out[0] = (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0));
+    out[1] = (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2));
+    out[2] = (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0));
+    out[3] = (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
+#else
+    vec even0, even1, odd0, odd1;
+    vec_alternate(q[0], q[2], &even0, &even1);
+    vec_alternate(q[1], q[3], &odd0, &odd1);
+    vec_join2_of(even0, odd0, out);
+    vec_join2_of(even1, odd1, out + 2);
 #endif
 }
 
 /* vec_split4 undone: the columns q[0..3] (order VEC_SPLIT4) into p[0 .. 4 VEC_LANES). */
 static inline void vec_join4(const vec q[4], float *p)
 {
-#ifdef VEC_AVX2_BMI2
-    __m256 lo01 = _mm256_unpacklo_ps((__m256)q[0], (__m256)q[1]);
-    __m256 lo23 = _mm256_unpacklo_ps((__m256)q[2], (__m256)q[3]);
-    __m256 hi01 = _mm256_unpackhi_ps((__m256)q[0], (__m256)q[1]);
-    __m256 hi23 = _mm256_unpackhi_ps((__m256)q[2], (__m256)q[3]);
-    vec_store(p, (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0)));
-    vec_store(p + 8, (vec)_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2)));
-    vec_store(p + 16, (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0)));
-    vec_store(p + 24, (vec)_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2)));
-#else
-    vec even0, even1, odd0, odd1;
-    vec_alternate(q[0], q[2], &even0, &even1);
-    vec_alternate(q[1], q[3], &odd0, &odd1);
-    vec_join2(even0, odd0, p);
-    vec_join2(even1, odd1, p + 2 * VEC_LANES);
-#endif
+    vec out[4];
+    vec_join4_of(q, out);
+    for (int k = 0; k < 4; k++)
+        vec_store(p + k * VEC_LANES, out[k]);
 }
 
 #endif
