@@ -65,13 +65,15 @@ static const wcase cases[] = {
     {"one output", 1, 3, 3, 1, 0, 0, 1},
     {"more channels", 13, 6, 7, 11, 1, 1, 3},
     {"wide", 128, 8, 8, 16, 1, 1, 2},
-    {"a map of 81 F(2x2) tiles a strip row", 3, 17, 15, 4, 1, 1, 2},
-    /* rows of tiles a whole number of loads long: read and written without a strip
-     * row (lop_wino's direct), partial tiles, padding reached by shifted loads, a
-     * last vector of tiles part full */
-    {"direct, unpadded", 5, 18, 18, 6, 0, 0, 3},
-    {"direct, pad 2, partial tiles", 4, 12, 13, 5, 2, 2, 3},
-    {"direct, pads 1 and 2, 32 columns", 3, 9, 30, 7, 1, 2, 3},
+    {"a map of 81 F(2x2) tiles", 3, 17, 15, 4, 1, 1, 2},
+    /* rows of tiles a whole number of loads long (conv_winograd_tiles.h), and rows
+     * padded with junk tiles to one (7 -> 8 F(4x4) tiles, 14 -> 16 F(2x2)): partial
+     * tiles, padding reached by the loads r columns to the right, a last vector of
+     * tiles part full */
+    {"whole loads, unpadded", 5, 18, 18, 6, 0, 0, 3},
+    {"whole loads, pad 2, partial tiles", 4, 12, 13, 5, 2, 2, 3},
+    {"whole loads, pads 1 and 2, 32 columns", 3, 9, 30, 7, 1, 2, 3},
+    {"rows of tiles padded with junk tiles", 2, 6, 27, 3, 1, 1, 2},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
