@@ -27,15 +27,14 @@
 #include "layers/conv_winograd.h"
 #include "layers/vec.h"
 
-/* A vector's tiles are read and written load by load: load k (k < r, in
- * the order of vec_split2_of / vec_split4_of's arguments) holds the r columns of
- * VEC_LANES / r consecutive tiles, and its parts are the runs of them that lie in one
- * row of tiles of one image (one part unless a load reaches past a row of tiles; none
- * past the last tile).
- * Lane j of a part, in input (or output) row i of its tiles, is in[at + i * w + j]
- * (or out[...]; row0 + i that row of the image), for its lanes [lo, hi) inside the
- * image's columns - and for the input, [lo_shifted, hi_shifted) of the load r columns
- * to its right. */
+/* A vector's tiles are read and written load by load: load k (k < r, in the order of
+ * vec_split2_of / vec_split4_of's arguments) holds the r columns of VEC_LANES / r
+ * consecutive tiles, and its parts are the runs of them that lie in one row of tiles
+ * of one image: one, or several whole rows where rows of tiles are shorter than a load
+ * (conv_winograd.c lays them out so), none past the last tile.  Lane j of a part, in
+ * input (or output) row i of its tiles, is in[at + i * w + j] (or out[...]; row0 + i
+ * that row of the image), for its lanes [lo, hi) inside the image's columns - and for
+ * the input, [lo_shifted, hi_shifted) of the load r columns to its right. */
 enum { LOP_WINO_PARTS = VEC_LANES / 2 };   /* at most: a tile per part, F(2x2) */
 
 typedef struct lop_wino_part {
