@@ -1,12 +1,13 @@
 /*
  * test_vec.c - layers/vec.h's lane operations against lane-by-lane references, for
- * every count and range of lanes: loads and strided gathers of the first n lanes (the
- * others 0), 3x3 kernels' taps gathered, stores of the first n lanes (nothing past
- * them written), loads and stores of lanes [lo, hi) and merges, and a row of tiles
- * split by column, its first tiles stored in order and joined again, in whatever lane
- * order the build's split leaves them.  The AVX-512 and AVX2 builds replace the lane
- * loops with instructions (masked moves, gathers, permutes, a transpose in
- * registers); this is the check that they mean the same.
+ * every count and range of lanes and every lane mask: loads and strided gathers of the
+ * first n lanes (the others 0), 3x3 kernels' taps gathered, stores of the first n
+ * lanes and of the selected lanes (nothing past them written), loads and stores of
+ * lanes [lo, hi) and merges, lanes spread back over a mask, and a row of tiles split
+ * by column and joined again, in whatever lane order the build's split leaves them.
+ * The AVX-512 and AVX2 builds replace the lane loops with instructions (masked moves,
+ * gathers, permutes indexed through BMI2, a transpose in registers); this is the
+ * check that they mean the same.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,10 +91,37 @@ static void test_lane_ranges_loaded_stored_and_merged(void **state)
         }
 }
 
-/* VEC_LANES tiles of `cols` columns at row[]: split, each column's first n tiles
- * stored in the tiles' order, laid out in the split's order again and joined -
- * whatever lane order the build gives the split, tile t's column k is row[cols t + k]. */
-static void check_split(int cols, int n)
+/* Selected lanes stored in order and spread back (VEC_IN_ORDER): lane l is tile l. */
+static void test_selected_lanes_stored_and_spread_back(void **state)
+{
+    (void)state;
+    float src[VEC_LANES];
+    fill(src, VEC_LANES, 10.0f);
+    vec v = vec_load(src);
+    for (unsigned mask = 0; mask < 1u << VEC_LANES; mask++) {
+        float dst[VEC_LANES + GUARD];
+        for (int i = 0; i < VEC_LANES + GUARD; i++)
+            dst[i] = SENTINEL;
+        vec_store_selected(dst, v, mask, VEC_IN_ORDER);
+        int k = 0;
+        for (int l = 0; l < VEC_LANES; l++)
+            if (mask >> l & 1)
+                assert_true(dst[k++] == src[l]);
+        for (int i = k; i < VEC_LANES + GUARD; i++)
+            assert_true(dst[i] == SENTINEL);
+
+        vec s = vec_spread(v, mask, VEC_IN_ORDER);
+        k = 0;
+        for (int l = 0; l < VEC_LANES; l++)
+            assert_true(s[l] == (mask >> l & 1 ? src[k++] : 0.0f));
+    }
+}
+
+/* VEC_LANES tiles of `cols` columns at row[]: split, each column's selected tiles
+ * stored in the tiles' order, spread back over them and joined - whatever lane order
+ * the build gives the split, tile t's column k is row[cols t + k] and an unselected
+ * tile comes back as zeros. */
+static void check_split(int cols, unsigned mask)
 {
     float row[4 * VEC_LANES], back[4 * VEC_LANES];
     fill(row, 4 * VEC_LANES, 1.0f);
@@ -108,10 +136,14 @@ static void check_split(int cols, int n)
         float dst[VEC_LANES + GUARD];
         for (int i = 0; i < VEC_LANES + GUARD; i++)
             dst[i] = SENTINEL;
-        vec_store_tiles(dst, q[k], n, order);
-        for (int t = 0; t < VEC_LANES + GUARD; t++)
-            assert_true(dst[t] == (t < n ? row[cols * t + k] : SENTINEL));
-        q[k] = vec_tiles_to_order(vec_load(dst), order);
+        vec_store_selected(dst, q[k], mask, order);
+        int n = 0;
+        for (int t = 0; t < VEC_LANES; t++)
+            if (mask >> t & 1)
+                assert_true(dst[n++] == row[cols * t + k]);
+        for (int i = n; i < VEC_LANES + GUARD; i++)
+            assert_true(dst[i] == SENTINEL);
+        q[k] = vec_spread(vec_load(dst), mask, order);
     }
     if (cols == 2)
         vec_join2_of(q[0], q[1], out);
@@ -119,17 +151,17 @@ static void check_split(int cols, int n)
         vec_join4_of(q, out);
     for (int k = 0; k < cols; k++)
         vec_store(back + k * VEC_LANES, out[k]);
-    for (int t = 0; t < n; t++)
+    for (int t = 0; t < VEC_LANES; t++)
         for (int k = 0; k < cols; k++)
-            assert_true(back[cols * t + k] == row[cols * t + k]);
+            assert_true(back[cols * t + k] == (mask >> t & 1 ? row[cols * t + k] : 0.0f));
 }
 
-static void test_tiles_split_stored_and_joined(void **state)
+static void test_tiles_split_stored_spread_and_joined(void **state)
 {
     (void)state;
-    for (int n = 0; n <= VEC_LANES; n++) {
-        check_split(2, n);
-        check_split(4, n);
+    for (unsigned mask = 0; mask < 1u << VEC_LANES; mask++) {
+        check_split(2, mask);
+        check_split(4, mask);
     }
 }
 
@@ -139,7 +171,8 @@ int main(void)
         cmocka_unit_test(test_first_lanes_load_gather_and_store),
         cmocka_unit_test(test_kernel_taps_gathered),
         cmocka_unit_test(test_lane_ranges_loaded_stored_and_merged),
-        cmocka_unit_test(test_tiles_split_stored_and_joined),
+        cmocka_unit_test(test_selected_lanes_stored_and_spread_back),
+        cmocka_unit_test(test_tiles_split_stored_spread_and_joined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

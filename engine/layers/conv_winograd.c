@@ -10,9 +10,10 @@
  * dU[xi] = dM[xi] V[xi]^T, dW += G^T dU G.  The transforms read their tiles straight
  * from the images and write them straight into the output, VEC_LANES tiles at a time
  * with masked loads and stores (zero padding, cropped edges), rows of tiles padded with
- * a few junk tiles where that keeps a load within one row: copying each tile's rows
- * into a padded strip first, as this file did before, took a third of a thin pruned
- * layer's time.
+ * a few junk tiles where that keeps a load within one row (packed out of the vectors
+ * before the products, so that only real tiles are multiplied): copying each tile's
+ * rows into a padded strip first, as this file did before, took a third of a thin
+ * pruned layer's time.
  */
 #include <cblas.h>
 
@@ -63,7 +64,13 @@ void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int p
         while (p->span < p->tw)
             p->span *= 2;
     }
-    p->tiles = p->th * p->span;
+    p->tiles = p->th * p->tw;
+}
+
+/* Tiles of m images as laid out, junk tiles included. */
+static size_t laid_out(const lop_wino *p, int m)
+{
+    return (size_t)m * p->th * p->span;
 }
 
 size_t lop_wino_weight_floats(const lop_wino *p)
@@ -151,11 +158,15 @@ static void find_loads(const lop_wino *p, int cols, int tv, int h, int w, size_t
     l->h = h;
     l->w = w;
     l->parts = 1;
+    l->real = 0;
     for (int k = 0; k < r; k++) {
         int parts = 0;
         for (int t0 = 0; t0 < per_load && tv + k * per_load + t0 < cols;) {
             int run = p->span - at->tx < per_load - t0 ? p->span - at->tx : per_load - t0;
             int row = r * at->ty - ph, col = r * (at->tx - t0) - pw;   /* lane 0's column */
+            int real = p->tw - at->tx < run ? p->tw - at->tx : run;    /* before the junk */
+            if (real > 0)
+                l->real |= ((1u << real) - 1) << (k * per_load + t0);
             lop_wino_part *q = &l->part[parts++][k];
             q->at = (ptrdiff_t)(at->b * image) + (ptrdiff_t)row * w + col;
             q->row0 = row;
@@ -179,21 +190,20 @@ static void find_loads(const lop_wino *p, int cols, int tv, int h, int w, size_t
             l->part[q][k] = (lop_wino_part){.row0 = h};
 }
 
-/* The loads of up to LOADS_BLOCK vectors of tiles from tile t0 (find_loads, the cursor
- * at t0), how many. */
-static int find_block(const lop_wino *p, int cols, int t0, int h, int w, size_t image, int ph,
-                      int pw, tile_cursor *at, lop_wino_loads *l)
+/* The loads of up to LOADS_BLOCK vectors of the m images' tiles as laid out from tile
+ * t0 (find_loads, the cursor at t0), how many; *real counts the real tiles before
+ * them, and after them on return (each vector's first one is its l->first). */
+static int find_block(const lop_wino *p, int m, size_t t0, int h, int w, size_t image,
+                      int ph, int pw, tile_cursor *at, size_t *real, lop_wino_loads *l)
 {
+    size_t all = laid_out(p, m);
     int nv = 0;
-    for (int tv = t0; tv < cols && nv < LOADS_BLOCK; tv += VEC_LANES)
-        find_loads(p, cols, tv, h, w, image, ph, pw, at, &l[nv++]);
+    for (size_t tv = t0; tv < all && nv < LOADS_BLOCK; tv += VEC_LANES, nv++) {
+        find_loads(p, (int)all, (int)tv, h, w, image, ph, pw, at, &l[nv]);
+        l[nv].first = *real;
+        *real += (size_t)__builtin_popcount(l[nv].real);
+    }
     return nv;
-}
-
-/* Tiles of the vector from tile tv of cols. */
-static int tiles_at(size_t cols, size_t tv)
-{
-    return cols - tv < VEC_LANES ? (int)(cols - tv) : VEC_LANES;
 }
 
 /* Channels [c0, c1) of m images into V, a vector of tiles at a time read straight
@@ -204,14 +214,13 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
     size_t cols = (size_t)m * p->tiles, step = slab(p->c * cols), plane = (size_t)p->h * p->w;
     tile_cursor at = {0, 0, 0};
     lop_wino_loads l[LOADS_BLOCK];
-    for (size_t t0 = 0; t0 < cols; t0 += LOADS_BLOCK * VEC_LANES) {
-        int nv = find_block(p, (int)cols, (int)t0, p->h, p->w, p->c * plane, p->ph, p->pw,
-                            &at, l);
+    size_t real = 0;
+    for (size_t t0 = 0; t0 < laid_out(p, m); t0 += LOADS_BLOCK * VEC_LANES) {
+        int nv = find_block(p, m, t0, p->h, p->w, p->c * plane, p->ph, p->pw, &at, &real, l);
         for (int ch = c0; ch < c1; ch++)
             for (int k = 0; k < nv; k++) {
-                size_t tv = t0 + (size_t)k * VEC_LANES;
                 l[k].in = x + ch * plane;
-                t->input_vector(&l[k], tiles_at(cols, tv), v + ch * cols + tv, step);
+                t->input_vector(&l[k], l[k].real, v + ch * cols + l[k].first, step);
             }
     }
 }
@@ -261,14 +270,14 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
     size_t plane = (size_t)p->ho * p->wo;
     tile_cursor at = {0, 0, 0};
     lop_wino_loads l[LOADS_BLOCK];
-    for (size_t t0 = 0; t0 < cols; t0 += LOADS_BLOCK * VEC_LANES) {
-        int nv = find_block(p, (int)cols, (int)t0, p->ho, p->wo, p->o * plane, 0, 0, &at, l);
+    size_t real = 0;
+    for (size_t t0 = 0; t0 < laid_out(p, m); t0 += LOADS_BLOCK * VEC_LANES) {
+        int nv = find_block(p, m, t0, p->ho, p->wo, p->o * plane, 0, 0, &at, &real, l);
         for (int oc = o0; oc < o1; oc++) {
             lop_wino_put put = put_of(e, oc, accumulate);
             for (int k = 0; k < nv; k++) {
-                size_t tv = t0 + (size_t)k * VEC_LANES;
                 l[k].out = y + oc * plane;
-                t->output_vector(mm + oc * cols + tv, step, tiles_at(cols, tv), &l[k], &put);
+                t->output_vector(mm + oc * cols + l[k].first, step, l[k].real, &l[k], &put);
             }
         }
     }
@@ -322,13 +331,13 @@ static void output_grad_transform(const lop_wino *p, const float *dy, int m, flo
     size_t plane = (size_t)p->ho * p->wo;
     tile_cursor at = {0, 0, 0};
     lop_wino_loads l[LOADS_BLOCK];
-    for (size_t t0 = 0; t0 < cols; t0 += LOADS_BLOCK * VEC_LANES) {
-        int nv = find_block(p, (int)cols, (int)t0, p->ho, p->wo, p->o * plane, 0, 0, &at, l);
+    size_t real = 0;
+    for (size_t t0 = 0; t0 < laid_out(p, m); t0 += LOADS_BLOCK * VEC_LANES) {
+        int nv = find_block(p, m, t0, p->ho, p->wo, p->o * plane, 0, 0, &at, &real, l);
         for (int oc = 0; oc < p->o; oc++)
             for (int k = 0; k < nv; k++) {
-                size_t tv = t0 + (size_t)k * VEC_LANES;
                 l[k].in = dy + oc * plane;
-                t->output_grad_vector(&l[k], tiles_at(cols, tv), dm + oc * cols + tv, step);
+                t->output_grad_vector(&l[k], l[k].real, dm + oc * cols + l[k].first, step);
             }
     }
 }

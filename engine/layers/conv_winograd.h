@@ -12,9 +12,8 @@ struct lop_epilogue;   /* internal.h */
 
 /* A 3x3 stride-1 convolution of c x h x w images into o channels, padded ph x pw
  * (each 0..2), cut into r x r output tiles (r = 2 or 4): th x tw per image, the last
- * row and column of tiles partial when r does not divide the output size, laid out as
- * th rows of span tiles (`tiles` per image, junk tiles at the end of each row).  A
- * chunk of m images is worked in the transformed domain as positions = (r + 2)^2
+ * row and column of tiles partial when r does not divide the output size (`tiles` per
+ * image).  A chunk of m images is worked in the transformed domain as positions = (r + 2)^2
  * products, one per position xi of the (r + 2) x (r + 2) tile:
  * M[xi] (o x T) = U[xi] (o x c) V[xi] (c x T), T = m * tiles.
  *
@@ -35,12 +34,12 @@ typedef struct lop_wino {
     int r, positions;         /* output tile r x r; positions of the (r + 2)^2 input tile */
     int c, h, w, o, ph, pw;
     int ho, wo, th, tw;
-    /* Tiles per row of tiles as laid out: tw and junk tiles after them (past the
-     * output's columns: transformed and multiplied, never stored), so that each load
-     * of VEC_LANES / r tiles (conv_winograd_tiles.h) lies in one row of tiles or holds
-     * whole ones: a multiple of VEC_LANES / r, or a power of two below it. */
+    int tiles;                /* th * tw */
+    /* Tiles per row of tiles as the transforms lay them out: tw and junk tiles after
+     * them (past the output's columns: transformed, then left out of V and M), so that
+     * each load of VEC_LANES / r tiles (conv_winograd_tiles.h) lies in one row of tiles
+     * or holds whole ones: a multiple of VEC_LANES / r, or a power of two below it. */
     int span;
-    int tiles;                /* per image as laid out: th * span */
 } lop_wino;
 
 void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw);

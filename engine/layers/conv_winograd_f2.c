@@ -28,7 +28,7 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
  * input and split into four vectors (vec_split2_of: tile l in a lane of the build's
  * order), then B^T d B in registers, down the columns and along the rows, into the n
  * tiles' runs.  Inlined with `several` constant (lop_wino_load). */
-static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l, int n,
+static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l, unsigned real,
                                                                float *out, size_t step,
                                                                int several)
 {
@@ -47,25 +47,27 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
     }
     for (int i = 0; i < 4; i++) {
         float *o = out + (size_t)(4 * i) * step;
-        vec_store_tiles(o, t[i][0] - t[i][2], n, VEC_SPLIT2);
-        vec_store_tiles(o + step, t[i][1] + t[i][2], n, VEC_SPLIT2);
-        vec_store_tiles(o + 2 * step, t[i][2] - t[i][1], n, VEC_SPLIT2);
-        vec_store_tiles(o + 3 * step, t[i][1] - t[i][3], n, VEC_SPLIT2);
+        vec_store_selected(o, t[i][0] - t[i][2], real, VEC_SPLIT2);
+        vec_store_selected(o + step, t[i][1] + t[i][2], real, VEC_SPLIT2);
+        vec_store_selected(o + 2 * step, t[i][2] - t[i][1], real, VEC_SPLIT2);
+        vec_store_selected(o + 3 * step, t[i][1] - t[i][3], real, VEC_SPLIT2);
     }
 }
 
-static void input_vector(const lop_wino_loads *l, int n, float *out, size_t step)
+static void input_vector(const lop_wino_loads *l, unsigned real, float *out, size_t step)
 {
-    l->parts > 1 ? input_loaded(l, n, out, step, 1) : input_loaded(l, n, out, step, 0);
+    l->parts > 1 ? input_loaded(l, real, out, step, 1) : input_loaded(l, real, out, step, 0);
 }
 
 /* A^T M A in registers on the n tiles, each output row's two columns interleaved
  * (vec_join2_of) and stored straight into the output. */
 static inline __attribute__((always_inline)) void output_stored(const float *m, size_t step,
-                                                                int n, const lop_wino_loads *l,
+                                                                unsigned real,
+                                                                const lop_wino_loads *l,
                                                                 const lop_wino_put *put,
                                                                 int several)
 {
+    int n = __builtin_popcount(real);
     vec r0[4], r1[4];
     for (int j = 0; j < 4; j++) {
         vec m0 = vec_load_first(m + (size_t)j * step, n);
@@ -79,23 +81,24 @@ static inline __attribute__((always_inline)) void output_stored(const float *m, 
                    {r1[0] + r1[1] + r1[2], r1[1] - r1[2] - r1[3]}};
     for (int i = 0; i < 2; i++) {
         vec row[2];
-        vec_join2_of(vec_tiles_to_order(y[i][0], VEC_SPLIT2),
-                     vec_tiles_to_order(y[i][1], VEC_SPLIT2), row);
+        vec_join2_of(vec_spread(y[i][0], real, VEC_SPLIT2),
+                     vec_spread(y[i][1], real, VEC_SPLIT2), row);
         lop_wino_store(l, put, 0, i, row[0], several);
         lop_wino_store(l, put, 1, i, row[1], several);
     }
 }
 
-static void output_vector(const float *m, size_t step, int n, const lop_wino_loads *l,
+static void output_vector(const float *m, size_t step, unsigned real, const lop_wino_loads *l,
                           const lop_wino_put *put)
 {
-    l->parts > 1 ? output_stored(m, step, n, l, put, 1) : output_stored(m, step, n, l, put, 0);
+    l->parts > 1 ? output_stored(m, step, real, l, put, 1)
+                 : output_stored(m, step, real, l, put, 0);
 }
 
 /* The two dY rows, loaded straight from the output gradient and split into the
  * tiles' two columns, A d A^T into the n tiles' runs. */
 static inline __attribute__((always_inline)) void output_grad_loaded(const lop_wino_loads *l,
-                                                                     int n, float *out,
+                                                                     unsigned real, float *out,
                                                                      size_t step, int several)
 {
     vec a0, a1, b0, b1;
@@ -107,17 +110,18 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
     vec e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
     for (int i = 0; i < 4; i++) {
         float *o = out + (size_t)(4 * i) * step;
-        vec_store_tiles(o, e[i][0], n, VEC_SPLIT2);
-        vec_store_tiles(o + step, e[i][0] + e[i][1], n, VEC_SPLIT2);
-        vec_store_tiles(o + 2 * step, e[i][0] - e[i][1], n, VEC_SPLIT2);
-        vec_store_tiles(o + 3 * step, -e[i][1], n, VEC_SPLIT2);
+        vec_store_selected(o, e[i][0], real, VEC_SPLIT2);
+        vec_store_selected(o + step, e[i][0] + e[i][1], real, VEC_SPLIT2);
+        vec_store_selected(o + 2 * step, e[i][0] - e[i][1], real, VEC_SPLIT2);
+        vec_store_selected(o + 3 * step, -e[i][1], real, VEC_SPLIT2);
     }
 }
 
-static void output_grad_vector(const lop_wino_loads *l, int n, float *out, size_t step)
+static void output_grad_vector(const lop_wino_loads *l, unsigned real, float *out,
+                               size_t step)
 {
-    l->parts > 1 ? output_grad_loaded(l, n, out, step, 1)
-                 : output_grad_loaded(l, n, out, step, 0);
+    l->parts > 1 ? output_grad_loaded(l, real, out, step, 1)
+                 : output_grad_loaded(l, real, out, step, 0);
 }
 
 static void weight_grads(const float *du, size_t step, int n, float *dw)

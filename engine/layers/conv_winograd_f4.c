@@ -89,7 +89,7 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
  * input, split into six vectors (vec_split4_of: tile l in a lane of the build's order)
  * and transformed along the row, then B^T down each column of the tile into its six
  * runs.  Inlined with `several` constant (lop_wino_load). */
-static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l, int n,
+static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l, unsigned real,
                                                                float *out, size_t step,
                                                                int several)
 {
@@ -110,22 +110,24 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
             col[i] = along[i][j];
         bt_of(col, t);
         for (int i = 0; i < ALPHA; i++)
-            vec_store_tiles(out + (size_t)(ALPHA * i + j) * step, t[i], n, VEC_SPLIT4);
+            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[i], real, VEC_SPLIT4);
     }
 }
 
-static void input_vector(const lop_wino_loads *l, int n, float *out, size_t step)
+static void input_vector(const lop_wino_loads *l, unsigned real, float *out, size_t step)
 {
-    l->parts > 1 ? input_loaded(l, n, out, step, 1) : input_loaded(l, n, out, step, 0);
+    l->parts > 1 ? input_loaded(l, real, out, step, 1) : input_loaded(l, real, out, step, 0);
 }
 
 /* A^T down each column of the n tiles, then along each row into its four output
  * columns, interleaved (vec_join4_of) and stored straight into the output. */
 static inline __attribute__((always_inline)) void output_stored(const float *m, size_t step,
-                                                                int n, const lop_wino_loads *l,
+                                                                unsigned real,
+                                                                const lop_wino_loads *l,
                                                                 const lop_wino_put *put,
                                                                 int several)
 {
+    int n = __builtin_popcount(real);
     vec down[R][ALPHA];
     for (int j = 0; j < ALPHA; j++) {
         vec col[ALPHA], t[R];
@@ -139,23 +141,24 @@ static inline __attribute__((always_inline)) void output_stored(const float *m, 
         vec y[R], row[R];
         at_of(down[i], y);
         for (int j = 0; j < R; j++)
-            y[j] = vec_tiles_to_order(y[j], VEC_SPLIT4);
+            y[j] = vec_spread(y[j], real, VEC_SPLIT4);
         vec_join4_of(y, row);
         for (int k = 0; k < R; k++)
             lop_wino_store(l, put, k, i, row[k], several);
     }
 }
 
-static void output_vector(const float *m, size_t step, int n, const lop_wino_loads *l,
+static void output_vector(const float *m, size_t step, unsigned real, const lop_wino_loads *l,
                           const lop_wino_put *put)
 {
-    l->parts > 1 ? output_stored(m, step, n, l, put, 1) : output_stored(m, step, n, l, put, 0);
+    l->parts > 1 ? output_stored(m, step, real, l, put, 1)
+                 : output_stored(m, step, real, l, put, 0);
 }
 
 /* Each dY row, loaded straight from the output gradient, split into the tiles' four
  * columns, A down each column, then along each row into the tile's 36 runs. */
 static inline __attribute__((always_inline)) void output_grad_loaded(const lop_wino_loads *l,
-                                                                     int n, float *out,
+                                                                     unsigned real, float *out,
                                                                      size_t step, int several)
 {
     vec dy[R][R], down[ALPHA][R];
@@ -177,14 +180,15 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
         vec t[ALPHA];
         a_of(down[i], t);
         for (int j = 0; j < ALPHA; j++)
-            vec_store_tiles(out + (size_t)(ALPHA * i + j) * step, t[j], n, VEC_SPLIT4);
+            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[j], real, VEC_SPLIT4);
     }
 }
 
-static void output_grad_vector(const lop_wino_loads *l, int n, float *out, size_t step)
+static void output_grad_vector(const lop_wino_loads *l, unsigned real, float *out,
+                               size_t step)
 {
-    l->parts > 1 ? output_grad_loaded(l, n, out, step, 1)
-                 : output_grad_loaded(l, n, out, step, 0);
+    l->parts > 1 ? output_grad_loaded(l, real, out, step, 1)
+                 : output_grad_loaded(l, real, out, step, 0);
 }
 
 static void weight_grads(const float *du, size_t step, int n, float *dw)

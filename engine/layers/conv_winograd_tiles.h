@@ -5,19 +5,22 @@
  * r is the output tile's side, alpha = r + 2 the input tile's, and a transformed
  * matrix's positions lie `step` floats apart.
  *
- * The tile transforms run on VEC_LANES tiles at once, one tile a lane: the tiles
- * tv .. tv + n - 1 (n <= VEC_LANES) of a chunk's m images' tiles in order (image,
- * row of tiles, column), read straight from the input (or output gradient) and
- * written straight into the output through lop_wino_loads below; the tiles of one
- * vector may belong to several rows of tiles and images, so that small maps fill the
- * vectors too.  Their transformed values are the run out[xi * step + tile] (or m[...])
- * of each position xi.
+ * The tile transforms run on VEC_LANES tiles at once, one tile a lane: consecutive
+ * tiles of a chunk's m images as conv_winograd.c lays them out (image, row of tiles,
+ * column; each row of tiles padded with junk tiles to `span`), read straight from the
+ * input (or output gradient) and written straight into the output through
+ * lop_wino_loads below; the tiles of one vector may belong to several rows of tiles
+ * and images, so that small maps fill the vectors too.  `real` marks the lanes whose
+ * tiles are real: their transformed values, packed in order, are the run
+ * out[xi * step + tile] (or m[...]) of each position xi, the junk lanes left out.
  * - pack_kernels: U = G g G^T of the n <= VEC_LANES 3x3 kernels whose taps are the
  *   lanes of g[0..8] into dst[xi * step + lane];
- * - input_vector: B^T d B of n tiles of alpha input rows (zero in the padding);
- * - output_vector: A^T M A of n tiles into r output rows, as lop_wino_put says;
- * - output_grad_vector: A dY A^T of n tiles, dY in r rows (zero beyond the output's
- *   edges);
+ * - input_vector: B^T d B of a vector of tiles of alpha input rows (zero in the
+ *   padding);
+ * - output_vector: A^T M A of a vector's real tiles into r output rows, as
+ *   lop_wino_put says;
+ * - output_grad_vector: A dY A^T of a vector of tiles, dY in r rows (zero beyond the
+ *   output's edges);
  * - weight_grads: dw[9 l .. 9 l + 8] += G^T dU G for the n <= VEC_LANES channel pairs
  *   l, dU at du[xi * step + l].
  */
@@ -45,6 +48,8 @@ typedef struct lop_wino_part {
 typedef struct lop_wino_loads {
     lop_wino_part part[LOP_WINO_PARTS][4];   /* part q of load k: part[q][k] */
     int parts;   /* of every load: the most any has, the others padded with empty parts */
+    unsigned real;   /* the lanes whose tiles are real, not junk */
+    size_t first;    /* the first real tile's place among the chunk's real tiles */
     int h, w;    /* the input's (or output's) rows and columns */
     const float *in;
     float *out;
@@ -133,10 +138,11 @@ static inline __attribute__((always_inline)) void lop_wino_store(const lop_wino_
 
 typedef struct lop_wino_tiles {
     void (*pack_kernels)(const vec *g, int n, float *dst, size_t step);
-    void (*input_vector)(const lop_wino_loads *l, int n, float *out, size_t step);
-    void (*output_vector)(const float *m, size_t step, int n, const lop_wino_loads *l,
-                          const lop_wino_put *put);
-    void (*output_grad_vector)(const lop_wino_loads *l, int n, float *out, size_t step);
+    void (*input_vector)(const lop_wino_loads *l, unsigned real, float *out, size_t step);
+    void (*output_vector)(const float *m, size_t step, unsigned real,
+                          const lop_wino_loads *l, const lop_wino_put *put);
+    void (*output_grad_vector)(const lop_wino_loads *l, unsigned real, float *out,
+                               size_t step);
     void (*weight_grads)(const float *du, size_t step, int n, float *dw);
 } lop_wino_tiles;
 

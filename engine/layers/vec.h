@@ -3,12 +3,12 @@
  * the Winograd transforms), in GCC / clang vector extensions so that the same source
  * builds for AVX-512, AVX2 or narrower ISAs (which split each vector), and the
  * operations on it that the compilers do not give: loads and stores of the first n
- * lanes or of a range of them, a strided gather, and splitting a row of tiles by
- * column and joining it again - each in AVX-512 or AVX2 instructions where the build
- * has them, else lane by lane (which made the Winograd transforms 2-3x slower than the
- * stencil kernel on an AVX2 machine).  Every
- * file built on it must see the same VEC_LANES (the Makefile gives them the same
- * -march).
+ * lanes or of a range of them, a strided gather, packing selected lanes out of a
+ * vector and spreading them back, and splitting a row of tiles by column and joining
+ * it again - each in AVX-512 or AVX2 instructions where the build has them, else lane
+ * by lane (which made the Winograd transforms 2-3x slower than the stencil kernel on
+ * an AVX2 machine).  Every file built on it must see the same VEC_LANES (the Makefile
+ * gives them the same -march).
  */
 #ifndef LOPPER_VEC_H
 #define LOPPER_VEC_H
@@ -19,10 +19,14 @@
 #include <immintrin.h>
 #endif
 
-/* AVX2 without AVX-512: masked loads, gathers and permutes, but no masks for stores
- * worth using on AMD (vec_store_first). */
+/* AVX2 without AVX-512 has masked loads and stores, gathers and a lane permute, but no
+ * compress or expand: those are built from the permute, its lane indices packed and
+ * spread by BMI2's pext / pdep (fast on Intel from Haswell and AMD from Zen 3). */
 #if !defined(__AVX512F__) && defined(__AVX2__)
 #define VEC_AVX2 1
+#if defined(__BMI2__)
+#define VEC_AVX2_BMI2 1
+#endif
 #endif
 
 /* One vector of floats: 16 with AVX-512, else 8, naturally aligned as a variable;
@@ -230,10 +234,10 @@ static inline void vec_store_lanes(float *p, vec v, int lo, int hi)
  * lanes in an order of the build's choosing: in order on AVX-512 and in the portable
  * build, and on AVX2 in the order in-lane shuffles leave them (each 128-bit half
  * gathers its own tiles), since AVX2's lane-crossing permutes cost several times more.
- * vec_store_tiles and vec_tiles_to_order take the order and put the tiles back. */
+ * vec_store_selected and vec_spread take the order and put the tiles back in order. */
 typedef enum { VEC_IN_ORDER, VEC_SPLIT2, VEC_SPLIT4 } vec_order;
 
-#ifdef VEC_AVX2
+#ifdef VEC_AVX2_BMI2
 /* Byte t: the lane that holds tile t. */
 static inline unsigned long long vec_lane_of_tile(vec_order o)
 {
@@ -249,17 +253,31 @@ static inline unsigned long long vec_tile_of_lane(vec_order o)
 }
 #endif
 
-/* The first n tiles of v (in order o) stored in the tiles' order at p[0..n),
- * 0 <= n <= VEC_LANES; nothing else of p is written. */
-static inline void vec_store_tiles(float *p, vec v, int n, vec_order o)
+/* The tiles of v (in order o) that mask selects (bit t for tile t), stored in the
+ * tiles' order at p[0..): as many floats as mask has bits. */
+static inline void vec_store_selected(float *p, vec v, unsigned mask, vec_order o)
 {
-#ifdef VEC_AVX2
-    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)vec_lane_of_tile(o)));
-    v = (vec)_mm256_permutevar8x32_ps((__m256)v, at);
+#ifdef __AVX512F__
+    (void)o;
+    if ((mask & (mask + 1)) == 0) {   /* the first tiles: already in place */
+        _mm512_mask_storeu_ps(p, (__mmask16)mask, (__m512)v);
+        return;
+    }
+    __m512 packed = _mm512_maskz_compress_ps((__mmask16)mask, (__m512)v);
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << __builtin_popcount(mask)) - 1), packed);
+#elif defined(VEC_AVX2_BMI2)
+    /* a byte of ones per selected tile; pext packs those tiles' lanes to the front */
+    unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
+    unsigned long long from = _pext_u64(vec_lane_of_tile(o), bytes);
+    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
+    vec_store_first(p, (vec)_mm256_permutevar8x32_ps((__m256)v, at),
+                    __builtin_popcount(mask));
 #else
     (void)o;
+    for (int l = 0, k = 0; l < VEC_LANES; l++)
+        if (mask >> l & 1)
+            p[k++] = v[l];
 #endif
-    vec_store_first(p, v, n);
 }
 
 /* v clamped lane by lane to [lo, hi]: min(max(v, lo), hi) as relu's v > lo ? v : lo
@@ -279,16 +297,36 @@ static inline vec vec_clamp(vec v, vec lo, vec hi)
 #endif
 }
 
-/* The tiles of v (tile t in lane t) laid out in order o, as vec_split2_of or
- * vec_split4_of leave them for vec_join2_of and vec_join4_of. */
-static inline vec vec_tiles_to_order(vec v, vec_order o)
+/* vec_store_selected undone in registers: v's first lanes spread in order over the
+ * tiles that mask selects, laid out in order o, the other lanes 0. */
+static inline vec vec_spread(vec v, unsigned mask, vec_order o)
 {
-#ifdef VEC_AVX2
-    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)vec_tile_of_lane(o)));
-    return (vec)_mm256_permutevar8x32_ps((__m256)v, at);
+#ifdef __AVX512F__
+    (void)o;
+    if ((mask & (mask + 1)) == 0)   /* the first tiles: already in place */
+        return (vec)_mm512_maskz_mov_ps((__mmask16)mask, (__m512)v);
+    return (vec)_mm512_maskz_expand_ps((__mmask16)mask, (__m512)v);
+#elif defined(VEC_AVX2_BMI2)
+    /* pdep spreads the numbers 0, 1, ... over the selected tiles' bytes; a byte
+     * shuffle then moves tile t's byte to its lane */
+    unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
+    unsigned long long from = _pdep_u64(0x0706050403020100ull, bytes);
+    __m128i both = _mm_set_epi64x((long long)bytes, (long long)from);
+    if (o != VEC_IN_ORDER) {
+        long long lanes = (long long)vec_tile_of_lane(o);
+        both = _mm_shuffle_epi8(both, _mm_set_epi64x(lanes + 0x0808080808080808ll, lanes));
+    }
+    __m256i at = _mm256_cvtepu8_epi32(both);
+    __m256i keep = _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(both, both));
+    return (vec)_mm256_and_ps(_mm256_permutevar8x32_ps((__m256)v, at),
+                              _mm256_castsi256_ps(keep));
 #else
     (void)o;
-    return v;
+    vec s = {0};
+    for (int l = 0, k = 0; l < VEC_LANES; l++)
+        if (mask >> l & 1)
+            s[l] = v[k++];
+    return s;
 #endif
 }
 
@@ -326,7 +364,7 @@ static inline void vec_alternate(vec a, vec b, vec *lo, vec *hi)
  * c1 their first and second columns, in order VEC_SPLIT2. */
 static inline void vec_split2_of(vec lo, vec hi, vec *c0, vec *c1)
 {
-#ifdef VEC_AVX2
+#ifdef VEC_AVX2_BMI2
     *c0 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(2, 0, 2, 0));
     *c1 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(3, 1, 3, 1));
 #else
@@ -334,17 +372,11 @@ static inline void vec_split2_of(vec lo, vec hi, vec *c0, vec *c1)
 #endif
 }
 
-/* vec_split2_of of the two columns' tiles at p[0 .. 2 VEC_LANES). */
-static inline void vec_split2(const float *p, vec *c0, vec *c1)
-{
-    vec_split2_of(vec_load(p), vec_load(p + VEC_LANES), c0, c1);
-}
-
 /* vec_split2_of undone: the columns c0, c1 (order VEC_SPLIT2) as the row's two
  * vectors out[0], out[1]. */
 static inline void vec_join2_of(vec c0, vec c1, vec out[2])
 {
-#ifdef VEC_AVX2
+#ifdef VEC_AVX2_BMI2
     out[0] = (vec)_mm256_unpacklo_ps((__m256)c0, (__m256)c1);
     out[1] = (vec)_mm256_unpackhi_ps((__m256)c0, (__m256)c1);
 #else
@@ -352,20 +384,11 @@ static inline void vec_join2_of(vec c0, vec c1, vec out[2])
 #endif
 }
 
-/* vec_split2 undone: the columns c0, c1 (order VEC_SPLIT2) into p[0 .. 2 VEC_LANES). */
-static inline void vec_join2(vec c0, vec c1, float *p)
-{
-    vec out[2];
-    vec_join2_of(c0, c1, out);
-    vec_store(p, out[0]);
-    vec_store(p + VEC_LANES, out[1]);
-}
-
 /* The VEC_LANES tiles of four columns in a[0..3] (each VEC_LANES / 4 tiles): q[k] their
  * columns k, in order VEC_SPLIT4. */
 static inline void vec_split4_of(const vec a[4], vec q[4])
 {
-#ifdef VEC_AVX2
+#ifdef VEC_AVX2_BMI2
     /* each 128-bit half of a vector is one tile: a 4 x 4 transpose within the halves */
     __m256 a0 = (__m256)a[0], a1 = (__m256)a[1], a2 = (__m256)a[2], a3 = (__m256)a[3];
     __m256 lo01 = _mm256_unpacklo_ps(a0, a1), lo23 = _mm256_unpacklo_ps(a2, a3);
@@ -383,19 +406,11 @@ static inline void vec_split4_of(const vec a[4], vec q[4])
 #endif
 }
 
-/* vec_split4_of of the four columns' tiles at p[0 .. 4 VEC_LANES). */
-static inline void vec_split4(const float *p, vec q[4])
-{
-    vec a[4] = {vec_load(p), vec_load(p + VEC_LANES), vec_load(p + 2 * VEC_LANES),
-                vec_load(p + 3 * VEC_LANES)};
-    vec_split4_of(a, q);
-}
-
 /* vec_split4_of undone: the columns q[0..3] (order VEC_SPLIT4) as the row's four
  * vectors out[0..3]. */
 static inline void vec_join4_of(const vec q[4], vec out[4])
 {
-#ifdef VEC_AVX2
+#ifdef VEC_AVX2_BMI2
     __m256 lo01 = _mm256_unpacklo_ps((__m256)q[0], (__m256)q[1]);
     __m256 lo23 = _mm256_unpacklo_ps((__m256)q[2], (__m256)q[3]);
     __m256 hi01 = _mm256_unpackhi_ps((__m256)q[0], (__m256)q[1]);
@@ -411,15 +426,6 @@ static inline void vec_join4_of(const vec q[4], vec out[4])
     vec_join2_of(even0, odd0, out);
     vec_join2_of(even1, odd1, out + 2);
 #endif
-}
-
-/* vec_split4 undone: the columns q[0..3] (order VEC_SPLIT4) into p[0 .. 4 VEC_LANES). */
-static inline void vec_join4(const vec q[4], float *p)
-{
-    vec out[4];
-    vec_join4_of(q, out);
-    for (int k = 0; k < 4; k++)
-        vec_store(p + k * VEC_LANES, out[k]);
 }
 
 #endif
