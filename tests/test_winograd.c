@@ -74,6 +74,7 @@ static const wcase cases[] = {
     {"whole loads, pad 2, partial tiles", 4, 12, 13, 5, 2, 2, 3},
     {"whole loads, pads 1 and 2, 32 columns", 3, 9, 30, 7, 1, 2, 3},
     {"rows of tiles padded with junk tiles", 2, 6, 27, 3, 1, 1, 2},
+    {"junk tiles packed out of V, wide enough", 48, 5, 27, 40, 1, 1, 2},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 

@@ -37,6 +37,13 @@ static size_t slab(size_t n)
  * a time, 7.2-7.4 sixteen). */
 enum { LOADS_BLOCK = 16 };
 
+/* Junk tiles are packed out of V (lop_wino's compact) when the products they would
+ * add, c o junk / span per tile and position, outweigh this many times the packing's
+ * c + o: measured on one thread at batch 64, 16 -> 16 on 28x28 (a junk tile in 8)
+ * runs 1.20-1.47 ms with the junk multiplied and 1.33-1.68 packed, 32 -> 32 on 12x12
+ * (one in 4) 0.78 against 0.70, 64 -> 64 on 56x56 (2 in 16) 48.1 against 44.7. */
+enum { COMPACT_WEIGHT = 2 };
+
 /* Groups of VEC_LANES kernels ahead that lop_wino_pack asks the memory for: a batch-1
  * pass reads a wide layer's weights once, from memory, and the loads waited on it
  * (ResNet-18's 512-channel 7x7 layers at batch 1: 1.28-1.34 -> 1.15-1.19 ms with 4
@@ -64,7 +71,11 @@ void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int p
         while (p->span < p->tw)
             p->span *= 2;
     }
-    p->tiles = p->th * p->tw;
+    /* The junk tiles go through the products too where packing them out of every
+     * stored vector costs more than multiplying them (thin layers) */
+    int junk = p->span - p->tw;
+    p->compact = (long)c * o * junk > (long)COMPACT_WEIGHT * (c + o) * p->span;
+    p->tiles = p->th * (p->compact ? p->tw : p->span);
 }
 
 /* Tiles of m images as laid out, junk tiles included. */
@@ -164,7 +175,7 @@ static void find_loads(const lop_wino *p, int cols, int tv, int h, int w, size_t
         for (int t0 = 0; t0 < per_load && tv + k * per_load + t0 < cols;) {
             int run = p->span - at->tx < per_load - t0 ? p->span - at->tx : per_load - t0;
             int row = r * at->ty - ph, col = r * (at->tx - t0) - pw;   /* lane 0's column */
-            int real = p->tw - at->tx < run ? p->tw - at->tx : run;    /* before the junk */
+            int real = !p->compact ? run : p->tw - at->tx < run ? p->tw - at->tx : run;
             if (real > 0)
                 l->real |= ((1u << real) - 1) << (k * per_load + t0);
             lop_wino_part *q = &l->part[parts++][k];

@@ -34,12 +34,13 @@ typedef struct lop_wino {
     int r, positions;         /* output tile r x r; positions of the (r + 2)^2 input tile */
     int c, h, w, o, ph, pw;
     int ho, wo, th, tw;
-    int tiles;                /* th * tw */
     /* Tiles per row of tiles as the transforms lay them out: tw and junk tiles after
-     * them (past the output's columns: transformed, then left out of V and M), so that
-     * each load of VEC_LANES / r tiles (conv_winograd_tiles.h) lies in one row of tiles
-     * or holds whole ones: a multiple of VEC_LANES / r, or a power of two below it. */
-    int span;
+     * them (past the output's columns, never stored), so that each load of
+     * VEC_LANES / r tiles (conv_winograd_tiles.h) lies in one row of tiles or holds
+     * whole ones: a multiple of VEC_LANES / r, or a power of two below it.  With
+     * compact the junk tiles are left out of V and M, else multiplied with the rest. */
+    int span, compact;
+    int tiles;                /* per image in V and M: th * tw, or th * span */
 } lop_wino;
 
 void lop_wino_plan(lop_wino *p, int r, int c, int h, int w, int o, int ph, int pw);
