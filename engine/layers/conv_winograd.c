@@ -201,18 +201,25 @@ static void find_loads(const lop_wino *p, int cols, int tv, int h, int w, size_t
             l->part[q][k] = (lop_wino_part){.row0 = h};
 }
 
-/* The loads of up to LOADS_BLOCK vectors of the m images' tiles as laid out from tile
- * t0 (find_loads, the cursor at t0), how many; *real counts the real tiles before
- * them, and after them on return (each vector's first one is its l->first). */
-static int find_block(const lop_wino *p, int m, size_t t0, int h, int w, size_t image,
-                      int ph, int pw, tile_cursor *at, size_t *real, lop_wino_loads *l)
+/* Where a walk over m images' tiles as laid out, LOADS_BLOCK vectors at a time, has
+ * got to: the cursor, the next vector's first tile and the real tiles before it. */
+typedef struct tile_walk {
+    tile_cursor at;
+    size_t next, real;
+} tile_walk;
+
+/* The loads of the walk's next (up to) LOADS_BLOCK vectors (find_loads, each vector's
+ * first real tile in l->first), in images of h x w floats `image` apart padded ph x
+ * pw; how many, 0 at the end. */
+static int next_block(const lop_wino *p, int m, int h, int w, size_t image, int ph, int pw,
+                      tile_walk *walk, lop_wino_loads *l)
 {
     size_t all = laid_out(p, m);
     int nv = 0;
-    for (size_t tv = t0; tv < all && nv < LOADS_BLOCK; tv += VEC_LANES, nv++) {
-        find_loads(p, (int)all, (int)tv, h, w, image, ph, pw, at, &l[nv]);
-        l[nv].first = *real;
-        *real += (size_t)__builtin_popcount(l[nv].real);
+    for (; walk->next < all && nv < LOADS_BLOCK; walk->next += VEC_LANES, nv++) {
+        find_loads(p, (int)all, (int)walk->next, h, w, image, ph, pw, &walk->at, &l[nv]);
+        l[nv].first = walk->real;
+        walk->real += (size_t)__builtin_popcount(l[nv].real);
     }
     return nv;
 }
@@ -223,17 +230,14 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
 {
     const lop_wino_tiles *t = tiles_of(p);
     size_t cols = (size_t)m * p->tiles, step = slab(p->c * cols), plane = (size_t)p->h * p->w;
-    tile_cursor at = {0, 0, 0};
+    tile_walk walk = {{0, 0, 0}, 0, 0};
     lop_wino_loads l[LOADS_BLOCK];
-    size_t real = 0;
-    for (size_t t0 = 0; t0 < laid_out(p, m); t0 += LOADS_BLOCK * VEC_LANES) {
-        int nv = find_block(p, m, t0, p->h, p->w, p->c * plane, p->ph, p->pw, &at, &real, l);
+    for (int nv; (nv = next_block(p, m, p->h, p->w, p->c * plane, p->ph, p->pw, &walk, l));)
         for (int ch = c0; ch < c1; ch++)
             for (int k = 0; k < nv; k++) {
                 l[k].in = x + ch * plane;
                 t->input_vector(&l[k], l[k].real, v + ch * cols + l[k].first, step);
             }
-    }
 }
 
 void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m, int xi0,
@@ -279,11 +283,9 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
     const lop_wino_tiles *t = tiles_of(p);
     size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
     size_t plane = (size_t)p->ho * p->wo;
-    tile_cursor at = {0, 0, 0};
+    tile_walk walk = {{0, 0, 0}, 0, 0};
     lop_wino_loads l[LOADS_BLOCK];
-    size_t real = 0;
-    for (size_t t0 = 0; t0 < laid_out(p, m); t0 += LOADS_BLOCK * VEC_LANES) {
-        int nv = find_block(p, m, t0, p->ho, p->wo, p->o * plane, 0, 0, &at, &real, l);
+    for (int nv; (nv = next_block(p, m, p->ho, p->wo, p->o * plane, 0, 0, &walk, l));)
         for (int oc = o0; oc < o1; oc++) {
             lop_wino_put put = put_of(e, oc, accumulate);
             for (int k = 0; k < nv; k++) {
@@ -291,7 +293,6 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
                 t->output_vector(mm + oc * cols + l[k].first, step, l[k].real, &l[k], &put);
             }
         }
-    }
 }
 
 void lop_wino_chunk(const lop_wino *p, const float *u, const float *x, int m,
@@ -340,17 +341,14 @@ static void output_grad_transform(const lop_wino *p, const float *dy, int m, flo
     const lop_wino_tiles *t = tiles_of(p);
     size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
     size_t plane = (size_t)p->ho * p->wo;
-    tile_cursor at = {0, 0, 0};
+    tile_walk walk = {{0, 0, 0}, 0, 0};
     lop_wino_loads l[LOADS_BLOCK];
-    size_t real = 0;
-    for (size_t t0 = 0; t0 < laid_out(p, m); t0 += LOADS_BLOCK * VEC_LANES) {
-        int nv = find_block(p, m, t0, p->ho, p->wo, p->o * plane, 0, 0, &at, &real, l);
+    for (int nv; (nv = next_block(p, m, p->ho, p->wo, p->o * plane, 0, 0, &walk, l));)
         for (int oc = 0; oc < p->o; oc++)
             for (int k = 0; k < nv; k++) {
                 l[k].in = dy + oc * plane;
                 t->output_grad_vector(&l[k], l[k].real, dm + oc * cols + l[k].first, step);
             }
-    }
 }
 
 void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
