@@ -93,10 +93,8 @@ static inline vec vec_load_lanes(const float *p, int lo, int hi)
 #elif defined(VEC_AVX2)
     if (lo == 0 && hi == VEC_LANES)
         return vec_load(p);
-    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)),
-                                  _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
-    return (vec)_mm256_maskload_ps(p, in);
+    return (vec)_mm256_maskload_ps(
+        p, _mm256_andnot_si256(vec_avx2_first_lanes(lo), vec_avx2_first_lanes(hi)));
 #else
     vec v = {0};
     for (int l = lo; l < hi; l++)
