@@ -236,7 +236,7 @@ void lop_wino_input(const lop_wino *p, const float *x, int m, int c0, int c1, fl
         for (int ch = c0; ch < c1; ch++)
             for (int k = 0; k < nv; k++) {
                 l[k].in = x + ch * plane;
-                t->input_vector(&l[k], l[k].real, v + ch * cols + l[k].first, step);
+                t->input_vector(&l[k], v + ch * cols + l[k].first, step);
             }
 }
 
@@ -290,7 +290,7 @@ void lop_wino_output(const lop_wino *p, const float *mm, int m, int o0, int o1,
             lop_wino_put put = put_of(e, oc, accumulate);
             for (int k = 0; k < nv; k++) {
                 l[k].out = y + oc * plane;
-                t->output_vector(mm + oc * cols + l[k].first, step, l[k].real, &l[k], &put);
+                t->output_vector(mm + oc * cols + l[k].first, step, &l[k], &put);
             }
         }
 }
@@ -347,7 +347,7 @@ static void output_grad_transform(const lop_wino *p, const float *dy, int m, flo
         for (int oc = 0; oc < p->o; oc++)
             for (int k = 0; k < nv; k++) {
                 l[k].in = dy + oc * plane;
-                t->output_grad_vector(&l[k], l[k].real, dm + oc * cols + l[k].first, step);
+                t->output_grad_vector(&l[k], dm + oc * cols + l[k].first, step);
             }
 }
 

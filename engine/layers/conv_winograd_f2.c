@@ -28,10 +28,11 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
  * input and split into four vectors (vec_split2_of: tile l in a lane of the build's
  * order), then B^T d B in registers, down the columns and along the rows, into the n
  * tiles' runs.  Inlined with `several` constant (lop_wino_load). */
-static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l, unsigned real,
+static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l,
                                                                float *out, size_t step,
                                                                int several)
 {
+    unsigned real = l->real;   /* read once: the stores may alias l */
     vec d[4][4];
     for (int i = 0; i < 4; i++)
         for (int s = 0; s < 2; s++)   /* columns 2 l, 2 l + 1, then 2 l + 2, 2 l + 3 */
@@ -54,19 +55,19 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
     }
 }
 
-static void input_vector(const lop_wino_loads *l, unsigned real, float *out, size_t step)
+static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    l->parts > 1 ? input_loaded(l, real, out, step, 1) : input_loaded(l, real, out, step, 0);
+    l->parts > 1 ? input_loaded(l, out, step, 1) : input_loaded(l, out, step, 0);
 }
 
 /* A^T M A in registers on the n tiles, each output row's two columns interleaved
  * (vec_join2_of) and stored straight into the output. */
 static inline __attribute__((always_inline)) void output_stored(const float *m, size_t step,
-                                                                unsigned real,
                                                                 const lop_wino_loads *l,
                                                                 const lop_wino_put *put,
                                                                 int several)
 {
+    unsigned real = l->real;   /* read once: the stores may alias l */
     int n = __builtin_popcount(real);
     vec r0[4], r1[4];
     for (int j = 0; j < 4; j++) {
@@ -88,19 +89,19 @@ static inline __attribute__((always_inline)) void output_stored(const float *m, 
     }
 }
 
-static void output_vector(const float *m, size_t step, unsigned real, const lop_wino_loads *l,
+static void output_vector(const float *m, size_t step, const lop_wino_loads *l,
                           const lop_wino_put *put)
 {
-    l->parts > 1 ? output_stored(m, step, real, l, put, 1)
-                 : output_stored(m, step, real, l, put, 0);
+    l->parts > 1 ? output_stored(m, step, l, put, 1) : output_stored(m, step, l, put, 0);
 }
 
 /* The two dY rows, loaded straight from the output gradient and split into the
  * tiles' two columns, A d A^T into the n tiles' runs. */
 static inline __attribute__((always_inline)) void output_grad_loaded(const lop_wino_loads *l,
-                                                                     unsigned real, float *out,
+                                                                     float *out,
                                                                      size_t step, int several)
 {
+    unsigned real = l->real;   /* read once: the stores may alias l */
     vec a0, a1, b0, b1;
     vec_split2_of(lop_wino_load(l, 0, 0, 2, 0, several), lop_wino_load(l, 1, 0, 2, 0, several),
                   &a0, &a1);
@@ -117,11 +118,9 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
     }
 }
 
-static void output_grad_vector(const lop_wino_loads *l, unsigned real, float *out,
-                               size_t step)
+static void output_grad_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    l->parts > 1 ? output_grad_loaded(l, real, out, step, 1)
-                 : output_grad_loaded(l, real, out, step, 0);
+    l->parts > 1 ? output_grad_loaded(l, out, step, 1) : output_grad_loaded(l, out, step, 0);
 }
 
 static void weight_grads(const float *du, size_t step, int n, float *dw)

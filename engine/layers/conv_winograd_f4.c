@@ -89,10 +89,11 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
  * input, split into six vectors (vec_split4_of: tile l in a lane of the build's order)
  * and transformed along the row, then B^T down each column of the tile into its six
  * runs.  Inlined with `several` constant (lop_wino_load). */
-static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l, unsigned real,
+static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l,
                                                                float *out, size_t step,
                                                                int several)
 {
+    unsigned real = l->real;   /* read once: the stores may alias l */
     vec along[ALPHA][ALPHA];
     for (int i = 0; i < ALPHA; i++) {
         vec a[R], b[R], d[ALPHA + 2];
@@ -114,19 +115,19 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
     }
 }
 
-static void input_vector(const lop_wino_loads *l, unsigned real, float *out, size_t step)
+static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    l->parts > 1 ? input_loaded(l, real, out, step, 1) : input_loaded(l, real, out, step, 0);
+    l->parts > 1 ? input_loaded(l, out, step, 1) : input_loaded(l, out, step, 0);
 }
 
 /* A^T down each column of the n tiles, then along each row into its four output
  * columns, interleaved (vec_join4_of) and stored straight into the output. */
 static inline __attribute__((always_inline)) void output_stored(const float *m, size_t step,
-                                                                unsigned real,
                                                                 const lop_wino_loads *l,
                                                                 const lop_wino_put *put,
                                                                 int several)
 {
+    unsigned real = l->real;   /* read once: the stores may alias l */
     int n = __builtin_popcount(real);
     vec down[R][ALPHA];
     for (int j = 0; j < ALPHA; j++) {
@@ -148,19 +149,19 @@ static inline __attribute__((always_inline)) void output_stored(const float *m, 
     }
 }
 
-static void output_vector(const float *m, size_t step, unsigned real, const lop_wino_loads *l,
+static void output_vector(const float *m, size_t step, const lop_wino_loads *l,
                           const lop_wino_put *put)
 {
-    l->parts > 1 ? output_stored(m, step, real, l, put, 1)
-                 : output_stored(m, step, real, l, put, 0);
+    l->parts > 1 ? output_stored(m, step, l, put, 1) : output_stored(m, step, l, put, 0);
 }
 
 /* Each dY row, loaded straight from the output gradient, split into the tiles' four
  * columns, A down each column, then along each row into the tile's 36 runs. */
 static inline __attribute__((always_inline)) void output_grad_loaded(const lop_wino_loads *l,
-                                                                     unsigned real, float *out,
+                                                                     float *out,
                                                                      size_t step, int several)
 {
+    unsigned real = l->real;   /* read once: the stores may alias l */
     vec dy[R][R], down[ALPHA][R];
     for (int i = 0; i < R; i++) {
         vec a[R];
@@ -184,11 +185,9 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
     }
 }
 
-static void output_grad_vector(const lop_wino_loads *l, unsigned real, float *out,
-                               size_t step)
+static void output_grad_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    l->parts > 1 ? output_grad_loaded(l, real, out, step, 1)
-                 : output_grad_loaded(l, real, out, step, 0);
+    l->parts > 1 ? output_grad_loaded(l, out, step, 1) : output_grad_loaded(l, out, step, 0);
 }
 
 static void weight_grads(const float *du, size_t step, int n, float *dw)

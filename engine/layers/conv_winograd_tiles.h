@@ -10,7 +10,7 @@
  * column; each row of tiles padded with junk tiles to `span`), read straight from the
  * input (or output gradient) and written straight into the output through
  * lop_wino_loads below; the tiles of one vector may belong to several rows of tiles
- * and images, so that small maps fill the vectors too.  `real` marks the lanes whose
+ * and images, so that small maps fill the vectors too.  l->real marks the lanes whose
  * tiles are real: their transformed values, packed in order, are the run
  * out[xi * step + tile] (or m[...]) of each position xi, the junk lanes left out.
  * - pack_kernels: U = G g G^T of the n <= VEC_LANES 3x3 kernels whose taps are the
@@ -67,8 +67,8 @@ static inline void lop_wino_lanes(const lop_wino_part *p, int i, int h, int shif
 /* Load k of input row i, or with shifted the one r columns to its right (zero outside
  * the image).  Inlined with `several` constant: 0 when every load of the vector has one
  * part, so that nothing stands between the loads and the transforms around them; else
- * all l->parts parts of each load, whose lanes are merged without a branch (the
- * number of parts, and which rows are inside, change from load to load). */
+ * all l->parts parts of each load (loads with fewer padded with empty ones), their
+ * lanes merged. */
 static inline __attribute__((always_inline)) vec lop_wino_load(const lop_wino_loads *l, int k,
                                                                int i, int r, int shifted,
                                                                int several)
@@ -85,7 +85,7 @@ static inline __attribute__((always_inline)) vec lop_wino_load(const lop_wino_lo
     for (int q = 0; q < l->parts; q++) {
         int lo, hi;
         lop_wino_lanes(&l->part[q][k], i, l->h, shifted, &lo, &hi);
-        if (hi > lo)
+        if (hi > lo)   /* no load where a part has no lanes: it may lie far outside */
             v = vec_merge(v, vec_load_lanes(row + l->part[q][k].at, lo, hi));
     }
     return v;
@@ -138,11 +138,10 @@ static inline __attribute__((always_inline)) void lop_wino_store(const lop_wino_
 
 typedef struct lop_wino_tiles {
     void (*pack_kernels)(const vec *g, int n, float *dst, size_t step);
-    void (*input_vector)(const lop_wino_loads *l, unsigned real, float *out, size_t step);
-    void (*output_vector)(const float *m, size_t step, unsigned real,
-                          const lop_wino_loads *l, const lop_wino_put *put);
-    void (*output_grad_vector)(const lop_wino_loads *l, unsigned real, float *out,
-                               size_t step);
+    void (*input_vector)(const lop_wino_loads *l, float *out, size_t step);
+    void (*output_vector)(const float *m, size_t step, const lop_wino_loads *l,
+                          const lop_wino_put *put);
+    void (*output_grad_vector)(const lop_wino_loads *l, float *out, size_t step);
     void (*weight_grads)(const float *du, size_t step, int n, float *dw);
 } lop_wino_tiles;
 
