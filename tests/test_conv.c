@@ -35,8 +35,9 @@ typedef struct conv_case {
  * several chunks plus a shorter last one.  Ungrouped stride-1 layers with a kernel
  * above 1x1, padding below the kernel and at most 64 output channels (128 on maps of
  * 16+ columns) run forward and input gradient on the stencil kernel (blocks of 8
- * output channels x 32 positions of the padded-width map); stride-2 ones (up to 64
- * outputs) the same way forward, their backward on im2col; the others on im2col. */
+ * output channels x 2-3 vectors of positions of the padded-width map); stride-2 ones
+ * (up to 64 outputs) the same way forward, their backward on im2col; the others on
+ * im2col. */
 static const conv_case cases[] = {
     {"stride 2, pad 1", 3, 9, 9, 4, 3, 3, 2, 2, 1, 1, 1, 1, 2},
     {"pad 2, no bias", 2, 7, 8, 5, 3, 3, 1, 1, 2, 2, 1, 0, 3},
@@ -91,6 +92,11 @@ static const conv_case cases[] = {
     {"one image, sliced by channels", 64, 8, 8, 160, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {"two-image chunks, sliced by channels", 64, 8, 8, 160, 3, 3, 1, 1, 1, 1, 1, 0, 5},
     {"one image, sliced by positions", 3, 64, 61, 30, 7, 7, 3, 3, 3, 3, 1, 1, 1},
+    /* Stride 2 on im2col (more than 64 outputs), one image: its channels unfolded by
+     * every thread, rows of 18 outputs (a vector and two floats) sliced by positions,
+     * rows of 6 by channels. */
+    {"one image, stride 2, sliced by positions", 16, 35, 35, 80, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+    {"one image, stride 2, sliced by channels", 128, 12, 11, 160, 3, 3, 2, 2, 1, 1, 1, 0, 1},
     /* Stride 2 on the stencil's phase images: a 7x7 stem of 3 channels on a map of odd
      * width, a 3x3 layer on an odd map, a 2x2 kernel unpadded, 5x5 pad 2 with 11
      * outputs (a partial block), 64 outputs; 65 outputs go through im2col (the wider

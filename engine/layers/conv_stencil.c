@@ -134,12 +134,9 @@ static void copy_phases(const lop_stencil *s, const float *x, float *xp)
             const float *src = x + ((size_t)ic * s->h + y) * s->w;
             for (int k = 0; k < evens; k += VEC_LANES) {
                 int left = s->w - 2 * k;   /* source floats from column 2k on */
-                vec zero = {0}, even, odd;
-                vec lo = vec_load_first(src + 2 * k, left < VEC_LANES ? left : VEC_LANES);
-                vec hi = left <= VEC_LANES ? zero
-                         : vec_load_first(src + 2 * k + VEC_LANES,
-                                          left < 2 * VEC_LANES ? left - VEC_LANES : VEC_LANES);
-                vec_evens_odds(lo, hi, &even, &odd);
+                vec even, odd;
+                vec_load_evens_odds(src + 2 * k, left < 2 * VEC_LANES ? left : 2 * VEC_LANES,
+                                    &even, &odd);
                 vec_store_first(row + even_at + k, even,
                                 evens - k < VEC_LANES ? evens - k : VEC_LANES);
                 if (odds > k)

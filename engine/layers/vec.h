@@ -343,6 +343,18 @@ static inline void vec_evens_odds(vec lo, vec hi, vec *even, vec *odd)
 #endif
 }
 
+/* The n floats at p (0 <= n <= 2 VEC_LANES; nothing past them is read) split by
+ * parity: even[i] = p[2i], odd[i] = p[2i + 1], the lanes past the floats 0 - a
+ * stride-2 row read a vector of outputs at a time. */
+static inline void vec_load_evens_odds(const float *p, int n, vec *even, vec *odd)
+{
+    vec zero = {0};
+    vec lo = vec_load_first(p, n < VEC_LANES ? n : VEC_LANES);
+    vec hi = n <= VEC_LANES ? zero
+             : vec_load_first(p + VEC_LANES, n < 2 * VEC_LANES ? n - VEC_LANES : VEC_LANES);
+    vec_evens_odds(lo, hi, even, odd);
+}
+
 /* vec_evens_odds undone: the lanes of a and b alternated, lo = a0 b0 a1 b1 ..., hi its
  * second half. */
 static inline void vec_alternate(vec a, vec b, vec *lo, vec *hi)
