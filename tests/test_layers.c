@@ -710,6 +710,10 @@ static void test_maxpool_forward_matches_definition(void **state)
         {9, 6, 3, 3, 0, 0}, {7, 9, 2, 2, 0, 1}, {6, 8, 3, 2, 1, 1}, {9, 5, 3, 3, 1, 1},
         {5, 6, 2, 2, 1, 1}, {1, 3, 2, 2, 0, 1}, {10, 11, 3, 2, 0, 1},
         {4, 36, 2, 2, 0, 0}, {5, 35, 2, 2, 0, 0},   /* rows of whole 2x2 windows, vectorised */
+        /* stride-2 rows split by column parity, more than a vector of pairs, and one
+         * row too wide for that (4200 columns) */
+        {5, 40, 3, 2, 1, 0}, {4, 67, 3, 2, 1, 1}, {6, 37, 2, 2, 1, 0}, {3, 70, 5, 2, 2, 0},
+        {3, 4200, 3, 2, 1, 0},
     };
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const int *q = geoms[gi];

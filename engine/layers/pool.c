@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "layers/vec.h"
 
 /* Window geometry of a max/avg pool node; a stride of 0 means "= kernel". */
 typedef struct pool_geom {
@@ -197,6 +198,54 @@ static void max_2x2(const pool_geom *p, const float *x, float *y)
     }
 }
 
+/* Stride-2 rows no wider than this (padded) are pooled by max_rows_stride2, whose
+ * row buffers live on the stack. */
+enum { STRIDE2_ROW_MAX = 2048 };
+
+static int stride2_fits(const pool_geom *p)
+{
+    return p->sw == 2 && 2 * p->ow + p->kw - 1 <= STRIDE2_ROW_MAX;
+}
+
+/* Windows of column stride 2 (ResNet's 3x3 stem pool): each output row's window rows
+ * are folded into one padded row first, down the columns, then split by column parity
+ * a vector at a time, so that window column kj of output ow is the (kj / 2 + ow)-th
+ * even or odd cell: every loop runs along contiguous floats.  Read in place, stride 2
+ * left the compiler a gather per cell (0.25 ms of ResNet-18's pass at batch 1). */
+static void max_rows_stride2(const pool_geom *p, const float *x, float *y)
+{
+    float row[STRIDE2_ROW_MAX], even[STRIDE2_ROW_MAX / 2], odd[STRIDE2_ROW_MAX / 2];
+    int span = 2 * p->ow + p->kw - 1;   /* padded columns the windows cover */
+    int pairs = (span + 1) / 2;
+    for (int oh = 0; oh < p->oh; oh++) {
+        int h0, h1;
+        window(oh, p->sh, p->ph, p->kh, p->h, &h0, &h1);
+        for (int i = 0; i < span; i++)
+            row[i] = -INFINITY;
+        int c0 = p->pw, c1 = p->pw + p->w < span ? p->pw + p->w : span;
+        for (int h = h0; h < h1; h++) {
+            const float *restrict in = x + (size_t)h * p->w;
+            for (int i = c0; i < c1; i++)
+                row[i] = in[i - c0] > row[i] ? in[i - c0] : row[i];
+        }
+        for (int k = 0; k < pairs; k += VEC_LANES) {
+            vec e, o;
+            int n = span - 2 * k, lanes = pairs - k < VEC_LANES ? pairs - k : VEC_LANES;
+            vec_load_evens_odds(row + 2 * k, n < 2 * VEC_LANES ? n : 2 * VEC_LANES, &e, &o);
+            vec_store_first(even + k, e, lanes);
+            vec_store_first(odd + k, o, lanes);
+        }
+        float *restrict out = y + (size_t)oh * p->ow;
+        for (int ow = 0; ow < p->ow; ow++)
+            out[ow] = -INFINITY;
+        for (int kj = 0; kj < p->kw; kj++) {
+            const float *restrict cells = (kj % 2 ? odd : even) + kj / 2;
+            for (int ow = 0; ow < p->ow; ow++)
+                out[ow] = cells[ow] > out[ow] ? cells[ow] : out[ow];
+        }
+    }
+}
+
 /* The max of each window without its argmax (inference): a window row's cells are
  * folded into a whole output row at a time, which vectorises; window by window, the
  * chain of compares ran several times slower. */
@@ -204,6 +253,10 @@ static void max_rows(const pool_geom *p, const float *x, float *y)
 {
     if (whole_2x2(p)) {
         max_2x2(p, x, y);
+        return;
+    }
+    if (stride2_fits(p)) {
+        max_rows_stride2(p, x, y);
         return;
     }
     for (int oh = 0; oh < p->oh; oh++) {
