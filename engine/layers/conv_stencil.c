@@ -35,7 +35,9 @@
 #define UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
 
 enum {
-    STENCIL_VECS = 2,                                 /* vectors of positions per block */
+    /* Vectors of positions per block: 8 x 3 sums of 16 lanes in 24 of AVX-512's 32
+     * registers (ResNet-18's 7x7 stem 3% faster than with 2); AVX2 has 16. */
+    STENCIL_VECS = VEC_LANES == 16 ? 3 : 2,
     STENCIL_SPAN = STENCIL_VECS * VEC_LANES,          /* positions per block */
 };
 
