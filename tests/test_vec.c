@@ -3,8 +3,9 @@
  * every count and range of lanes and every lane mask: loads and strided gathers of the
  * first n lanes (the others 0), 3x3 kernels' taps gathered, stores of the first n
  * lanes and of the selected lanes (nothing past them written), loads and stores of
- * lanes [lo, hi) and merges, lanes spread back over a mask, and a row of tiles split
- * by column and joined again, in whatever lane order the build's split leaves them.
+ * lanes [lo, hi) and merges, a row split by parity, lanes spread back over a mask, and
+ * a row of tiles split by column and joined again, in whatever lane order the build's
+ * split leaves them.
  * The AVX-512 and AVX2 builds replace the lane loops with instructions (masked moves,
  * gathers, permutes indexed through BMI2, a transpose in registers); this is the
  * check that they mean the same.
@@ -13,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -68,6 +70,24 @@ static void test_kernel_taps_gathered(void **state)
 
 /* Ranges of lanes [lo, hi) loaded (the others 0) and stored (nothing else written),
  * and vectors with zeros in each other's lanes merged. */
+/* A stride-2 row: n floats split by parity, for every n up to two vectors, from a
+ * buffer of exactly n floats (an exact allocation, so that ASan sees a read past it). */
+static void test_pairs_split_by_parity(void **state)
+{
+    (void)state;
+    for (int n = 0; n <= 2 * VEC_LANES; n++) {
+        float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+        fill(p, n, 1.0f);
+        vec even, odd;
+        vec_load_evens_odds(p, n, &even, &odd);
+        for (int l = 0; l < VEC_LANES; l++) {
+            assert_true(even[l] == (2 * l < n ? p[2 * l] : 0.0f));
+            assert_true(odd[l] == (2 * l + 1 < n ? p[2 * l + 1] : 0.0f));
+        }
+        free(p);
+    }
+}
+
 static void test_lane_ranges_loaded_stored_and_merged(void **state)
 {
     (void)state;
@@ -170,6 +190,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_lanes_load_gather_and_store),
         cmocka_unit_test(test_kernel_taps_gathered),
+        cmocka_unit_test(test_pairs_split_by_parity),
         cmocka_unit_test(test_lane_ranges_loaded_stored_and_merged),
         cmocka_unit_test(test_selected_lanes_stored_and_spread_back),
         cmocka_unit_test(test_tiles_split_stored_spread_and_joined),
