@@ -124,6 +124,11 @@ static const conv_case cases[] = {
     {"taps, stride 2 on a 3x3 map", 6, 3, 3, 9, 3, 3, 2, 2, 1, 1, 1, 1, 20},
     {"taps, 2x5 kernel on a 1x4 map", 3, 1, 4, 5, 2, 5, 1, 1, 1, 2, 1, 1, 16},
     {"taps, chunked", 4, 2, 2, 6, 3, 3, 1, 1, 1, 1, 1, 1, 150},
+    /* forward sums a block over at most 16 (input position, tap) pairs a pass: the
+     * centre of a 5x5 map under a 5x5 kernel joins 25, two passes; 40 images are
+     * three vectors of 16 (five of 8 in two chunks with AVX2), 10 outputs a block of
+     * 6 and one of 4 (3, 3, 3 and 1) */
+    {"taps, 25 pairs an output", 3, 5, 5, 10, 5, 5, 1, 1, 2, 2, 1, 1, 40},
     /* a padded 1x1 kernel: the border outputs read padding alone (im2col by the rule,
      * every tap on padding when forced onto the taps path) */
     {"outputs on padding only", 3, 2, 2, 4, 1, 1, 1, 1, 1, 1, 1, 1, 16},

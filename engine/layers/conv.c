@@ -114,13 +114,13 @@ void lop_debug_conv_taps(int mode)
 /* Whether a layer runs tap by tap (conv_taps.c): one group, padded, on a map no
  * larger than the kernel's window, so that some taps of every output read padding,
  * from TAPS_MIN_BATCH images.  Measured by tests/bench/bench_winograd.c (3x3 pad 1,
- * one thread, against the fastest of the other paths; the table is in
- * docs/performance.md, "Small maps"): at batch 64, on 2x2 maps forward 1.3-2.4x and
- * backward 2.1-3.5x from 16 to 512 channels, on 1x1 maps 5.6-7.5x and 4.2-9.6x, on
- * 3x3 maps 1.0-1.3x and 1.8x, where 4x4 maps (larger than the window) lose 0.55-0.72x
- * to F(4x4); at 4 images forward 1.5-3.5x on 2x2 maps and 1.1-1.6x on 3x3 maps; below
- * 4 the weights, packed on every pass, cost more than they save (256 channels on a 2x2
- * map lose 0.4x at one image). */
+ * against the fastest of the other paths; docs/performance.md, "Small maps"), on one
+ * thread at batch 64: on 2x2 maps forward 1.2-2.2x and backward 1.9-2.3x from 16 to
+ * 512 channels, on 1x1 maps 8-12x and 11x, on 3x3 maps 0.97-1.11x and 1.04-1.5x, where
+ * 4x4 maps (larger than the window) lose to F(4x4); at 4 images forward 0.9-4.7x on 2x2
+ * maps and 1.2-1.7x on 3x3 maps (2026-12-06, AVX-512: the forward kernel's images fill
+ * its vector lanes, so at 4 a quarter of them; 128 channels on a 2x2 map lose, 0.9x,
+ * and on two threads 0.6x).  Below 4 images fewer lanes still. */
 static int taps_rule(const conv_geom *q, int batch)
 {
     return q->groups == 1 && (q->ph > 0 || q->pw > 0) && q->h * q->w <= q->kh * q->kw &&

@@ -3,13 +3,17 @@
  * On such maps most of a kernel's taps read padding: a 3x3 pad-1 layer on a 2x2 map
  * (VGG-16's last stage at 32x32 input) touches the input with 16 of the 36 taps of its
  * four outputs, yet im2col multiplies all 36 and Winograd transforms tiles that are
- * mostly zeros.  Here each (output position, input position) pair a tap joins is one
- * matrix product over a chunk of images, so the padding costs nothing and every
- * product is a plain BLAS call: the input and output are copied position-major
- * ([position][image][channel]) and the weights packed tap-major ([tap][o][c]).
- * Measured on one 256 -> 256 layer on a 2x2 map at batch 64 (one thread, AVX2):
- * forward 1.3x and backward 2.3x faster than the faster of the im2col and Winograd
- * paths (tests/bench/bench_winograd.c; docs/performance.md, "Small maps").
+ * mostly zeros.  Here each output position sums, over the (input position, tap) pairs
+ * that join it, products over a chunk of images, so the padding costs nothing.
+ * Forward runs its own kernel: the images of a chunk lie across the vector lanes
+ * ([position][channel][image]) and each weight is read where the layer keeps it
+ * ([o][c][tap]) and broadcast, so no weights are packed: 256 -> 256 on a 2x2 map at
+ * batch 64, one thread (AVX-512), 1.68 -> 1.40 ms against packing them and BLAS
+ * packing them again; 512 -> 512 on a 1x1 map 0.75 -> 0.43 ms.  Backward runs
+ * BLAS products on position-major copies ([position][image][channel]) and weights
+ * packed tap-major ([tap][o][c]).  That layer against the faster of the im2col and
+ * Winograd paths: forward 1.18x and backward 2.0x (one thread, AVX-512;
+ * tests/bench/bench_winograd.c, docs/performance.md, "Small maps").
  */
 #include <string.h>
 
@@ -17,9 +21,21 @@
 
 #include "internal.h"
 #include "layers/conv_taps.h"
+#include "layers/vec.h"
+
+/* The forward kernel is left out of sanitizer builds' instrumentation, like BLAS and
+ * the stencil kernel: its reads stay inside the chunk's copies and the weights. */
+#define UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
 
 enum {
-    CHUNK_IMAGES = 64,   /* images per chunk: rows of every product */
+    CHUNK_IMAGES = 64,   /* images per backward chunk: rows of every product */
+    /* Forward: a block of sums is FWD_ROWS output channels x FWD_VECS vectors of
+     * images, 24 of AVX-512's 32 registers (12 of AVX2's 16); a chunk is as many
+     * images as a block's vectors hold. */
+    FWD_VECS = 4,
+    FWD_ROWS = VEC_LANES == 16 ? 6 : 3,
+    FWD_IMAGES = FWD_VECS * VEC_LANES,
+    PAIRS_MAX = 16,      /* (input position, tap) pairs one block's pass sums */
     MIN_JOBS = 4,        /* products a position's work is cut into at least, if it can */
     SLICE_MIN = 16,      /* fewest channels of a slice */
     COPY_GRAIN = 1 << 16,   /* floats a thread's share of a copy is worth (grain_of) */
@@ -54,6 +70,8 @@ void lop_taps_plan(lop_taps *p, int c, int h, int w, int o, int kh, int kw, int 
     p->hwo = p->ho * p->wo;
     p->taps = kh * kw;
     p->m = batch < CHUNK_IMAGES ? (batch < 1 ? 1 : batch) : CHUNK_IMAGES;
+    p->mf = batch < FWD_IMAGES ? (batch < 1 ? 1 : batch) : FWD_IMAGES;
+    p->lanes = (p->mf + VEC_LANES - 1) / VEC_LANES * VEC_LANES;
     p->oslices = slices_for(p->hwo, o);
     p->cslices = slices_for(p->hw, c);
 }
@@ -73,12 +91,13 @@ static size_t output_floats(const lop_taps *p)
     return (size_t)p->m * p->o * p->hwo;
 }
 
-/* Forward: [packed weights | input | output]; backward: [packed weights | their
- * gradient | input | output gradient | input gradient], all position-major. */
+/* Forward: [input | output], image-minor; backward: [packed weights | their gradient
+ * | input | output gradient | input gradient], position-major. */
 size_t lop_taps_scratch_floats(const lop_taps *p, int backward)
 {
-    return weight_floats(p) + input_floats(p) + output_floats(p) +
-           (backward ? weight_floats(p) + input_floats(p) : 0);
+    if (!backward)
+        return ((size_t)p->hw * p->c + (size_t)p->hwo * p->o) * p->lanes;
+    return 2 * weight_floats(p) + 2 * input_floats(p) + output_floats(p);
 }
 
 /* The tap joining output position `out` to input position `in`, -1 for none. */
@@ -187,78 +206,165 @@ static void to_positions(const float *src, int b, int m, int ch, int pos, float 
             dst[((size_t)q * m + b) * ch + k] = img[(size_t)k * pos + q];
 }
 
-/* Image b of the position-major src [pos][m][ch] into dst [b][ch][pos], stored plus
- * bias (may be NULL) or added. */
-static void from_positions(const float *src, int b, int m, int ch, int pos,
-                           const float *bias, int accumulate, float *dst)
+/* Image b of the position-major src [pos][m][ch] into dst [b][ch][pos], stored or
+ * added. */
+static void from_positions(const float *src, int b, int m, int ch, int pos, int accumulate,
+                           float *dst)
 {
     float *img = dst + (size_t)b * ch * pos;
     for (int k = 0; k < ch; k++) {
         float *row = img + (size_t)k * pos;
-        float add = bias ? bias[k] : 0.0f;
         for (int q = 0; q < pos; q++) {
             float v = src[((size_t)q * m + b) * ch + k];
-            row[q] = accumulate ? row[q] + v : v + add;
+            row[q] = accumulate ? row[q] + v : v;
         }
     }
 }
 
-static void forward_gather(void *ctx, long b0, long b1, int worker)
+/* Forward copy in: channels [c0, c1) of the chunk's images into xt [q][c][lanes],
+ * the lanes past its images zero (they are summed, and their sums not stored). */
+static void forward_gather(void *ctx, long c0, long c1, int worker)
 {
     (void)worker;
     const taps_job *j = ctx;
-    for (long b = b0; b < b1; b++)
-        to_positions(j->x, (int)b, j->m, j->p->c, j->p->hw, j->xt);
+    const lop_taps *p = j->p;
+    for (long c = c0; c < c1; c++)
+        for (int q = 0; q < p->hw; q++) {
+            float *row = j->xt + ((size_t)q * p->c + c) * p->lanes;
+            const float *src = j->x + (size_t)c * p->hw + q;
+            for (int b = 0; b < j->m; b++)
+                row[b] = src[(size_t)b * p->c * p->hw];
+            for (int b = j->m; b < p->lanes; b++)
+                row[b] = 0.0f;
+        }
 }
 
-static void forward_scatter(void *ctx, long b0, long b1, int worker)
+/* Forward copy out: output channels [o0, o1) from yt [p][o][lanes], plus the bias. */
+static void forward_scatter(void *ctx, long o0, long o1, int worker)
 {
     (void)worker;
     const taps_job *j = ctx;
-    for (long b = b0; b < b1; b++)
-        from_positions(j->yt, (int)b, j->m, j->p->o, j->p->hwo, j->bias, 0, j->y);
+    const lop_taps *p = j->p;
+    for (long oc = o0; oc < o1; oc++) {
+        float add = j->bias ? j->bias[oc] : 0.0f;
+        for (int b = 0; b < j->m; b++) {
+            float *dst = j->y + ((size_t)b * p->o + oc) * p->hwo;
+            for (int q = 0; q < p->hwo; q++)
+                dst[q] = j->yt[((size_t)q * p->o + oc) * p->lanes + b] + add;
+        }
+    }
 }
 
-/* Job = output position x output channel slice: Y_p = sum over the input positions q
- * a tap joins to p of X_q W_t^T, in order of q. */
+/* One block of sums: out[r][v] (r < rows output channels, v < vecs vectors of
+ * images) = the sum over input channels k < kn and the pairs i of
+ * w[r * per_row + k * taps + tap[i]] x in[i][k][v] - each weight where the layer keeps
+ * it, broadcast.  Inlined with constant rows and vecs, the sums stay in registers. */
+UNINSTRUMENTED __attribute__((always_inline))
+static inline void block_sums(const float *w, size_t per_row, int taps, int kn,
+                              const float *const *in, const int *tap, int pairs,
+                              size_t lanes, int accumulate, float *out, int rows, int vecs)
+{
+    vec acc[FWD_ROWS][FWD_VECS];
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < vecs; v++)
+            acc[r][v] = accumulate ? vec_load(out + r * lanes + v * VEC_LANES) : (vec){0};
+    for (int k = 0; k < kn; k++, w += taps)
+        for (int i = 0; i < pairs; i++) {
+            const float *src = in[i] + k * lanes;
+            vec x[FWD_VECS];
+#pragma GCC unroll 4
+            for (int v = 0; v < vecs; v++)
+                x[v] = vec_load(src + v * VEC_LANES);
+#pragma GCC unroll 8
+            for (int r = 0; r < rows; r++) {
+                float s = w[r * per_row + tap[i]];
+#pragma GCC unroll 4
+                for (int v = 0; v < vecs; v++)
+                    acc[r][v] += s * x[v];
+            }
+        }
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < vecs; v++)
+            vec_store(out + r * lanes + v * VEC_LANES, acc[r][v]);
+}
+
+#define VECS_CASES(rows)                                                               \
+    switch (vecs) {                                                                    \
+    case 1: block_sums(w, per_row, taps, kn, in, tap, pairs, lanes, acc, out, rows, 1); break; \
+    case 2: block_sums(w, per_row, taps, kn, in, tap, pairs, lanes, acc, out, rows, 2); break; \
+    case 3: block_sums(w, per_row, taps, kn, in, tap, pairs, lanes, acc, out, rows, 3); break; \
+    default: block_sums(w, per_row, taps, kn, in, tap, pairs, lanes, acc, out, rows, 4); break; \
+    }
+
+/* block_sums compiled for each count of rows and vectors: a layer's last block of
+ * output channels and a batch's last chunk of images multiply only their own. */
+UNINSTRUMENTED
+static void block_kernel(const float *w, size_t per_row, int taps, int kn,
+                         const float *const *in, const int *tap, int pairs, size_t lanes,
+                         int acc, float *out, int rows, int vecs)
+{
+    switch (rows) {
+    case 1: VECS_CASES(1) break;
+    case 2: VECS_CASES(2) break;
+#if VEC_LANES == 16   /* FWD_ROWS 6 */
+    case 3: VECS_CASES(3) break;
+    case 4: VECS_CASES(4) break;
+    case 5: VECS_CASES(5) break;
+#endif
+    default: VECS_CASES(FWD_ROWS) break;
+    }
+}
+
+/* Job = output position x output channel slice: Y_p = the sum over the taps t that
+ * read an input position q for p, in order of t, of W_t X_q, PAIRS_MAX pairs a pass
+ * over the block's sums. */
 static void forward_products(void *ctx, long first, long last, int worker)
 {
     (void)worker;
     const taps_job *j = ctx;
     const lop_taps *p = j->p;
+    int vecs = p->lanes / VEC_LANES;
     for (long job = first; job < last; job++) {
         int out = (int)(job / p->oslices), o0, o1;
         lop_slice_of(p->o, job % p->oslices, p->oslices, 1, &o0, &o1);
-        float *y = j->yt + (size_t)out * j->m * p->o + o0;
-        float beta = 0.0f;
-        for (int in = 0; in < p->hw; in++) {
-            int t = tap_of(p, out, in);
-            if (t < 0)
-                continue;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, o1 - o0, p->c, 1.0f,
-                        j->xt + (size_t)in * j->m * p->c, p->c,
-                        j->wp + ((size_t)t * p->o + o0) * p->c, p->c, beta, y, p->o);
-            beta = 1.0f;
-        }
-        for (int b = 0; beta == 0.0f && b < j->m; b++)   /* every tap on padding */
-            memset(y + (size_t)b * p->o, 0, (size_t)(o1 - o0) * sizeof *y);
+        float *y = j->yt + ((size_t)out * p->o + o0) * p->lanes;
+        int t = 0, accumulate = 0;
+        do {
+            const float *in[PAIRS_MAX];
+            int tap[PAIRS_MAX], pairs = 0;
+            for (; t < p->taps && pairs < PAIRS_MAX; t++) {
+                int q = input_of(p, out, t);
+                if (q < 0)
+                    continue;
+                in[pairs] = j->xt + (size_t)q * p->c * p->lanes;
+                tap[pairs++] = t;
+            }
+            for (int r = o0; r < o1; r += FWD_ROWS)
+                block_kernel(j->w + (size_t)r * p->c * p->taps, (size_t)p->c * p->taps,
+                             p->taps, p->c, in, tap, pairs, p->lanes, accumulate,
+                             y + (size_t)(r - o0) * p->lanes,
+                             o1 - r < FWD_ROWS ? o1 - r : FWD_ROWS, vecs);
+            accumulate = 1;
+        } while (t < p->taps);
     }
 }
 
 void lop_taps_forward(const lop_taps *p, const float *w, const float *bias, const float *x,
                       int batch, float *scratch, float *y)
 {
-    taps_job j = {.p = p, .w = w, .bias = bias, .wp = scratch};
-    j.xt = j.wp + weight_floats(p);
-    j.yt = j.xt + input_floats(p);
-    lop_parallel_for(p->o, grain_of((size_t)p->c * p->taps), pack_weights, &j);
-    for (j.b0 = 0; j.b0 < batch; j.b0 += p->m) {
-        j.m = batch - j.b0 < p->m ? batch - j.b0 : p->m;
+    taps_job j = {.p = p, .w = w, .bias = bias, .xt = scratch};
+    j.yt = j.xt + (size_t)p->hw * p->c * p->lanes;
+    for (j.b0 = 0; j.b0 < batch; j.b0 += p->mf) {
+        j.m = batch - j.b0 < p->mf ? batch - j.b0 : p->mf;
         j.x = x + (size_t)j.b0 * p->c * p->hw;
         j.y = y + (size_t)j.b0 * p->o * p->hwo;
-        lop_parallel_for(j.m, grain_of((size_t)p->c * p->hw), forward_gather, &j);
+        lop_parallel_for(p->c, grain_of((size_t)j.m * p->hw), forward_gather, &j);
         lop_parallel_for((long)p->hwo * p->oslices, 1, forward_products, &j);
-        lop_parallel_for(j.m, grain_of((size_t)p->o * p->hwo), forward_scatter, &j);
+        lop_parallel_for(p->o, grain_of((size_t)j.m * p->hwo), forward_scatter, &j);
     }
 }
 
@@ -277,7 +383,7 @@ static void backward_scatter(void *ctx, long b0, long b1, int worker)
     (void)worker;
     const taps_job *j = ctx;
     for (long b = b0; b < b1; b++)
-        from_positions(j->dxt, (int)b, j->m, j->p->c, j->p->hw, NULL, j->accumulate, j->dx);
+        from_positions(j->dxt, (int)b, j->m, j->p->c, j->p->hw, j->accumulate, j->dx);
 }
 
 /* Input gradient job = input position q x input channel slice: dX_q = sum over the

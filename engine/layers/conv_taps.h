@@ -10,16 +10,17 @@
 
 /* An ungrouped convolution of c x h x w images into o channels of ho x wo, kernel
  * kh x kw, stride sh x sw, padding ph x pw.  Every pair (output position p, input
- * position q) that some kernel tap t joins is one product over a chunk of m images
- * (the rows): Y_p (m x o) += X_q (m x c) W_t^T, and backward dX_q += dY_p W_t,
- * dW_t += dY_p^T X_q.  Pairs whose tap falls on padding cost nothing, where im2col
- * multiplies them as zeros.  Images go in chunks of at most m; products are cut into
- * channel slices so that a chunk makes at least a few jobs for the threads, by shapes
+ * position q) that some kernel tap t joins is one product over a chunk of images:
+ * Y_p += X_q W_t^T, and backward dX_q += dY_p W_t, dW_t += dY_p^T X_q.  Pairs whose
+ * tap falls on padding cost nothing, where im2col multiplies them as zeros.  Images go
+ * in chunks of at most mf (forward) or m (backward); products are cut into channel
+ * slices so that a chunk makes at least a few jobs for the threads, by shapes
  * alone: the bits do not depend on the number of threads. */
 typedef struct lop_taps {
     int c, h, w, o, ho, wo, kh, kw, sh, sw, ph, pw;
     int hw, hwo, taps;        /* h * w, ho * wo, kh * kw */
-    int m;                    /* images per chunk */
+    int m;                    /* images per backward chunk */
+    int mf, lanes;            /* images per forward chunk; its lanes, whole vectors */
     int oslices, cslices;     /* output / input channel slices of a position's products */
 } lop_taps;
 
