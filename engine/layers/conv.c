@@ -67,10 +67,10 @@ enum {
     WINO_MIN_CHANNELS = 8,
     WINO_MIN_CHANNELS_SMALL_BATCH = 32,
     WINO_F4_MIN_TILES = 4,             /* F(4x4) tiles: 5x5 and wider maps */
-    WINO_SMALL_MAP_WIDE = 128,         /* channels up to which F(4x4) wins on small maps */
     WINO_TINY_MAP_WIDE = 256,          /* 1x1 and 2x2 maps: forward; backward half */
     WINO_SMALL_BATCH_F4_TILES = 49,    /* F(4x4) tiles: 25x25 and wider maps */
     WINO_SMALL_BATCH_MID_F4_TILES = 16,   /* F(4x4) tiles: 13x13 and wider maps */
+    WINO_SMALL_BATCH_F4_WIDE = 128,    /* ... channels up to which F(4x4) wins there */
     WINO_SMALL_BATCH_MID_TILES = 16,   /* F(2x2) tiles: 7x7 and wider maps */
     WINO_SMALL_BATCH_MID_WIDE = 256,   /* channels up to which F(2x2) wins there */
     WINO_SMALL_BATCH_TINY_WIDE = 64,   /* ... and on smaller maps */
@@ -152,9 +152,12 @@ static int winograd_fits(const conv_geom *q)
  *     1.07-2.20 / 1.02-2.33; pruned widths such as 8 -> 16, 16 -> 8 and 8 -> 8 on 32x32
  *     1.08-1.90 forward and 1.02-1.17 backward, 32 -> 15, 15 -> 32 and 12 -> 12 on
  *     16x16 1.5-1.8 both ways;
- *   - on 3x3 and 4x4 maps F(4x4) up to 128 channels (1.65-3.41, F(2x2) 1.38-2.90;
- *     128 backward 1.40 against 1.46), else F(2x2) (1.28-1.47 from 256 channels,
- *     F(4x4) 1.07-1.51);
+ *   - on 3x3 and 4x4 maps F(4x4) (3x3 maps run tap by tap from 4 images): measured
+ *     up to 128 channels 1.65-3.41 (F(2x2) 1.38-2.90), and once its transforms had
+ *     been vectorised and read in place, from 256 channels too - 256 and 512 on 4x4,
+ *     256 -> 512, on 1 and 2 threads: forward 2.31-3.24 against F(2x2)'s 1.66-1.93,
+ *     backward 1.55-1.98 against 1.47-1.71 (2026-12-06, AVX-512; VGG-16's conv4_2
+ *     6.7 -> 4.0 ms at batch 64, one thread);
  *   - on 1x1 and 2x2 maps F(2x2), forward up to 256 channels (1.27-5.32; 512: 0.95),
  *     backward up to 128 (1.09-6.12; 256 and 512: 0.81-0.95).
  * - Below WINO_FULL_BATCH the weight transform and the transformed weights are paid
@@ -204,7 +207,7 @@ static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
         if (tiles4 >= WINO_SMALL_BATCH_F4_TILES)
             return 4;
         if (tiles4 >= WINO_SMALL_BATCH_MID_F4_TILES)
-            return wide <= WINO_SMALL_MAP_WIDE ? 4 : 2;
+            return wide <= WINO_SMALL_BATCH_F4_WIDE ? 4 : 2;
         if (tiles2 >= WINO_SMALL_BATCH_MID_TILES)
             return wide <= WINO_SMALL_BATCH_MID_WIDE ? 2 : 0;
         return wide <= WINO_SMALL_BATCH_TINY_WIDE ? 2 : 0;
@@ -214,7 +217,7 @@ static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
     if (tiles4 >= WINO_F4_MIN_TILES)
         return 4;
     if (tiles2 > 1)   /* 3x3 and 4x4 maps */
-        return wide <= WINO_SMALL_MAP_WIDE ? 4 : 2;
+        return 4;
     return wide <= (backward ? WINO_TINY_MAP_WIDE / 2 : WINO_TINY_MAP_WIDE) ? 2 : 0;
 }
 
