@@ -129,6 +129,11 @@ static const conv_case cases[] = {
      * three vectors of 16 (five of 8 in two chunks with AVX2), 10 outputs a block of
      * 6 and one of 4 (3, 3, 3 and 1) */
     {"taps, 25 pairs an output", 3, 5, 5, 10, 5, 5, 1, 1, 2, 2, 1, 1, 40},
+    /* from 16 images a 3x3 pad-1 kernel on a 2x2 map takes 9 products a channel pair,
+     * not 16: the weights transformed a vector of 16 input channels at a time (20: one
+     * and 4), 33 images in three vectors (the last one lane), 7 outputs in slices of 3
+     * and 4; "taps, 2x2 map" and "taps, chunked" above run the same way */
+    {"taps, 2x2 map, 20 inputs", 20, 2, 2, 7, 3, 3, 1, 1, 1, 1, 1, 0, 33},
     /* a padded 1x1 kernel: the border outputs read padding alone (im2col by the rule,
      * every tap on padding when forced onto the taps path) */
     {"outputs on padding only", 3, 2, 2, 4, 1, 1, 1, 1, 1, 1, 1, 1, 16},
