@@ -116,11 +116,12 @@ void lop_debug_conv_taps(int mode)
  * from TAPS_MIN_BATCH images.  Measured by tests/bench/bench_winograd.c (3x3 pad 1,
  * against the fastest of the other paths; docs/performance.md, "Small maps"), on one
  * thread at batch 64: on 2x2 maps forward 1.6-2.3x (9 products for 16 where the
- * kernel is 3x3) and backward 1.9-2.3x from 16 to 512 channels, on 1x1 maps 8-12x and 11x, on 3x3 maps 0.97-1.11x and 1.04-1.5x, where
- * 4x4 maps (larger than the window) lose to F(4x4); at 4 images forward 0.9-4.7x on 2x2
- * maps and 1.2-1.7x on 3x3 maps (2026-12-06, AVX-512: the forward kernel's images fill
- * its vector lanes, so at 4 a quarter of them; 128 channels on a 2x2 map lose, 0.9x,
- * and on two threads 0.6x).  Below 4 images fewer lanes still. */
+ * kernel is 3x3) and backward 1.9-2.3x from 16 to 512 channels, on 1x1 maps 8-12x and
+ * 11x, on 3x3 maps 0.97-1.11x and 1.04-1.5x, where 4x4 maps (larger than the window)
+ * lose to F(4x4); at 4 images forward 0.9-4.7x on 2x2 maps and 1.2-1.7x on 3x3 maps
+ * (2026-12-06, AVX-512: the forward kernel's images fill its vector lanes, so at 4 a
+ * quarter of them; 128 channels on a 2x2 map lose, 0.9x, and on two threads 0.4-0.6x).
+ * Below 4 images fewer lanes still. */
 static int taps_rule(const conv_geom *q, int batch)
 {
     return q->groups == 1 && (q->ph > 0 || q->pw > 0) && q->h * q->w <= q->kh * q->kw &&
