@@ -319,12 +319,14 @@ static inline void block_sums(const float *w, size_t per_row, int per_k, int kn,
             vec_store(out + r * lanes + v * VEC_LANES, acc[r][v]);
 }
 
+#define SUMS(rows, vecs)                                                               \
+    block_sums(w, per_row, per_k, kn, in, at, pairs, lanes, acc, out, rows, vecs)
 #define VECS_CASES(rows)                                                               \
     switch (vecs) {                                                                    \
-    case 1: block_sums(w, per_row, per_k, kn, in, at, pairs, lanes, acc, out, rows, 1); break; \
-    case 2: block_sums(w, per_row, per_k, kn, in, at, pairs, lanes, acc, out, rows, 2); break; \
-    case 3: block_sums(w, per_row, per_k, kn, in, at, pairs, lanes, acc, out, rows, 3); break; \
-    default: block_sums(w, per_row, per_k, kn, in, at, pairs, lanes, acc, out, rows, 4); break; \
+    case 1: SUMS(rows, 1); break;                                                      \
+    case 2: SUMS(rows, 2); break;                                                      \
+    case 3: SUMS(rows, 3); break;                                                      \
+    default: SUMS(rows, 4); break;                                                     \
     }
 
 /* block_sums compiled for each count of rows and vectors: a layer's last block of
@@ -407,14 +409,14 @@ static void minimal_weights(void *ctx, long o0, long o1, int worker)
         for (int c0 = 0; c0 < c; c0 += VEC_LANES) {
             int n = c - c0 < VEC_LANES ? c - c0 : VEC_LANES;
             vec g[9], rows[3][3], u[3];
+            float *dst = j->wp + (size_t)o * MINIMAL_POSITIONS * c + c0;
             vec_gather_kernels(j->w + ((size_t)o * c + c0) * 9, 9, n, g);
             for (int a = 0; a < 3; a++)   /* along each row of the kernel */
                 minimal_axis(g[3 * a], g[3 * a + 1], g[3 * a + 2], rows[a]);
             for (int b = 0; b < 3; b++) {   /* then down each column */
                 minimal_axis(rows[0][b], rows[1][b], rows[2][b], u);
                 for (int a = 0; a < 3; a++)
-                    vec_store_first(j->wp + ((size_t)o * MINIMAL_POSITIONS + 3 * a + b) * c + c0,
-                                    u[a], n);
+                    vec_store_first(dst + (size_t)(3 * a + b) * c, u[a], n);
             }
         }
 }
@@ -430,11 +432,10 @@ static void minimal_inputs(void *ctx, long c0, long c1, int worker)
     int stride = p->c * 4;   /* from one image's channel to the next image's */
     for (long c = c0; c < c1; c++)
         for (int b = 0; b < p->lanes; b += VEC_LANES) {
-            int n = j->m - b < 0 ? 0 : j->m - b < VEC_LANES ? j->m - b : VEC_LANES;
-            const float *src = j->x + ((size_t)b * p->c + c) * 4;
-            vec x[4];
-            for (int q = 0; q < 4; q++)
-                x[q] = vec_gather_first(src + q, stride, n);
+            int n = j->m - b < VEC_LANES ? j->m - b : VEC_LANES;
+            vec x[4] = {{0}};
+            for (int q = 0; n > 0 && q < 4; q++)
+                x[q] = vec_gather_first(j->x + ((size_t)b * p->c + c) * 4 + q, stride, n);
             vec r[2][3] = {{x[0] + x[1], x[1], x[0]}, {x[2] + x[3], x[3], x[2]}};
             float *v = j->xt + (size_t)c * p->lanes + b;
             for (int k = 0; k < 3; k++) {
