@@ -113,6 +113,10 @@ static const conv_case cases[] = {
      * made a block of outputs at a time, the blocks shared out over the threads. */
     {"winograd by the rule", 32, 8, 7, 33, 3, 3, 1, 1, 1, 1, 1, 1, 33},
     {"winograd by the rule, one image", 128, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 0, 1},
+    /* pruned widths below 32 at small batches (the stencil's before 2026-12-06):
+     * 13 -> 8 on 16x16 at one image F(4x4), 31 -> 12 on 8x8 at three F(2x2) */
+    {"winograd by the rule, thin, one image", 13, 16, 16, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"winograd by the rule, thin, 8x8", 31, 8, 8, 12, 3, 3, 1, 1, 1, 1, 1, 0, 3},
     /* one image, transformed weights past 1 MiB: made 16 output channels at a time
      * (lop_wino_block), 150 = 9 blocks and one of 6; F(2x2) by the rule, F(4x4) forced */
     {"winograd blocks, one image", 128, 9, 9, 150, 3, 3, 1, 1, 1, 1, 1, 1, 1},

@@ -65,7 +65,6 @@ enum {
      * frozen graph keeps F(4x4)'s only up to it (kept_weights). */
     WINO_CACHED_FLOATS = 1 << 18,
     WINO_MIN_CHANNELS = 8,
-    WINO_MIN_CHANNELS_SMALL_BATCH = 32,
     WINO_F4_MIN_TILES = 4,             /* F(4x4) tiles: 5x5 and wider maps */
     WINO_TINY_MAP_WIDE = 256,          /* 1x1 and 2x2 maps: forward; backward half */
     WINO_SMALL_BATCH_F4_TILES = 49,    /* F(4x4) tiles: 25x25 and wider maps */
@@ -162,8 +161,12 @@ static int winograd_fits(const conv_geom *q)
  *   - on 1x1 and 2x2 maps F(2x2), forward up to 256 channels (1.27-5.32; 512: 0.95),
  *     backward up to 128 (1.09-6.12; 256 and 512: 0.81-0.95).
  * - Below WINO_FULL_BATCH the weight transform and the transformed weights are paid
- *   for few images; from 2 to 31 images, from 32 channels, as measured at batch 1
- *   when the transformed weights were made whole (16 -> 16 on 28x28: 0.87 [1.29]):
+ *   for few images; from 2 to 31 images, as measured at batch 1 when the transformed
+ *   weights were made whole, and from 8 channels since 2026-12-06 (late; below 32
+ *   the stencil kernel had run them, which pruned layers' widths fall to: 64 -> 31 on
+ *   8x8 at batch 1, one thread / two, 45 / 36 us against F(2x2)'s 19 / 21, 16 -> 8 on
+ *   32x32 28 / 28 against F(4x4)'s 16 / 26, 32 -> 16 on 16x16 30 / 23 against 12 /
+ *   17; at 8 images F(2x2) or F(4x4) 1.2-2.3x on 8 to 64 channels):
  *   - on maps of 25x25 and more F(4x4): 1.58-3.34 (F(2x2) 1.16-2.14);
  *   - on 13x13 to 24x24 maps F(4x4) up to 128 channels (1.35-3.57), else F(2x2)
  *     (256 on 14x14: 1.86 against 1.71 [1.44 against 1.06]);
@@ -194,7 +197,7 @@ static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
     int tiles2 = tiles_of(q->ho, q->wo, 2), tiles4 = tiles_of(q->ho, q->wo, 4);
     /* kept: no weight transform to pay for; batch 1: made a block at a time, in cache */
     if ((kept || batch == 1) && !backward && batch < WINO_FULL_BATCH) {
-        if (narrow < (kept ? WINO_MIN_CHANNELS : WINO_MIN_CHANNELS_SMALL_BATCH))
+        if (narrow < WINO_MIN_CHANNELS)
             return 0;
         if (tiles4 >= WINO_SMALL_BATCH_MID_F4_TILES)
             return 4;
@@ -203,7 +206,7 @@ static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
         return wide <= WINO_SMALL_BATCH_TINY_WIDE ? 2 : 0;
     }
     if (!backward && batch < WINO_FULL_BATCH) {
-        if (narrow < WINO_MIN_CHANNELS_SMALL_BATCH)
+        if (narrow < WINO_MIN_CHANNELS)
             return 0;
         if (tiles4 >= WINO_SMALL_BATCH_F4_TILES)
             return 4;

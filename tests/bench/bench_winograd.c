@@ -9,7 +9,9 @@
  * path wins).  A third argument times only the maps up to that size.  Backward
  * (weight and input gradient together, as the layer runs them) is split by timing each
  * tile size's kernels alone on one thread.  Numbers are reported, never asserted.
- * `make build/bench_winograd && build/bench_winograd [rounds [small batch [largest map]]]`.
+ * `make build/bench_winograd && build/bench_winograd [rounds [small batch [largest map
+ * [C:O:map,...]]]]`: the fourth argument times those shapes instead of the list below
+ * (pruned widths, say).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,26 @@ static const shape shapes[] = {
     {16, 16, 28}, {32, 32, 28}, {32, 32, 14}, {64, 64, 14}, {64, 64, 7}, {128, 128, 7},
 };
 enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
+
+enum { MAX_GIVEN = 64 };
+
+/* "C:O:map,C:O:map,..." into out (at most MAX_GIVEN): how many, 0 if malformed. */
+static int parse_shapes(const char *text, shape *out)
+{
+    int n = 0, used;
+    while (n < MAX_GIVEN &&
+           sscanf(text, "%d:%d:%d%n", &out[n].c, &out[n].o, &out[n].map, &used) == 3) {
+        const shape *s = &out[n++];
+        if (s->c < 1 || s->o < 1 || s->map < 1 || s->c > 4096 || s->o > 4096 || s->map > 4096)
+            return 0;
+        text += used;
+        if (*text == '\0')
+            return n;
+        if (*text++ != ',')
+            return 0;
+    }
+    return 0;
+}
 
 static void die(const char *what)
 {
@@ -167,9 +189,16 @@ int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 3, small = argc > 2 ? atoi(argv[2]) : 1;
     int largest = argc > 3 ? atoi(argv[3]) : 1 << 30;
-    if (rounds < 1 || small < 1 || small > BATCH || largest < 1) {
-        fprintf(stderr, "usage: bench_winograd [rounds [small batch, 1..%d [largest map]]]\n",
-                BATCH);
+    const shape *list = shapes;
+    int count = NSHAPES;
+    shape given[MAX_GIVEN];
+    if (argc > 4) {
+        count = parse_shapes(argv[4], given);
+        list = given;
+    }
+    if (rounds < 1 || small < 1 || small > BATCH || largest < 1 || count < 1) {
+        fprintf(stderr, "usage: bench_winograd [rounds [small batch, 1..%d [largest map "
+                "[C:O:map,... (up to %d, each 1..4096)]]]]\n", BATCH, MAX_GIVEN);
         return 1;
     }
     for (int threads = 2; threads >= 1; threads--) {
@@ -179,8 +208,8 @@ int main(int argc, char **argv)
                "F(4x4), taps (ratios current / each)\n", threads, BATCH, rounds);
         printf("%-16s %-48s %-48s forward batch %-30d %s\n", "C->O map", "forward", "backward",
                small, "1-thread wgrad / dx F(2x2), F(4x4)");
-        for (int i = 0; i < NSHAPES; i++) {
-            const shape *s = &shapes[i];
+        for (int i = 0; i < count; i++) {
+            const shape *s = &list[i];
             if (s->map > largest)
                 continue;
             double best[MODES][3];
