@@ -184,11 +184,13 @@ static int winograd_fits(const conv_geom *q)
  *   2026-12-06, AVX-512).
  * - At batch 1 without kept weights, each block of WINO_BLOCK_OUTS output channels'
  *   transformed weights is made just before its products (lop_wino_block), in cache
- *   (when all of them would not fit: WINO_CACHED_FLOATS), so that from 32 channels
- *   the kept weights' rule holds: ResNet-18's 256 on 14x14 0.80-0.83 -> 0.65 ms
- *   (F(4x4) against F(2x2) made whole), 512 on 7x7 2.0 -> 1.25-1.33 ms (F(2x2)
- *   against im2col), the whole pass 17.0 -> 14.2-14.5 ms; from 8 channels it lost
- *   (resnet-small 0.84-0.87 -> 1.0 ms).
+ *   (when all of them would not fit: WINO_CACHED_FLOATS), so that the kept weights'
+ *   rule holds: ResNet-18's 256 on 14x14 0.80-0.83 -> 0.65 ms (F(4x4) against F(2x2)
+ *   made whole), 512 on 7x7 2.0 -> 1.25-1.33 ms (F(2x2) against im2col), the whole
+ *   pass 17.0 -> 14.2-14.5 ms.  From 8 channels it lost when this was measured
+ *   (resnet-small 0.84-0.87 -> 1.0 ms), and won once the transforms were vectorised:
+ *   resnet-small 0.62 -> 0.52 ms on one thread, 0.51 -> 0.52-0.54 on two; ResNet-20
+ *   0.69 -> 0.54 and 0.58 -> 0.57 (2026-12-06, late).
  * The rule depends on shapes, batch and `kept` alone, never on the number of threads: a seed
  * gives the same bits on any number of them. */
 static int winograd_tile(const conv_geom *q, int backward, int kept, int batch)
