@@ -14,10 +14,10 @@
  * Y_p += X_q W_t^T, and backward dX_q += dY_p W_t, dW_t += dY_p^T X_q.  Pairs whose
  * tap falls on padding cost nothing, where im2col multiplies them as zeros (forward,
  * a 3x3 pad-1 kernel on a 2x2 map takes 9 products a channel pair, where the pairs
- * are 16: conv_taps.c).  Images go
- * in chunks of at most mf (forward) or m (backward); products are cut into channel
- * slices so that a chunk makes at least a few jobs for the threads, by shapes
- * alone: the bits do not depend on the number of threads. */
+ * are 16: conv_taps.c).  Images go in chunks of at most mf (forward) or m
+ * (backward); products are cut into channel slices so that a chunk makes at least a
+ * few jobs for the threads, by shapes alone: the bits do not depend on the number of
+ * threads. */
 typedef struct lop_taps {
     int c, h, w, o, ho, wo, kh, kw, sh, sw, ph, pw;
     int hw, hwo, taps;        /* h * w, ho * wo, kh * kw */
