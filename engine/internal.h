@@ -92,8 +92,9 @@ typedef struct lop_node {
      * (graph/fusion.c): what to apply as it stores its output, and where; else NULL. */
     const struct lop_epilogue *epilogue;
     /* In a frozen graph (lop_graph_freeze): the weights as the layer's kernels take
-     * them (a convolution's Winograd-transformed weights), kept from one evaluation
-     * pass to the next; prepared_for says for which path (the layer's own code). */
+     * them (a convolution's Winograd-transformed weights, or its tap-by-tap forward's),
+     * kept from one evaluation pass to the next; prepared_for says for which path (the
+     * layer's own code). */
     lop_tensor *prepared;
     int prepared_for;
 } lop_node;

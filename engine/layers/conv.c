@@ -1007,8 +1007,39 @@ static void winograd_forward(conv_job *j, int threads)
     }
 }
 
-/* The tap-by-tap path (conv_taps.c), forward or backward; the bias gradient here. */
-static int taps_pass(lop_graph *g, const conv_job *j, int backward)
+/* What a frozen graph's node keeps in node->prepared (prepared_for): the Winograd
+ * path's transformed weights for its tile size (2 or 4, kept_weights below), or
+ * PREPARED_TAPS, the tap-by-tap forward's (conv_taps.h). */
+enum { PREPARED_TAPS = 1 };
+
+/* The tap-by-tap forward's transformed weights kept in a frozen graph's node n, as the
+ * Winograd path keeps its own: *kept where they go (NULL: nothing to keep, or too
+ * many to keep), *made whether a pass before made them already.  VGG-16's conv5 on 2x2
+ * maps otherwise transforms its weights on every pass, about a fifth of the layer's
+ * time at batch 64. */
+static int kept_taps_weights(lop_node *n, const lop_taps *p, float **kept, int *made)
+{
+    size_t floats = lop_taps_kept_floats(p);
+    *kept = NULL;
+    *made = 0;
+    if (floats == 0 || floats > INT_MAX)
+        return LOP_OK;
+    *made = n->prepared && n->prepared_for == PREPARED_TAPS;
+    if (!*made) {
+        int len = (int)floats;
+        n->prepared_for = 0;
+        int st = lop_tensor_ensure(&n->prepared, 1, &len);
+        if (st != LOP_OK)
+            return st;
+        n->prepared_for = PREPARED_TAPS;
+    }
+    *kept = n->prepared->data;
+    return LOP_OK;
+}
+
+/* The tap-by-tap path (conv_taps.c), forward or backward; the bias gradient here.
+ * keep: the frozen graph's node whose transformed weights a forward keeps, or NULL. */
+static int taps_pass(lop_graph *g, const conv_job *j, int backward, lop_node *keep)
 {
     const conv_geom *q = &j->q;
     lop_taps p;
@@ -1018,8 +1049,14 @@ static int taps_pass(lop_graph *g, const conv_job *j, int backward)
     if (!scratch)
         return LOP_ENOMEM;
     if (!backward) {
+        float *kept = NULL;
+        int made = 0;
+        int st = keep ? kept_taps_weights(keep, &p, &kept, &made) : LOP_OK;
+        if (st != LOP_OK)
+            return st;
         int plain = epilogue_bias_only(j->ep);
-        lop_taps_forward(&p, j->w, plain ? j->ep->add : NULL, j->x, j->batch, scratch, j->y);
+        lop_taps_forward(&p, j->w, plain ? j->ep->add : NULL, j->x, j->batch, kept, made,
+                         scratch, j->y);
         if (!plain)
             epilogue_images(j->ep, q, 0, j->batch, 0, q->o, j->y);
         return LOP_OK;
@@ -1086,7 +1123,7 @@ static int conv_forward(lop_graph *g, lop_node *n, int train)
     j.dy = NULL;
     j.batch = lop_node_batch(n);
     if (q->taps)
-        return taps_pass(g, &j, 0);
+        return taps_pass(g, &j, 0, g->frozen && !train ? n : NULL);
     j.nb = q->stencil ? 1 : chunk_images(q, j.batch);
     j.chunks = (j.batch + j.nb - 1) / j.nb;
     j.parts = 1;
@@ -1235,7 +1272,7 @@ static int conv_backward(lop_graph *g, lop_node *n)
     j.blocked = 0;
     j.batch = lop_node_batch(n);
     if (j.q.taps)
-        return taps_pass(g, &j, 1);
+        return taps_pass(g, &j, 1, NULL);
     j.nb = chunk_images(&j.q, j.batch);
     j.chunks = (j.batch + j.nb - 1) / j.nb;
     j.parts = j.chunks < LOP_PARTS ? (int)j.chunks : LOP_PARTS;

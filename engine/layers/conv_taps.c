@@ -102,9 +102,10 @@ static size_t output_floats(const lop_taps *p)
 enum {
     MINIMAL_POSITIONS = 9,
     MINIMAL_SLICES = 2,   /* 18 even jobs: one share each for 2 threads */
-    /* The weights are transformed on every pass: from 16 images a chunk the products
-     * pay for it (256 -> 256, one thread: 8 images 0.34 ms against the taps' 0.30,
-     * 16 0.36 against 0.38, 32 0.57 against 0.67, 64 0.97 against 1.41). */
+    /* Unless kept (lop_taps_kept_floats), the weights are transformed on every pass:
+     * from 16 images a chunk the products pay for it (256 -> 256, one thread: 8 images
+     * 0.34 ms against the taps' 0.30, 16 0.36 against 0.38, 32 0.57 against 0.67, 64
+     * 0.97 against 1.41). */
     MINIMAL_MIN_IMAGES = 16,
 };
 
@@ -112,6 +113,11 @@ static int minimal_fits(const lop_taps *p)
 {
     return p->h == 2 && p->w == 2 && p->kh == 3 && p->kw == 3 && p->sh == 1 &&
            p->sw == 1 && p->ph == 1 && p->pw == 1 && p->mf >= MINIMAL_MIN_IMAGES;
+}
+
+size_t lop_taps_kept_floats(const lop_taps *p)
+{
+    return minimal_fits(p) ? (size_t)MINIMAL_POSITIONS * p->o * p->c : 0;
 }
 
 /* Forward: [input | output], image-minor (on a padded 2x2 map [U | V | M]); backward:
@@ -490,13 +496,15 @@ static void minimal_outputs(void *ctx, long o0, long o1, int worker)
 }
 
 void lop_taps_forward(const lop_taps *p, const float *w, const float *bias, const float *x,
-                      int batch, float *scratch, float *y)
+                      int batch, float *kept, int made, float *scratch, float *y)
 {
     int minimal = minimal_fits(p);
     taps_job j = {.p = p, .w = w, .bias = bias, .wp = scratch};
     j.xt = j.wp + (minimal ? (size_t)p->o * MINIMAL_POSITIONS * p->c : 0);
     j.yt = j.xt + (size_t)(minimal ? MINIMAL_POSITIONS : p->hw) * p->c * p->lanes;
-    if (minimal)
+    if (minimal && kept)
+        j.wp = kept;
+    if (minimal && !(kept && made))
         lop_parallel_for(p->o, grain_of((size_t)p->c * MINIMAL_POSITIONS), minimal_weights,
                          &j);
     for (j.b0 = 0; j.b0 < batch; j.b0 += p->mf) {

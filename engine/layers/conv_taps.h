@@ -31,9 +31,13 @@ void lop_taps_plan(lop_taps *p, int c, int h, int w, int o, int kh, int kw, int 
 /* Floats of scratch lop_taps_forward (backward = 0) or lop_taps_backward needs. */
 size_t lop_taps_scratch_floats(const lop_taps *p, int backward);
 /* y [batch][o][ho][wo] = conv(x [batch][c][h][w]) with weights w [o][c][kh][kw] plus
- * bias (may be NULL). */
+ * bias (may be NULL).  A forward that transforms the weights first (a 3x3 pad-1 kernel
+ * on a 2x2 map) can keep them for the next pass: lop_taps_kept_floats(p) floats (0:
+ * nothing to keep) at kept, made there when made is 0, else read as they are; kept NULL
+ * makes them in scratch. */
+size_t lop_taps_kept_floats(const lop_taps *p);
 void lop_taps_forward(const lop_taps *p, const float *w, const float *bias, const float *x,
-                      int batch, float *scratch, float *y);
+                      int batch, float *kept, int made, float *scratch, float *y);
 /* dw += the weight gradient; dx = (or, with accumulate, +=) the input gradient, from
  * the output gradient dy.  The bias gradient is the caller's. */
 void lop_taps_backward(const lop_taps *p, const float *w, const float *x, const float *dy,

@@ -1,9 +1,10 @@
 -- freeze_spec.lua - net:freeze(), the deployment setting: a frozen net's evaluation
--- passes keep the Winograd-transformed weights from one pass to the next and take
--- Winograd at batch 1 where an unfrozen pass would not.  Checked against a naive
--- convolution written here (frozen or not, batch 1 or 32, F(4x4) on a 22x22 map and
--- F(2x2) on an 11x11 one), kept weights shown to be reused (a write the contract says
--- to make after unfreezing is not seen while frozen), and every way of changing the
+-- passes keep the Winograd-transformed weights (and those of the tap-by-tap path on
+-- 2x2 maps) from one pass to the next and take Winograd at batch 1 where an unfrozen
+-- pass would not.  Checked against a naive convolution written here (frozen or not,
+-- batch 1 or 32, F(4x4) on a 22x22 map and F(2x2) on an 11x11 one; tap by tap on a
+-- 2x2 map at 16 images), kept weights shown to be reused (a write the contract says to
+-- make after unfreezing is not seen while frozen), and every way of changing the
 -- weights the engine offers (training, node:weight(), surgery, folding) unfreezing.
 local lop = require "lopper"
 local util = require "tests.lua.util"
@@ -169,6 +170,47 @@ describe("net:freeze", function()
     net:freeze(false)   -- what the contract asks for: then the new weights count
     net:freeze()
     assert.is_true(util.rel_err(net:forward(x):totable(), reference(net, x)) < TOL)
+  end)
+
+  -- A 3x3 pad-1 layer on 2x2 maps from 16 images runs tap by tap on weights it
+  -- transforms first (conv_taps.c's minimal filtering); frozen, it keeps them too.
+  it("keeps the tap-by-tap path's transformed weights on 2x2 maps", function()
+    local net = lop.net{input = {C, 2, 2}, seed = 5}
+    net:conv2d("c1", "input", {out = C, kernel = 3, pad = 1})
+    local i = 0
+    for _, t in ipairs{net:node("c1"):weight(), net:node("c1"):bias()} do
+      local values = t:totable()
+      local function fill(v)
+        if type(v) ~= "table" then
+          i = i + 1
+          return wave(i, 4) * 0.3
+        end
+        local out = {}
+        for j, x in ipairs(v) do out[j] = fill(x) end
+        return out
+      end
+      t:copy(lop.tensor(fill(values)))
+    end
+    local x = lop.tensor(16, C, 2, 2)
+    for n = 1, 16 do
+      for c = 1, C do
+        for y = 1, 2 do
+          for z = 1, 2 do x:set(wave(n * 64 + c * 4 + y * 2 + z, 5), n, c, y, z) end
+        end
+      end
+    end
+    local w, b = weights_of(net, "c1")
+    local want = {}
+    for n, image in ipairs(x:totable()) do want[n] = conv3(image, w, b) end
+    local weight = net:node("c1"):weight()   -- taken before freezing
+    assert.is_true(util.rel_err(net:forward(x):totable(), want) < TOL)
+    net:freeze()
+    local first = net:forward(x):totable()
+    assert.is_true(util.rel_err(first, want) < TOL)
+    weight:fill(0)   -- not seen while frozen: the kept weights are used
+    assert.are.same(first, net:forward(x):totable())
+    net:freeze(false)
+    assert.is_true(util.rel_err(net:forward(x):totable(), want) > 0.5)   -- now it is
   end)
 
   it("is undone by every way of changing the weights", function()
