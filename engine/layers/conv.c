@@ -1012,6 +1012,27 @@ static void winograd_forward(conv_job *j, int threads)
  * PREPARED_TAPS, the tap-by-tap forward's (conv_taps.h). */
 enum { PREPARED_TAPS = 1 };
 
+/* A frozen graph's node n keeping `floats` floats for the path `code` (prepared_for):
+ * *data where they are, *ready whether a pass before made them for that path; *data
+ * NULL when they are too many to keep (then made on every pass). */
+static int prepared_of(lop_node *n, int code, size_t floats, float **data, int *ready)
+{
+    *data = NULL;
+    *ready = n->prepared && n->prepared_for == code;
+    if (!*ready) {
+        if (floats > INT_MAX)
+            return LOP_OK;
+        int len = (int)floats;
+        n->prepared_for = 0;
+        int st = lop_tensor_ensure(&n->prepared, 1, &len);
+        if (st != LOP_OK)
+            return st;
+        n->prepared_for = code;
+    }
+    *data = n->prepared->data;
+    return LOP_OK;
+}
+
 /* The tap-by-tap forward's transformed weights kept in a frozen graph's node n, as the
  * Winograd path keeps its own: *kept where they go (NULL: nothing to keep, or too
  * many to keep), *made whether a pass before made them already.  VGG-16's conv5 on 2x2
@@ -1022,19 +1043,7 @@ static int kept_taps_weights(lop_node *n, const lop_taps *p, float **kept, int *
     size_t floats = lop_taps_kept_floats(p);
     *kept = NULL;
     *made = 0;
-    if (floats == 0 || floats > INT_MAX)
-        return LOP_OK;
-    *made = n->prepared && n->prepared_for == PREPARED_TAPS;
-    if (!*made) {
-        int len = (int)floats;
-        n->prepared_for = 0;
-        int st = lop_tensor_ensure(&n->prepared, 1, &len);
-        if (st != LOP_OK)
-            return st;
-        n->prepared_for = PREPARED_TAPS;
-    }
-    *kept = n->prepared->data;
-    return LOP_OK;
+    return floats ? prepared_of(n, PREPARED_TAPS, floats, kept, made) : LOP_OK;
 }
 
 /* The tap-by-tap path (conv_taps.c), forward or backward; the bias gradient here.
@@ -1091,20 +1100,7 @@ static int kept_weights(lop_node *n, int frozen, conv_job *j)
         return LOP_OK;
     if (j->q.winograd == 4 && weights_outgrow_cache(j))
         return LOP_OK;
-    j->u_ready = n->prepared && n->prepared_for == j->q.winograd;
-    if (!j->u_ready) {
-        size_t floats = lop_wino_weight_floats(&j->wf);
-        if (floats > INT_MAX)   /* not kept: made on every pass */
-            return LOP_OK;
-        int len = (int)floats;
-        n->prepared_for = 0;
-        int st = lop_tensor_ensure(&n->prepared, 1, &len);
-        if (st != LOP_OK)
-            return st;
-        n->prepared_for = j->q.winograd;
-    }
-    j->u = n->prepared->data;
-    return LOP_OK;
+    return prepared_of(n, j->q.winograd, lop_wino_weight_floats(&j->wf), &j->u, &j->u_ready);
 }
 
 static int conv_forward(lop_graph *g, lop_node *n, int train)
