@@ -247,6 +247,25 @@ int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double
 int lop_graph_forward_until(lop_graph *g, const lop_tensor *x, int last);
 /* Backward pass that also records each node's wall time in seconds (may be NULL). */
 int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds);
+/* Backward pass with extra gradients: grads[k] (node nodes[k]'s output shape) is added
+ * to that node's output gradient before its backward runs, as for a loss that reads
+ * the node's output besides the graph's (feature hints).  nodes[k] >= 1. */
+int lop_graph_backward_adding(lop_graph *g, const lop_tensor *dout, int n, const int *nodes,
+                              lop_tensor *const *grads);
+
+/* ---- feature hints (engine/train/hints.c) ---------------------------------------- */
+
+/* Hints h[0..n) must pair a node of g after the input with a node of the teacher whose
+ * outputs agree in rank and in every dimension but the channels, which map into the
+ * teacher's. */
+int lop_hints_check(const lop_graph *g, const lop_graph *teacher, const lop_hint *h, int n);
+/* The relative squared error of hint h after a forward pass of both graphs on the same
+ * batch, E = sum (s - t)^2 / sum t^2, into *loss, and scale * dE/ds = scale * 2 (s - t)
+ * / sum t^2 into grad (optional; the student node's output shape).  The teacher's node
+ * must hold its output: an evaluation pass by lop_graph_forward_until, which does not
+ * fuse, writes every node's. */
+int lop_hint_loss(const lop_graph *g, const lop_graph *teacher, const lop_hint *h,
+                  float scale, double *loss, lop_tensor *grad);
 
 
 /* ---- io: what the file formats share (engine/io/files.c) ------------------------ */

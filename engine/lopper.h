@@ -761,6 +761,15 @@ typedef struct lop_progress {
 /* Called after each batch; a nonzero return stops the loop with LOP_ECANCEL. */
 typedef int (*lop_progress_fn)(void *ud, const lop_progress *p);
 
+/* A feature hint: the output of node `student` of the trained graph learns the output
+ * of node `teacher` of the teacher, its channel c from the teacher's channel
+ * channels[c] (channels NULL: channel c), the other dimensions equal.  A pruned
+ * network's activation keeps some of the original's channels; channels says which. */
+typedef struct lop_hint {
+    int student, teacher;
+    const int *channels;
+} lop_hint;
+
 typedef struct lop_train_opts {
     int epochs;            /* default 1 */
     int batch;             /* default 128 */
@@ -782,6 +791,13 @@ typedef struct lop_train_opts {
      * graph taking the same images and giving as many class scores. */
     lop_graph *teacher;
     float distill, temperature;
+    /* Feature hints (default none; they need a teacher): each adds hint_weight / nhints
+     * times the relative squared error between its two nodes' outputs on the batch,
+     * sum (s - t)^2 / sum t^2 over images, channels and positions, to the loss, so the
+     * trained graph's activations there keep to the teacher's (FitNets). */
+    const lop_hint *hints;
+    int nhints;
+    float hint_weight;     /* default 1 */
     lop_progress_fn progress;
     void *progress_ud;
 } lop_train_opts;

@@ -8,7 +8,8 @@
  * must lop_evaluate's loss and lop_sample's statistics on the trained network, and
  * the forward passes of small batches and batch 1's own paths (a stride-2 stencil,
  * Winograd weights made in blocks).  (The
- * pool itself is test_pool.c's.)
+ * pool itself is test_pool.c's.)  The same again with a teacher whose logits and two
+ * activations (feature hints) the network also learns.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,17 +106,36 @@ static float *params_of(const lop_graph *g, size_t *n)
     return all;
 }
 
-static void train_on(int threads, const lop_dataset *d, run *r)
+/* Train small_cnn on d; with hints, also learning from a teacher (small_cnn with other
+ * weights in "big") its logits and two activations: one mapped, one not. */
+static void train_on(int threads, const lop_dataset *d, int hinted, run *r)
 {
     assert_int_equal(lop_set_threads(threads), LOP_OK);
     int node;
-    lop_graph *g = small_cnn(&node);
+    lop_graph *g = small_cnn(&node), *teacher = NULL;
     lop_train_opts o = lop_train_opts_default();
     o.epochs = 2;
     o.batch = BATCH;
     o.seed = 3;
+    static int reversed[96];
+    for (int c = 0; c < 96; c++)
+        reversed[c] = 95 - c;
+    lop_hint hints[2];
+    if (hinted) {
+        int ignored;
+        teacher = small_cnn(&ignored);
+        lop_rng rng;
+        lop_rng_seed(&rng, 5);
+        fill_param(teacher, lop_graph_find(teacher, "big"), "weight", -0.1, 0.1, &rng);
+        hints[0] = (lop_hint){node, lop_graph_find(teacher, "big"), reversed};
+        hints[1] = (lop_hint){lop_graph_find(g, "fc1"), lop_graph_find(teacher, "fc1"), NULL};
+        o.teacher = teacher;
+        o.hints = hints;
+        o.nhints = 2;
+    }
     lop_eval last;
     assert_int_equal(lop_train(g, d, &o, &last), LOP_OK);
+    lop_graph_free(teacher);
     assert_int_equal(lop_evaluate(g, d, BATCH, NULL, NULL, &r->ev), LOP_OK);
     lop_sample_opts so = lop_sample_opts_default();
     so.images = NIMG;
@@ -130,14 +150,13 @@ static void assert_same_doubles(const double *a, const double *b, size_t n)
     assert_memory_equal(a, b, n * sizeof(double));
 }
 
-static void same_model_on_1_2_3_threads(void **state)
+static void same_model_on_1_2_3_threads(int hinted)
 {
-    (void)state;
     lop_dataset d;
     random_set(&d);
     run r[3];
     for (int t = 0; t < 3; t++)
-        train_on(t + 1, &d, &r[t]);
+        train_on(t + 1, &d, hinted, &r[t]);
     for (int t = 1; t < 3; t++) {
         assert_int_equal(r[t].nparams, r[0].nparams);
         assert_memory_equal(r[t].params, r[0].params, r[0].nparams * sizeof(float));
@@ -168,6 +187,18 @@ static void same_model_on_1_2_3_threads(void **state)
         lop_stats_free(&r[t].st);
     }
     lop_dataset_free(&d);
+}
+
+static void same_model_trained_on_1_2_3_threads(void **state)
+{
+    (void)state;
+    same_model_on_1_2_3_threads(0);
+}
+
+static void same_model_taught_with_hints_on_1_2_3_threads(void **state)
+{
+    (void)state;
+    same_model_on_1_2_3_threads(1);
 }
 
 /* One forward pass of g on `batch` random c x h x h images gives the same bytes on 1, 2
@@ -231,7 +262,8 @@ static void batch1_paths_same_on_1_2_3_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(same_model_on_1_2_3_threads),
+        cmocka_unit_test(same_model_trained_on_1_2_3_threads),
+        cmocka_unit_test(same_model_taught_with_hints_on_1_2_3_threads),
         cmocka_unit_test(small_batches_same_on_1_2_3_threads),
         cmocka_unit_test(batch1_paths_same_on_1_2_3_threads),
     };

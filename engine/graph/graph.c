@@ -457,7 +457,18 @@ static void zero_unwritten(lop_node *n)
     n->dout_written = 1;
 }
 
-int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds)
+/* Add the extra gradients meant for node i (lop_graph_backward_adding) to its dout. */
+static void add_extra(lop_node *n, int i, int count, const int *nodes,
+                      lop_tensor *const *grads)
+{
+    for (int k = 0; k < count; k++)
+        if (nodes[k] == i)
+            for (size_t j = 0; j < n->dout->numel; j++)
+                n->dout->data[j] += grads[k]->data[j];
+}
+
+static int backward_pass(lop_graph *g, const lop_tensor *dout, double *node_seconds,
+                         int count, const int *nodes, lop_tensor *const *grads)
 {
     if (!g->trained_forward)
         return lop_fail(LOP_ESTATE, "backward needs a training-mode forward pass first");
@@ -477,6 +488,7 @@ int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_
         lop_node *n = g->nodes[i];
         double t0 = node_seconds ? lop_seconds() : 0;
         zero_unwritten(n);   /* a node nothing reads has a zero gradient */
+        add_extra(n, i, count, nodes, grads);
         int st = lop_layer_ops_of(n->kind)->backward(g, n);
         if (st != LOP_OK)
             return st;
@@ -485,6 +497,22 @@ int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_
     }
     zero_unwritten(g->nodes[0]);
     return LOP_OK;
+}
+
+int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds)
+{
+    return backward_pass(g, dout, node_seconds, 0, NULL, NULL);
+}
+
+int lop_graph_backward_adding(lop_graph *g, const lop_tensor *dout, int count,
+                              const int *nodes, lop_tensor *const *grads)
+{
+    for (int k = 0; g->trained_forward && k < count; k++)   /* else backward_pass fails */
+        if (nodes[k] < 1 || nodes[k] >= g->n ||
+            !lop_tensor_same_shape(grads[k], g->nodes[nodes[k]]->out))
+            return lop_fail(LOP_ESHAPE, "backward: extra gradient %d must have the shape of "
+                            "the output of a node after the input", k);
+    return backward_pass(g, dout, NULL, count, nodes, grads);
 }
 
 int lop_graph_backward(lop_graph *g, const lop_tensor *dout)

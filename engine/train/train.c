@@ -1,8 +1,8 @@
 /*
  * train.c - the training and evaluation loops: seeded shuffling and augmentation,
  * batches (from a lop_loader, so streamed data sets train like ones in memory) through
- * forward / softmax cross-entropy (or distillation from a teacher network) / backward /
- * SGD, the learning-rate schedule, a progress callback after every batch, and resuming
+ * forward / softmax cross-entropy (or distillation from a teacher network, and feature
+ * hints at chosen nodes) / backward / SGD, the learning-rate schedule, a progress callback after every batch, and resuming
  * at an epoch boundary.
  */
 #include <math.h>
@@ -25,6 +25,7 @@ lop_train_opts lop_train_opts_default(void)
     o.seed = 1;
     o.distill = 0.5f;
     o.temperature = 4.0f;
+    o.hint_weight = 1.0f;
     return o;
 }
 
@@ -61,27 +62,40 @@ static int check_teacher(const lop_graph *g, const lop_graph *teacher, const lop
     return LOP_OK;
 }
 
-/* Scratch for one batch: images, labels, and the loss gradient. */
+/* Scratch for one batch: images, labels, the loss gradient, and each hint's node and
+ * gradient there. */
 typedef struct batch_buf {
     lop_tensor *x, *dlogits;
     int *labels;
     int *order;
+    int nhints;
+    int *hint_nodes;
+    lop_tensor **hint_grads;
 } batch_buf;
 
 static void batch_buf_free(batch_buf *b)
 {
     lop_tensor_release(b->x);
     lop_tensor_release(b->dlogits);
+    for (int k = 0; b->hint_grads && k < b->nhints; k++)
+        lop_tensor_release(b->hint_grads[k]);
+    lop_free(b->hint_grads);
+    lop_free(b->hint_nodes);
     lop_free(b->labels);
     lop_free(b->order);
 }
 
-static int batch_buf_init(batch_buf *b, int n, int batch)
+static int batch_buf_init(batch_buf *b, int n, int batch, const lop_hint *hints, int nhints)
 {
     b->x = b->dlogits = NULL;
+    b->nhints = nhints;
+    b->hint_nodes = nhints ? lop_malloc((size_t)nhints * sizeof(int)) : NULL;
+    b->hint_grads = nhints ? lop_calloc((size_t)nhints, sizeof(lop_tensor *)) : NULL;
+    for (int k = 0; b->hint_nodes && k < nhints; k++)
+        b->hint_nodes[k] = hints[k].student;
     b->labels = lop_malloc((size_t)batch * sizeof(int));
     b->order = lop_malloc((size_t)n * sizeof(int));
-    if (!b->labels || !b->order) {
+    if (!b->labels || !b->order || (nhints && (!b->hint_nodes || !b->hint_grads))) {
         batch_buf_free(b);
         return LOP_ENOMEM;
     }
@@ -115,6 +129,11 @@ static int check_opts(const lop_train_opts *o)
         return lop_fail(LOP_EINVAL, "train: distillation needs a weight in [0, 1] and a "
                         "temperature > 0 (got %g, %g)", (double)o->distill,
                         (double)o->temperature);
+    if (o->nhints && !o->teacher)
+        return lop_fail(LOP_EINVAL, "train: hints need a teacher");
+    if (o->nhints < 0 || (o->nhints && !(o->hint_weight >= 0.0f && isfinite(o->hint_weight))))
+        return lop_fail(LOP_EINVAL, "train: hints need a count >= 0 and a weight >= 0 (got "
+                        "%d, %g)", o->nhints, (double)o->hint_weight);
     return LOP_OK;
 }
 
@@ -133,18 +152,30 @@ static int report(lop_progress_fn fn, void *ud, const lop_progress *p)
 }
 
 /* The loss of the batch just run forward and its gradient into b->dlogits: softmax
- * cross-entropy, or distillation from the teacher's logits for the same images. */
+ * cross-entropy, or distillation from the teacher's logits for the same images; plus
+ * the hints' losses, their gradients into b->hint_grads.  With hints the teacher runs
+ * unfused, so that every node it has keeps its output. */
 static int batch_loss(lop_graph *g, const lop_train_opts *o, batch_buf *b, double *loss,
                       int *correct)
 {
     lop_tensor *logits = lop_graph_output(g);
     if (!o->teacher)
         return lop_softmax_xent(logits, b->labels, loss, b->dlogits, correct);
-    int st = lop_graph_forward(o->teacher, b->x, 0);
-    if (st != LOP_OK)
-        return st;
-    return lop_distill_xent(logits, b->labels, lop_graph_output(o->teacher), o->distill,
-                            o->temperature, loss, b->dlogits, correct);
+    lop_graph *t = o->teacher;
+    int st = o->nhints ? lop_graph_forward_until(t, b->x, t->n - 1)
+                       : lop_graph_forward(t, b->x, 0);
+    if (st == LOP_OK)
+        st = lop_distill_xent(logits, b->labels, lop_graph_output(t), o->distill,
+                              o->temperature, loss, b->dlogits, correct);
+    float scale = o->nhints ? o->hint_weight / (float)o->nhints : 0.0f;
+    for (int k = 0; st == LOP_OK && k < o->nhints; k++) {
+        const lop_tensor *at = g->nodes[o->hints[k].student]->out;
+        double hint;
+        if ((st = lop_tensor_ensure(&b->hint_grads[k], at->ndim, at->shape)) == LOP_OK &&
+            (st = lop_hint_loss(g, t, &o->hints[k], scale, &hint, b->hint_grads[k])) == LOP_OK)
+            *loss += scale * hint;
+    }
+    return st;
 }
 
 /* One epoch over b->order, batches from a loader.  A last batch of one image is left
@@ -181,7 +212,8 @@ static int train_epoch(lop_graph *g, const lop_dataset *d, const lop_train_opts 
                 (st = batch_loss(g, o, b, &loss, &correct)) != LOP_OK)
                 break;
             lop_graph_zero_grad(g);
-            if ((st = lop_graph_backward(g, b->dlogits)) != LOP_OK ||
+            if ((st = lop_graph_backward_adding(g, b->dlogits, b->nhints, b->hint_nodes,
+                                                b->hint_grads)) != LOP_OK ||
                 (st = lop_sgd_step(g, &sgd)) != LOP_OK)
                 break;
             loss_sum += loss * count;
@@ -216,12 +248,14 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_e
         st = check_classifier(g, d, "train");
     if (st == LOP_OK && o->teacher)
         st = check_teacher(g, o->teacher, d);
+    if (st == LOP_OK)
+        st = lop_hints_check(g, o->teacher, o->hints, o->nhints);
     if (st != LOP_OK)
         return st;
     if (d->n < 2)
         return lop_fail(LOP_EINVAL, "train: the dataset has %d images", d->n);
     batch_buf b;
-    if ((st = batch_buf_init(&b, d->n, o->batch)) != LOP_OK)
+    if ((st = batch_buf_init(&b, d->n, o->batch, o->hints, o->nhints)) != LOP_OK)
         return st;
     lop_rng rng;
     lop_eval ev = {0};
@@ -247,7 +281,7 @@ int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn 
     if (st != LOP_OK)
         return st;
     batch_buf b;
-    if ((st = batch_buf_init(&b, d->n, batch)) != LOP_OK)
+    if ((st = batch_buf_init(&b, d->n, batch, NULL, 0)) != LOP_OK)
         return st;
     lop_loader *l = NULL;
     double loss_sum = 0;
