@@ -317,21 +317,105 @@ static int push_eval(lua_State *L, const lop_eval *e, long skipped)
 
 /* ---- lop.train, lop.evaluate ---------------------------------------------------- */
 
+/* Node `key` of a hint (the table at -1), by name, in graph g ("the net" or "the
+ * teacher" in messages). */
+static int hint_node(lua_State *L, int k, const char *key, lop_graph *g, const char *whose)
+{
+    if (lua_getfield(L, -1, key) != LUA_TSTRING)
+        luaL_error(L, "train: hints[%d].%s must be a node name of %s, got %s", k, key, whose,
+                   luaL_typename(L, -1));
+    int id = lop_graph_find(g, lua_tostring(L, -1));
+    if (id < 0)
+        luaL_error(L, "train: hints[%d].%s: %s has no node '%s'", k, key, whose,
+                   lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return id;
+}
+
+/* lop.train's option hints = {{student = name, teacher = name, channels = {...}}, ...}
+ * (channels: 1-based, the teacher's channel for each of the student node's, in order;
+ * default the same channels) into o, its storage a userdata pushed on the stack. */
+static void check_hints(lua_State *L, int opts, lop_graph *g, lop_train_opts *o)
+{
+    if (lua_getfield(L, opts, "hints") == LUA_TNIL)
+        return;
+    if (!lua_istable(L, -1))
+        luaL_error(L, "train: option 'hints' must be a list of {student=, teacher=, "
+                   "channels=} tables, got %s", luaL_typename(L, -1));
+    if (!o->teacher)
+        luaL_error(L, "train: option 'hints' needs option 'teacher'");
+    int list = lua_gettop(L);
+    lua_Integer n = luaL_len(L, list);
+    if (n < 1 || n > 1 << 16)
+        luaL_error(L, "train: option 'hints' must list 1 to 65536 hints");
+    /* one block: the hints, then each one's channel map */
+    size_t bytes = (size_t)n * sizeof(lop_hint);
+    for (lua_Integer k = 1; k <= n; k++) {
+        if (lua_geti(L, list, k) != LUA_TTABLE)
+            luaL_error(L, "train: hints[%I] must be a table, got %s", k, luaL_typename(L, -1));
+        int id = hint_node(L, (int)k, "student", g, "the net"), shape[3];
+        int ndim = lop_node_shape(g, id, shape);
+        if (id == 0 || ndim < 1)
+            luaL_error(L, "train: hints[%I].student must be a layer, not the input", k);
+        bytes += (size_t)shape[0] * sizeof(int);
+        lua_pop(L, 1);
+    }
+    lop_hint *h = lua_newuserdatauv(L, bytes, 0);
+    int *maps = (int *)(h + n);
+    for (lua_Integer k = 1; k <= n; k++) {
+        lua_geti(L, list, k);
+        h[k - 1].student = hint_node(L, (int)k, "student", g, "the net");
+        h[k - 1].teacher = hint_node(L, (int)k, "teacher", o->teacher, "the teacher");
+        int shape[3], tshape[3];
+        lop_node_shape(g, h[k - 1].student, shape);
+        lop_node_shape(o->teacher, h[k - 1].teacher, tshape);
+        h[k - 1].channels = NULL;
+        int t = lua_getfield(L, -1, "channels");
+        if (t != LUA_TNIL) {
+            if (t != LUA_TTABLE || luaL_len(L, -1) != shape[0])
+                luaL_error(L, "train: hints[%I].channels must list %d channels of the "
+                           "teacher's node, one for each of the net's", k, shape[0]);
+            for (int c = 0; c < shape[0]; c++) {
+                int isint = 0;
+                lua_Integer v = 0;
+                if (lua_geti(L, -1, c + 1) == LUA_TNUMBER)
+                    v = lua_tointegerx(L, -1, &isint);
+                if (!isint || v < 1 || v > tshape[0])
+                    luaL_error(L, "train: hints[%I].channels[%d] must be a channel in 1..%d",
+                               k, c + 1, tshape[0]);
+                maps[c] = (int)(v - 1);
+                lua_pop(L, 1);
+            }
+            h[k - 1].channels = maps;
+            maps += shape[0];
+        }
+        lua_pop(L, 2);
+    }
+    o->hints = h;
+    o->nhints = (int)n;
+    o->hint_weight = (float)lopl_opt_number(L, opts, "train", "hint_weight", o->hint_weight, 0,
+                                            0, FLT_MAX, ">= 0");
+}
+
 /* lop.train(net, ds, {epochs=, batch=, lr=, momentum=, nesterov=, weight_decay=,
  * schedule=, step_epochs=, gamma=, crop=, flip=, seed=, first_epoch=1, last_epoch=epochs,
- * teacher=, distill=0.5, temperature=4, progress=, on_epoch=})
+ * teacher=, distill=0.5, temperature=4, hints=, hint_weight=1, progress=, on_epoch=})
  * -> {top1=, loss=, n=, skipped=} of the last epoch (running figures, on augmented
  * data; skipped: unreadable images the whole run left out).
  * first_epoch/last_epoch (1-based, inclusive) run part of the schedule, e.g. to resume.
  * on_epoch(report) runs after each epoch with the progress fields plus `seconds`, the
  * epoch's wall time (the net may be evaluated there).  teacher: a net whose logits
- * the trained one also learns from (lop_distill_xent, weight distill at temperature). */
+ * the trained one also learns from (lop_distill_xent, weight distill at temperature).
+ * hints: with a teacher, nodes of the net whose outputs also learn the teacher's (see
+ * check_hints), hint_weight times their mean relative squared error added to the loss
+ * (and to the reported loss). */
 static int l_train(lua_State *L)
 {
     static const char *const known[] = {
         "epochs", "batch", "lr",   "momentum", "nesterov", "weight_decay", "schedule",
         "step_epochs", "gamma", "crop", "flip", "seed", "first_epoch", "last_epoch",
-        "teacher", "distill", "temperature", "progress", "on_epoch", NULL,
+        "teacher", "distill", "temperature", "hints", "hint_weight", "progress", "on_epoch",
+        NULL,
     };
     static const char *const schedules[] = {"constant", "step", "cosine", NULL};
     const char *fn = "train";
@@ -400,6 +484,9 @@ static int l_train(lua_State *L)
             return luaL_error(L, "train: option 'teacher' must be another network than the "
                               "one trained");
     }
+    check_hints(L, 3, lopl_check_net(L, 1), &o);   /* their storage: slot 5, when given */
+    if (!o.nhints && lua_getfield(L, 3, "hint_weight") != LUA_TNIL)
+        return luaL_error(L, "train: option 'hint_weight' goes with option 'hints'");
 
     progress s;
     progress_begin(L, &s, 3, fn);

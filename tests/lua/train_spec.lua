@@ -1,6 +1,7 @@
 -- train_spec.lua - lop.train and lop.evaluate: a small net learns Fashion-MNIST, the
 -- evaluation agrees with a hand computation from net:forward, a teacher's logits are
--- learned from (distillation), options are checked,
+-- learned from (distillation), and its activations too (feature hints, through a
+-- channel map), options are checked,
 -- the progress-function contract holds (including errors raised in it and objects
 -- closed by it), and the progress line appears only where it should.
 local lop = require "lopper"
@@ -307,6 +308,75 @@ describe("lop.train with a teacher", function()
                                                  progress = function() teacher:close() end })
     assert.is_false(ok)
     assert.truthy(err:find("teacher", 1, true), err)
+  end)
+end)
+
+describe("lop.train with feature hints", function()
+  -- Relative squared error between columns of two [n, 10] logit tables, column c of a
+  -- against column map[c] of b.
+  local function rel_err(a, b, map)
+    local err, energy = 0, 0
+    for i, row in ipairs(a) do
+      for c, v in ipairs(row) do
+        local t = b[i][map[c]]
+        err, energy = err + (v - t) ^ 2, energy + t ^ 2
+      end
+    end
+    return err / energy
+  end
+  local SAME = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }
+  local SWAPPED = { 2, 1, 4, 3, 6, 5, 8, 7, 10, 9 }
+
+  it("pulls a node's output to the teacher's, each channel to the one mapped", function()
+    -- Hints at the logits of an untrained teacher with its classes swapped in pairs:
+    -- the student's logit c must come to match the teacher's SWAPPED[c].
+    local teacher, sub = small_net(21), data.train:subset(1, 1000)
+    local x = data.test:batch((function() local t = {} for i = 1, 200 do t[i] = i end return t end)())
+    local want = teacher:forward(x):totable()
+    local opts = { epochs = 2, batch = 50, seed = 3, lr = 0.02 }
+    local plain = small_net(1)
+    lop.train(plain, sub, opts)
+    local hinted = small_net(1)
+    opts.teacher, opts.distill = teacher, 0
+    opts.hints = { { student = "fc", teacher = "fc", channels = SWAPPED } }
+    opts.hint_weight = 1
+    lop.train(hinted, sub, opts)
+    local p, h = plain:forward(x):totable(), hinted:forward(x):totable()
+    local e_plain, e_hinted = rel_err(p, want, SWAPPED), rel_err(h, want, SWAPPED)
+    assert.is_true(e_hinted < 0.25 * e_plain,
+                   ("error against the mapped teacher %.3f (hinted) vs %.3f (plain)")
+                   :format(e_hinted, e_plain))
+    assert.is_true(rel_err(h, want, SAME) > 2 * e_hinted,
+                   "the hinted net learnt the teacher's own channel order")
+  end)
+
+  it("rejects bad hints, naming the problem, before training", function()
+    local net, sub, teacher = small_net(), data.train:subset(1, 200), small_net(4)
+    local before = net:node("conv1"):weight():totable()
+    local ok_hint = { student = "conv2", teacher = "conv2" }
+    local cases = {
+      { { hints = { ok_hint } }, "needs option 'teacher'" },
+      { { teacher = teacher, hints = "conv2" }, "list of" },
+      { { teacher = teacher, hints = {} }, "1 to 65536" },
+      { { teacher = teacher, hints = { 3 } }, "hints[1] must be a table" },
+      { { teacher = teacher, hints = { { teacher = "conv2" } } }, "hints[1].student" },
+      { { teacher = teacher, hints = { { student = "nope", teacher = "conv2" } } }, "no node 'nope'" },
+      { { teacher = teacher, hints = { { student = "input", teacher = "input" } } }, "not the input" },
+      { { teacher = teacher, hints = { ok_hint, { student = "conv2", teacher = "conv1" } } },
+        "differ in shape" },
+      { { teacher = teacher, hints = { { student = "conv2", teacher = "conv2", channels = { 1, 2 } } } },
+        "must list 16 channels" },
+      { { teacher = teacher, hints = { { student = "bn1", teacher = "bn2", channels = { 1, 2, 3, 4, 5, 6, 7, 17 } } } },
+        "channels[8] must be a channel in 1..16" },
+      { { teacher = teacher, hints = { ok_hint }, hint_weight = -1 }, "hint_weight" },
+      { { teacher = teacher, hint_weight = 2 }, "goes with option 'hints'" },
+    }
+    for k, c in ipairs(cases) do
+      local ok, err = pcall(lop.train, net, sub, c[1])
+      assert.is_false(ok, "case " .. k .. " should fail")
+      assert.truthy(tostring(err):find(c[2], 1, true), ("case %d: %s"):format(k, tostring(err)))
+    end
+    assert.are.same(before, net:node("conv1"):weight():totable())
   end)
 end)
 
