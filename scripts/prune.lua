@@ -54,6 +54,9 @@ local opt = lop.options(arg, lop.recipe.latency_options({
   distill = {default = 0, type = "number", min = 0, max = 1,
              help = "fine-tuning: weight of the original network's soft targets "
                     .. "(knowledge distillation at temperature 4; 0: the labels only)"},
+  hints = {default = 0, type = "number", min = 0,
+           help = "fine-tuning: weight of feature hints - every refitted layer's output "
+                  .. "learns the original's, by relative squared error (0: none)"},
   batch = {default = 64, type = "int", min = 2, help = "fine-tuning minibatch"},
   mean = {type = "string", metavar = "X[,X,X]",
           help = "subtract from folder and .npy images (one number, or one per channel)"},
@@ -126,7 +129,7 @@ local val = opt.val and open(opt.val, "--val", "test", opt.val_labels, 0)
 if val then check_classes(val, "--val") end
 local tune = {data = data, crop = crop, flip = opt.flip, lr = opt.lr, batch = opt.batch,
               seed = opt.seed, progress = opt.progress, val = val, teacher = original,
-              distill = opt.distill}
+              distill = opt.distill, hint_weight = opt.hints}
 if folder and opt.random_crop > 0 and (opt.epochs > 0 or opt.step_epochs > 0) then
   tune.data = open(opt.data, "--data", "train", opt.labels, opt.random_crop)
 end
@@ -180,12 +183,13 @@ else
 end
 
 local net = original:clone()
-local done = pruner.prune(net, data, plan, counts, setmetatable({
+local done, origins = pruner.prune(net, data, plan, counts, setmetatable({
   original = original, images = opt.images, points = opt.points, seed = opt.seed,
   solver = opt.solver, refit = opt.refit, step_epochs = opt.step_epochs,
   train = tune.data, dropout = opt.epochs > 0 or opt.step_epochs > 0}, {__index = tune}))
 if opt.epochs > 0 then
   print("final fine-tune")
+  tune.hints = pruner.hints(plan, counts, origins)
   -- (no validation pass here: the table below has it)
   pruner.finetune(net, tune.data, opt.epochs, setmetatable({val = false}, {__index = tune}))
 end

@@ -331,14 +331,18 @@ end
 
 -- pruner.finetune(net, data, epochs, how): lop.train with the recipe's settings (how.lr,
 -- batch, crop, flip, seed, progress; how.distill > 0 with how.teacher: learn that
--- weight of the teacher's soft targets too); prints the epochs and, with how.val, the
--- validation top-1 after (label says after what).
+-- weight of the teacher's soft targets too; how.hints (pruner.hints) with how.teacher
+-- and how.hint_weight > 0: feature hints of that weight); prints the epochs and, with
+-- how.val, the validation top-1 after (label says after what).
 function pruner.finetune(net, data, epochs, how, label)
   local log = how.log or print
   local distill = (how.distill or 0) > 0 and how.teacher and how.distill or nil
+  local hints = how.hints and #how.hints > 0 and (how.hint_weight or 0) > 0 and how.teacher
+                and how.hints or nil
   lop.train(net, data, {epochs = epochs, lr = how.lr, batch = how.batch, crop = how.crop,
                         flip = how.flip, seed = how.seed, progress = how.progress,
-                        teacher = distill and how.teacher, distill = distill,
+                        teacher = (distill or hints) and how.teacher, distill = distill or 0,
+                        hints = hints, hint_weight = hints and how.hint_weight,
                         on_epoch = function(e)
                           log(("    epoch %d/%d  train loss %.4f top-1 %.2f%%  %.0f s")
                               :format(e.epoch, epochs, e.loss, 100 * e.top1, e.seconds))
@@ -449,7 +453,8 @@ end
 -- the layers after a fine-tuned one have learnt its new outputs, and a refit back to
 -- the original's would undo that.  Prints a line per group through how.log (default
 -- print) and returns the lines as records {producer, consumer (the refitted layers, as
--- text), before, after, seconds, error (the mean over the consumers)}.
+-- text), before, after, seconds, error (the mean over the consumers)}, and the origins
+-- of the pruned layers' channels (see record_origins).
 function pruner.prune(net, data, plan, counts, how)
   how = how or {}
   local log = how.log or print
@@ -477,7 +482,26 @@ function pruner.prune(net, data, plan, counts, how)
       pruner.finetune(net, how.train or data, how.step_epochs, each, "after " .. e.producer)
     end
   end
-  return done
+  return done, origins
+end
+
+-- pruner.hints(plan, counts, origins) -> lop.train's hints for a fine-tune after
+-- pruner.prune: the output of every layer a pruned group's refit fitted learns the
+-- original's at the same layer, as the refit had it learn on the calibration images
+-- (its channels mapped through origins when its own outputs were pruned too).
+function pruner.hints(plan, counts, origins)
+  local hints, seen = {}, {}
+  for i, e in ipairs(plan) do
+    if e.consumer and counts[i] and counts[i] < e.channels then
+      for _, name in ipairs(e.consumers) do
+        if not seen[name] then
+          seen[name] = true
+          hints[#hints + 1] = {student = name, teacher = name, channels = origins[name]}
+        end
+      end
+    end
+  end
+  return hints
 end
 
 -- ---- data --------------------------------------------------------------------------

@@ -14,6 +14,8 @@
 --     prints the plan and the before/after table and writes an ONNX file that reads
 --     back, passes python3-onnx's checker and gives the outputs of the same pruning
 --     done in this process;
+--   - feature hints for the fine-tune: every refitted layer once, its channels mapped to
+--     the original's it kept, taken by lop.train and changing what it learns;
 --   - a latency budget above the original's keeps every group whole and the command
 --     line names the original's measured latency (the budget's anchor);
 --   - one-line errors, before any work where they can be: an unreachable --speedup
@@ -334,6 +336,47 @@ describe("the plan of a mixed net", function()
     local plain = tuned({})
     assert.are.same(plain, tuned({teacher = teacher, distill = 0}))
     assert.is_true(util.rel_err(tuned({teacher = teacher, distill = 0.9}), plain) > 1e-3)
+  end)
+
+  it("hints every refitted layer's output at the original's, through the channels kept",
+     function()
+    local copy = net:clone()
+    local w = pruner.widths(net, plan, 1.5)
+    local _, origins = pruner.prune(copy, fm.train, plan, w.counts,
+                                    {original = net, images = 32, log = quiet})
+    local hints, want = pruner.hints(plan, w.counts, origins), {}
+    for i, e in ipairs(plan) do
+      if e.consumer and w.counts[i] < e.channels then
+        for _, name in ipairs(e.consumers) do want[name] = true end
+      end
+    end
+    local got = {}
+    for _, h in ipairs(hints) do
+      assert.is_nil(got[h.student], h.student .. " hinted twice")
+      got[h.student] = true
+      assert.are.equal(h.student, h.teacher)
+      local now, was = copy:node(h.student):shape()[1], net:node(h.student):shape()[1]
+      if h.channels then   -- its own outputs pruned: one original channel per kept one
+        assert.are.equal(now, #h.channels)
+        assert.is_true(now < was)
+        for i = 2, #h.channels do assert.is_true(h.channels[i] > h.channels[i - 1]) end
+        assert.is_true(h.channels[1] >= 1 and h.channels[#h.channels] <= was)
+      else
+        assert.are.equal(was, now)
+      end
+    end
+    assert.are.same(want, got)
+    -- lop.train takes them, and they change the fine-tune
+    local x = fm.test:batch(range(8))
+    local function tuned(how)
+      local c = copy:clone()
+      how.batch, how.lr, how.progress, how.log, how.teacher = 64, 0.01, false, quiet, net
+      pruner.finetune(c, fm.train, 1, how)
+      return outputs(c, x)
+    end
+    local plain = tuned({})
+    assert.are.same(plain, tuned({hints = hints, hint_weight = 0}))
+    assert.is_true(util.rel_err(tuned({hints = hints, hint_weight = 1}), plain) > 1e-3)
   end)
 
   it("runs from the command line, and its ONNX output is the same pruning", function()
