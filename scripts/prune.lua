@@ -87,6 +87,9 @@ end
 if opt.fold_batchnorm and kind ~= "onnx" then
   error("--fold-batchnorm applies to an ONNX --out only", 0)
 end
+if opt.hints > 0 and opt.epochs == 0 then
+  error("--hints applies to the final fine-tune: give --epochs too", 0)
+end
 if opt.normalize and (opt.mean or opt.std) then
   error("--normalize and --mean/--std exclude each other", 0)
 end

@@ -466,11 +466,13 @@ describe("scripts/prune.lua refuses", function()
                             .. "widths tried measure ", 1, true), text)
   end)
 
-  it("a bad --out before any work", function()
-    for _, args in ipairs{"--out pruned.txt", "--out pruned.lop --fold-batchnorm"} do
+  it("a bad --out, or --hints without a fine-tune, before any work", function()
+    for _, args in ipairs{"--out pruned.txt", "--out pruned.lop --fold-batchnorm",
+                          "--out pruned.lop --hints 10"} do
       local code, text = prune(args)
       assert.are_not.equal(0, code)
-      assert.truthy(text:find("--out", 1, true) or text:find("--fold-batchnorm", 1, true), text)
+      assert.truthy(text:find("--out", 1, true) or text:find("--fold-batchnorm", 1, true)
+                    or text:find("--hints applies to the final fine-tune", 1, true), text)
       assert.is_nil(text:find("plan", 1, true), text)
     end
   end)
