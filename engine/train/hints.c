@@ -47,14 +47,14 @@ int lop_hints_check(const lop_graph *g, const lop_graph *teacher, const lop_hint
 }
 
 /* One hint's pass over its rows (an image's channel: `area` values), cut among the
- * threads: per-row sums first, added in row order afterwards, so the loss does not
- * depend on the number of threads; then the gradient, row by row. */
+ * threads: the sums in LOP_PARTS parts, added in part order afterwards, so the loss
+ * does not depend on the number of threads; then the gradient, row by row. */
 typedef struct hint_pass {
     const lop_hint *h;
     const float *s, *t;
-    int channels, teacher_channels;
+    int rows, channels, teacher_channels;
     size_t area;
-    double *row_err, *row_energy;
+    double err[LOP_PARTS], energy[LOP_PARTS];
     float *grad, k;
 } hint_pass;
 
@@ -64,34 +64,38 @@ static const float *teacher_row(const hint_pass *p, long row)
     return p->t + ((size_t)b * p->teacher_channels + source_channel(p->h, (int)c)) * p->area;
 }
 
-/* sum (s - t)^2 and sum t^2 of each row, in eight float lanes (a row is at most a
- * map's size) added up in double. */
-static void row_sums(void *ctx, long begin, long end, int worker)
+/* sum (s - t)^2 and sum t^2 over the rows of parts [begin, end): each row's in eight
+ * float lanes (a row is at most a map's size), added up in double. */
+static void part_sums(void *ctx, long begin, long end, int worker)
 {
     (void)worker;
-    const hint_pass *p = ctx;
-    for (long row = begin; row < end; row++) {
-        const float *sv = p->s + (size_t)row * p->area, *tv = teacher_row(p, row);
-        float e[8] = {0}, q[8] = {0};
-        size_t i = 0;
-        for (; i + 8 <= p->area; i += 8)
-            for (int l = 0; l < 8; l++) {
-                float d = sv[i + l] - tv[i + l];
-                e[l] += d * d;
-                q[l] += tv[i + l] * tv[i + l];
-            }
+    hint_pass *p = ctx;
+    for (long part = begin; part < end; part++) {
+        int lo, hi;
+        lop_slice_of(p->rows, part, LOP_PARTS, 1, &lo, &hi);
         double err = 0, energy = 0;
-        for (int l = 0; l < 8; l++) {
-            err += e[l];
-            energy += q[l];
+        for (long row = lo; row < hi; row++) {
+            const float *sv = p->s + (size_t)row * p->area, *tv = teacher_row(p, row);
+            float e[8] = {0}, q[8] = {0};
+            size_t i = 0;
+            for (; i + 8 <= p->area; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    float d = sv[i + l] - tv[i + l];
+                    e[l] += d * d;
+                    q[l] += tv[i + l] * tv[i + l];
+                }
+            for (int l = 0; l < 8; l++) {
+                err += e[l];
+                energy += q[l];
+            }
+            for (; i < p->area; i++) {
+                double d = (double)sv[i] - tv[i];
+                err += d * d;
+                energy += (double)tv[i] * tv[i];
+            }
         }
-        for (; i < p->area; i++) {
-            double d = (double)sv[i] - tv[i];
-            err += d * d;
-            energy += (double)tv[i] * tv[i];
-        }
-        p->row_err[row] = err;
-        p->row_energy[row] = energy;
+        p->err[part] = err;
+        p->energy[part] = energy;
     }
 }
 
@@ -115,21 +119,15 @@ int lop_hint_loss(const lop_graph *g, const lop_graph *teacher, const lop_hint *
         return lop_fail(LOP_ESTATE, "train: a hint's nodes have not both run on the batch");
     if (grad && !lop_tensor_same_shape(grad, s))
         return lop_fail(LOP_ESHAPE, "train: a hint's gradient must have its node's shape");
-    const long rows = (long)s->shape[0] * s->shape[1];
-    hint_pass p = {.h = h, .s = s->data, .t = t->data, .channels = s->shape[1],
+    const int rows = s->shape[0] * s->shape[1];
+    hint_pass p = {.h = h, .s = s->data, .t = t->data, .rows = rows, .channels = s->shape[1],
                    .teacher_channels = t->shape[1], .area = s->numel / (size_t)rows};
-    p.row_err = lop_malloc(2 * (size_t)rows * sizeof(double));
-    if (!p.row_err)
-        return LOP_ENOMEM;
-    p.row_energy = p.row_err + rows;
-    long grain = LOP_GRAIN / (long)p.area + 1;
-    lop_parallel_for(rows, grain, row_sums, &p);
+    lop_parallel_for(LOP_PARTS, 1, part_sums, &p);
     double err = 0, energy = 0;
-    for (long row = 0; row < rows; row++) {
-        err += p.row_err[row];
-        energy += p.row_energy[row];
+    for (int part = 0; part < LOP_PARTS; part++) {
+        err += p.err[part];
+        energy += p.energy[part];
     }
-    lop_free(p.row_err);
     /* A teacher's activation that is zero everywhere (dead units) weighs as one of
      * unit energy: the student is still pulled to zero, by a bounded gradient. */
     double norm = energy > 0 ? energy : 1.0;
@@ -137,7 +135,7 @@ int lop_hint_loss(const lop_graph *g, const lop_graph *teacher, const lop_hint *
     if (grad) {
         p.grad = grad->data;
         p.k = (float)(2.0 * scale / norm);
-        lop_parallel_for(rows, grain, row_grads, &p);
+        lop_parallel_for(rows, LOP_GRAIN / (long)p.area + 1, row_grads, &p);
     }
     return LOP_OK;
 }
