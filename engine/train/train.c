@@ -2,8 +2,8 @@
  * train.c - the training and evaluation loops: seeded shuffling and augmentation,
  * batches (from a lop_loader, so streamed data sets train like ones in memory) through
  * forward / softmax cross-entropy (or distillation from a teacher network, and feature
- * hints at chosen nodes) / backward / SGD, the learning-rate schedule, a progress callback after every batch, and resuming
- * at an epoch boundary.
+ * hints at chosen nodes) / backward / SGD, the learning-rate schedule, a progress
+ * callback after every batch, and resuming at an epoch boundary.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -129,8 +129,6 @@ static int check_opts(const lop_train_opts *o)
         return lop_fail(LOP_EINVAL, "train: distillation needs a weight in [0, 1] and a "
                         "temperature > 0 (got %g, %g)", (double)o->distill,
                         (double)o->temperature);
-    if (o->nhints && !o->teacher)
-        return lop_fail(LOP_EINVAL, "train: hints need a teacher");
     if (o->nhints < 0 || (o->nhints && !(o->hint_weight >= 0.0f && isfinite(o->hint_weight))))
         return lop_fail(LOP_EINVAL, "train: hints need a count >= 0 and a weight >= 0 (got "
                         "%d, %g)", o->nhints, (double)o->hint_weight);
@@ -245,11 +243,11 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_e
 {
     int st = check_opts(o);
     if (st == LOP_OK)
+        st = lop_hints_check(g, o->teacher, o->hints, o->nhints);
+    if (st == LOP_OK)
         st = check_classifier(g, d, "train");
     if (st == LOP_OK && o->teacher)
         st = check_teacher(g, o->teacher, d);
-    if (st == LOP_OK)
-        st = lop_hints_check(g, o->teacher, o->hints, o->nhints);
     if (st != LOP_OK)
         return st;
     if (d->n < 2)
