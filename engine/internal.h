@@ -268,6 +268,25 @@ int lop_hint_loss(const lop_graph *g, const lop_graph *teacher, const lop_hint *
                   float scale, double *loss, lop_tensor *grad);
 
 
+/* ---- a training run's way back (engine/train/rollback.c) ------------------------ */
+
+/* A copy of every parameter of a graph (weights, batchnorm running statistics) and of
+ * the SGD velocities it has, taken before training so that a diverged run can hand
+ * the graph back unchanged. */
+typedef struct lop_rollback {
+    float *saved;        /* the values, node by node, parameter by parameter */
+    unsigned char *had;  /* [node * LOP_MAX_PARAMS + parameter]: it had a velocity */
+} lop_rollback;
+
+/* Take the copy: LOP_ENOMEM if it does not fit. */
+int lop_rollback_take(const lop_graph *g, lop_rollback *r);
+/* Put g's parameters and velocities back as taken; velocities made since are released
+ * (the next SGD step makes them anew, at zero).  g must have the structure it had. */
+void lop_rollback_restore(lop_graph *g, const lop_rollback *r);
+void lop_rollback_free(lop_rollback *r);
+/* Whether every parameter of g (weights and running statistics) is finite. */
+int lop_graph_params_finite(const lop_graph *g);
+
 /* ---- io: what the file formats share (engine/io/files.c) ------------------------ */
 
 /* Write path atomically: fill(fd, ctx) writes a temporary file beside it, which is

@@ -59,6 +59,7 @@ enum {
     LOP_EFORMAT,  /* a file is not what it claims to be (magic, size, CRC, version) */
     LOP_ESTATE,   /* the call is out of order (backward before a training forward) */
     LOP_ECANCEL,  /* a progress callback asked to stop */
+    LOP_ENUMERIC, /* a result is NaN or infinite (a training run that diverged) */
 };
 
 /* Message describing the last failure in this thread ("" if none). */
@@ -806,6 +807,9 @@ lop_train_opts lop_train_opts_default(void);
 
 typedef struct lop_eval { double top1; double loss; long n; } lop_eval;
 
+/* Train g on d.  A run whose loss stops being finite, or whose last step leaves a
+ * weight NaN or infinite, fails with LOP_ENUMERIC and puts g's parameters and SGD
+ * velocities back as they were before the call (engine/train/rollback.c). */
 int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o,
               lop_eval *last_epoch);
 int lop_evaluate(lop_graph *g, const lop_dataset *d, int batch, lop_progress_fn progress,

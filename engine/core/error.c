@@ -27,7 +27,7 @@ const char *lop_status_name(int status)
 {
     static const char *const names[] = {
         "LOP_OK", "LOP_ENOMEM", "LOP_EINVAL", "LOP_ESHAPE", "LOP_EIO",
-        "LOP_EFORMAT", "LOP_ESTATE", "LOP_ECANCEL",
+        "LOP_EFORMAT", "LOP_ESTATE", "LOP_ECANCEL", "LOP_ENUMERIC",
     };
     if (status < 0 || status >= (int)(sizeof names / sizeof names[0]))
         return "LOP_UNKNOWN";

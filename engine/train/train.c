@@ -209,6 +209,15 @@ static int train_epoch(lop_graph *g, const lop_dataset *d, const lop_train_opts 
             if ((st = lop_tensor_ensure(&b->dlogits, logits->ndim, logits->shape)) != LOP_OK ||
                 (st = batch_loss(g, o, b, &loss, &correct)) != LOP_OK)
                 break;
+            if (!isfinite(loss)) {
+                st = lop_fail(LOP_ENUMERIC, "train: the loss became %s in epoch %d at batch "
+                              "%ld of %ld (learning rate %g): training diverged, and the "
+                              "network is back as it was before this run; try a lower "
+                              "learning rate%s", isnan(loss) ? "NaN" : "infinite", epoch + 1,
+                              step + 1, steps_per_epoch,
+                              (double)sgd.lr, o->nhints ? " or hint weight" : "");
+                break;
+            }
             lop_graph_zero_grad(g);
             if ((st = lop_graph_backward_adding(g, b->dlogits, b->nhints, b->hint_nodes,
                                                 b->hint_grads)) != LOP_OK ||
@@ -255,6 +264,11 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_e
     batch_buf b;
     if ((st = batch_buf_init(&b, d->n, o->batch, o->hints, o->nhints)) != LOP_OK)
         return st;
+    lop_rollback before;
+    if ((st = lop_rollback_take(g, &before)) != LOP_OK) {
+        batch_buf_free(&b);
+        return st;
+    }
     lop_rng rng;
     lop_eval ev = {0};
     for (int epoch = o->from_epoch; epoch < until_epoch(o) && st == LOP_OK; epoch++) {
@@ -265,6 +279,13 @@ int lop_train(lop_graph *g, const lop_dataset *d, const lop_train_opts *o, lop_e
         st = train_epoch(g, d, o, &b, &rng, epoch, &ev);
     }
     batch_buf_free(&b);
+    if (st == LOP_OK && !lop_graph_params_finite(g))   /* the last step overflowed */
+        st = lop_fail(LOP_ENUMERIC, "train: the weights became NaN or infinite in the last "
+                      "step: training diverged, and the network is back as it was before "
+                      "this run; try a lower learning rate");
+    if (st == LOP_ENUMERIC)
+        lop_rollback_restore(g, &before);
+    lop_rollback_free(&before);
     if (st == LOP_OK && last)
         *last = ev;
     return st;

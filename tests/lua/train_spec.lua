@@ -201,6 +201,19 @@ describe("lop.train", function()
       assert.is_true(type(err2) == "string" and #err2 > 0, "case " .. k)
     end
   end)
+
+  it("stops a run that diverges and gives the net back as it was", function()
+    local net = small_net(5)
+    local part = data.train:subset(1, 256)
+    local before = net:node("conv1"):weight():totable()
+    local ok, err = pcall(lop.train, net, part, { lr = 1e30, batch = 32, progress = false })
+    assert.is_false(ok)
+    assert.truthy(err:find("training diverged", 1, true), err)
+    assert.truthy(err:find("try a lower learning rate", 1, true), err)
+    assert.are.same(before, net:node("conv1"):weight():totable())
+    local top1 = lop.train(net, part, { lr = 0.05, batch = 32, progress = false }).top1
+    assert.is_true(top1 > 0.1, "trains again afterwards: " .. top1)
+  end)
 end)
 
 describe("lop.train with a teacher", function()
