@@ -194,7 +194,17 @@ if opt.epochs > 0 then
   print("final fine-tune")
   tune.hints = pruner.hints(plan, counts, origins)
   -- (no validation pass here: the table below has it)
-  pruner.finetune(net, tune.data, opt.epochs, setmetatable({val = false}, {__index = tune}))
+  local ok, err = pcall(pruner.finetune, net, tune.data, opt.epochs,
+                        setmetatable({val = false}, {__index = tune}))
+  if not ok then
+    -- A fine-tune that diverges leaves the net as pruned: keep the pruning's work.
+    if tostring(err):find("training diverged", 1, true) then
+      net:save(opt.out, opt.fold_batchnorm and {fold_batchnorm = true} or nil)
+      error(("%s\nthe pruned network, before the fine-tune, is written to %s")
+            :format(err:gsub("^[^\n]-:%d+: ", ""), opt.out), 0)
+    end
+    error(err, 0)
+  end
 end
 
 print("\n" .. (lop.compare(original, net, {data = val, reps = opt.reps})))

@@ -477,6 +477,25 @@ describe("scripts/prune.lua refuses", function()
     end
   end)
 
+  it("a fine-tune that diverges, keeping the pruned network in --out", function()
+    local out = util.tmpfile(".lop")
+    local code, text = prune(("--speedup 1.5 --images 32 --points 5 --epochs 1 --lr 1e30 "
+                              .. "--out %s"):format(out))
+    assert.are_not.equal(0, code)
+    assert.truthy(text:find("training diverged", 1, true), text)
+    assert.truthy(text:find("the pruned network, before the fine-tune, is written to " .. out,
+                            1, true), text)
+    assert.is_nil(text:find("traceback", 1, true), text)
+    local back, original = lop.load(out), lop.load(model)
+    assert.is_true(back:flops() < original:flops() / 1.4, text)
+    local x = lop.data.fashion_mnist{pad = 28, train_size = 1, test_size = 8}.test
+                 :batch(range(8))
+    for _, row in ipairs(outputs(back, x)) do
+      for _, v in ipairs(row) do assert.is_true(v == v and math.abs(v) < 1e6, text) end
+    end
+    os.remove(out)
+  end)
+
   it("a missing model file", function()
     local code, text = util.run(("%s scripts/prune.lua --model /nonexistent/net.onnx --data "
                                  .. "fashion-mnist --out x.onnx"):format(LOPPER))
