@@ -6,9 +6,9 @@
  * contribution is first scaled to that of a unit-norm filter, so a channel is not
  * favoured just because its filter is large: with norms w_j the problem is solved on
  * A_ij / (w_i w_j) and r_j / w_j.  Coordinate descent (warm-started) runs at penalties
- * found by doubling and then bisection until the requested number of channels survives;
- * exactly that many largest |b| are kept.  Whether the descent met its tolerance is
- * reported, not assumed.
+ * halved down from max |r| (where every b is 0) and then bisected until the requested
+ * number of channels survives; exactly that many largest |b| are kept.  Whether the
+ * descent met its tolerance is reported, not assumed.
  */
 #include <math.h>
 #include <string.h>
@@ -107,20 +107,21 @@ int lop_select_lasso(const double *A, const double *r, const double *norm, int c
     double rmax = 0;
     for (int j = 0; j < c; j++)
         rmax = fmax(rmax, fabs(rn[j]));
-    /* lambda >= max|r| zeroes everything; start far below and double */
-    double lo = 0, hi = rmax > 0 ? rmax : 1, lambda = hi * 1e-6;
-    /* least squares first: the densest solution */
-    solve_at(An, rn, c, 0, b, q, &run);
-    memcpy(best, b, (size_t)c * sizeof *b);
-    while (lambda < hi) {
+    /* lambda >= max|r| zeroes everything: come down from there, halving, to the first
+     * penalty that keeps enough channels, each solve warm-started from the sparser one
+     * before it.  The dense end of the path, where coordinate descent is slowest on
+     * correlated channels, is reached only when fewer channels never survive. */
+    const double top = rmax > 0 ? rmax : 1;
+    double lo = 0, hi = top, lambda = top;
+    for (;;) {
+        lambda *= 0.5;
         solve_at(An, rn, c, lambda, b, q, &run);
-        if (nonzeros(b, c) < nkeep) {
-            hi = lambda;
+        if (nonzeros(b, c) >= nkeep || lambda < top * 1e-12) {
+            lo = run.lambda = lambda;
+            memcpy(best, b, (size_t)c * sizeof *b);
             break;
         }
-        lo = run.lambda = lambda;
-        memcpy(best, b, (size_t)c * sizeof *b);
-        lambda *= 2;
+        hi = lambda;
     }
     /* bisect between lo (>= nkeep survive) and hi (fewer) */
     for (int it = 0; it < 60 && nonzeros(best, c) != nkeep; it++) {
