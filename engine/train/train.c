@@ -3,7 +3,8 @@
  * batches (from a lop_loader, so streamed data sets train like ones in memory) through
  * forward / softmax cross-entropy (or distillation from a teacher network, and feature
  * hints at chosen nodes) / backward / SGD, the learning-rate schedule, a progress
- * callback after every batch, and resuming at an epoch boundary.
+ * callback after every batch, resuming at an epoch boundary, and undoing a run that
+ * diverges (rollback.c).
  */
 #include <math.h>
 #include <stdlib.h>
