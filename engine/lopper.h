@@ -654,8 +654,10 @@ int lop_select_thinet_order(const double *G, int c, int *order);
 typedef struct lop_lasso_info {
     double lambda;         /* the penalty of the solution the keep list comes from */
     int sweeps;            /* coordinate-descent sweeps over all solves */
-    int converged;         /* every solve of the search met its tolerance within the
-                              sweep cap (when not, the ranking is of an unfinished one) */
+    int converged;         /* every solve of the search met the optimality conditions
+                              to its tolerance (within the sweep cap, or solved exactly
+                              on its support after it); when not, the ranking is of an
+                              unfinished one */
 } lop_lasso_info;
 int lop_select_lasso(const double *A, const double *r, const double *norm, int c, int nkeep,
                      int *keep, double *beta, lop_lasso_info *info);

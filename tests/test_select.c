@@ -2,8 +2,9 @@
  * test_select.c - the selection rules on planted problems: outputs built from a known
  * subset of channels (plus small noise) must lead ThiNet and LASSO back to exactly
  * that subset, LASSO must keep exactly the requested count whatever the scale of each
- * channel's filter and say when its descent did not converge, and ThiNet's greedy pass
- * on the Gram matrix must match the same greedy rule evaluated sample by sample.
+ * channel's filter, say when its descent did not converge and be optimal whenever it
+ * says it did, and ThiNet's greedy pass on the Gram matrix must match the same greedy
+ * rule evaluated sample by sample.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -190,23 +191,104 @@ static void test_lasso_ignores_filter_scale(void **state)
     free(z);
 }
 
+/* How far beta is from the LASSO's optimality conditions at lambda, relative to
+ * max |r|: |r_j - (A beta)_j| must equal lambda (with beta_j's sign) where beta_j is
+ * nonzero and be at most lambda where it is zero. */
+static double kkt_violation(const double *A, const double *r, const double *beta, int c,
+                            double lambda)
+{
+    double worst = 0, scale = 0;
+    for (int j = 0; j < c; j++) {
+        double g = r[j];
+        for (int i = 0; i < c; i++)
+            g -= A[j * c + i] * beta[i];
+        double v = beta[j] != 0 ? fabs(g - (beta[j] > 0 ? lambda : -lambda))
+                                : fmax(0, fabs(g) - lambda);
+        worst = fmax(worst, v);
+        scale = fmax(scale, fabs(r[j]));
+    }
+    return worst / scale;
+}
+
 /* Coordinate descent on two nearly identical channels (correlation 1 - 1e-7) moves by
- * a factor (1 - 1e-7)^2 per sweep: the sweep cap is reached and must be reported; a
- * well-conditioned problem converges and says so. */
+ * a factor (1 - 1e-7)^2 per sweep: it reaches its cap on the way, and the solve on its
+ * support must finish the job - converged, and optimal to the tolerance.  A planted
+ * five-channel problem where the cap leaves a wrong support (a coefficient of the
+ * wrong sign; found by a random search) must say that it did not converge, and its
+ * coefficients are indeed off the optimum.  A well-conditioned problem converges in
+ * few sweeps and says so. */
 static void test_lasso_reports_convergence(void **state)
 {
     (void)state;
-    double A[4] = {1, 1 - 1e-7, 1 - 1e-7, 1}, r[2] = {1, 1};
-    int keep[2];
+    const double rho = 1 - 1e-7;
+    double A[4] = {1, rho, rho, 1}, r[2] = {1, 1}, beta[2];
+    int keep[3];
     lop_lasso_info info = {0};
-    assert_int_equal(lop_select_lasso(A, r, NULL, 2, 1, keep, NULL, &info), LOP_OK);
+    assert_int_equal(lop_select_lasso(A, r, NULL, 2, 1, keep, beta, &info), LOP_OK);
+    assert_true(info.converged);
+    assert_true(info.sweeps >= 1000);   /* a solve reached the cap */
+    assert_true(kkt_violation(A, r, beta, 2, info.lambda) < 1e-8);
+
+    double A5[25] = {
+        0.15375073364564221, -0.11086570996075039, 0.15375076224529963, -0.11301595500675152,
+        -0.12569155167009058, -0.11086570996075039, 0.15374467814853993, -0.11086550630875278,
+        0.15156496115187718, 0.082808140195531843, 0.15375076224529963, -0.11086550630875278,
+        0.15375079084582477, -0.11301574212474155, -0.12569165997444268, -0.11301595500675152,
+        0.15156496115187718, -0.11301574212474155, 0.15373556634402311, 0.084956887255439012,
+        -0.12569155167009058, 0.082808140195531843, -0.12569165997444268, 0.084956887255439012,
+        0.1537510318167567};
+    double r5[5] = {-0.26688111376337759, 0.42657579478182639, 0.051442931197324238,
+                    0.43342002245291134, -0.005593119890239584}, beta5[5];
+    assert_int_equal(lop_select_lasso(A5, r5, NULL, 5, 3, keep, beta5, &info), LOP_OK);
     assert_false(info.converged);
-    assert_true(info.sweeps >= 1000);
+    assert_true(kkt_violation(A5, r5, beta5, 5, info.lambda) > 1e-3);
+
     double I[4] = {2, 0, 0, 1}, q[2] = {3, 1};
     assert_int_equal(lop_select_lasso(I, q, NULL, 2, 1, keep, NULL, &info), LOP_OK);
     assert_true(info.converged);
     assert_int_equal(keep[0], 0);   /* beta = (1.5, 1) unpenalised: channel 0 is larger */
     assert_true(info.sweeps >= 1 && info.sweeps < 1000);
+}
+
+/* Whenever the LASSO says it converged, its coefficients meet the optimality
+ * conditions at its lambda: 300 random problems of 3-8 channels, half of them nearly
+ * collinear (each a sign times one direction plus noise of 1e-4), where coordinate
+ * descent alone often stops at its cap. */
+static void test_lasso_converged_means_optimal(void **state)
+{
+    (void)state;
+    lop_rng g;
+    lop_rng_seed(&g, 11);
+    int converged = 0;
+    for (int trial = 0; trial < 300; trial++) {
+        int c = 3 + trial % 6, m = 12;
+        double v[8][12], base[12], A[64], r[8], beta[8];
+        for (int k = 0; k < m; k++)
+            base[k] = lop_rng_uniform(&g) - 0.5;
+        for (int i = 0; i < c; i++)
+            for (int k = 0; k < m; k++)
+                v[i][k] = trial % 2 ? (lop_rng_uniform(&g) < 0.5 ? 1 : -1) * base[k] +
+                                          1e-4 * (lop_rng_uniform(&g) - 0.5)
+                                    : lop_rng_normal(&g);
+        for (int i = 0; i < c; i++) {
+            for (int j = 0; j < c; j++) {
+                double sum = 0;
+                for (int k = 0; k < m; k++)
+                    sum += v[i][k] * v[j][k];
+                A[i * c + j] = sum;
+            }
+            r[i] = lop_rng_uniform(&g) - 0.5;
+        }
+        int keep[8];
+        lop_lasso_info info;
+        assert_int_equal(lop_select_lasso(A, r, NULL, c, 1 + trial % (c - 1), keep, beta, &info),
+                         LOP_OK);
+        if (info.converged) {
+            converged++;
+            assert_true(kkt_violation(A, r, beta, c, info.lambda) < 2e-8);
+        }
+    }
+    assert_true(converged > 250);
 }
 
 /* Kept counts are ceil(fraction * c) within 1..c; top-k keeps the highest scores,
@@ -279,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_lasso_recovers_planted_subset),
         cmocka_unit_test(test_lasso_ignores_filter_scale),
         cmocka_unit_test(test_lasso_reports_convergence),
+        cmocka_unit_test(test_lasso_converged_means_optimal),
         cmocka_unit_test(test_thinet_recovers_planted_subset),
         cmocka_unit_test(test_thinet_matches_sample_by_sample_greedy),
         cmocka_unit_test(test_counts_and_top_k_by_hand),

@@ -22,16 +22,37 @@ static double soft(double x, double t)
     return x > t ? x - t : x < -t ? x + t : 0.0;
 }
 
-/* Coordinate descent from the current b (warm start); q = A b is kept up to date.
- * Returns the sweeps used, or -1 when LASSO_MAX_SWEEPS did not reach the tolerance. */
-static int lasso_cd(const double *A, const double *r, int c, double lambda, double *b,
-                    double *q)
+/* How far b is from the optimality conditions at lambda, given q = A b: |r_j - q_j|
+ * must equal lambda (with b_j's sign) where b_j is nonzero, and be at most lambda where
+ * it is zero.  The largest shortfall. */
+static double kkt_gap(const double *r, const double *q, const double *b, int c, double lambda)
+{
+    double worst = 0;
+    for (int j = 0; j < c; j++) {
+        double g = r[j] - q[j];
+        worst = fmax(worst, b[j] != 0 ? fabs(g - (b[j] > 0 ? lambda : -lambda))
+                                      : fabs(g) - lambda);
+    }
+    return worst;
+}
+
+/* The tolerance on kkt_gap: a relative 1e-8 of the largest |r|. */
+static double kkt_tolerance(const double *r, int c)
 {
     double scale = 0;
     for (int j = 0; j < c; j++)
         scale = fmax(scale, fabs(r[j]));
+    return 1e-8 * (scale > 0 ? scale : 1);
+}
+
+/* Coordinate descent from the current b (warm start); q = A b is kept up to date.
+ * Returns the sweeps used, or -1 when LASSO_MAX_SWEEPS did not meet the optimality
+ * conditions to kkt_tolerance (the test exact_on_support's answer must pass too). */
+static int lasso_cd(const double *A, const double *r, int c, double lambda, double *b,
+                    double *q)
+{
+    const double tol = kkt_tolerance(r, c);
     for (int sweep = 1; sweep <= LASSO_MAX_SWEEPS; sweep++) {
-        double biggest = 0;
         for (int j = 0; j < c; j++) {
             double ajj = A[(size_t)j * c + j];
             if (ajj <= 0)
@@ -43,9 +64,8 @@ static int lasso_cd(const double *A, const double *r, int c, double lambda, doub
             for (int i = 0; i < c; i++)
                 q[i] += A[(size_t)i * c + j] * d;
             b[j] = nb;
-            biggest = fmax(biggest, fabs(d) * ajj);
         }
-        if (biggest <= 1e-8 * (scale > 0 ? scale : 1))
+        if (kkt_gap(r, q, b, c, lambda) <= tol)
             return sweep;
     }
     return -1;
@@ -59,14 +79,68 @@ static int nonzeros(const double *b, int c)
     return n;
 }
 
+/* Coordinate descent creeps along a valley of nearly collinear channels (VGG-16's fc7
+ * seen through fc8's ten outputs) by a factor close to 1 per sweep.  When it stops at
+ * its cap, its support S - the nonzero coefficients, signs s - is usually already
+ * right, and there the LASSO's optimality conditions are linear: A_SS b_S = r_S -
+ * lambda s.  Solve them; the result is the exact minimiser if every sign holds and it
+ * meets all the conditions (kkt_gap, to coordinate descent's tolerance: a wrong support
+ * or a system too singular to solve exactly does not).  Then b and q = A b take it and
+ * 1 is returned; else they stay as they were and 0 is returned. */
+static int exact_on_support(const double *A, const double *r, int c, double lambda,
+                            double *b, double *q)
+{
+    int n = 0;
+    int *S = lop_malloc((size_t)c * sizeof *S);
+    double *ASS = lop_malloc((size_t)c * c * sizeof *ASS);
+    double *rhs = lop_malloc((size_t)c * sizeof *rhs), *bS = lop_malloc((size_t)c * sizeof *bS);
+    double *qn = lop_malloc((size_t)c * sizeof *qn);
+    int exact = S && ASS && rhs && bS && qn;
+    for (int j = 0; exact && j < c; j++)
+        if (b[j] != 0)
+            S[n++] = j;
+    for (int i = 0; exact && i < n; i++) {
+        for (int k = 0; k < n; k++)
+            ASS[(size_t)i * n + k] = A[(size_t)S[i] * c + S[k]];
+        rhs[i] = r[S[i]] - (b[S[i]] > 0 ? lambda : -lambda);
+    }
+    exact = exact && n > 0 && lop_solve_spd(ASS, n, rhs, 1, 0, bS) == LOP_OK;
+    for (int i = 0; exact && i < n; i++)
+        exact = (bS[i] > 0) == (b[S[i]] > 0) && bS[i] != 0;
+    double *full = ASS;   /* A_SS is done with: bS placed among all c channels */
+    if (exact) {
+        memset(full, 0, (size_t)c * sizeof *full);
+        for (int i = 0; i < n; i++)
+            full[S[i]] = bS[i];
+        for (int j = 0; j < c; j++) {
+            double sum = 0;
+            for (int i = 0; i < n; i++)
+                sum += A[(size_t)j * c + S[i]] * bS[i];
+            qn[j] = sum;
+        }
+        /* to coordinate descent's tolerance: the solve may have needed a ridge */
+        exact = kkt_gap(r, qn, full, c, lambda) <= kkt_tolerance(r, c);
+    }
+    if (exact) {
+        memcpy(b, full, (size_t)c * sizeof *b);
+        memcpy(q, qn, (size_t)c * sizeof *q);
+    }
+    lop_free(S);
+    lop_free(ASS);
+    lop_free(rhs);
+    lop_free(bS);
+    lop_free(qn);
+    return exact;
+}
+
 /* One solve at lambda, warm-started from b; counts its sweeps and whether it met the
- * tolerance into info. */
+ * tolerance (or, at the sweep cap, was made exact on its support) into info. */
 static void solve_at(const double *A, const double *r, int c, double lambda, double *b,
                      double *q, lop_lasso_info *info)
 {
     int sweeps = lasso_cd(A, r, c, lambda, b, q);
     info->sweeps += sweeps < 0 ? LASSO_MAX_SWEEPS : sweeps;
-    info->converged = info->converged && sweeps >= 0;
+    info->converged = info->converged && (sweeps >= 0 || exact_on_support(A, r, c, lambda, b, q));
 }
 
 /* Channel j's factor to a unit-norm filter: 1 / norm_j, 1 without norms, and 0 for a
