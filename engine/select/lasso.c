@@ -36,22 +36,12 @@ static double kkt_gap(const double *r, const double *q, const double *b, int c, 
     return worst;
 }
 
-/* The tolerance on kkt_gap: a relative 1e-8 of the largest |r|. */
-static double kkt_tolerance(const double *r, int c)
-{
-    double scale = 0;
-    for (int j = 0; j < c; j++)
-        scale = fmax(scale, fabs(r[j]));
-    return 1e-8 * (scale > 0 ? scale : 1);
-}
-
 /* Coordinate descent from the current b (warm start); q = A b is kept up to date.
- * Returns the sweeps used, or -1 when LASSO_MAX_SWEEPS did not meet the optimality
- * conditions to kkt_tolerance (the test exact_on_support's answer must pass too). */
-static int lasso_cd(const double *A, const double *r, int c, double lambda, double *b,
-                    double *q)
+ * Returns the sweeps used, or -1 when LASSO_MAX_SWEEPS did not bring kkt_gap to tol
+ * (the test exact_on_support's answer must pass too). */
+static int lasso_cd(const double *A, const double *r, int c, double lambda, double tol,
+                    double *b, double *q)
 {
-    const double tol = kkt_tolerance(r, c);
     for (int sweep = 1; sweep <= LASSO_MAX_SWEEPS; sweep++) {
         for (int j = 0; j < c; j++) {
             double ajj = A[(size_t)j * c + j];
@@ -88,7 +78,7 @@ static int nonzeros(const double *b, int c)
  * or a system too singular to solve exactly does not).  Then b and q = A b take it and
  * 1 is returned; else they stay as they were and 0 is returned. */
 static int exact_on_support(const double *A, const double *r, int c, double lambda,
-                            double *b, double *q)
+                            double tol, double *b, double *q)
 {
     int n = 0;
     int *S = lop_malloc((size_t)c * sizeof *S);
@@ -119,7 +109,7 @@ static int exact_on_support(const double *A, const double *r, int c, double lamb
             qn[j] = sum;
         }
         /* to coordinate descent's tolerance: the solve may have needed a ridge */
-        exact = kkt_gap(r, qn, full, c, lambda) <= kkt_tolerance(r, c);
+        exact = kkt_gap(r, qn, full, c, lambda) <= tol;
     }
     if (exact) {
         memcpy(b, full, (size_t)c * sizeof *b);
@@ -135,12 +125,13 @@ static int exact_on_support(const double *A, const double *r, int c, double lamb
 
 /* One solve at lambda, warm-started from b; counts its sweeps and whether it met the
  * tolerance (or, at the sweep cap, was made exact on its support) into info. */
-static void solve_at(const double *A, const double *r, int c, double lambda, double *b,
-                     double *q, lop_lasso_info *info)
+static void solve_at(const double *A, const double *r, int c, double lambda, double tol,
+                     double *b, double *q, lop_lasso_info *info)
 {
-    int sweeps = lasso_cd(A, r, c, lambda, b, q);
+    int sweeps = lasso_cd(A, r, c, lambda, tol, b, q);
     info->sweeps += sweeps < 0 ? LASSO_MAX_SWEEPS : sweeps;
-    info->converged = info->converged && (sweeps >= 0 || exact_on_support(A, r, c, lambda, b, q));
+    info->converged = info->converged && (sweeps >= 0 ||
+                                           exact_on_support(A, r, c, lambda, tol, b, q));
 }
 
 /* Channel j's factor to a unit-norm filter: 1 / norm_j, 1 without norms, and 0 for a
@@ -186,10 +177,11 @@ int lop_select_lasso(const double *A, const double *r, const double *norm, int c
      * before it.  The dense end of the path, where coordinate descent is slowest on
      * correlated channels, is reached only when fewer channels never survive. */
     const double top = rmax > 0 ? rmax : 1;
+    const double tol = 1e-8 * top;   /* on kkt_gap: relative to the largest |r| */
     double lo = 0, hi = top, lambda = top;
     for (;;) {
         lambda *= 0.5;
-        solve_at(An, rn, c, lambda, b, q, &run);
+        solve_at(An, rn, c, lambda, tol, b, q, &run);
         if (nonzeros(b, c) >= nkeep || lambda < top * 1e-12) {
             lo = run.lambda = lambda;
             memcpy(best, b, (size_t)c * sizeof *b);
@@ -207,7 +199,7 @@ int lop_select_lasso(const double *A, const double *r, const double *norm, int c
                 s += An[(size_t)i * c + j] * b[j];
             q[i] = s;
         }
-        solve_at(An, rn, c, lambda, b, q, &run);
+        solve_at(An, rn, c, lambda, tol, b, q, &run);
         if (nonzeros(b, c) >= nkeep) {
             lo = run.lambda = lambda;
             memcpy(best, b, (size_t)c * sizeof *b);
