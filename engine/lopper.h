@@ -655,9 +655,10 @@ typedef struct lop_lasso_info {
     double lambda;         /* the penalty of the solution the keep list comes from */
     int sweeps;            /* coordinate-descent sweeps over all solves */
     int converged;         /* every solve of the search met the optimality conditions
-                              to its tolerance (within the sweep cap, or solved exactly
-                              on its support after it); when not, the ranking is of an
-                              unfinished one */
+                              to its tolerance (within the sweep cap, or finished by
+                              feature-sign search after it); when not - a Gram matrix so
+                              singular the objective has no minimum - the ranking is of
+                              an unfinished one */
 } lop_lasso_info;
 int lop_select_lasso(const double *A, const double *r, const double *norm, int c, int nkeep,
                      int *keep, double *beta, lop_lasso_info *info);

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "../engine/internal.h"
+#include "gauss_jordan.h"
 #include "gradcheck.h"
 #include "graph_build.h"
 
@@ -43,39 +44,6 @@ static lop_graph *head(float p, ids *id)
     for (int k = 0; k < NA; k++)   /* every unit active on most images */
         g->nodes[id->a]->param[1]->data[k] = 0.5f;
     return g;
-}
-
-/* Solve the DIM x DIM system A X = B (NB right-hand sides) by Gauss-Jordan. */
-static void solve(double A[DIM][DIM], double B[DIM][NB])
-{
-    for (int c = 0; c < DIM; c++) {
-        int piv = c;
-        for (int r = c + 1; r < DIM; r++)
-            if (fabs(A[r][c]) > fabs(A[piv][c]))
-                piv = r;
-        for (int k = 0; k < DIM; k++) {
-            double t = A[c][k];
-            A[c][k] = A[piv][k];
-            A[piv][k] = t;
-        }
-        for (int k = 0; k < NB; k++) {
-            double t = B[c][k];
-            B[c][k] = B[piv][k];
-            B[piv][k] = t;
-        }
-        for (int r = 0; r < DIM; r++) {
-            if (r == c)
-                continue;
-            double f = A[r][c] / A[c][c];
-            for (int k = 0; k < DIM; k++)
-                A[r][k] -= f * A[c][k];
-            for (int k = 0; k < NB; k++)
-                B[r][k] -= f * B[c][k];
-        }
-    }
-    for (int c = 0; c < DIM; c++)
-        for (int k = 0; k < NB; k++)
-            B[c][k] /= A[c][c];
 }
 
 /* Refit b to the kept outputs of a (for training: LOP_RECON_DROPOUT); the reference
@@ -105,7 +73,7 @@ static void refit_and_reference(lop_graph *g, const ids *id, const lop_dataset *
     }
     for (int i = 0; i < NKEEP; i++)
         A[i][i] *= 1.0 + noise;
-    solve(A, B);
+    gauss_jordan(&A[0][0], DIM, &B[0][0], NB);
     for (int k = 0; k < NB; k++) {
         for (int i = 0; i < NKEEP; i++)
             want_w[k][i] = B[i][k];
