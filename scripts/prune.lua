@@ -34,6 +34,11 @@ local opt = lop.options(arg, lop.recipe.latency_options({
             help = "uniform: one keep fraction for every pruned group; auto: per group, "
                    .. "from each group's reconstruction error at every width and what each "
                    .. "width saves (lop.widths)"},
+  sensitivity = {default = "reconstruction", choices = {"reconstruction", "loss"},
+                 help = "automatic widths rank a group's narrowing by its readers' "
+                        .. "reconstruction error (seconds), or by the rise of the loss on "
+                        .. "2000 --data images with the group pruned alone at 8 widths "
+                        .. "(minutes)"},
   solver = {default = "lasso", choices = {"lasso", "thinet", "l1", "first", "random"},
             help = "channel selection rule"},
   shared = {default = true,
@@ -155,7 +160,8 @@ if opt.widths == "auto" or opt.latency_ms then
   local w = lop.widths.choose(original, data, plan, {
     flops = not opt.latency_ms and original:flops() / opt.speedup or nil,
     latency_ms = opt.latency_ms, batch = opt.latency_batch, images = opt.images,
-    points = opt.points, seed = opt.seed, refit = opt.refit})
+    points = opt.points, seed = opt.seed, refit = opt.refit, sensitivity = opt.sensitivity,
+    solver = opt.solver})
   counts = w.counts
   print("\nplan (groups in graph order):")
   print(pruner.describe(plan, counts))

@@ -6,6 +6,10 @@
 --   - sensitivity: each entry's error at k kept channels equals what lop.reconstruct
 --     (or, for a group several layers read, the sum of lop.reconstruct_group's errors)
 --     reports for the first k channels of ThiNet's order, refitted on a clone;
+--   - loss sensitivity: zero at full width, never falling as channels go, and at a
+--     measured width at least the loss rise of a clone the recipe's pruner.prune
+--     narrows there alone (exactly that where no wider width measured more), linear
+--     in between;
 --   - costs: FLOPs saved at each candidate equal the FLOPs of a clone pruned here;
 --   - choose for a FLOPs target lands within 5% and its counts prune to that cost, and
 --     goes on towards 99-100% of it; the latency path gives counts and a measured cost
@@ -104,6 +108,43 @@ describe("lop.widths on a small residual net", function()
       -- fewer channels never fit better
       for k = 2, e.channels do assert.is_true(errors[i][k] <= errors[i][k - 1] + 1e-9) end
     end
+  end)
+
+  it("measures the loss each group's narrowing costs, pruned alone at 8 widths", function()
+    -- trained a little, so that narrowing costs loss (untrained, it costs none)
+    local trained <close> = net:clone()
+    lop.train(trained, fm.train, {epochs = 3, lr = 0.05, batch = 32, seed = 1})
+    local loss = lop.widths.sensitivity(trained, fm.train, plan, setmetatable(
+      {sensitivity = "loss", loss_images = 200, log = quiet}, {__index = how}))
+    local measured = fm.train:subset(1, 200)
+    local base = lop.evaluate(trained, measured).loss
+    local e = plan[block]   -- 12 channels: widths 12, 10, ..., 2, 1
+    assert.are.equal(e.channels, #loss[block])
+    assert.are.equal(0, loss[block][12])
+    local rise = {}
+    for _, k in ipairs{4, 6} do   -- each the recipe's own pruning of that group alone
+      local copy <close> = trained:clone()
+      lop.pruner.prune(copy, fm.train, plan, {[block] = k},
+                       {original = trained, images = 60, points = 10, seed = 3, log = quiet,
+                        warn = quiet})
+      rise[k] = lop.evaluate(copy, measured).loss - base
+    end
+    assert.is_true(rise[4] > rise[6] and rise[6] > 0.01, ("%g %g"):format(rise[4], rise[6]))
+    -- never falling as channels go: at least what was measured, and exactly that where
+    -- no wider width measured more; 5 lies halfway between the two
+    for k = 1, 11 do assert.is_true(loss[block][k] >= loss[block][k + 1]) end
+    for _, k in ipairs{4, 6} do
+      assert.is_true(loss[block][k] >= rise[k] - 1e-9)
+      if loss[block][k] > loss[block][k + 1] then
+        assert.is_true(math.abs(loss[block][k] - rise[k]) <= 1e-9 * (1 + rise[k]))
+      end
+    end
+    assert.is_true(math.abs(loss[block][5] - math.max((rise[4] + rise[6]) / 2, loss[block][6]))
+                   <= 1e-9 * (1 + rise[4]))
+    local ok, err = pcall(lop.widths.sensitivity, net, fm.train, plan, {sensitivity = "magic"})
+    assert.is_false(ok)
+    assert.truthy(err:find('sensitivity must be "reconstruction" or "loss", got magic', 1, true),
+                  err)
   end)
 
   it("counts the FLOPs each candidate width saves", function()
