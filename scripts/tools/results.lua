@@ -77,12 +77,10 @@ local RUNS = {
   -- The generic recipe with per-group widths chosen for the budget and a short
   -- fine-tune (issue 19's budgets: 2 epochs at 3.25x, 3 at 4x and on ResNet-56).
   -- VGG-16's fine-tunes keep the refitted layers' outputs at the original's (feature
-  -- hints): 0.2-0.3 points more (results_notes.md).  At 3.25x the widths come from the
-  -- measured loss sensitivity: 0.2 points more than from reconstruction errors.
+  -- hints): 0.2-0.3 points more (results_notes.md).
   {name = "prune_vgg16_325_2ep", script = "prune", model = VGG,
-   args = "--data fashion-mnist --speedup 3.25 --widths auto --sensitivity loss --images 1000 "
-          .. "--epochs 2 --batch 128 --random_crop 2 --flip --hints 100",
-   target = {flops = 3.25, drop = 0.3}},
+   args = "--data fashion-mnist --speedup 3.25 --widths auto --images 1000 --epochs 2 "
+          .. "--batch 128 --random_crop 2 --flip --hints 100", target = {flops = 3.25, drop = 0.3}},
   {name = "prune_vgg16_4x_3ep", script = "prune", model = VGG,
    args = "--data fashion-mnist --speedup 4 --widths auto --images 1000 --epochs 3 "
           .. "--batch 128 --random_crop 2 --flip --hints 100", target = {flops = 4, drop = 0.5}},
