@@ -72,6 +72,9 @@ $(BUILD)/obj/engine/%.o: engine/%.c $(ENGINE_HDR) Makefile | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iengine -c $< -o $@
 
+# The proto arrives with libonnx-dev: under make -j, wait for the install, not fail.
+$(ONNX_PROTO): | $(DEPS_STAMP)
+
 $(ONNX_GEN) &: $(ONNX_PROTO) | $(DEPS_STAMP)
 	@mkdir -p $(BUILD)/gen
 	protoc-c -I$(dir $(ONNX_PROTO)) --c_out=$(BUILD)/gen $(ONNX_PROTO)
