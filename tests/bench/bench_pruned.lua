@@ -34,7 +34,7 @@ local QUICK = "--finetune 0 --final 0 --train_size 500 --test_size 100 --images 
               .. "--reps 1 --no-progress"
 -- The generic recipe (scripts/prune.lua) may choose its widths from the data (--widths
 -- auto), so it keeps its calibration as recorded and drops only the fine-tuning.
-local QUICK_PRUNE = "--epochs 0 --step_epochs 0 --reps 1 --no-progress"
+local QUICK_PRUNE = "--epochs 0 --step_epochs 0 --hints 0 --distill 0 --reps 1 --no-progress"
 -- A paper recipe with --widths auto chooses them from the original's statistics on its
 -- calibration images, before any fine-tuning: those stay as recorded.
 local QUICK_AUTO = "--finetune 0 --final 0 --test_size 100 --reps 1 --no-progress"
