@@ -59,9 +59,6 @@ static struct {
 
 static _Thread_local int inside_job;
 
-/* Engine threads whose OpenBLAS work buffers have been touched (warm_blas_buffers). */
-static atomic_int blas_warmed;
-
 static long now_ns(void)
 {
     struct timespec t;
@@ -109,11 +106,36 @@ static void run_share(int w, int threads)
         pool.fn(pool.ctx, begin, end, w);
 }
 
+/* OpenBLAS (0.3.21) keeps a work buffer for each concurrent caller, mapped but left
+ * untouched until a product reaches into it.  A product whose result is at most about
+ * 320 columns wide packs B a few columns at a time into the buffer's start, and its
+ * kernel evidently reads ahead into pages no call has touched: such products ran at a
+ * third of their speed for as long as the process lived (64 x 256 x 1024, one thread:
+ * 12 against 35 GFLOP/s; the same 35 once the buffer was mapped with MAP_POPULATE, or
+ * after one wider product).  They are the stride-2 convolutions at batch 1 and the
+ * small-map layers' backward products (docs/performance.md, "OpenBLAS's work
+ * buffers").  So every engine thread runs one wider product as it starts, the caller
+ * and the workers at the same time, so that each holds a buffer of its own; its
+ * operands are zeros and its result is thrown away. */
+static void warm_blas_buffer(void)
+{
+    enum { ROWS = 64, COLS = 384, INNER = 1024 };
+    float *a = calloc((size_t)ROWS * INNER + (size_t)INNER * COLS + (size_t)ROWS * COLS,
+                      sizeof *a);
+    if (!a)
+        return;   /* only speed is lost */
+    float *b = a + (size_t)ROWS * INNER, *c = b + (size_t)INNER * COLS;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ROWS, COLS, INNER, 1.0f, a, INNER,
+                b, COLS, 0.0f, c, COLS);
+    free(a);
+}
+
 static void *worker_main(void *arg)
 {
     int w = (int)(intptr_t)arg;
     unsigned long seen = pool.born[w];
     inside_job = 1;
+    warm_blas_buffer();
     for (;;) {
         if (!spin_until(job_started, seen)) {
             pthread_mutex_lock(&pool.lock);
@@ -166,10 +188,12 @@ static void pool_init(void)
         want = 1;
     if (want > MAX_THREADS)
         want = MAX_THREADS;
-    pool.nthreads = start_workers((int)want);
-    /* Always: with one engine thread (LOP_THREADS=1, one core) the user asked for one
-     * core, and OpenBLAS threads spinning beside busy processes cost a time slice each. */
+    /* Always, and before any worker's first product: with one engine thread
+     * (LOP_THREADS=1, one core) the user asked for one core, and OpenBLAS threads
+     * spinning beside busy processes cost a time slice each. */
     openblas_set_num_threads(1);
+    pool.nthreads = start_workers((int)want);
+    warm_blas_buffer();
 }
 
 int lop_parallel_threads(void)
@@ -194,50 +218,11 @@ int lop_set_threads(int n)
     return LOP_OK;
 }
 
-/* OpenBLAS (0.3.21) gives each concurrent caller a work buffer of its own, mapped
- * but left untouched until a product reaches into it.  A product whose result is at
- * most about 320 columns wide packs B a few columns at a time into the buffer's start,
- * and its kernel evidently reads ahead into pages no call has touched: such products
- * ran at a third of their speed for as long as the process lived (64 x 256 x 1024, one
- * thread: 12 against 35 GFLOP/s; the same 35 once the buffer was mapped with
- * MAP_POPULATE, or after one wider product).  They are the stride-2 convolutions at
- * batch 1 and the small-map layers' backward products (docs/performance.md, "OpenBLAS's
- * work buffers").  So one wider product runs once on every engine thread, all at the
- * same time so that each holds a buffer of its own; its operands are zeros and its
- * result is thrown away. */
-static void warm_blas_share(void *ctx, long first, long last, int worker)
-{
-    (void)ctx, (void)worker;
-    enum { ROWS = 64, COLS = 384, INNER = 1024 };
-    for (long i = first; i < last; i++) {
-        float *a = calloc((size_t)ROWS * INNER + (size_t)INNER * COLS + (size_t)ROWS * COLS,
-                          sizeof *a);
-        if (!a)
-            return;   /* only speed is lost */
-        float *b = a + (size_t)ROWS * INNER, *c = b + (size_t)INNER * COLS;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ROWS, COLS, INNER, 1.0f, a,
-                    INNER, b, COLS, 0.0f, c, COLS);
-        free(a);
-    }
-}
-
-/* Runs warm_blas_share on all `threads` threads unless they have run it; a pool grown
- * by lop_set_threads runs it again, on all of them. */
-static void warm_blas_buffers(int threads)
-{
-    if (atomic_load_explicit(&blas_warmed, memory_order_relaxed) >= threads ||
-        atomic_exchange(&blas_warmed, threads) >= threads)
-        return;
-    lop_parallel_for(threads, 1, warm_blas_share, NULL);
-}
-
 void lop_parallel_for(long n, long grain, lop_range_fn fn, void *ctx)
 {
     int threads = lop_parallel_threads();
     if (n <= 0)
         return;
-    if (!inside_job)
-        warm_blas_buffers(threads);
     if (threads == 1 || inside_job || n < 2 * (grain > 0 ? grain : 1) ||
         pthread_mutex_trylock(&pool.owner) != 0) {
         fn(ctx, 0, n, 0);
