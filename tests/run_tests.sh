@@ -7,6 +7,11 @@
 # file's wall time follows its output, to show where the suite's minutes go.  A
 # program that crashes or exits non-zero without reporting a failed case counts as one
 # failure, listed with the last lines it printed, so nothing fails silently.
+# The engine runs OpenBLAS single-threaded inside its own threads; the threads OpenBLAS
+# starts in its constructor would otherwise spin through the first 0.1 s of every test
+# program (2^28 cycles), processor time that test_loader's "nobody spins" check counts
+# against the loader (0.12 s on a 2.0 GHz machine, where it failed).
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 passed=0
 failed=0
 skipped=0
