@@ -58,23 +58,23 @@ static int has_flag(const char *flags, const char *flag)
     return 0;
 }
 
-/* Two OpenBLAS settings that it reads in its library constructor, before main, so
- * when either is unset this program sets it and runs itself again (both being set
- * stops a second round):
- * - OPENBLAS_CORETYPE: Debian's OpenBLAS picks kernels by CPU model and falls back to
- *   slow SSE3 ones on models it does not know (virtual CPUs often report none); choose
- *   by instruction-set flags instead, as scripts/tools/blas_coretype.sh does.
- * - OPENBLAS_NUM_THREADS=1: the engine runs OpenBLAS single-threaded inside its own
- *   threads (engine/core/parallel.c), and the threads OpenBLAS would start spin through
- *   the process's first 0.1 s for nothing. */
-static void choose_blas_settings(char **argv)
+/* Debian's OpenBLAS picks kernels by CPU model and falls back to slow SSE3 ones on
+ * models it does not know (virtual CPUs often report none); OPENBLAS_CORETYPE
+ * overrides that, but OpenBLAS reads it in its library constructor, before main.  So
+ * when it is unset, choose by instruction-set flags as scripts/tools/blas_coretype.sh
+ * does, set it and run this program again; the variable being set stops a second
+ * round. */
+static void choose_blas_kernels(char **argv)
 {
-    int again = !getenv("OPENBLAS_NUM_THREADS") && setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0;
-    FILE *f = getenv("OPENBLAS_CORETYPE") ? NULL : fopen("/proc/cpuinfo", "r");
+    if (getenv("OPENBLAS_CORETYPE"))
+        return;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
     const char *type = NULL;
     char *s = NULL;
     size_t cap = 0;
-    while (f && getline(&s, &cap, f) > 0) {
+    while (getline(&s, &cap, f) > 0) {
         if (strncmp(s, "flags", 5) != 0)
             continue;
         if (has_flag(s, "avx512f") && has_flag(s, "avx512bw") && has_flag(s, "avx512dq") &&
@@ -85,11 +85,8 @@ static void choose_blas_settings(char **argv)
         break;
     }
     free(s);
-    if (f)
-        fclose(f);
+    fclose(f);
     if (type && setenv("OPENBLAS_CORETYPE", type, 1) == 0)
-        again = 1;
-    if (again)
         execv("/proc/self/exe", argv);   /* returns only on failure: keep going as is */
 }
 
@@ -550,7 +547,7 @@ static int pmain(lua_State *L)
 
 int main(int argc, char **argv)
 {
-    choose_blas_settings(argv);
+    choose_blas_kernels(argv);
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "lopper: cannot create a Lua state: not enough memory\n");
