@@ -283,8 +283,8 @@ static void random_problem(lop_rng *g, int c, double noise, double *A, double *r
 /* Whenever the LASSO says it converged, its coefficients meet the optimality
  * conditions at its lambda: 300 random problems of 3-8 channels, half of them nearly
  * collinear (noise 1e-3), where coordinate descent alone often stops at its cap.  Each
- * has a minimiser (A is positive definite), so each must say it converged.  (At noise 1e-4 the
- * coefficients reach 1e7, and rounding in A b alone exceeds the check.) */
+ * has a minimiser (A is positive definite), so each must say it converged.  (At noise
+ * 1e-4 the coefficients reach 1e7, and rounding in A b alone exceeds the check.) */
 static void test_lasso_converged_means_optimal(void **state)
 {
     (void)state;
