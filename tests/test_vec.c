@@ -7,7 +7,7 @@
  * a row of tiles split by column and joined again, in whatever lane order the build's
  * split leaves them.
  * The AVX-512 and AVX2 builds replace the lane loops with instructions (masked moves,
- * gathers, permutes indexed through BMI2, a transpose in registers); this is the
+ * gathers, permutes, a transpose in registers); this is the
  * check that they mean the same.
  */
 #include <setjmp.h>

@@ -20,13 +20,10 @@
 #endif
 
 /* AVX2 without AVX-512 has masked loads and stores, gathers and a lane permute, but no
- * compress or expand: those are built from the permute, its lane indices packed and
- * spread by BMI2's pext / pdep (fast on Intel from Haswell and AMD from Zen 3). */
+ * compress or expand: those are built from the permute (vec_store_selected,
+ * vec_spread). */
 #if !defined(__AVX512F__) && defined(__AVX2__)
 #define VEC_AVX2 1
-#if defined(__BMI2__)
-#define VEC_AVX2_BMI2 1
-#endif
 #endif
 
 /* One vector of floats: 16 with AVX-512, else 8, naturally aligned as a variable;
@@ -136,9 +133,12 @@ static inline vec vec_gather_first(const float *p, int stride, int n)
 /* The nine taps of n 3x3 kernels, each kernel's 9 floats contiguous and `stride`
  * floats after the previous one's: g[i] lane l = p[l * stride + i] for l < n, 0 for
  * the lanes past n; nothing else is read.  The Winograd weight transform's input: on
- * AVX-512 the kernels are loaded as rows and transposed in registers, 4-5x faster
- * than nine gathers (which took 55% of a batch-1 512-channel F(2x2) pass that makes
- * its weights). */
+ * AVX-512 and AVX2 the kernels are loaded as rows and transposed in registers, 4-5x
+ * faster than nine gathers on AVX-512 (which took 55% of a batch-1 512-channel F(2x2)
+ * pass that makes its weights) and 3x faster on AVX2 (Zen 1, one thread: a 512 x 512
+ * layer's kernels 2.8 -> 0.9 ms, as fast as they come from memory; ResNet-18's
+ * 512-channel layers at batch 1, which make their weights each pass, 3.7 -> 2.9 ms on
+ * two threads). */
 static inline void vec_gather_kernels(const float *p, int stride, int n, vec g[9])
 {
 #ifdef __AVX512F__
@@ -172,6 +172,35 @@ static inline void vec_gather_kernels(const float *p, int stride, int n, vec g[9
         if (j == 0)
             g[8] = (vec)_mm512_shuffle_f32x4(even0, even1, 0xdd);     /* column 8 */
     }
+#elif defined(VEC_AVX2)
+    /* Taps 0-7 of each kernel loaded as a row and transposed in registers, tap 8 one
+     * float a kernel: Zen 1 runs a gather as microcode, one lane at a time */
+    __m256 r[8], a[8], b[8];
+    float last[8] = {0};
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; l++) {
+        r[l] = l < n ? _mm256_loadu_ps(p + (size_t)l * stride) : _mm256_setzero_ps();
+        if (l < n)
+            last[l] = p[(size_t)l * stride + 8];
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {   /* pairs of rows interleaved */
+        a[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) {   /* b[4i + j], half h: column 4h + j of rows 4i.. */
+        b[4 * i] = _mm256_shuffle_ps(a[4 * i], a[4 * i + 2], 0x44);
+        b[4 * i + 1] = _mm256_shuffle_ps(a[4 * i], a[4 * i + 2], 0xee);
+        b[4 * i + 2] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
+        b[4 * i + 3] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {   /* the halves of rows 0-3 and 4-7 joined */
+        g[j] = (vec)_mm256_permute2f128_ps(b[j], b[4 + j], 0x20);
+        g[4 + j] = (vec)_mm256_permute2f128_ps(b[j], b[4 + j], 0x31);
+    }
+    g[8] = (vec)_mm256_loadu_ps(last);
 #else
     for (int i = 0; i < 9; i++)
         g[i] = vec_gather_first(p + i, stride, n);
@@ -235,7 +264,7 @@ static inline void vec_store_lanes(float *p, vec v, int lo, int hi)
  * vec_store_selected and vec_spread take the order and put the tiles back in order. */
 typedef enum { VEC_IN_ORDER, VEC_SPLIT2, VEC_SPLIT4 } vec_order;
 
-#ifdef VEC_AVX2_BMI2
+#ifdef VEC_AVX2
 /* Byte t: the lane that holds tile t. */
 static inline unsigned long long vec_lane_of_tile(vec_order o)
 {
@@ -248,6 +277,26 @@ static inline unsigned long long vec_tile_of_lane(vec_order o)
 {
     return o == VEC_SPLIT4 ? 0x0705030106040200ull
            : o == VEC_SPLIT2 ? 0x0706030205040100ull : 0x0706050403020100ull;
+}
+
+/* The permutes' lane indices, bit by bit: BMI2's pext and pdep would pack and spread
+ * them in one instruction each, but AMD before Zen 3 runs those in microcode, taking
+ * about 4 cycles per set bit of their mask, so a vector's 64-bit byte mask cost a few
+ * hundred cycles.  Built bit by bit, once per vector of tiles (the tiles selected are
+ * the same at each of its positions), on Zen 1, one thread, batch 64: F(4x4) on 16 ->
+ * 16 channels of 32x32 maps input transform 3.0-3.4 -> 2.5 ms, output 2.7-3.0 -> 1.5;
+ * F(2x2) on 64 -> 64 of 8x8 input 2.0 -> 1.1, output 1.3 -> 0.4; whole networks
+ * (VGG-16, ResNet-20, ResNet-56 at 32x32) 17-21% faster. */
+
+/* Byte k: the lane of the k-th tile that mask selects (in order o). */
+static inline unsigned long long vec_avx2_packed_lanes(unsigned mask, vec_order o)
+{
+    unsigned long long lanes = vec_lane_of_tile(o), from = 0;
+    if (mask == 0xff)
+        return lanes;
+    for (int k = 0; mask; mask &= mask - 1, k += 8)
+        from |= (lanes >> 8 * __builtin_ctz(mask) & 0xff) << k;
+    return from;
 }
 #endif
 
@@ -263,11 +312,8 @@ static inline void vec_store_selected(float *p, vec v, unsigned mask, vec_order 
     }
     __m512 packed = _mm512_maskz_compress_ps((__mmask16)mask, (__m512)v);
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << __builtin_popcount(mask)) - 1), packed);
-#elif defined(VEC_AVX2_BMI2)
-    /* a byte of ones per selected tile; pext packs those tiles' lanes to the front */
-    unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
-    unsigned long long from = _pext_u64(vec_lane_of_tile(o), bytes);
-    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
+#elif defined(VEC_AVX2)
+    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)vec_avx2_packed_lanes(mask, o)));
     vec_store_first(p, (vec)_mm256_permutevar8x32_ps((__m256)v, at),
                     __builtin_popcount(mask));
 #else
@@ -304,20 +350,24 @@ static inline vec vec_spread(vec v, unsigned mask, vec_order o)
     if ((mask & (mask + 1)) == 0)   /* the first tiles: already in place */
         return (vec)_mm512_maskz_mov_ps((__mmask16)mask, (__m512)v);
     return (vec)_mm512_maskz_expand_ps((__mmask16)mask, (__m512)v);
-#elif defined(VEC_AVX2_BMI2)
-    /* pdep spreads the numbers 0, 1, ... over the selected tiles' bytes; a byte
-     * shuffle then moves tile t's byte to its lane */
-    unsigned long long bytes = _pdep_u64(mask, 0x0101010101010101ull) * 0xff;
-    unsigned long long from = _pdep_u64(0x0706050403020100ull, bytes);
-    __m128i both = _mm_set_epi64x((long long)bytes, (long long)from);
-    if (o != VEC_IN_ORDER) {
-        long long lanes = (long long)vec_tile_of_lane(o);
-        both = _mm_shuffle_epi8(both, _mm_set_epi64x(lanes + 0x0808080808080808ll, lanes));
+#elif defined(VEC_AVX2)
+    /* lane l takes the rank among the selected tiles of the tile it holds, or is
+     * cleared */
+    unsigned long long tiles = vec_tile_of_lane(o), from = tiles, keep = ~0ull;
+    if (mask != 0xff) {
+        from = keep = 0;
+        for (int l = 0; l < VEC_LANES; l++) {
+            unsigned tile = (unsigned)(tiles >> 8 * l & 0xff);
+            if (mask >> tile & 1) {
+                from |= (unsigned long long)__builtin_popcount(mask & ((1u << tile) - 1)) << 8 * l;
+                keep |= 0xffull << 8 * l;
+            }
+        }
     }
-    __m256i at = _mm256_cvtepu8_epi32(both);
-    __m256i keep = _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(both, both));
+    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
+    __m256i kept = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128((long long)keep));
     return (vec)_mm256_and_ps(_mm256_permutevar8x32_ps((__m256)v, at),
-                              _mm256_castsi256_ps(keep));
+                              _mm256_castsi256_ps(kept));
 #else
     (void)o;
     vec s = {0};
@@ -374,7 +424,7 @@ static inline void vec_alternate(vec a, vec b, vec *lo, vec *hi)
  * c1 their first and second columns, in order VEC_SPLIT2. */
 static inline void vec_split2_of(vec lo, vec hi, vec *c0, vec *c1)
 {
-#ifdef VEC_AVX2_BMI2
+#ifdef VEC_AVX2
     *c0 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(2, 0, 2, 0));
     *c1 = (vec)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(3, 1, 3, 1));
 #else
@@ -386,7 +436,7 @@ static inline void vec_split2_of(vec lo, vec hi, vec *c0, vec *c1)
  * vectors out[0], out[1]. */
 static inline void vec_join2_of(vec c0, vec c1, vec out[2])
 {
-#ifdef VEC_AVX2_BMI2
+#ifdef VEC_AVX2
     out[0] = (vec)_mm256_unpacklo_ps((__m256)c0, (__m256)c1);
     out[1] = (vec)_mm256_unpackhi_ps((__m256)c0, (__m256)c1);
 #else
@@ -398,7 +448,7 @@ static inline void vec_join2_of(vec c0, vec c1, vec out[2])
  * columns k, in order VEC_SPLIT4. */
 static inline void vec_split4_of(const vec a[4], vec q[4])
 {
-#ifdef VEC_AVX2_BMI2
+#ifdef VEC_AVX2
     /* each 128-bit half of a vector is one tile: a 4 x 4 transpose within the halves */
     __m256 a0 = (__m256)a[0], a1 = (__m256)a[1], a2 = (__m256)a[2], a3 = (__m256)a[3];
     __m256 lo01 = _mm256_unpacklo_ps(a0, a1), lo23 = _mm256_unpacklo_ps(a2, a3);
@@ -420,7 +470,7 @@ static inline void vec_split4_of(const vec a[4], vec q[4])
  * vectors out[0..3]. */
 static inline void vec_join4_of(const vec q[4], vec out[4])
 {
-#ifdef VEC_AVX2_BMI2
+#ifdef VEC_AVX2
     __m256 lo01 = _mm256_unpacklo_ps((__m256)q[0], (__m256)q[1]);
     __m256 lo23 = _mm256_unpacklo_ps((__m256)q[2], (__m256)q[3]);
     __m256 hi01 = _mm256_unpackhi_ps((__m256)q[0], (__m256)q[1]);
