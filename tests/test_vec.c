@@ -1,7 +1,7 @@
 /*
  * test_vec.c - layers/vec.h's lane operations against lane-by-lane references, for
  * every count and range of lanes and every lane mask: loads and strided gathers of the
- * first n lanes (the others 0), 3x3 kernels' taps gathered, stores of the first n
+ * first n lanes (the others 0), 3x3 kernels' taps and 2x2 maps gathered, stores of the first n
  * lanes and of the selected lanes (nothing past them written), loads and stores of
  * lanes [lo, hi) and merges, a row split by parity, lanes spread back over a mask, and
  * a row of tiles split by column and joined again, in whatever lane order the build's
@@ -65,6 +65,27 @@ static void test_kernel_taps_gathered(void **state)
             for (int i = 0; i < 9; i++)
                 for (int l = 0; l < VEC_LANES; l++)
                     assert_true(g[i][l] == (l < n ? src[1 + l * stride + i] : 0.0f));
+        }
+}
+
+/* Four consecutive floats from each of n places `stride` apart, the lanes past n 0,
+ * from a buffer that ends at the last place's fourth float (an exact allocation, so
+ * that ASan sees a read past it). */
+static void test_quads_gathered(void **state)
+{
+    (void)state;
+    for (int n = -1; n <= VEC_LANES; n++)   /* -1: none, as for 0 */
+        for (int stride = 4; stride <= 12; stride += 8) {
+            int floats = n > 0 ? (n - 1) * stride + 4 : 1;
+            float *src = malloc((size_t)floats * sizeof *src);
+            assert_non_null(src);
+            fill(src, floats, 1.0f);
+            vec q[4];
+            vec_gather_quads(src, stride, n, q);
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < VEC_LANES; l++)
+                    assert_true(q[j][l] == (l < n ? src[l * stride + j] : 0.0f));
+            free(src);
         }
 }
 
@@ -190,6 +211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_lanes_load_gather_and_store),
         cmocka_unit_test(test_kernel_taps_gathered),
+        cmocka_unit_test(test_quads_gathered),
         cmocka_unit_test(test_pairs_split_by_parity),
         cmocka_unit_test(test_lane_ranges_loaded_stored_and_merged),
         cmocka_unit_test(test_selected_lanes_stored_and_spread_back),

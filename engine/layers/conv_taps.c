@@ -439,9 +439,8 @@ static void minimal_inputs(void *ctx, long c0, long c1, int worker)
     for (long c = c0; c < c1; c++)
         for (int b = 0; b < p->lanes; b += VEC_LANES) {
             int n = j->m - b < VEC_LANES ? j->m - b : VEC_LANES;
-            vec x[4] = {{0}};
-            for (int q = 0; n > 0 && q < 4; q++)
-                x[q] = vec_gather_first(j->x + ((size_t)b * p->c + c) * 4 + q, stride, n);
+            vec x[4];
+            vec_gather_quads(j->x + ((size_t)b * p->c + c) * 4, stride, n, x);
             vec r[2][3] = {{x[0] + x[1], x[1], x[0]}, {x[2] + x[3], x[3], x[2]}};
             float *v = j->xt + (size_t)c * p->lanes + b;
             for (int k = 0; k < 3; k++) {
