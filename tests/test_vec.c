@@ -1,14 +1,14 @@
 /*
  * test_vec.c - layers/vec.h's lane operations against lane-by-lane references, for
  * every count and range of lanes and every lane mask: loads and strided gathers of the
- * first n lanes (the others 0), 3x3 kernels' taps and 2x2 maps gathered, stores of the first n
- * lanes and of the selected lanes (nothing past them written), loads and stores of
- * lanes [lo, hi) and merges, a row split by parity, lanes spread back over a mask, and
- * a row of tiles split by column and joined again, in whatever lane order the build's
- * split leaves them.
+ * first n lanes (the others 0), 3x3 kernels' taps and 2x2 maps gathered, stores of the
+ * first n lanes and of the selected lanes (nothing past them written), loads and
+ * stores of lanes [lo, hi) and merges, a row split by parity, lanes spread back over a
+ * mask, and a row of tiles split by column and joined again, in whatever lane order
+ * the build's split leaves them.
  * The AVX-512 and AVX2 builds replace the lane loops with instructions (masked moves,
- * gathers, permutes, a transpose in registers); this is the
- * check that they mean the same.
+ * gathers, permutes, transposes in registers); this is the check that they mean the
+ * same.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -279,16 +279,15 @@ static inline unsigned long long vec_tile_of_lane(vec_order o)
            : o == VEC_SPLIT2 ? 0x0706030205040100ull : 0x0706050403020100ull;
 }
 
-/* The permutes' lane indices, bit by bit: BMI2's pext and pdep would pack and spread
- * them in one instruction each, but AMD before Zen 3 runs those in microcode, taking
- * about 4 cycles per set bit of their mask, so a vector's 64-bit byte mask cost a few
- * hundred cycles.  Built bit by bit, once per vector of tiles (the tiles selected are
- * the same at each of its positions), on Zen 1, one thread, batch 64: F(4x4) on 16 ->
- * 16 channels of 32x32 maps input transform 3.0-3.4 -> 2.5 ms, output 2.7-3.0 -> 1.5;
- * F(2x2) on 64 -> 64 of 8x8 input 2.0 -> 1.1, output 1.3 -> 0.4; whole networks
- * (VGG-16, ResNet-20, ResNet-56 at 32x32) 17-21% faster. */
-
-/* Byte k: the lane of the k-th tile that mask selects (in order o). */
+/* Byte k: the lane of the k-th tile that mask selects (in order o).  vec_store_selected
+ * and vec_spread build their permutes' lane indices bit by bit: BMI2's pext and pdep
+ * would pack and spread them in one instruction each, but AMD before Zen 3 runs those
+ * in microcode, about 4 cycles per set bit of their mask, so a vector's 64-bit byte
+ * mask cost a few hundred cycles.  Built bit by bit, once per vector of tiles (the
+ * tiles selected are the same at each of its positions), on Zen 1, one thread, batch
+ * 64: F(4x4) on 16 -> 16 channels of 32x32 maps input transform 3.0-3.4 -> 2.5 ms,
+ * output 2.7-3.0 -> 1.5; F(2x2) on 64 -> 64 of 8x8 input 2.0 -> 1.1, output 1.3 -> 0.4;
+ * whole networks (VGG-16, ResNet-20, ResNet-56 at 32x32) 17-21% faster. */
 static inline unsigned long long vec_avx2_packed_lanes(unsigned mask, vec_order o)
 {
     unsigned long long lanes = vec_lane_of_tile(o), from = 0;
@@ -313,7 +312,8 @@ static inline void vec_store_selected(float *p, vec v, unsigned mask, vec_order 
     __m512 packed = _mm512_maskz_compress_ps((__mmask16)mask, (__m512)v);
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << __builtin_popcount(mask)) - 1), packed);
 #elif defined(VEC_AVX2)
-    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)vec_avx2_packed_lanes(mask, o)));
+    unsigned long long from = vec_avx2_packed_lanes(mask, o);
+    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
     vec_store_first(p, (vec)_mm256_permutevar8x32_ps((__m256)v, at),
                     __builtin_popcount(mask));
 #else
@@ -359,7 +359,8 @@ static inline vec vec_spread(vec v, unsigned mask, vec_order o)
         for (int l = 0; l < VEC_LANES; l++) {
             unsigned tile = (unsigned)(tiles >> 8 * l & 0xff);
             if (mask >> tile & 1) {
-                from |= (unsigned long long)__builtin_popcount(mask & ((1u << tile) - 1)) << 8 * l;
+                unsigned rank = (unsigned)__builtin_popcount(mask & ((1u << tile) - 1));
+                from |= (unsigned long long)rank << 8 * l;
                 keep |= 0xffull << 8 * l;
             }
         }
@@ -468,10 +469,11 @@ static inline void vec_split4_of(const vec a[4], vec q[4])
 
 /* Four consecutive floats from each of n places `stride` floats apart (a 2x2 map of
  * each of n images), one vector each: q[j] lane l = p[l * stride + j] for l < n, 0 for
- * the lanes past n (all of them when n <= 0); nothing else is read.  On AVX2 each place's four are loaded
- * together and transposed (vec_split4_of, whose halves then hold images 0-3 and 4-7
- * in order) instead of four gathers, which Zen 1 runs as microcode (conv_taps.c's
- * forward on 2x2 maps, 512 -> 512 at batch 64, one thread: 12.5 -> 10.7-11.5 ms). */
+ * the lanes past n (all of them when n <= 0); nothing else is read.  On AVX2 each
+ * place's four are loaded together and transposed (vec_split4_of, whose halves then
+ * hold images 0-3 and 4-7 in order) instead of four gathers, which Zen 1 runs as
+ * microcode (conv_taps.c's forward on 2x2 maps, 512 -> 512 at batch 64, one thread:
+ * 12.5 -> 10.7-11.5 ms). */
 static inline void vec_gather_quads(const float *p, int stride, int n, vec q[4])
 {
 #ifdef VEC_AVX2
