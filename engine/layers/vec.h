@@ -130,83 +130,6 @@ static inline vec vec_gather_first(const float *p, int stride, int n)
 #endif
 }
 
-/* The nine taps of n 3x3 kernels, each kernel's 9 floats contiguous and `stride`
- * floats after the previous one's: g[i] lane l = p[l * stride + i] for l < n, 0 for
- * the lanes past n; nothing else is read.  The Winograd weight transform's input: on
- * AVX-512 and AVX2 the kernels are loaded as rows and transposed in registers, 4-5x
- * faster than nine gathers on AVX-512 (which took 55% of a batch-1 512-channel F(2x2)
- * pass that makes its weights) and 3x faster on AVX2 (Zen 1, one thread: a 512 x 512
- * layer's kernels 2.8 -> 0.9 ms, as fast as they come from memory; ResNet-18's
- * 512-channel layers at batch 1, which make their weights each pass, 3.7 -> 2.9 ms on
- * two threads). */
-static inline void vec_gather_kernels(const float *p, int stride, int n, vec g[9])
-{
-#ifdef __AVX512F__
-    __m512 r[16], a[16], b[16];
-#pragma GCC unroll 16
-    for (int l = 0; l < 16; l++)
-        r[l] = l < n ? _mm512_maskz_loadu_ps(0x1ff, p + (size_t)l * stride)
-                     : _mm512_setzero_ps();
-    /* 16 x 16 transpose, only as far as the first 9 columns: pairs of rows
-     * interleaved, then 4 x 4 blocks within each 128-bit lane, then across lanes */
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {   /* b[4i + j], lane L: column 4L + j of rows 4i.. */
-        b[4 * i] = _mm512_shuffle_ps(a[4 * i], a[4 * i + 2], 0x44);
-        b[4 * i + 1] = _mm512_shuffle_ps(a[4 * i], a[4 * i + 2], 0xee);
-        b[4 * i + 2] = _mm512_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
-        b[4 * i + 3] = _mm512_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xee);
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        __m512 even0 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x88);   /* lanes 0, 2 */
-        __m512 even1 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x88);
-        __m512 odd0 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xdd);    /* lanes 1, 3 */
-        __m512 odd1 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xdd);
-        g[j] = (vec)_mm512_shuffle_f32x4(even0, even1, 0x88);         /* column j */
-        g[4 + j] = (vec)_mm512_shuffle_f32x4(odd0, odd1, 0x88);       /* column 4 + j */
-        if (j == 0)
-            g[8] = (vec)_mm512_shuffle_f32x4(even0, even1, 0xdd);     /* column 8 */
-    }
-#elif defined(VEC_AVX2)
-    /* Taps 0-7 of each kernel loaded as a row and transposed in registers, tap 8 one
-     * float a kernel: Zen 1 runs a gather as microcode, one lane at a time */
-    __m256 r[8], a[8], b[8];
-    float last[8] = {0};
-#pragma GCC unroll 8
-    for (int l = 0; l < 8; l++) {
-        r[l] = l < n ? _mm256_loadu_ps(p + (size_t)l * stride) : _mm256_setzero_ps();
-        if (l < n)
-            last[l] = p[(size_t)l * stride + 8];
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {   /* pairs of rows interleaved */
-        a[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++) {   /* b[4i + j], half h: column 4h + j of rows 4i.. */
-        b[4 * i] = _mm256_shuffle_ps(a[4 * i], a[4 * i + 2], 0x44);
-        b[4 * i + 1] = _mm256_shuffle_ps(a[4 * i], a[4 * i + 2], 0xee);
-        b[4 * i + 2] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
-        b[4 * i + 3] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xee);
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {   /* the halves of rows 0-3 and 4-7 joined */
-        g[j] = (vec)_mm256_permute2f128_ps(b[j], b[4 + j], 0x20);
-        g[4 + j] = (vec)_mm256_permute2f128_ps(b[j], b[4 + j], 0x31);
-    }
-    g[8] = (vec)_mm256_loadu_ps(last);
-#else
-    for (int i = 0; i < 9; i++)
-        g[i] = vec_gather_first(p + i, stride, n);
-#endif
-}
-
 /* Stores lanes [0, n) of v at p[0..n), 0 < n <= VEC_LANES, and nothing past them. */
 static inline void vec_store_first(float *p, vec v, int n)
 {
@@ -464,6 +387,75 @@ static inline void vec_split4_of(const vec a[4], vec q[4])
     vec_split2_of(a[2], a[3], &e1, &o1);
     vec_evens_odds(e0, e1, &q[0], &q[2]);
     vec_evens_odds(o0, o1, &q[1], &q[3]);
+#endif
+}
+
+/* The nine taps of n 3x3 kernels, each kernel's 9 floats contiguous and `stride`
+ * floats after the previous one's: g[i] lane l = p[l * stride + i] for l < n, 0 for
+ * the lanes past n; nothing else is read.  The Winograd weight transform's input: on
+ * AVX-512 and AVX2 the kernels are loaded as rows and transposed in registers, 4-5x
+ * faster than nine gathers on AVX-512 (which took 55% of a batch-1 512-channel F(2x2)
+ * pass that makes its weights) and 3x faster on AVX2 (Zen 1, one thread: a 512 x 512
+ * layer's kernels 2.8 -> 0.9 ms, as fast as they come from memory; ResNet-18's
+ * 512-channel layers at batch 1, which make their weights each pass, 3.7 -> 2.9 ms on
+ * two threads). */
+static inline void vec_gather_kernels(const float *p, int stride, int n, vec g[9])
+{
+#ifdef __AVX512F__
+    __m512 r[16], a[16], b[16];
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; l++)
+        r[l] = l < n ? _mm512_maskz_loadu_ps(0x1ff, p + (size_t)l * stride)
+                     : _mm512_setzero_ps();
+    /* 16 x 16 transpose, only as far as the first 9 columns: pairs of rows
+     * interleaved, then 4 x 4 blocks within each 128-bit lane, then across lanes */
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {   /* b[4i + j], lane L: column 4L + j of rows 4i.. */
+        b[4 * i] = _mm512_shuffle_ps(a[4 * i], a[4 * i + 2], 0x44);
+        b[4 * i + 1] = _mm512_shuffle_ps(a[4 * i], a[4 * i + 2], 0xee);
+        b[4 * i + 2] = _mm512_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
+        b[4 * i + 3] = _mm512_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m512 even0 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x88);   /* lanes 0, 2 */
+        __m512 even1 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x88);
+        __m512 odd0 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xdd);    /* lanes 1, 3 */
+        __m512 odd1 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xdd);
+        g[j] = (vec)_mm512_shuffle_f32x4(even0, even1, 0x88);         /* column j */
+        g[4 + j] = (vec)_mm512_shuffle_f32x4(odd0, odd1, 0x88);       /* column 4 + j */
+        if (j == 0)
+            g[8] = (vec)_mm512_shuffle_f32x4(even0, even1, 0xdd);     /* column 8 */
+    }
+#elif defined(VEC_AVX2)
+    /* Taps 0-7 of each kernel loaded as a row and transposed in registers (a 4 x 4
+     * transpose within the halves of rows 0-3 and of rows 4-7, then the halves
+     * joined), tap 8 one float a kernel: Zen 1 runs a gather as microcode, one lane at
+     * a time */
+    vec r[8], b[8];
+    float last[8] = {0};
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; l++) {
+        r[l] = l < n ? vec_load(p + (size_t)l * stride) : (vec){0};
+        if (l < n)
+            last[l] = p[(size_t)l * stride + 8];
+    }
+    vec_split4_of(r, b);       /* b[j], half h: column 4h + j of rows 0-3 */
+    vec_split4_of(r + 4, b + 4);   /* ... of rows 4-7 */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        g[j] = (vec)_mm256_permute2f128_ps((__m256)b[j], (__m256)b[4 + j], 0x20);
+        g[4 + j] = (vec)_mm256_permute2f128_ps((__m256)b[j], (__m256)b[4 + j], 0x31);
+    }
+    g[8] = vec_load(last);
+#else
+    for (int i = 0; i < 9; i++)
+        g[i] = vec_gather_first(p + i, stride, n);
 #endif
 }
 
