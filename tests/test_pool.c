@@ -1,7 +1,8 @@
 /*
  * test_pool.c - the engine's thread pool (core/parallel.c) runs every index of every
  * job exactly once: with its workers still polling for the next job or gone to sleep,
- * and with the thread count changed between jobs.  The Makefile builds it twice: as
+ * and with the thread count changed between jobs; and a process may exit as soon as
+ * its workers are started.  The Makefile builds it twice: as
  * every test, and with ThreadSanitizer on the pool's own source alone
  * (test_pool_tsan), which reports an unsynchronised access even when the run does not
  * hit the interleaving that makes it go wrong.
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -98,6 +100,29 @@ static void raised_thread_count_never_reruns_an_ended_job(void **state)
     free(hits);
 }
 
+/* Child processes start the pool (three workers) and exit at once, running
+ * OpenBLAS's exit-time cleanup; each must exit normally.  When the workers' first
+ * product could still be running then, a quarter of such processes crashed.  Runs
+ * before any other test, so that this process has no workers of its own to fork. */
+static void exiting_right_after_starting_workers_is_clean(void **state)
+{
+    (void)state;
+    enum { CHILDREN = 30 };
+    for (int i = 0; i < CHILDREN; i++) {
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+            setenv("LOP_THREADS", "4", 1);
+            exit(lop_parallel_threads() == 4 ? 0 : 3);
+        }
+        int status;
+        assert_int_equal(waitpid(child, &status, 0), child);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail_msg("child %d: %s %d", i, WIFEXITED(status) ? "exit status" : "signal",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    }
+}
+
 static void thread_counts_out_of_range_are_refused(void **state)
 {
     (void)state;
@@ -110,6 +135,7 @@ static void thread_counts_out_of_range_are_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(exiting_right_after_starting_workers_is_clean),
         cmocka_unit_test(pool_runs_every_index_once_polling_or_asleep),
         cmocka_unit_test(raised_thread_count_never_reruns_an_ended_job),
         cmocka_unit_test(thread_counts_out_of_range_are_refused),
