@@ -90,6 +90,14 @@ static void gemm_parts(void *ctx, long first, long last, int worker)
     }
 }
 
+/* Parts of a product cut along `side` units of `per_unit` multiply-adds each, each
+ * part at least `grain` multiply-adds, 1 to LOP_PARTS of them. */
+static long parts_of(long side, long per_unit, long grain)
+{
+    long parts = side / (1 + grain / per_unit);
+    return parts < 1 ? 1 : parts > LOP_PARTS ? LOP_PARTS : parts;
+}
+
 static void parallel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
                            const float *a, int lda, const float *b, int ldb, float beta,
                            float *c, int ldc)
@@ -97,8 +105,7 @@ static void parallel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n,
     gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, a, b, beta, c, m >= n, 0, 0};
     long across = j.by_rows ? n : m;
     j.side = j.by_rows ? m : n;
-    j.parts = j.side / (1 + GRAIN / (across * k));
-    j.parts = j.parts < 1 ? 1 : j.parts > LOP_PARTS ? LOP_PARTS : j.parts;
+    j.parts = parts_of(j.side, across * k, GRAIN);
     lop_parallel_for(j.parts, 1, gemm_parts, &j);
 }
 
@@ -120,17 +127,17 @@ static void gemv_parts(void *ctx, long first, long last, int worker)
 {
     const gemv_job *j = ctx;
     for (long part = first; part < last; part++) {
-        long r0 = j->rows * part / j->parts, r1 = j->rows * (part + 1) / j->parts;
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(r1 - r0), j->k, 1.0f,
-                    j->w + r0 * j->k, j->k, j->x, 1, j->beta, j->y + r0, 1);
+        int r0, r1;
+        lop_slice_of(j->rows, part, (int)j->parts, 1, &r0, &r1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, r1 - r0, j->k, 1.0f,
+                    j->w + (size_t)r0 * j->k, j->k, j->x, 1, j->beta, j->y + r0, 1);
     }
 }
 
 static void parallel_sgemv(int rows, int k, const float *w, const float *x, float beta,
                            float *y)
 {
-    gemv_job j = {rows, k, w, x, beta, y, rows / (1 + GEMV_GRAIN / k)};
-    j.parts = j.parts < 1 ? 1 : j.parts > LOP_PARTS ? LOP_PARTS : j.parts;
+    gemv_job j = {rows, k, w, x, beta, y, parts_of(rows, k, GEMV_GRAIN)};
     lop_parallel_for(j.parts, 1, gemv_parts, &j);
 }
 
