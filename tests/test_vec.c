@@ -3,13 +3,15 @@
  * every count and range of lanes and every lane mask: loads and strided gathers of the
  * first n lanes (the others 0), 3x3 kernels' taps and 2x2 maps gathered, stores of the
  * first n lanes and of the selected lanes (nothing past them written), loads and
- * stores of lanes [lo, hi) and merges, a row split by parity, lanes spread back over a
+ * stores of lanes [lo, hi) and merges, lanes [lo, hi) of a vector readable whole (the
+ * others cleared whatever they hold), a row split by parity, lanes spread back over a
  * mask, and a row of tiles split by column and joined again, in whatever lane order
  * the build's split leaves them.
  * The AVX-512 and AVX2 builds replace the lane loops with instructions (masked moves,
  * gathers, permutes, transposes in registers); this is the check that they mean the
  * same.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -132,6 +134,28 @@ static void test_lane_ranges_loaded_stored_and_merged(void **state)
         }
 }
 
+/* Lanes [lo, hi) of a vector whose other lanes may be read: those lanes are cleared
+ * bit by bit, even where they hold NaN or infinity. */
+static void test_lane_ranges_loaded_from_readable_vectors(void **state)
+{
+    (void)state;
+    float src[VEC_LANES];
+    for (int lo = 0; lo <= VEC_LANES; lo++)
+        for (int hi = lo; hi <= VEC_LANES; hi++) {
+            for (int l = 0; l < VEC_LANES; l++)
+                src[l] = l >= lo && l < hi ? 10.0f + (float)l : l % 2 ? NAN : -INFINITY;
+            vec v = vec_load_lanes_readable(src, lo, hi);
+            for (int l = 0; l < VEC_LANES; l++) {
+                uint32_t bits;
+                memcpy(&bits, (const float *)&v + l, sizeof bits);
+                if (l >= lo && l < hi)
+                    assert_true(v[l] == src[l]);
+                else
+                    assert_int_equal(bits, 0);   /* +0.0f, not -0.0f nor a NaN */
+            }
+        }
+}
+
 /* Selected lanes stored in order and spread back (VEC_IN_ORDER): lane l is tile l. */
 static void test_selected_lanes_stored_and_spread_back(void **state)
 {
@@ -214,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_quads_gathered),
         cmocka_unit_test(test_pairs_split_by_parity),
         cmocka_unit_test(test_lane_ranges_loaded_stored_and_merged),
+        cmocka_unit_test(test_lane_ranges_loaded_from_readable_vectors),
         cmocka_unit_test(test_selected_lanes_stored_and_spread_back),
         cmocka_unit_test(test_tiles_split_stored_spread_and_joined),
     };

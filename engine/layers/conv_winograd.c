@@ -158,6 +158,21 @@ static void lanes_inside(int from, int to, int col, int w, int *lo, int *hi)
         *hi = *lo;
 }
 
+/* Whether every vector that the loads of part q read (r + 2 rows from row0, those
+ * inside the h rows of w columns, r columns to the right too, in any channel of the
+ * images `image` floats apart) lies whole within the `floats` floats of the chunk
+ * (lop_wino_loads' whole). */
+static int within_chunk(const lop_wino_part *q, int r, int h, int w, size_t image,
+                        size_t floats)
+{
+    int first = q->row0 < 0 ? -q->row0 : 0;
+    int last = h - 1 - q->row0 < r + 1 ? h - 1 - q->row0 : r + 1;
+    ptrdiff_t lowest = q->at + (ptrdiff_t)first * w;
+    ptrdiff_t past = q->at + (ptrdiff_t)last * w + r + VEC_LANES +
+                     (ptrdiff_t)(image - (size_t)h * w);
+    return last >= first && lowest >= 0 && past <= (ptrdiff_t)floats;
+}
+
 /* The loads (conv_winograd_tiles.h) of the vector of tiles at the cursor, the first
  * of them tile tv of m images' cols tiles, in images of h x w floats `image` apart (a
  * channel's plane of each) whose rows and columns of tiles start at r ty - ph and
@@ -166,10 +181,12 @@ static void find_loads(const lop_wino *p, int cols, int tv, int h, int w, size_t
                        int ph, int pw, tile_cursor *at, lop_wino_loads *l)
 {
     int r = p->r, per_load = VEC_LANES / r, parts_of[4];
+    size_t chunk = (size_t)(cols / (p->th * p->span)) * image;   /* m images' floats */
     l->h = h;
     l->w = w;
     l->parts = 1;
     l->real = 0;
+    l->whole = 1;
     for (int k = 0; k < r; k++) {
         int parts = 0;
         for (int t0 = 0; t0 < per_load && tv + k * per_load + t0 < cols;) {
@@ -183,6 +200,7 @@ static void find_loads(const lop_wino *p, int cols, int tv, int h, int w, size_t
             q->row0 = row;
             lanes_inside(r * t0, r * (t0 + run), col, w, &q->lo, &q->hi);
             lanes_inside(r * t0, r * (t0 + run), col + r, w, &q->lo_shifted, &q->hi_shifted);
+            l->whole &= within_chunk(q, r, h, w, image, chunk);
             t0 += run;
             if ((at->tx += run) == p->span) {
                 at->tx = 0;

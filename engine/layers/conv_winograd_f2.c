@@ -27,17 +27,17 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
 /* Each of the four rows' columns 2 l .. 2 l + 3 for tile l, loaded straight from the
  * input and split into four vectors (vec_split2_of: tile l in a lane of the build's
  * order), then B^T d B in registers, down the columns and along the rows, into the n
- * tiles' runs.  Inlined with `several` constant (lop_wino_load). */
+ * tiles' runs.  Inlined with `several` and `whole` constant (lop_wino_load). */
 static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l,
                                                                float *out, size_t step,
-                                                               int several)
+                                                               int several, int whole)
 {
     unsigned real = l->real;   /* read once: the stores may alias l */
     vec d[4][4];
     for (int i = 0; i < 4; i++)
         for (int s = 0; s < 2; s++)   /* columns 2 l, 2 l + 1, then 2 l + 2, 2 l + 3 */
-            vec_split2_of(lop_wino_load(l, 0, i, 2, s, several),
-                          lop_wino_load(l, 1, i, 2, s, several), &d[i][2 * s],
+            vec_split2_of(lop_wino_load(l, 0, i, 2, s, several, whole),
+                          lop_wino_load(l, 1, i, 2, s, several, whole), &d[i][2 * s],
                           &d[i][2 * s + 1]);
     vec t[4][4];
     for (int j = 0; j < 4; j++) {
@@ -57,7 +57,12 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
 
 static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    l->parts > 1 ? input_loaded(l, out, step, 1) : input_loaded(l, out, step, 0);
+    if (l->parts > 1)   /* small maps: their loads stay masked */
+        input_loaded(l, out, step, 1, 0);
+    else if (l->whole)
+        input_loaded(l, out, step, 0, 1);
+    else
+        input_loaded(l, out, step, 0, 0);
 }
 
 /* A^T M A in registers on the n tiles, each output row's two columns interleaved
@@ -99,14 +104,15 @@ static void output_vector(const float *m, size_t step, const lop_wino_loads *l,
  * tiles' two columns, A d A^T into the n tiles' runs. */
 static inline __attribute__((always_inline)) void output_grad_loaded(const lop_wino_loads *l,
                                                                      float *out,
-                                                                     size_t step, int several)
+                                                                     size_t step, int several,
+                                                                     int whole)
 {
     unsigned real = l->real;   /* read once: the stores may alias l */
     vec a0, a1, b0, b1;
-    vec_split2_of(lop_wino_load(l, 0, 0, 2, 0, several), lop_wino_load(l, 1, 0, 2, 0, several),
-                  &a0, &a1);
-    vec_split2_of(lop_wino_load(l, 0, 1, 2, 0, several), lop_wino_load(l, 1, 1, 2, 0, several),
-                  &b0, &b1);
+    vec_split2_of(lop_wino_load(l, 0, 0, 2, 0, several, whole),
+                  lop_wino_load(l, 1, 0, 2, 0, several, whole), &a0, &a1);
+    vec_split2_of(lop_wino_load(l, 0, 1, 2, 0, several, whole),
+                  lop_wino_load(l, 1, 1, 2, 0, several, whole), &b0, &b1);
     /* A d: rows d0, d0 + d1, d0 - d1, -d1; then the same on columns. */
     vec e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
     for (int i = 0; i < 4; i++) {
@@ -120,7 +126,12 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
 
 static void output_grad_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    l->parts > 1 ? output_grad_loaded(l, out, step, 1) : output_grad_loaded(l, out, step, 0);
+    if (l->parts > 1)   /* small maps: their loads stay masked */
+        output_grad_loaded(l, out, step, 1, 0);
+    else if (l->whole)
+        output_grad_loaded(l, out, step, 0, 1);
+    else
+        output_grad_loaded(l, out, step, 0, 0);
 }
 
 static void weight_grads(const float *du, size_t step, int n, float *dw)

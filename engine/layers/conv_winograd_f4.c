@@ -88,18 +88,19 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
 /* Each of the six rows' columns 4 l .. 4 l + 5 for tile l, loaded straight from the
  * input, split into six vectors (vec_split4_of: tile l in a lane of the build's order)
  * and transformed along the row, then B^T down each column of the tile into its six
- * runs.  Inlined with `several` constant (lop_wino_load). */
+ * runs.  Inlined with `several` and `whole` constant (lop_wino_load). */
 static inline __attribute__((always_inline)) void input_loaded(const lop_wino_loads *l,
                                                                float *out, size_t step,
-                                                               int several)
+                                                               int several, int whole)
 {
     unsigned real = l->real;   /* read once: the stores may alias l */
     vec along[ALPHA][ALPHA];
     for (int i = 0; i < ALPHA; i++) {
         vec a[R], b[R], d[ALPHA + 2];
         for (int k = 0; k < R; k++) {
-            a[k] = lop_wino_load(l, k, i, R, 0, several);
-            b[k] = lop_wino_load(l, k, i, R, 1, several);   /* columns 4 l + 4, 4 l + 5 */
+            a[k] = lop_wino_load(l, k, i, R, 0, several, whole);
+            /* columns 4 l + 4, 4 l + 5 */
+            b[k] = lop_wino_load(l, k, i, R, 1, several, whole);
         }
         vec_split4_of(a, d);
         vec_split4_of(b, d + R);
@@ -117,7 +118,12 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
 
 static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    l->parts > 1 ? input_loaded(l, out, step, 1) : input_loaded(l, out, step, 0);
+    if (l->parts > 1)   /* small maps: their loads stay masked */
+        input_loaded(l, out, step, 1, 0);
+    else if (l->whole)
+        input_loaded(l, out, step, 0, 1);
+    else
+        input_loaded(l, out, step, 0, 0);
 }
 
 /* A^T down each column of the n tiles, then along each row into its four output
@@ -159,14 +165,15 @@ static void output_vector(const float *m, size_t step, const lop_wino_loads *l,
  * columns, A down each column, then along each row into the tile's 36 runs. */
 static inline __attribute__((always_inline)) void output_grad_loaded(const lop_wino_loads *l,
                                                                      float *out,
-                                                                     size_t step, int several)
+                                                                     size_t step, int several,
+                                                                     int whole)
 {
     unsigned real = l->real;   /* read once: the stores may alias l */
     vec dy[R][R], down[ALPHA][R];
     for (int i = 0; i < R; i++) {
         vec a[R];
         for (int k = 0; k < R; k++)
-            a[k] = lop_wino_load(l, k, i, R, 0, several);
+            a[k] = lop_wino_load(l, k, i, R, 0, several, whole);
         vec_split4_of(a, dy[i]);
     }
     for (int j = 0; j < R; j++) {
@@ -187,7 +194,12 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
 
 static void output_grad_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    l->parts > 1 ? output_grad_loaded(l, out, step, 1) : output_grad_loaded(l, out, step, 0);
+    if (l->parts > 1)   /* small maps: their loads stay masked */
+        output_grad_loaded(l, out, step, 1, 0);
+    else if (l->whole)
+        output_grad_loaded(l, out, step, 0, 1);
+    else
+        output_grad_loaded(l, out, step, 0, 0);
 }
 
 static void weight_grads(const float *du, size_t step, int n, float *dw)

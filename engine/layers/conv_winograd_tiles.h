@@ -49,6 +49,9 @@ typedef struct lop_wino_loads {
     lop_wino_part part[LOP_WINO_PARTS][4];   /* part q of load k: part[q][k] */
     int parts;   /* of every load: the most any has, the others padded with empty parts */
     unsigned real;   /* the lanes whose tiles are real, not junk */
+    /* Every vector the loads read lies whole within the chunk's images, so that they
+     * may read the lanes outside their parts too (vec_load_lanes_readable). */
+    int whole;
     size_t first;    /* the first real tile's place among the chunk's real tiles */
     int h, w;    /* the input's (or output's) rows and columns */
     const float *in;
@@ -64,29 +67,37 @@ static inline void lop_wino_lanes(const lop_wino_part *p, int i, int h, int shif
     *hi = (unsigned)(p->row0 + i) < (unsigned)h ? (shifted ? p->hi_shifted : p->hi) : *lo;
 }
 
+/* Lanes [lo, hi) of the vector at p, the others 0; with whole (l->whole) p's other
+ * lanes may be read. */
+static inline __attribute__((always_inline)) vec lop_wino_load_lanes(const float *p, int lo,
+                                                                     int hi, int whole)
+{
+    return whole ? vec_load_lanes_readable(p, lo, hi) : vec_load_lanes(p, lo, hi);
+}
+
 /* Load k of input row i, or with shifted the one r columns to its right (zero outside
- * the image).  Inlined with `several` constant: 0 when every load of the vector has one
- * part, so that nothing stands between the loads and the transforms around them; else
- * all l->parts parts of each load (loads with fewer padded with empty ones), their
- * lanes merged. */
+ * the image).  Inlined with `several` and `whole` constant: several 0 when every load
+ * of the vector has one part, so that nothing stands between the loads and the
+ * transforms around them, else all l->parts parts of each load (loads with fewer
+ * padded with empty ones), their lanes merged; whole as l->whole. */
 static inline __attribute__((always_inline)) vec lop_wino_load(const lop_wino_loads *l, int k,
                                                                int i, int r, int shifted,
-                                                               int several)
+                                                               int several, int whole)
 {
     const float *row = l->in + (ptrdiff_t)i * l->w + shifted * r;
     if (!several) {
         const lop_wino_part *p = &l->part[0][k];
         if ((unsigned)(p->row0 + i) >= (unsigned)l->h)
             return (vec){0};
-        return vec_load_lanes(row + p->at, shifted ? p->lo_shifted : p->lo,
-                              shifted ? p->hi_shifted : p->hi);
+        return lop_wino_load_lanes(row + p->at, shifted ? p->lo_shifted : p->lo,
+                                   shifted ? p->hi_shifted : p->hi, whole);
     }
     vec v = {0};
     for (int q = 0; q < l->parts; q++) {
         int lo, hi;
         lop_wino_lanes(&l->part[q][k], i, l->h, shifted, &lo, &hi);
         if (hi > lo)   /* no load where a part has no lanes: it may lie far outside */
-            v = vec_merge(v, vec_load_lanes(row + l->part[q][k].at, lo, hi));
+            v = vec_merge(v, lop_wino_load_lanes(row + l->part[q][k].at, lo, hi, whole));
     }
     return v;
 }
