@@ -58,7 +58,7 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
 static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 {
     if (l->parts > 1)   /* small maps: their loads stay masked */
-        input_loaded(l, out, step, 1, 0);
+        l->whole ? input_loaded(l, out, step, 1, 1) : input_loaded(l, out, step, 1, 0);
     else if (l->whole)
         input_loaded(l, out, step, 0, 1);
     else
