@@ -118,7 +118,7 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
 
 static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    if (l->parts > 1)   /* small maps: their loads stay masked */
+    if (l->parts > 1)   /* small maps: a load's tiles in several rows of tiles */
         l->whole ? input_loaded(l, out, step, 1, 1) : input_loaded(l, out, step, 1, 0);
     else if (l->whole)
         input_loaded(l, out, step, 0, 1);
@@ -194,7 +194,9 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
 
 static void output_grad_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    if (l->parts > 1)   /* small maps: their loads stay masked */
+    if (l->parts > 1 && l->whole)   /* small maps: a load's tiles in several rows */
+        output_grad_loaded(l, out, step, 1, 1);
+    else if (l->parts > 1)
         output_grad_loaded(l, out, step, 1, 0);
     else if (l->whole)
         output_grad_loaded(l, out, step, 0, 1);
