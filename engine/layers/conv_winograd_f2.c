@@ -57,12 +57,7 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
 
 static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    if (l->parts > 1)   /* small maps: a load's tiles in several rows of tiles */
-        l->whole ? input_loaded(l, out, step, 1, 1) : input_loaded(l, out, step, 1, 0);
-    else if (l->whole)
-        input_loaded(l, out, step, 0, 1);
-    else
-        input_loaded(l, out, step, 0, 0);
+    LOP_WINO_BY_LOADS(input_loaded, l, out, step);
 }
 
 /* A^T M A in registers on the n tiles, each output row's two columns interleaved
@@ -126,14 +121,7 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
 
 static void output_grad_vector(const lop_wino_loads *l, float *out, size_t step)
 {
-    if (l->parts > 1 && l->whole)   /* small maps: a load's tiles in several rows */
-        output_grad_loaded(l, out, step, 1, 1);
-    else if (l->parts > 1)
-        output_grad_loaded(l, out, step, 1, 0);
-    else if (l->whole)
-        output_grad_loaded(l, out, step, 0, 1);
-    else
-        output_grad_loaded(l, out, step, 0, 0);
+    LOP_WINO_BY_LOADS(output_grad_loaded, l, out, step);
 }
 
 static void weight_grads(const float *du, size_t step, int n, float *dw)

@@ -102,6 +102,21 @@ static inline __attribute__((always_inline)) vec lop_wino_load(const lop_wino_lo
     return v;
 }
 
+/* fn(l, out, step, several, whole), an always-inlined transform that loads its tiles
+ * with lop_wino_load, run on the copy compiled for l's case: several parts or one,
+ * whole vectors readable or not. */
+#define LOP_WINO_BY_LOADS(fn, l, out, step)                                            \
+    do {                                                                               \
+        if ((l)->parts > 1 && (l)->whole)                                              \
+            fn(l, out, step, 1, 1);                                                    \
+        else if ((l)->parts > 1)                                                       \
+            fn(l, out, step, 1, 0);                                                    \
+        else if ((l)->whole)                                                           \
+            fn(l, out, step, 0, 1);                                                    \
+        else                                                                           \
+            fn(l, out, step, 0, 0);                                                    \
+    } while (0)
+
 /* What lop_wino_store makes of the outputs: y = v * mul + add (+ the residual
  * `residual` floats from y when has_residual), clamped to [lo, hi] when clamp (with
  * epilogue); y += v (accumulate); else y = v. */
