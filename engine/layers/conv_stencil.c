@@ -4,11 +4,11 @@
  * thin layer's time copying: the unfolded columns are written once and packed once
  * more by sgemm, and with few output channels that copying is shared by few rows of
  * products.  Here a block of STENCIL_OUT output channels x STENCIL_SPAN output
- * positions stays in vector registers while every input channel and kernel tap adds
- * into it.  The padded image is flattened with its padded width, so for every tap,
- * output position i reads input i + (tap row * padded width + tap column): one
- * contiguous vector load.  The positions that fall in the padding columns are
- * computed and dropped.
+ * positions stays in vector registers (a few channels at a time where registers are
+ * few) while every input channel and kernel tap adds into it.  The padded image is
+ * flattened with its padded width, so for every tap, output position i reads input
+ * i + (tap row * padded width + tap column): one contiguous vector load.  The
+ * positions that fall in the padding columns are computed and dropped.
  *
  * Stride 2 becomes the same stencil over the padded image split by the parity of its
  * rows and columns into four phase images half as wide: output (y, x) under tap
@@ -35,10 +35,16 @@
 #define UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
 
 enum {
-    /* Vectors of positions per block: 8 x 3 sums of 16 lanes in 24 of AVX-512's 32
-     * registers (ResNet-18's 7x7 stem 3% faster than with 2); AVX2 has 16. */
-    STENCIL_VECS = VEC_LANES == 16 ? 3 : 2,
+    /* Vectors of positions per block, and the block's output channels summed at once
+     * over them: 8 x 3 sums of 16 lanes in 24 of AVX-512's 32 registers (ResNet-18's
+     * 7x7 stem 3% faster than with 2 vectors).  AVX2 has 16 registers: 8 x 2 sums
+     * spilled, 4 x 2 took as long; 4 x 3 (two passes over the block's inputs) made
+     * the stride-2 layers faster on Zen 1 (one thread, batch 64, three runs: 16 -> 32
+     * on 32x32 5.35-6.16 -> 5.22-5.38 ms, 32 -> 64 on 16x16 5.79-6.40 -> 4.98-5.14;
+     * ResNet-18's stem at batch 1 4.06-4.39 -> 3.87-3.88 on two threads). */
+    STENCIL_VECS = 3,
     STENCIL_SPAN = STENCIL_VECS * VEC_LANES,          /* positions per block */
+    PASS_ROWS = VEC_LANES == 16 ? STENCIL_OUT : 4,
 };
 
 /* The offset of the last kernel tap in the flattened (phase) image: how far past an
@@ -148,15 +154,15 @@ static void copy_phases(const lop_stencil *s, const float *x, float *xp)
         }
 }
 
-/* One block: out[r][p + i] for i < STENCIL_SPAN, r < rows - the block's output
- * channels, STENCIL_OUT or fewer in a layer's last block.  Inlined with constant
- * `rows` and `stride` (block_kernel), the loops over r unroll completely and tap
- * (i, j)'s offset costs a shift and a mask. */
+/* One pass over a block: out[r][p + i] for i < STENCIL_SPAN, r < rows <= PASS_ROWS,
+ * the weights of output channel r at wb[r] of each tap's STENCIL_OUT.  Inlined with
+ * constant `rows` and `stride` (block_kernel), the loops over r unroll completely and
+ * tap (i, j)'s offset costs a shift and a mask. */
 UNINSTRUMENTED __attribute__((always_inline))
 static inline void block_rows(const lop_stencil *s, const float *wb, const float *xp, int p,
                               float *out, int rows, int stride)
 {
-    vec acc[STENCIL_OUT][STENCIL_VECS] = {{{0}}};
+    vec acc[PASS_ROWS][STENCIL_VECS] = {{{0}}};
     const float *wt = wb;   /* the weights of (ic, i, j), in loop order */
     int odd = stride - 1;   /* phase bit mask and shift: 0 at stride 1 */
     for (int ic = 0; ic < s->c; ic++)
@@ -184,29 +190,39 @@ static inline void block_rows(const lop_stencil *s, const float *wb, const float
             vec_store(out + (size_t)r * s->span + p + v * VEC_LANES, acc[r][v]);
 }
 
-/* block_rows compiled for each row count and stride: a last block of fewer than
- * STENCIL_OUT channels multiplies only its own (pruned layers' widths are rarely
+/* A count of rows no larger than a pass's (the cases of BLOCK_CASES past PASS_ROWS are
+ * never taken). */
+#define PASS_OF(rows) ((rows) < PASS_ROWS ? (rows) : PASS_ROWS)
+
+/* block_rows compiled for each row count and stride: a last pass of fewer than
+ * PASS_ROWS channels multiplies only its own (pruned layers' widths are rarely
  * multiples of 8: 13 outputs ran as 16, 9 as 16). */
 #define BLOCK_CASES(stride)                                                            \
     switch (rows) {                                                                    \
     case 1: block_rows(s, wb, xp, p, out, 1, stride); break;                           \
     case 2: block_rows(s, wb, xp, p, out, 2, stride); break;                           \
     case 3: block_rows(s, wb, xp, p, out, 3, stride); break;                           \
-    case 4: block_rows(s, wb, xp, p, out, 4, stride); break;                           \
-    case 5: block_rows(s, wb, xp, p, out, 5, stride); break;                           \
-    case 6: block_rows(s, wb, xp, p, out, 6, stride); break;                           \
-    case 7: block_rows(s, wb, xp, p, out, 7, stride); break;                           \
-    default: block_rows(s, wb, xp, p, out, STENCIL_OUT, stride); break;                \
+    case 4: block_rows(s, wb, xp, p, out, PASS_OF(4), stride); break;                  \
+    case 5: block_rows(s, wb, xp, p, out, PASS_OF(5), stride); break;                  \
+    case 6: block_rows(s, wb, xp, p, out, PASS_OF(6), stride); break;                  \
+    case 7: block_rows(s, wb, xp, p, out, PASS_OF(7), stride); break;                  \
+    default: block_rows(s, wb, xp, p, out, PASS_ROWS, stride); break;                  \
     }
 
+/* A block's `count` output channels, PASS_ROWS at a time. */
 UNINSTRUMENTED
-static void block_kernel(const lop_stencil *s, const float *wb, const float *xp, int p,
-                         float *out, int rows)
+static void block_kernel(const lop_stencil *s, const float *block, const float *xp, int p,
+                         float *block_out, int count)
 {
-    if (s->stride == 1) {
-        BLOCK_CASES(1)
-    } else {
-        BLOCK_CASES(2)
+    for (int r0 = 0; r0 < count; r0 += PASS_ROWS) {
+        int rows = count - r0 < PASS_ROWS ? count - r0 : PASS_ROWS;
+        const float *wb = block + r0;
+        float *out = block_out + (size_t)r0 * s->span;
+        if (s->stride == 1) {
+            BLOCK_CASES(1)
+        } else {
+            BLOCK_CASES(2)
+        }
     }
 }
 
