@@ -62,6 +62,12 @@ static inline __m256i vec_avx2_first_lanes(int n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+
+/* All ones in lanes [lo, hi), zero in the others. */
+static inline __m256i vec_avx2_lanes(int lo, int hi)
+{
+    return _mm256_andnot_si256(vec_avx2_first_lanes(lo), vec_avx2_first_lanes(hi));
+}
 #endif
 
 /* Lanes [0, n) of a vector from p[0..n), 0 <= n <= VEC_LANES, the others 0; nothing
@@ -90,8 +96,7 @@ static inline vec vec_load_lanes(const float *p, int lo, int hi)
 #elif defined(VEC_AVX2)
     if (lo == 0 && hi == VEC_LANES)
         return vec_load(p);
-    return (vec)_mm256_maskload_ps(
-        p, _mm256_andnot_si256(vec_avx2_first_lanes(lo), vec_avx2_first_lanes(hi)));
+    return (vec)_mm256_maskload_ps(p, vec_avx2_lanes(lo, hi));
 #else
     vec v = {0};
     for (int l = lo; l < hi; l++)
@@ -110,8 +115,7 @@ static inline vec vec_load_lanes_readable(const float *p, int lo, int hi)
 #ifdef VEC_AVX2
     if (lo == 0 && hi == VEC_LANES)
         return vec_load(p);
-    __m256i lanes = _mm256_andnot_si256(vec_avx2_first_lanes(lo), vec_avx2_first_lanes(hi));
-    return (vec)_mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(lanes));
+    return (vec)_mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(vec_avx2_lanes(lo, hi)));
 #else
     return vec_load_lanes(p, lo, hi);
 #endif
