@@ -48,10 +48,10 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
     }
     for (int i = 0; i < 4; i++) {
         float *o = out + (size_t)(4 * i) * step;
-        vec_store_selected(o, t[i][0] - t[i][2], real, VEC_SPLIT2);
-        vec_store_selected(o + step, t[i][1] + t[i][2], real, VEC_SPLIT2);
-        vec_store_selected(o + 2 * step, t[i][2] - t[i][1], real, VEC_SPLIT2);
-        vec_store_selected(o + 3 * step, t[i][1] - t[i][3], real, VEC_SPLIT2);
+        lop_wino_store_tiles(o, t[i][0] - t[i][2], real, VEC_SPLIT2);
+        lop_wino_store_tiles(o + step, t[i][1] + t[i][2], real, VEC_SPLIT2);
+        lop_wino_store_tiles(o + 2 * step, t[i][2] - t[i][1], real, VEC_SPLIT2);
+        lop_wino_store_tiles(o + 3 * step, t[i][1] - t[i][3], real, VEC_SPLIT2);
     }
 }
 
@@ -82,8 +82,8 @@ static inline __attribute__((always_inline)) void output_stored(const float *m, 
                    {r1[0] + r1[1] + r1[2], r1[1] - r1[2] - r1[3]}};
     for (int i = 0; i < 2; i++) {
         vec row[2];
-        vec_join2_of(vec_spread(y[i][0], real, VEC_SPLIT2),
-                     vec_spread(y[i][1], real, VEC_SPLIT2), row);
+        vec_join2_of(lop_wino_spread(y[i][0], real, VEC_SPLIT2),
+                     lop_wino_spread(y[i][1], real, VEC_SPLIT2), row);
         lop_wino_store(l, put, 0, i, row[0], several);
         lop_wino_store(l, put, 1, i, row[1], several);
     }
@@ -112,10 +112,10 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
     vec e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
     for (int i = 0; i < 4; i++) {
         float *o = out + (size_t)(4 * i) * step;
-        vec_store_selected(o, e[i][0], real, VEC_SPLIT2);
-        vec_store_selected(o + step, e[i][0] + e[i][1], real, VEC_SPLIT2);
-        vec_store_selected(o + 2 * step, e[i][0] - e[i][1], real, VEC_SPLIT2);
-        vec_store_selected(o + 3 * step, -e[i][1], real, VEC_SPLIT2);
+        lop_wino_store_tiles(o, e[i][0], real, VEC_SPLIT2);
+        lop_wino_store_tiles(o + step, e[i][0] + e[i][1], real, VEC_SPLIT2);
+        lop_wino_store_tiles(o + 2 * step, e[i][0] - e[i][1], real, VEC_SPLIT2);
+        lop_wino_store_tiles(o + 3 * step, -e[i][1], real, VEC_SPLIT2);
     }
 }
 

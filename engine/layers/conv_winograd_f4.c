@@ -112,7 +112,7 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
             col[i] = along[i][j];
         bt_of(col, t);
         for (int i = 0; i < ALPHA; i++)
-            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[i], real, VEC_SPLIT4);
+            lop_wino_store_tiles(out + (size_t)(ALPHA * i + j) * step, t[i], real, VEC_SPLIT4);
     }
 }
 
@@ -143,7 +143,7 @@ static inline __attribute__((always_inline)) void output_stored(const float *m, 
         vec y[R], row[R];
         at_of(down[i], y);
         for (int j = 0; j < R; j++)
-            y[j] = vec_spread(y[j], real, VEC_SPLIT4);
+            y[j] = lop_wino_spread(y[j], real, VEC_SPLIT4);
         vec_join4_of(y, row);
         for (int k = 0; k < R; k++)
             lop_wino_store(l, put, k, i, row[k], several);
@@ -183,7 +183,7 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
         vec t[ALPHA];
         a_of(down[i], t);
         for (int j = 0; j < ALPHA; j++)
-            vec_store_selected(out + (size_t)(ALPHA * i + j) * step, t[j], real, VEC_SPLIT4);
+            lop_wino_store_tiles(out + (size_t)(ALPHA * i + j) * step, t[j], real, VEC_SPLIT4);
     }
 }
 
