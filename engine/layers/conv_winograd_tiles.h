@@ -182,8 +182,9 @@ static inline void lop_wino_store_tiles(float *p, vec v, unsigned real, vec_orde
         vec_store_selected(p, v, real, o);
 }
 
-/* lop_wino_store_tiles undone in registers: the run's values at p back in the lanes of
- * their tiles (order o), the junk lanes 0. */
+/* lop_wino_store_tiles undone in registers: v, a run's values as loaded (after the
+ * products, which keep the order of their columns), back in the lanes of their tiles
+ * (order o), the junk lanes 0. */
 static inline vec lop_wino_spread(vec v, unsigned real, vec_order o)
 {
     return real == LOP_WINO_ALL_REAL ? v : vec_spread(v, real, o);
