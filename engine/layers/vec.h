@@ -235,8 +235,6 @@ static inline unsigned long long vec_tile_of_lane(vec_order o)
 static inline unsigned long long vec_avx2_packed_lanes(unsigned mask, vec_order o)
 {
     unsigned long long lanes = vec_lane_of_tile(o), from = 0;
-    if (mask == 0xff)
-        return lanes;
     for (int k = 0; mask; mask &= mask - 1, k += 8)
         from |= (lanes >> 8 * __builtin_ctz(mask) & 0xff) << k;
     return from;
@@ -297,16 +295,13 @@ static inline vec vec_spread(vec v, unsigned mask, vec_order o)
 #elif defined(VEC_AVX2)
     /* lane l takes the rank among the selected tiles of the tile it holds, or is
      * cleared */
-    unsigned long long tiles = vec_tile_of_lane(o), from = tiles, keep = ~0ull;
-    if (mask != 0xff) {
-        from = keep = 0;
-        for (int l = 0; l < VEC_LANES; l++) {
-            unsigned tile = (unsigned)(tiles >> 8 * l & 0xff);
-            if (mask >> tile & 1) {
-                unsigned rank = (unsigned)__builtin_popcount(mask & ((1u << tile) - 1));
-                from |= (unsigned long long)rank << 8 * l;
-                keep |= 0xffull << 8 * l;
-            }
+    unsigned long long tiles = vec_tile_of_lane(o), from = 0, keep = 0;
+    for (int l = 0; l < VEC_LANES; l++) {
+        unsigned tile = (unsigned)(tiles >> 8 * l & 0xff);
+        if (mask >> tile & 1) {
+            unsigned rank = (unsigned)__builtin_popcount(mask & ((1u << tile) - 1));
+            from |= (unsigned long long)rank << 8 * l;
+            keep |= 0xffull << 8 * l;
         }
     }
     __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)from));
