@@ -1,9 +1,8 @@
 /*
  * test_small_gemm.c - lop_small_gemm (the Winograd products of thin layers) against
- * the textbook triple loop in double: every count of rows around its blocks of 4 and
- * 8, columns around its one- and two-vector blocks (1 to 2 vectors + 3, for 8- and
- * 16-lane builds),
- * inner sizes from 0, and row pitches wider than the rows, with the columns beyond
+ * the textbook triple loop in double: every count of rows up to three blocks and more
+ * (blocks of up to 6 or 8 rows, the rows shared out evenly), columns around its one- and
+ * two-vector blocks (1 to 2 vectors + 3, for 8- and 16-lane builds), inner sizes from 0, and row pitches wider than the rows, with the columns beyond
  * each row of C left untouched.
  */
 #include <math.h>
@@ -57,7 +56,7 @@ static void test_matches_triple_loop(void **state)
 {
     (void)state;
     static const int ns[] = {1, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 35, 128, 131};
-    for (int m = 1; m <= 17; m++)
+    for (int m = 1; m <= 25; m++)
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (int k = 0; k <= 17; k += k < 3 ? 1 : 7) {
                 check(m, ns[ni], k, ns[ni], ns[ni]);
