@@ -46,6 +46,7 @@ static inline __attribute__((always_inline)) void input_loaded(const lop_wino_lo
         t[2][j] = d[2][j] - d[1][j];
         t[3][j] = d[1][j] - d[3][j];
     }
+#pragma GCC unroll 4   /* as conv_winograd_f4.c's: 64 -> 64 on 8x8, 0.93 -> 0.83 ms */
     for (int i = 0; i < 4; i++) {
         float *o = out + (size_t)(4 * i) * step;
         lop_wino_store_tiles(o, t[i][0] - t[i][2], real, VEC_SPLIT2);
@@ -110,6 +111,7 @@ static inline __attribute__((always_inline)) void output_grad_loaded(const lop_w
                   lop_wino_load(l, 1, 1, 2, 0, several, whole), &b0, &b1);
     /* A d: rows d0, d0 + d1, d0 - d1, -d1; then the same on columns. */
     vec e[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         float *o = out + (size_t)(4 * i) * step;
         lop_wino_store_tiles(o, e[i][0], real, VEC_SPLIT2);
