@@ -66,7 +66,7 @@ static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 static inline __attribute__((always_inline)) void output_stored(const float *m, size_t step,
                                                                 const lop_wino_loads *l,
                                                                 const lop_wino_put *put,
-                                                                int several)
+                                                                int several, int kind)
 {
     unsigned real = l->real;   /* read once: the stores may alias l */
     int n = __builtin_popcount(real);
@@ -85,15 +85,15 @@ static inline __attribute__((always_inline)) void output_stored(const float *m, 
         vec row[2];
         vec_join2_of(lop_wino_spread(y[i][0], real, VEC_SPLIT2),
                      lop_wino_spread(y[i][1], real, VEC_SPLIT2), row);
-        lop_wino_store(l, put, 0, i, row[0], several);
-        lop_wino_store(l, put, 1, i, row[1], several);
+        lop_wino_store(l, put, kind, 0, i, row[0], several);
+        lop_wino_store(l, put, kind, 1, i, row[1], several);
     }
 }
 
 static void output_vector(const float *m, size_t step, const lop_wino_loads *l,
                           const lop_wino_put *put)
 {
-    l->parts > 1 ? output_stored(m, step, l, put, 1) : output_stored(m, step, l, put, 0);
+    LOP_WINO_BY_PUT(output_stored, m, step, l, put);
 }
 
 /* The two dY rows, loaded straight from the output gradient and split into the

@@ -134,7 +134,7 @@ static void input_vector(const lop_wino_loads *l, float *out, size_t step)
 static inline __attribute__((always_inline)) void output_stored(const float *m, size_t step,
                                                                 const lop_wino_loads *l,
                                                                 const lop_wino_put *put,
-                                                                int several)
+                                                                int several, int kind)
 {
     unsigned real = l->real;   /* read once: the stores may alias l */
     int n = __builtin_popcount(real);
@@ -154,14 +154,14 @@ static inline __attribute__((always_inline)) void output_stored(const float *m, 
             y[j] = lop_wino_spread(y[j], real, VEC_SPLIT4);
         vec_join4_of(y, row);
         for (int k = 0; k < R; k++)
-            lop_wino_store(l, put, k, i, row[k], several);
+            lop_wino_store(l, put, kind, k, i, row[k], several);
     }
 }
 
 static void output_vector(const float *m, size_t step, const lop_wino_loads *l,
                           const lop_wino_put *put)
 {
-    l->parts > 1 ? output_stored(m, step, l, put, 1) : output_stored(m, step, l, put, 0);
+    LOP_WINO_BY_PUT(output_stored, m, step, l, put);
 }
 
 /* Each dY row, loaded straight from the output gradient, split into the tiles' four
