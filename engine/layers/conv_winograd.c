@@ -131,9 +131,13 @@ void lop_wino_pack(const lop_wino *p, const float *w, int adjoint, int o0, int o
             const float *k = w + oc * so + ic * si;
             vec g[9];
             if (!adjoint)   /* the group PACK_AHEAD on: its 9 cache lines */
+#pragma GCC unroll 9
                 for (int l = 0; l < 9; l++)
                     __builtin_prefetch(k + (size_t)PACK_AHEAD * 9 * VEC_LANES + 16 * l, 0, 0);
-            vec_gather_kernels(k, (int)si, n, g);
+            if (n == VEC_LANES)   /* inlined with n constant: no test a kernel */
+                vec_gather_kernels(k, (int)si, VEC_LANES, g);
+            else
+                vec_gather_kernels(k, (int)si, n, g);
             for (int i = 0; adjoint && i < 4; i++) {   /* flipped: tap i is 8 - i */
                 vec tap = g[i];
                 g[i] = g[8 - i];

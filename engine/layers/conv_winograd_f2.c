@@ -6,7 +6,10 @@
  */
 #include "layers/conv_winograd_tiles.h"
 
-static void pack_kernels(const vec *g, int n, float *dst, size_t step)
+/* Inlined with n constant: VEC_LANES (every group of a layer's kernels but the last)
+ * stores whole vectors, with no test of n a store. */
+static inline __attribute__((always_inline)) void pack_stored(const vec *g, int n, float *dst,
+                                                              size_t step)
 {
     vec r[4][3];
     for (int j = 0; j < 3; j++) {
@@ -22,6 +25,11 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
         vec_store_first(d + 2 * step, 0.5f * (r[i][0] - r[i][1] + r[i][2]), n);
         vec_store_first(d + 3 * step, r[i][2], n);
     }
+}
+
+static void pack_kernels(const vec *g, int n, float *dst, size_t step)
+{
+    n == VEC_LANES ? pack_stored(g, VEC_LANES, dst, step) : pack_stored(g, n, dst, step);
 }
 
 /* Each of the four rows' columns 2 l .. 2 l + 3 for tile l, loaded straight from the

@@ -68,7 +68,9 @@ static inline void gt_of(const vec *s, vec *t)
     t[2] = (p2 - p1) * (1.0f / 6) + s[5];
 }
 
-static void pack_kernels(const vec *g, int n, float *dst, size_t step)
+/* Inlined with n constant, as conv_winograd_f2.c's. */
+static inline __attribute__((always_inline)) void pack_stored(const vec *g, int n, float *dst,
+                                                              size_t step)
 {
     vec rows[ALPHA][3];   /* G down each column of g */
     for (int j = 0; j < 3; j++) {
@@ -83,6 +85,11 @@ static void pack_kernels(const vec *g, int n, float *dst, size_t step)
         for (int j = 0; j < ALPHA; j++)
             vec_store_first(dst + (size_t)(ALPHA * i + j) * step, t[j], n);
     }
+}
+
+static void pack_kernels(const vec *g, int n, float *dst, size_t step)
+{
+    n == VEC_LANES ? pack_stored(g, VEC_LANES, dst, step) : pack_stored(g, n, dst, step);
 }
 
 /* Each of the six rows' columns 4 l .. 4 l + 5 for tile l, loaded straight from the
