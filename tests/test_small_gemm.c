@@ -2,8 +2,9 @@
  * test_small_gemm.c - lop_small_gemm (the Winograd products of thin layers) against
  * the textbook triple loop in double: every count of rows up to three blocks and more
  * (blocks of up to 6 or 8 rows, the rows shared out evenly), columns around its one- and
- * two-vector blocks (1 to 2 vectors + 3, for 8- and 16-lane builds), inner sizes from 0, and row pitches wider than the rows, with the columns beyond
- * each row of C left untouched.
+ * two-vector blocks (1 to 2 vectors + 3, for 8- and 16-lane builds), inner sizes from
+ * 0, and row pitches wider than the rows, with the columns beyond each row of C left
+ * untouched; lop_small_gemm_nt (c = a b^T) the same way.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -66,8 +67,57 @@ static void test_matches_triple_loop(void **state)
     check(512, 16, 512, 16, 16);
 }
 
-/* The rule conv_winograd.c follows: few rows or one vector of columns always, else B
- * small enough for L1. */
+/* lop_small_gemm_nt (c = a b^T) against the double loop: every count of rows and
+ * columns around its 4 x 3 blocks, inner sizes from 0 with every remainder of a vector
+ * of 8 or 16 lanes, row pitches wider than the rows (their floats beyond k never
+ * read into a sum) and C's columns beyond n left untouched. */
+static void check_nt(int m, int n, int k)
+{
+    int lda = k + 3, ldb = k + 5, ldc = n + 2;
+    uint32_t seed = (uint32_t)(m * 37 + n * 11 + k);
+    float *a = malloc(sizeof *a * (size_t)(m * lda + 1));
+    float *b = malloc(sizeof *b * (size_t)(n * ldb + 1));
+    float *c = malloc(sizeof *c * (size_t)m * ldc);
+    assert_true(a && b && c);
+    for (int i = 0; i < m * lda; i++)
+        a[i] = i % lda < k ? value(&seed) : 1e30f;   /* past k: would swamp any sum */
+    for (int i = 0; i < n * ldb; i++)
+        b[i] = i % ldb < k ? value(&seed) : 1e30f;
+    for (int i = 0; i < m * ldc; i++)
+        c[i] = 7.0f;
+    lop_small_gemm_nt(m, n, k, a, lda, b, ldb, c, ldc);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < ldc; j++) {
+            double want = 7.0;
+            if (j < n) {
+                want = 0.0;
+                for (int p = 0; p < k; p++)
+                    want += (double)a[i * lda + p] * b[j * ldb + p];
+            }
+            if (fabs(c[i * ldc + j] - want) > 1e-5 * (1 + k))
+                fail_msg("nt m %d n %d k %d: c[%d][%d] = %.7g, want %.7g", m, n, k, i, j,
+                         (double)c[i * ldc + j], want);
+        }
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_nt_matches_double_loop(void **state)
+{
+    (void)state;
+    static const int ks[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 128, 131};
+    for (int m = 1; m <= 9; m++)
+        for (int n = 1; n <= 7; n++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                check_nt(m, n, ks[ki]);
+    check_nt(13, 13, 128);
+    check_nt(32, 29, 256);
+}
+
+/* The rules conv_winograd.c follows: few rows or one vector of columns always, else B
+ * small enough for L1; the transposed product where k fills whole vectors and both
+ * operands stay in L1. */
 static void test_suits_small_products_only(void **state)
 {
     (void)state;
@@ -77,12 +127,17 @@ static void test_suits_small_products_only(void **state)
     assert_false(lop_small_gemm_suits(64, 512, 64));
     assert_false(lop_small_gemm_suits(256, 128, 256));
     assert_true(lop_small_gemm_suits(512, 8, 512));   /* one vector on any build */
+    assert_true(lop_small_gemm_nt_suits(13, 13, 128));
+    assert_true(lop_small_gemm_nt_suits(32, 32, 128));
+    assert_false(lop_small_gemm_nt_suits(64, 64, 128));
+    assert_false(lop_small_gemm_nt_suits(13, 13, 100));   /* a partial last vector */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_triple_loop),
+        cmocka_unit_test(test_nt_matches_double_loop),
         cmocka_unit_test(test_suits_small_products_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -384,9 +384,14 @@ void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
     float *du = dm + (size_t)p->positions * ms;
     lop_wino_input(p, x, m, 0, p->c, v);
     output_grad_transform(p, dy, m, dm);
+    int small = lop_small_gemm_nt_suits(p->o, p->c, cols);
     for (int xi = 0; xi < p->positions; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
-                    dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);
+        if (small)
+            lop_small_gemm_nt(p->o, p->c, cols, dm + xi * ms, cols, v + xi * vs, cols,
+                              du + xi * us, p->c);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
+                        dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);
     /* dw += G^T dU G, dU [positions][o][c] */
     for (size_t k = 0; k < pairs; k += VEC_LANES)
         t->weight_grads(du + k, us, pairs - k < VEC_LANES ? (int)(pairs - k) : VEC_LANES,

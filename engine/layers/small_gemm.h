@@ -18,4 +18,13 @@ int lop_small_gemm_suits(int m, int n, int k);
 void lop_small_gemm(int m, int n, int k, const float *a, const float *b, int ldb, float *c,
                     int ldc);
 
+/* c (m x n, row pitch ldc) = a (m x k, row pitch lda) b^T, b n x k (row pitch ldb): the
+ * Winograd weight gradient's dU = dM V^T, whose inner size is the tiles (k) and whose
+ * outputs are few (a thin layer's 13 x 13 channel pairs), where OpenBLAS ran at 3-24
+ * GFLOP/s.  Each entry summed over k in VEC_LANES interleaved runs, then across them;
+ * suits says where it beats cblas_sgemm. */
+int lop_small_gemm_nt_suits(int m, int n, int k);
+void lop_small_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                       float *c, int ldc);
+
 #endif

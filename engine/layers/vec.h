@@ -283,6 +283,27 @@ static inline vec vec_clamp(vec v, vec lo, vec hi)
 #endif
 }
 
+/* The sum of v's lanes, halves added to halves (the same order on every call). */
+static inline float vec_sum(vec v)
+{
+#ifdef __AVX512F__
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256((__m512)v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)v), 1)));
+#elif defined(__AVX__)
+    __m256 h = (__m256)v;
+#endif
+#if defined(__AVX__)
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+#else
+    for (int half = VEC_LANES / 2; half > 0; half /= 2)
+        for (int l = 0; l < half; l++)
+            v[l] += v[l + half];
+    return v[0];
+#endif
+}
+
 /* vec_store_selected undone in registers: v's first lanes spread in order over the
  * tiles that mask selects, laid out in order o, the other lanes 0. */
 static inline vec vec_spread(vec v, unsigned mask, vec_order o)
