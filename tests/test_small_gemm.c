@@ -22,6 +22,27 @@ static float value(uint32_t *s)
     return (float)(*s >> 8) / 16777216.0f - 0.5f;
 }
 
+/* c (m x n, row pitch ldc) against the product in double of a's rows (a_row floats
+ * apart, a_step along k) and b's columns (b_col apart, b_step along k); c's columns
+ * from n to ldc must still hold the 7.0 they were filled with. */
+static void expect_product(const char *what, int m, int n, int k, const float *a, int a_row,
+                           int a_step, const float *b, int b_step, int b_col, const float *c,
+                           int ldc)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < ldc; j++) {
+            double want = 7.0;
+            if (j < n) {
+                want = 0.0;
+                for (int p = 0; p < k; p++)
+                    want += (double)a[i * a_row + p * a_step] * b[p * b_step + j * b_col];
+            }
+            if (fabs(c[i * ldc + j] - want) > 1e-5 * (1 + k))
+                fail_msg("%sm %d n %d k %d: c[%d][%d] = %.7g, want %.7g", what, m, n, k, i, j,
+                         (double)c[i * ldc + j], want);
+        }
+}
+
 static void check(int m, int n, int k, int ldb, int ldc)
 {
     uint32_t seed = (uint32_t)(m * 131 + n * 17 + k);
@@ -36,18 +57,7 @@ static void check(int m, int n, int k, int ldb, int ldc)
     for (int i = 0; i < m * ldc; i++)
         c[i] = 7.0f;   /* stale values: stored over, never added to */
     lop_small_gemm(m, n, k, a, b, ldb, c, ldc);
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < ldc; j++) {
-            double want = 7.0;
-            if (j < n) {
-                want = 0.0;
-                for (int p = 0; p < k; p++)
-                    want += (double)a[i * k + p] * b[p * ldb + j];
-            }
-            if (fabs(c[i * ldc + j] - want) > 1e-5 * (1 + k))
-                fail_msg("m %d n %d k %d: c[%d][%d] = %.7g, want %.7g", m, n, k, i, j,
-                         (double)c[i * ldc + j], want);
-        }
+    expect_product("", m, n, k, a, k, 1, b, ldb, 1, c, ldc);
     free(a);
     free(b);
     free(c);
@@ -86,18 +96,7 @@ static void check_nt(int m, int n, int k)
     for (int i = 0; i < m * ldc; i++)
         c[i] = 7.0f;
     lop_small_gemm_nt(m, n, k, a, lda, b, ldb, c, ldc);
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < ldc; j++) {
-            double want = 7.0;
-            if (j < n) {
-                want = 0.0;
-                for (int p = 0; p < k; p++)
-                    want += (double)a[i * lda + p] * b[j * ldb + p];
-            }
-            if (fabs(c[i * ldc + j] - want) > 1e-5 * (1 + k))
-                fail_msg("nt m %d n %d k %d: c[%d][%d] = %.7g, want %.7g", m, n, k, i, j,
-                         (double)c[i * ldc + j], want);
-        }
+    expect_product("nt ", m, n, k, a, lda, 1, b, 1, ldb, c, ldc);
     free(a);
     free(b);
     free(c);
