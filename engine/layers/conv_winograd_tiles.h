@@ -142,8 +142,9 @@ enum {
 
 static inline int lop_wino_put_kind(const lop_wino_put *put)
 {
-    return (put->epilogue ? LOP_WINO_EPILOGUE : 0) | (put->has_residual ? LOP_WINO_RESIDUAL : 0) |
-           (put->clamp ? LOP_WINO_CLAMP : 0) | (put->accumulate ? LOP_WINO_ACCUMULATE : 0);
+    return (put->epilogue ? LOP_WINO_EPILOGUE : 0) |
+           (put->has_residual ? LOP_WINO_RESIDUAL : 0) | (put->clamp ? LOP_WINO_CLAMP : 0) |
+           (put->accumulate ? LOP_WINO_ACCUMULATE : 0);
 }
 
 /* Lanes [lo, hi) of output row i at d from v (put's epilogue already applied), as the
@@ -192,8 +193,10 @@ static inline __attribute__((always_inline)) void lop_wino_store(const lop_wino_
         const lop_wino_put copy = *(put);                                                \
         switch (lop_wino_put_kind(&copy)) {                                              \
         case 0: fn(m, step, l, &copy, several, 0); break;                                \
-        case LOP_WINO_ACCUMULATE: fn(m, step, l, &copy, several, LOP_WINO_ACCUMULATE); break; \
-        case LOP_WINO_EPILOGUE: fn(m, step, l, &copy, several, LOP_WINO_EPILOGUE); break; \
+        case LOP_WINO_ACCUMULATE:                                                        \
+            fn(m, step, l, &copy, several, LOP_WINO_ACCUMULATE);                         \
+            break;                                                                       \
+        case LOP_WINO_EPILOGUE: fn(m, step, l, &copy, several, LOP_WINO_EPILOGUE); break;  \
         case LOP_WINO_EPILOGUE | LOP_WINO_CLAMP:                                         \
             fn(m, step, l, &copy, several, LOP_WINO_EPILOGUE | LOP_WINO_CLAMP);          \
             break;                                                                       \

@@ -5,7 +5,8 @@
  * and C is written once; B's rows (k x n floats of a thin layer's product) stay in
  * cache.  A product one vector wide (a batch-1 pass's 16 tiles of a 7x7 map) takes
  * blocks one vector wide, so that no lanes of a second vector are multiplied for
- * nothing.
+ * nothing.  The transposed form (lop_small_gemm_nt, C = A B^T, the Winograd weight
+ * gradient) sums dot products along both operands' rows instead.
  */
 #include "layers/small_gemm.h"
 #include "layers/vec.h"
@@ -207,7 +208,8 @@ static void block_nt_cases(int k, const float *a, int lda, const float *b, int l
  * 5 x 3 to 256 x 256): with k a multiple of the vector (k = 128 or 512 tiles, as the
  * Winograd chunks lay them out) 1.22-10.3x faster, 26-35 GFLOP/s where OpenBLAS ran
  * 3-24; with a partial last vector (k = 100) its masked loads cost more than they save
- * from 16 x 16 up (0.68-0.92x), and at 512 x 512 OpenBLAS's own blocking catches up. */
+ * from 16 x 16 up (0.68-0.92x).  Inside a layer, whose operands come from L2, 64 x 64
+ * over 128 tiles ran no faster: hence the bound on A and B together. */
 int lop_small_gemm_nt_suits(int m, int n, int k)
 {
     return k % VEC_LANES == 0 && (long)(m + n) * k <= NT_CACHED;

@@ -287,8 +287,8 @@ static inline vec vec_clamp(vec v, vec lo, vec hi)
 static inline float vec_sum(vec v)
 {
 #ifdef __AVX512F__
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256((__m512)v),
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)v), 1)));
+    __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)v), 1));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256((__m512)v), high);
 #elif defined(__AVX__)
     __m256 h = (__m256)v;
 #endif
