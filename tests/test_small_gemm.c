@@ -43,19 +43,32 @@ static void expect_product(const char *what, int m, int n, int k, const float *a
         }
 }
 
+/* rows x pitch floats (and one more): the first `used` of each row drawn from seed, the
+ * rest 1e30, which would swamp any sum that read them. */
+static float *operand(int rows, int pitch, int used, uint32_t *seed)
+{
+    float *x = malloc(sizeof *x * ((size_t)rows * pitch + 1));
+    assert_non_null(x);
+    for (int i = 0; i < rows * pitch; i++)
+        x[i] = i % pitch < used ? value(seed) : 1e30f;
+    return x;
+}
+
+/* m x ldc floats of 7.0: stale values, stored over, never added to. */
+static float *stale(int m, int ldc)
+{
+    float *c = malloc(sizeof *c * (size_t)m * ldc);
+    assert_non_null(c);
+    for (int i = 0; i < m * ldc; i++)
+        c[i] = 7.0f;
+    return c;
+}
+
 static void check(int m, int n, int k, int ldb, int ldc)
 {
     uint32_t seed = (uint32_t)(m * 131 + n * 17 + k);
-    float *a = malloc(sizeof *a * (size_t)(m * k + 1));
-    float *b = malloc(sizeof *b * (size_t)(k * ldb + 1));
-    float *c = malloc(sizeof *c * (size_t)m * ldc);
-    assert_true(a && b && c);
-    for (int i = 0; i < m * k; i++)
-        a[i] = value(&seed);
-    for (int i = 0; i < k * ldb; i++)
-        b[i] = value(&seed);
-    for (int i = 0; i < m * ldc; i++)
-        c[i] = 7.0f;   /* stale values: stored over, never added to */
+    float *a = operand(m, k, k, &seed), *b = operand(k, ldb, ldb, &seed);
+    float *c = stale(m, ldc);
     lop_small_gemm(m, n, k, a, b, ldb, c, ldc);
     expect_product("", m, n, k, a, k, 1, b, ldb, 1, c, ldc);
     free(a);
@@ -85,16 +98,8 @@ static void check_nt(int m, int n, int k)
 {
     int lda = k + 3, ldb = k + 5, ldc = n + 2;
     uint32_t seed = (uint32_t)(m * 37 + n * 11 + k);
-    float *a = malloc(sizeof *a * (size_t)(m * lda + 1));
-    float *b = malloc(sizeof *b * (size_t)(n * ldb + 1));
-    float *c = malloc(sizeof *c * (size_t)m * ldc);
-    assert_true(a && b && c);
-    for (int i = 0; i < m * lda; i++)
-        a[i] = i % lda < k ? value(&seed) : 1e30f;   /* past k: would swamp any sum */
-    for (int i = 0; i < n * ldb; i++)
-        b[i] = i % ldb < k ? value(&seed) : 1e30f;
-    for (int i = 0; i < m * ldc; i++)
-        c[i] = 7.0f;
+    float *a = operand(m, lda, k, &seed), *b = operand(n, ldb, k, &seed);
+    float *c = stale(m, ldc);
     lop_small_gemm_nt(m, n, k, a, lda, b, ldb, c, ldc);
     expect_product("nt ", m, n, k, a, lda, 1, b, 1, ldb, c, ldc);
     free(a);
