@@ -7,7 +7,8 @@
  * padding 0, 1 and 2 (2 - p for the adjoint), channel counts that are multiples of
  * nothing, 1x1 and 2x2 maps, batches of 1 and 5, a single image's steps split by
  * ranges as conv.c shares them out over threads; then the layer through a graph:
- * finite differences, and outputs and gradients byte-identical on 1 and 2 threads.
+ * finite differences, a weight gradient taken over the whole batch against the
+ * textbook one, and outputs and gradients byte-identical on 1 and 2 threads.
  *
  * Error bound.  For every output, |y - y_ref| <= C_BOUND * eps * S, eps = 2^-23 the
  * float epsilon and S the largest sum of |w| |x| over one output's terms (for the
@@ -44,6 +45,7 @@
 #include "gradcheck.h"
 #include "internal.h"
 #include "layers/conv_winograd.h"
+#include "layers/vec.h"
 
 #define C_BOUND_F2 4.0
 #define C_BOUND_F4 40.0
@@ -295,6 +297,21 @@ static void gradients_case(const wcase *k, int ci)
     assert_bounded(dx, dx0, rx, sx, nx, k->what, "dx");
     lop_wino_wgrad(&f, x, dy, k->batch, scratch, dw);
     assert_bounded(dw, dw0, rw, sw, nw, k->what, "dw");
+    /* the weight gradient's steps split into ranges, as conv.c shares them out */
+    memcpy(dw, dw0, nw * sizeof *dw);
+    float *v = lop_wino_v(&f, scratch), *dm = lop_wino_m(&f, k->batch, scratch);
+    float *du = lop_wino_du(&f, k->batch, scratch);
+    lop_wino_input(&f, x, k->batch, 0, k->c / 2, v);
+    lop_wino_input(&f, x, k->batch, k->c / 2, k->c, v);
+    lop_wino_grad_tiles(&f, dy, k->batch, 0, k->o / 2, dm);
+    lop_wino_grad_tiles(&f, dy, k->batch, k->o / 2, k->o, dm);
+    for (int xi = 0; xi < f.positions; xi += 5)
+        lop_wino_wgrad_products(&f, v, dm, k->batch, xi,
+                                xi + 5 < f.positions ? xi + 5 : f.positions, du);
+    size_t pairs = (size_t)k->o * k->c, half = pairs / 2 / VEC_LANES * VEC_LANES;
+    lop_wino_wgrad_fold(&f, du, 0, half, dw);
+    lop_wino_wgrad_fold(&f, du, half, pairs, dw);
+    assert_bounded(dw, dw0, rw, sw, nw, k->what, "dw by steps");
     free(x), free(w), free(dy), free(dx), free(dx0), free(dw), free(dw0);
     free(rx), free(sx), free(rw), free(sw), free(u), free(scratch);
 }
@@ -346,6 +363,60 @@ static void test_layer_matches_finite_differences(void **state)
     lop_debug_conv_winograd(-1);
 }
 
+/* A layer whose chunks' dU outweigh their V and dM (32 -> 32 on a 5x4 map, chunks of 3
+ * images of 2 tiles) takes its weight gradient over the whole batch in shared steps
+ * (conv.c's whole_weight_grad): the graph's weight and input gradients against the
+ * textbook convolution, on 1 and 2 threads. */
+static void test_whole_batch_weight_gradient_matches_naive(void **state)
+{
+    (void)state;
+    wcase k = {"whole batch", 32, 5, 4, 32, 1, 1, 9};
+    lop_graph *g = lop_graph_new(2);
+    assert_non_null(g);
+    lop_attrs in = lop_attrs_input(k.c, k.h, k.w), a = lop_attrs_default();
+    a.out_channels = k.o;
+    a.kernel_h = a.kernel_w = 3;
+    a.pad_h = a.pad_w = 1;
+    a.bias = 0;
+    int x_id, c_id;
+    assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x_id), LOP_OK);
+    assert_int_equal(lop_graph_add(g, LOP_CONV2D, "c1", &x_id, 1, &a, &c_id), LOP_OK);
+    size_t nx, nw, ny;
+    sizes(&k, &nx, &nw, &ny);
+    int xdims[4] = {k.batch, k.c, k.h, k.w}, ydims[4] = {k.batch, k.o, out_h(&k), out_w(&k)};
+    lop_tensor *x = gradcheck_random(4, xdims, 90), *dy = gradcheck_random(4, ydims, 91);
+    assert_true(x && dy);
+    const float *w = lop_node_param(g, c_id, 0)->data;
+    double *rx = malloc(nx * sizeof *rx), *sx = malloc(nx * sizeof *sx);
+    double *rw = malloc(nw * sizeof *rw), *sw = malloc(nw * sizeof *sw);
+    assert_true(rx && sx && rw && sw);
+    naive(&k, x->data, w, NULL, dy->data, NULL, NULL, rx, sx, rw, sw);
+    lop_debug_conv_winograd(4);
+    tile = 4;
+    float *first = NULL;
+    for (int threads = 1; threads <= 2; threads++) {
+        assert_int_equal(lop_set_threads(threads), LOP_OK);
+        lop_graph_zero_grad(g);
+        assert_int_equal(lop_graph_forward(g, x, 1), LOP_OK);
+        assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
+        const float *dw = lop_node_grad(g, c_id, 0)->data;
+        assert_bounded(dw, NULL, rw, sw, nw, k.what, "dw");
+        assert_bounded(lop_graph_input_grad(g)->data, NULL, rx, sx, nx, k.what, "dx");
+        if (!first) {
+            first = malloc(nw * sizeof *first);
+            assert_non_null(first);
+            memcpy(first, dw, nw * sizeof *first);
+        } else {
+            assert_memory_equal(first, dw, nw * sizeof *first);
+        }
+    }
+    lop_debug_conv_winograd(-1);
+    free(first), free(rx), free(sx), free(rw), free(sw);
+    lop_tensor_release(x);
+    lop_tensor_release(dy);
+    lop_graph_free(g);
+}
+
 /* The outputs and gradients a graph gives on `threads` threads, copied: run[0] the
  * output, run[1] the first conv's weight gradient, run[2] the input gradient. */
 static void run_on(int threads, lop_graph *g, const lop_tensor *x, const lop_tensor *dy,
@@ -367,14 +438,15 @@ static void run_on(int threads, lop_graph *g, const lop_tensor *x, const lop_ten
 
 /* Two 128 -> 128 layers conv.c's own rules run on Winograd give the same bytes on 1
  * and 2 threads: on 8x8 maps at batch 40 both passes (F(4x4) forward, F(2x2)
- * backward; 4 chunks, the weight gradient summed in 4 parts); on 16x16 (F(2x2)) and
+ * backward; 4 chunks, the weight gradient summed in 4 parts); on 4x4 maps at batch 16
+ * the backward pass, its weight gradient over the whole batch; on 16x16 (F(2x2)) and
  * 32x32 (F(4x4)) maps at batch 1 the forward pass, whose steps 2 threads share out
  * while 1 thread runs them whole. */
 static void test_same_bytes_on_1_and_2_threads(void **state)
 {
     (void)state;
-    static const int shapes[][2] = {{8, 40}, {16, 1}, {32, 1}};   /* map, batch */
-    for (int s = 0; s < 3; s++) {
+    static const int shapes[][2] = {{8, 40}, {4, 16}, {16, 1}, {32, 1}};   /* map, batch */
+    for (int s = 0; s < 4; s++) {
         int map = shapes[s][0], batch = shapes[s][1];
         lop_graph *g = two_layers(128, map, map, 128, 1);
         int dims[4] = {batch, 128, map, map};
@@ -402,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_forward_matches_naive),
         cmocka_unit_test(test_gradients_match_naive),
         cmocka_unit_test(test_layer_matches_finite_differences),
+        cmocka_unit_test(test_whole_batch_weight_gradient_matches_naive),
         cmocka_unit_test(test_same_bytes_on_1_and_2_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -358,7 +358,7 @@ void lop_wino_block(const lop_wino *p, const float *w, const float *v, int o0, i
 
 /* dM [positions][o][T] = A dY A^T per tile, dY's tile zero beyond the output's edges,
  * a vector of tiles at a time read straight from dy. */
-static void output_grad_transform(const lop_wino *p, const float *dy, int m, float *dm)
+void lop_wino_grad_tiles(const lop_wino *p, const float *dy, int m, int o0, int o1, float *dm)
 {
     const lop_wino_tiles *t = tiles_of(p);
     size_t cols = (size_t)m * p->tiles, step = slab(p->o * cols);
@@ -366,7 +366,7 @@ static void output_grad_transform(const lop_wino *p, const float *dy, int m, flo
     tile_walk walk = {{0, 0, 0}, 0, 0};
     lop_wino_loads l[LOADS_BLOCK];
     for (int nv; (nv = next_block(p, m, p->ho, p->wo, p->o * plane, 0, 0, &walk, l));)
-        for (int oc = 0; oc < p->o; oc++)
+        for (int oc = o0; oc < o1; oc++)
             for (int k = 0; k < nv; k++) {
                 l[k].in = dy + oc * plane;
                 t->output_grad_vector(&l[k], dm + oc * cols + l[k].first, step);
@@ -402,20 +402,20 @@ static void short_product(const lop_wino *p, int cols, const float *dm, const fl
     lop_small_gemm(p->o, p->c, cols, dm, vt, p->c, du, p->c);
 }
 
-void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
-                    float *scratch, float *dw)
+float *lop_wino_du(const lop_wino *p, int m, float *scratch)
 {
-    const lop_wino_tiles *t = tiles_of(p);
+    return lop_wino_m(p, m, scratch) + (size_t)p->positions * slab((size_t)p->o * m * p->tiles);
+}
+
+void lop_wino_wgrad_products(const lop_wino *p, const float *v, const float *dm, int m,
+                             int xi0, int xi1, float *du)
+{
     int cols = m * p->tiles;
     size_t vs = slab((size_t)p->c * cols), ms = slab((size_t)p->o * cols);
-    size_t pairs = (size_t)p->o * p->c, us = slab(pairs);
-    float *v = lop_wino_v(p, scratch), *dm = lop_wino_m(p, m, scratch);
-    float *du = dm + (size_t)p->positions * ms;
-    lop_wino_input(p, x, m, 0, p->c, v);
-    output_grad_transform(p, dy, m, dm);
+    size_t us = slab((size_t)p->o * p->c);
     int shorter = short_sums(p, cols), small = lop_small_gemm_nt_suits(p->o, p->c, cols);
     float vt[SHORT_FLOATS];
-    for (int xi = 0; xi < p->positions; xi++)
+    for (int xi = xi0; xi < xi1; xi++)
         if (shorter)
             short_product(p, cols, dm + xi * ms, v + xi * vs, vt, du + xi * us);
         else if (small)
@@ -424,8 +424,25 @@ void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
                         dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);
-    /* dw += G^T dU G, dU [positions][o][c] */
-    for (size_t k = 0; k < pairs; k += VEC_LANES)
-        t->weight_grads(du + k, us, pairs - k < VEC_LANES ? (int)(pairs - k) : VEC_LANES,
+}
+
+/* dw += G^T dU G, dU [positions][o][c] */
+void lop_wino_wgrad_fold(const lop_wino *p, const float *du, size_t k0, size_t k1, float *dw)
+{
+    const lop_wino_tiles *t = tiles_of(p);
+    size_t us = slab((size_t)p->o * p->c);
+    for (size_t k = k0; k < k1; k += VEC_LANES)
+        t->weight_grads(du + k, us, k1 - k < VEC_LANES ? (int)(k1 - k) : VEC_LANES,
                         dw + k * 9);
+}
+
+void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
+                    float *scratch, float *dw)
+{
+    float *v = lop_wino_v(p, scratch), *dm = lop_wino_m(p, m, scratch);
+    float *du = lop_wino_du(p, m, scratch);
+    lop_wino_input(p, x, m, 0, p->c, v);
+    lop_wino_grad_tiles(p, dy, m, 0, p->o, dm);
+    lop_wino_wgrad_products(p, v, dm, m, 0, p->positions, du);
+    lop_wino_wgrad_fold(p, du, 0, (size_t)p->o * p->c, dw);
 }

@@ -74,6 +74,18 @@ void lop_wino_block(const lop_wino *p, const float *w, const float *v, int o0, i
 size_t lop_wino_wgrad_floats(const lop_wino *p, int m);
 void lop_wino_wgrad(const lop_wino *p, const float *x, const float *dy, int m,
                     float *scratch, float *dw);
+/* Its steps, for a pass that shares one weight gradient over all its images out to
+ * threads: V of input channels [c0, c1) (lop_wino_input at lop_wino_v), dM of output
+ * channels [o0, o1) (at lop_wino_m), dU of positions [xi0, xi1) (at lop_wino_du), then
+ * dw += G^T dU G for the channel pairs [k0, k1) of [o][c] (k0 a multiple of
+ * VEC_LANES), all in lop_wino_wgrad_floats(p, m) floats. */
+void lop_wino_grad_tiles(const lop_wino *p, const float *dy, int m, int o0, int o1,
+                         float *dm);
+float *lop_wino_du(const lop_wino *p, int m, float *scratch);
+void lop_wino_wgrad_products(const lop_wino *p, const float *v, const float *dm, int m,
+                             int xi0, int xi1, float *du);
+void lop_wino_wgrad_fold(const lop_wino *p, const float *du, size_t k0, size_t k1,
+                         float *dw);
 
 /* For tests and benchmarks (conv.c): mode 2 or 4 runs every 3x3 stride-1 ungrouped
  * layer with padding up to 2 on these kernels with that tile size, 0 none, -1 (the
