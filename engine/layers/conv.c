@@ -1286,8 +1286,9 @@ static void whole_products(void *ctx, long first, long last, int worker)
 {
     const conv_job *j = ctx;
     float *area = whole_area(j);
-    lop_wino_wgrad_products(&j->wf, lop_wino_v(&j->wf, area), lop_wino_m(&j->wf, j->batch, area),
-                            j->batch, (int)first, (int)last, lop_wino_du(&j->wf, j->batch, area));
+    float *v = lop_wino_v(&j->wf, area), *dm = lop_wino_m(&j->wf, j->batch, area);
+    lop_wino_wgrad_products(&j->wf, v, dm, j->batch, (int)first, (int)last,
+                            lop_wino_du(&j->wf, j->batch, area));
 }
 
 /* Groups [first, last) of VEC_LANES channel pairs. */
