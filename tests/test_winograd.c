@@ -365,8 +365,9 @@ static void test_layer_matches_finite_differences(void **state)
 
 /* A layer whose chunks' dU outweigh their V and dM (32 -> 32 on a 5x4 map, chunks of 3
  * images of 2 tiles) takes its weight gradient over the whole batch in shared steps
- * (conv.c's whole_weight_grad): the graph's weight and input gradients against the
- * textbook convolution, on 1 and 2 threads. */
+ * (conv.c's whole_weight_grad), its chunks summing only the bias gradient: the graph's
+ * weight, bias and input gradients against the textbook convolution and a double sum
+ * of dy, on 1 and 2 threads. */
 static void test_whole_batch_weight_gradient_matches_naive(void **state)
 {
     (void)state;
@@ -377,7 +378,6 @@ static void test_whole_batch_weight_gradient_matches_naive(void **state)
     a.out_channels = k.o;
     a.kernel_h = a.kernel_w = 3;
     a.pad_h = a.pad_w = 1;
-    a.bias = 0;
     int x_id, c_id;
     assert_int_equal(lop_graph_add(g, LOP_INPUT, "x", NULL, 0, &in, &x_id), LOP_OK);
     assert_int_equal(lop_graph_add(g, LOP_CONV2D, "c1", &x_id, 1, &a, &c_id), LOP_OK);
@@ -391,6 +391,12 @@ static void test_whole_batch_weight_gradient_matches_naive(void **state)
     double *rw = malloc(nw * sizeof *rw), *sw = malloc(nw * sizeof *sw);
     assert_true(rx && sx && rw && sw);
     naive(&k, x->data, w, NULL, dy->data, NULL, NULL, rx, sx, rw, sw);
+    double rb[32] = {0}, sb[32] = {0};   /* db[oc]: dy summed over channel oc */
+    for (size_t i = 0; i < ny; i++) {
+        int oc = (int)(i / ((size_t)out_h(&k) * out_w(&k)) % (size_t)k.o);
+        rb[oc] += dy->data[i];
+        sb[oc] += fabs(dy->data[i]);
+    }
     lop_debug_conv_winograd(4);
     tile = 4;
     float *first = NULL;
@@ -401,6 +407,8 @@ static void test_whole_batch_weight_gradient_matches_naive(void **state)
         assert_int_equal(lop_graph_backward(g, dy), LOP_OK);
         const float *dw = lop_node_grad(g, c_id, 0)->data;
         assert_bounded(dw, NULL, rw, sw, nw, k.what, "dw");
+        assert_bounded(lop_node_grad(g, c_id, 1)->data, NULL, rb, sb, (size_t)k.o, k.what,
+                       "db");
         assert_bounded(lop_graph_input_grad(g)->data, NULL, rx, sx, nx, k.what, "dx");
         if (!first) {
             first = malloc(nw * sizeof *first);

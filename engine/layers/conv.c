@@ -630,7 +630,8 @@ static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t
     s->col = q->direct || q->stencil || q->winograd
                  ? 0 : (size_t)q->c * q->kh * q->kw * ncols + unfold_floats(q, j->nb);
     s->rows = j->nb > 1 && !q->stencil && !q->winograd ? (size_t)q->o * ncols : 0;
-    s->grads = wsize ? wsize + (size_t)q->o : 0;
+    /* with the weight gradient over the whole batch, the parts sum only the bias's */
+    s->grads = wsize ? (j->whole ? 0 : wsize) + (size_t)q->o : 0;
     s->stencil = 0;
     if (q->stencil) {
         s->stencil = lop_stencil_scratch_floats(&j->st);
@@ -640,7 +641,7 @@ static int conv_scratch_get(lop_graph *g, const conv_job *j, int threads, size_t
     }
     if (q->winograd) {   /* the stencil kernels' share holds the Winograd ones' */
         s->stencil = lop_wino_scratch_floats(wsize ? &j->wdx : &j->wf, j->nb);
-        size_t wgrad = wsize ? lop_wino_wgrad_floats(&j->wf, j->nb) : 0;
+        size_t wgrad = wsize && !j->whole ? lop_wino_wgrad_floats(&j->wf, j->nb) : 0;
         if (wgrad > s->stencil)
             s->stencil = wgrad;
         if (j->blocked)   /* after worker 0's V, which the blocks share */
@@ -679,11 +680,13 @@ static float *whole_area(const conv_job *j)
 }
 
 /* Where part p sums its weight and bias gradients: straight into the node's for part
- * 0, the others into their own sums, added to the node's in part order afterwards. */
+ * 0, the others into their own sums, added to the node's in part order afterwards.
+ * With the weight gradient over the whole batch (conv_job's whole) the parts sum only
+ * the bias's. */
 static void part_grads(const conv_job *j, int part, float **dw, float **db)
 {
     float *mine = part == 0 ? NULL : part_sums(&j->s, part);
-    *dw = part == 0 ? j->dw : mine;
+    *dw = j->whole ? NULL : part == 0 ? j->dw : mine;
     *db = !j->db ? NULL : part == 0 ? j->db : mine + (j->s.grads - j->q.o);
 }
 
@@ -1373,11 +1376,11 @@ static int conv_backward(lop_graph *g, lop_node *n)
     if (j.whole)
         whole_weight_grad_run(&j);
     for (int p = 1; p < j.parts; p++) {
-        const float *part = part_sums(&j.s, p);
+        const float *part = part_sums(&j.s, p), *bias = part + (j.s.grads - q->o);
         for (size_t i = 0; !j.whole && i < wsize; i++)
             j.dw[i] += part[i];
         for (int oc = 0; j.db && oc < j.q.o; oc++)
-            j.db[oc] += part[wsize + oc];
+            j.db[oc] += bias[oc];
     }
     return LOP_OK;
 }
