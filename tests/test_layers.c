@@ -743,6 +743,50 @@ static void test_maxpool_forward_matches_definition(void **state)
     }
 }
 
+/* Ties: training's max pools send each window's gradient to its first largest cell
+ * (row by row, left to right), as PyTorch's and the naive loop's strict comparisons
+ * do - on 2x2 windows of stride 2, which run a vector of windows at a time (rows of
+ * 18 and 17 of them: whole vectors and a part), and on the generic loop's 3x3.  The
+ * input takes only the values -1, 0 and 1, so most windows tie. */
+static void test_maxpool_ties_go_to_the_first_cell(void **state)
+{
+    (void)state;
+    static const int geoms[][5] = {
+        /* h, w, kernel, stride, pad */
+        {4, 36, 2, 2, 0}, {5, 35, 2, 2, 0}, {6, 6, 2, 2, 0}, {7, 9, 3, 2, 1},
+    };
+    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+        const int *q = geoms[gi];
+        int x;
+        lop_graph *g = new_graph(3, 3, q[0], q[1], &x);
+        lop_attrs a = pool_attrs(q[2], q[3], q[4]);
+        add1(g, LOP_MAXPOOL, "pool", x, &a);
+        lop_tensor *in = random_input(g, 2, 60 + gi);
+        for (size_t i = 0; i < in->numel; i++)
+            in->data[i] = (float)((i * 7 + i / 5) % 3) - 1.0f;
+        assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+        const lop_tensor *out = lop_graph_output(g);
+        lop_tensor *r = gradcheck_random(out->ndim, out->shape, 70 + gi);
+        lop_graph_zero_grad(g);
+        assert_int_equal(lop_graph_backward(g, r), LOP_OK);
+        float *y = malloc(out->numel * sizeof *y);
+        double *dx = malloc(in->numel * sizeof *dx);
+        assert_non_null(y);
+        assert_non_null(dx);
+        naive_pool(1, &a, in->data, r->data, 2 * 3, q[0], q[1], y, dx);
+        const float *got = lop_graph_input_grad(g)->data;
+        for (size_t i = 0; i < out->numel; i++)
+            assert_float_equal(out->data[i], y[i], 0);
+        for (size_t i = 0; i < in->numel; i++)
+            assert_float_equal(got[i], dx[i], 1e-6);
+        free(y);
+        free(dx);
+        lop_tensor_release(r);
+        lop_tensor_release(in);
+        lop_graph_free(g);
+    }
+}
+
 static void test_avgpool_forward_by_hand(void **state)
 {
     (void)state;
@@ -1460,6 +1504,7 @@ int main(void)
         cmocka_unit_test(test_param_grads_accumulate),
         cmocka_unit_test(test_maxpool_forward_by_hand),
         cmocka_unit_test(test_maxpool_forward_matches_definition),
+        cmocka_unit_test(test_maxpool_ties_go_to_the_first_cell),
         cmocka_unit_test(test_avgpool_forward_by_hand),
         cmocka_unit_test(test_relu6_forward_and_kinks),
         cmocka_unit_test(test_pad_forward_and_backward_match_definition),

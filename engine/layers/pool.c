@@ -278,6 +278,44 @@ static void max_rows(const pool_geom *p, const float *x, float *y)
     }
 }
 
+/* Training's whole 2x2 windows: the maximum and its index a vector of outputs at a
+ * time, the cells taken in the generic loop's order (row by row, left to right) with
+ * the same strict comparisons, so that a tie or a NaN picks the same cell.  Cell by
+ * cell, the pools took 8.6 ms of VGG-16's 456 ms training step at batch 64 (one
+ * thread), their backward 3.1.  The indices are floats, exact while a plane's cells
+ * are (whole_2x2_arg_fits). */
+static int whole_2x2_arg_fits(const pool_geom *p)
+{
+    return whole_2x2(p) && (double)p->h * p->w <= 16777216.0;   /* 2^24 */
+}
+
+static void max_2x2_arg(const pool_geom *p, const float *x, float *y, float *arg)
+{
+    typedef int bits __attribute__((vector_size(sizeof(vec))));
+    vec lane;   /* the first column of each lane's window, from the vector's first */
+    for (int k = 0; k < VEC_LANES; k++)
+        lane[k] = (float)(2 * k);
+    for (int oh = 0; oh < p->oh; oh++) {
+        size_t top = (size_t)2 * oh * p->w;
+        const float *r0 = x + top, *r1 = r0 + p->w;
+        for (int ow = 0; ow < p->ow; ow += VEC_LANES) {
+            int n = p->ow - ow < VEC_LANES ? p->ow - ow : VEC_LANES;
+            vec cell[4], at = lane + (float)(top + 2 * (size_t)ow);
+            vec_load_evens_odds(r0 + 2 * ow, 2 * n, &cell[0], &cell[1]);
+            vec_load_evens_odds(r1 + 2 * ow, 2 * n, &cell[2], &cell[3]);
+            vec v = (vec){0} - INFINITY, best = at;
+            for (int c = 0; c < 4; c++) {   /* cell c: row c / 2, column c % 2 */
+                bits wins = cell[c] > v;
+                vec index = at + (float)(c / 2 * p->w + c % 2);
+                v = (vec)(((bits)cell[c] & wins) | ((bits)v & ~wins));
+                best = (vec)(((bits)index & wins) | ((bits)best & ~wins));
+            }
+            vec_store_first(y + (size_t)oh * p->ow + ow, v, n);
+            vec_store_first(arg + (size_t)oh * p->ow + ow, best, n);
+        }
+    }
+}
+
 static void maxpool_planes(void *ctx, long q0, long q1, int worker)
 {
     const pool_job *j = ctx;
@@ -289,6 +327,10 @@ static void maxpool_planes(void *ctx, long q0, long q1, int worker)
         float *arg = j->arg ? j->arg + (size_t)q * osz : NULL;
         if (!arg) {
             max_rows(p, x, y);
+            continue;
+        }
+        if (whole_2x2_arg_fits(p)) {
+            max_2x2_arg(p, x, y, arg);
             continue;
         }
         for (int oh = 0; oh < p->oh; oh++) {
