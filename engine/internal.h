@@ -91,6 +91,11 @@ typedef struct lop_node {
     /* During an evaluation pass that fuses this node with the ones after it
      * (graph/fusion.c): what to apply as it stores its output, and where; else NULL. */
     const struct lop_epilogue *epilogue;
+    /* The last training forward's fusion (lop_fusion_train_plan): train_tail, the id of
+     * the relu / relu6 whose output this batchnorm or add wrote (its own output and
+     * gradient then unused; its backward takes the relu's gradient, masked), else 0;
+     * train_skipped, 1 for that relu (its backward is the other node's). */
+    int train_tail, train_skipped;
     /* In a frozen graph (lop_graph_freeze): the weights as the layer's kernels take
      * them (a convolution's Winograd-transformed weights, or its tap-by-tap forward's),
      * kept from one evaluation pass to the next; prepared_for says for which path (the
@@ -225,6 +230,11 @@ float *lop_graph_scratch(lop_graph *g, size_t count);
  * the chain node `head` heads, its output allocated for `batch` images. */
 enum { LOP_FUSED_SELF = -1, LOP_FUSED_AWAY = -2 };
 int lop_fusion_plan(const lop_graph *g, int *fused);
+/* A training pass's fusion, in the same form: a batchnorm or add whose only reader is
+ * a relu / relu6 heads a chain of the two, unless keep[id] (keep may be NULL). */
+int lop_fusion_train_plan(const lop_graph *g, const unsigned char *keep, int *fused);
+/* Test hook: 0 runs training passes unfused, anything else fused (the default). */
+void lop_debug_train_fusion(int on);
 int lop_fusion_epilogue(lop_graph *g, int head, int tail, int batch, lop_epilogue *e);
 
 /* A new graph *out holding copies of g's nodes [0, upto) (parameter values and
@@ -247,9 +257,14 @@ int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double
 int lop_graph_forward_until(lop_graph *g, const lop_tensor *x, int last);
 /* Backward pass that also records each node's wall time in seconds (may be NULL). */
 int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_seconds);
+/* A training forward in which the `count` nodes listed keep their own output and
+ * gradient: none of them runs fused with the relu after it (fusion.c), so a caller may
+ * read their outputs and give them gradients of their own (below). */
+int lop_graph_forward_keeping(lop_graph *g, const lop_tensor *x, int count, const int *nodes);
 /* Backward pass with extra gradients: grads[k] (node nodes[k]'s output shape) is added
  * to that node's output gradient before its backward runs, as for a loss that reads
- * the node's output besides the graph's (feature hints).  nodes[k] >= 1. */
+ * the node's output besides the graph's (feature hints).  nodes[k] >= 1, and kept by
+ * the forward (lop_graph_forward_keeping) when it is a batchnorm or add. */
 int lop_graph_backward_adding(lop_graph *g, const lop_tensor *dout, int n, const int *nodes,
                               lop_tensor *const *grads);
 

@@ -243,7 +243,8 @@ int lop_node_find_param(const lop_graph *g, int id, const char *name);  /* k or 
  * alone, one after the other; a batchnorm or add with the relu / relu6 that alone
  * reads it - and does not write the activations inside them: they keep what an
  * earlier pass left, and the chain's last node holds its values.  A training pass
- * writes every node's. */
+ * fuses only a batchnorm or add with the relu / relu6 that alone reads it, and writes
+ * every other node's. */
 lop_tensor *lop_node_output(const lop_graph *g, int id);
 
 /* Counts: number of parameter values; FLOPs of one sample's forward pass. */

@@ -307,6 +307,139 @@ static void training_after_fused_pass(void **state)
     lop_graph_free(g);
 }
 
+/* ---- training passes: a batchnorm or add with the relu that alone reads it -------- */
+
+/* x [6, 8, 8]: c1 -> bn1 -> q1 (relu6) -> c2 -> bn2, a2 = bn2 + q1 -> q2 (relu6), the
+ * batchnorms' scales large enough that the cap clips. */
+static lop_graph *relu6_chains(void)
+{
+    int x;
+    lop_graph *g = new_graph(3, 6, 8, 8, &x);
+    lop_rng r;
+    lop_rng_seed(&r, 45);
+    int bn1 = batchnorm(g, "bn1", conv(g, "c1", x, 8, 0), &r);
+    fill_param(g, bn1, "weight", 3, 8, &r);
+    int q1 = add1(g, LOP_RELU6, "q1", bn1, NULL);
+    int bn2 = batchnorm(g, "bn2", conv(g, "c2", q1, 8, 0), &r);
+    fill_param(g, bn2, "weight", 3, 8, &r);
+    add1(g, LOP_RELU6, "q2", sum(g, "a2", bn2, q1, -1), NULL);
+    return g;
+}
+
+/* One training step (forward, backward of a fixed output gradient) from zeroed
+ * gradients. */
+static void training_step(lop_graph *g, const lop_tensor *in)
+{
+    lop_graph_zero_grad(g);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    lop_tensor *dout = copy_of(lop_graph_output(g));
+    for (size_t i = 0; i < dout->numel; i++)
+        dout->data[i] = (float)((i % 7) - 3) / 3.0f;
+    assert_int_equal(lop_graph_backward(g, dout), LOP_OK);
+    lop_tensor_release(dout);
+}
+
+static void assert_same_bits(const lop_tensor *got, const lop_tensor *want, const char *what,
+                             const char *node)
+{
+    assert_int_equal(got->numel, want->numel);
+    if (memcmp(got->data, want->data, got->numel * sizeof(float)) != 0)
+        fail_msg("%s of node %s differs between the fused and the unfused step", what, node);
+}
+
+/* A training step fused (the default) and unfused (lop_debug_train_fusion(0)) from
+ * the same weights: the same bits everywhere a caller may look - the input's gradient,
+ * every parameter and its gradient (the batchnorms' running statistics among them),
+ * every node's output and gradient but a fused head's own - on every chain shape of
+ * every_chain (bn1 -> r1, a4 -> r4, bn5 -> r5, bn6 -> r6, an add of three a7 -> r7,
+ * a9 -> r9 and a12 -> r12 fuse; r2 after a convolution and r3 after bn3, which s3
+ * reads too, do not), and on relu6 after a batchnorm and after an add, clipping at the
+ * cap.  (A NaN pixel would make every batch statistic after it NaN, and the check
+ * blind.) */
+static void training_fused_matches_unfused(void **state)
+{
+    static const char *const fused_relus[] = {"r1", "r4", "r5", "r6", "r7", "r9", "r12",
+                                              "q1", "q2"};
+    for (int net = 0; net < 2; net++) {
+        lop_graph *g = net == 0 ? every_chain() : relu6_chains();
+        lop_tensor *in = net == 0 ? random_maps(4, 6, 16, 16, 52) : random_maps(5, 6, 8, 8, 53);
+        lop_graph *f = lop_graph_clone(g);
+        assert_non_null(f);
+        lop_debug_train_fusion(0);
+        training_step(g, in);
+        lop_debug_train_fusion(1);
+        training_step(f, in);
+        int skipped = 0;
+        for (int i = 1; i < g->n; i++) {
+            const lop_node *a = f->nodes[i], *b = g->nodes[i];
+            int expected = 0;
+            for (size_t k = 0; k < sizeof fused_relus / sizeof *fused_relus; k++)
+                expected |= strcmp(a->name, fused_relus[k]) == 0;
+            assert_int_equal(a->train_skipped, expected);
+            assert_int_equal(b->train_skipped | b->train_tail, 0);
+            skipped += a->train_skipped;
+            for (int k = 0; k < a->nparams; k++) {
+                assert_same_bits(a->param[k], b->param[k], a->param_name[k], a->name);
+                if (a->grad[k])
+                    assert_same_bits(a->grad[k], b->grad[k], "a gradient", a->name);
+            }
+            if (!a->train_tail) {
+                assert_same_bits(a->out, b->out, "the output", a->name);
+                assert_same_bits(a->dout, b->dout, "the output's gradient", a->name);
+            }
+        }
+        assert_int_equal(skipped, net == 0 ? 7 : 2);
+        assert_same_bits(lop_graph_input_grad(f), lop_graph_input_grad(g), "the gradient", "x");
+        lop_graph_free(f);
+        lop_tensor_release(in);
+        lop_graph_free(g);
+    }
+}
+
+/* A node given a gradient of its own (feature hints: lop_graph_backward_adding) must
+ * not run fused: refused with a message after a fused forward; kept by the forward
+ * (lop_graph_forward_keeping), the same step as unfused, while the other chain still
+ * fuses. */
+static void training_keeps_nodes_with_extra_gradients(void **state)
+{
+    lop_graph *g = relu6_chains();
+    lop_tensor *in = random_maps(3, 6, 8, 8, 54);
+    int bn1 = lop_graph_find(g, "bn1"), a2 = lop_graph_find(g, "a2");
+    lop_graph *f = lop_graph_clone(g), *kept = lop_graph_clone(g);
+    assert_non_null(f);
+    assert_non_null(kept);
+    assert_int_equal(lop_graph_forward(f, in, 1), LOP_OK);
+    lop_tensor *extra = copy_of(f->nodes[bn1]->out), *dout = copy_of(lop_graph_output(f));
+    for (size_t i = 0; i < extra->numel; i++)
+        extra->data[i] = (float)((i % 5) - 2) / 4.0f;
+    lop_tensor_fill(dout, 0.5f);
+    assert_int_equal(lop_graph_backward_adding(f, dout, 1, &bn1, &extra), LOP_ESTATE);
+    assert_non_null(strstr(lop_errmsg(), "'bn1'"));
+    assert_non_null(strstr(lop_errmsg(), "relu6"));
+    lop_debug_train_fusion(0);
+    assert_int_equal(lop_graph_forward(g, in, 1), LOP_OK);
+    assert_int_equal(lop_graph_backward_adding(g, dout, 1, &bn1, &extra), LOP_OK);
+    lop_debug_train_fusion(1);
+    assert_int_equal(lop_graph_forward_keeping(kept, in, 1, &bn1), LOP_OK);
+    assert_int_equal(kept->nodes[bn1]->train_tail, 0);
+    assert_int_not_equal(kept->nodes[a2]->train_tail, 0);
+    assert_int_equal(lop_graph_backward_adding(kept, dout, 1, &bn1, &extra), LOP_OK);
+    assert_same_bits(lop_graph_input_grad(kept), lop_graph_input_grad(g), "the gradient", "x");
+    for (int i = 1; i < g->n; i++)
+        for (int k = 0; k < g->nodes[i]->nparams; k++)
+            if (g->nodes[i]->grad[k])
+                assert_same_bits(kept->nodes[i]->grad[k], g->nodes[i]->grad[k], "a gradient",
+                                 g->nodes[i]->name);
+    int bad = -1;
+    assert_int_equal(lop_graph_forward_keeping(kept, in, 1, &bad), LOP_EINVAL);
+    lop_tensor_release(dout);
+    lop_tensor_release(extra);
+    lop_tensor_release(in);
+    lop_graph_free(kept);
+    lop_graph_free(f);
+    lop_graph_free(g);
+}
+
 /* Every allocation of a fused pass failing in turn: an error, then a good pass. */
 static void failed_allocations(void **state)
 {
@@ -344,6 +477,8 @@ int main(void)
         cmocka_unit_test(conv_relu6_naive),
         cmocka_unit_test(every_chain_against_unfused),
         cmocka_unit_test(training_after_fused_pass),
+        cmocka_unit_test(training_fused_matches_unfused),
+        cmocka_unit_test(training_keeps_nodes_with_extra_gradients),
         cmocka_unit_test(failed_allocations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

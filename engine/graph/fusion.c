@@ -6,9 +6,16 @@
  * nodes in between do not run.  A batchnorm, an add and a relu after a convolution
  * are each a pass over memory that computes almost nothing; fused they cost a
  * multiply-add, an add and a clamp per value while the value is still in registers
- * or cache.  Training passes never fuse (the backward pass needs every node's
- * output), and nor does lop_graph_forward_until, which serves callers that read the
- * nodes in between. */
+ * or cache.  lop_graph_forward_until never fuses: it serves callers that read the
+ * nodes in between.
+ *
+ * A training pass fuses less: its backward needs a convolution's output (the
+ * batchnorm's input), and a relu's backward its output or what decides it.  So only a
+ * batchnorm or add whose one reader is a relu / relu6 writes that relu's output, and
+ * the relu's backward runs inside theirs: the batchnorm's recomputes its output from
+ * the input it reads anyway, with the forward's own arithmetic, to mask the relu's
+ * gradient; the add's masks it by the relu's output.  One memory pass forward and one
+ * backward fewer per relu, with the same bits as the nodes run one by one. */
 #include <math.h>
 
 #include "internal.h"
@@ -62,23 +69,32 @@ static int chain_tail(const lop_graph *g, const int *readers, const int *last, i
     return next >= 0 && is_act(g->nodes[next]) ? next : t;
 }
 
-int lop_fusion_plan(const lop_graph *g, int *fused)
+/* readers[i]: how many times later nodes read node i; last[i]: its last reader (both
+ * g->n ints, the caller's to free); and every fused[i] LOP_FUSED_SELF. */
+static int count_readers(const lop_graph *g, int **readers, int **last, int *fused)
 {
-    /* readers[i]: how many times later nodes read node i; last[i]: its last reader */
-    int *readers = lop_calloc((size_t)g->n, sizeof *readers);
-    int *last = lop_malloc((size_t)g->n * sizeof *last);
-    if (!readers || !last) {
-        lop_free(readers);
-        lop_free(last);
+    *readers = lop_calloc((size_t)g->n, sizeof **readers);
+    *last = lop_malloc((size_t)g->n * sizeof **last);
+    if (!*readers || !*last) {
+        lop_free(*readers);
+        lop_free(*last);
         return LOP_ENOMEM;
     }
     for (int i = 1; i < g->n; i++)
         for (int k = 0; k < g->nodes[i]->ninputs; k++) {
-            readers[g->nodes[i]->inputs[k]]++;
-            last[g->nodes[i]->inputs[k]] = i;
+            (*readers)[g->nodes[i]->inputs[k]]++;
+            (*last)[g->nodes[i]->inputs[k]] = i;
         }
     for (int i = 0; i < g->n; i++)
         fused[i] = LOP_FUSED_SELF;
+    return LOP_OK;
+}
+
+int lop_fusion_plan(const lop_graph *g, int *fused)
+{
+    int *readers, *last;
+    if (count_readers(g, &readers, &last, fused) != LOP_OK)
+        return LOP_ENOMEM;
     for (int i = 1; i < g->n; i++) {
         if (fused[i] != LOP_FUSED_SELF)
             continue;
@@ -88,6 +104,32 @@ int lop_fusion_plan(const lop_graph *g, int *fused)
         for (int t = tail; t != i; t = chain_before(g, t, i))
             fused[t] = LOP_FUSED_AWAY;
         fused[i] = tail;
+    }
+    lop_free(last);
+    lop_free(readers);
+    return LOP_OK;
+}
+
+static int train_fusion = 1;
+
+void lop_debug_train_fusion(int on)
+{
+    train_fusion = on != 0;
+}
+
+int lop_fusion_train_plan(const lop_graph *g, const unsigned char *keep, int *fused)
+{
+    int *readers, *last;
+    if (count_readers(g, &readers, &last, fused) != LOP_OK)
+        return LOP_ENOMEM;
+    for (int h = 1; train_fusion && h < g->n; h++) {
+        lop_kind kind = g->nodes[h]->kind;
+        int t = sole_reader(readers, last, h);
+        if ((kind == LOP_BATCHNORM || kind == LOP_ADD) && t >= 0 && is_act(g->nodes[t]) &&
+            !(keep && keep[h])) {
+            fused[h] = t;
+            fused[t] = LOP_FUSED_AWAY;
+        }
     }
     lop_free(last);
     lop_free(readers);

@@ -369,11 +369,12 @@ static int forward_node(lop_graph *g, int i, int train, const int *fused)
     return st;
 }
 
-/* Nodes 0..last forward; the rest keep what an earlier pass left.  With fuse (an
- * evaluation pass of the whole graph), chains of nodes run fused (fusion.c), and the
- * outputs of the nodes before each chain's last are not written. */
+/* Nodes 0..last forward; the rest keep what an earlier pass left.  With fuse (a pass
+ * of the whole graph), chains of nodes run fused (fusion.c: an evaluation pass's
+ * chains, or a training pass's, which leave out the nodes keep marks - keep may be
+ * NULL), and the outputs of the nodes before each chain's last are not written. */
 static int forward_through(lop_graph *g, const lop_tensor *x, int train, int last,
-                           int fuse, double *node_seconds)
+                           int fuse, const unsigned char *keep, double *node_seconds)
 {
     if (g->n < 2)
         return lop_fail(LOP_ESTATE, "the graph needs an input and at least one layer");
@@ -395,12 +396,18 @@ static int forward_through(lop_graph *g, const lop_tensor *x, int train, int las
     int *fused = NULL;
     if (fuse) {
         fused = lop_malloc((size_t)g->n * sizeof *fused);
-        if (!fused || lop_fusion_plan(g, fused) != LOP_OK) {
+        if (!fused || (train ? lop_fusion_train_plan(g, keep, fused)
+                             : lop_fusion_plan(g, fused)) != LOP_OK) {
             lop_free(fused);
             return LOP_ENOMEM;
         }
     }
     g->trained_forward = 0;
+    for (int i = 0; i <= last; i++) {   /* what the backward pass will find */
+        int f = fused && train ? fused[i] : LOP_FUSED_SELF;
+        g->nodes[i]->train_tail = f >= 0 ? f : 0;
+        g->nodes[i]->train_skipped = f == LOP_FUSED_AWAY;
+    }
     int st = LOP_OK;
     for (int i = 0; st == LOP_OK && i <= last; i++) {
         lop_node *n = g->nodes[i];
@@ -429,7 +436,25 @@ static int forward_through(lop_graph *g, const lop_tensor *x, int train, int las
 
 int lop_graph_forward_timed(lop_graph *g, const lop_tensor *x, int train, double *node_seconds)
 {
-    return forward_through(g, x, train, g->n - 1, !train, node_seconds);
+    return forward_through(g, x, train, g->n - 1, 1, NULL, node_seconds);
+}
+
+int lop_graph_forward_keeping(lop_graph *g, const lop_tensor *x, int count, const int *nodes)
+{
+    if (count < 0 || (count > 0 && !nodes))
+        return lop_fail(LOP_EINVAL, "forward: %d nodes to keep", count);
+    for (int k = 0; k < count; k++)
+        if (nodes[k] < 0 || nodes[k] >= g->n)
+            return lop_fail(LOP_EINVAL, "forward: node %d to keep is not in the graph (%d "
+                            "nodes)", nodes[k], g->n);
+    unsigned char *keep = lop_calloc(g->n > 0 ? (size_t)g->n : 1, 1);
+    if (!keep)
+        return LOP_ENOMEM;
+    for (int k = 0; k < count; k++)
+        keep[nodes[k]] = 1;
+    int st = forward_through(g, x, 1, g->n - 1, 1, keep, NULL);
+    lop_free(keep);
+    return st;
 }
 
 int lop_graph_forward_until(lop_graph *g, const lop_tensor *x, int last)
@@ -437,7 +462,7 @@ int lop_graph_forward_until(lop_graph *g, const lop_tensor *x, int last)
     if (last < 0 || last >= g->n)
         return lop_fail(LOP_EINVAL, "forward: node %d is not in the graph (%d nodes)", last,
                         g->n);
-    return forward_through(g, x, 0, last, 0, NULL);
+    return forward_through(g, x, 0, last, 0, NULL, NULL);
 }
 
 int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train)
@@ -487,9 +512,11 @@ static int backward_pass(lop_graph *g, const lop_tensor *dout, double *node_seco
     for (int i = g->n - 1; i > 0; i--) {
         lop_node *n = g->nodes[i];
         double t0 = node_seconds ? lop_seconds() : 0;
-        zero_unwritten(n);   /* a node nothing reads has a zero gradient */
-        add_extra(n, i, count, nodes, grads);
-        int st = lop_layer_ops_of(n->kind)->backward(g, n);
+        if (!n->train_tail) {   /* a fused head's own gradient goes unused */
+            zero_unwritten(n);   /* a node nothing reads has a zero gradient */
+            add_extra(n, i, count, nodes, grads);
+        }
+        int st = n->train_skipped ? LOP_OK : lop_layer_ops_of(n->kind)->backward(g, n);
         if (st != LOP_OK)
             return st;
         if (node_seconds)
@@ -507,11 +534,18 @@ int lop_graph_backward_timed(lop_graph *g, const lop_tensor *dout, double *node_
 int lop_graph_backward_adding(lop_graph *g, const lop_tensor *dout, int count,
                               const int *nodes, lop_tensor *const *grads)
 {
-    for (int k = 0; g->trained_forward && k < count; k++)   /* else backward_pass fails */
+    for (int k = 0; g->trained_forward && k < count; k++) {   /* else backward_pass fails */
         if (nodes[k] < 1 || nodes[k] >= g->n ||
             !lop_tensor_same_shape(grads[k], g->nodes[nodes[k]]->out))
             return lop_fail(LOP_ESHAPE, "backward: extra gradient %d must have the shape of "
                             "the output of a node after the input", k);
+        const lop_node *n = g->nodes[nodes[k]];
+        if (n->train_tail)
+            return lop_fail(LOP_ESTATE, "backward: extra gradient %d is for '%s', which the "
+                            "training forward ran together with the %s after it, so it has "
+                            "no gradient of its own: keep it (lop_graph_forward_keeping)",
+                            k, n->name, lop_kind_name(g->nodes[n->train_tail]->kind));
+    }
     return backward_pass(g, dout, NULL, count, nodes, grads);
 }
 

@@ -112,24 +112,52 @@ static float plane_sqdev(const float *x, size_t s, float m)
     return total;
 }
 
-/* sum of a and of a .* (b - shift) over the plane */
-static void plane_sum_dot(const float *a, const float *b, float shift, size_t s, float *sa,
-                          float *sab)
+/* The batchnorm's output, as the forward pass computes it: the same operations in the
+ * same order, so that the backward pass of a batchnorm fused with the relu after it
+ * (graph/fusion.c) recomputes the forward's bits. */
+static inline float normalized(float x, float mean, float scale, float shift)
+{
+    return (x - mean) * scale + shift;
+}
+
+/* In a training pass fused with the relu / relu6 after it, the gradient arrives at
+ * the relu's output: it passes where the batchnorm's output lies strictly between 0
+ * and the cap, as the relu's own backward decides (activation.c). */
+typedef struct relu_mask {
+    float mean, scale, shift, cap;
+} relu_mask;
+
+static inline float masked(const relu_mask *r, float dy, float x)
+{
+    if (!r)
+        return dy;
+    float v = normalized(x, r->mean, r->scale, r->shift);
+    return (v > 0.0f) & (v < r->cap) ? dy : 0.0f;
+}
+
+/* sum of a and of a .* (b - shift) over the plane, a masked by r (may be NULL) from b;
+ * inlined with r NULL or not */
+static inline __attribute__((always_inline)) void plane_sum_dot(const float *a,
+                                                                const float *b, float shift,
+                                                                const relu_mask *r, size_t s,
+                                                                float *sa, float *sab)
 {
     float acc[LANES] = {0}, dot[LANES] = {0}, ta = 0.0f, tab = 0.0f;
     size_t i = 0;
     if (s >= LANES) {
         for (; i + LANES <= s; i += LANES)
             for (int k = 0; k < LANES; k++) {
-                acc[k] += a[i + k];
-                dot[k] += a[i + k] * (b[i + k] - shift);
+                float d = masked(r, a[i + k], b[i + k]);
+                acc[k] += d;
+                dot[k] += d * (b[i + k] - shift);
             }
         ta = fold(acc);
         tab = fold(dot);
     }
     for (; i < s; i++) {
-        ta += a[i];
-        tab += a[i] * (b[i] - shift);
+        float d = masked(r, a[i], b[i]);
+        ta += d;
+        tab += d * (b[i] - shift);
     }
     *sa = ta;
     *sab = tab;
@@ -142,6 +170,7 @@ typedef struct bn_job {
     float *y, *mean, *invstd, *dx;
     int nb, nc, train, overwrite;
     size_t s;
+    float cap;   /* backward: dy is a fused relu's gradient, with this cap; else 0 */
 } bn_job;
 
 /* Mean and biased variance of channel c.  Each plane's mean and squared deviations
@@ -199,10 +228,10 @@ static void forward_channels(void *ctx, long c0, long c1, int worker)
             float *yp = j->y + off;
             if (n->epilogue)   /* fused with the activation after it */
                 for (size_t i = 0; i < s; i++)
-                    yp[i] = lop_epilogue_clamp(n->epilogue, (xp[i] - mean) * scale + bc);
+                    yp[i] = lop_epilogue_clamp(n->epilogue, normalized(xp[i], mean, scale, bc));
             else
                 for (size_t i = 0; i < s; i++)
-                    yp[i] = (xp[i] - mean) * scale + bc;
+                    yp[i] = normalized(xp[i], mean, scale, bc);
         }
     }
 }
@@ -240,17 +269,22 @@ static void backward_channels(void *ctx, long c0, long c1, int worker)
 {
     const bn_job *j = ctx;
     const lop_node *n = j->n;
-    const float *gamma = n->param[BN_GAMMA]->data;
+    const float *gamma = n->param[BN_GAMMA]->data, *beta = n->param[BN_BETA]->data;
     float *dgamma = n->grad[BN_GAMMA]->data, *dbeta = n->grad[BN_BETA]->data;
     size_t s = j->s, m = (size_t)j->nb * s;
     for (int c = (int)c0; c < (int)c1; c++) {
         /* x-hat = (x - mean) * invstd, recomputed from the input */
         float mean = j->mean[c], is = j->invstd[c];
+        relu_mask mask = {mean, gamma[c] * is, beta[c], j->cap};
+        const relu_mask *r = j->cap > 0.0f ? &mask : NULL;
         double sdy = 0.0, sdyd = 0.0;   /* sums of dy and of dy * (x - mean) */
         for (int b = 0; b < j->nb; b++) {
             size_t off = ((size_t)b * j->nc + c) * s;
             float pdy, pdyd;
-            plane_sum_dot(j->dy + off, j->x + off, mean, s, &pdy, &pdyd);
+            if (r)
+                plane_sum_dot(j->dy + off, j->x + off, mean, r, s, &pdy, &pdyd);
+            else
+                plane_sum_dot(j->dy + off, j->x + off, mean, NULL, s, &pdy, &pdyd);
             sdy += pdy;
             sdyd += pdyd;
         }
@@ -264,7 +298,13 @@ static void backward_channels(void *ctx, long c0, long c1, int worker)
             size_t off = ((size_t)b * j->nc + c) * s;
             const float *dyp = j->dy + off, *xp = j->x + off;
             float *dxp = j->dx + off;
-            if (j->overwrite)
+            if (r && j->overwrite)
+                for (size_t i = 0; i < s; i++)
+                    dxp[i] = k * (masked(r, dyp[i], xp[i]) - mdy - (xp[i] - mean) * is * mdyh);
+            else if (r)
+                for (size_t i = 0; i < s; i++)
+                    dxp[i] += k * (masked(r, dyp[i], xp[i]) - mdy - (xp[i] - mean) * is * mdyh);
+            else if (j->overwrite)
                 for (size_t i = 0; i < s; i++)
                     dxp[i] = k * (dyp[i] - mdy - (xp[i] - mean) * is * mdyh);
             else
@@ -286,6 +326,11 @@ static int bn_backward(lop_graph *g, lop_node *n)
         .nc = n->dims[0],
         .s = spatial(n),
     };
+    if (n->train_tail) {   /* the forward wrote the relu after it (graph/fusion.c) */
+        const lop_node *relu = g->nodes[n->train_tail];
+        j.dy = relu->dout->data;
+        j.cap = lop_activation_cap(relu);
+    }
     j.dx = lop_input_grad(g, n, 0, &j.overwrite);
     lop_parallel_for(j.nc, 1 + LOP_GRAIN / (long)((size_t)j.nb * j.s), backward_channels, &j);
     return LOP_OK;

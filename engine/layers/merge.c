@@ -112,6 +112,7 @@ typedef struct grad_job {
     const lop_node *n;
     int k0, k1;                            /* this pass's inputs: [k0, k1) */
     unsigned char overwrite[MERGE_GROUP];  /* input k0 + i's gradient is stored, not added to */
+    const lop_node *relu;   /* an add's training forward wrote this relu's output, or NULL */
 } grad_job;
 
 /* dx = dy or dx += dy, as lop_input_grad said. */
@@ -127,7 +128,7 @@ static void pass_back(float *dx, const float *dy, size_t count, int overwrite)
 static void backward_by_groups(lop_graph *g, lop_node *n, long count, long grain,
                                lop_range_fn fn)
 {
-    grad_job j = {.g = g, .n = n};
+    grad_job j = {.g = g, .n = n, .relu = n->train_tail ? g->nodes[n->train_tail] : NULL};
     for (j.k0 = 0; j.k0 < n->ninputs; j.k0 = j.k1) {
         j.k1 = n->ninputs - j.k0 < MERGE_GROUP ? n->ninputs : j.k0 + MERGE_GROUP;
         for (int k = j.k0; k < j.k1; k++) {
@@ -143,13 +144,37 @@ static void backward_by_groups(lop_graph *g, lop_node *n, long count, long grain
  * whose gradient has the output's elements in the same order).  Each worker owns the
  * same range of every input's gradient, so an input given twice is still updated by
  * one thread. */
-static void same_grad_range(void *ctx, long begin, long end, int worker)
+static void pass_to_inputs(const grad_job *j, const float *dy, long begin, long end)
 {
-    const grad_job *j = ctx;
-    const float *dy = j->n->dout->data + begin;
     for (int k = j->k0; k < j->k1; k++)
         pass_back(lop_input_node(j->g, j->n, k)->dout->data + begin, dy,
                   (size_t)(end - begin), j->overwrite[k - j->k0]);
+}
+
+/* Values per block of an add's masked gradient, on a worker's stack. */
+enum { MASKED_BLOCK = 1024 };
+
+/* With j->relu (an add fused with the relu after it, graph/fusion.c), the gradient is
+ * the relu's, passed where its output lies strictly between 0 and the cap as the relu's
+ * own backward decides (activation.c), a block at a time, each block then given to
+ * every input. */
+static void same_grad_range(void *ctx, long begin, long end, int worker)
+{
+    const grad_job *j = ctx;
+    if (!j->relu) {
+        pass_to_inputs(j, j->n->dout->data + begin, begin, end);
+        return;
+    }
+    const float *y = j->relu->out->data, *dy = j->relu->dout->data;
+    float cap = lop_activation_cap(j->relu), block[MASKED_BLOCK];
+    for (long b0 = begin; b0 < end; b0 += MASKED_BLOCK) {
+        long b1 = end - b0 < MASKED_BLOCK ? end : b0 + MASKED_BLOCK;
+        for (long i = b0; i < b1; i++) {
+            float d = dy[i], v = y[i];
+            block[i - b0] = (v > 0.0f) & (v < cap) ? d : 0.0f;
+        }
+        pass_to_inputs(j, block, b0, b1);
+    }
 }
 
 static int add_backward(lop_graph *g, lop_node *n)

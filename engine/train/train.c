@@ -204,7 +204,8 @@ static int train_epoch(lop_graph *g, const lop_dataset *d, const lop_train_opts 
             sgd.lr = lop_lr_at(o->schedule, o->sgd.lr,
                                (double)(epoch * steps_per_epoch + step) / (double)total_steps,
                                o->epochs, o->step_epochs, o->gamma);
-            if ((st = lop_graph_forward(g, b->x, 1)) != LOP_OK)
+            /* the hints read their nodes' outputs and add to their gradients */
+            if ((st = lop_graph_forward_keeping(g, b->x, b->nhints, b->hint_nodes)) != LOP_OK)
                 break;
             lop_tensor *logits = lop_graph_output(g);
             if ((st = lop_tensor_ensure(&b->dlogits, logits->ndim, logits->shape)) != LOP_OK ||
