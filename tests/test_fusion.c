@@ -347,6 +347,22 @@ static void assert_same_bits(const lop_tensor *got, const lop_tensor *want, cons
         fail_msg("%s of node %s differs between the fused and the unfused step", what, node);
 }
 
+/* The same bits in every parameter (the batchnorms' running statistics among them),
+ * its gradient, and the input's gradient, in two copies of a graph after a step. */
+static void assert_same_parameters(const lop_graph *got, const lop_graph *want)
+{
+    for (int i = 1; i < want->n; i++) {
+        const lop_node *a = got->nodes[i], *b = want->nodes[i];
+        for (int k = 0; k < b->nparams; k++) {
+            assert_same_bits(a->param[k], b->param[k], b->param_name[k], b->name);
+            if (b->grad[k])
+                assert_same_bits(a->grad[k], b->grad[k], "a gradient", b->name);
+        }
+    }
+    assert_same_bits(lop_graph_input_grad(got), lop_graph_input_grad(want), "the gradient",
+                     "x");
+}
+
 /* A training step fused (the default) and unfused (lop_debug_train_fusion(0)) from
  * the same weights: the same bits everywhere a caller may look - the input's gradient,
  * every parameter and its gradient (the batchnorms' running statistics among them),
@@ -378,18 +394,13 @@ static void training_fused_matches_unfused(void **state)
             assert_int_equal(a->train_skipped, expected);
             assert_int_equal(b->train_skipped | b->train_tail, 0);
             skipped += a->train_skipped;
-            for (int k = 0; k < a->nparams; k++) {
-                assert_same_bits(a->param[k], b->param[k], a->param_name[k], a->name);
-                if (a->grad[k])
-                    assert_same_bits(a->grad[k], b->grad[k], "a gradient", a->name);
-            }
             if (!a->train_tail) {
                 assert_same_bits(a->out, b->out, "the output", a->name);
                 assert_same_bits(a->dout, b->dout, "the output's gradient", a->name);
             }
         }
         assert_int_equal(skipped, net == 0 ? 7 : 2);
-        assert_same_bits(lop_graph_input_grad(f), lop_graph_input_grad(g), "the gradient", "x");
+        assert_same_parameters(f, g);
         lop_graph_free(f);
         lop_tensor_release(in);
         lop_graph_free(g);
@@ -424,12 +435,7 @@ static void training_keeps_nodes_with_extra_gradients(void **state)
     assert_int_equal(kept->nodes[bn1]->train_tail, 0);
     assert_int_not_equal(kept->nodes[a2]->train_tail, 0);
     assert_int_equal(lop_graph_backward_adding(kept, dout, 1, &bn1, &extra), LOP_OK);
-    assert_same_bits(lop_graph_input_grad(kept), lop_graph_input_grad(g), "the gradient", "x");
-    for (int i = 1; i < g->n; i++)
-        for (int k = 0; k < g->nodes[i]->nparams; k++)
-            if (g->nodes[i]->grad[k])
-                assert_same_bits(kept->nodes[i]->grad[k], g->nodes[i]->grad[k], "a gradient",
-                                 g->nodes[i]->name);
+    assert_same_parameters(kept, g);
     int bad = -1;
     assert_int_equal(lop_graph_forward_keeping(kept, in, 1, &bad), LOP_EINVAL);
     lop_tensor_release(dout);

@@ -647,6 +647,21 @@ static void naive_pool(int is_max, const lop_attrs *at, const float *x, const fl
             }
 }
 
+/* The pool's output (within ytol of the naive y, relative) and its input's gradient
+ * (within 1e-6 of the naive dx) after a training step; frees y and dx. */
+static void assert_pool_matches(const lop_graph *g, const lop_tensor *in, float *y, double *dx,
+                                double ytol)
+{
+    const lop_tensor *out = lop_graph_output(g);
+    const float *got = lop_graph_input_grad(g)->data;
+    for (size_t i = 0; i < out->numel; i++)
+        assert_float_equal(out->data[i], y[i], ytol * (1 + fabsf(y[i])));
+    for (size_t i = 0; i < in->numel; i++)
+        assert_float_equal(got[i], dx[i], 1e-6);
+    free(y);
+    free(dx);
+}
+
 /* input (c, h, w) -> one pool (kind with attrs a, or global average when a is NULL),
  * batch samples; shape, forward and backward against naive loops.  The backward
  * compared runs on gradient buffers left full of NaN (the pool writes its input's
@@ -685,13 +700,7 @@ static void check_pool(lop_kind kind, const lop_attrs *a, int c, int h, int w, i
             }
             y[q] = (float)(s / size);
         }
-    const float *got = lop_graph_input_grad(g)->data;
-    for (size_t i = 0; i < out->numel; i++)
-        assert_float_equal(out->data[i], y[i], 1e-4 * (1 + fabsf(y[i])));
-    for (size_t i = 0; i < in->numel; i++)
-        assert_float_equal(got[i], dx[i], 1e-6);
-    free(y);
-    free(dx);
+    assert_pool_matches(g, in, y, dx, 1e-4);
     lop_tensor_release(r);
     lop_tensor_release(in);
     lop_graph_free(g);
@@ -774,13 +783,7 @@ static void test_maxpool_ties_go_to_the_first_cell(void **state)
         assert_non_null(y);
         assert_non_null(dx);
         naive_pool(1, &a, in->data, r->data, 2 * 3, q[0], q[1], y, dx);
-        const float *got = lop_graph_input_grad(g)->data;
-        for (size_t i = 0; i < out->numel; i++)
-            assert_float_equal(out->data[i], y[i], 0);
-        for (size_t i = 0; i < in->numel; i++)
-            assert_float_equal(got[i], dx[i], 1e-6);
-        free(y);
-        free(dx);
+        assert_pool_matches(g, in, y, dx, 0);
         lop_tensor_release(r);
         lop_tensor_release(in);
         lop_graph_free(g);
