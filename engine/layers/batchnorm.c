@@ -114,7 +114,9 @@ static float plane_sqdev(const float *x, size_t s, float m)
 
 /* The batchnorm's output, as the forward pass computes it: the same operations in the
  * same order, so that the backward pass of a batchnorm fused with the relu after it
- * (graph/fusion.c) recomputes the forward's bits. */
+ * (graph/fusion.c) recomputes the forward's bits.  This file is built without
+ * -ffp-contract=fast (the Makefile gives it to the kernels only), so neither side
+ * turns the multiply-add into one fused instruction. */
 static inline float normalized(float x, float mean, float scale, float shift)
 {
     return (x - mean) * scale + shift;
