@@ -59,28 +59,18 @@ static int clamp_forward(lop_graph *g, lop_node *n, int train)
     return LOP_OK;
 }
 
-/* The gradient passes where the output lies strictly between 0 and the cap (a = y,
- * b = dy, out = dx).  At the kinks themselves - x exactly 0, or exactly 6 for relu6 -
- * it is 0, as in PyTorch (threshold_backward, hardtanh_backward).  dy is read for every
- * value and the two tests joined with &, not &&: with dy read only where the output
- * passes, GCC vectorised the loop with masked loads, which Zen 1 runs slowly.  The
- * relus' backward over a training step at batch 64, one thread: prune_resnet56_25_3ep's
- * shape 29.2-30.9 -> 15.9-16.4 ms, VGG-16 12.3 -> 7.2. */
+/* dx from dy by lop_relu_grad (a = y, b = dy, out = dx). */
 static void clamp_grad_range(void *ctx, long begin, long end, int worker)
 {
     const elem_job *j = ctx;
     const float *y = j->a, *dy = j->b, cap = j->cap;
     float *dx = j->out;
     if (j->overwrite)
-        for (long i = begin; i < end; i++) {
-            float g = dy[i], v = y[i];
-            dx[i] = (v > 0.0f) & (v < cap) ? g : 0.0f;
-        }
+        for (long i = begin; i < end; i++)
+            dx[i] = lop_relu_grad(y[i], cap, dy[i]);
     else
-        for (long i = begin; i < end; i++) {
-            float g = dy[i], v = y[i];
-            dx[i] += (v > 0.0f) & (v < cap) ? g : 0.0f;
-        }
+        for (long i = begin; i < end; i++)
+            dx[i] += lop_relu_grad(y[i], cap, dy[i]);
 }
 
 static int clamp_backward(lop_graph *g, lop_node *n)

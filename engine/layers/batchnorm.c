@@ -123,8 +123,8 @@ static inline float normalized(float x, float mean, float scale, float shift)
 }
 
 /* In a training pass fused with the relu / relu6 after it, the gradient arrives at
- * the relu's output: it passes where the batchnorm's output lies strictly between 0
- * and the cap, as the relu's own backward decides (activation.c). */
+ * the relu's output and passes back through it (lop_relu_grad) at the batchnorm's
+ * output, recomputed. */
 typedef struct relu_mask {
     float mean, scale, shift, cap;
 } relu_mask;
@@ -133,8 +133,7 @@ static inline float masked(const relu_mask *r, float dy, float x)
 {
     if (!r)
         return dy;
-    float v = normalized(x, r->mean, r->scale, r->shift);
-    return (v > 0.0f) & (v < r->cap) ? dy : 0.0f;
+    return lop_relu_grad(normalized(x, r->mean, r->scale, r->shift), r->cap, dy);
 }
 
 /* sum of a and of a .* (b - shift) over the plane, a masked by r (may be NULL) from b;
@@ -163,6 +162,27 @@ static inline __attribute__((always_inline)) void plane_sum_dot(const float *a,
     }
     *sa = ta;
     *sab = tab;
+}
+
+/* One channel's terms of dx = k (dy - mdy - (x - mean) is mdyh). */
+typedef struct dx_terms {
+    float k, mdy, mean, is, mdyh;
+} dx_terms;
+
+/* dx over a plane, stored (overwrite) or added, dy masked by r (may be NULL) from x;
+ * inlined with r NULL or not, as plane_sum_dot */
+static inline __attribute__((always_inline)) void plane_dx(float *dx, const float *dy,
+                                                           const float *x, const relu_mask *r,
+                                                           const dx_terms *t, size_t s,
+                                                           int overwrite)
+{
+    float k = t->k, mdy = t->mdy, mean = t->mean, is = t->is, mdyh = t->mdyh;
+    if (overwrite)
+        for (size_t i = 0; i < s; i++)
+            dx[i] = k * (masked(r, dy[i], x[i]) - mdy - (x[i] - mean) * is * mdyh);
+    else
+        for (size_t i = 0; i < s; i++)
+            dx[i] += k * (masked(r, dy[i], x[i]) - mdy - (x[i] - mean) * is * mdyh);
 }
 
 /* What the workers share for one forward or backward. */
@@ -294,24 +314,16 @@ static void backward_channels(void *ctx, long c0, long c1, int worker)
         dbeta[c] += (float)sdy;
         dgamma[c] += (float)sdyh;
         /* dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) */
-        float k = gamma[c] * is;
-        float mdy = (float)(sdy / (double)m), mdyh = (float)(sdyh / (double)m);
+        dx_terms t = {gamma[c] * is, (float)(sdy / (double)m), mean, is,
+                      (float)(sdyh / (double)m)};
         for (int b = 0; b < j->nb; b++) {
             size_t off = ((size_t)b * j->nc + c) * s;
             const float *dyp = j->dy + off, *xp = j->x + off;
             float *dxp = j->dx + off;
-            if (r && j->overwrite)
-                for (size_t i = 0; i < s; i++)
-                    dxp[i] = k * (masked(r, dyp[i], xp[i]) - mdy - (xp[i] - mean) * is * mdyh);
-            else if (r)
-                for (size_t i = 0; i < s; i++)
-                    dxp[i] += k * (masked(r, dyp[i], xp[i]) - mdy - (xp[i] - mean) * is * mdyh);
-            else if (j->overwrite)
-                for (size_t i = 0; i < s; i++)
-                    dxp[i] = k * (dyp[i] - mdy - (xp[i] - mean) * is * mdyh);
+            if (r)
+                plane_dx(dxp, dyp, xp, r, &t, s, j->overwrite);
             else
-                for (size_t i = 0; i < s; i++)
-                    dxp[i] += k * (dyp[i] - mdy - (xp[i] - mean) * is * mdyh);
+                plane_dx(dxp, dyp, xp, NULL, &t, s, j->overwrite);
         }
     }
 }

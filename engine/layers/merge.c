@@ -155,9 +155,8 @@ static void pass_to_inputs(const grad_job *j, const float *dy, long begin, long 
 enum { MASKED_BLOCK = 1024 };
 
 /* With j->relu (an add fused with the relu after it, graph/fusion.c), the gradient is
- * the relu's, passed where its output lies strictly between 0 and the cap as the relu's
- * own backward decides (activation.c), a block at a time, each block then given to
- * every input. */
+ * the relu's, passed back through it (lop_relu_grad) a block at a time, each block
+ * then given to every input. */
 static void same_grad_range(void *ctx, long begin, long end, int worker)
 {
     const grad_job *j = ctx;
@@ -169,10 +168,8 @@ static void same_grad_range(void *ctx, long begin, long end, int worker)
     float cap = lop_activation_cap(j->relu), block[MASKED_BLOCK];
     for (long b0 = begin; b0 < end; b0 += MASKED_BLOCK) {
         long b1 = end - b0 < MASKED_BLOCK ? end : b0 + MASKED_BLOCK;
-        for (long i = b0; i < b1; i++) {
-            float d = dy[i], v = y[i];
-            block[i - b0] = (v > 0.0f) & (v < cap) ? d : 0.0f;
-        }
+        for (long i = b0; i < b1; i++)
+            block[i - b0] = lop_relu_grad(y[i], cap, dy[i]);
         pass_to_inputs(j, block, b0, b1);
     }
 }
