@@ -384,7 +384,8 @@ void lop_wino_grad_tiles(const lop_wino *p, const float *dy, int m, int o0, int 
  * VGG-16's 256 -> 256 layers on 4x4 maps, one thread, batch 64, backward: 53.5-56.5
  * ms with the dot products, 42.4-43.7 with OpenBLAS, 40.4-41.8 with V transposed.
  * The transpose, at most SHORT_FLOATS floats (lop_small_gemm's bound on B), is on
- * the stack. */
+ * the stack.  These were measured on Zen 1; where OpenBLAS runs its AVX-512 kernels,
+ * they beat the dot products twice over (lop_small_gemm_nt_suits). */
 enum { SHORT_SUMS = 32, SHORT_FLOATS = 8192 };
 
 static int short_sums(const lop_wino *p, int cols)

@@ -8,6 +8,10 @@
  * nothing.  The transposed form (lop_small_gemm_nt, C = A B^T, the Winograd weight
  * gradient) sums dot products along both operands' rows instead.
  */
+#include <strings.h>
+
+#include <cblas.h>
+
 #include "layers/small_gemm.h"
 #include "layers/vec.h"
 
@@ -210,9 +214,31 @@ static void block_nt_cases(int k, const float *a, int lda, const float *b, int l
  * 3-24; with a partial last vector (k = 100) its masked loads cost more than they save
  * from 16 x 16 up (0.68-0.92x).  Inside a layer, whose operands come from L2, 64 x 64
  * over 128 tiles ran no faster: hence the bound on A and B together. */
+/* Whether OpenBLAS runs its AVX-512 kernels (OPENBLAS_CORETYPE or its own choice of
+ * kernels for the CPU): those multiply the Winograd weight gradient's products twice
+ * as fast as lop_small_gemm_nt, whose dot products end in a sum across each vector's
+ * lanes.  One thread, 36 products m x n over k tiles, GFLOP/s (lop_small_gemm_nt /
+ * OpenBLAS's SkylakeX kernels / its Haswell kernels), on an AVX-512 Zen 5: 16 x 16 over
+ * 128 84 / 179 / 67, 8 x 16 over 128 83 / 165 / 49, 32 x 32 over 64 75 / 165 / 83, 64 x
+ * 64 over 32 54 / 151 / 97.  Without them the dot products stay where they won on AVX2
+ * (NT_CACHED).  Read once; every thread finds the same answer. */
+static int blas_has_avx512(void)
+{
+    static _Atomic int known = -1;
+    int has = known;
+    if (has < 0) {
+        const char *core = openblas_get_corename();
+        has = core && (strncasecmp(core, "skylakex", 8) == 0 ||
+                       strncasecmp(core, "cooperlake", 10) == 0 ||
+                       strncasecmp(core, "sapphirerapids", 14) == 0);
+        known = has;
+    }
+    return has;
+}
+
 int lop_small_gemm_nt_suits(int m, int n, int k)
 {
-    return k % VEC_LANES == 0 && (long)(m + n) * k <= NT_CACHED;
+    return k % VEC_LANES == 0 && (long)(m + n) * k <= NT_CACHED && !blas_has_avx512();
 }
 
 void lop_small_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
