@@ -195,6 +195,20 @@ typedef struct bn_job {
     float cap;   /* backward: dy is a fused relu's gradient, with this cap; else 0 */
 } bn_job;
 
+/* Asks the memory for a plane of s floats, a cache line at a time.  A channel's
+ * passes read its nb planes, each s floats long and nc s apart, and the hardware's
+ * prefetchers, which follow a stream only after it has begun, left the start of each
+ * plane to wait on memory: a training pass reads its batchnorms' inputs long after the
+ * forward pass wrote them.  Each pass asks for the next plane while it works on one.
+ * The batchnorms of a training step at batch 64, one thread, forward / backward, ms:
+ * resnet-small 4.3-5.0 / 7.9-8.4 -> 4.2-4.5 / 6.7-7.1, VGG-16 5.7-6.1 / 11.5-11.8 ->
+ * 5.0-5.2 / 9.6-9.9. */
+static void prefetch_plane(const float *p, size_t s)
+{
+    for (size_t i = 0; i < s; i += 64 / sizeof *p)
+        __builtin_prefetch(p + i, 0, 3);
+}
+
 /* Mean and biased variance of channel c.  Each plane's mean and squared deviations
  * are taken in float while the plane is in cache (two short passes, no cancellation),
  * then the planes are combined in double around the first plane's mean, so a large
@@ -205,6 +219,8 @@ static void channel_stats(const bn_job *j, int c, double *mean, double *m2)
     double shift = 0.0, sd = 0.0, sq = 0.0;
     for (int b = 0; b < j->nb; b++) {
         const float *xp = j->x + ((size_t)b * j->nc + c) * s;
+        if (b + 1 < j->nb)
+            prefetch_plane(xp + (size_t)j->nc * s, s);
         float pm = plane_sum(xp, s) / (float)s;
         float pm2 = plane_sqdev(xp, s, pm);
         if (b == 0)
@@ -303,6 +319,10 @@ static void backward_channels(void *ctx, long c0, long c1, int worker)
         for (int b = 0; b < j->nb; b++) {
             size_t off = ((size_t)b * j->nc + c) * s;
             float pdy, pdyd;
+            if (b + 1 < j->nb) {
+                prefetch_plane(j->dy + off + (size_t)j->nc * s, s);
+                prefetch_plane(j->x + off + (size_t)j->nc * s, s);
+            }
             if (r)
                 plane_sum_dot(j->dy + off, j->x + off, mean, r, s, &pdy, &pdyd);
             else
