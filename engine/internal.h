@@ -193,7 +193,7 @@ float lop_activation_cap(const lop_node *n);
  * prune_resnet56_25_3ep's shape 29.2-30.9 -> 15.9-16.4 ms, VGG-16 12.3 -> 7.2). */
 static inline float lop_relu_grad(float y, float cap, float dy)
 {
-    return (y > 0.0f) & (y < cap) ? dy : 0.0f;
+    return ((y > 0.0f) & (y < cap)) ? dy : 0.0f;
 }
 
 /* What a node fused with the nodes after it (graph/fusion.c) applies to each output
