@@ -208,12 +208,6 @@ static void block_nt_cases(int k, const float *a, int lda, const float *b, int l
     }
 }
 
-/* Measured against OpenBLAS 0.3.21 on Zen 1 (one thread, 36 products each, m x n from
- * 5 x 3 to 256 x 256): with k a multiple of the vector (k = 128 or 512 tiles, as the
- * Winograd chunks lay them out) 1.22-10.3x faster, 26-35 GFLOP/s where OpenBLAS ran
- * 3-24; with a partial last vector (k = 100) its masked loads cost more than they save
- * from 16 x 16 up (0.68-0.92x).  Inside a layer, whose operands come from L2, 64 x 64
- * over 128 tiles ran no faster: hence the bound on A and B together. */
 /* Whether OpenBLAS runs its AVX-512 kernels (OPENBLAS_CORETYPE or its own choice of
  * kernels for the CPU): those multiply the Winograd weight gradient's products twice
  * as fast as lop_small_gemm_nt, whose dot products end in a sum across each vector's
@@ -236,6 +230,12 @@ static int blas_has_avx512(void)
     return has;
 }
 
+/* Measured against OpenBLAS 0.3.21 on Zen 1 (one thread, 36 products each, m x n from
+ * 5 x 3 to 256 x 256): with k a multiple of the vector (k = 128 or 512 tiles, as the
+ * Winograd chunks lay them out) 1.22-10.3x faster, 26-35 GFLOP/s where OpenBLAS ran
+ * 3-24; with a partial last vector (k = 100) its masked loads cost more than they save
+ * from 16 x 16 up (0.68-0.92x).  Inside a layer, whose operands come from L2, 64 x 64
+ * over 128 tiles ran no faster: hence the bound on A and B together. */
 int lop_small_gemm_nt_suits(int m, int n, int k)
 {
     return k % VEC_LANES == 0 && (long)(m + n) * k <= NT_CACHED && !blas_has_avx512();
