@@ -216,7 +216,7 @@ static void block_nt_cases(int k, const float *a, int lda, const float *b, int l
  * 128 84 / 179 / 67, 8 x 16 over 128 83 / 165 / 49, 32 x 32 over 64 75 / 165 / 83, 64 x
  * 64 over 32 54 / 151 / 97.  Without them the dot products stay where they won on AVX2
  * (NT_CACHED).  Read once; every thread finds the same answer. */
-static int blas_has_avx512(void)
+int lop_blas_has_avx512(void)
 {
     static _Atomic int known = -1;
     int has = known;
@@ -238,7 +238,7 @@ static int blas_has_avx512(void)
  * over 128 tiles ran no faster: hence the bound on A and B together. */
 int lop_small_gemm_nt_suits(int m, int n, int k)
 {
-    return k % VEC_LANES == 0 && (long)(m + n) * k <= NT_CACHED && !blas_has_avx512();
+    return k % VEC_LANES == 0 && (long)(m + n) * k <= NT_CACHED && !lop_blas_has_avx512();
 }
 
 void lop_small_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb,

@@ -22,8 +22,10 @@ void lop_small_gemm(int m, int n, int k, const float *a, const float *b, int ldb
  * Winograd weight gradient's dU = dM V^T, whose inner size is the tiles (k) and whose
  * outputs are few (a thin layer's 13 x 13 channel pairs), where OpenBLAS ran at 3-24
  * GFLOP/s.  Each entry summed over k in VEC_LANES interleaved runs, then across them;
- * suits says where it beats cblas_sgemm. */
+ * suits says where it beats cblas_sgemm: never where OpenBLAS has AVX-512 kernels. */
 int lop_small_gemm_nt_suits(int m, int n, int k);
+/* Whether OpenBLAS runs its AVX-512 kernels, which take those products over. */
+int lop_blas_has_avx512(void);
 void lop_small_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                        float *c, int ldc);
 
