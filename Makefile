@@ -87,11 +87,11 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(ONNX_GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -W%,$(CFLAGS)) -I$(BUILD)/gen -c $< -o $@
 
-# The stencil, tap-by-tap and small-product kernels' vector sums are written as
+# The stencil, tap-by-tap, small-product and blocked-product kernels' vector sums are written as
 # multiply + add; let them fuse.  -O2 -march=native also under SANITIZE: at -O1 their
 # accumulators live in memory, and the sanitized tests would spend minutes in them.
 $(BUILD)/obj/engine/layers/conv_stencil.o $(BUILD)/obj/engine/layers/conv_taps.o \
-$(BUILD)/obj/engine/layers/small_gemm.o: \
+$(BUILD)/obj/engine/layers/small_gemm.o $(BUILD)/obj/engine/layers/gemm.o: \
 	CFLAGS += -ffp-contract=fast -O2 -march=native
 # The Winograd transforms keep a tile's vectors in registers only when GCC unrolls their
 # small fixed loops completely, which -O2 leaves undone (the input step ran 1.4x slower).

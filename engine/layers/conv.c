@@ -1,5 +1,5 @@
 /*
- * conv.c - 2-D convolution (strided, zero-padded, grouped) as im2col + cblas_sgemm,
+ * conv.c - 2-D convolution (strided, zero-padded, grouped) as im2col + sgemm (gemm.h),
  * the plan of ggml and darknet: unfolding the input into columns turns the whole
  * convolution into one matrix product that BLAS runs near peak.  Small feature maps
  * give thin products, so several images are unfolded side by side into one column
@@ -19,12 +19,11 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "internal.h"
 #include "layers/conv_stencil.h"
 #include "layers/conv_taps.h"
 #include "layers/conv_winograd.h"
+#include "layers/gemm.h"
 #include "layers/vec.h"
 
 enum {
@@ -865,10 +864,10 @@ static void forward_chunks(void *ctx, long first, long last, int worker)
         float *yb = j->y + (size_t)b0 * q->o * q->hwo;
         float *dst = m == 1 ? yb : rows;
         for (int gi = 0; gi < q->groups; gi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q->og, ncols, q->k, 1.0f,
-                        j->w + (size_t)gi * q->og * q->k, q->k,
-                        src + (size_t)gi * q->k * ncols, ncols, 0.0f,
-                        dst + (size_t)gi * q->og * ncols, ncols);
+            lop_sgemm(CblasNoTrans, CblasNoTrans, q->og, ncols, q->k, 1.0f,
+                      j->w + (size_t)gi * q->og * q->k, q->k,
+                      src + (size_t)gi * q->k * ncols, ncols, 0.0f,
+                      dst + (size_t)gi * q->og * ncols, ncols);
         if (m > 1 || !epilogue_idle(j->ep))
             rows_to_images(dst, m, q, j->ep, 0, q->o, yb);
     }
@@ -921,8 +920,8 @@ static void forward_slices(void *ctx, long first, long last, int worker)
         if (slice_by_columns(q, j->m)) {
             int p0, p1;
             lop_slice_of(ncols, slice, j->slices, COLUMN_ALIGN, &p0, &p1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q->o, p1 - p0, q->k, 1.0f,
-                        j->w, q->k, j->src + p0, ncols, 0.0f, yb + p0, ncols);
+            lop_sgemm(CblasNoTrans, CblasNoTrans, q->o, p1 - p0, q->k, 1.0f,
+                      j->w, q->k, j->src + p0, ncols, 0.0f, yb + p0, ncols);
             for (int oc = 0; !epilogue_idle(j->ep) && oc < q->o; oc++)
                 epilogue_span(j->ep, oc, yb + (size_t)oc * ncols + p0,
                               yb + (size_t)oc * ncols + p0, (size_t)(p1 - p0));
@@ -930,9 +929,9 @@ static void forward_slices(void *ctx, long first, long last, int worker)
         }
         int o0, o1;
         lop_slice_of(q->o, slice, j->slices, 1, &o0, &o1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o1 - o0, ncols, q->k, 1.0f,
-                    j->w + (size_t)o0 * q->k, q->k, j->src, ncols, 0.0f,
-                    dst + (size_t)o0 * ncols, ncols);
+        lop_sgemm(CblasNoTrans, CblasNoTrans, o1 - o0, ncols, q->k, 1.0f,
+                  j->w + (size_t)o0 * q->k, q->k, j->src, ncols, 0.0f,
+                  dst + (size_t)o0 * ncols, ncols);
         if (j->m > 1 || !epilogue_idle(j->ep))
             rows_to_images(dst, j->m, q, j->ep, o0, o1, yb);
     }
@@ -1244,13 +1243,13 @@ static void backward_chunk(const conv_job *j, long chunk, float *col, float *dw,
     float *dcol = q->direct ? dxb : col;
     for (int gi = 0; gi < q->groups; gi++) {
         const float *dg = d + (size_t)gi * q->og * ncols;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->og, q->k, ncols, 1.0f, dg,
-                    ncols, src + (size_t)gi * q->k * ncols, ncols, 1.0f,
-                    dw + (size_t)gi * q->og * q->k, q->k);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->k, ncols, q->og, 1.0f,
-                    j->w + (size_t)gi * q->og * q->k, q->k, dg, ncols,
-                    q->direct && !j->overwrite ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols,
-                    ncols);
+        lop_sgemm(CblasNoTrans, CblasTrans, q->og, q->k, ncols, 1.0f, dg,
+                  ncols, src + (size_t)gi * q->k * ncols, ncols, 1.0f,
+                  dw + (size_t)gi * q->og * q->k, q->k);
+        lop_sgemm(CblasTrans, CblasNoTrans, q->k, ncols, q->og, 1.0f,
+                  j->w + (size_t)gi * q->og * q->k, q->k, dg, ncols,
+                  q->direct && !j->overwrite ? 1.0f : 0.0f, dcol + (size_t)gi * q->k * ncols,
+                  ncols);
     }
     if (!q->direct) {
         if (j->overwrite)   /* col2im adds its columns into the images */

@@ -17,10 +17,9 @@
  */
 #include <string.h>
 
-#include <cblas.h>
-
 #include "internal.h"
 #include "layers/conv_taps.h"
+#include "layers/gemm.h"
 #include "layers/vec.h"
 
 /* The forward kernel is left out of sanitizer builds' instrumentation, like BLAS and
@@ -555,9 +554,9 @@ static void input_gradient(const taps_job *j, long job)
         int t = tap_of(p, out, in);
         if (t < 0)
             continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->m, c1 - c0, p->o, 1.0f,
-                    j->yt + (size_t)out * j->m * p->o, p->o,
-                    j->wp + (size_t)t * p->o * p->c + c0, p->c, beta, dx, p->c);
+        lop_sgemm(CblasNoTrans, CblasNoTrans, j->m, c1 - c0, p->o, 1.0f,
+                  j->yt + (size_t)out * j->m * p->o, p->o,
+                  j->wp + (size_t)t * p->o * p->c + c0, p->c, beta, dx, p->c);
         beta = 1.0f;
     }
     for (int b = 0; beta == 0.0f && b < j->m; b++)   /* no tap reads this position */
@@ -575,10 +574,10 @@ static void weight_gradient(const taps_job *j, long job)
         int in = input_of(p, out, t);
         if (in < 0)
             continue;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, p->c, j->m, 1.0f,
-                    j->yt + (size_t)out * j->m * p->o + o0, p->o,
-                    j->xt + (size_t)in * j->m * p->c, p->c, 1.0f,
-                    j->dwp + ((size_t)t * p->o + o0) * p->c, p->c);
+        lop_sgemm(CblasTrans, CblasNoTrans, o1 - o0, p->c, j->m, 1.0f,
+                  j->yt + (size_t)out * j->m * p->o + o0, p->o,
+                  j->xt + (size_t)in * j->m * p->c, p->c, 1.0f,
+                  j->dwp + ((size_t)t * p->o + o0) * p->c, p->c);
     }
 }
 

@@ -15,10 +15,9 @@
  * rows into a padded strip first, as this file did before, took a third of a thin
  * pruned layer's time.
  */
-#include <cblas.h>
-
 #include "internal.h"
 #include "layers/conv_winograd_tiles.h"
+#include "layers/gemm.h"
 #include "layers/small_gemm.h"
 
 /* Floats from one position's matrix to the next's: n and a cache line more, so that
@@ -274,8 +273,8 @@ void lop_wino_products(const lop_wino *p, const float *u, const float *v, int m,
             lop_small_gemm(p->o, cols, p->c, u + xi * us, v + xi * vs, cols, mm + xi * ms,
                            cols);
         else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->o, cols, p->c, 1.0f,
-                        u + xi * us, p->c, v + xi * vs, cols, 0.0f, mm + xi * ms, cols);
+            lop_sgemm(CblasNoTrans, CblasNoTrans, p->o, cols, p->c, 1.0f,
+                      u + xi * us, p->c, v + xi * vs, cols, 0.0f, mm + xi * ms, cols);
 }
 
 /* What the output step does with output channel oc's values: e's epilogue, else add
@@ -423,8 +422,8 @@ void lop_wino_wgrad_products(const lop_wino *p, const float *v, const float *dm,
             lop_small_gemm_nt(p->o, p->c, cols, dm + xi * ms, cols, v + xi * vs, cols,
                               du + xi * us, p->c);
         else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
-                        dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);
+            lop_sgemm(CblasNoTrans, CblasTrans, p->o, p->c, cols, 1.0f,
+                      dm + xi * ms, cols, v + xi * vs, cols, 0.0f, du + xi * us, p->c);
 }
 
 /* dw += G^T dU G, dU [positions][o][c] */

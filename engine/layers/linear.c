@@ -1,6 +1,6 @@
 /*
  * linear.c - the fully connected layer y = x W^T + b on feature vectors.  The products
- * run on cblas_sgemm (a single input's on cblas_sgemv), which is where the time goes;
+ * run on lop_sgemm (gemm.h; a single input's on cblas_sgemv), which is where the time goes;
  * the weight is [out, in] (PyTorch's layout) so pruning an input feature removes a
  * column.
  */
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "layers/gemm.h"
 
 enum { LIN_WEIGHT, LIN_BIAS };
 
@@ -80,13 +81,13 @@ static void gemm_parts(void *ctx, long first, long last, int worker)
         long p0 = j->side * part / j->parts, p1 = j->side * (part + 1) / j->parts;
         int len = (int)(p1 - p0);
         if (j->by_rows)
-            cblas_sgemm(CblasRowMajor, j->ta, j->tb, len, j->n, j->k, 1.0f,
-                        j->a + (j->ta == CblasNoTrans ? p0 * j->lda : p0), j->lda, j->b,
-                        j->ldb, j->beta, j->c + p0 * j->ldc, j->ldc);
+            lop_sgemm(j->ta, j->tb, len, j->n, j->k, 1.0f,
+                      j->a + (j->ta == CblasNoTrans ? p0 * j->lda : p0), j->lda, j->b,
+                      j->ldb, j->beta, j->c + p0 * j->ldc, j->ldc);
         else
-            cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->m, len, j->k, 1.0f, j->a, j->lda,
-                        j->b + (j->tb == CblasNoTrans ? p0 : p0 * j->ldb), j->ldb, j->beta,
-                        j->c + p0, j->ldc);
+            lop_sgemm(j->ta, j->tb, j->m, len, j->k, 1.0f, j->a, j->lda,
+                      j->b + (j->tb == CblasNoTrans ? p0 : p0 * j->ldb), j->ldb, j->beta,
+                      j->c + p0, j->ldc);
     }
 }
 
