@@ -7,7 +7,8 @@
  * (beta 0 never reading C, which holds NaN there), row pitches wider than the rows
  * (floats past them 1e30, which would swamp a sum that read them) and C's columns past
  * n left as they were.  Builds without AVX-512 have no blocked product: there only
- * lop_sgemm (OpenBLAS) is checked.
+ * lop_sgemm (OpenBLAS) is checked.  lop_transpose (the same 16 x 16 turns, which the
+ * Winograd weight gradient uses) against the element-by-element transpose.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -155,6 +156,36 @@ static void test_lop_sgemm_matches_and_dispatches(void **state)
         }
 }
 
+/* lop_transpose against the element-by-element transpose: every shape around its
+ * 16 x 16 blocks, pitches wider than the rows, and dst's floats past its rows left as
+ * they were. */
+static void test_transpose_turns_every_shape(void **state)
+{
+    (void)state;
+    static const int sizes[] = {1, 2, 15, 16, 17, 31, 33, 40};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    for (int ri = 0; ri < N; ri++)
+        for (int ci = 0; ci < N; ci++) {
+            int rows = sizes[ri], cols = sizes[ci], ld = cols + 3, ldd = rows + 2;
+            uint32_t seed = (uint32_t)(rows * 41 + cols);
+            float *src = operand(rows, ld, cols, &seed);
+            float *dst = malloc(sizeof *dst * (size_t)cols * ldd);
+            assert_non_null(dst);
+            for (int i = 0; i < cols * ldd; i++)
+                dst[i] = 7.0f;
+            lop_transpose(src, ld, rows, cols, dst, ldd);
+            for (int c = 0; c < cols; c++)
+                for (int r = 0; r < ldd; r++) {
+                    float want = r < rows ? src[(size_t)r * ld + c] : 7.0f;
+                    if (dst[(size_t)c * ldd + r] != want)
+                        fail_msg("%d x %d: dst[%d][%d] = %g, want %g", rows, cols, c, r,
+                                 (double)dst[(size_t)c * ldd + r], (double)want);
+                }
+            free(src);
+            free(dst);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_blocked_crosses_its_packings),
         cmocka_unit_test(test_blocked_refuses_empty_products),
         cmocka_unit_test(test_lop_sgemm_matches_and_dispatches),
+        cmocka_unit_test(test_transpose_turns_every_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -384,21 +384,27 @@ void lop_wino_grad_tiles(const lop_wino *p, const float *dy, int m, int o0, int 
  * ms with the dot products, 42.4-43.7 with OpenBLAS, 40.4-41.8 with V transposed.
  * The transpose, at most SHORT_FLOATS floats (lop_small_gemm's bound on B), is on
  * the stack.  These were measured on Zen 1; where OpenBLAS runs its AVX-512 kernels,
- * they beat the dot products twice over (lop_small_gemm_nt_suits). */
+ * they beat the dot products twice over (lop_small_gemm_nt_suits).  In an AVX-512
+ * build whose OpenBLAS runs narrower kernels (lop_sgemm_blocked_runs), V transposed
+ * in registers (lop_transpose) then lop_small_gemm wins on every shape whose
+ * transpose fits, thin ones too (on Zen 5, one thread, 36 products, GFLOP/s: dot
+ * products / V transposed / the blocked product: 16 x 16 over 128 84 / 140 / 66, 13 x
+ * 13 over 128 83 / 95 / 47, 32 x 32 over 128 85 / 177 / 129, 64 x 64 over 64 70 / 202
+ * / 167; OpenBLAS's AVX-512 kernels 177, 141, 179, 162). */
 enum { SHORT_SUMS = 32, SHORT_FLOATS = 8192 };
 
 static int short_sums(const lop_wino *p, int cols)
 {
-    return cols <= SHORT_SUMS && p->c >= 2 * VEC_LANES && (size_t)p->c * cols <= SHORT_FLOATS;
+    if ((size_t)p->c * cols > SHORT_FLOATS)
+        return 0;
+    return lop_sgemm_blocked_runs() || (cols <= SHORT_SUMS && p->c >= 2 * VEC_LANES);
 }
 
 /* dU = dM V^T for a position whose V (c x cols) is transposed into vt first. */
 static void short_product(const lop_wino *p, int cols, const float *dm, const float *v,
                           float *vt, float *du)
 {
-    for (int ic = 0; ic < p->c; ic++)
-        for (int t = 0; t < cols; t++)
-            vt[(size_t)t * p->c + ic] = v[(size_t)ic * cols + t];
+    lop_transpose(v, cols, p->c, cols, vt, p->c);
     lop_small_gemm(p->o, p->c, cols, dm, vt, p->c, du, p->c);
 }
 

@@ -82,6 +82,32 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
     }
 }
 
+/* Rows [0, rows) (rows <= 16) of src, kc floats each, turned into kc runs `pitch`
+ * floats apart: run p gets lane r = src row r's float p, its first `lanes` lanes
+ * stored (rows past `rows` zero).  16 x 16 blocks at a time, turned in registers. */
+static void turn_rows(const float *src, int ld, int rows, int kc, float *out, int pitch,
+                      int lanes)
+{
+    for (int p = 0; p < kc; p += VEC_LANES) {
+        int n = kc - p < VEC_LANES ? kc - p : VEC_LANES;
+        __m512 r[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < rows ? (__m512)vec_load_first(src + (size_t)i * ld + p, n)
+                            : _mm512_setzero_ps();
+        transpose16(r);
+        for (int q = 0; q < n; q++)
+            vec_store_first(out + (size_t)(p + q) * pitch, (vec)r[q], lanes);
+    }
+}
+
+void lop_transpose(const float *src, int ld, int rows, int cols, float *dst, int ldd)
+{
+    for (int r = 0; r < rows; r += VEC_LANES) {
+        int n = rows - r < VEC_LANES ? rows - r : VEC_LANES;
+        turn_rows(src + (size_t)r * ld, ld, n, cols, dst + r, ldd, n);
+    }
+}
+
 /* op(B) rows [p0, p0 + kc), columns [j0, j0 + nc) into panels of COLS columns, each
  * kc rows of COLS floats (columns past nc zero). */
 static void pack_b(CBLAS_TRANSPOSE tb, const float *b, int ldb, int p0, int kc, int j0, int nc,
@@ -100,21 +126,12 @@ static void pack_b(CBLAS_TRANSPOSE tb, const float *b, int ldb, int p0, int kc, 
                 }
             continue;
         }
-        /* B stored n x k: its rows j are op(B)'s columns, 16 at a time turned */
+        /* B stored n x k: its rows are op(B)'s columns */
         for (int v = 0; v < 2; v++) {
             int rows = cols - v * VEC_LANES;
             rows = rows < 0 ? 0 : rows > VEC_LANES ? VEC_LANES : rows;
-            const float *src = b + (size_t)(j0 + j + v * VEC_LANES) * ldb + p0;
-            for (int p = 0; p < kc; p += VEC_LANES) {
-                int n = kc - p < VEC_LANES ? kc - p : VEC_LANES;
-                __m512 r[16];
-                for (int i = 0; i < 16; i++)
-                    r[i] = i < rows ? (__m512)vec_load_first(src + (size_t)i * ldb + p, n)
-                                    : _mm512_setzero_ps();
-                transpose16(r);
-                for (int q = 0; q < n; q++)
-                    vec_store(out + (size_t)(p + q) * COLS + v * VEC_LANES, (vec)r[q]);
-            }
+            turn_rows(b + (size_t)(j0 + j + v * VEC_LANES) * ldb + p0, ldb, rows, kc,
+                      out + v * VEC_LANES, COLS, VEC_LANES);
         }
     }
 }
@@ -132,11 +149,7 @@ static void pack_a(CBLAS_TRANSPOSE ta, const float *a, int lda, int i0, int mc, 
             for (int p = 0; p < kc; p++, src += lda)
                 vec_store_first(out + (size_t)p * ROWS, vec_load_first(src, rows), rows);
         } else {
-            for (int r = 0; r < rows; r++) {
-                const float *src = a + (size_t)(i + r) * lda + p0;
-                for (int p = 0; p < kc; p++)
-                    out[(size_t)p * ROWS + r] = src[p];
-            }
+            turn_rows(a + (size_t)i * lda + p0, lda, rows, kc, out, ROWS, rows);
         }
         i += rows;
     }
@@ -264,6 +277,13 @@ int lop_sgemm_blocked(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int 
 int lop_sgemm_blocked_runs(void)
 {
     return 0;
+}
+
+void lop_transpose(const float *src, int ld, int rows, int cols, float *dst, int ldd)
+{
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * ldd + r] = src[(size_t)r * ld + c];
 }
 
 #endif

@@ -25,4 +25,8 @@ int lop_sgemm_blocked(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int 
                       float alpha, const float *a, int lda, const float *b, int ldb,
                       float beta, float *c, int ldc);
 
+/* dst (cols x rows, row pitch ldd) = src^T, src rows x cols with row pitch ld: 16 x 16
+ * blocks turned in registers on AVX-512, else float by float. */
+void lop_transpose(const float *src, int ld, int rows, int cols, float *dst, int ldd);
+
 #endif
