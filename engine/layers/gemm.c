@@ -155,19 +155,6 @@ static void pack_a(CBLAS_TRANSPOSE ta, const float *a, int lda, int i0, int mc, 
     }
 }
 
-static inline __attribute__((always_inline)) vec load_part(const float *p, int n)
-{
-    return n >= VEC_LANES ? vec_load(p) : vec_load_first(p, n);
-}
-
-static inline __attribute__((always_inline)) void store_part(float *p, vec v, int n)
-{
-    if (n >= VEC_LANES)
-        vec_store(p, v);
-    else
-        vec_store_first(p, v, n);
-}
-
 /* C's rows [0, rows) at columns [0, cols) = alpha (A panel x B panel) + beta C, over kc
  * steps; `vecs` is 1 where cols fit one vector.  Inlined with rows and vecs constant,
  * so the accumulators stay in registers. */
@@ -191,9 +178,9 @@ static inline __attribute__((always_inline)) void block(int kc, const float *ap,
 #pragma GCC unroll 2
         for (int v = 0; v < vecs; v++) {
             float *out = c + (size_t)r * ldc + v * VEC_LANES;
-            int n = cols - v * VEC_LANES;
+            int n = cols - v * VEC_LANES < VEC_LANES ? cols - v * VEC_LANES : VEC_LANES;
             vec x = acc[r][v] * alpha;
-            store_part(out, beta == 0.0f ? x : load_part(out, n) * beta + x, n);
+            vec_store_first(out, beta == 0.0f ? x : vec_load_first(out, n) * beta + x, n);
         }
 }
 
