@@ -18,6 +18,8 @@ local opt = lop.options(arg, {
   speedups = {default = "2,3.25,4", type = "string", metavar = "X,Y,...",
               help = "FLOPs targets for the uniform widths"},
   solver = {default = "lasso", choices = {"lasso", "thinet", "l1", "first", "random"}},
+  sensitivity = {default = "reconstruction", choices = {"reconstruction", "loss"},
+                 help = "what ranks the automatic widths' cuts (lop.widths.sensitivity)"},
   epochs = {default = 1, type = "number", min = 0, help = "the same fine-tune for both"},
   lr = {default = 0.001, type = "number", min = 0, exclusive_min = true},
   batch = {default = 64, type = "int", min = 2, help = "latency batch and fine-tuning minibatch"},
@@ -93,7 +95,7 @@ for text in opt.speedups:gmatch("[^,]+") do
   local fraction = t[2] / t[1]
   local w = lop.widths.choose(original, data.train, plan, {
     latency_fraction = fraction, batch = opt.batch, reps = opt.reps, images = opt.images,
-    points = opt.points, seed = opt.seed})
+    points = opt.points, seed = opt.seed, solver = opt.solver, sensitivity = opt.sensitivity})
   local auto, anet = run(w.counts, "auto")
   t = lop.widths.alternate_ms({original, unet, anet}, opt.batch, opt.reps, 9)
   uniform.ms, auto.ms = t[2], t[3]
