@@ -113,6 +113,7 @@ struct lop_graph {
     int frozen;                        /* lop_graph_freeze: weights taken as constant */
     lop_tensor *workspace;             /* shared scratch, grown on demand */
     lop_tensor *affine;                /* a fused batchnorm's scale and shift */
+    lop_tensor *slice_pool;            /* an evaluation pass's slice buffers (slices.c) */
 };
 
 static inline lop_node *lop_input_node(const lop_graph *g, const lop_node *n, int k)
@@ -228,6 +229,11 @@ static inline const float *lop_epilogue_residual_at(const lop_epilogue *e, const
     return e->residual ? e->residual + (d - e->y) : NULL;
 }
 
+/* A tensor over memory it does not own (data, at least the shape's count of floats):
+ * releasing it frees its headers, never data.  Unlike lop_tensor_view, it is its
+ * storage's sole user, so lop_tensor_ensure keeps it when asked for its own shape. */
+lop_tensor *lop_tensor_borrow(float *data, int ndim, const int *shape);
+
 /* Scratch memory shared by all layers of a graph: at least count floats, valid
  * until the next call. */
 float *lop_graph_scratch(lop_graph *g, size_t count);
@@ -247,6 +253,23 @@ int lop_fusion_train_plan(const lop_graph *g, const unsigned char *keep, int *fu
 /* Test hook: 0 runs training passes unfused, anything else fused (the default). */
 void lop_debug_train_fusion(int on);
 int lop_fusion_epilogue(lop_graph *g, int head, int tail, int batch, lop_epilogue *e);
+
+/* An evaluation pass's slices (graph/slices.c): nodes 0..end run `images` images at a
+ * time (at most; end 0: no slices), depth first, each node's output in place[i]:
+ * LOP_SLICE_WHOLE its own tensor (read after the slices), LOP_SLICE_UNWRITTEN none (a
+ * fused chain's inside), else pool buffer place[i] of `buffers`, each buffer_floats
+ * floats.  lop_slices_plan plans a pass of `batch` images through 0..last whose chains
+ * fused says; lop_free(s->place) when done. */
+enum { LOP_SLICE_WHOLE = -1, LOP_SLICE_UNWRITTEN = -2 };
+typedef struct lop_slices {
+    int end, images, buffers;
+    size_t buffer_floats;
+    int *place;
+} lop_slices;
+int lop_slices_plan(const lop_graph *g, int last, int batch, const int *fused, lop_slices *s);
+/* Test hook: slices of this many images wherever the rule's maps allow (0: none), -1
+ * the rule. */
+void lop_debug_forward_slices(int images);
 
 /* A new graph *out holding copies of g's nodes [0, upto) (parameter values and
  * masks included) and g's random state - the start of a rebuilt g; on failure *out is

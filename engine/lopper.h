@@ -242,7 +242,10 @@ int lop_node_find_param(const lop_graph *g, int id, const char *name);  /* k or 
  * batchnorm, the add of it and an earlier node, and the relu / relu6 that read it
  * alone, one after the other; a batchnorm or add with the relu / relu6 that alone
  * reads it - and does not write the activations inside them: they keep what an
- * earlier pass left, and the chain's last node holds its values.  A training pass
+ * earlier pass left, and the chain's last node holds its values.  An evaluation pass
+ * of more than 8 images runs the early nodes (maps of 13x13 and more) a slice of
+ * images at a time through all of them, and of those it writes only the input, the
+ * last node and the nodes a later node reads (graph/slices.c).  A training pass
  * fuses only a batchnorm or add with the relu / relu6 that alone reads it, and writes
  * every other node's. */
 lop_tensor *lop_node_output(const lop_graph *g, int id);
@@ -256,8 +259,9 @@ double lop_graph_flops(const lop_graph *g);
 /* Run the graph on x ([B, per-sample input shape]).  train=1 uses batch statistics
  * in batchnorm (and updates running statistics) and applies dropout.  train=0 runs
  * each convolution with the batchnorm, residual add and relu after it (and a batchnorm
- * or add with the relu after it) as one step, one memory pass instead of up to four
- * (lop_node_output says which activations that leaves unwritten). */
+ * or add with the relu after it) as one step, one memory pass instead of up to four,
+ * and its early layers a few images at a time, so that their activations stay in
+ * cache (lop_node_output says which activations that leaves unwritten). */
 int lop_graph_forward(lop_graph *g, const lop_tensor *x, int train);
 lop_tensor *lop_graph_output(const lop_graph *g);
 /* Back-propagate dout (same shape as the output) after a training forward;

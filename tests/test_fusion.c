@@ -11,7 +11,11 @@
  *   batchnorm) against the same graph run node by node (lop_graph_forward_until,
  *   which never fuses), on the output and on every node a fused pass still writes;
  * - a training pass after a fused one gives the same output and gradients as before
- *   it (fusion leaves no trace), and failed allocations in a fused pass fail cleanly.
+ *   it (fusion leaves no trace), and failed allocations in a fused pass fail cleanly;
+ * - a pass of more than 8 images runs its early nodes in slices of images, depth first
+ *   (graph/slices.c): the plan (which nodes, which buffers), and the output and every
+ *   node the slices leave written against the graph run node by node, on every path,
+ *   with slices of 1, 3 and the rule's 7-8 images, frozen, after failed allocations.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -276,6 +280,120 @@ static void every_chain_against_unfused(void **state)
     lop_graph_free(g);
 }
 
+/* ---- slices of images --------------------------------------------------------- */
+
+/* When node i's output is written in a fused pass (its chain's head runs), and the
+ * last node that reads it. */
+static int written_at(const int *fused, int n, int i)
+{
+    for (int h = 1; h < n; h++)
+        if (fused[h] == i)
+            return h;
+    return i;
+}
+
+static int last_reader(const lop_graph *g, int i)
+{
+    int last = i;
+    for (int j = i + 1; j < g->n; j++)
+        for (int k = 0; k < g->nodes[j]->ninputs; k++)
+            if (g->nodes[j]->inputs[k] == i)
+                last = j;
+    return last;
+}
+
+/* The plan of every_chain at batch 20: slices of 7 images through every node up to
+ * r12 (c8's output is 8x8, below the rule's 13x13); x and r12 (which c8 reads after
+ * the slices) in their whole tensors; the inside of every chain (its head too: the
+ * chain writes into its last node) unwritten; every other node in a pool buffer, no
+ * two nodes sharing one while both are in use (from the write to the last read), and
+ * fewer buffers than nodes.  No slices at batch 8, or when switched off. */
+static void slices_plan(void **state)
+{
+    lop_graph *g = every_chain();
+    int n = lop_graph_size(g), *fused = malloc((size_t)n * sizeof *fused);
+    assert_non_null(fused);
+    assert_int_equal(lop_fusion_plan(g, fused), LOP_OK);
+    lop_slices s;
+    assert_int_equal(lop_slices_plan(g, n - 1, 20, fused, &s), LOP_OK);
+    int r12 = lop_graph_find(g, "r12");
+    assert_int_equal(s.end, r12);
+    assert_int_equal(s.images, 7);
+    assert_int_equal(s.place[0], LOP_SLICE_WHOLE);
+    assert_int_equal(s.place[r12], LOP_SLICE_WHOLE);
+    int pooled = 0;
+    for (int i = 1; i < r12; i++) {
+        if (written_at(fused, n, i) == i && fused[i] != LOP_FUSED_SELF) {
+            assert_int_equal(s.place[i], LOP_SLICE_UNWRITTEN);
+            continue;
+        }
+        assert_in_range(s.place[i], 0, s.buffers - 1);
+        pooled++;
+        for (int j = 1; j < i; j++)
+            if (s.place[j] == s.place[i] &&
+                !(last_reader(g, j) < written_at(fused, n, i) ||
+                  last_reader(g, i) < written_at(fused, n, j)))
+                fail_msg("%s and %s share buffer %d while both are in use",
+                         g->nodes[j]->name, g->nodes[i]->name, s.place[i]);
+    }
+    assert_true(s.buffers >= 2 && s.buffers < pooled);
+    assert_int_equal(s.buffer_floats, (size_t)7 * 8 * 16 * 16);
+    free(s.place);
+    assert_int_equal(lop_slices_plan(g, n - 1, 8, fused, &s), LOP_OK);
+    assert_int_equal(s.end, 0);
+    lop_debug_forward_slices(0);
+    assert_int_equal(lop_slices_plan(g, n - 1, 20, fused, &s), LOP_OK);
+    assert_int_equal(s.end, 0);
+    lop_debug_forward_slices(-1);
+    free(fused);
+    lop_graph_free(g);
+}
+
+/* every_chain's output, and the nodes after the slices and those they read (r12,
+ * bn8), against the graph run node by node, which never slices: on every path, at
+ * batch 20 with slices of 1, 3 and the rule's 7, at batch 64 with the rule's 8, and a
+ * frozen graph at batch 20. */
+static void sliced_pass_against_unfused(void **state)
+{
+    static const char *const whole[] = {"r12", "bn8"};
+    static const struct { int batch, images, frozen; } runs[] = {
+        {20, 1, 0}, {20, 3, 0}, {20, -1, 0}, {64, -1, 0}, {20, -1, 1},
+    };
+    lop_graph *g = every_chain();
+    int n = lop_graph_size(g);
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+        lop_tensor *in = random_maps(runs[r].batch, 6, 16, 16, 60 + r);
+        in->data[7 * 6 * 256 + 3 * 256 + 9] = NAN;   /* image 7: in the second slice */
+        for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+            use_path(&paths[p]);
+            lop_debug_forward_slices(0);
+            assert_int_equal(lop_graph_forward_until(g, in, n - 1), LOP_OK);
+            lop_tensor *want[2];
+            for (int i = 0; i < 2; i++) {
+                lop_tensor *t = lop_node_output(g, lop_graph_find(g, whole[i]));
+                want[i] = copy_of(t);
+                memset(t->data, 0xff, t->numel * sizeof(float));   /* stale must not pass */
+            }
+            lop_debug_forward_slices(runs[r].images);
+            lop_graph_freeze(g, runs[r].frozen);
+            assert_int_equal(lop_graph_forward(g, in, 0), LOP_OK);
+            for (int i = 0; i < 2; i++) {
+                char what[96];
+                snprintf(what, sizeof what, "%s, batch %d, slices of %d%s, %s", paths[p].name,
+                         runs[r].batch, runs[r].images, runs[r].frozen ? ", frozen" : "",
+                         whole[i]);
+                assert_same(lop_node_output(g, lop_graph_find(g, whole[i])), want[i], what);
+                lop_tensor_release(want[i]);
+            }
+            lop_graph_freeze(g, 0);
+        }
+        lop_tensor_release(in);
+    }
+    lop_debug_forward_slices(-1);
+    default_paths();
+    lop_graph_free(g);
+}
+
 /* A training pass right after a fused evaluation gives what it gives without one. */
 static void training_after_fused_pass(void **state)
 {
@@ -446,15 +564,16 @@ static void training_keeps_nodes_with_extra_gradients(void **state)
     lop_graph_free(g);
 }
 
-/* Every allocation of a fused pass failing in turn: an error, then a good pass. */
-static void failed_allocations(void **state)
+/* Every allocation of a fused pass of `batch` images failing in turn: an error, then
+ * a good pass. */
+static void failed_allocations_at(int batch)
 {
     lop_graph *g = every_chain();
-    lop_tensor *in = random_maps(2, 6, 16, 16, 51);
+    lop_tensor *in = random_maps(batch, 6, 16, 16, 51);
     assert_int_equal(lop_graph_forward_until(g, in, lop_graph_size(g) - 1), LOP_OK);
     lop_tensor *want = copy_of(lop_graph_output(g));
     int failures = 0;
-    for (long k = 1; k < 200; k++) {
+    for (long k = 1; k < 400; k++) {
         lop_graph *c = lop_graph_clone(g);
         assert_non_null(c);
         lop_debug_fail_alloc(k);
@@ -476,12 +595,22 @@ static void failed_allocations(void **state)
     lop_graph_free(g);
 }
 
+/* Every allocation of a fused pass failing in turn: an error, then a good pass; at
+ * batch 2, and at 20, which runs in slices. */
+static void failed_allocations(void **state)
+{
+    failed_allocations_at(2);
+    failed_allocations_at(20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(conv_batchnorm_relu_naive),
         cmocka_unit_test(conv_relu6_naive),
         cmocka_unit_test(every_chain_against_unfused),
+        cmocka_unit_test(slices_plan),
+        cmocka_unit_test(sliced_pass_against_unfused),
         cmocka_unit_test(training_after_fused_pass),
         cmocka_unit_test(training_fused_matches_unfused),
         cmocka_unit_test(training_keeps_nodes_with_extra_gradients),

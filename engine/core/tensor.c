@@ -11,6 +11,7 @@ struct lop_storage {
     float *data;
     size_t size;     /* elements */
     int refs;
+    int borrowed;    /* data belongs to someone else (lop_tensor_borrow): never freed */
 };
 
 size_t lop_shape_numel(int ndim, const int *shape)
@@ -84,6 +85,22 @@ lop_tensor *lop_tensor_view(lop_tensor *base, size_t offset, int ndim, const int
     return header_new(ndim, shape, base->storage, base_off + offset);
 }
 
+lop_tensor *lop_tensor_borrow(float *data, int ndim, const int *shape)
+{
+    if (check_shape(ndim, shape) != LOP_OK)
+        return NULL;
+    lop_storage *st = lop_calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->data = data;
+    st->size = lop_shape_numel(ndim, shape);
+    st->borrowed = 1;
+    lop_tensor *t = header_new(ndim, shape, st, 0);
+    if (!t)
+        lop_free(st);
+    return t;
+}
+
 lop_tensor *lop_tensor_clone(const lop_tensor *t)
 {
     lop_tensor *c = lop_tensor_new(t->ndim, t->shape);
@@ -103,7 +120,8 @@ void lop_tensor_release(lop_tensor *t)
         return;
     lop_storage *st = t->storage;
     if (--st->refs == 0) {
-        lop_free(st->data);
+        if (!st->borrowed)
+            lop_free(st->data);
         lop_free(st);
     }
     lop_free(t);

@@ -67,6 +67,7 @@ void lop_graph_free(lop_graph *g)
     lop_free(g->nodes);
     lop_tensor_release(g->workspace);
     lop_tensor_release(g->affine);
+    lop_tensor_release(g->slice_pool);
     lop_free(g);
 }
 
@@ -369,6 +370,70 @@ static int forward_node(lop_graph *g, int i, int train, const int *fused)
     return st;
 }
 
+/* Node i's output during slice [b0, b0 + nb) (slices.c): its images' part of its
+ * whole tensor, or of pool buffer place; NULL without memory.  A node a chain leaves
+ * unwritten gets its part too: the chain's head takes its batch from its own output. */
+static lop_tensor *slice_output(lop_graph *g, const lop_slices *s, lop_tensor *whole, int place,
+                                int b0, int nb)
+{
+    int shape[LOP_MAX_DIMS];
+    memcpy(shape, whole->shape, sizeof shape);
+    shape[0] = nb;
+    size_t per_image = whole->numel / (size_t)whole->shape[0];
+    float *at = place < 0 ? whole->data + per_image * b0
+                          : g->slice_pool->data + s->buffer_floats * place;
+    return lop_tensor_borrow(at, whole->ndim, shape);
+}
+
+/* Nodes 0..s->end forward, a slice of at most s->images images at a time through all
+ * of them, each node's output for the slice where s->place says (its whole tensor's
+ * part, or a pool buffer the slices reuse).  node_seconds (may be NULL) sums over the
+ * slices. */
+static int forward_slices(lop_graph *g, const lop_tensor *x, const lop_slices *s, int batch,
+                          const int *fused, double *node_seconds)
+{
+    int end = s->end, pool = (int)(s->buffers * s->buffer_floats);
+    int st = s->buffers ? lop_tensor_ensure(&g->slice_pool, 1, &pool) : LOP_OK;
+    lop_tensor **whole = st == LOP_OK ? lop_malloc(((size_t)end + 1) * sizeof *whole) : NULL;
+    if (!whole)
+        return st == LOP_OK ? LOP_ENOMEM : st;
+    for (int i = 0; st == LOP_OK && i <= end; i++) {
+        st = lop_node_ensure_out(g->nodes[i], batch);
+        whole[i] = g->nodes[i]->out;
+        if (node_seconds)
+            node_seconds[i] = 0;
+    }
+    if (st == LOP_OK)
+        memcpy(whole[0]->data, x->data, x->numel * sizeof(float));
+    int slices = (batch + s->images - 1) / s->images;
+    for (int k = 0; st == LOP_OK && k < slices; k++) {
+        /* sizes apart by at most one, so that every slice takes the same paths */
+        int b0 = (int)((long)batch * k / slices), nb = (int)((long)batch * (k + 1) / slices) - b0;
+        for (int i = 0; st == LOP_OK && i <= end; i++) {
+            lop_tensor *out = slice_output(g, s, whole[i], s->place[i], b0, nb);
+            if (out)
+                g->nodes[i]->out = out;
+            else
+                st = LOP_ENOMEM;
+        }
+        for (int i = 1; st == LOP_OK && i <= end; i++) {
+            if (fused[i] == LOP_FUSED_AWAY)   /* an earlier node wrote it */
+                continue;
+            double t0 = node_seconds ? lop_seconds() : 0;
+            st = forward_node(g, i, 0, fused);
+            if (node_seconds)
+                node_seconds[i] += lop_seconds() - t0;
+        }
+        for (int i = 0; i <= end; i++)
+            if (g->nodes[i]->out != whole[i]) {
+                lop_tensor_release(g->nodes[i]->out);
+                g->nodes[i]->out = whole[i];
+            }
+    }
+    lop_free(whole);
+    return st;
+}
+
 /* Nodes 0..last forward; the rest keep what an earlier pass left.  With fuse (a pass
  * of the whole graph), chains of nodes run fused (fusion.c: an evaluation pass's
  * chains, or a training pass's, which leave out the nodes keep marks - keep may be
@@ -408,8 +473,13 @@ static int forward_through(lop_graph *g, const lop_tensor *x, int train, int las
         g->nodes[i]->train_tail = f >= 0 ? f : 0;
         g->nodes[i]->train_skipped = f == LOP_FUSED_AWAY;
     }
-    int st = LOP_OK;
-    for (int i = 0; st == LOP_OK && i <= last; i++) {
+    /* a whole evaluation pass runs its early nodes in slices of images (slices.c) */
+    lop_slices s = {0};
+    int st = fused && !train ? lop_slices_plan(g, last, batch, fused, &s) : LOP_OK;
+    if (st == LOP_OK && s.end > 0)
+        st = forward_slices(g, x, &s, batch, fused, node_seconds);
+    lop_free(s.place);
+    for (int i = s.end > 0 ? s.end + 1 : 0; st == LOP_OK && i <= last; i++) {
         lop_node *n = g->nodes[i];
         if ((st = lop_node_ensure_out(n, batch)) != LOP_OK)
             break;
