@@ -243,9 +243,9 @@ int lop_node_find_param(const lop_graph *g, int id, const char *name);  /* k or 
  * alone, one after the other; a batchnorm or add with the relu / relu6 that alone
  * reads it - and does not write the activations inside them: they keep what an
  * earlier pass left, and the chain's last node holds its values.  An evaluation pass
- * of more than 8 images runs the early nodes (maps of 13x13 and more) a slice of
+ * of more than 8 images runs its early nodes (maps of 13x13 and more) a slice of
  * images at a time through all of them, and of those it writes only the input, the
- * last node and the nodes a later node reads (graph/slices.c).  A training pass
+ * last node and the nodes read by a node after them (graph/slices.c).  A training pass
  * fuses only a batchnorm or add with the relu / relu6 that alone reads it, and writes
  * every other node's. */
 lop_tensor *lop_node_output(const lop_graph *g, int id);
