@@ -40,21 +40,13 @@ void lop_debug_forward_slices(int images)
     slice_mode = images >= 0 ? images : -1;
 }
 
-/* Floats of one image's output of node n. */
-static size_t image_floats(const lop_node *n)
-{
-    size_t f = 1;
-    for (int d = 0; d < n->ndim; d++)
-        f *= (size_t)n->dims[d];
-    return f;
-}
-
 /* Whether node n's output suits slices of `images` images. */
 static int suits(const lop_node *n, int images)
 {
     if (n->ndim != 3 || n->dims[1] * n->dims[2] < SLICE_MIN_MAP)
         return 0;
-    return slice_mode >= 0 || (size_t)images * image_floats(n) <= SLICE_MAX_FLOATS;
+    size_t floats = (size_t)images * lop_shape_numel(n->ndim, n->dims);
+    return slice_mode >= 0 || floats <= SLICE_MAX_FLOATS;
 }
 
 /* The last node of the sliced prefix of 0..last (0: none).  A fused chain's nodes
@@ -110,7 +102,8 @@ static int assign_places(const lop_graph *g, int last, const int *fused, lop_sli
             s->buffers++;
         owner[b] = out;
         s->place[out] = b;
-        size_t floats = (size_t)s->images * image_floats(g->nodes[out]);
+        const lop_node *n = g->nodes[out];
+        size_t floats = (size_t)s->images * lop_shape_numel(n->ndim, n->dims);
         if (floats > s->buffer_floats)
             s->buffer_floats = floats;
     }
